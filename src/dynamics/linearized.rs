@@ -1,0 +1,88 @@
+//! The linearized twin `f_lin(x) = f(x; θ0) + J(x; θ0)(θ − θ0)`, trained by the same SGD as the
+//! network, computed exactly in function space.
+//!
+//! `θ − θ0` stays in the span of the training Jacobians, so `f_lin = f0 + Θ0(·, X_train)·β`.
+//! A step on batch `B` with output gradient `g_B = ∂L/∂f` changes the parameters by
+//! `−η·J_Bᵀ g_B` (plus momentum), hence the predictions by `−η·Θ0(·, B)·g_B`. Momentum is linear
+//! and carries over as a function-space velocity `u = J·v`: `u ← μu + Θ0(·, B) g_B`,
+//! `f ← f − η u`. Cost per step O(N_all · |B|) (times K² for a full multi-output kernel).
+
+use faer::Mat;
+
+use crate::dynamics::mse_output_gradient;
+
+/// Function-space state of the linearized model on train ∪ test.
+#[derive(Debug, Clone)]
+pub struct LinearizedTwin {
+    /// Θ0(all, train) in "target rows" (see [`crate::dynamics::kernel`]): `rows_all × rows_train`.
+    theta: Mat<f64>,
+    /// Current predictions, `rows_all × c` (training rows first).
+    f: Mat<f64>,
+    /// Function-space velocity (momentum only).
+    u: Option<Mat<f64>>,
+    rows_per_point: usize,
+    learning_rate: f64,
+    momentum: f64,
+}
+
+impl LinearizedTwin {
+    /// `theta`: Θ0 between all points (train first) and the training points; `f0`: initial
+    /// outputs on all points; `rows_per_point`: K for a full kernel, 1 for a per-output kernel.
+    pub fn new(theta: Mat<f64>, f0: Mat<f64>, rows_per_point: usize, learning_rate: f64, momentum: f64) -> Self {
+        assert_eq!(theta.nrows(), f0.nrows());
+        LinearizedTwin { theta, f: f0, u: None, rows_per_point, learning_rate, momentum }
+    }
+
+    /// Current predictions on all points (`rows_all × c`).
+    pub fn predictions(&self) -> &Mat<f64> {
+        &self.f
+    }
+
+    /// One SGD step on batch points `batch` with targets `y` (`rows_train × c`).
+    pub fn step(&mut self, batch: &[usize], y: &Mat<f64>) {
+        let r = self.rows_per_point;
+        let rows: Vec<usize> = batch.iter().flat_map(|&a| (a * r)..(a * r + r)).collect();
+        let c = self.f.ncols();
+        let fb: Vec<f64> = rows.iter().flat_map(|&i| (0..c).map(move |j| (i, j))).map(|(i, j)| self.f[(i, j)]).collect();
+        let yb: Vec<f64> = rows.iter().flat_map(|&i| (0..c).map(move |j| (i, j))).map(|(i, j)| y[(i, j)]).collect();
+        let g = mse_output_gradient(&fb, &yb);
+        let n_all = self.f.nrows();
+        // w = Θ0(·, rows) · g
+        let mut w = Mat::<f64>::zeros(n_all, c);
+        for (bi, &col) in rows.iter().enumerate() {
+            for j in 0..c {
+                let gij = g[bi * c + j];
+                if gij == 0.0 {
+                    continue;
+                }
+                let th = self.theta.col(col);
+                let mut wj = w.col_mut(j);
+                for i in 0..n_all {
+                    wj[i] += th[i] * gij;
+                }
+            }
+        }
+        let update = if self.momentum > 0.0 {
+            let u = match self.u.take() {
+                None => w,
+                Some(mut u) => {
+                    for j in 0..c {
+                        for i in 0..n_all {
+                            u[(i, j)] = self.momentum * u[(i, j)] + w[(i, j)];
+                        }
+                    }
+                    u
+                }
+            };
+            self.u = Some(u.clone());
+            u
+        } else {
+            w
+        };
+        for j in 0..c {
+            for i in 0..n_all {
+                self.f[(i, j)] -= self.learning_rate * update[(i, j)];
+            }
+        }
+    }
+}

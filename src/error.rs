@@ -1,0 +1,104 @@
+//! The library's one error type.
+
+use std::path::PathBuf;
+
+/// Result alias of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with the context a user needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file is not valid TOML, or does not match the schema (unknown key, wrong type).
+    #[error("{}: {message}", file.display())]
+    ConfigParse {
+        /// The config file.
+        file: PathBuf,
+        /// The parser's message (it names line and column where it knows them).
+        message: String,
+    },
+    /// A config value is out of range or inconsistent.
+    #[error("{}{}: `{key}` = {value}: {allowed}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<config>".into()), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    ConfigValue {
+        /// The config file, when known.
+        file: Option<PathBuf>,
+        /// The line of the key, when it can be found.
+        line: Option<usize>,
+        /// Dotted key path, e.g. `model.width`.
+        key: String,
+        /// The offending value as written.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A data file is malformed.
+    #[error("{}{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), column.as_ref().map(|c| format!(" (column `{c}`)")).unwrap_or_default())]
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line number, when the problem is on one line.
+        line: Option<usize>,
+        /// Column name, when the problem is in one column.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The output directory exists and is not empty, or cannot be used.
+    #[error("{}: {message}", path.display())]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// A computation would need more memory than the machine has.
+    #[error("{what} needs about {needed_bytes} bytes but only {available_bytes} are available; reduce the number of points or outputs, or set kernel.block_size")]
+    Memory {
+        /// What would be computed.
+        what: String,
+        /// Estimated bytes.
+        needed_bytes: u64,
+        /// Available bytes.
+        available_bytes: u64,
+    },
+    /// A numerical routine failed (e.g. an eigendecomposition did not converge).
+    #[error("numerics: {0}")]
+    Numerics(String),
+    /// The tensor backend failed.
+    #[error("tensor backend: {0}")]
+    Backend(String),
+    /// The run was interrupted (SIGINT).
+    #[error("interrupted")]
+    Interrupted,
+    /// A verification of a recorded run found mismatches.
+    #[error("verification failed: {0}")]
+    Verify(String),
+}
+
+impl Error {
+    /// An I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A config value error (file and line are filled in by the loader).
+    pub fn value(key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> Self {
+        Error::ConfigValue {
+            file: None,
+            line: None,
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+}

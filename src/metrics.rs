@@ -1,0 +1,71 @@
+//! Scalar figures computed from predictions and kernels (no IO, no drawing).
+
+/// Half mean squared error `1/(2·len) Σ (f − y)²` (the shared loss convention); `None` when empty.
+pub fn half_mse(f: &[f64], y: &[f64]) -> Option<f64> {
+    if f.is_empty() {
+        return None;
+    }
+    Some(f.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / (2.0 * f.len() as f64))
+}
+
+/// Root mean squared difference; `None` when empty.
+pub fn rmse(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.is_empty() {
+        return None;
+    }
+    Some((a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64).sqrt())
+}
+
+/// Root mean square of the entries; `None` when empty.
+pub fn rms(a: &[f64]) -> Option<f64> {
+    if a.is_empty() {
+        return None;
+    }
+    Some((a.iter().map(|x| x * x).sum::<f64>() / a.len() as f64).sqrt())
+}
+
+/// Euclidean norm.
+pub fn norm(a: &[f64]) -> f64 {
+    a.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// `‖a − b‖ / ‖b‖`.
+pub fn rel_change(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let n = norm(b);
+    if n == 0.0 {
+        if d == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        d / n
+    }
+}
+
+/// Least-squares slope and intercept of `log y` against `log x` (points with non-positive values
+/// are skipped), with the standard error of the slope.
+pub fn loglog_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
+    let pts: Vec<(f64, f64)> = x.iter().zip(y).filter(|(a, b)| **a > 0.0 && **b > 0.0 && b.is_finite()).map(|(a, b)| (a.ln(), b.ln())).collect();
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return None;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let se = if pts.len() > 2 {
+        let rss: f64 = pts.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
+        (rss / (n - 2.0) / sxx).sqrt()
+    } else {
+        f64::NAN
+    };
+    Some((slope, intercept, se))
+}

@@ -1,0 +1,564 @@
+//! The burn MLP: `input_dim → width × depth hidden layers → n_outputs`.
+//!
+//! Parametrizations follow neural-tangents exactly (see `NTK_CONVENTIONS.md`):
+//! - [`Parametrization::Ntk`]: `z = (σ_w/√n_in)·h·W + σ_b·b` with `W, b ~ N(0, 1)` trainable;
+//! - [`Parametrization::Standard`]: `z = h·W + b` with `W ~ N(0, σ_w²/n_in)`, `b ~ N(0, σ_b²)`.
+//!
+//! Parameters are plain (non-autodiff) burn tensors; a training step or a kernel computation
+//! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
+
+use burn::tensor::{activation, DType, Device, Tensor, TensorData};
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Precision};
+use crate::{Error, Result};
+
+/// Elementwise nonlinearity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// x for x > 0, α·x otherwise
+    LeakyRelu {
+        /// negative slope
+        alpha: f64,
+    },
+    /// |x|
+    Abs,
+    /// erf(x)
+    Erf,
+    /// x·Φ(x) (exact GELU)
+    Gelu,
+    /// sin(x)
+    Sin,
+    /// cos(x)
+    Cos,
+    /// tanh(x)
+    Tanh,
+    /// ln(1 + eˣ)
+    Softplus,
+    /// x
+    Identity,
+}
+
+impl Activation {
+    /// Names accepted in configs.
+    pub const NAMES: &'static str =
+        "relu, leaky_relu, abs, erf, gelu, sin, cos, tanh, softplus, identity";
+
+    /// Parses a name (and the leaky-ReLU slope).
+    pub fn parse(name: &str, alpha: Option<f64>) -> Option<Self> {
+        Some(match name {
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu {
+                alpha: alpha.unwrap_or(0.01),
+            },
+            "abs" => Activation::Abs,
+            "erf" => Activation::Erf,
+            "gelu" => Activation::Gelu,
+            "sin" => Activation::Sin,
+            "cos" => Activation::Cos,
+            "tanh" => Activation::Tanh,
+            "softplus" => Activation::Softplus,
+            "identity" => Activation::Identity,
+            _ => return None,
+        })
+    }
+
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Abs => "abs",
+            Activation::Erf => "erf",
+            Activation::Gelu => "gelu",
+            Activation::Sin => "sin",
+            Activation::Cos => "cos",
+            Activation::Tanh => "tanh",
+            Activation::Softplus => "softplus",
+            Activation::Identity => "identity",
+        }
+    }
+
+    /// Every activation (leaky ReLU with α = 0.1), for tests.
+    pub fn all() -> Vec<Activation> {
+        vec![
+            Activation::Relu,
+            Activation::LeakyRelu { alpha: 0.1 },
+            Activation::Abs,
+            Activation::Erf,
+            Activation::Gelu,
+            Activation::Sin,
+            Activation::Cos,
+            Activation::Tanh,
+            Activation::Softplus,
+            Activation::Identity,
+        ]
+    }
+
+    /// Applies φ to a tensor (autodiff flows through).
+    pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::LeakyRelu { alpha } => activation::leaky_relu(x, alpha),
+            Activation::Abs => x.abs(),
+            Activation::Erf => x.erf(),
+            Activation::Gelu => activation::gelu(x),
+            Activation::Sin => x.sin(),
+            Activation::Cos => x.cos(),
+            Activation::Tanh => x.tanh(),
+            Activation::Softplus => activation::softplus(x, 1.0),
+            Activation::Identity => x,
+        }
+    }
+
+    /// φ(x) in f64.
+    pub fn value(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Activation::Abs => x.abs(),
+            Activation::Erf => erf(x),
+            Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            Activation::Sin => x.sin(),
+            Activation::Cos => x.cos(),
+            Activation::Tanh => x.tanh(),
+            Activation::Softplus => {
+                if x > 30.0 {
+                    x
+                } else {
+                    x.exp().ln_1p()
+                }
+            }
+            Activation::Identity => x,
+        }
+    }
+
+    /// φ'(x) in f64 (the a.e. derivative for kinked activations).
+    pub fn derivative(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha
+                }
+            }
+            Activation::Abs => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+            Activation::Erf => 2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp(),
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                cdf + x * pdf
+            }
+            Activation::Sin => x.cos(),
+            Activation::Cos => -x.sin(),
+            Activation::Tanh => 1.0 - x.tanh().powi(2),
+            Activation::Softplus => 1.0 / (1.0 + (-x).exp()),
+            Activation::Identity => 1.0,
+        }
+    }
+}
+
+/// erf in f64 (W. J. Cody's rational approximations via libm-quality series; |error| < 1e-15).
+pub fn erf(x: f64) -> f64 {
+    // erf via the complementary function for |x| >= 0.5, Taylor series below.
+    let ax = x.abs();
+    if ax < 0.5 {
+        // Maclaurin series, converges fast for small |x|.
+        let x2 = x * x;
+        let mut term = x;
+        let mut sum = x;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let c = erfc_pos(ax);
+        if x > 0.0 {
+            1.0 - c
+        } else {
+            c - 1.0
+        }
+    }
+}
+
+/// erfc(x) for x ≥ 0.5 by a continued fraction (Lentz), accurate to ~1e-16 relative.
+fn erfc_pos(x: f64) -> f64 {
+    if x > 27.0 {
+        return 0.0;
+    }
+    // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + 2/(x + ...)))))
+    let tiny = 1e-300;
+    let mut f = x;
+    let mut c = x;
+    let mut d = 0.0;
+    for i in 1..500 {
+        let a = i as f64 / 2.0;
+        d = x + a * d;
+        if d.abs() < tiny {
+            d = tiny;
+        }
+        c = x + a / c;
+        if c.abs() < tiny {
+            c = tiny;
+        }
+        d = 1.0 / d;
+        let delta = c * d;
+        f *= delta;
+        if (delta - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    (-x * x).exp() / std::f64::consts::PI.sqrt() / f
+}
+
+/// How the dense layers scale their parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parametrization {
+    /// neural-tangents' `parameterization='ntk'`.
+    Ntk,
+    /// neural-tangents' `parameterization='standard'`.
+    Standard,
+}
+
+impl Parametrization {
+    /// Names accepted in configs.
+    pub const NAMES: &'static str = "ntk, standard";
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ntk" => Some(Parametrization::Ntk),
+            "standard" => Some(Parametrization::Standard),
+            _ => None,
+        }
+    }
+
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Parametrization::Ntk => "ntk",
+            Parametrization::Standard => "standard",
+        }
+    }
+}
+
+/// Architecture and initialisation of an MLP; [`MlpConfig::init`] builds the [`Mlp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    /// Input features d.
+    pub input_dim: usize,
+    /// Hidden width n.
+    pub width: usize,
+    /// Number of hidden layers L (≥ 1).
+    pub depth: usize,
+    /// Outputs K.
+    pub n_outputs: usize,
+    /// Nonlinearity after every hidden layer.
+    pub activation: Activation,
+    /// σ_w.
+    pub w_std: f64,
+    /// σ_b.
+    pub b_std: f64,
+    /// Whether the layers have biases.
+    pub bias: bool,
+    /// Parametrization.
+    pub parametrization: Parametrization,
+    /// Precision of the network's tensors.
+    pub precision: Precision,
+    /// burn backend.
+    pub backend: Backend,
+}
+
+/// Shape and scale constants of one dense layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerShape {
+    /// Fan-in.
+    pub n_in: usize,
+    /// Fan-out.
+    pub n_out: usize,
+    /// Factor on `h·W` (σ_w/√n_in under ntk, 1 under standard).
+    pub weight_scale: f64,
+    /// Factor on `b` (σ_b under ntk, 1 under standard).
+    pub bias_scale: f64,
+}
+
+/// Trainable tensors of one dense layer.
+#[derive(Debug, Clone)]
+pub struct LayerParams {
+    /// `[n_in, n_out]`
+    pub weight: Tensor<2>,
+    /// `[n_out]`
+    pub bias: Option<Tensor<1>>,
+}
+
+/// The network. `forward` maps `[n, input_dim] → [n, n_outputs]`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// Its configuration.
+    pub config: MlpConfig,
+    /// Per-layer shapes (depth + 1 dense layers).
+    pub shapes: Vec<LayerShape>,
+    /// Per-layer parameters, on the plain (non-autodiff) device.
+    pub params: Vec<LayerParams>,
+    device: Device,
+}
+
+impl MlpConfig {
+    /// Number of dense layers (hidden layers + readout).
+    pub fn n_layers(&self) -> usize {
+        self.depth + 1
+    }
+
+    /// Layer shapes and scale constants.
+    pub fn shapes(&self) -> Vec<LayerShape> {
+        (0..self.n_layers())
+            .map(|l| {
+                let n_in = if l == 0 { self.input_dim } else { self.width };
+                let n_out = if l == self.depth {
+                    self.n_outputs
+                } else {
+                    self.width
+                };
+                let (weight_scale, bias_scale) = match self.parametrization {
+                    Parametrization::Ntk => (self.w_std / (n_in as f64).sqrt(), self.b_std),
+                    Parametrization::Standard => (1.0, 1.0),
+                };
+                LayerShape {
+                    n_in,
+                    n_out,
+                    weight_scale,
+                    bias_scale,
+                }
+            })
+            .collect()
+    }
+
+    /// Number of trainable parameters P.
+    pub fn n_params(&self) -> usize {
+        self.shapes()
+            .iter()
+            .map(|s| s.n_in * s.n_out + if self.bias { s.n_out } else { 0 })
+            .sum()
+    }
+
+    /// Builds the network with parameters drawn from a `StdRng` seeded with `seed`
+    /// (layer by layer: weights row-major, then biases). Same seed → bit-identical parameters.
+    pub fn init(&self, seed: u64) -> Mlp {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shapes = self.shapes();
+        let flat: Vec<f64> = {
+            let mut v = Vec::with_capacity(self.n_params());
+            for s in &shapes {
+                let w_std = match self.parametrization {
+                    Parametrization::Ntk => 1.0,
+                    Parametrization::Standard => self.w_std / (s.n_in as f64).sqrt(),
+                };
+                let b_std = match self.parametrization {
+                    Parametrization::Ntk => 1.0,
+                    Parametrization::Standard => self.b_std,
+                };
+                for _ in 0..s.n_in * s.n_out {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    v.push(w_std * z);
+                }
+                if self.bias {
+                    for _ in 0..s.n_out {
+                        let z: f64 = StandardNormal.sample(&mut rng);
+                        v.push(b_std * z);
+                    }
+                }
+            }
+            v
+        };
+        let mut mlp = Mlp {
+            config: self.clone(),
+            shapes,
+            params: Vec::new(),
+            device: self.backend.device(),
+        };
+        mlp.params = mlp.unflatten(&flat);
+        mlp
+    }
+}
+
+/// Builds a float tensor of the given dtype from f64 values.
+pub fn tensor_from_f64<const D: usize>(
+    values: &[f64],
+    shape: [usize; D],
+    dtype: DType,
+    device: &Device,
+) -> Tensor<D> {
+    let data = match dtype {
+        DType::F64 => TensorData::new(values.to_vec(), shape),
+        _ => TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<f32>>(), shape),
+    };
+    Tensor::from_data(data, (device, dtype))
+}
+
+/// Reads a float tensor into f64 values (row-major).
+pub fn tensor_to_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
+    let data = t.into_data();
+    data.try_into_vec_as::<f64>()
+        .map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+impl Mlp {
+    /// The plain device the parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// dtype of the network's tensors.
+    pub fn dtype(&self) -> DType {
+        self.config.precision.dtype()
+    }
+
+    /// Builds an input tensor `[n, d]` from row-major f64 values.
+    pub fn input(&self, x: &[f64], n: usize) -> Tensor<2> {
+        tensor_from_f64(x, [n, self.config.input_dim], self.dtype(), &self.device)
+    }
+
+    /// Forward pass with the given parameters (plain or autodiff tensors).
+    ///
+    /// `x: [n, input_dim]` → `[n, n_outputs]`.
+    pub fn forward_with(&self, params: &[LayerParams], x: Tensor<2>) -> Tensor<2> {
+        let mut h = x;
+        let last = self.shapes.len() - 1;
+        for (l, (s, p)) in self.shapes.iter().zip(params).enumerate() {
+            let mut z = if s.weight_scale == 1.0 {
+                h.matmul(p.weight.clone())
+            } else {
+                h.matmul(p.weight.clone()).mul_scalar(s.weight_scale)
+            };
+            if let Some(b) = &p.bias {
+                let b = if s.bias_scale == 1.0 {
+                    b.clone()
+                } else {
+                    b.clone().mul_scalar(s.bias_scale)
+                };
+                z = z + b.unsqueeze::<2>();
+            }
+            h = if l == last {
+                z
+            } else {
+                self.config.activation.forward(z)
+            };
+        }
+        h
+    }
+
+    /// Forward pass with the current parameters, no autodiff: `[n, d] → [n, K]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_with(&self.params, x)
+    }
+
+    /// Predictions on row-major f64 inputs, as row-major f64 `[n, K]`.
+    pub fn predict(&self, x: &[f64], n: usize) -> Result<Vec<f64>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        tensor_to_f64(self.forward(self.input(x, n)))
+    }
+
+    /// Parameters lifted onto the autodiff device as leaves that require gradients.
+    pub fn params_requiring_grad(&self) -> Vec<LayerParams> {
+        self.params
+            .iter()
+            .map(|p| LayerParams {
+                weight: p.weight.clone().autodiff().require_grad(),
+                bias: p.bias.clone().map(|b| b.autodiff().require_grad()),
+            })
+            .collect()
+    }
+
+    /// Parameters lifted onto the autodiff device as constants (no gradient retained).
+    pub fn params_constant_autodiff(&self) -> Vec<LayerParams> {
+        self.params
+            .iter()
+            .map(|p| LayerParams {
+                weight: p.weight.clone().autodiff(),
+                bias: p.bias.clone().map(|b| b.autodiff()),
+            })
+            .collect()
+    }
+
+    /// Per-layer flattened parameters (weights row-major, then bias), f64.
+    pub fn flatten_layers(&self) -> Result<Vec<Vec<f64>>> {
+        self.params
+            .iter()
+            .map(|p| {
+                let mut v = tensor_to_f64(p.weight.clone())?;
+                if let Some(b) = &p.bias {
+                    v.extend(tensor_to_f64(b.clone())?);
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// All parameters as one f64 vector (layer by layer).
+    pub fn flatten(&self) -> Result<Vec<f64>> {
+        Ok(self.flatten_layers()?.concat())
+    }
+
+    /// Builds per-layer parameters from a flat vector (inverse of [`Mlp::flatten`]).
+    pub fn unflatten(&self, flat: &[f64]) -> Vec<LayerParams> {
+        let mut offset = 0;
+        let dtype = self.dtype();
+        self.shapes
+            .iter()
+            .map(|s| {
+                let nw = s.n_in * s.n_out;
+                let weight =
+                    tensor_from_f64(&flat[offset..offset + nw], [s.n_in, s.n_out], dtype, &self.device);
+                offset += nw;
+                let bias = if self.config.bias {
+                    let b = tensor_from_f64(&flat[offset..offset + s.n_out], [s.n_out], dtype, &self.device);
+                    offset += s.n_out;
+                    Some(b)
+                } else {
+                    None
+                };
+                LayerParams { weight, bias }
+            })
+            .collect()
+    }
+
+    /// Replaces the parameters by those of a flat vector.
+    pub fn set_flat(&mut self, flat: &[f64]) {
+        self.params = self.unflatten(flat);
+    }
+}

@@ -1,0 +1,218 @@
+//! Analytic infinite-width NNGP and NTK of the MLP, exactly as neural-tangents 0.6.5 computes
+//! them (`NTK_CONVENTIONS.md`): input kernel `x·x'/d`, the dense-layer updates of the chosen
+//! parametrization, and per-activation Gaussian moments, closed form where one exists and
+//! Gauss–Hermite quadrature otherwise. Everything in f64; `q` is always taken from the same
+//! arithmetic as the diagonal of `K`, and `qq' − K²` is clamped at 0.
+
+use std::f64::consts::PI;
+
+use faer::Mat;
+use rayon::prelude::*;
+
+use crate::model::{Activation, MlpConfig, Parametrization};
+use crate::ntk::quadrature::{GaussHermite, DEFAULT_ORDER};
+
+/// How Gaussian moments of the activation are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MomentMethod {
+    /// Closed form where one exists, quadrature of the given order otherwise.
+    Auto(usize),
+    /// Always quadrature of the given order (for testing closed forms).
+    Quadrature(usize),
+}
+
+/// The architecture data the analytic kernels need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticConfig {
+    /// Input features d.
+    pub input_dim: usize,
+    /// Hidden width (enters only the `standard` NTK).
+    pub width: usize,
+    /// Hidden layers L.
+    pub depth: usize,
+    /// Nonlinearity.
+    pub activation: Activation,
+    /// σ_w.
+    pub w_std: f64,
+    /// σ_b (treated as 0 without bias).
+    pub b_std: f64,
+    /// Whether layers have biases.
+    pub bias: bool,
+    /// Parametrization.
+    pub parametrization: Parametrization,
+    /// Moment evaluation.
+    pub method: MomentMethod,
+}
+
+impl From<&MlpConfig> for AnalyticConfig {
+    fn from(c: &MlpConfig) -> Self {
+        AnalyticConfig {
+            input_dim: c.input_dim,
+            width: c.width,
+            depth: c.depth,
+            activation: c.activation,
+            w_std: c.w_std,
+            b_std: c.b_std,
+            bias: c.bias,
+            parametrization: c.parametrization,
+            method: MomentMethod::Auto(DEFAULT_ORDER),
+        }
+    }
+}
+
+/// Per-output-unit analytic kernels between two input sets.
+#[derive(Debug, Clone)]
+pub struct AnalyticKernels {
+    /// NNGP `K(x1_i, x2_j)`, `n1 × n2`.
+    pub nngp: Mat<f64>,
+    /// NTK `Θ(x1_i, x2_j)`, `n1 × n2`.
+    pub ntk: Mat<f64>,
+}
+
+/// `(E[φ(u)φ(v)], E[φ'(u)φ'(v)])` for `(u, v) ~ N(0, [[q, k], [k, q']])`.
+pub fn gaussian_moments(act: Activation, q: f64, qp: f64, k: f64, method: MomentMethod) -> (f64, f64) {
+    if let MomentMethod::Auto(_) = method {
+        if let Some(m) = closed_form(act, q, qp, k) {
+            return m;
+        }
+    }
+    let order = match method {
+        MomentMethod::Auto(o) | MomentMethod::Quadrature(o) => o,
+    };
+    let gh = GaussHermite::new(order);
+    let e = gh.expect2(q, qp, k, |x| act.value(x), |x| act.value(x));
+    let kdot = gh.expect2(q, qp, k, |x| act.derivative(x), |x| act.derivative(x));
+    (e, kdot)
+}
+
+fn ab_relu(a: f64, b: f64, q: f64, qp: f64, k: f64) -> (f64, f64) {
+    let s = (q * qp - k * k).max(0.0).sqrt();
+    let theta = if s == 0.0 && k == 0.0 {
+        PI / 2.0
+    } else {
+        s.atan2(k)
+    };
+    let f = (a - b) * (a - b) / (2.0 * PI);
+    let kdot = (a * a + b * b) / 2.0 - f * theta;
+    (f * s + kdot * k, kdot)
+}
+
+/// Closed-form moments (neural-tangents' formulas), `None` where there is none.
+pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64)> {
+    Some(match act {
+        Activation::Relu => ab_relu(0.0, 1.0, q, qp, k),
+        Activation::LeakyRelu { alpha } => ab_relu(alpha, 1.0, q, qp, k),
+        Activation::Abs => ab_relu(-1.0, 1.0, q, qp, k),
+        Activation::Identity => (k, 1.0),
+        Activation::Erf => {
+            let p = (1.0 + 2.0 * q) * (1.0 + 2.0 * qp);
+            let r = (p - 4.0 * k * k).max(0.0).sqrt();
+            let e = 2.0 / PI * (2.0 * k).atan2(r);
+            (e, 4.0 / PI / r)
+        }
+        Activation::Sin | Activation::Cos => {
+            let s = q + qp;
+            let ep = (-s / 2.0 + k).exp();
+            let em = (-s / 2.0 - k).exp();
+            // cos 2c = 1 for sin (c = 0), −1 for cos (c = π/2).
+            let cos2c = if act == Activation::Sin { 1.0 } else { -1.0 };
+            (0.5 * (ep - em * cos2c), 0.5 * (ep + em * cos2c))
+        }
+        Activation::Gelu => {
+            let p = q * qp;
+            let p1 = (q + 1.0) * (qp + 1.0);
+            let d2 = (p1 - k * k).max(0.0);
+            let d = d2.sqrt();
+            let theta = k.atan2(d);
+            let e = k / 4.0 + ((k * k + p * d2) / (p1 * d) + k * theta) / (2.0 * PI);
+            let kdot = 0.25 + theta / (2.0 * PI) + (1.0 / d2 + (1.0 - p) / p1 + 1.0) * k / (2.0 * PI * d);
+            (e, kdot)
+        }
+        Activation::Tanh | Activation::Softplus => return None,
+    })
+}
+
+impl AnalyticConfig {
+    fn bias_var(&self) -> f64 {
+        if self.bias {
+            self.b_std * self.b_std
+        } else {
+            0.0
+        }
+    }
+
+    /// `(nngp, ntk)` of one pair from its input kernel `k0 = x·x'/d` and the per-layer
+    /// pre-activation variances of the two points (`qa[l]`, `qb[l]` for layers 0..=L).
+    fn entry(&self, k0: f64, qa: &[f64], qb: &[f64]) -> (f64, f64) {
+        let w2 = self.w_std * self.w_std;
+        let b2 = self.bias_var();
+        let bias_one = if self.bias { 1.0 } else { 0.0 };
+        let d = self.input_dim as f64;
+        let mut k = w2 * k0 + b2;
+        let mut theta = match self.parametrization {
+            Parametrization::Ntk => k,
+            Parametrization::Standard => d * k0 + bias_one,
+        };
+        for l in 0..self.depth {
+            let (e, kdot) = gaussian_moments(self.activation, qa[l], qb[l], k, self.method);
+            let k_new = w2 * e + b2;
+            theta = match self.parametrization {
+                Parametrization::Ntk => k_new + w2 * kdot * theta,
+                Parametrization::Standard => {
+                    self.width as f64 * e + w2 * kdot * theta + bias_one
+                }
+            };
+            k = k_new;
+        }
+        (k, theta)
+    }
+
+    /// Pre-activation variances `q_l(x)`, l = 0..=L, computed with the same arithmetic as the
+    /// diagonal of `K` (so that duplicate points give `qq' − K² = 0` exactly).
+    fn variances(&self, x: &[f64]) -> Vec<f64> {
+        let w2 = self.w_std * self.w_std;
+        let b2 = self.bias_var();
+        let mut q = w2 * input_kernel(x, x) + b2;
+        let mut out = vec![q];
+        for _ in 0..self.depth {
+            let (e, _) = gaussian_moments(self.activation, q, q, q, self.method);
+            q = w2 * e + b2;
+            out.push(q);
+        }
+        out
+    }
+
+    /// NNGP and NTK between the rows of `x1` (`n1 × d`, row-major) and `x2` (`n2 × d`).
+    pub fn kernels(&self, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> AnalyticKernels {
+        let d = self.input_dim;
+        assert_eq!(x1.len(), n1 * d);
+        assert_eq!(x2.len(), n2 * d);
+        let q1: Vec<Vec<f64>> = (0..n1).into_par_iter().map(|i| self.variances(&x1[i * d..(i + 1) * d])).collect();
+        let q2: Vec<Vec<f64>> = (0..n2).into_par_iter().map(|j| self.variances(&x2[j * d..(j + 1) * d])).collect();
+        let rows: Vec<Vec<(f64, f64)>> = (0..n1)
+            .into_par_iter()
+            .map(|i| {
+                let xi = &x1[i * d..(i + 1) * d];
+                (0..n2)
+                    .map(|j| {
+                        let k0 = input_kernel(xi, &x2[j * d..(j + 1) * d]);
+                        self.entry(k0, &q1[i], &q2[j])
+                    })
+                    .collect()
+            })
+            .collect();
+        AnalyticKernels {
+            nngp: Mat::from_fn(n1, n2, |i, j| rows[i][j].0),
+            ntk: Mat::from_fn(n1, n2, |i, j| rows[i][j].1),
+        }
+    }
+}
+
+/// `x·x'/d`, summed in a fixed order (the same for diagonal and off-diagonal entries).
+pub fn input_kernel(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (x, y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s / a.len() as f64
+}

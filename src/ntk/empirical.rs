@@ -1,0 +1,215 @@
+//! Empirical NTK of the burn network, `Θ(x, x') = Σ_θ ∂f(x)/∂θ · ∂f(x')/∂θ`.
+//!
+//! **Structured** ([`empirical_ntk`]): for a dense layer `z = s_w·h·W + s_b·b` the Jacobian of
+//! an output w.r.t. `W` is the outer product of the layer input `h` and the backprop signal
+//! `Δ = ∂f/∂z`, so
+//! `Θ = Σ_l s_w²·(H1 H2ᵀ) ⊙ (Δ1 Δ2ᵀ) + s_b²·(Δ1 Δ2ᵀ)`.
+//! One forward pass gives every `H`; one backward pass per output unit, with a zero "probe"
+//! leaf added to each pre-activation, gives every `Δ` for a whole batch of independent samples.
+//! The `n × P` Jacobian is never built; the Gram products are accumulated in f64 (faer).
+//!
+//! **Naive** ([`naive_empirical_ntk`]): one backward pass per sample and output, an explicit
+//! Jacobian, `Θ = J1 J2ᵀ`. For tests only.
+
+use burn::tensor::Tensor;
+use faer::Mat;
+
+use crate::linalg;
+use crate::model::{tensor_to_f64, LayerParams, Mlp};
+use crate::ntk::KernelForm;
+use crate::Result;
+
+/// Layer inputs and backprop signals of a batch.
+#[derive(Debug, Clone)]
+pub struct BackpropSignals {
+    /// `inputs[l]`: the input of dense layer `l`, `n × n_in`.
+    pub inputs: Vec<Mat<f64>>,
+    /// `deltas[k][l]`: `∂f_k/∂z_l`, `n × n_out` (f64 copies of the network's numbers).
+    pub deltas: Vec<Vec<Mat<f64>>>,
+}
+
+/// The empirical NTK split by layer: `Θ = Σ_l per_layer[l]`.
+#[derive(Debug, Clone)]
+pub struct EmpiricalNtk {
+    /// Contribution of each dense layer (weights and bias).
+    pub per_layer: Vec<Mat<f64>>,
+    /// Representation of the output axes.
+    pub form: KernelForm,
+}
+
+impl EmpiricalNtk {
+    /// The whole kernel.
+    pub fn total(&self) -> Mat<f64> {
+        let mut t = self.per_layer[0].clone();
+        for m in &self.per_layer[1..] {
+            t += m;
+        }
+        t
+    }
+}
+
+fn to_mat(t: Tensor<2>) -> Result<Mat<f64>> {
+    let [r, c] = t.dims();
+    let v = tensor_to_f64(t)?;
+    Ok(linalg::mat_from_rows(&v, r, c))
+}
+
+/// Forward with probes: returns the layer inputs and the outputs, and the probe leaves.
+fn forward_probed(mlp: &Mlp, params: &[LayerParams], x: Tensor<2>, record_inputs: bool) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Tensor<2>) {
+    let n = x.dims()[0];
+    let ad_device = mlp.device().clone().autodiff();
+    let dtype = mlp.dtype();
+    let last = mlp.shapes.len() - 1;
+    let mut inputs = Vec::new();
+    let mut probes = Vec::new();
+    let mut h = x;
+    for (l, (s, p)) in mlp.shapes.iter().zip(params).enumerate() {
+        if record_inputs {
+            inputs.push(h.clone().inner());
+        }
+        let probe = Tensor::<2>::zeros([n, s.n_out], (&ad_device, dtype)).require_grad();
+        let mut z = h.matmul(p.weight.clone());
+        if s.weight_scale != 1.0 {
+            z = z.mul_scalar(s.weight_scale);
+        }
+        if let Some(b) = &p.bias {
+            z = z + b.clone().mul_scalar(s.bias_scale).unsqueeze::<2>();
+        }
+        z = z + probe.clone();
+        probes.push(probe);
+        h = if l == last { z } else { mlp.config.activation.forward(z) };
+    }
+    (inputs, probes, h)
+}
+
+/// Layer inputs `H_l` and backprop signals `Δ_l^k` of the rows of `x` (`n × d`, row-major):
+/// one forward and one backward pass per output unit, parameters as constants.
+pub fn backprop_signals(mlp: &Mlp, x: &[f64], n: usize) -> Result<BackpropSignals> {
+    let k_out = mlp.config.n_outputs;
+    let params = mlp.params_constant_autodiff();
+    let xin = mlp.input(x, n).autodiff();
+    let mut inputs = Vec::new();
+    let mut deltas = Vec::with_capacity(k_out);
+    for k in 0..k_out {
+        let (ins, probes, out) = forward_probed(mlp, &params, xin.clone(), k == 0);
+        if k == 0 {
+            inputs = ins.into_iter().map(to_mat).collect::<Result<_>>()?;
+        }
+        let fk = if k_out == 1 { out.sum() } else { out.narrow(1, k, 1).sum() };
+        let grads = fk.backward();
+        let dk = probes
+            .iter()
+            .map(|p| {
+                let g = p.grad(&grads).expect("probe leaf has a gradient");
+                to_mat(g)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        deltas.push(dk);
+    }
+    Ok(BackpropSignals { inputs, deltas })
+}
+
+/// Structured empirical NTK between the rows of `x1` and `x2` from their backprop signals.
+pub fn ntk_from_signals(mlp: &Mlp, s1: &BackpropSignals, s2: &BackpropSignals, form: KernelForm) -> EmpiricalNtk {
+    let k_out = mlp.config.n_outputs;
+    let n1 = s1.inputs[0].nrows();
+    let n2 = s2.inputs[0].nrows();
+    let mut per_layer = Vec::with_capacity(mlp.shapes.len());
+    for (l, s) in mlp.shapes.iter().enumerate() {
+        let cw = s.weight_scale * s.weight_scale;
+        let cb = if mlp.config.bias { s.bias_scale * s.bias_scale } else { 0.0 };
+        let gh = linalg::gram(s1.inputs[l].as_ref(), s2.inputs[l].as_ref());
+        let combine = |gd: &Mat<f64>| Mat::from_fn(n1, n2, |i, j| (cw * gh[(i, j)] + cb) * gd[(i, j)]);
+        let m = match form {
+            KernelForm::Trace => {
+                let gd = if k_out == 1 {
+                    linalg::gram(s1.deltas[0][l].as_ref(), s2.deltas[0][l].as_ref())
+                } else {
+                    // Σ_k Δ1^k Δ2^kᵀ as one product over the concatenated columns.
+                    let cat = |s: &BackpropSignals, n: usize| {
+                        let w = s.deltas[0][l].ncols();
+                        Mat::from_fn(n, w * k_out, |i, c| s.deltas[c / w][l][(i, c % w)])
+                    };
+                    let mut g = linalg::gram(cat(s1, n1).as_ref(), cat(s2, n2).as_ref());
+                    g *= faer::Scale(1.0 / k_out as f64);
+                    g
+                };
+                combine(&gd)
+            }
+            KernelForm::Full => {
+                let mut full = Mat::zeros(n1 * k_out, n2 * k_out);
+                for k in 0..k_out {
+                    for kp in 0..k_out {
+                        let gd = linalg::gram(s1.deltas[k][l].as_ref(), s2.deltas[kp][l].as_ref());
+                        let c = combine(&gd);
+                        for i in 0..n1 {
+                            for j in 0..n2 {
+                                full[(i * k_out + k, j * k_out + kp)] = c[(i, j)];
+                            }
+                        }
+                    }
+                }
+                full
+            }
+        };
+        per_layer.push(m);
+    }
+    EmpiricalNtk { per_layer, form }
+}
+
+/// Structured empirical NTK between `x1` (`n1` rows) and `x2` (`n2` rows; `None` = `x1`).
+pub fn empirical_ntk(mlp: &Mlp, x1: &[f64], n1: usize, x2: Option<(&[f64], usize)>, form: KernelForm) -> Result<EmpiricalNtk> {
+    let s1 = backprop_signals(mlp, x1, n1)?;
+    match x2 {
+        None => Ok(ntk_from_signals(mlp, &s1, &s1, form)),
+        Some((x2, n2)) => {
+            let s2 = backprop_signals(mlp, x2, n2)?;
+            Ok(ntk_from_signals(mlp, &s1, &s2, form))
+        }
+    }
+}
+
+/// Explicit Jacobian `(n·K) × P` (row `i·K + k`), one backward pass per sample and output.
+/// Tests only: this is exactly what the structured kernel avoids.
+pub fn naive_jacobian(mlp: &Mlp, x: &[f64], n: usize) -> Result<Mat<f64>> {
+    let k_out = mlp.config.n_outputs;
+    let d = mlp.config.input_dim;
+    let p = mlp.config.n_params();
+    let mut jac = Mat::zeros(n * k_out, p);
+    for i in 0..n {
+        for k in 0..k_out {
+            let params = mlp.params_requiring_grad();
+            let xi = mlp.input(&x[i * d..(i + 1) * d], 1).autodiff();
+            let out = mlp.forward_with(&params, xi);
+            let fk = out.narrow(1, k, 1).sum();
+            let grads = fk.backward();
+            let mut row = Vec::with_capacity(p);
+            for lp in &params {
+                let gw = lp.weight.grad(&grads).expect("weight gradient");
+                row.extend(tensor_to_f64(gw)?);
+                if let Some(b) = &lp.bias {
+                    let gb = b.grad(&grads).expect("bias gradient");
+                    row.extend(tensor_to_f64(gb)?);
+                }
+            }
+            for (c, v) in row.into_iter().enumerate() {
+                jac[(i * k_out + k, c)] = v;
+            }
+        }
+    }
+    Ok(jac)
+}
+
+/// Naive empirical NTK, full form `(n1·K) × (n2·K)`, from explicit Jacobians.
+pub fn naive_empirical_ntk(mlp: &Mlp, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> Result<Mat<f64>> {
+    let j1 = naive_jacobian(mlp, x1, n1)?;
+    let j2 = naive_jacobian(mlp, x2, n2)?;
+    Ok(linalg::gram(j1.as_ref(), j2.as_ref()))
+}
+
+/// Output-averaged (trace) form of a full kernel.
+pub fn trace_of_full(full: &Mat<f64>, k_out: usize) -> Mat<f64> {
+    let n1 = full.nrows() / k_out;
+    let n2 = full.ncols() / k_out;
+    Mat::from_fn(n1, n2, |i, j| (0..k_out).map(|k| full[(i * k_out + k, j * k_out + k)]).sum::<f64>() / k_out as f64)
+}

@@ -1,0 +1,42 @@
+//! Neural tangent kernels: the empirical kernel of a finite burn network ([`empirical`]) and the
+//! analytic infinite-width NNGP/NTK ([`analytic`], with [`quadrature`] for activations without a
+//! closed form).
+
+pub mod analytic;
+pub mod empirical;
+pub mod quadrature;
+
+use serde::{Deserialize, Serialize};
+
+/// How a multi-output kernel is represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelForm {
+    /// The full `(n1·K) × (n2·K)` kernel, index `point·K + output`.
+    Full,
+    /// The output-averaged kernel `(1/K) Σ_k Θ_kk`, `n1 × n2` (neural-tangents' default
+    /// `trace_axes=(-1,)`).
+    Trace,
+}
+
+impl KernelForm {
+    /// Names accepted in configs.
+    pub const NAMES: &'static str = "full, trace";
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "full" => Some(KernelForm::Full),
+            "trace" => Some(KernelForm::Trace),
+            _ => None,
+        }
+    }
+
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelForm::Full => "full",
+            KernelForm::Trace => "trace",
+        }
+    }
+}
