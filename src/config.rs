@@ -163,7 +163,7 @@ pub struct KernelSpec {
     pub probe_size: Option<usize>,
     /// Multi-output kernel form: `full | trace` (default full).
     pub form: Option<String>,
-    /// Gauss–Hermite order for activations without a closed form (default 96).
+    /// Gauss–Legendre nodes per piece for activations without a closed form (default 48).
     pub quadrature_order: Option<usize>,
 }
 

@@ -1,7 +1,7 @@
 //! Analytic infinite-width NNGP and NTK of the MLP, exactly as neural-tangents 0.6.5 computes
 //! them (`NTK_CONVENTIONS.md`): input kernel `x·x'/d`, the dense-layer updates of the chosen
 //! parametrization, and per-activation Gaussian moments, closed form where one exists and
-//! Gauss–Hermite quadrature otherwise. Everything in f64; `q` is always taken from the same
+//! piecewise Gauss–Legendre quadrature otherwise. Everything in f64; `q` is always taken from the same
 //! arithmetic as the diagonal of `K`, and `qq' − K²` is clamped at 0.
 
 use std::f64::consts::PI;
@@ -10,7 +10,7 @@ use faer::Mat;
 use rayon::prelude::*;
 
 use crate::model::{Activation, MlpConfig, Parametrization};
-use crate::ntk::quadrature::{GaussHermite, DEFAULT_ORDER};
+use crate::ntk::quadrature::{GaussLegendre, DEFAULT_ORDER};
 
 /// How Gaussian moments of the activation are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +79,11 @@ pub fn gaussian_moments(act: Activation, q: f64, qp: f64, k: f64, method: Moment
     let order = match method {
         MomentMethod::Auto(o) | MomentMethod::Quadrature(o) => o,
     };
-    let gh = GaussHermite::new(order);
-    let e = gh.expect2(q, qp, k, |x| act.value(x), |x| act.value(x));
-    let kdot = gh.expect2(q, qp, k, |x| act.derivative(x), |x| act.derivative(x));
+    // E[φ(u)φ(v)] is symmetric in (q, q'): order the arguments so both orders give the same bits.
+    let (q, qp) = if q <= qp { (q, qp) } else { (qp, q) };
+    let gl = GaussLegendre::new(order);
+    let e = gl.expect2(q, qp, k, |x| act.value(x), |x| act.value(x));
+    let kdot = gl.expect2(q, qp, k, |x| act.derivative(x), |x| act.derivative(x));
     (e, kdot)
 }
 

@@ -1,27 +1,36 @@
-//! Gauss–Hermite quadrature for Gaussian expectations `E[g(u) h(v)]`,
-//! `(u, v) ~ N(0, [[q, k], [k, q']])`.
+//! Quadrature of Gaussian expectations `E[g(u) h(v)]`, `(u, v) ~ N(0, [[q, k], [k, q']])`,
+//! for activations without a closed form.
+//!
+//! Write `u = √q·z1`, `v = √q'·(ρ z1 + √(1−ρ²) z2)` with independent standard normals. Both
+//! integrals are done by **piecewise Gauss–Legendre** on `[−L, L]` (`L = 12`, Gaussian tail mass
+//! below 1e-32), split where the integrand may have a kink: `z1 = 0` (where `u = 0`) for the outer
+//! integral and `z2 = −ρ z1/√(1−ρ²)` (where `v = 0`) for the inner one. All activations here are
+//! smooth except at 0, so every piece is smooth and convergence is exponential, kinked ReLU-type
+//! activations included (plain Gauss–Hermite converges only algebraically for those).
 
 use std::sync::{Mutex, OnceLock};
 
 use crate::linalg;
 
-/// Default quadrature order (nodes per dimension).
-pub const DEFAULT_ORDER: usize = 96;
+/// Default number of Gauss–Legendre nodes per piece.
+pub const DEFAULT_ORDER: usize = 48;
 
-/// Nodes and weights of the probabilists' Gauss–Hermite rule: `E[g(z)] ≈ Σ w_i g(x_i)`,
-/// `z ~ N(0, 1)`. Computed once per order by Golub–Welsch (eigenvalues of the Jacobi matrix).
+/// Half-width of the integration domain in standard-normal units.
+const L: f64 = 12.0;
+
+/// Gauss–Legendre nodes and weights on [−1, 1] (Golub–Welsch), cached per order.
 #[derive(Debug, Clone)]
-pub struct GaussHermite {
+pub struct GaussLegendre {
     /// Nodes.
     pub nodes: Vec<f64>,
-    /// Weights (sum to 1).
+    /// Weights (sum to 2).
     pub weights: Vec<f64>,
 }
 
-impl GaussHermite {
-    /// The rule of the given order (cached).
-    pub fn new(order: usize) -> GaussHermite {
-        static CACHE: OnceLock<Mutex<Vec<(usize, GaussHermite)>>> = OnceLock::new();
+impl GaussLegendre {
+    /// The rule of the given order.
+    pub fn new(order: usize) -> GaussLegendre {
+        static CACHE: OnceLock<Mutex<Vec<(usize, GaussLegendre)>>> = OnceLock::new();
         let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
         let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, r)) = guard.iter().find(|(o, _)| *o == order) {
@@ -32,23 +41,19 @@ impl GaussHermite {
         rule
     }
 
-    fn compute(order: usize) -> GaussHermite {
-        assert!(order >= 1);
-        // Jacobi matrix of the monic probabilists' Hermite polynomials: off-diagonal √i.
-        let j = faer::Mat::from_fn(order, order, |a, b| {
+    fn compute(n: usize) -> GaussLegendre {
+        assert!(n >= 1);
+        let j = faer::Mat::from_fn(n, n, |a, b| {
             if a + 1 == b || b + 1 == a {
-                (a.max(b) as f64).sqrt()
+                let k = a.max(b) as f64;
+                k / (4.0 * k * k - 1.0).sqrt()
             } else {
                 0.0
             }
         });
         let (vals, vecs) = linalg::sym_eigen(j.as_ref()).expect("Jacobi matrix eigendecomposition");
-        let mut pairs: Vec<(f64, f64)> = (0..order)
-            .map(|i| (vals[i], vecs[(0, i)] * vecs[(0, i)]))
-            .collect();
-        // Symmetrise the rule exactly (nodes come in ± pairs).
+        let mut pairs: Vec<(f64, f64)> = (0..n).map(|i| (vals[i], 2.0 * vecs[(0, i)] * vecs[(0, i)])).collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let n = order;
         for i in 0..n / 2 {
             let x = 0.5 * (pairs[n - 1 - i].0 - pairs[i].0);
             let w = 0.5 * (pairs[n - 1 - i].1 + pairs[i].1);
@@ -58,35 +63,49 @@ impl GaussHermite {
         if n % 2 == 1 {
             pairs[n / 2].0 = 0.0;
         }
-        let total: f64 = pairs.iter().map(|p| p.1).sum();
-        GaussHermite {
-            nodes: pairs.iter().map(|p| p.0).collect(),
-            weights: pairs.iter().map(|p| p.1 / total).collect(),
+        GaussLegendre { nodes: pairs.iter().map(|p| p.0).collect(), weights: pairs.iter().map(|p| p.1).collect() }
+    }
+
+    /// `∫_a^b f(z) φ(z) dz` (φ the standard normal density) with this rule on `[a, b]`.
+    fn gauss_piece(&self, a: f64, b: f64, f: &mut impl FnMut(f64) -> f64) -> f64 {
+        if b <= a {
+            return 0.0;
+        }
+        let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
+        let mut s = 0.0;
+        for (&x, &w) in self.nodes.iter().zip(&self.weights) {
+            let z = mid + half * x;
+            s += w * (-0.5 * z * z).exp() * f(z);
+        }
+        s * half / (2.0 * std::f64::consts::PI).sqrt()
+    }
+
+    /// `E[f(z)]`, `z ~ N(0,1)`, split at `kink`.
+    fn expect1(&self, kink: f64, mut f: impl FnMut(f64) -> f64) -> f64 {
+        if kink > -L && kink < L {
+            self.gauss_piece(-L, kink, &mut f) + self.gauss_piece(kink, L, &mut f)
+        } else {
+            self.gauss_piece(-L, L, &mut f)
         }
     }
 
-    /// `E[g(u) h(v)]` for `(u, v) ~ N(0, [[q, k], [k, q']])`.
+    /// `E[g(u)·h(v)]` for `(u, v) ~ N(0, [[q, k], [k, q']])`.
     pub fn expect2(&self, q: f64, qp: f64, k: f64, g: impl Fn(f64) -> f64, h: impl Fn(f64) -> f64) -> f64 {
         let sq = q.max(0.0).sqrt();
         let sqp = qp.max(0.0).sqrt();
-        let rho = if sq * sqp > 0.0 {
-            (k / (sq * sqp)).clamp(-1.0, 1.0)
-        } else {
-            0.0
-        };
+        let rho = if sq * sqp > 0.0 { (k / (sq * sqp)).clamp(-1.0, 1.0) } else { 0.0 };
         let perp = (1.0 - rho * rho).max(0.0).sqrt();
-        let mut total = 0.0;
-        for (&xi, &wi) in self.nodes.iter().zip(&self.weights) {
-            let gu = g(sq * xi);
+        self.expect1(0.0, |z1| {
+            let gu = g(sq * z1);
             if gu == 0.0 {
-                continue;
+                return 0.0;
             }
-            let mut inner = 0.0;
-            for (&xj, &wj) in self.nodes.iter().zip(&self.weights) {
-                inner += wj * h(sqp * (rho * xi + perp * xj));
-            }
-            total += wi * gu * inner;
-        }
-        total
+            let inner = if perp == 0.0 {
+                h(sqp * rho * z1)
+            } else {
+                self.expect1(-rho * z1 / perp, |z2| h(sqp * (rho * z1 + perp * z2)))
+            };
+            gu * inner
+        })
     }
 }

@@ -1,0 +1,289 @@
+//! Core numerics checked against mathematics (issue: core).
+//! Tolerances: f32 networks 1e-6 relative Frobenius for structured vs naive kernels (both built
+//! from f32 gradients); f64 networks 1e-12; analytic kernels 1e-12 (closed forms), 1e-8
+//! (quadrature of smooth activations).
+
+use faer::Mat;
+use ntk_dynamics::backend::{Backend, Precision};
+use ntk_dynamics::linalg;
+use ntk_dynamics::model::{Activation, MlpConfig, Parametrization};
+use ntk_dynamics::ntk::analytic::{closed_form, gaussian_moments, AnalyticConfig, MomentMethod};
+use ntk_dynamics::ntk::empirical::{empirical_ntk, naive_empirical_ntk, trace_of_full};
+use ntk_dynamics::ntk::quadrature::GaussLegendre;
+use ntk_dynamics::ntk::KernelForm;
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+fn inputs(n: usize, d: usize, seed: u64) -> Vec<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cfg(d: usize, width: usize, depth: usize, k: usize, act: Activation, bias: bool, par: Parametrization, precision: Precision) -> MlpConfig {
+    MlpConfig { input_dim: d, width, depth, n_outputs: k, activation: act, w_std: 1.5, b_std: 0.3, bias, parametrization: par, precision, backend: Backend::Flex }
+}
+
+#[test]
+fn structured_equals_naive_for_every_activation_and_parametrization() {
+    let (n1, n2, d) = (5, 4, 3);
+    let x1 = inputs(n1, d, 1);
+    let x2 = inputs(n2, d, 2);
+    let mut worst: f64 = 0.0;
+    for act in Activation::all() {
+        for par in [Parametrization::Ntk, Parametrization::Standard] {
+            for bias in [true, false] {
+                for k in [1, 3] {
+                    let c = cfg(d, 16, 2, k, act, bias, par, Precision::F32);
+                    let mlp = c.init(7);
+                    let naive = naive_empirical_ntk(&mlp, &x1, n1, &x2, n2).unwrap();
+                    let full = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Full).unwrap();
+                    let e = linalg::rel_frobenius(full.total().as_ref(), naive.as_ref());
+                    assert!(e < 1e-6, "{act:?} {par:?} bias={bias} K={k}: full rel err {e}");
+                    let tr = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Trace).unwrap();
+                    let e2 = linalg::rel_frobenius(tr.total().as_ref(), trace_of_full(&naive, k).as_ref());
+                    assert!(e2 < 1e-6, "{act:?} {par:?} bias={bias} K={k}: trace rel err {e2}");
+                    worst = worst.max(e).max(e2);
+                }
+            }
+        }
+    }
+    eprintln!("worst structured-vs-naive relative error (f32): {worst:e}");
+}
+
+#[test]
+fn structured_equals_naive_in_f64_tightly() {
+    let (n, d) = (6, 4);
+    let x = inputs(n, d, 3);
+    for act in [Activation::Relu, Activation::Erf, Activation::Tanh] {
+        let mlp = cfg(d, 24, 3, 2, act, true, Parametrization::Ntk, Precision::F64).init(11);
+        let naive = naive_empirical_ntk(&mlp, &x, n, &x, n).unwrap();
+        let full = empirical_ntk(&mlp, &x, n, None, KernelForm::Full).unwrap();
+        let e = linalg::rel_frobenius(full.total().as_ref(), naive.as_ref());
+        assert!(e < 1e-12, "{act:?}: f64 rel err {e}");
+    }
+}
+
+#[test]
+fn backends_agree_to_f32_tolerance() {
+    let (n, d) = (8, 3);
+    let x = inputs(n, d, 4);
+    let mut c = cfg(d, 64, 2, 1, Activation::Relu, true, Parametrization::Ntk, Precision::F32);
+    let a = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace).unwrap().total();
+    c.backend = Backend::Ndarray;
+    let b = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace).unwrap().total();
+    let e = linalg::rel_frobenius(a.as_ref(), b.as_ref());
+    assert!(e < 1e-5, "flex vs ndarray kernels differ: {e}");
+}
+
+#[test]
+fn same_seed_same_parameters_and_kernels_bit_for_bit() {
+    let c = cfg(3, 32, 2, 2, Activation::Gelu, true, Parametrization::Ntk, Precision::F32);
+    let (a, b) = (c.init(42), c.init(42));
+    assert_eq!(a.flatten().unwrap(), b.flatten().unwrap());
+    assert_ne!(a.flatten().unwrap(), c.init(43).flatten().unwrap());
+    let x = inputs(5, 3, 9);
+    let ka = empirical_ntk(&a, &x, 5, None, KernelForm::Full).unwrap().total();
+    let kb = empirical_ntk(&b, &x, 5, None, KernelForm::Full).unwrap().total();
+    assert_eq!(linalg::mat_to_rows(ka.as_ref()), linalg::mat_to_rows(kb.as_ref()));
+}
+
+#[test]
+fn flatten_roundtrip() {
+    let c = cfg(3, 8, 2, 2, Activation::Relu, true, Parametrization::Standard, Precision::F64);
+    let mut m = c.init(1);
+    let flat = m.flatten().unwrap();
+    assert_eq!(flat.len(), c.n_params());
+    let shifted: Vec<f64> = flat.iter().map(|v| v + 1.0).collect();
+    m.set_flat(&shifted);
+    assert_eq!(m.flatten().unwrap(), shifted);
+}
+
+/// burn's gradients vs central finite differences of the loss, in f64.
+#[test]
+fn gradients_match_finite_differences() {
+    let (n, d) = (4, 3);
+    let x = inputs(n, d, 5);
+    for act in [Activation::Tanh, Activation::Gelu, Activation::Softplus] {
+        let c = cfg(d, 6, 2, 2, act, true, Parametrization::Ntk, Precision::F64);
+        let mlp = c.init(3);
+        let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&mlp, &x, n).unwrap();
+        let flat = mlp.flatten().unwrap();
+        let h = 1e-6;
+        for pidx in (0..flat.len()).step_by(7) {
+            let mut plus = mlp.clone();
+            let mut minus = mlp.clone();
+            let mut fp = flat.clone();
+            fp[pidx] += h;
+            plus.set_flat(&fp);
+            let mut fm = flat.clone();
+            fm[pidx] -= h;
+            minus.set_flat(&fm);
+            let yp = plus.predict(&x, n).unwrap();
+            let ym = minus.predict(&x, n).unwrap();
+            for r in 0..n * 2 {
+                let fd = (yp[r] - ym[r]) / (2.0 * h);
+                let g = jac[(r, pidx)];
+                assert!((fd - g).abs() < 1e-7 * (1.0 + g.abs()), "{act:?} param {pidx} row {r}: fd {fd} vs autodiff {g}");
+            }
+        }
+    }
+}
+
+fn acfg(act: Activation, depth: usize, par: Parametrization, d: usize, width: usize) -> AnalyticConfig {
+    AnalyticConfig { input_dim: d, width, depth, activation: act, w_std: 1.3, b_std: 0.2, bias: true, parametrization: par, method: MomentMethod::Auto(48) }
+}
+
+#[test]
+fn depth_one_relu_is_the_arc_cosine_kernel() {
+    // One hidden ReLU layer, w = 1, b = 0, inputs on the unit sphere scaled so that x·x'/d = cos α.
+    let d = 2;
+    for &alpha in &[0.0, 0.3, 1.0, std::f64::consts::FRAC_PI_2, 2.5, std::f64::consts::PI] {
+        let s = (d as f64).sqrt();
+        let x1 = [s, 0.0];
+        let x2 = [s * alpha.cos(), s * alpha.sin()];
+        let c = AnalyticConfig { input_dim: d, width: 1, depth: 1, activation: Activation::Relu, w_std: 1.0, b_std: 0.0, bias: false, parametrization: Parametrization::Ntk, method: MomentMethod::Auto(64) };
+        let k = c.kernels(&x1, 1, &x2, 1);
+        let pi = std::f64::consts::PI;
+        // Cho & Saul arc-cosine kernel of degree 1 (/2π) and degree 0 (derivative), |x| = 1.
+        let nngp = (alpha.sin() + (pi - alpha) * alpha.cos()) / (2.0 * pi);
+        let ntk = nngp + alpha.cos() * (pi - alpha) / (2.0 * pi);
+        assert!((k.nngp[(0, 0)] - nngp).abs() < 1e-14, "nngp at {alpha}: {} vs {nngp}", k.nngp[(0, 0)]);
+        assert!((k.ntk[(0, 0)] - ntk).abs() < 1e-14, "ntk at {alpha}: {} vs {ntk}", k.ntk[(0, 0)]);
+    }
+}
+
+#[test]
+fn identity_network_gives_the_linear_kernel() {
+    let d = 3;
+    let x1 = inputs(4, d, 1);
+    let x2 = inputs(3, d, 2);
+    let (w, b, depth) = (1.3f64, 0.2f64, 3);
+    let c = AnalyticConfig { input_dim: d, width: 1, depth, activation: Activation::Identity, w_std: w, b_std: b, bias: true, parametrization: Parametrization::Ntk, method: MomentMethod::Auto(8) };
+    let k = c.kernels(&x1, 4, &x2, 3);
+    for i in 0..4 {
+        for j in 0..3 {
+            let k0: f64 = (0..d).map(|t| x1[i * d + t] * x2[j * d + t]).sum::<f64>() / d as f64;
+            // Σ_{l+1} = w²Σ_l + b², Θ_{l+1} = Σ_{l+1} + w²Θ_l.
+            let mut s = w * w * k0 + b * b;
+            let mut t = s;
+            for _ in 0..depth {
+                s = w * w * s + b * b;
+                t = s + w * w * t;
+            }
+            assert!((k.nngp[(i, j)] - s).abs() < 1e-12 * s.abs().max(1.0));
+            assert!((k.ntk[(i, j)] - t).abs() < 1e-12 * t.abs().max(1.0));
+        }
+    }
+}
+
+#[test]
+fn quadrature_reproduces_closed_forms() {
+    let cases = [(1.0, 1.0, 0.5), (2.0, 0.7, -0.9), (0.3, 0.3, 0.3), (1.5, 2.5, 1.2), (0.8, 1.1, 0.0)];
+    for act in Activation::all() {
+        if closed_form(act, 1.0, 1.0, 0.5).is_none() {
+            continue;
+        }
+        // The default order, split at the kinks: 1e-8 for every activation, kinked ones included.
+        let (order, tol) = (ntk_dynamics::ntk::quadrature::DEFAULT_ORDER, 1e-8);
+        for &(q, qp, k) in &cases {
+            let (e, kd) = closed_form(act, q, qp, k).unwrap();
+            let (eq, kdq) = gaussian_moments(act, q, qp, k, MomentMethod::Quadrature(order));
+            assert!((e - eq).abs() < tol * e.abs().max(1.0), "{act:?} E[φφ] at {q},{qp},{k}: closed {e} quad {eq}");
+            assert!((kd - kdq).abs() < tol * kd.abs().max(1.0), "{act:?} E[φ'φ'] at {q},{qp},{k}: closed {kd} quad {kdq}");
+        }
+    }
+}
+
+#[test]
+fn quadrature_integrates_gaussian_moments() {
+    let gh = GaussLegendre::new(48);
+    // E[u²v²] = q q' + 2k² for a centred Gaussian pair.
+    let (q, qp, k) = (1.7, 0.6, 0.4);
+    let v = gh.expect2(q, qp, k, |x| x * x, |x| x * x);
+    assert!((v - (q * qp + 2.0 * k * k)).abs() < 1e-12);
+    // E[tanh(u)²] for q = 1 against a 1-D fine trapezoid.
+    let trap: f64 = {
+        let (n, lim) = (200_000, 12.0);
+        let h = 2.0 * lim / n as f64;
+        (0..=n).map(|i| { let x = -lim + i as f64 * h; let w = if i == 0 || i == n { 0.5 } else { 1.0 }; w * x.tanh().powi(2) * (-x * x / 2.0).exp() }).sum::<f64>() * h / (2.0 * std::f64::consts::PI).sqrt()
+    };
+    let g = gh.expect2(1.0, 1.0, 1.0, |x| x.tanh(), |x| x.tanh());
+    assert!((g - trap).abs() < 1e-10, "tanh second moment {g} vs {trap}");
+}
+
+fn is_psd_symmetric(m: &Mat<f64>) -> bool {
+    let sym = (0..m.nrows()).all(|i| (0..m.ncols()).all(|j| (m[(i, j)] - m[(j, i)]).abs() <= 1e-12 * m[(i, j)].abs().max(1.0)));
+    let ev = linalg::sym_eigenvalues(m.as_ref()).unwrap();
+    sym && ev[0] > -1e-10 * ev.last().unwrap()
+}
+
+#[test]
+fn analytic_kernels_are_symmetric_psd_and_exact_on_duplicates() {
+    let d = 4;
+    let mut x = inputs(10, d, 8);
+    // duplicate and collinear rows
+    let row: Vec<f64> = x[..d].to_vec();
+    x[d..2 * d].copy_from_slice(&row);
+    for t in 0..d {
+        x[2 * d + t] = 3.0 * row[t];
+    }
+    for act in Activation::all() {
+        for par in [Parametrization::Ntk, Parametrization::Standard] {
+            let c = acfg(act, 3, par, d, 128);
+            let k = c.kernels(&x, 10, &x, 10);
+            assert!(is_psd_symmetric(&k.nngp), "{act:?} {par:?} nngp");
+            assert!(is_psd_symmetric(&k.ntk), "{act:?} {par:?} ntk");
+            // Duplicate rows give identical kernel rows exactly.
+            for j in 0..10 {
+                assert_eq!(k.ntk[(0, j)], k.ntk[(1, j)], "{act:?} duplicate row differs");
+            }
+        }
+    }
+    // Cross kernels: k(X1, X2) equals the corresponding block of k(X, X).
+    let c = acfg(Activation::Erf, 2, Parametrization::Ntk, d, 1);
+    let full = c.kernels(&x, 10, &x, 10);
+    let cross = c.kernels(&x[..3 * d], 3, &x[5 * d..], 5);
+    for i in 0..3 {
+        for j in 0..5 {
+            assert_eq!(cross.ntk[(i, j)], full.ntk[(i, 5 + j)]);
+        }
+    }
+}
+
+/// Empirical → analytic as the width grows, slope of the log-log fit in [−0.7, −0.3].
+#[test]
+fn empirical_ntk_converges_to_analytic_with_width() {
+    let (n, d) = (8, 4);
+    let x = inputs(n, d, 21);
+    for act in [Activation::Relu, Activation::Erf] {
+        let widths = [64usize, 128, 256, 512, 1024, 2048];
+        let mut means = Vec::new();
+        for &w in &widths {
+            let c = MlpConfig { input_dim: d, width: w, depth: 2, n_outputs: 1, activation: act, w_std: 1.4, b_std: 0.1, bias: true, parametrization: Parametrization::Ntk, precision: Precision::F32, backend: Backend::Flex };
+            let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
+            let seeds = 10;
+            let mean = (0..seeds).map(|s| {
+                let e = empirical_ntk(&c.init(1000 + s), &x, n, None, KernelForm::Trace).unwrap().total();
+                linalg::rel_frobenius(e.as_ref(), analytic.as_ref())
+            }).sum::<f64>() / seeds as f64;
+            means.push(mean);
+        }
+        let wf: Vec<f64> = widths.iter().map(|&w| w as f64).collect();
+        let (slope, _, _) = ntk_dynamics::metrics::loglog_fit(&wf, &means).unwrap();
+        eprintln!("{act:?}: mean rel distance {means:?}, slope {slope:.3}");
+        assert!((-0.7..=-0.3).contains(&slope), "{act:?}: slope {slope}");
+        assert!(*means.last().unwrap() < 0.1, "{act:?}: at width 2048 {}", means.last().unwrap());
+    }
+}
+
+/// The standard-parametrization analytic NTK matches a wide standard network (it depends on width).
+#[test]
+fn standard_parametrization_analytic_matches_wide_network() {
+    let (n, d) = (6, 3);
+    let x = inputs(n, d, 4);
+    let c = MlpConfig { input_dim: d, width: 2048, depth: 2, n_outputs: 1, activation: Activation::Erf, w_std: 1.2, b_std: 0.2, bias: true, parametrization: Parametrization::Standard, precision: Precision::F32, backend: Backend::Flex };
+    let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
+    let mean = (0..4).map(|s| linalg::rel_frobenius(empirical_ntk(&c.init(s), &x, n, None, KernelForm::Trace).unwrap().total().as_ref(), analytic.as_ref())).sum::<f64>() / 4.0;
+    assert!(mean < 0.1, "standard parametrization: mean distance {mean}");
+}
