@@ -159,6 +159,17 @@ struct Snapshot {
     all: Vec<Vec<f64>>,
 }
 
+/// Checks that need the data (batch and probe sizes, memory) before any work or output.
+pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<()> {
+    let n_train = data.n_train();
+    if let Some(b) = exp.training.batch_size {
+        if b > n_train {
+            return Err(Error::value("training.batch_size", b, format!("an integer in [1, number of training points = {n_train}]")));
+        }
+    }
+    check_memory(exp, n_train + data.n_test(), n_train, data.n_outputs)
+}
+
 /// Runs one experiment on its data.
 pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Result<RunRecord> {
     let mut timer = Timer(Vec::new(), Instant::now());
@@ -166,12 +177,7 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let n_test = data.n_test();
     let n_all = n_train + n_test;
     let k = data.n_outputs;
-    if let Some(b) = exp.training.batch_size {
-        if b > n_train {
-            return Err(Error::value("training.batch_size", b, format!("an integer in [1, number of training points = {n_train}]")));
-        }
-    }
-    check_memory(exp, n_all, n_train, k)?;
+    preflight(exp, data)?;
     let mcfg = mlp_config(exp, data);
     let mlp = mcfg.init(exp.seed);
     let init = initial(exp, data, &mlp, opts.progress)?;
@@ -411,8 +417,8 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     Ok(RunRecord { timings: timer.0, ..record })
 }
 
-/// Refuses work whose kernels would not fit in memory.
-fn check_memory(exp: &Experiment, n_all: usize, n_train: usize, k: usize) -> Result<()> {
+/// Refuses work whose kernels would not fit in memory (call before creating any output).
+pub fn check_memory(exp: &Experiment, n_all: usize, n_train: usize, k: usize) -> Result<()> {
     let rpp = rows_per_point(exp, k) as u64;
     let (n_all, n_train) = (n_all as u64, n_train as u64);
     // Θ0(all, train) + analytic kernels + predictors' eigenvectors, f64.

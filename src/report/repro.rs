@@ -1,0 +1,204 @@
+//! The reproducibility report (`report.md`, `report.json`): environment, config hash, checks with
+//! tolerances, and the SHA-256 of every output file; and `--verify`, which re-runs a recorded
+//! config and compares the hashes of its metrics files.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Experiment;
+use crate::metrics;
+use crate::record::{RunRecord, RunStatus, Track};
+use crate::report::files;
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Files whose hashes `--verify` compares (deterministic outputs; plots, summary timings and the
+/// report itself are excluded).
+pub fn is_verified_file(name: &str) -> bool {
+    name == "config.toml" || name == "metrics.csv" || name == "predictions.csv" || name.starts_with("kernels/")
+}
+
+/// The machine and build a run happened on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Environment {
+    /// Crate version.
+    pub crate_version: String,
+    /// `git rev-parse HEAD` of the working directory, when it is a git checkout.
+    pub git_commit: Option<String>,
+    /// Whether the checkout had uncommitted changes.
+    pub git_dirty: Option<bool>,
+    /// rustc version at build time.
+    pub rustc: String,
+    /// OS (and distribution).
+    pub os: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Threads available.
+    pub threads: usize,
+}
+
+impl Environment {
+    /// Probes the current environment.
+    pub fn detect() -> Self {
+        let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let commit = git(&["rev-parse", "HEAD"]);
+        let dirty = commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+        let distro = std::fs::read_to_string("/etc/os-release").ok().and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l.trim_start_matches("PRETTY_NAME=").trim_matches('"').to_string()));
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Environment {
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: commit,
+            git_dirty: dirty,
+            rustc: env!("NTK_RUSTC_VERSION").to_string(),
+            os: format!("{} {}{}", std::env::consts::OS, std::env::consts::ARCH, distro.map(|d| format!(" ({d})")).unwrap_or_default()),
+            cpu,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// One check with its tolerance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Measured value.
+    pub value: f64,
+    /// Tolerance or bound.
+    pub tolerance: f64,
+    /// `value < tolerance` (or as stated in `name`).
+    pub pass: bool,
+}
+
+/// The checks of a run.
+pub fn checks(r: &RunRecord) -> Vec<Check> {
+    let mut out = Vec::new();
+    let scale = metrics::rms(if r.y_test.is_empty() { &r.y_train } else { &r.y_test }).unwrap_or(1.0).max(1e-300);
+    let split = if r.y_test.is_empty() { "train" } else { "test" };
+    out.push(Check { name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(), value: r.init_ntk_vs_analytic, tolerance: 0.1, pass: r.init_ntk_vs_analytic < 0.1 });
+    let pair_rmse = |a: Track, b: Track| -> Option<f64> {
+        let i = r.pairs.iter().position(|&p| p == (a, b))?;
+        let c = r.last()?;
+        if r.y_test.is_empty() { Some(c.rmse_train[i]) } else { c.rmse_test[i] }
+    };
+    if let Some(v) = pair_rmse(Track::Network, Track::Linearized) {
+        out.push(Check { name: format!("linearized vs network RMSE / RMS(y) < 0.05 ({split}, final step)"), value: v / scale, tolerance: 0.05, pass: v / scale < 0.05 });
+    }
+    if let Some(v) = pair_rmse(Track::Network, Track::KernelAnalytic) {
+        out.push(Check { name: format!("kernel (analytic Θ∞) vs network RMSE / RMS(y) < 0.1 ({split}, final step)"), value: v / scale, tolerance: 0.1, pass: v / scale < 0.1 });
+    }
+    out.push(Check { name: "learning rate below the critical rate η_c = 2·N·K/λ_max(Θ0) (ratio η/η_c < 1)".into(), value: r.learning_rate / r.critical_learning_rate, tolerance: 1.0, pass: r.learning_rate < r.critical_learning_rate });
+    let diverged = r.outputs.iter().filter(|o| o.diverged_at_step.is_some()).count();
+    out.push(Check { name: "tracks marked diverged (NaN/inf or loss above training.max_loss) = 0".into(), value: diverged as f64, tolerance: 0.0, pass: diverged == 0 });
+    let nonfinite = files::has_non_finite(r);
+    out.push(Check { name: "non-finite values in the recorded metrics = 0".into(), value: if nonfinite { 1.0 } else { 0.0 }, tolerance: 0.0, pass: !nonfinite });
+    out
+}
+
+/// `report.json`.
+pub fn report_json(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes: &[(String, String)]) -> serde_json::Value {
+    let cfg = exp.resolved_toml();
+    serde_json::json!({
+        "status": r.status,
+        "name": r.name,
+        "seed": r.seed,
+        "config_sha256": sha256_hex(cfg.as_bytes()),
+        "config_toml": cfg,
+        "environment": env,
+        "backend": exp.model.backend.name(),
+        "precision": exp.model.precision.name(),
+        "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
+        "summary": files::summary_json(r),
+        "checks": checks(r),
+        "notes": notes(r, exp),
+        "files_sha256": file_hashes.iter().map(|(n, h)| (n.clone(), serde_json::json!(h))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
+    let mut n = vec![
+        "Loss L = 1/(2·N·K) Σ (f − y)² for every track; time t = learning_rate × step.".to_string(),
+        format!("Linearized twin: exact first-order Taylor model in function space with the empirical Θ0 in `{}` form{}.", r.kernel_form, if r.n_outputs > 1 && r.kernel_form == "trace" { " (output-averaged kernel: an approximation for K > 1)" } else { "" }),
+        format!("Kernel tracks: closed-form full-batch gradient descent ({} time) without momentum, at the same step count; the analytic kernel acts per output (Θ∞ ⊗ I_K).", match exp.kernel.time { crate::config::TimeMode::Discrete => "discrete", crate::config::TimeMode::Continuous => "continuous" }),
+    ];
+    if exp.training.batch_size.is_some() || exp.training.momentum > 0.0 {
+        n.push("The network and its linearization use minibatches/momentum; the kernel tracks are the full-batch plain-GD solution, so they are compared at equal t = η·step.".into());
+    }
+    if r.status == RunStatus::Interrupted {
+        n.push("The run was interrupted (SIGINT); figures are those of the last logged step.".into());
+    }
+    for o in &r.outputs {
+        if let Some(s) = o.diverged_at_step {
+            n.push(format!("Track `{}` diverged at step {s}; it was frozen there and its later values are not meaningful.", o.track.name()));
+        }
+    }
+    for k in &r.kernel_solutions {
+        n.push(format!("`{}`: λ (diag_reg) = {:.3e}, condition number of the train kernel = {:.3e}; t = ∞ uses a pseudo-inverse dropping eigenvalues below 1e-12·λ_max.", k.track.name(), k.lambda, k.condition_number));
+    }
+    n
+}
+
+/// `report.md`.
+pub fn report_md(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes: &[(String, String)], plots: &[String]) -> String {
+    let cfg = exp.resolved_toml();
+    let mut s = String::new();
+    s += &format!("# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n", r.name, r.status, r.seed, sha256_hex(cfg.as_bytes()));
+    s += "## Environment\n\n| item | value |\n|---|---|\n";
+    s += &format!("| ntk-dynamics | {} |\n| git commit | {} |\n| tree dirty | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
+        env.crate_version, env.git_commit.as_deref().unwrap_or("(not a git checkout)"), env.git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
+    s += "## Wall time per phase\n\n| phase | seconds |\n|---|---|\n";
+    for t in &r.timings {
+        s += &format!("| {} | {:.3} |\n", t.phase, t.seconds);
+    }
+    s += &format!("\n## Final figures (step {})\n\nlearning rate η = {:.6}, critical rate η_c = 2·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.last().map(|c| c.step).unwrap_or(0), r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
+    s += "| track | train loss | test loss | diverged at |\n|---|---|---|---|\n";
+    if let Some(c) = r.last() {
+        for (i, t) in r.tracks.iter().enumerate() {
+            s += &format!("| {} | {} | {} | {} |\n", t.name(), files::fmt_f64(c.train_loss[i]), c.test_loss[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()), r.outputs_of(*t).and_then(|o| o.diverged_at_step).map(|v| v.to_string()).unwrap_or_else(|| "–".into()));
+        }
+        s += "\n| divergence (RMSE) | train | test |\n|---|---|---|\n";
+        for (i, (a, b)) in r.pairs.iter().enumerate() {
+            s += &format!("| {} vs {} | {} | {} |\n", a.name(), b.name(), files::fmt_f64(c.rmse_train[i]), c.rmse_test[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+        }
+    }
+    if let Some(k) = r.last_kernel() {
+        s += &format!("\nKernel drift on the probe set: relative {:.4e}, kernel distance {:.4e}, λ_max {:.4e}; per layer {:?}.\nRelative parameter change {:.4e}; per layer {:?}.\n", k.ntk_rel_drift, k.ntk_kernel_distance, k.ntk_lambda_max, k.ntk_rel_drift_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>(), k.param_rel_change, k.param_rel_change_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>());
+    }
+    for k in &r.kernel_solutions {
+        s += &format!("\n`{}` at t = ∞: test loss {}.", k.track.name(), k.test_loss_infinite_time.map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+    }
+    s += "\n\n## Checks\n\n| check | value | tolerance | result |\n|---|---|---|---|\n";
+    for c in checks(r) {
+        s += &format!("| {} | {:.4e} | {} | {} |\n", c.name, c.value, c.tolerance, if c.pass { "pass" } else { "FAIL" });
+    }
+    s += "\n## Notes\n\n";
+    for n in notes(r, exp) {
+        s += &format!("- {n}\n");
+    }
+    if !plots.is_empty() {
+        s += "\n## Plots\n\n";
+        for p in plots {
+            s += &format!("![{p}]({p})\n");
+        }
+    }
+    s += "\n## Files (SHA-256)\n\n| file | sha256 |\n|---|---|\n";
+    for (n, h) in file_hashes {
+        s += &format!("| {n} | `{h}` |\n");
+    }
+    s += &format!("\n## Resolved config\n\n```toml\n{cfg}```\n\nReproduce with `cargo run --release --bin experiment -- --verify <this directory>`.\n");
+    s
+}
+
+/// Recorded hashes of a run directory's verified files (from its `report.json`).
+pub fn recorded_hashes(dir: &Path) -> crate::Result<Vec<(String, String)>> {
+    let p = dir.join("report.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
+    let map = v.get("files_sha256").and_then(|m| m.as_object()).ok_or_else(|| crate::Error::Verify(format!("{}: no files_sha256", p.display())))?;
+    Ok(map.iter().filter(|(k, _)| is_verified_file(k)).map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_string())).collect())
+}
