@@ -46,6 +46,9 @@ impl NetworkTrainer {
             let gb = p.bias.as_ref().map(|b| b.grad(&grads).expect("bias gradient"));
             grad_list.push(LayerParams { weight: gw, bias: gb });
         }
+        // Release the graph and the autodiff leaves so that the update can reuse buffers.
+        drop(grads);
+        drop(params);
         let update = if self.momentum > 0.0 {
             let v = match self.velocity.take() {
                 None => grad_list,
