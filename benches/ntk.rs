@@ -19,11 +19,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn time_it(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up
-    median((0..reps).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64()
-    }).collect())
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 fn gemm_gflops(backend: Backend, n: usize) -> f64 {
@@ -38,17 +42,38 @@ fn gemm_gflops(backend: Backend, n: usize) -> f64 {
 }
 
 fn mlp(backend: Backend, width: usize) -> MlpConfig {
-    MlpConfig { input_dim: 16, width, depth: 3, n_outputs: 1, activation: Activation::Relu, w_std: 1.4, b_std: 0.1, bias: true, parametrization: Parametrization::Ntk, precision: Precision::F32, backend }
+    MlpConfig {
+        input_dim: 16,
+        width,
+        depth: 3,
+        n_outputs: 1,
+        activation: Activation::Relu,
+        w_std: 1.4,
+        b_std: 0.1,
+        bias: true,
+        parametrization: Parametrization::Ntk,
+        precision: Precision::F32,
+        backend,
+    }
 }
 
 /// FLOPs of the structured empirical NTK: forward, one backward (signals only) per output, and the
 /// per-layer Gram products.
 fn ntk_flops(c: &MlpConfig, n: usize) -> f64 {
-    let (n, d, w, k) = (n as f64, c.input_dim as f64, c.width as f64, c.n_outputs as f64);
+    let (n, d, w, k) = (
+        n as f64,
+        c.input_dim as f64,
+        c.width as f64,
+        c.n_outputs as f64,
+    );
     let hidden = (c.depth - 1) as f64;
     let fwd = 2.0 * n * (d * w + hidden * w * w + w * k);
     let bwd = k * 2.0 * n * (hidden * w * w + w * k);
-    let gram: f64 = c.shapes().iter().map(|s| 2.0 * n * n * (s.n_in as f64 + k * s.n_out as f64)).sum();
+    let gram: f64 = c
+        .shapes()
+        .iter()
+        .map(|s| 2.0 * n * n * (s.n_in as f64 + k * s.n_out as f64))
+        .sum();
     fwd + bwd + gram
 }
 
@@ -57,7 +82,10 @@ fn main() {
     let widths: &[usize] = if quick { &[1024] } else { &[1024, 4096] };
     for backend in [Backend::Flex, Backend::Ndarray] {
         let gemm = gemm_gflops(backend, 1024);
-        println!("== backend {} — plain f32 GEMM 1024³: {gemm:.1} GFLOP/s", backend.name());
+        println!(
+            "== backend {} — plain f32 GEMM 1024³: {gemm:.1} GFLOP/s",
+            backend.name()
+        );
         let mut cases: Vec<(usize, usize)> = widths.iter().map(|&w| (256, w)).collect();
         if !quick {
             cases.push((1024, 1024));
@@ -65,7 +93,9 @@ fn main() {
         for (n, w) in cases {
             let c = mlp(backend, w);
             let net = c.init(0);
-            let x: Vec<f64> = (0..n * 16).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect();
+            let x: Vec<f64> = (0..n * 16)
+                .map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0)
+                .collect();
             let t = time_it(3, || {
                 let _ = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
             });
@@ -75,23 +105,44 @@ fn main() {
         for &w in widths {
             let c = mlp(backend, w);
             let b = 256;
-            let x: Vec<f64> = (0..b * 16).map(|i| ((i * 31) % 100) as f64 / 50.0 - 1.0).collect();
+            let x: Vec<f64> = (0..b * 16)
+                .map(|i| ((i * 31) % 100) as f64 / 50.0 - 1.0)
+                .collect();
             let y: Vec<f64> = (0..b).map(|i| (i as f64).sin()).collect();
             let mut tr = NetworkTrainer::new(c.init(1), 1e-3, 0.0);
             let t = time_it(5, || {
                 tr.step(&x, &y, b).unwrap();
             });
             let flops = 3.0 * 2.0 * b as f64 * (16.0 * w as f64 + 2.0 * (w * w) as f64 + w as f64);
-            println!("SGD step       batch={b} width={w:<5} depth=3: {:8.4} s  {:7.1} GFLOP/s", t, flops / t / 1e9);
+            println!(
+                "SGD step       batch={b} width={w:<5} depth=3: {:8.4} s  {:7.1} GFLOP/s",
+                t,
+                flops / t / 1e9
+            );
         }
     }
     let n = if quick { 512 } else { 2048 };
-    let a = linalg::mat_from_rows(&(0..n * n).map(|i| ((i * 7) % 13) as f64 / 13.0).collect::<Vec<_>>(), n, n);
+    let a = linalg::mat_from_rows(
+        &(0..n * n)
+            .map(|i| ((i * 7) % 13) as f64 / 13.0)
+            .collect::<Vec<_>>(),
+        n,
+        n,
+    );
     let s = linalg::gram(a.as_ref(), a.as_ref());
     let t = time_it(1, || {
         let _ = linalg::sym_eigen(s.as_ref()).unwrap();
     });
     println!("kernel predictor: symmetric eigendecomposition N={n}: {t:.3} s");
-    let mem = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.to_string()));
-    println!("peak resident memory of this benchmark: {}", mem.unwrap_or_else(|| "unknown".into()));
+    let mem = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.to_string())
+        });
+    println!(
+        "peak resident memory of this benchmark: {}",
+        mem.unwrap_or_else(|| "unknown".into())
+    );
 }

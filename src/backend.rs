@@ -42,7 +42,8 @@ impl Backend {
     pub fn device(self) -> Device {
         match self {
             Backend::Flex => Device::flex(),
-            #[allow(deprecated)] // burn-ndarray is deprecated in 0.22 but is the user's named backend.
+            #[allow(deprecated)]
+            // burn-ndarray is deprecated in 0.22 but is the user's named backend.
             Backend::Ndarray => Device::ndarray(),
         }
     }

@@ -397,11 +397,18 @@ pub fn load(path: &Path) -> Result<Experiment> {
 /// Parses and validates config text; `file` is used in error messages.
 pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
     let spec: ConfigSpec = toml::from_str(text).map_err(|e| Error::ConfigParse {
-        file: file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<config>")),
+        file: file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<config>")),
         message: e.to_string().trim_end().to_string(),
     })?;
     spec.validate().map_err(|e| match e {
-        Error::ConfigValue { key, value, allowed, .. } => Error::ConfigValue {
+        Error::ConfigValue {
+            key,
+            value,
+            allowed,
+            ..
+        } => Error::ConfigValue {
             file: file.map(Path::to_path_buf),
             line: find_key_line(text, &key),
             key,
@@ -459,7 +466,11 @@ fn at_least(key: &str, v: usize, min: usize) -> Result<usize> {
 
 fn only_for(key: &str, present: bool, kind: &str, allowed_kind: &str) -> Result<()> {
     if present {
-        Err(Error::value(key, "(set)", format!("only valid for data.kind = \"{allowed_kind}\", not \"{kind}\"")))
+        Err(Error::value(
+            key,
+            "(set)",
+            format!("only valid for data.kind = \"{allowed_kind}\", not \"{kind}\""),
+        ))
     } else {
         Ok(())
     }
@@ -469,8 +480,18 @@ impl ConfigSpec {
     /// Validates into an [`Experiment`] (file and line are added by [`parse_str`]).
     pub fn validate(&self) -> Result<Experiment> {
         let e = &self.experiment;
-        if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') || e.name.starts_with('.') {
-            return Err(Error::value("experiment.name", format!("{:?}", e.name), "a non-empty name of letters, digits, '_', '-', '.' (not starting with '.')"));
+        if e.name.is_empty()
+            || !e
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            || e.name.starts_with('.')
+        {
+            return Err(Error::value(
+                "experiment.name",
+                format!("{:?}", e.name),
+                "a non-empty name of letters, digits, '_', '-', '.' (not starting with '.')",
+            ));
         }
         let seed = e.seed.unwrap_or(0);
 
@@ -483,44 +504,110 @@ impl ConfigSpec {
                 only_for("data.test_path", d.test_path.is_some(), &d.kind, "csv")?;
                 only_for("data.target", d.target.is_some(), &d.kind, "csv")?;
                 only_for("data.standardize", d.standardize.is_some(), &d.kind, "csv")?;
-                only_for("data.test_fraction", d.test_fraction.is_some(), &d.kind, "csv")?;
+                only_for(
+                    "data.test_fraction",
+                    d.test_fraction.is_some(),
+                    &d.kind,
+                    "csv",
+                )?;
                 only_for("data.shuffle", d.shuffle.is_some(), &d.kind, "csv")?;
                 if d.kind == "sine" {
                     only_for("data.input_dim", d.input_dim.is_some(), &d.kind, "teacher")?;
-                    only_for("data.teacher_width", d.teacher_width.is_some(), &d.kind, "teacher")?;
+                    only_for(
+                        "data.teacher_width",
+                        d.teacher_width.is_some(),
+                        &d.kind,
+                        "teacher",
+                    )?;
                     let frequency = d.frequency.unwrap_or(1.0);
                     if !frequency.is_finite() {
                         return Err(Error::value("data.frequency", frequency, "a finite number"));
                     }
-                    let interval = d.interval.unwrap_or([-std::f64::consts::PI, std::f64::consts::PI]);
-                    if !(interval[0].is_finite() && interval[1].is_finite() && interval[0] < interval[1]) {
-                        return Err(Error::value("data.interval", format!("{interval:?}"), "[lo, hi] with finite lo < hi"));
+                    let interval = d
+                        .interval
+                        .unwrap_or([-std::f64::consts::PI, std::f64::consts::PI]);
+                    if !(interval[0].is_finite()
+                        && interval[1].is_finite()
+                        && interval[0] < interval[1])
+                    {
+                        return Err(Error::value(
+                            "data.interval",
+                            format!("{interval:?}"),
+                            "[lo, hi] with finite lo < hi",
+                        ));
                     }
-                    DataKind::Sine { frequency, interval }
+                    DataKind::Sine {
+                        frequency,
+                        interval,
+                    }
                 } else {
                     only_for("data.frequency", d.frequency.is_some(), &d.kind, "sine")?;
                     only_for("data.interval", d.interval.is_some(), &d.kind, "sine")?;
                     DataKind::Teacher {
                         input_dim: at_least("data.input_dim", d.input_dim.unwrap_or(16), 1)?,
-                        teacher_width: at_least("data.teacher_width", d.teacher_width.unwrap_or(256), 1)?,
+                        teacher_width: at_least(
+                            "data.teacher_width",
+                            d.teacher_width.unwrap_or(256),
+                            1,
+                        )?,
                     }
                 }
             }
             "csv" => {
-                for (k, p) in [("data.frequency", d.frequency.is_some()), ("data.interval", d.interval.is_some()), ("data.input_dim", d.input_dim.is_some()), ("data.teacher_width", d.teacher_width.is_some())] {
-                    only_for(k, p, "csv", if k.ends_with("frequency") || k.ends_with("interval") { "sine" } else { "teacher" })?;
+                for (k, p) in [
+                    ("data.frequency", d.frequency.is_some()),
+                    ("data.interval", d.interval.is_some()),
+                    ("data.input_dim", d.input_dim.is_some()),
+                    ("data.teacher_width", d.teacher_width.is_some()),
+                ] {
+                    only_for(
+                        k,
+                        p,
+                        "csv",
+                        if k.ends_with("frequency") || k.ends_with("interval") {
+                            "sine"
+                        } else {
+                            "teacher"
+                        },
+                    )?;
                 }
-                let path = d.path.clone().ok_or_else(|| Error::value("data.path", "(missing)", "a CSV file path is required for data.kind = \"csv\""))?;
-                let target = d.target.clone().ok_or_else(|| Error::value("data.target", "(missing)", "a list of target column names is required for data.kind = \"csv\""))?;
+                let path = d.path.clone().ok_or_else(|| {
+                    Error::value(
+                        "data.path",
+                        "(missing)",
+                        "a CSV file path is required for data.kind = \"csv\"",
+                    )
+                })?;
+                let target = d.target.clone().ok_or_else(|| {
+                    Error::value(
+                        "data.target",
+                        "(missing)",
+                        "a list of target column names is required for data.kind = \"csv\"",
+                    )
+                })?;
                 if target.is_empty() {
-                    return Err(Error::value("data.target", "[]", "at least one target column"));
+                    return Err(Error::value(
+                        "data.target",
+                        "[]",
+                        "at least one target column",
+                    ));
                 }
-                let test_fraction = d.test_fraction.unwrap_or(if d.test_path.is_some() { 0.0 } else { 0.2 });
+                let test_fraction =
+                    d.test_fraction
+                        .unwrap_or(if d.test_path.is_some() { 0.0 } else { 0.2 });
                 if !(0.0..1.0).contains(&test_fraction) {
-                    return Err(Error::value("data.test_fraction", test_fraction, "a number in [0, 1)"));
+                    return Err(Error::value(
+                        "data.test_fraction",
+                        test_fraction,
+                        "a number in [0, 1)",
+                    ));
                 }
                 if d.test_path.is_some() && d.test_fraction.is_some_and(|f| f > 0.0) {
-                    return Err(Error::value("data.test_fraction", test_fraction, "0 (or absent) when data.test_path is given"));
+                    return Err(Error::value(
+                        "data.test_fraction",
+                        test_fraction,
+                        "0 (or absent) when data.test_path is given",
+                    ));
                 }
                 DataKind::Csv {
                     path,
@@ -531,7 +618,13 @@ impl ConfigSpec {
                     shuffle: d.shuffle.unwrap_or(true),
                 }
             }
-            other => return Err(Error::value("data.kind", format!("{other:?}"), "one of: sine, teacher, csv")),
+            other => {
+                return Err(Error::value(
+                    "data.kind",
+                    format!("{other:?}"),
+                    "one of: sine, teacher, csv",
+                ))
+            }
         };
         let synthetic = !matches!(kind, DataKind::Csv { .. });
         let n_train = match d.n_train {
@@ -544,30 +637,73 @@ impl ConfigSpec {
             None if synthetic => Some(256),
             None => None,
         };
-        let data = DataConfig { kind, n_train, n_test, noise };
+        let data = DataConfig {
+            kind,
+            n_train,
+            n_test,
+            noise,
+        };
 
         // --- model
         let m = &self.model;
-        let activation = match m.activation.clone().unwrap_or(ActivationSpec::Name("relu".into())) {
-            ActivationSpec::Name(n) => Activation::parse(&n, None).ok_or_else(|| Error::value("model.activation", format!("{n:?}"), format!("one of: {}", Activation::NAMES)))?,
+        let activation = match m
+            .activation
+            .clone()
+            .unwrap_or(ActivationSpec::Name("relu".into()))
+        {
+            ActivationSpec::Name(n) => Activation::parse(&n, None).ok_or_else(|| {
+                Error::value(
+                    "model.activation",
+                    format!("{n:?}"),
+                    format!("one of: {}", Activation::NAMES),
+                )
+            })?,
             ActivationSpec::Table { name, alpha } => {
                 if alpha.is_some() && name != "leaky_relu" {
-                    return Err(Error::value("model.activation.alpha", alpha.unwrap_or_default(), "only for name = \"leaky_relu\""));
+                    return Err(Error::value(
+                        "model.activation.alpha",
+                        alpha.unwrap_or_default(),
+                        "only for name = \"leaky_relu\"",
+                    ));
                 }
                 if let Some(a) = alpha {
                     if !a.is_finite() {
                         return Err(Error::value("model.activation.alpha", a, "a finite number"));
                     }
                 }
-                Activation::parse(&name, alpha).ok_or_else(|| Error::value("model.activation", format!("{name:?}"), format!("one of: {}", Activation::NAMES)))?
+                Activation::parse(&name, alpha).ok_or_else(|| {
+                    Error::value(
+                        "model.activation",
+                        format!("{name:?}"),
+                        format!("one of: {}", Activation::NAMES),
+                    )
+                })?
             }
         };
         let parametrization_name = m.parametrization.clone().unwrap_or_else(|| "ntk".into());
-        let parametrization = Parametrization::parse(&parametrization_name).ok_or_else(|| Error::value("model.parametrization", format!("{parametrization_name:?}"), format!("one of: {}", Parametrization::NAMES)))?;
+        let parametrization = Parametrization::parse(&parametrization_name).ok_or_else(|| {
+            Error::value(
+                "model.parametrization",
+                format!("{parametrization_name:?}"),
+                format!("one of: {}", Parametrization::NAMES),
+            )
+        })?;
         let precision_name = m.precision.clone().unwrap_or_else(|| "f32".into());
-        let precision = Precision::parse(&precision_name).ok_or_else(|| Error::value("model.precision", format!("{precision_name:?}"), "one of: f32, f64"))?;
+        let precision = Precision::parse(&precision_name).ok_or_else(|| {
+            Error::value(
+                "model.precision",
+                format!("{precision_name:?}"),
+                "one of: f32, f64",
+            )
+        })?;
         let backend_name = m.backend.clone().unwrap_or_else(|| "flex".into());
-        let backend = Backend::parse(&backend_name).ok_or_else(|| Error::value("model.backend", format!("{backend_name:?}"), "one of: flex, ndarray"))?;
+        let backend = Backend::parse(&backend_name).ok_or_else(|| {
+            Error::value(
+                "model.backend",
+                format!("{backend_name:?}"),
+                "one of: flex, ndarray",
+            )
+        })?;
         let model = ModelSettings {
             width: at_least("model.width", m.width.unwrap_or(512), 1)?,
             depth: at_least("model.depth", m.depth.unwrap_or(2), 1)?,
@@ -580,33 +716,61 @@ impl ConfigSpec {
             backend,
         };
         if model.width > 1 << 20 {
-            return Err(Error::value("model.width", model.width, "an integer in [1, 1048576]"));
+            return Err(Error::value(
+                "model.width",
+                model.width,
+                "an integer in [1, 1048576]",
+            ));
         }
         if model.depth > 64 {
-            return Err(Error::value("model.depth", model.depth, "an integer in [1, 64]"));
+            return Err(Error::value(
+                "model.depth",
+                model.depth,
+                "an integer in [1, 64]",
+            ));
         }
 
         // --- training
         let t = &self.training;
         let learning_rate = match (t.learning_rate, t.lr_scale) {
-            (Some(_), Some(_)) => return Err(Error::value("training.lr_scale", t.lr_scale.unwrap_or_default(), "either training.learning_rate or training.lr_scale, not both")),
+            (Some(_), Some(_)) => {
+                return Err(Error::value(
+                    "training.lr_scale",
+                    t.lr_scale.unwrap_or_default(),
+                    "either training.learning_rate or training.lr_scale, not both",
+                ))
+            }
             (_, Some(s)) => LearningRate::CriticalMultiple(positive("training.lr_scale", s)?),
-            (lr, None) => LearningRate::Absolute(positive("training.learning_rate", lr.unwrap_or(1.0))?),
+            (lr, None) => {
+                LearningRate::Absolute(positive("training.learning_rate", lr.unwrap_or(1.0))?)
+            }
         };
         let momentum = t.momentum.unwrap_or(0.0);
         if !(momentum.is_finite() && (0.0..1.0).contains(&momentum)) {
-            return Err(Error::value("training.momentum", momentum, "a number in [0, 1)"));
+            return Err(Error::value(
+                "training.momentum",
+                momentum,
+                "a number in [0, 1)",
+            ));
         }
         let steps = t.steps.unwrap_or(1000);
         if steps > 100_000_000 {
-            return Err(Error::value("training.steps", steps, "an integer in [0, 100000000]"));
+            return Err(Error::value(
+                "training.steps",
+                steps,
+                "an integer in [0, 100000000]",
+            ));
         }
         let batch_size = match t.batch_size {
             Some(b) => {
                 let b = at_least("training.batch_size", b, 1)?;
                 if let Some(n) = n_train {
                     if b > n {
-                        return Err(Error::value("training.batch_size", b, format!("an integer in [1, data.n_train = {n}]")));
+                        return Err(Error::value(
+                            "training.batch_size",
+                            b,
+                            format!("an integer in [1, data.n_train = {n}]"),
+                        ));
                     }
                 }
                 Some(b)
@@ -624,16 +788,29 @@ impl ConfigSpec {
 
         // --- kernel
         let k = &self.kernel;
-        let names = k.solutions.clone().unwrap_or_else(|| vec!["analytic".into(), "empirical".into()]);
+        let names = k
+            .solutions
+            .clone()
+            .unwrap_or_else(|| vec!["analytic".into(), "empirical".into()]);
         let mut solutions = Vec::new();
         for n in &names {
             let s = match n.as_str() {
                 "analytic" => KernelSolution::Analytic,
                 "empirical" => KernelSolution::Empirical,
-                other => return Err(Error::value("kernel.solutions", format!("{other:?}"), "a list of: analytic, empirical")),
+                other => {
+                    return Err(Error::value(
+                        "kernel.solutions",
+                        format!("{other:?}"),
+                        "a list of: analytic, empirical",
+                    ))
+                }
             };
             if solutions.contains(&s) {
-                return Err(Error::value("kernel.solutions", format!("{n:?}"), "each solution at most once"));
+                return Err(Error::value(
+                    "kernel.solutions",
+                    format!("{n:?}"),
+                    "each solution at most once",
+                ));
             }
             solutions.push(s);
         }
@@ -641,19 +818,39 @@ impl ConfigSpec {
         let time = match time_name.as_str() {
             "discrete" => TimeMode::Discrete,
             "continuous" => TimeMode::Continuous,
-            other => return Err(Error::value("kernel.time", format!("{other:?}"), "one of: discrete, continuous")),
+            other => {
+                return Err(Error::value(
+                    "kernel.time",
+                    format!("{other:?}"),
+                    "one of: discrete, continuous",
+                ))
+            }
         };
         let form_name = k.form.clone().unwrap_or_else(|| "full".into());
-        let form = KernelForm::parse(&form_name).ok_or_else(|| Error::value("kernel.form", format!("{form_name:?}"), format!("one of: {}", KernelForm::NAMES)))?;
+        let form = KernelForm::parse(&form_name).ok_or_else(|| {
+            Error::value(
+                "kernel.form",
+                format!("{form_name:?}"),
+                format!("one of: {}", KernelForm::NAMES),
+            )
+        })?;
         let probe_size = at_least("kernel.probe_size", k.probe_size.unwrap_or(64), 1)?;
         if let (Some(n), Some(p)) = (n_train, k.probe_size) {
             if p > n {
-                return Err(Error::value("kernel.probe_size", p, format!("an integer in [1, data.n_train = {n}]")));
+                return Err(Error::value(
+                    "kernel.probe_size",
+                    p,
+                    format!("an integer in [1, data.n_train = {n}]"),
+                ));
             }
         }
         let quadrature_order = k.quadrature_order.unwrap_or(DEFAULT_ORDER);
         if !(2..=512).contains(&quadrature_order) {
-            return Err(Error::value("kernel.quadrature_order", quadrature_order, "an integer in [2, 512]"));
+            return Err(Error::value(
+                "kernel.quadrature_order",
+                quadrature_order,
+                "an integer in [2, 512]",
+            ));
         }
         let kernel = KernelConfig {
             solutions,
@@ -673,13 +870,24 @@ impl ConfigSpec {
             return Err(Error::value("logging.every", 0, "an integer >= 1"));
         }
         let kernel_every = self.logging.kernel_every.unwrap_or(50.max(every));
-        if kernel_every == 0 || kernel_every % every != 0 {
-            return Err(Error::value("logging.kernel_every", kernel_every, format!("a positive multiple of logging.every = {every}")));
+        if kernel_every == 0 || !kernel_every.is_multiple_of(every) {
+            return Err(Error::value(
+                "logging.kernel_every",
+                kernel_every,
+                format!("a positive multiple of logging.every = {every}"),
+            ));
         }
-        let logging = LoggingConfig { every, kernel_every };
+        let logging = LoggingConfig {
+            every,
+            kernel_every,
+        };
 
         let outputs = OutputsConfig {
-            dir: self.outputs.dir.clone().unwrap_or_else(|| PathBuf::from("results")),
+            dir: self
+                .outputs
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("results")),
             save_kernels: self.outputs.save_kernels.unwrap_or(false),
         };
 
@@ -702,14 +910,78 @@ impl ConfigSpec {
 impl Experiment {
     /// The config with every default filled in.
     pub fn to_spec(&self) -> ConfigSpec {
-        let (kind, frequency, interval, input_dim, teacher_width, path, test_path, target, standardize, test_fraction, shuffle) = match &self.data.kind {
-            DataKind::Sine { frequency, interval } => ("sine", Some(*frequency), Some(*interval), None, None, None, None, None, None, None, None),
-            DataKind::Teacher { input_dim, teacher_width } => ("teacher", None, None, Some(*input_dim), Some(*teacher_width), None, None, None, None, None, None),
-            DataKind::Csv { path, test_path, target, standardize, test_fraction, shuffle } => ("csv", None, None, None, None, Some(path.clone()), test_path.clone(), Some(target.clone()), Some(*standardize), Some(*test_fraction), Some(*shuffle)),
+        let (
+            kind,
+            frequency,
+            interval,
+            input_dim,
+            teacher_width,
+            path,
+            test_path,
+            target,
+            standardize,
+            test_fraction,
+            shuffle,
+        ) = match &self.data.kind {
+            DataKind::Sine {
+                frequency,
+                interval,
+            } => (
+                "sine",
+                Some(*frequency),
+                Some(*interval),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ),
+            DataKind::Teacher {
+                input_dim,
+                teacher_width,
+            } => (
+                "teacher",
+                None,
+                None,
+                Some(*input_dim),
+                Some(*teacher_width),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ),
+            DataKind::Csv {
+                path,
+                test_path,
+                target,
+                standardize,
+                test_fraction,
+                shuffle,
+            } => (
+                "csv",
+                None,
+                None,
+                None,
+                None,
+                Some(path.clone()),
+                test_path.clone(),
+                Some(target.clone()),
+                Some(*standardize),
+                Some(*test_fraction),
+                Some(*shuffle),
+            ),
         };
         let m = &self.model;
         let activation = match m.activation {
-            Activation::LeakyRelu { alpha } => ActivationSpec::Table { name: "leaky_relu".into(), alpha: Some(alpha) },
+            Activation::LeakyRelu { alpha } => ActivationSpec::Table {
+                name: "leaky_relu".into(),
+                alpha: Some(alpha),
+            },
             a => ActivationSpec::Name(a.name().into()),
         };
         let (learning_rate, lr_scale) = match self.training.learning_rate {
@@ -717,7 +989,10 @@ impl Experiment {
             LearningRate::CriticalMultiple(s) => (None, Some(s)),
         };
         ConfigSpec {
-            experiment: ExperimentSpec { name: self.name.clone(), seed: Some(self.seed) },
+            experiment: ExperimentSpec {
+                name: self.name.clone(),
+                seed: Some(self.seed),
+            },
             data: DataSpec {
                 kind: kind.into(),
                 n_train: self.data.n_train,
@@ -755,21 +1030,40 @@ impl Experiment {
                 max_loss: Some(self.training.max_loss),
             },
             kernel: KernelSpec {
-                solutions: Some(self.kernel.solutions.iter().map(|s| s.name().to_string()).collect()),
-                time: Some(match self.kernel.time { TimeMode::Discrete => "discrete", TimeMode::Continuous => "continuous" }.into()),
+                solutions: Some(
+                    self.kernel
+                        .solutions
+                        .iter()
+                        .map(|s| s.name().to_string())
+                        .collect(),
+                ),
+                time: Some(
+                    match self.kernel.time {
+                        TimeMode::Discrete => "discrete",
+                        TimeMode::Continuous => "continuous",
+                    }
+                    .into(),
+                ),
                 diag_reg: Some(self.kernel.diag_reg.value),
                 diag_reg_absolute: Some(self.kernel.diag_reg.absolute),
                 probe_size: Some(self.kernel.probe_size),
                 form: Some(self.kernel.form.name().into()),
                 quadrature_order: Some(self.kernel.quadrature_order),
             },
-            logging: LoggingSpec { every: Some(self.logging.every), kernel_every: Some(self.logging.kernel_every) },
-            outputs: OutputsSpec { dir: Some(self.outputs.dir.clone()), save_kernels: Some(self.outputs.save_kernels) },
+            logging: LoggingSpec {
+                every: Some(self.logging.every),
+                kernel_every: Some(self.logging.kernel_every),
+            },
+            outputs: OutputsSpec {
+                dir: Some(self.outputs.dir.clone()),
+                save_kernels: Some(self.outputs.save_kernels),
+            },
         }
     }
 
     /// The resolved config as TOML text.
     pub fn resolved_toml(&self) -> String {
-        toml::to_string(&self.resolved).unwrap_or_else(|e| format!("# could not serialise the config: {e}\n"))
+        toml::to_string(&self.resolved)
+            .unwrap_or_else(|e| format!("# could not serialise the config: {e}\n"))
     }
 }

@@ -50,13 +50,22 @@ impl Dataset {
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5EED);
     let mut ds = match &cfg.kind {
-        DataKind::Sine { frequency, interval } => {
+        DataKind::Sine {
+            frequency,
+            interval,
+        } => {
             let n_train = cfg.n_train.unwrap_or(32);
             let n_test = cfg.n_test.unwrap_or(256);
             let [lo, hi] = *interval;
             let x_train: Vec<f64> = (0..n_train).map(|_| rng.random_range(lo..hi)).collect();
             let x_test: Vec<f64> = (0..n_test)
-                .map(|i| if n_test == 1 { 0.5 * (lo + hi) } else { lo + (hi - lo) * i as f64 / (n_test - 1) as f64 })
+                .map(|i| {
+                    if n_test == 1 {
+                        0.5 * (lo + hi)
+                    } else {
+                        lo + (hi - lo) * i as f64 / (n_test - 1) as f64
+                    }
+                })
                 .collect();
             Dataset {
                 input_dim: 1,
@@ -69,14 +78,20 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
                 target_names: vec!["y".into()],
             }
         }
-        DataKind::Teacher { input_dim, teacher_width } => {
+        DataKind::Teacher {
+            input_dim,
+            teacher_width,
+        } => {
             let (d, m) = (*input_dim, *teacher_width);
-            let w: Vec<f64> = (0..d * m).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let w: Vec<f64> = (0..d * m)
+                .map(|_| StandardNormal.sample(&mut rng))
+                .collect();
             let a: Vec<f64> = (0..m).map(|_| StandardNormal.sample(&mut rng)).collect();
             let teacher = |x: &[f64]| -> f64 {
                 let mut s = 0.0;
                 for j in 0..m {
-                    let z: f64 = (0..d).map(|i| x[i] * w[j * d + i]).sum::<f64>() / (d as f64).sqrt();
+                    let z: f64 =
+                        (0..d).map(|i| x[i] * w[j * d + i]).sum::<f64>() / (d as f64).sqrt();
                     s += a[j] * z.max(0.0);
                 }
                 s * (2.0 / m as f64).sqrt()
@@ -103,13 +118,28 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
                 target_names: vec!["y".into()],
             }
         }
-        DataKind::Csv { path, test_path, target, standardize, test_fraction, shuffle } => {
+        DataKind::Csv {
+            path,
+            test_path,
+            target,
+            standardize,
+            test_fraction,
+            shuffle,
+        } => {
             let main = read_csv(path)?;
             let (mut train, mut test) = match test_path {
                 Some(tp) => {
                     let t = read_csv(tp)?;
                     if t.header != main.header {
-                        return Err(Error::Data { path: tp.clone(), line: Some(1), column: None, message: format!("header {:?} differs from the training file's {:?}", t.header, main.header) });
+                        return Err(Error::Data {
+                            path: tp.clone(),
+                            line: Some(1),
+                            column: None,
+                            message: format!(
+                                "header {:?} differs from the training file's {:?}",
+                                t.header, main.header
+                            ),
+                        });
                     }
                     let mut tr = main.rows;
                     if *shuffle {
@@ -129,29 +159,73 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
             };
             if let Some(n) = cfg.n_train {
                 if n > train.len() {
-                    return Err(Error::Data { path: path.clone(), line: None, column: None, message: format!("data.n_train = {n} requested but the training split has only {} rows", train.len()) });
+                    return Err(Error::Data {
+                        path: path.clone(),
+                        line: None,
+                        column: None,
+                        message: format!(
+                            "data.n_train = {n} requested but the training split has only {} rows",
+                            train.len()
+                        ),
+                    });
                 }
                 train.truncate(n);
             }
             if let Some(n) = cfg.n_test {
                 if n > test.len() {
-                    return Err(Error::Data { path: test_path.clone().unwrap_or_else(|| path.clone()), line: None, column: None, message: format!("data.n_test = {n} requested but the test split has only {} rows", test.len()) });
+                    return Err(Error::Data {
+                        path: test_path.clone().unwrap_or_else(|| path.clone()),
+                        line: None,
+                        column: None,
+                        message: format!(
+                            "data.n_test = {n} requested but the test split has only {} rows",
+                            test.len()
+                        ),
+                    });
                 }
                 test.truncate(n);
             }
             if train.is_empty() {
-                return Err(Error::Data { path: path.clone(), line: None, column: None, message: "no training rows".into() });
+                return Err(Error::Data {
+                    path: path.clone(),
+                    line: None,
+                    column: None,
+                    message: "no training rows".into(),
+                });
             }
             let mut target_idx = Vec::new();
             for t in target {
-                let idx = main.header.iter().position(|h| h == t).ok_or_else(|| Error::Data { path: path.clone(), line: Some(1), column: Some(t.clone()), message: format!("target column not found; the header has: {}", main.header.join(", ")) })?;
+                let idx = main
+                    .header
+                    .iter()
+                    .position(|h| h == t)
+                    .ok_or_else(|| Error::Data {
+                        path: path.clone(),
+                        line: Some(1),
+                        column: Some(t.clone()),
+                        message: format!(
+                            "target column not found; the header has: {}",
+                            main.header.join(", ")
+                        ),
+                    })?;
                 target_idx.push(idx);
             }
-            let feat_idx: Vec<usize> = (0..main.header.len()).filter(|i| !target_idx.contains(i)).collect();
+            let feat_idx: Vec<usize> = (0..main.header.len())
+                .filter(|i| !target_idx.contains(i))
+                .collect();
             if feat_idx.is_empty() {
-                return Err(Error::Data { path: path.clone(), line: Some(1), column: None, message: "no feature columns (every column is a target)".into() });
+                return Err(Error::Data {
+                    path: path.clone(),
+                    line: Some(1),
+                    column: None,
+                    message: "no feature columns (every column is a target)".into(),
+                });
             }
-            let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> { rows.iter().flat_map(|r| idx.iter().map(move |&i| r[i])).collect() };
+            let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> {
+                rows.iter()
+                    .flat_map(|r| idx.iter().map(move |&i| r[i]))
+                    .collect()
+            };
             let mut ds = Dataset {
                 input_dim: feat_idx.len(),
                 n_outputs: target_idx.len(),
@@ -179,12 +253,20 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
 }
 
 /// Standardises columns with the training statistics (population std); a constant column is an error.
-fn standardize_columns(train: &mut [f64], test: &mut [f64], names: &[String], path: &Path) -> Result<()> {
+fn standardize_columns(
+    train: &mut [f64],
+    test: &mut [f64],
+    names: &[String],
+    path: &Path,
+) -> Result<()> {
     let c = names.len();
     let n = train.len() / c;
     for j in 0..c {
         let mean = (0..n).map(|i| train[i * c + j]).sum::<f64>() / n as f64;
-        let var = (0..n).map(|i| (train[i * c + j] - mean).powi(2)).sum::<f64>() / n as f64;
+        let var = (0..n)
+            .map(|i| (train[i * c + j] - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
         let std = var.sqrt();
         if std.partial_cmp(&(1e-12 * mean.abs().max(1.0))) != Some(std::cmp::Ordering::Greater) {
             return Err(Error::Data { path: path.to_path_buf(), line: None, column: Some(names[j].clone()), message: "constant column cannot be standardised (set data.standardize = false or drop the column)".into() });
@@ -217,25 +299,63 @@ pub fn read_csv(path: &Path) -> Result<CsvTable> {
 
 /// Parses CSV text (see [`read_csv`]).
 pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
-    let err = |line: usize, column: Option<String>, message: String| Error::Data { path: path.to_path_buf(), line: Some(line), column, message };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, head) = lines.next().ok_or_else(|| Error::Data { path: path.to_path_buf(), line: None, column: None, message: "empty file (a header row and data rows are required)".into() })?;
-    let header: Vec<String> = head.split(',').map(|s| s.trim().trim_matches('"').to_string()).collect();
+    let err = |line: usize, column: Option<String>, message: String| Error::Data {
+        path: path.to_path_buf(),
+        line: Some(line),
+        column,
+        message,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, head) = lines.next().ok_or_else(|| Error::Data {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: "empty file (a header row and data rows are required)".into(),
+    })?;
+    let header: Vec<String> = head
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
     if let Some(pos) = header.iter().position(|h| h.is_empty()) {
-        return Err(err(1, None, format!("empty column name at position {}", pos + 1)));
+        return Err(err(
+            1,
+            None,
+            format!("empty column name at position {}", pos + 1),
+        ));
     }
     let mut rows = Vec::new();
     for (i, line) in lines {
         let cells: Vec<&str> = line.split(',').collect();
         if cells.len() != header.len() {
-            return Err(err(i + 1, None, format!("{} cells, but the header has {} columns", cells.len(), header.len())));
+            return Err(err(
+                i + 1,
+                None,
+                format!(
+                    "{} cells, but the header has {} columns",
+                    cells.len(),
+                    header.len()
+                ),
+            ));
         }
         let mut row = Vec::with_capacity(cells.len());
         for (c, cell) in cells.iter().enumerate() {
             let s = cell.trim();
-            let v: f64 = s.parse().map_err(|_| err(i + 1, Some(header[c].clone()), format!("not a number: {s:?}")))?;
+            let v: f64 = s.parse().map_err(|_| {
+                err(
+                    i + 1,
+                    Some(header[c].clone()),
+                    format!("not a number: {s:?}"),
+                )
+            })?;
             if !v.is_finite() {
-                return Err(err(i + 1, Some(header[c].clone()), format!("non-finite value {s:?}")));
+                return Err(err(
+                    i + 1,
+                    Some(header[c].clone()),
+                    format!("non-finite value {s:?}"),
+                ));
             }
             row.push(v);
         }

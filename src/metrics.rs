@@ -31,7 +31,12 @@ pub fn norm(a: &[f64]) -> f64 {
 
 /// `‖a − b‖ / ‖b‖`.
 pub fn rel_change(a: &[f64], b: &[f64]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let d: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
     let n = norm(b);
     if n == 0.0 {
         if d == 0.0 {
@@ -47,7 +52,12 @@ pub fn rel_change(a: &[f64], b: &[f64]) -> f64 {
 /// Least-squares slope and intercept of `log y` against `log x` (points with non-positive values
 /// are skipped), with the standard error of the slope.
 pub fn loglog_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
-    let pts: Vec<(f64, f64)> = x.iter().zip(y).filter(|(a, b)| **a > 0.0 && **b > 0.0 && b.is_finite()).map(|(a, b)| (a.ln(), b.ln())).collect();
+    let pts: Vec<(f64, f64)> = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| **a > 0.0 && **b > 0.0 && b.is_finite())
+        .map(|(a, b)| (a.ln(), b.ln()))
+        .collect();
     let n = pts.len() as f64;
     if pts.len() < 2 {
         return None;
@@ -62,7 +72,10 @@ pub fn loglog_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
     let slope = sxy / sxx;
     let intercept = my - slope * mx;
     let se = if pts.len() > 2 {
-        let rss: f64 = pts.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
+        let rss: f64 = pts
+            .iter()
+            .map(|p| (p.1 - intercept - slope * p.0).powi(2))
+            .sum();
         (rss / (n - 2.0) / sxx).sqrt()
     } else {
         f64::NAN

@@ -423,7 +423,10 @@ pub fn tensor_from_f64<const D: usize>(
 ) -> Tensor<D> {
     let data = match dtype {
         DType::F64 => TensorData::new(values.to_vec(), shape),
-        _ => TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<f32>>(), shape),
+        _ => TensorData::new(
+            values.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+            shape,
+        ),
     };
     Tensor::from_data(data, (device, dtype))
 }
@@ -542,11 +545,20 @@ impl Mlp {
             .iter()
             .map(|s| {
                 let nw = s.n_in * s.n_out;
-                let weight =
-                    tensor_from_f64(&flat[offset..offset + nw], [s.n_in, s.n_out], dtype, &self.device);
+                let weight = tensor_from_f64(
+                    &flat[offset..offset + nw],
+                    [s.n_in, s.n_out],
+                    dtype,
+                    &self.device,
+                );
                 offset += nw;
                 let bias = if self.config.bias {
-                    let b = tensor_from_f64(&flat[offset..offset + s.n_out], [s.n_out], dtype, &self.device);
+                    let b = tensor_from_f64(
+                        &flat[offset..offset + s.n_out],
+                        [s.n_out],
+                        dtype,
+                        &self.device,
+                    );
                     offset += s.n_out;
                     Some(b)
                 } else {

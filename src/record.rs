@@ -215,6 +215,9 @@ impl RunRecord {
 
     /// The last kernel checkpoint.
     pub fn last_kernel(&self) -> Option<&KernelCheckpoint> {
-        self.checkpoints.iter().rev().find_map(|c| c.kernel.as_ref())
+        self.checkpoints
+            .iter()
+            .rev()
+            .find_map(|c| c.kernel.as_ref())
     }
 }

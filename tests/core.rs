@@ -16,12 +16,35 @@ use rand_distr::{Distribution, StandardNormal};
 
 fn inputs(n: usize, d: usize, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect()
+    (0..n * d)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cfg(d: usize, width: usize, depth: usize, k: usize, act: Activation, bias: bool, par: Parametrization, precision: Precision) -> MlpConfig {
-    MlpConfig { input_dim: d, width, depth, n_outputs: k, activation: act, w_std: 1.5, b_std: 0.3, bias, parametrization: par, precision, backend: Backend::Flex }
+fn cfg(
+    d: usize,
+    width: usize,
+    depth: usize,
+    k: usize,
+    act: Activation,
+    bias: bool,
+    par: Parametrization,
+    precision: Precision,
+) -> MlpConfig {
+    MlpConfig {
+        input_dim: d,
+        width,
+        depth,
+        n_outputs: k,
+        activation: act,
+        w_std: 1.5,
+        b_std: 0.3,
+        bias,
+        parametrization: par,
+        precision,
+        backend: Backend::Flex,
+    }
 }
 
 #[test]
@@ -37,12 +60,23 @@ fn structured_equals_naive_for_every_activation_and_parametrization() {
                     let c = cfg(d, 16, 2, k, act, bias, par, Precision::F32);
                     let mlp = c.init(7);
                     let naive = naive_empirical_ntk(&mlp, &x1, n1, &x2, n2).unwrap();
-                    let full = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Full).unwrap();
+                    let full =
+                        empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Full).unwrap();
                     let e = linalg::rel_frobenius(full.total().as_ref(), naive.as_ref());
-                    assert!(e < 1e-6, "{act:?} {par:?} bias={bias} K={k}: full rel err {e}");
-                    let tr = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Trace).unwrap();
-                    let e2 = linalg::rel_frobenius(tr.total().as_ref(), trace_of_full(&naive, k).as_ref());
-                    assert!(e2 < 1e-6, "{act:?} {par:?} bias={bias} K={k}: trace rel err {e2}");
+                    assert!(
+                        e < 1e-6,
+                        "{act:?} {par:?} bias={bias} K={k}: full rel err {e}"
+                    );
+                    let tr =
+                        empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Trace).unwrap();
+                    let e2 = linalg::rel_frobenius(
+                        tr.total().as_ref(),
+                        trace_of_full(&naive, k).as_ref(),
+                    );
+                    assert!(
+                        e2 < 1e-6,
+                        "{act:?} {par:?} bias={bias} K={k}: trace rel err {e2}"
+                    );
                     worst = worst.max(e).max(e2);
                 }
             }
@@ -68,29 +102,67 @@ fn structured_equals_naive_in_f64_tightly() {
 fn backends_agree_to_f32_tolerance() {
     let (n, d) = (8, 3);
     let x = inputs(n, d, 4);
-    let mut c = cfg(d, 64, 2, 1, Activation::Relu, true, Parametrization::Ntk, Precision::F32);
-    let a = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace).unwrap().total();
+    let mut c = cfg(
+        d,
+        64,
+        2,
+        1,
+        Activation::Relu,
+        true,
+        Parametrization::Ntk,
+        Precision::F32,
+    );
+    let a = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace)
+        .unwrap()
+        .total();
     c.backend = Backend::Ndarray;
-    let b = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace).unwrap().total();
+    let b = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace)
+        .unwrap()
+        .total();
     let e = linalg::rel_frobenius(a.as_ref(), b.as_ref());
     assert!(e < 1e-5, "flex vs ndarray kernels differ: {e}");
 }
 
 #[test]
 fn same_seed_same_parameters_and_kernels_bit_for_bit() {
-    let c = cfg(3, 32, 2, 2, Activation::Gelu, true, Parametrization::Ntk, Precision::F32);
+    let c = cfg(
+        3,
+        32,
+        2,
+        2,
+        Activation::Gelu,
+        true,
+        Parametrization::Ntk,
+        Precision::F32,
+    );
     let (a, b) = (c.init(42), c.init(42));
     assert_eq!(a.flatten().unwrap(), b.flatten().unwrap());
     assert_ne!(a.flatten().unwrap(), c.init(43).flatten().unwrap());
     let x = inputs(5, 3, 9);
-    let ka = empirical_ntk(&a, &x, 5, None, KernelForm::Full).unwrap().total();
-    let kb = empirical_ntk(&b, &x, 5, None, KernelForm::Full).unwrap().total();
-    assert_eq!(linalg::mat_to_rows(ka.as_ref()), linalg::mat_to_rows(kb.as_ref()));
+    let ka = empirical_ntk(&a, &x, 5, None, KernelForm::Full)
+        .unwrap()
+        .total();
+    let kb = empirical_ntk(&b, &x, 5, None, KernelForm::Full)
+        .unwrap()
+        .total();
+    assert_eq!(
+        linalg::mat_to_rows(ka.as_ref()),
+        linalg::mat_to_rows(kb.as_ref())
+    );
 }
 
 #[test]
 fn flatten_roundtrip() {
-    let c = cfg(3, 8, 2, 2, Activation::Relu, true, Parametrization::Standard, Precision::F64);
+    let c = cfg(
+        3,
+        8,
+        2,
+        2,
+        Activation::Relu,
+        true,
+        Parametrization::Standard,
+        Precision::F64,
+    );
     let mut m = c.init(1);
     let flat = m.flatten().unwrap();
     assert_eq!(flat.len(), c.n_params());
@@ -124,32 +196,76 @@ fn gradients_match_finite_differences() {
             for r in 0..n * 2 {
                 let fd = (yp[r] - ym[r]) / (2.0 * h);
                 let g = jac[(r, pidx)];
-                assert!((fd - g).abs() < 1e-7 * (1.0 + g.abs()), "{act:?} param {pidx} row {r}: fd {fd} vs autodiff {g}");
+                assert!(
+                    (fd - g).abs() < 1e-7 * (1.0 + g.abs()),
+                    "{act:?} param {pidx} row {r}: fd {fd} vs autodiff {g}"
+                );
             }
         }
     }
 }
 
-fn acfg(act: Activation, depth: usize, par: Parametrization, d: usize, width: usize) -> AnalyticConfig {
-    AnalyticConfig { input_dim: d, width, depth, activation: act, w_std: 1.3, b_std: 0.2, bias: true, parametrization: par, method: MomentMethod::Auto(48) }
+fn acfg(
+    act: Activation,
+    depth: usize,
+    par: Parametrization,
+    d: usize,
+    width: usize,
+) -> AnalyticConfig {
+    AnalyticConfig {
+        input_dim: d,
+        width,
+        depth,
+        activation: act,
+        w_std: 1.3,
+        b_std: 0.2,
+        bias: true,
+        parametrization: par,
+        method: MomentMethod::Auto(48),
+    }
 }
 
 #[test]
 fn depth_one_relu_is_the_arc_cosine_kernel() {
     // One hidden ReLU layer, w = 1, b = 0, inputs on the unit sphere scaled so that x·x'/d = cos α.
     let d = 2;
-    for &alpha in &[0.0, 0.3, 1.0, std::f64::consts::FRAC_PI_2, 2.5, std::f64::consts::PI] {
+    for &alpha in &[
+        0.0,
+        0.3,
+        1.0,
+        std::f64::consts::FRAC_PI_2,
+        2.5,
+        std::f64::consts::PI,
+    ] {
         let s = (d as f64).sqrt();
         let x1 = [s, 0.0];
         let x2 = [s * alpha.cos(), s * alpha.sin()];
-        let c = AnalyticConfig { input_dim: d, width: 1, depth: 1, activation: Activation::Relu, w_std: 1.0, b_std: 0.0, bias: false, parametrization: Parametrization::Ntk, method: MomentMethod::Auto(64) };
+        let c = AnalyticConfig {
+            input_dim: d,
+            width: 1,
+            depth: 1,
+            activation: Activation::Relu,
+            w_std: 1.0,
+            b_std: 0.0,
+            bias: false,
+            parametrization: Parametrization::Ntk,
+            method: MomentMethod::Auto(64),
+        };
         let k = c.kernels(&x1, 1, &x2, 1);
         let pi = std::f64::consts::PI;
         // Cho & Saul arc-cosine kernel of degree 1 (/2π) and degree 0 (derivative), |x| = 1.
         let nngp = (alpha.sin() + (pi - alpha) * alpha.cos()) / (2.0 * pi);
         let ntk = nngp + alpha.cos() * (pi - alpha) / (2.0 * pi);
-        assert!((k.nngp[(0, 0)] - nngp).abs() < 1e-14, "nngp at {alpha}: {} vs {nngp}", k.nngp[(0, 0)]);
-        assert!((k.ntk[(0, 0)] - ntk).abs() < 1e-14, "ntk at {alpha}: {} vs {ntk}", k.ntk[(0, 0)]);
+        assert!(
+            (k.nngp[(0, 0)] - nngp).abs() < 1e-14,
+            "nngp at {alpha}: {} vs {nngp}",
+            k.nngp[(0, 0)]
+        );
+        assert!(
+            (k.ntk[(0, 0)] - ntk).abs() < 1e-14,
+            "ntk at {alpha}: {} vs {ntk}",
+            k.ntk[(0, 0)]
+        );
     }
 }
 
@@ -159,7 +275,17 @@ fn identity_network_gives_the_linear_kernel() {
     let x1 = inputs(4, d, 1);
     let x2 = inputs(3, d, 2);
     let (w, b, depth) = (1.3f64, 0.2f64, 3);
-    let c = AnalyticConfig { input_dim: d, width: 1, depth, activation: Activation::Identity, w_std: w, b_std: b, bias: true, parametrization: Parametrization::Ntk, method: MomentMethod::Auto(8) };
+    let c = AnalyticConfig {
+        input_dim: d,
+        width: 1,
+        depth,
+        activation: Activation::Identity,
+        w_std: w,
+        b_std: b,
+        bias: true,
+        parametrization: Parametrization::Ntk,
+        method: MomentMethod::Auto(8),
+    };
     let k = c.kernels(&x1, 4, &x2, 3);
     for i in 0..4 {
         for j in 0..3 {
@@ -179,7 +305,13 @@ fn identity_network_gives_the_linear_kernel() {
 
 #[test]
 fn quadrature_reproduces_closed_forms() {
-    let cases = [(1.0, 1.0, 0.5), (2.0, 0.7, -0.9), (0.3, 0.3, 0.3), (1.5, 2.5, 1.2), (0.8, 1.1, 0.0)];
+    let cases = [
+        (1.0, 1.0, 0.5),
+        (2.0, 0.7, -0.9),
+        (0.3, 0.3, 0.3),
+        (1.5, 2.5, 1.2),
+        (0.8, 1.1, 0.0),
+    ];
     for act in Activation::all() {
         if closed_form(act, 1.0, 1.0, 0.5).is_none() {
             continue;
@@ -189,8 +321,14 @@ fn quadrature_reproduces_closed_forms() {
         for &(q, qp, k) in &cases {
             let (e, kd) = closed_form(act, q, qp, k).unwrap();
             let (eq, kdq) = gaussian_moments(act, q, qp, k, MomentMethod::Quadrature(order));
-            assert!((e - eq).abs() < tol * e.abs().max(1.0), "{act:?} E[φφ] at {q},{qp},{k}: closed {e} quad {eq}");
-            assert!((kd - kdq).abs() < tol * kd.abs().max(1.0), "{act:?} E[φ'φ'] at {q},{qp},{k}: closed {kd} quad {kdq}");
+            assert!(
+                (e - eq).abs() < tol * e.abs().max(1.0),
+                "{act:?} E[φφ] at {q},{qp},{k}: closed {e} quad {eq}"
+            );
+            assert!(
+                (kd - kdq).abs() < tol * kd.abs().max(1.0),
+                "{act:?} E[φ'φ'] at {q},{qp},{k}: closed {kd} quad {kdq}"
+            );
         }
     }
 }
@@ -206,14 +344,24 @@ fn quadrature_integrates_gaussian_moments() {
     let trap: f64 = {
         let (n, lim) = (200_000, 12.0);
         let h = 2.0 * lim / n as f64;
-        (0..=n).map(|i| { let x = -lim + i as f64 * h; let w = if i == 0 || i == n { 0.5 } else { 1.0 }; w * x.tanh().powi(2) * (-x * x / 2.0).exp() }).sum::<f64>() * h / (2.0 * std::f64::consts::PI).sqrt()
+        (0..=n)
+            .map(|i| {
+                let x = -lim + i as f64 * h;
+                let w = if i == 0 || i == n { 0.5 } else { 1.0 };
+                w * x.tanh().powi(2) * (-x * x / 2.0).exp()
+            })
+            .sum::<f64>()
+            * h
+            / (2.0 * std::f64::consts::PI).sqrt()
     };
     let g = gh.expect2(1.0, 1.0, 1.0, |x| x.tanh(), |x| x.tanh());
     assert!((g - trap).abs() < 1e-10, "tanh second moment {g} vs {trap}");
 }
 
 fn is_psd_symmetric(m: &Mat<f64>) -> bool {
-    let sym = (0..m.nrows()).all(|i| (0..m.ncols()).all(|j| (m[(i, j)] - m[(j, i)]).abs() <= 1e-12 * m[(i, j)].abs().max(1.0)));
+    let sym = (0..m.nrows()).all(|i| {
+        (0..m.ncols()).all(|j| (m[(i, j)] - m[(j, i)]).abs() <= 1e-12 * m[(i, j)].abs().max(1.0))
+    });
     let ev = linalg::sym_eigenvalues(m.as_ref()).unwrap();
     sym && ev[0] > -1e-10 * ev.last().unwrap()
 }
@@ -236,7 +384,11 @@ fn analytic_kernels_are_symmetric_psd_and_exact_on_duplicates() {
             assert!(is_psd_symmetric(&k.ntk), "{act:?} {par:?} ntk");
             // Duplicate rows give identical kernel rows exactly.
             for j in 0..10 {
-                assert_eq!(k.ntk[(0, j)], k.ntk[(1, j)], "{act:?} duplicate row differs");
+                assert_eq!(
+                    k.ntk[(0, j)],
+                    k.ntk[(1, j)],
+                    "{act:?} duplicate row differs"
+                );
             }
         }
     }
@@ -260,20 +412,41 @@ fn empirical_ntk_converges_to_analytic_with_width() {
         let widths = [64usize, 128, 256, 512, 1024, 2048];
         let mut means = Vec::new();
         for &w in &widths {
-            let c = MlpConfig { input_dim: d, width: w, depth: 2, n_outputs: 1, activation: act, w_std: 1.4, b_std: 0.1, bias: true, parametrization: Parametrization::Ntk, precision: Precision::F32, backend: Backend::Flex };
+            let c = MlpConfig {
+                input_dim: d,
+                width: w,
+                depth: 2,
+                n_outputs: 1,
+                activation: act,
+                w_std: 1.4,
+                b_std: 0.1,
+                bias: true,
+                parametrization: Parametrization::Ntk,
+                precision: Precision::F32,
+                backend: Backend::Flex,
+            };
             let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
             let seeds = 10;
-            let mean = (0..seeds).map(|s| {
-                let e = empirical_ntk(&c.init(1000 + s), &x, n, None, KernelForm::Trace).unwrap().total();
-                linalg::rel_frobenius(e.as_ref(), analytic.as_ref())
-            }).sum::<f64>() / seeds as f64;
+            let mean = (0..seeds)
+                .map(|s| {
+                    let e = empirical_ntk(&c.init(1000 + s), &x, n, None, KernelForm::Trace)
+                        .unwrap()
+                        .total();
+                    linalg::rel_frobenius(e.as_ref(), analytic.as_ref())
+                })
+                .sum::<f64>()
+                / seeds as f64;
             means.push(mean);
         }
         let wf: Vec<f64> = widths.iter().map(|&w| w as f64).collect();
         let (slope, _, _) = ntk_dynamics::metrics::loglog_fit(&wf, &means).unwrap();
         eprintln!("{act:?}: mean rel distance {means:?}, slope {slope:.3}");
         assert!((-0.7..=-0.3).contains(&slope), "{act:?}: slope {slope}");
-        assert!(*means.last().unwrap() < 0.1, "{act:?}: at width 2048 {}", means.last().unwrap());
+        assert!(
+            *means.last().unwrap() < 0.1,
+            "{act:?}: at width 2048 {}",
+            means.last().unwrap()
+        );
     }
 }
 
@@ -282,8 +455,31 @@ fn empirical_ntk_converges_to_analytic_with_width() {
 fn standard_parametrization_analytic_matches_wide_network() {
     let (n, d) = (6, 3);
     let x = inputs(n, d, 4);
-    let c = MlpConfig { input_dim: d, width: 2048, depth: 2, n_outputs: 1, activation: Activation::Erf, w_std: 1.2, b_std: 0.2, bias: true, parametrization: Parametrization::Standard, precision: Precision::F32, backend: Backend::Flex };
+    let c = MlpConfig {
+        input_dim: d,
+        width: 2048,
+        depth: 2,
+        n_outputs: 1,
+        activation: Activation::Erf,
+        w_std: 1.2,
+        b_std: 0.2,
+        bias: true,
+        parametrization: Parametrization::Standard,
+        precision: Precision::F32,
+        backend: Backend::Flex,
+    };
     let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
-    let mean = (0..4).map(|s| linalg::rel_frobenius(empirical_ntk(&c.init(s), &x, n, None, KernelForm::Trace).unwrap().total().as_ref(), analytic.as_ref())).sum::<f64>() / 4.0;
+    let mean = (0..4)
+        .map(|s| {
+            linalg::rel_frobenius(
+                empirical_ntk(&c.init(s), &x, n, None, KernelForm::Trace)
+                    .unwrap()
+                    .total()
+                    .as_ref(),
+                analytic.as_ref(),
+            )
+        })
+        .sum::<f64>()
+        / 4.0;
     assert!(mean < 0.1, "standard parametrization: mean distance {mean}");
 }

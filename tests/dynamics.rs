@@ -24,7 +24,19 @@ fn gauss(n: usize, seed: u64) -> Vec<f64> {
 }
 
 fn tiny(k: usize, act: Activation) -> MlpConfig {
-    MlpConfig { input_dim: 3, width: 12, depth: 2, n_outputs: k, activation: act, w_std: 1.3, b_std: 0.4, bias: true, parametrization: Parametrization::Ntk, precision: Precision::F64, backend: Backend::Flex }
+    MlpConfig {
+        input_dim: 3,
+        width: 12,
+        depth: 2,
+        n_outputs: k,
+        activation: act,
+        w_std: 1.3,
+        b_std: 0.4,
+        bias: true,
+        parametrization: Parametrization::Ntk,
+        precision: Precision::F64,
+        backend: Backend::Flex,
+    }
 }
 
 #[test]
@@ -34,10 +46,22 @@ fn full_batch_twin_equals_discrete_closed_form() {
     let mlp = c.init(3);
     let x_all = gauss((n + m) * 3, 1);
     let y = linalg::mat_from_rows(&gauss(n * k, 2), n * k, 1);
-    let theta_all = empirical_ntk(&mlp, &x_all, n + m, Some((&x_all[..n * 3], n)), KernelForm::Full).unwrap().total();
+    let theta_all = empirical_ntk(
+        &mlp,
+        &x_all,
+        n + m,
+        Some((&x_all[..n * 3], n)),
+        KernelForm::Full,
+    )
+    .unwrap()
+    .total();
     let f0 = mlp.predict(&x_all, n + m).unwrap();
     let f0m = linalg::mat_from_rows(&f0, (n + m) * k, 1);
-    let lr = 0.3 * 2.0 * (n * k) as f64 / linalg::sym_eigenvalues(linalg::block(theta_all.as_ref(), 0, n * k, 0, n * k).as_ref()).unwrap().last().unwrap();
+    let lr = 0.3 * 2.0 * (n * k) as f64
+        / linalg::sym_eigenvalues(linalg::block(theta_all.as_ref(), 0, n * k, 0, n * k).as_ref())
+            .unwrap()
+            .last()
+            .unwrap();
     let mut twin = LinearizedTwin::new(theta_all.clone(), f0m.clone(), k, lr, 0.0);
     let pred = KernelPredictor::new(PredictorInputs {
         theta_train: &linalg::block(theta_all.as_ref(), 0, n * k, 0, n * k),
@@ -48,7 +72,10 @@ fn full_batch_twin_equals_discrete_closed_form() {
         n_targets: n * k,
         learning_rate: lr,
         time: TimeMode::Discrete,
-        diag_reg: DiagReg { value: 0.0, absolute: false },
+        diag_reg: DiagReg {
+            value: 0.0,
+            absolute: false,
+        },
     })
     .unwrap();
     let batch: Vec<usize> = (0..n).collect();
@@ -56,7 +83,10 @@ fn full_batch_twin_equals_discrete_closed_form() {
     for step in 0..=60u64 {
         if step % 10 == 0 {
             let (tr, te) = pred.predict(step);
-            let closed: Vec<f64> = linalg::mat_to_rows(tr.as_ref()).into_iter().chain(linalg::mat_to_rows(te.unwrap().as_ref())).collect();
+            let closed: Vec<f64> = linalg::mat_to_rows(tr.as_ref())
+                .into_iter()
+                .chain(linalg::mat_to_rows(te.unwrap().as_ref()))
+                .collect();
             let twin_v = linalg::mat_to_rows(twin.predictions().as_ref());
             let rel = ntk_dynamics::metrics::rel_change(&twin_v, &closed);
             worst = worst.max(rel);
@@ -79,10 +109,19 @@ fn function_space_twin_equals_parameter_space_model() {
     let y = linalg::mat_from_rows(&y_vals, n * k, 1);
     let jac = naive_jacobian(&mlp, &x_all, n + m).unwrap(); // ((n+m)·K) × P
     let p = jac.ncols();
-    let theta_all = linalg::gram(jac.as_ref(), linalg::block(jac.as_ref(), 0, n * k, 0, p).as_ref());
+    let theta_all = linalg::gram(
+        jac.as_ref(),
+        linalg::block(jac.as_ref(), 0, n * k, 0, p).as_ref(),
+    );
     let f0 = mlp.predict(&x_all, n + m).unwrap();
     let (lr, mu) = (0.05, 0.7);
-    let mut twin = LinearizedTwin::new(theta_all, linalg::mat_from_rows(&f0, (n + m) * k, 1), k, lr, mu);
+    let mut twin = LinearizedTwin::new(
+        theta_all,
+        linalg::mat_from_rows(&f0, (n + m) * k, 1),
+        k,
+        lr,
+        mu,
+    );
     let mut delta = vec![0.0; p];
     let mut vel = vec![0.0; p];
     let mut sched = MinibatchSchedule::new(n, 3, 11);
@@ -106,7 +145,9 @@ fn function_space_twin_equals_parameter_space_model() {
         }
         twin.step(&batch, &y);
     }
-    let param_space: Vec<f64> = (0..(n + m) * k).map(|r| f0[r] + (0..p).map(|j| jac[(r, j)] * delta[j]).sum::<f64>()).collect();
+    let param_space: Vec<f64> = (0..(n + m) * k)
+        .map(|r| f0[r] + (0..p).map(|j| jac[(r, j)] * delta[j]).sum::<f64>())
+        .collect();
     let fs = linalg::mat_to_rows(twin.predictions().as_ref());
     let rel = ntk_dynamics::metrics::rel_change(&fs, &param_space);
     assert!(rel < 1e-8, "function space vs parameter space: {rel}");
@@ -117,8 +158,28 @@ fn spd(n: usize, seed: u64) -> Mat<f64> {
     linalg::gram(a.as_ref(), a.as_ref())
 }
 
-fn inputs<'a>(theta: &'a Mat<f64>, tst: &'a Mat<f64>, f0: &'a Mat<f64>, g0: &'a Mat<f64>, y: &'a Mat<f64>, lr: f64, time: TimeMode, reg: DiagReg) -> PredictorInputs<'a> {
-    PredictorInputs { theta_train: theta, theta_test_train: Some(tst), f0_train: f0, f0_test: Some(g0), y_train: y, n_targets: y.nrows() * y.ncols(), learning_rate: lr, time, diag_reg: reg }
+#[allow(clippy::too_many_arguments)]
+fn inputs<'a>(
+    theta: &'a Mat<f64>,
+    tst: &'a Mat<f64>,
+    f0: &'a Mat<f64>,
+    g0: &'a Mat<f64>,
+    y: &'a Mat<f64>,
+    lr: f64,
+    time: TimeMode,
+    reg: DiagReg,
+) -> PredictorInputs<'a> {
+    PredictorInputs {
+        theta_train: theta,
+        theta_test_train: Some(tst),
+        f0_train: f0,
+        f0_test: Some(g0),
+        y_train: y,
+        n_targets: y.nrows() * y.ncols(),
+        learning_rate: lr,
+        time,
+        diag_reg: reg,
+    }
 }
 
 #[test]
@@ -129,14 +190,27 @@ fn predictor_limits_and_regulariser() {
     let f0 = linalg::mat_from_rows(&gauss(n * c, 3), n, c);
     let g0 = linalg::mat_from_rows(&gauss(m * c, 4), m, c);
     let y = linalg::mat_from_rows(&gauss(n * c, 5), n, c);
-    let no_reg = DiagReg { value: 0.0, absolute: false };
+    let no_reg = DiagReg {
+        value: 0.0,
+        absolute: false,
+    };
     for time in [TimeMode::Discrete, TimeMode::Continuous] {
-        let p = KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, 0.1, time, no_reg)).unwrap();
+        let p =
+            KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, 0.1, time, no_reg)).unwrap();
         let (tr, te) = p.predict(0);
-        assert!(linalg::rel_frobenius(tr.as_ref(), f0.as_ref()) < 1e-13, "t = 0 train");
-        assert!(linalg::rel_frobenius(te.unwrap().as_ref(), g0.as_ref()) < 1e-13, "t = 0 test");
+        assert!(
+            linalg::rel_frobenius(tr.as_ref(), f0.as_ref()) < 1e-13,
+            "t = 0 train"
+        );
+        assert!(
+            linalg::rel_frobenius(te.unwrap().as_ref(), g0.as_ref()) < 1e-13,
+            "t = 0 test"
+        );
         let (tr, _) = p.predict_infinite();
-        assert!(linalg::rel_frobenius(tr.as_ref(), y.as_ref()) < 1e-13, "t = ∞ train");
+        assert!(
+            linalg::rel_frobenius(tr.as_ref(), y.as_ref()) < 1e-13,
+            "t = ∞ train"
+        );
         // a very long time converges to the t = ∞ solution
         let (tr_long, te_long) = p.predict(10_000_000);
         let (_, te_inf) = p.predict_infinite();
@@ -145,21 +219,75 @@ fn predictor_limits_and_regulariser() {
     }
     // discrete → continuous as lr → 0 at fixed t = lr·steps
     let t: f64 = 3.0;
-    let cont = KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, 1e-3, TimeMode::Continuous, no_reg)).unwrap().predict(3000).1.unwrap();
+    let cont = KernelPredictor::new(inputs(
+        &theta,
+        &tst,
+        &f0,
+        &g0,
+        &y,
+        1e-3,
+        TimeMode::Continuous,
+        no_reg,
+    ))
+    .unwrap()
+    .predict(3000)
+    .1
+    .unwrap();
     let mut prev = f64::INFINITY;
     for lr in [1e-1, 1e-2, 1e-3] {
         let steps = (t / lr).round() as u64;
-        let disc = KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, lr, TimeMode::Discrete, no_reg)).unwrap().predict(steps).1.unwrap();
+        let disc = KernelPredictor::new(inputs(
+            &theta,
+            &tst,
+            &f0,
+            &g0,
+            &y,
+            lr,
+            TimeMode::Discrete,
+            no_reg,
+        ))
+        .unwrap()
+        .predict(steps)
+        .1
+        .unwrap();
         let e = linalg::rel_frobenius(disc.as_ref(), cont.as_ref());
-        assert!(e < prev, "discrete-continuous gap must shrink with lr: {e} !< {prev}");
+        assert!(
+            e < prev,
+            "discrete-continuous gap must shrink with lr: {e} !< {prev}"
+        );
         prev = e;
     }
     assert!(prev < 1e-3, "gap at lr 1e-3: {prev}");
     // diag_reg: relative λ = r·trace/n, t = ∞ test = g0 + Θst (Θ + λI)⁻¹ (y − f0), by a direct solve.
     let r = 0.05;
     let lambda = r * (0..n).map(|i| theta[(i, i)]).sum::<f64>() / n as f64;
-    for (reg, lam) in [(DiagReg { value: r, absolute: false }, lambda), (DiagReg { value: 0.7, absolute: true }, 0.7)] {
-        let p = KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, 0.1, TimeMode::Continuous, reg)).unwrap();
+    for (reg, lam) in [
+        (
+            DiagReg {
+                value: r,
+                absolute: false,
+            },
+            lambda,
+        ),
+        (
+            DiagReg {
+                value: 0.7,
+                absolute: true,
+            },
+            0.7,
+        ),
+    ] {
+        let p = KernelPredictor::new(inputs(
+            &theta,
+            &tst,
+            &f0,
+            &g0,
+            &y,
+            0.1,
+            TimeMode::Continuous,
+            reg,
+        ))
+        .unwrap();
         assert!((p.lambda - lam).abs() < 1e-12 * lam);
         let mut a = theta.clone();
         for i in 0..n {
@@ -214,7 +342,14 @@ fn wide_network_tracks_its_linearization() {
             let ds = data::load(&exp.data, exp.seed).unwrap();
             let rec = run::execute(&exp, &ds, &RunOptions::default()).unwrap();
             let last = rec.last().unwrap();
-            let i = rec.pairs.iter().position(|&(a, b)| a == ntk_dynamics::record::Track::Network && b == ntk_dynamics::record::Track::Linearized).unwrap();
+            let i = rec
+                .pairs
+                .iter()
+                .position(|&(a, b)| {
+                    a == ntk_dynamics::record::Track::Network
+                        && b == ntk_dynamics::record::Track::Linearized
+                })
+                .unwrap();
             let scale = ntk_dynamics::metrics::rms(&ds.y_test).unwrap();
             r_sum += last.rmse_test[i].unwrap() / scale;
             d_sum += rec.last_kernel().unwrap().ntk_rel_drift;
@@ -224,6 +359,16 @@ fn wide_network_tracks_its_linearization() {
     }
     eprintln!("RMSE(net, lin)/RMS(y) at widths 64, 4096: {rel:?}; kernel drift {drift:?}");
     assert!(rel[1] < 0.05, "width 4096: {}", rel[1]);
-    assert!(rel[0] > 4.0 * rel[1], "width 64 {} vs 4096 {}", rel[0], rel[1]);
-    assert!(drift[0] > 4.0 * drift[1], "drift: width 64 {} vs 4096 {}", drift[0], drift[1]);
+    assert!(
+        rel[0] > 4.0 * rel[1],
+        "width 64 {} vs 4096 {}",
+        rel[0],
+        rel[1]
+    );
+    assert!(
+        drift[0] > 4.0 * drift[1],
+        "drift: width 64 {} vs 4096 {}",
+        drift[0],
+        drift[1]
+    );
 }

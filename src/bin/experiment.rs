@@ -16,7 +16,11 @@ use ntk_dynamics::{config, data, Error};
 
 /// Train a network, its linearization and the NTK kernel solution side by side.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = "Example:\n  cargo run --release --bin experiment -- experiments/wide_mlp.toml\n  experiment experiments/wide_mlp.toml --seed 3 --out /tmp/run1\n  experiment --verify results/wide_mlp/<run id>\n\nExit codes: 0 success, 1 failure (or --verify mismatch), 2 bad config or data, 130 interrupted.")]
+#[command(
+    version,
+    about,
+    after_help = "Example:\n  cargo run --release --bin experiment -- experiments/wide_mlp.toml\n  experiment experiments/wide_mlp.toml --seed 3 --out /tmp/run1\n  experiment --verify results/wide_mlp/<run id>\n\nExit codes: 0 success, 1 failure (or --verify mismatch), 2 bad config or data, 130 interrupted."
+)]
 struct Cli {
     /// Experiment config (TOML).
     config: Option<PathBuf>,
@@ -49,17 +53,26 @@ impl Progress for CliProgress {
         }
         let bar = if self.tty {
             let b = ProgressBar::new(total);
-            b.set_style(ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
             b.set_prefix(phase.to_string());
             b
         } else {
             eprintln!("[{phase}] started ({total} units)");
             ProgressBar::hidden()
         };
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some((bar, phase.to_string(), total, 0));
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((bar, phase.to_string(), total, 0));
     }
     fn advance(&self, n: u64) {
-        if let Some((b, phase, total, done)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some((b, phase, total, done)) =
+            self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+        {
             b.inc(n);
             let before = *done * 10 / (*total).max(1);
             *done += n;
@@ -79,8 +92,14 @@ impl Progress for CliProgress {
 }
 
 fn is_input_error(e: &Error) -> bool {
-    matches!(e, Error::ConfigParse { .. } | Error::ConfigValue { .. } | Error::Data { .. } | Error::OutputDir { .. } | Error::Memory { .. })
-        || matches!(e, Error::Io { path, .. } if path.extension().is_some_and(|x| x == "toml" || x == "csv"))
+    matches!(
+        e,
+        Error::ConfigParse { .. }
+            | Error::ConfigValue { .. }
+            | Error::Data { .. }
+            | Error::OutputDir { .. }
+            | Error::Memory { .. }
+    ) || matches!(e, Error::Io { path, .. } if path.extension().is_some_and(|x| x == "toml" || x == "csv"))
 }
 
 fn main() -> ExitCode {
@@ -99,13 +118,20 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &cli.verify {
         return verify(dir, cli.quiet);
     }
-    let path = cli.config.as_ref().context("a CONFIG file is required (see --help)")?;
+    let path = cli
+        .config
+        .as_ref()
+        .context("a CONFIG file is required (see --help)")?;
     let mut exp = config::load(path)?;
     if let Some(seed) = cli.seed {
         exp.seed = seed;
         exp.resolved = exp.to_spec();
     }
-    let progress = CliProgress { quiet: cli.quiet, tty: std::io::stderr().is_terminal(), bar: Default::default() };
+    let progress = CliProgress {
+        quiet: cli.quiet,
+        tty: std::io::stderr().is_terminal(),
+        bar: Default::default(),
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupt.clone();
@@ -121,66 +147,139 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     if !cli.quiet {
         print_summary(&record, &dir);
     }
-    Ok(if record.status == RunStatus::Interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    Ok(if record.status == RunStatus::Interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Validates data, creates the run directory, runs and writes every output.
-fn run_into(exp: &config::Experiment, out: Option<&Path>, progress: &dyn Progress, interrupt: Option<Arc<AtomicBool>>) -> anyhow::Result<(RunRecord, PathBuf)> {
+fn run_into(
+    exp: &config::Experiment,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+    interrupt: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<(RunRecord, PathBuf)> {
     let ds = data::load(&exp.data, exp.seed)?;
     run::preflight(exp, &ds)?;
     let dir = files::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
-    let record = run::execute(exp, &ds, &RunOptions { interrupt, progress }).with_context(|| format!("run failed; partial outputs stay in {} (marked INCOMPLETE)", dir.display()))?;
+    let record = run::execute(
+        exp,
+        &ds,
+        &RunOptions {
+            interrupt,
+            progress,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "run failed; partial outputs stay in {} (marked INCOMPLETE)",
+            dir.display()
+        )
+    })?;
     report::write_run(&dir, &record, exp)?;
     Ok((record, dir))
 }
 
 fn print_summary(r: &RunRecord, dir: &Path) {
     println!("run directory: {}", dir.display());
-    println!("status: {:?}   learning rate {:.5} (critical {:.5})   ‖Θ0−Θ∞‖/‖Θ∞‖ = {:.4}", r.status, r.learning_rate, r.critical_learning_rate, r.init_ntk_vs_analytic);
+    println!(
+        "status: {:?}   learning rate {:.5} (critical {:.5})   ‖Θ0−Θ∞‖/‖Θ∞‖ = {:.4}",
+        r.status, r.learning_rate, r.critical_learning_rate, r.init_ntk_vs_analytic
+    );
     if let Some(c) = r.last() {
         println!("step {} (t = {:.3}):", c.step, c.time);
         for (i, t) in r.tracks.iter().enumerate() {
-            let div = r.outputs_of(*t).and_then(|o| o.diverged_at_step).map(|s| format!("   DIVERGED at step {s}")).unwrap_or_default();
-            println!("  {:<17} train loss {:<12} test loss {}{div}", t.name(), files::fmt_f64(c.train_loss[i]), c.test_loss[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+            let div = r
+                .outputs_of(*t)
+                .and_then(|o| o.diverged_at_step)
+                .map(|s| format!("   DIVERGED at step {s}"))
+                .unwrap_or_default();
+            println!(
+                "  {:<17} train loss {:<12} test loss {}{div}",
+                t.name(),
+                files::fmt_f64(c.train_loss[i]),
+                c.test_loss[i]
+                    .map(files::fmt_f64)
+                    .unwrap_or_else(|| "–".into())
+            );
         }
         for (i, (a, b)) in r.pairs.iter().enumerate() {
-            println!("  RMSE {} vs {}: train {}  test {}", a.name(), b.name(), files::fmt_f64(c.rmse_train[i]), c.rmse_test[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+            println!(
+                "  RMSE {} vs {}: train {}  test {}",
+                a.name(),
+                b.name(),
+                files::fmt_f64(c.rmse_train[i]),
+                c.rmse_test[i]
+                    .map(files::fmt_f64)
+                    .unwrap_or_else(|| "–".into())
+            );
         }
     }
     if let Some(k) = r.last_kernel() {
-        println!("  kernel drift {:.3e}   kernel distance {:.3e}   parameter change {:.3e}", k.ntk_rel_drift, k.ntk_kernel_distance, k.param_rel_change);
+        println!(
+            "  kernel drift {:.3e}   kernel distance {:.3e}   parameter change {:.3e}",
+            k.ntk_rel_drift, k.ntk_kernel_distance, k.param_rel_change
+        );
     }
     for c in repro::checks(r) {
-        println!("  [{}] {} = {:.3e}", if c.pass { "pass" } else { "FAIL" }, c.name, c.value);
+        println!(
+            "  [{}] {} = {:.3e}",
+            if c.pass { "pass" } else { "FAIL" },
+            c.name,
+            c.value
+        );
     }
     let total: f64 = r.timings.iter().map(|t| t.seconds).sum();
-    println!("wall time {total:.2} s; report: {}", dir.join("report.md").display());
+    println!(
+        "wall time {total:.2} s; report: {}",
+        dir.join("report.md").display()
+    );
 }
 
 fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
     let recorded = repro::recorded_hashes(dir)?;
     let exp = config::load(&dir.join("config.toml"))?;
-    let tmp = std::env::temp_dir().join(format!("ntk-verify-{}-{}", std::process::id(), files::utc_stamp()));
-    let progress = CliProgress { quiet, tty: std::io::stderr().is_terminal(), bar: Default::default() };
+    let tmp = std::env::temp_dir().join(format!(
+        "ntk-verify-{}-{}",
+        std::process::id(),
+        files::utc_stamp()
+    ));
+    let progress = CliProgress {
+        quiet,
+        tty: std::io::stderr().is_terminal(),
+        bar: Default::default(),
+    };
     let result = run_into(&exp, Some(&tmp), &progress, None);
-    let outcome = result.and_then(|_| {
+    let outcome = result.map(|_| {
         let mut mismatches = 0;
         for (name, hash) in &recorded {
             let p = tmp.join(name);
-            let now = std::fs::read(&p).map(|b| repro::sha256_hex(&b)).unwrap_or_else(|_| "(missing)".into());
+            let now = std::fs::read(&p)
+                .map(|b| repro::sha256_hex(&b))
+                .unwrap_or_else(|_| "(missing)".into());
             let ok = &now == hash;
             if !ok {
                 mismatches += 1;
             }
             println!("{} {name}", if ok { "match   " } else { "MISMATCH" });
         }
-        Ok(mismatches)
+        mismatches
     });
     let _ = std::fs::remove_dir_all(&tmp);
     let mismatches = outcome?;
     if recorded.is_empty() {
         anyhow::bail!("{}: no recorded hashes to verify", dir.display());
     }
-    println!("{} of {} files match", recorded.len() - mismatches, recorded.len());
-    Ok(if mismatches == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{} of {} files match",
+        recorded.len() - mismatches,
+        recorded.len()
+    );
+    Ok(if mismatches == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -70,7 +70,11 @@ impl KernelPredictor {
     pub fn new(p: PredictorInputs<'_>) -> Result<Self> {
         let n = p.theta_train.nrows();
         let trace: f64 = (0..n).map(|i| p.theta_train[(i, i)]).sum();
-        let lambda = if p.diag_reg.absolute { p.diag_reg.value } else { p.diag_reg.value * trace / n.max(1) as f64 };
+        let lambda = if p.diag_reg.absolute {
+            p.diag_reg.value
+        } else {
+            p.diag_reg.value * trace / n.max(1) as f64
+        };
         let mut theta_r = linalg::symmetrize(p.theta_train.as_ref());
         for i in 0..n {
             theta_r[(i, i)] += lambda;
@@ -79,10 +83,17 @@ impl KernelPredictor {
         let eigvals: Vec<f64> = vals.iter().map(|&e| e.max(0.0)).collect();
         let lambda_max = eigvals.last().copied().unwrap_or(0.0);
         let lambda_min = eigvals.first().copied().unwrap_or(0.0);
-        let condition_number = if lambda_min > 0.0 { lambda_max / lambda_min } else { f64::INFINITY };
+        let condition_number = if lambda_min > 0.0 {
+            lambda_max / lambda_min
+        } else {
+            f64::INFINITY
+        };
         let r0 = p.f0_train - p.y_train;
         let proj = linalg::matmul(vecs.transpose(), r0.as_ref());
-        let test_v = p.theta_test_train.filter(|t| t.nrows() > 0).map(|t| linalg::matmul(t.as_ref(), vecs.as_ref()));
+        let test_v = p
+            .theta_test_train
+            .filter(|t| t.nrows() > 0)
+            .map(|t| linalg::matmul(t.as_ref(), vecs.as_ref()));
         Ok(KernelPredictor {
             eigvals,
             eigvecs: vecs,
@@ -133,7 +144,11 @@ impl KernelPredictor {
     pub fn predict(&self, steps: u64) -> (Mat<f64>, Option<Mat<f64>>) {
         let n = self.eigvals.len();
         let c = self.proj.ncols();
-        let facs: Vec<(f64, f64)> = self.eigvals.iter().map(|&e| self.factors(e, steps)).collect();
+        let facs: Vec<(f64, f64)> = self
+            .eigvals
+            .iter()
+            .map(|&e| self.factors(e, steps))
+            .collect();
         let scaled_train = Mat::from_fn(n, c, |i, j| facs[i].0 * self.proj[(i, j)]);
         let train = &self.y + linalg::matmul(self.eigvecs.as_ref(), scaled_train.as_ref());
         let test = self.test_v.as_ref().map(|tv| {

@@ -28,9 +28,22 @@ pub struct LinearizedTwin {
 impl LinearizedTwin {
     /// `theta`: Θ0 between all points (train first) and the training points; `f0`: initial
     /// outputs on all points; `rows_per_point`: K for a full kernel, 1 for a per-output kernel.
-    pub fn new(theta: Mat<f64>, f0: Mat<f64>, rows_per_point: usize, learning_rate: f64, momentum: f64) -> Self {
+    pub fn new(
+        theta: Mat<f64>,
+        f0: Mat<f64>,
+        rows_per_point: usize,
+        learning_rate: f64,
+        momentum: f64,
+    ) -> Self {
         assert_eq!(theta.nrows(), f0.nrows());
-        LinearizedTwin { theta, f: f0, u: None, rows_per_point, learning_rate, momentum }
+        LinearizedTwin {
+            theta,
+            f: f0,
+            u: None,
+            rows_per_point,
+            learning_rate,
+            momentum,
+        }
     }
 
     /// Current predictions on all points (`rows_all × c`).
@@ -43,8 +56,16 @@ impl LinearizedTwin {
         let r = self.rows_per_point;
         let rows: Vec<usize> = batch.iter().flat_map(|&a| (a * r)..(a * r + r)).collect();
         let c = self.f.ncols();
-        let fb: Vec<f64> = rows.iter().flat_map(|&i| (0..c).map(move |j| (i, j))).map(|(i, j)| self.f[(i, j)]).collect();
-        let yb: Vec<f64> = rows.iter().flat_map(|&i| (0..c).map(move |j| (i, j))).map(|(i, j)| y[(i, j)]).collect();
+        let fb: Vec<f64> = rows
+            .iter()
+            .flat_map(|&i| (0..c).map(move |j| (i, j)))
+            .map(|(i, j)| self.f[(i, j)])
+            .collect();
+        let yb: Vec<f64> = rows
+            .iter()
+            .flat_map(|&i| (0..c).map(move |j| (i, j)))
+            .map(|(i, j)| y[(i, j)])
+            .collect();
         let g = mse_output_gradient(&fb, &yb);
         let n_all = self.f.nrows();
         // w = Θ0(·, rows) · g

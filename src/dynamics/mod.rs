@@ -25,7 +25,13 @@ pub struct MinibatchSchedule {
 impl MinibatchSchedule {
     /// A schedule over `n` points.
     pub fn new(n: usize, batch_size: usize, seed: u64) -> Self {
-        let mut s = MinibatchSchedule { n, batch_size: batch_size.min(n).max(1), order: (0..n).collect(), pos: 0, rng: StdRng::seed_from_u64(seed ^ 0xBA7C_4000) };
+        let mut s = MinibatchSchedule {
+            n,
+            batch_size: batch_size.min(n).max(1),
+            order: (0..n).collect(),
+            pos: 0,
+            rng: StdRng::seed_from_u64(seed ^ 0xBA7C_4000),
+        };
         s.reshuffle();
         s
     }

@@ -20,7 +20,12 @@ pub struct NetworkTrainer {
 impl NetworkTrainer {
     /// A trainer for `mlp`.
     pub fn new(mlp: Mlp, learning_rate: f64, momentum: f64) -> Self {
-        NetworkTrainer { mlp, velocity: None, learning_rate, momentum }
+        NetworkTrainer {
+            mlp,
+            velocity: None,
+            learning_rate,
+            momentum,
+        }
     }
 
     /// One SGD step on a batch (`x: |B| × d`, `y: |B| × K`, row-major f64). Returns the batch
@@ -28,7 +33,12 @@ impl NetworkTrainer {
     pub fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64> {
         let k = self.mlp.config.n_outputs;
         let xt = self.mlp.input(x, batch).autodiff();
-        let yt = tensor_from_f64(y, [batch, k], self.mlp.dtype(), &self.mlp.device().clone().autodiff());
+        let yt = tensor_from_f64(
+            y,
+            [batch, k],
+            self.mlp.dtype(),
+            &self.mlp.device().clone().autodiff(),
+        );
         self.step_tensors(xt, yt)
     }
 
@@ -43,8 +53,14 @@ impl NetworkTrainer {
         let mut grad_list = Vec::with_capacity(params.len());
         for p in &params {
             let gw = p.weight.grad(&grads).expect("weight gradient");
-            let gb = p.bias.as_ref().map(|b| b.grad(&grads).expect("bias gradient"));
-            grad_list.push(LayerParams { weight: gw, bias: gb });
+            let gb = p
+                .bias
+                .as_ref()
+                .map(|b| b.grad(&grads).expect("bias gradient"));
+            grad_list.push(LayerParams {
+                weight: gw,
+                bias: gb,
+            });
         }
         // Release the graph and the autodiff leaves so that the update can reuse buffers.
         drop(grads);

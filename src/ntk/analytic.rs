@@ -70,7 +70,13 @@ pub struct AnalyticKernels {
 }
 
 /// `(E[φ(u)φ(v)], E[φ'(u)φ'(v)])` for `(u, v) ~ N(0, [[q, k], [k, q']])`.
-pub fn gaussian_moments(act: Activation, q: f64, qp: f64, k: f64, method: MomentMethod) -> (f64, f64) {
+pub fn gaussian_moments(
+    act: Activation,
+    q: f64,
+    qp: f64,
+    k: f64,
+    method: MomentMethod,
+) -> (f64, f64) {
     if let MomentMethod::Auto(_) = method {
         if let Some(m) = closed_form(act, q, qp, k) {
             return m;
@@ -127,7 +133,8 @@ pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64
             let d = d2.sqrt();
             let theta = k.atan2(d);
             let e = k / 4.0 + ((k * k + p * d2) / (p1 * d) + k * theta) / (2.0 * PI);
-            let kdot = 0.25 + theta / (2.0 * PI) + (1.0 / d2 + (1.0 - p) / p1 + 1.0) * k / (2.0 * PI * d);
+            let kdot =
+                0.25 + theta / (2.0 * PI) + (1.0 / d2 + (1.0 - p) / p1 + 1.0) * k / (2.0 * PI * d);
             (e, kdot)
         }
         Activation::Tanh | Activation::Softplus => return None,
@@ -160,9 +167,7 @@ impl AnalyticConfig {
             let k_new = w2 * e + b2;
             theta = match self.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,
-                Parametrization::Standard => {
-                    self.width as f64 * e + w2 * kdot * theta + bias_one
-                }
+                Parametrization::Standard => self.width as f64 * e + w2 * kdot * theta + bias_one,
             };
             k = k_new;
         }
@@ -189,8 +194,14 @@ impl AnalyticConfig {
         let d = self.input_dim;
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
-        let q1: Vec<Vec<f64>> = (0..n1).into_par_iter().map(|i| self.variances(&x1[i * d..(i + 1) * d])).collect();
-        let q2: Vec<Vec<f64>> = (0..n2).into_par_iter().map(|j| self.variances(&x2[j * d..(j + 1) * d])).collect();
+        let q1: Vec<Vec<f64>> = (0..n1)
+            .into_par_iter()
+            .map(|i| self.variances(&x1[i * d..(i + 1) * d]))
+            .collect();
+        let q2: Vec<Vec<f64>> = (0..n2)
+            .into_par_iter()
+            .map(|j| self.variances(&x2[j * d..(j + 1) * d]))
+            .collect();
         let rows: Vec<Vec<(f64, f64)>> = (0..n1)
             .into_par_iter()
             .map(|i| {

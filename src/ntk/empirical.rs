@@ -55,7 +55,12 @@ fn to_mat(t: Tensor<2>) -> Result<Mat<f64>> {
 }
 
 /// Forward with probes: returns the layer inputs and the outputs, and the probe leaves.
-fn forward_probed(mlp: &Mlp, params: &[LayerParams], x: Tensor<2>, record_inputs: bool) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Tensor<2>) {
+fn forward_probed(
+    mlp: &Mlp,
+    params: &[LayerParams],
+    x: Tensor<2>,
+    record_inputs: bool,
+) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Tensor<2>) {
     let n = x.dims()[0];
     let ad_device = mlp.device().clone().autodiff();
     let dtype = mlp.dtype();
@@ -77,7 +82,11 @@ fn forward_probed(mlp: &Mlp, params: &[LayerParams], x: Tensor<2>, record_inputs
         }
         z = z + probe.clone();
         probes.push(probe);
-        h = if l == last { z } else { mlp.config.activation.forward(z) };
+        h = if l == last {
+            z
+        } else {
+            mlp.config.activation.forward(z)
+        };
     }
     (inputs, probes, h)
 }
@@ -95,7 +104,11 @@ pub fn backprop_signals(mlp: &Mlp, x: &[f64], n: usize) -> Result<BackpropSignal
         if k == 0 {
             inputs = ins.into_iter().map(to_mat).collect::<Result<_>>()?;
         }
-        let fk = if k_out == 1 { out.sum() } else { out.narrow(1, k, 1).sum() };
+        let fk = if k_out == 1 {
+            out.sum()
+        } else {
+            out.narrow(1, k, 1).sum()
+        };
         let grads = fk.backward();
         let dk = probes
             .iter()
@@ -110,16 +123,26 @@ pub fn backprop_signals(mlp: &Mlp, x: &[f64], n: usize) -> Result<BackpropSignal
 }
 
 /// Structured empirical NTK between the rows of `x1` and `x2` from their backprop signals.
-pub fn ntk_from_signals(mlp: &Mlp, s1: &BackpropSignals, s2: &BackpropSignals, form: KernelForm) -> EmpiricalNtk {
+pub fn ntk_from_signals(
+    mlp: &Mlp,
+    s1: &BackpropSignals,
+    s2: &BackpropSignals,
+    form: KernelForm,
+) -> EmpiricalNtk {
     let k_out = mlp.config.n_outputs;
     let n1 = s1.inputs[0].nrows();
     let n2 = s2.inputs[0].nrows();
     let mut per_layer = Vec::with_capacity(mlp.shapes.len());
     for (l, s) in mlp.shapes.iter().enumerate() {
         let cw = s.weight_scale * s.weight_scale;
-        let cb = if mlp.config.bias { s.bias_scale * s.bias_scale } else { 0.0 };
+        let cb = if mlp.config.bias {
+            s.bias_scale * s.bias_scale
+        } else {
+            0.0
+        };
         let gh = linalg::gram(s1.inputs[l].as_ref(), s2.inputs[l].as_ref());
-        let combine = |gd: &Mat<f64>| Mat::from_fn(n1, n2, |i, j| (cw * gh[(i, j)] + cb) * gd[(i, j)]);
+        let combine =
+            |gd: &Mat<f64>| Mat::from_fn(n1, n2, |i, j| (cw * gh[(i, j)] + cb) * gd[(i, j)]);
         let m = match form {
             KernelForm::Trace => {
                 let gd = if k_out == 1 {
@@ -158,7 +181,13 @@ pub fn ntk_from_signals(mlp: &Mlp, s1: &BackpropSignals, s2: &BackpropSignals, f
 }
 
 /// Structured empirical NTK between `x1` (`n1` rows) and `x2` (`n2` rows; `None` = `x1`).
-pub fn empirical_ntk(mlp: &Mlp, x1: &[f64], n1: usize, x2: Option<(&[f64], usize)>, form: KernelForm) -> Result<EmpiricalNtk> {
+pub fn empirical_ntk(
+    mlp: &Mlp,
+    x1: &[f64],
+    n1: usize,
+    x2: Option<(&[f64], usize)>,
+    form: KernelForm,
+) -> Result<EmpiricalNtk> {
     let s1 = backprop_signals(mlp, x1, n1)?;
     match x2 {
         None => Ok(ntk_from_signals(mlp, &s1, &s1, form)),
@@ -201,7 +230,13 @@ pub fn naive_jacobian(mlp: &Mlp, x: &[f64], n: usize) -> Result<Mat<f64>> {
 }
 
 /// Naive empirical NTK, full form `(n1·K) × (n2·K)`, from explicit Jacobians.
-pub fn naive_empirical_ntk(mlp: &Mlp, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> Result<Mat<f64>> {
+pub fn naive_empirical_ntk(
+    mlp: &Mlp,
+    x1: &[f64],
+    n1: usize,
+    x2: &[f64],
+    n2: usize,
+) -> Result<Mat<f64>> {
     let j1 = naive_jacobian(mlp, x1, n1)?;
     let j2 = naive_jacobian(mlp, x2, n2)?;
     Ok(linalg::gram(j1.as_ref(), j2.as_ref()))
@@ -211,5 +246,10 @@ pub fn naive_empirical_ntk(mlp: &Mlp, x1: &[f64], n1: usize, x2: &[f64], n2: usi
 pub fn trace_of_full(full: &Mat<f64>, k_out: usize) -> Mat<f64> {
     let n1 = full.nrows() / k_out;
     let n2 = full.ncols() / k_out;
-    Mat::from_fn(n1, n2, |i, j| (0..k_out).map(|k| full[(i * k_out + k, j * k_out + k)]).sum::<f64>() / k_out as f64)
+    Mat::from_fn(n1, n2, |i, j| {
+        (0..k_out)
+            .map(|k| full[(i * k_out + k, j * k_out + k)])
+            .sum::<f64>()
+            / k_out as f64
+    })
 }

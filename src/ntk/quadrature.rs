@@ -52,7 +52,9 @@ impl GaussLegendre {
             }
         });
         let (vals, vecs) = linalg::sym_eigen(j.as_ref()).expect("Jacobi matrix eigendecomposition");
-        let mut pairs: Vec<(f64, f64)> = (0..n).map(|i| (vals[i], 2.0 * vecs[(0, i)] * vecs[(0, i)])).collect();
+        let mut pairs: Vec<(f64, f64)> = (0..n)
+            .map(|i| (vals[i], 2.0 * vecs[(0, i)] * vecs[(0, i)]))
+            .collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         for i in 0..n / 2 {
             let x = 0.5 * (pairs[n - 1 - i].0 - pairs[i].0);
@@ -63,7 +65,10 @@ impl GaussLegendre {
         if n % 2 == 1 {
             pairs[n / 2].0 = 0.0;
         }
-        GaussLegendre { nodes: pairs.iter().map(|p| p.0).collect(), weights: pairs.iter().map(|p| p.1).collect() }
+        GaussLegendre {
+            nodes: pairs.iter().map(|p| p.0).collect(),
+            weights: pairs.iter().map(|p| p.1).collect(),
+        }
     }
 
     /// `∫_a^b f(z) φ(z) dz` (φ the standard normal density) with this rule on `[a, b]`.
@@ -90,10 +95,21 @@ impl GaussLegendre {
     }
 
     /// `E[g(u)·h(v)]` for `(u, v) ~ N(0, [[q, k], [k, q']])`.
-    pub fn expect2(&self, q: f64, qp: f64, k: f64, g: impl Fn(f64) -> f64, h: impl Fn(f64) -> f64) -> f64 {
+    pub fn expect2(
+        &self,
+        q: f64,
+        qp: f64,
+        k: f64,
+        g: impl Fn(f64) -> f64,
+        h: impl Fn(f64) -> f64,
+    ) -> f64 {
         let sq = q.max(0.0).sqrt();
         let sqp = qp.max(0.0).sqrt();
-        let rho = if sq * sqp > 0.0 { (k / (sq * sqp)).clamp(-1.0, 1.0) } else { 0.0 };
+        let rho = if sq * sqp > 0.0 {
+            (k / (sq * sqp)).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
         let perp = (1.0 - rho * rho).max(0.0).sqrt();
         self.expect1(0.0, |z1| {
             let gu = g(sq * z1);

@@ -27,7 +27,10 @@ pub const INCOMPLETE_MARKER: &str = "INCOMPLETE";
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -42,7 +45,11 @@ pub fn fmt_f64(v: f64) -> String {
     if v.is_nan() {
         "nan".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -54,7 +61,10 @@ fn opt(v: Option<f64>) -> String {
 
 /// UTC timestamp `YYYYMMDDTHHMMSSZ` (no external clock crate needed).
 pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil-from-days (H. Hinnant).
     let z = days as i64 + 719_468;
@@ -67,7 +77,12 @@ pub fn utc_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Creates a fresh run directory: `out` itself when given (it must be absent or empty),
@@ -91,7 +106,11 @@ pub fn create_run_dir(root: &Path, name: &str, seed: u64, out: Option<&Path>) ->
             let base = format!("{}-seed{seed}", utc_stamp());
             let mut n = 1;
             loop {
-                let candidate = if n == 1 { parent.join(&base) } else { parent.join(format!("{base}-{n}")) };
+                let candidate = if n == 1 {
+                    parent.join(&base)
+                } else {
+                    parent.join(format!("{base}-{n}"))
+                };
                 match fs::create_dir(&candidate) {
                     Ok(()) => break candidate,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
@@ -100,7 +119,10 @@ pub fn create_run_dir(root: &Path, name: &str, seed: u64, out: Option<&Path>) ->
             }
         }
     };
-    write_atomic(&dir.join(INCOMPLETE_MARKER), b"this run did not finish writing its outputs\n")?;
+    write_atomic(
+        &dir.join(INCOMPLETE_MARKER),
+        b"this run did not finish writing its outputs\n",
+    )?;
     Ok(dir)
 }
 
@@ -163,7 +185,10 @@ pub fn predictions_csv(r: &RunRecord) -> String {
     cols.push("target".into());
     cols.extend(r.tracks.iter().map(|t| t.name().to_string()));
     let mut out = cols.join(",") + "\n";
-    for (split, x, y, is_train) in [("train", &r.x_train, &r.y_train, true), ("test", &r.x_test, &r.y_test, false)] {
+    for (split, x, y, is_train) in [
+        ("train", &r.x_train, &r.y_train, true),
+        ("test", &r.x_test, &r.y_test, false),
+    ] {
         let n = x.len() / d.max(1);
         for i in 0..n {
             for o in 0..k {
@@ -189,11 +214,14 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            (t.name().to_string(), serde_json::json!({
-                "train_loss": last.map(|c| json_f64(c.train_loss[i])),
-                "test_loss": last.and_then(|c| c.test_loss[i]).map(json_f64),
-                "diverged_at_step": r.outputs_of(*t).and_then(|o| o.diverged_at_step),
-            }))
+            (
+                t.name().to_string(),
+                serde_json::json!({
+                    "train_loss": last.map(|c| json_f64(c.train_loss[i])),
+                    "test_loss": last.and_then(|c| c.test_loss[i]).map(json_f64),
+                    "diverged_at_step": r.outputs_of(*t).and_then(|o| o.diverged_at_step),
+                }),
+            )
         })
         .collect();
     let divergence: serde_json::Map<String, serde_json::Value> = r
@@ -251,22 +279,38 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
     [
         ("kernels/analytic_ntk.npy", &k.analytic_ntk),
         ("kernels/analytic_nngp.npy", &k.analytic_nngp),
-        ("kernels/analytic_ntk_test_train.npy", &k.analytic_ntk_test_train),
+        (
+            "kernels/analytic_ntk_test_train.npy",
+            &k.analytic_ntk_test_train,
+        ),
         ("kernels/empirical_ntk_init.npy", &k.empirical_ntk_init),
         ("kernels/empirical_ntk_final.npy", &k.empirical_ntk_final),
     ]
     .into_iter()
-    .filter_map(|(name, m)| m.as_ref().map(|(v, s)| (name.to_string(), npy::encode_f64(v, s))))
+    .filter_map(|(name, m)| {
+        m.as_ref()
+            .map(|(v, s)| (name.to_string(), npy::encode_f64(v, s)))
+    })
     .collect()
 }
 
 /// The data files of a run (relative path, bytes): config, metrics, predictions, summary, kernels.
 pub fn data_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
     let mut files = vec![
-        ("config.toml".to_string(), r.config_toml.clone().into_bytes()),
+        (
+            "config.toml".to_string(),
+            r.config_toml.clone().into_bytes(),
+        ),
         ("metrics.csv".to_string(), metrics_csv(r).into_bytes()),
-        ("predictions.csv".to_string(), predictions_csv(r).into_bytes()),
-        ("summary.json".to_string(), (serde_json::to_string_pretty(&summary_json(r)).unwrap_or_default() + "\n").into_bytes()),
+        (
+            "predictions.csv".to_string(),
+            predictions_csv(r).into_bytes(),
+        ),
+        (
+            "summary.json".to_string(),
+            (serde_json::to_string_pretty(&summary_json(r)).unwrap_or_default() + "\n")
+                .into_bytes(),
+        ),
     ];
     files.extend(kernel_files(r));
     files
@@ -274,8 +318,20 @@ pub fn data_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
 
 /// Whether any recorded value is non-finite (flagged in the report).
 pub fn has_non_finite(r: &RunRecord) -> bool {
-    r.checkpoints.iter().any(|c| c.train_loss.iter().chain(c.rmse_train.iter()).any(|v| !v.is_finite()) || c.test_loss.iter().chain(c.rmse_test.iter()).flatten().any(|v| !v.is_finite()))
-        || r.outputs.iter().any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
+    r.checkpoints.iter().any(|c| {
+        c.train_loss
+            .iter()
+            .chain(c.rmse_train.iter())
+            .any(|v| !v.is_finite())
+            || c.test_loss
+                .iter()
+                .chain(c.rmse_test.iter())
+                .flatten()
+                .any(|v| !v.is_finite())
+    }) || r
+        .outputs
+        .iter()
+        .any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
 }
 
 /// Whether a track is in the record.

@@ -15,7 +15,11 @@ use crate::Result;
 /// Writes every output of a run into its (fresh) directory: data files, plots, then the report
 /// with the hashes of everything before it; finally removes the `INCOMPLETE` marker. Returns
 /// `(file, sha256)` pairs.
-pub fn write_run(dir: &Path, record: &RunRecord, exp: &Experiment) -> Result<Vec<(String, String)>> {
+pub fn write_run(
+    dir: &Path,
+    record: &RunRecord,
+    exp: &Experiment,
+) -> Result<Vec<(String, String)>> {
     let mut hashes = Vec::new();
     for (name, bytes) in files::data_files(record) {
         files::write_atomic(&dir.join(&name), &bytes)?;
@@ -29,8 +33,14 @@ pub fn write_run(dir: &Path, record: &RunRecord, exp: &Experiment) -> Result<Vec
     }
     let env = repro::Environment::detect();
     let json = repro::report_json(record, exp, &env, &hashes);
-    files::write_atomic(&dir.join("report.json"), (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes())?;
-    files::write_atomic(&dir.join("report.md"), repro::report_md(record, exp, &env, &hashes, &plots).as_bytes())?;
+    files::write_atomic(
+        &dir.join("report.json"),
+        (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
+    )?;
+    files::write_atomic(
+        &dir.join("report.md"),
+        repro::report_md(record, exp, &env, &hashes, &plots).as_bytes(),
+    )?;
     files::mark_complete(dir)?;
     Ok(hashes)
 }

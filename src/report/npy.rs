@@ -2,10 +2,21 @@
 
 /// Encodes a row-major f64 array of the given shape as `.npy` bytes.
 pub fn encode_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
-    assert_eq!(values.len(), shape.iter().product::<usize>(), "npy: shape does not match data");
+    assert_eq!(
+        values.len(),
+        shape.iter().product::<usize>(),
+        "npy: shape does not match data"
+    );
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.

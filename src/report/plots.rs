@@ -36,7 +36,16 @@ pub fn track_color(t: Track) -> RGBColor {
 }
 
 /// A categorical palette.
-pub const PALETTE: [RGBColor; 8] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194), RGBColor(127, 127, 127)];
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
 
 /// One line of a chart.
 #[derive(Debug, Clone)]
@@ -100,7 +109,10 @@ fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 }
 
 fn tmp_png(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
 }
 
@@ -118,10 +130,26 @@ pub fn line_chart(path: &Path, spec: &LineChart) -> Result<()> {
 }
 
 /// Draws a line chart on an area.
-pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, spec: &LineChart) -> std::result::Result<(), String> {
-    let pts = || spec.series.iter().flat_map(|s| s.points.iter().copied()).filter(|&p| usable(p, spec.log_x, spec.log_y));
+pub fn draw_line_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    spec: &LineChart,
+) -> std::result::Result<(), String> {
+    let pts = || {
+        spec.series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|&p| usable(p, spec.log_x, spec.log_y))
+    };
     let (x0, x1) = range(pts().map(|p| p.0), spec.log_x);
-    let (y0, y1) = range(pts().map(|p| p.1).chain(spec.hlines.iter().map(|h| h.0).filter(|v| v.is_finite() && (!spec.log_y || *v > 0.0))), spec.log_y);
+    let (y0, y1) = range(
+        pts().map(|p| p.1).chain(
+            spec.hlines
+                .iter()
+                .map(|h| h.0)
+                .filter(|v| v.is_finite() && (!spec.log_y || *v > 0.0)),
+        ),
+        spec.log_y,
+    );
     match (spec.log_x, spec.log_y) {
         (false, false) => draw_on(area, spec, x0..x1, y0..y1),
         (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale()),
@@ -130,7 +158,12 @@ pub fn draw_line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coor
     }
 }
 
-fn draw_on<DB, XR, YR>(area: &DrawingArea<DB, plotters::coord::Shift>, spec: &LineChart, xr: XR, yr: YR) -> std::result::Result<(), String>
+fn draw_on<DB, XR, YR>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    spec: &LineChart,
+    xr: XR,
+    yr: YR,
+) -> std::result::Result<(), String>
 where
     DB: DrawingBackend,
     XR: AsRangedCoord<Value = f64>,
@@ -146,21 +179,52 @@ where
         .y_label_area_size(80)
         .build_cartesian_2d(xr, yr)
         .map_err(e)?;
-    chart.configure_mesh().x_desc(&spec.x_label).y_desc(&spec.y_label).label_style(("sans-serif", 15)).axis_desc_style(("sans-serif", 17)).draw().map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(&spec.x_label)
+        .y_desc(&spec.y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(e)?;
     let (log_x, log_y) = (spec.log_x, spec.log_y);
     for s in &spec.series {
-        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|&p| usable(p, log_x, log_y)).collect();
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&p| usable(p, log_x, log_y))
+            .collect();
         if points.is_empty() {
             continue;
         }
         let style = ShapeStyle::from(&s.color).stroke_width(2);
         let color = s.color;
         if s.markers {
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(e)?.label(&s.label).legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(e)?
+                .label(&s.label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         } else if s.dashed {
-            chart.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(e)?.label(&s.label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)], color.stroke_width(1)));
+            chart
+                .draw_series(DashedLineSeries::new(points, 8, 5, style))
+                .map_err(e)?
+                .label(&s.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(
+                        vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)],
+                        color.stroke_width(1),
+                    )
+                });
         } else {
-            chart.draw_series(LineSeries::new(points, style)).map_err(e)?.label(&s.label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(e)?
+                .label(&s.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
     }
     for (i, (v, label)) in spec.hlines.iter().enumerate() {
@@ -168,12 +232,35 @@ where
             continue;
         }
         let color = BLACK.mix(0.7);
-        let xs: Vec<f64> = spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite() && (!log_x || *x > 0.0)).collect();
+        let xs: Vec<f64> = spec
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .filter(|x| x.is_finite() && (!log_x || *x > 0.0))
+            .collect();
         let (a, b) = range(xs.into_iter(), log_x);
         let _ = i;
-        chart.draw_series(DashedLineSeries::new(vec![(a, *v), (b, *v)], 4, 4, color.stroke_width(2))).map_err(e)?.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(a, *v), (b, *v)],
+                4,
+                4,
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 14)).position(SeriesLabelPosition::UpperRight).draw().map_err(e)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
     Ok(())
 }
 
@@ -186,12 +273,40 @@ pub fn loss_chart(r: &RunRecord) -> LineChart {
     let x = steps(r);
     let mut series = Vec::new();
     for (i, &t) in r.tracks.iter().enumerate() {
-        series.push(Series { label: format!("{} train", t.name()), points: x.iter().zip(&r.checkpoints).map(|(&s, c)| (s, c.train_loss[i])).collect(), color: track_color(t), dashed: false, markers: false });
+        series.push(Series {
+            label: format!("{} train", t.name()),
+            points: x
+                .iter()
+                .zip(&r.checkpoints)
+                .map(|(&s, c)| (s, c.train_loss[i]))
+                .collect(),
+            color: track_color(t),
+            dashed: false,
+            markers: false,
+        });
         if r.checkpoints.iter().any(|c| c.test_loss[i].is_some()) {
-            series.push(Series { label: format!("{} test", t.name()), points: x.iter().zip(&r.checkpoints).map(|(&s, c)| (s, c.test_loss[i].unwrap_or(f64::NAN))).collect(), color: track_color(t), dashed: true, markers: false });
+            series.push(Series {
+                label: format!("{} test", t.name()),
+                points: x
+                    .iter()
+                    .zip(&r.checkpoints)
+                    .map(|(&s, c)| (s, c.test_loss[i].unwrap_or(f64::NAN)))
+                    .collect(),
+                color: track_color(t),
+                dashed: true,
+                markers: false,
+            });
         }
     }
-    LineChart { title: format!("{}: loss (½·mean squared error)", r.name), x_label: "step".into(), y_label: "loss".into(), log_y: true, log_x: false, series, hlines: vec![] }
+    LineChart {
+        title: format!("{}: loss (½·mean squared error)", r.name),
+        x_label: "step".into(),
+        y_label: "loss".into(),
+        log_y: true,
+        log_x: false,
+        series,
+        hlines: vec![],
+    }
 }
 
 /// `divergence.png`.
@@ -200,37 +315,120 @@ pub fn divergence_chart(r: &RunRecord) -> LineChart {
     let mut series = Vec::new();
     for (i, (a, b)) in r.pairs.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        series.push(Series { label: format!("{} vs {} train", a.name(), b.name()), points: x.iter().zip(&r.checkpoints).map(|(&s, c)| (s, c.rmse_train[i])).collect(), color, dashed: false, markers: false });
+        series.push(Series {
+            label: format!("{} vs {} train", a.name(), b.name()),
+            points: x
+                .iter()
+                .zip(&r.checkpoints)
+                .map(|(&s, c)| (s, c.rmse_train[i]))
+                .collect(),
+            color,
+            dashed: false,
+            markers: false,
+        });
         if r.checkpoints.iter().any(|c| c.rmse_test[i].is_some()) {
-            series.push(Series { label: format!("{} vs {} test", a.name(), b.name()), points: x.iter().zip(&r.checkpoints).map(|(&s, c)| (s, c.rmse_test[i].unwrap_or(f64::NAN))).collect(), color, dashed: true, markers: false });
+            series.push(Series {
+                label: format!("{} vs {} test", a.name(), b.name()),
+                points: x
+                    .iter()
+                    .zip(&r.checkpoints)
+                    .map(|(&s, c)| (s, c.rmse_test[i].unwrap_or(f64::NAN)))
+                    .collect(),
+                color,
+                dashed: true,
+                markers: false,
+            });
         }
     }
-    LineChart { title: format!("{}: prediction divergence between tracks", r.name), x_label: "step".into(), y_label: "RMSE between predictions".into(), log_y: true, log_x: false, series, hlines: vec![] }
+    LineChart {
+        title: format!("{}: prediction divergence between tracks", r.name),
+        x_label: "step".into(),
+        y_label: "RMSE between predictions".into(),
+        log_y: true,
+        log_x: false,
+        series,
+        hlines: vec![],
+    }
 }
 
-fn kernel_points(r: &RunRecord, f: impl Fn(&crate::record::KernelCheckpoint) -> f64) -> Vec<(f64, f64)> {
-    r.checkpoints.iter().filter_map(|c| c.kernel.as_ref().map(|k| (c.step as f64, f(k)))).collect()
+fn kernel_points(
+    r: &RunRecord,
+    f: impl Fn(&crate::record::KernelCheckpoint) -> f64,
+) -> Vec<(f64, f64)> {
+    r.checkpoints
+        .iter()
+        .filter_map(|c| c.kernel.as_ref().map(|k| (c.step as f64, f(k))))
+        .collect()
 }
 
 /// `kernel_drift.png`.
 pub fn kernel_drift_chart(r: &RunRecord) -> LineChart {
     let mut series = vec![
-        Series { label: "relative NTK drift ‖Θt−Θ0‖/‖Θ0‖".into(), points: kernel_points(r, |k| k.ntk_rel_drift), color: BLACK, dashed: false, markers: false },
-        Series { label: "kernel distance 1−cos(Θt,Θ0)".into(), points: kernel_points(r, |k| k.ntk_kernel_distance), color: RGBColor(127, 127, 127), dashed: true, markers: false },
+        Series {
+            label: "relative NTK drift ‖Θt−Θ0‖/‖Θ0‖".into(),
+            points: kernel_points(r, |k| k.ntk_rel_drift),
+            color: BLACK,
+            dashed: false,
+            markers: false,
+        },
+        Series {
+            label: "kernel distance 1−cos(Θt,Θ0)".into(),
+            points: kernel_points(r, |k| k.ntk_kernel_distance),
+            color: RGBColor(127, 127, 127),
+            dashed: true,
+            markers: false,
+        },
     ];
     for l in 0..r.n_layers {
-        series.push(Series { label: format!("drift of layer {l}'s term"), points: kernel_points(r, |k| k.ntk_rel_drift_per_layer[l]), color: PALETTE[l % PALETTE.len()], dashed: false, markers: false });
+        series.push(Series {
+            label: format!("drift of layer {l}'s term"),
+            points: kernel_points(r, |k| k.ntk_rel_drift_per_layer[l]),
+            color: PALETTE[l % PALETTE.len()],
+            dashed: false,
+            markers: false,
+        });
     }
-    LineChart { title: format!("{}: empirical NTK drift on {} probe points", r.name, r.probe_size), x_label: "step".into(), y_label: "relative change".into(), log_y: true, log_x: false, series, hlines: vec![] }
+    LineChart {
+        title: format!(
+            "{}: empirical NTK drift on {} probe points",
+            r.name, r.probe_size
+        ),
+        x_label: "step".into(),
+        y_label: "relative change".into(),
+        log_y: true,
+        log_x: false,
+        series,
+        hlines: vec![],
+    }
 }
 
 /// `param_drift.png`.
 pub fn param_drift_chart(r: &RunRecord) -> LineChart {
-    let mut series = vec![Series { label: "all parameters ‖θt−θ0‖/‖θ0‖".into(), points: kernel_points(r, |k| k.param_rel_change), color: BLACK, dashed: false, markers: false }];
+    let mut series = vec![Series {
+        label: "all parameters ‖θt−θ0‖/‖θ0‖".into(),
+        points: kernel_points(r, |k| k.param_rel_change),
+        color: BLACK,
+        dashed: false,
+        markers: false,
+    }];
     for l in 0..r.n_layers {
-        series.push(Series { label: format!("layer {l}"), points: kernel_points(r, |k| k.param_rel_change_per_layer[l]), color: PALETTE[l % PALETTE.len()], dashed: false, markers: false });
+        series.push(Series {
+            label: format!("layer {l}"),
+            points: kernel_points(r, |k| k.param_rel_change_per_layer[l]),
+            color: PALETTE[l % PALETTE.len()],
+            dashed: false,
+            markers: false,
+        });
     }
-    LineChart { title: format!("{}: relative parameter change", r.name), x_label: "step".into(), y_label: "‖θt−θ0‖/‖θ0‖".into(), log_y: true, log_x: false, series, hlines: vec![] }
+    LineChart {
+        title: format!("{}: relative parameter change", r.name),
+        x_label: "step".into(),
+        y_label: "‖θt−θ0‖/‖θ0‖".into(),
+        log_y: true,
+        log_x: false,
+        series,
+        hlines: vec![],
+    }
 }
 
 /// `predictions.png`: functions over the 1-D test grid, else predicted-vs-target scatter.
@@ -239,29 +437,91 @@ pub fn predictions_chart(r: &RunRecord) -> LineChart {
     if r.input_dim == 1 && k == 1 && !r.x_test.is_empty() {
         let mut order: Vec<usize> = (0..r.x_test.len()).collect();
         order.sort_by(|&a, &b| r.x_test[a].total_cmp(&r.x_test[b]));
-        let mut series = vec![Series { label: "target (test)".into(), points: order.iter().map(|&i| (r.x_test[i], r.y_test[i])).collect(), color: RGBColor(160, 160, 160), dashed: true, markers: false }];
+        let mut series = vec![Series {
+            label: "target (test)".into(),
+            points: order.iter().map(|&i| (r.x_test[i], r.y_test[i])).collect(),
+            color: RGBColor(160, 160, 160),
+            dashed: true,
+            markers: false,
+        }];
         for o in &r.outputs {
-            series.push(Series { label: o.track.name().into(), points: order.iter().map(|&i| (r.x_test[i], o.test[i])).collect(), color: track_color(o.track), dashed: false, markers: false });
+            series.push(Series {
+                label: o.track.name().into(),
+                points: order.iter().map(|&i| (r.x_test[i], o.test[i])).collect(),
+                color: track_color(o.track),
+                dashed: false,
+                markers: false,
+            });
         }
-        series.push(Series { label: "training points".into(), points: r.x_train.iter().zip(&r.y_train).map(|(&x, &y)| (x, y)).collect(), color: BLACK, dashed: false, markers: true });
-        LineChart { title: format!("{}: learned functions at the final step", r.name), x_label: r.feature_names.first().cloned().unwrap_or_else(|| "x".into()), y_label: r.target_names.first().cloned().unwrap_or_else(|| "y".into()), log_y: false, log_x: false, series, hlines: vec![] }
+        series.push(Series {
+            label: "training points".into(),
+            points: r
+                .x_train
+                .iter()
+                .zip(&r.y_train)
+                .map(|(&x, &y)| (x, y))
+                .collect(),
+            color: BLACK,
+            dashed: false,
+            markers: true,
+        });
+        LineChart {
+            title: format!("{}: learned functions at the final step", r.name),
+            x_label: r
+                .feature_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "x".into()),
+            y_label: r
+                .target_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "y".into()),
+            log_y: false,
+            log_x: false,
+            series,
+            hlines: vec![],
+        }
     } else {
-        let (y, split) = if r.x_test.is_empty() { (&r.y_train, "train") } else { (&r.y_test, "test") };
+        let (y, split) = if r.x_test.is_empty() {
+            (&r.y_train, "train")
+        } else {
+            (&r.y_test, "test")
+        };
         let series = r
             .outputs
             .iter()
             .map(|o| {
                 let p = if split == "train" { &o.train } else { &o.test };
-                Series { label: o.track.name().into(), points: y.iter().zip(p).map(|(&a, &b)| (a, b)).collect(), color: track_color(o.track), dashed: false, markers: true }
+                Series {
+                    label: o.track.name().into(),
+                    points: y.iter().zip(p).map(|(&a, &b)| (a, b)).collect(),
+                    color: track_color(o.track),
+                    dashed: false,
+                    markers: true,
+                }
             })
             .collect();
-        LineChart { title: format!("{}: predicted vs target ({split})", r.name), x_label: "target".into(), y_label: "prediction".into(), log_y: false, log_x: false, series, hlines: vec![] }
+        LineChart {
+            title: format!("{}: predicted vs target ({split})", r.name),
+            x_label: "target".into(),
+            y_label: "prediction".into(),
+            log_y: false,
+            log_x: false,
+            series,
+            hlines: vec![],
+        }
     }
 }
 
 /// `spectrum.png`: eigenvalues of Θ0, Θ_final, Θ∞ with the critical eigenvalue 2·|Y|/η.
 pub fn spectrum_chart(r: &RunRecord) -> LineChart {
-    let idx = |v: &[f64]| v.iter().enumerate().map(|(i, &e)| ((i + 1) as f64, e)).collect::<Vec<_>>();
+    let idx = |v: &[f64]| {
+        v.iter()
+            .enumerate()
+            .map(|(i, &e)| ((i + 1) as f64, e))
+            .collect::<Vec<_>>()
+    };
     let n_targets = r.y_train.len() as f64;
     LineChart {
         title: format!("{}: NTK spectra on the training set", r.name),
@@ -270,11 +530,32 @@ pub fn spectrum_chart(r: &RunRecord) -> LineChart {
         log_y: true,
         log_x: true,
         series: vec![
-            Series { label: "Θ0 (empirical, init)".into(), points: idx(&r.spectrum_init), color: track_color(Track::Linearized), dashed: false, markers: false },
-            Series { label: "Θ final (empirical)".into(), points: idx(&r.spectrum_final), color: track_color(Track::Network), dashed: false, markers: false },
-            Series { label: "Θ∞ (analytic)".into(), points: idx(&r.spectrum_analytic), color: track_color(Track::KernelAnalytic), dashed: true, markers: false },
+            Series {
+                label: "Θ0 (empirical, init)".into(),
+                points: idx(&r.spectrum_init),
+                color: track_color(Track::Linearized),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                label: "Θ final (empirical)".into(),
+                points: idx(&r.spectrum_final),
+                color: track_color(Track::Network),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                label: "Θ∞ (analytic)".into(),
+                points: idx(&r.spectrum_analytic),
+                color: track_color(Track::KernelAnalytic),
+                dashed: true,
+                markers: false,
+            },
         ],
-        hlines: vec![(2.0 * n_targets / r.learning_rate, format!("2·N·K/η: GD unstable above (η = {:.4})", r.learning_rate))],
+        hlines: vec![(
+            2.0 * n_targets / r.learning_rate,
+            format!("2·N·K/η: GD unstable above (η = {:.4})", r.learning_rate),
+        )],
     }
 }
 
@@ -282,36 +563,86 @@ pub fn spectrum_chart(r: &RunRecord) -> LineChart {
 pub fn kernels_png(path: &Path, r: &RunRecord) -> Result<()> {
     register_font();
     let p = r.probe_size;
-    let diff: Vec<f64> = r.probe_ntk_final.iter().zip(&r.probe_ntk_init).map(|(a, b)| a - b).collect();
+    let diff: Vec<f64> = r
+        .probe_ntk_final
+        .iter()
+        .zip(&r.probe_ntk_init)
+        .map(|(a, b)| a - b)
+        .collect();
     let tmp = tmp_png(path);
     {
         let root = BitMapBackend::new(&tmp, (1500, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| perr(path, e))?;
         let (title, body) = root.split_vertically(50);
-        title.titled(&format!("{}: empirical NTK on {p} probe points", r.name), ("sans-serif", 24)).map_err(|e| perr(path, e))?;
+        title
+            .titled(
+                &format!("{}: empirical NTK on {p} probe points", r.name),
+                ("sans-serif", 24),
+            )
+            .map_err(|e| perr(path, e))?;
         let panels = body.split_evenly((1, 3));
-        let shared = r.probe_ntk_init.iter().chain(&r.probe_ntk_final).fold(0.0f64, |m, v| m.max(v.abs()));
+        let shared = r
+            .probe_ntk_init
+            .iter()
+            .chain(&r.probe_ntk_final)
+            .fold(0.0f64, |m, v| m.max(v.abs()));
         let dmax = diff.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (panel, (name, data, scale)) in panels.iter().zip([("Θ0", &r.probe_ntk_init, shared), ("Θ final", &r.probe_ntk_final, shared), ("Θ final − Θ0", &diff, dmax)]) {
-            heat_map(panel, &format!("{name} (|max| = {scale:.3e})"), data, p, scale).map_err(|e| perr(path, e))?;
+        for (panel, (name, data, scale)) in panels.iter().zip([
+            ("Θ0", &r.probe_ntk_init, shared),
+            ("Θ final", &r.probe_ntk_final, shared),
+            ("Θ final − Θ0", &diff, dmax),
+        ]) {
+            heat_map(
+                panel,
+                &format!("{name} (|max| = {scale:.3e})"),
+                data,
+                p,
+                scale,
+            )
+            .map_err(|e| perr(path, e))?;
         }
         root.present().map_err(|e| perr(path, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn heat_map<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, title: &str, data: &[f64], p: usize, scale: f64) -> std::result::Result<(), String> {
+fn heat_map<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    data: &[f64],
+    p: usize,
+    scale: f64,
+) -> std::result::Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let mut chart = ChartBuilder::on(area).caption(title, ("sans-serif", 18)).margin(10).x_label_area_size(30).y_label_area_size(40).build_cartesian_2d(0..p, 0..p).map_err(e)?;
-    chart.configure_mesh().disable_mesh().label_style(("sans-serif", 12)).draw().map_err(e)?;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0..p, 0..p)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
     let scale = if scale > 0.0 { scale } else { 1.0 };
     chart
-        .draw_series((0..p).flat_map(|i| (0..p).map(move |j| (i, j))).map(|(i, j)| {
-            let v = (data[i * p + j] / scale).clamp(-1.0, 1.0);
-            // diverging blue–white–red map
-            let c = if v >= 0.0 { RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8) } else { RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255) };
-            Rectangle::new([(j, p - 1 - i), (j + 1, p - i)], c.filled())
-        }))
+        .draw_series(
+            (0..p)
+                .flat_map(|i| (0..p).map(move |j| (i, j)))
+                .map(|(i, j)| {
+                    let v = (data[i * p + j] / scale).clamp(-1.0, 1.0);
+                    // diverging blue–white–red map
+                    let c = if v >= 0.0 {
+                        RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8)
+                    } else {
+                        RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255)
+                    };
+                    Rectangle::new([(j, p - 1 - i), (j + 1, p - i)], c.filled())
+                }),
+        )
         .map_err(e)?;
     let _: Option<RangedCoordf64> = None;
     Ok(())
@@ -319,7 +650,14 @@ fn heat_map<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, 
 
 /// Writes every plot of a run into `dir`; returns the file names.
 pub fn write_all(dir: &Path, r: &RunRecord) -> Result<Vec<String>> {
-    let charts = [("loss.png", loss_chart(r)), ("divergence.png", divergence_chart(r)), ("kernel_drift.png", kernel_drift_chart(r)), ("param_drift.png", param_drift_chart(r)), ("predictions.png", predictions_chart(r)), ("spectrum.png", spectrum_chart(r))];
+    let charts = [
+        ("loss.png", loss_chart(r)),
+        ("divergence.png", divergence_chart(r)),
+        ("kernel_drift.png", kernel_drift_chart(r)),
+        ("param_drift.png", param_drift_chart(r)),
+        ("predictions.png", predictions_chart(r)),
+        ("spectrum.png", spectrum_chart(r)),
+    ];
     let mut names = Vec::new();
     for (name, chart) in charts {
         line_chart(&dir.join(name), &chart)?;

@@ -14,13 +14,19 @@ use crate::report::files;
 
 /// SHA-256 of bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Files whose hashes `--verify` compares (deterministic outputs; plots, summary timings and the
 /// report itself are excluded).
 pub fn is_verified_file(name: &str) -> bool {
-    name == "config.toml" || name == "metrics.csv" || name == "predictions.csv" || name.starts_with("kernels/")
+    name == "config.toml"
+        || name == "metrics.csv"
+        || name == "predictions.csv"
+        || name.starts_with("kernels/")
 }
 
 /// The machine and build a run happened on.
@@ -45,19 +51,52 @@ pub struct Environment {
 impl Environment {
     /// Probes the current environment.
     pub fn detect() -> Self {
-        let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
         let commit = git(&["rev-parse", "HEAD"]);
-        let dirty = commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
-        let distro = std::fs::read_to_string("/etc/os-release").ok().and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l.trim_start_matches("PRETTY_NAME=").trim_matches('"').to_string()));
-        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let dirty = commit
+            .as_ref()
+            .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+            .map(|s| !s.is_empty());
+        let distro = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| {
+                    l.trim_start_matches("PRETTY_NAME=")
+                        .trim_matches('"')
+                        .to_string()
+                })
+            });
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Environment {
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: commit,
             git_dirty: dirty,
             rustc: env!("NTK_RUSTC_VERSION").to_string(),
-            os: format!("{} {}{}", std::env::consts::OS, std::env::consts::ARCH, distro.map(|d| format!(" ({d})")).unwrap_or_default()),
+            os: format!(
+                "{} {}{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                distro.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
             cpu,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
 }
@@ -78,30 +117,82 @@ pub struct Check {
 /// The checks of a run.
 pub fn checks(r: &RunRecord) -> Vec<Check> {
     let mut out = Vec::new();
-    let scale = metrics::rms(if r.y_test.is_empty() { &r.y_train } else { &r.y_test }).unwrap_or(1.0).max(1e-300);
+    let scale = metrics::rms(if r.y_test.is_empty() {
+        &r.y_train
+    } else {
+        &r.y_test
+    })
+    .unwrap_or(1.0)
+    .max(1e-300);
     let split = if r.y_test.is_empty() { "train" } else { "test" };
-    out.push(Check { name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(), value: r.init_ntk_vs_analytic, tolerance: 0.1, pass: r.init_ntk_vs_analytic < 0.1 });
+    out.push(Check {
+        name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(),
+        value: r.init_ntk_vs_analytic,
+        tolerance: 0.1,
+        pass: r.init_ntk_vs_analytic < 0.1,
+    });
     let pair_rmse = |a: Track, b: Track| -> Option<f64> {
         let i = r.pairs.iter().position(|&p| p == (a, b))?;
         let c = r.last()?;
-        if r.y_test.is_empty() { Some(c.rmse_train[i]) } else { c.rmse_test[i] }
+        if r.y_test.is_empty() {
+            Some(c.rmse_train[i])
+        } else {
+            c.rmse_test[i]
+        }
     };
     if let Some(v) = pair_rmse(Track::Network, Track::Linearized) {
-        out.push(Check { name: format!("linearized vs network RMSE / RMS(y) < 0.05 ({split}, final step)"), value: v / scale, tolerance: 0.05, pass: v / scale < 0.05 });
+        out.push(Check {
+            name: format!("linearized vs network RMSE / RMS(y) < 0.05 ({split}, final step)"),
+            value: v / scale,
+            tolerance: 0.05,
+            pass: v / scale < 0.05,
+        });
     }
     if let Some(v) = pair_rmse(Track::Network, Track::KernelAnalytic) {
-        out.push(Check { name: format!("kernel (analytic Θ∞) vs network RMSE / RMS(y) < 0.1 ({split}, final step)"), value: v / scale, tolerance: 0.1, pass: v / scale < 0.1 });
+        out.push(Check {
+            name: format!(
+                "kernel (analytic Θ∞) vs network RMSE / RMS(y) < 0.1 ({split}, final step)"
+            ),
+            value: v / scale,
+            tolerance: 0.1,
+            pass: v / scale < 0.1,
+        });
     }
-    out.push(Check { name: "learning rate below the critical rate η_c = 2·N·K/λ_max(Θ0) (ratio η/η_c < 1)".into(), value: r.learning_rate / r.critical_learning_rate, tolerance: 1.0, pass: r.learning_rate < r.critical_learning_rate });
-    let diverged = r.outputs.iter().filter(|o| o.diverged_at_step.is_some()).count();
-    out.push(Check { name: "tracks marked diverged (NaN/inf or loss above training.max_loss) = 0".into(), value: diverged as f64, tolerance: 0.0, pass: diverged == 0 });
+    out.push(Check {
+        name: "learning rate below the critical rate η_c = 2·N·K/λ_max(Θ0) (ratio η/η_c < 1)"
+            .into(),
+        value: r.learning_rate / r.critical_learning_rate,
+        tolerance: 1.0,
+        pass: r.learning_rate < r.critical_learning_rate,
+    });
+    let diverged = r
+        .outputs
+        .iter()
+        .filter(|o| o.diverged_at_step.is_some())
+        .count();
+    out.push(Check {
+        name: "tracks marked diverged (NaN/inf or loss above training.max_loss) = 0".into(),
+        value: diverged as f64,
+        tolerance: 0.0,
+        pass: diverged == 0,
+    });
     let nonfinite = files::has_non_finite(r);
-    out.push(Check { name: "non-finite values in the recorded metrics = 0".into(), value: if nonfinite { 1.0 } else { 0.0 }, tolerance: 0.0, pass: !nonfinite });
+    out.push(Check {
+        name: "non-finite values in the recorded metrics = 0".into(),
+        value: if nonfinite { 1.0 } else { 0.0 },
+        tolerance: 0.0,
+        pass: !nonfinite,
+    });
     out
 }
 
 /// `report.json`.
-pub fn report_json(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes: &[(String, String)]) -> serde_json::Value {
+pub fn report_json(
+    r: &RunRecord,
+    exp: &Experiment,
+    env: &Environment,
+    file_hashes: &[(String, String)],
+) -> serde_json::Value {
     let cfg = exp.resolved_toml();
     serde_json::json!({
         "status": r.status,
@@ -130,7 +221,9 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
         n.push("The network and its linearization use minibatches/momentum; the kernel tracks are the full-batch plain-GD solution, so they are compared at equal t = η·step.".into());
     }
     if r.status == RunStatus::Interrupted {
-        n.push("The run was interrupted (SIGINT); figures are those of the last logged step.".into());
+        n.push(
+            "The run was interrupted (SIGINT); figures are those of the last logged step.".into(),
+        );
     }
     for o in &r.outputs {
         if let Some(s) = o.diverged_at_step {
@@ -144,10 +237,22 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
 }
 
 /// `report.md`.
-pub fn report_md(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes: &[(String, String)], plots: &[String]) -> String {
+pub fn report_md(
+    r: &RunRecord,
+    exp: &Experiment,
+    env: &Environment,
+    file_hashes: &[(String, String)],
+    plots: &[String],
+) -> String {
     let cfg = exp.resolved_toml();
     let mut s = String::new();
-    s += &format!("# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n", r.name, r.status, r.seed, sha256_hex(cfg.as_bytes()));
+    s += &format!(
+        "# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n",
+        r.name,
+        r.status,
+        r.seed,
+        sha256_hex(cfg.as_bytes())
+    );
     s += "## Environment\n\n| item | value |\n|---|---|\n";
     s += &format!("| ntk-dynamics | {} |\n| git commit | {} |\n| tree dirty | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
         env.crate_version, env.git_commit.as_deref().unwrap_or("(not a git checkout)"), env.git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
@@ -159,22 +264,53 @@ pub fn report_md(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes
     s += "| track | train loss | test loss | diverged at |\n|---|---|---|---|\n";
     if let Some(c) = r.last() {
         for (i, t) in r.tracks.iter().enumerate() {
-            s += &format!("| {} | {} | {} | {} |\n", t.name(), files::fmt_f64(c.train_loss[i]), c.test_loss[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()), r.outputs_of(*t).and_then(|o| o.diverged_at_step).map(|v| v.to_string()).unwrap_or_else(|| "–".into()));
+            s += &format!(
+                "| {} | {} | {} | {} |\n",
+                t.name(),
+                files::fmt_f64(c.train_loss[i]),
+                c.test_loss[i]
+                    .map(files::fmt_f64)
+                    .unwrap_or_else(|| "–".into()),
+                r.outputs_of(*t)
+                    .and_then(|o| o.diverged_at_step)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "–".into())
+            );
         }
         s += "\n| divergence (RMSE) | train | test |\n|---|---|---|\n";
         for (i, (a, b)) in r.pairs.iter().enumerate() {
-            s += &format!("| {} vs {} | {} | {} |\n", a.name(), b.name(), files::fmt_f64(c.rmse_train[i]), c.rmse_test[i].map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+            s += &format!(
+                "| {} vs {} | {} | {} |\n",
+                a.name(),
+                b.name(),
+                files::fmt_f64(c.rmse_train[i]),
+                c.rmse_test[i]
+                    .map(files::fmt_f64)
+                    .unwrap_or_else(|| "–".into())
+            );
         }
     }
     if let Some(k) = r.last_kernel() {
         s += &format!("\nKernel drift on the probe set: relative {:.4e}, kernel distance {:.4e}, λ_max {:.4e}; per layer {:?}.\nRelative parameter change {:.4e}; per layer {:?}.\n", k.ntk_rel_drift, k.ntk_kernel_distance, k.ntk_lambda_max, k.ntk_rel_drift_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>(), k.param_rel_change, k.param_rel_change_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>());
     }
     for k in &r.kernel_solutions {
-        s += &format!("\n`{}` at t = ∞: test loss {}.", k.track.name(), k.test_loss_infinite_time.map(files::fmt_f64).unwrap_or_else(|| "–".into()));
+        s += &format!(
+            "\n`{}` at t = ∞: test loss {}.",
+            k.track.name(),
+            k.test_loss_infinite_time
+                .map(files::fmt_f64)
+                .unwrap_or_else(|| "–".into())
+        );
     }
     s += "\n\n## Checks\n\n| check | value | tolerance | result |\n|---|---|---|---|\n";
     for c in checks(r) {
-        s += &format!("| {} | {:.4e} | {} | {} |\n", c.name, c.value, c.tolerance, if c.pass { "pass" } else { "FAIL" });
+        s += &format!(
+            "| {} | {:.4e} | {} | {} |\n",
+            c.name,
+            c.value,
+            c.tolerance,
+            if c.pass { "pass" } else { "FAIL" }
+        );
     }
     s += "\n## Notes\n\n";
     for n in notes(r, exp) {
@@ -198,7 +334,15 @@ pub fn report_md(r: &RunRecord, exp: &Experiment, env: &Environment, file_hashes
 pub fn recorded_hashes(dir: &Path) -> crate::Result<Vec<(String, String)>> {
     let p = dir.join("report.json");
     let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
-    let map = v.get("files_sha256").and_then(|m| m.as_object()).ok_or_else(|| crate::Error::Verify(format!("{}: no files_sha256", p.display())))?;
-    Ok(map.iter().filter(|(k, _)| is_verified_file(k)).map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_string())).collect())
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
+    let map = v
+        .get("files_sha256")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| crate::Error::Verify(format!("{}: no files_sha256", p.display())))?;
+    Ok(map
+        .iter()
+        .filter(|(k, _)| is_verified_file(k))
+        .map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_string()))
+        .collect())
 }
