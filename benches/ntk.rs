@@ -2,6 +2,9 @@
 //! achieved GFLOP/s beside a plain f32 GEMM measured in the same run (both CPU backends).
 //! Figures are medians of a few repetitions; compare ratios within one run.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::{DType, Tensor};

@@ -2,6 +2,9 @@
 //! f64 networks; tolerances: 1e-9 relative (function-space twin vs closed form), 1e-8
 //! (function-space vs parameter-space linearized model).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use faer::linalg::solvers::Solve;
 use faer::Mat;
 use ntk_dynamics::backend::{Backend, Precision};
@@ -371,4 +374,59 @@ fn wide_network_tracks_its_linearization() {
         drift[0],
         drift[1]
     );
+}
+
+/// Duplicate training points make the kernel singular: predictions stay finite, the t = ∞ solution
+/// uses the pseudo-inverse, and the condition number is reported as infinite/huge.
+#[test]
+fn singular_kernels_give_finite_predictions() {
+    let n = 6;
+    let mut x = gauss(n * 3, 4);
+    let first: Vec<f64> = x[..3].to_vec();
+    x[3..6].copy_from_slice(&first); // duplicate point
+    let c = tiny(1, Activation::Relu);
+    let mlp = c.init(2);
+    let theta = empirical_ntk(&mlp, &x, n, None, KernelForm::Full)
+        .unwrap()
+        .total();
+    let y = linalg::mat_from_rows(&gauss(n, 9), n, 1);
+    let f0 = linalg::mat_from_rows(&mlp.predict(&x, n).unwrap(), n, 1);
+    let tst = linalg::block(theta.as_ref(), 0, 2, 0, n);
+    let g0 = linalg::block(f0.as_ref(), 0, 2, 0, 1);
+    for reg in [
+        DiagReg {
+            value: 0.0,
+            absolute: false,
+        },
+        DiagReg {
+            value: 1e-14,
+            absolute: false,
+        },
+    ] {
+        let p = KernelPredictor::new(inputs(
+            &theta,
+            &tst,
+            &f0,
+            &g0,
+            &y,
+            0.1,
+            TimeMode::Continuous,
+            reg,
+        ))
+        .unwrap();
+        assert!(
+            p.condition_number > 1e6,
+            "condition number {}",
+            p.condition_number
+        );
+        let (tr, te) = p.predict(1000);
+        let (_, te_inf) = p.predict_infinite();
+        for v in linalg::mat_to_rows(tr.as_ref())
+            .into_iter()
+            .chain(linalg::mat_to_rows(te.unwrap().as_ref()))
+            .chain(linalg::mat_to_rows(te_inf.unwrap().as_ref()))
+        {
+            assert!(v.is_finite());
+        }
+    }
 }

@@ -183,6 +183,10 @@ where
         .configure_mesh()
         .x_desc(&spec.x_label)
         .y_desc(&spec.y_label)
+        .x_labels(8)
+        .y_labels(8)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()
@@ -253,15 +257,68 @@ where
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
+    let corner = emptiest_corner(spec, chart.x_range(), chart.y_range());
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner)
         .draw()
         .map_err(e)?;
     Ok(())
+}
+
+/// A compact tick label: plain for moderate magnitudes, scientific otherwise.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The corner of the plot holding the fewest data points, for the legend.
+fn emptiest_corner(
+    spec: &LineChart,
+    xr: std::ops::Range<f64>,
+    yr: std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let frac = |v: f64, r: &std::ops::Range<f64>, log: bool| {
+        if log {
+            (v.ln() - r.start.ln()) / (r.end.ln() - r.start.ln())
+        } else {
+            (v - r.start) / (r.end - r.start)
+        }
+    };
+    // upper right, upper left, lower right, lower left
+    let mut counts = [0usize; 4];
+    for p in spec
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|&p| usable(p, spec.log_x, spec.log_y))
+    {
+        let (x, y) = (frac(p.0, &xr, spec.log_x), frac(p.1, &yr, spec.log_y));
+        let (right, left, upper, lower) = (x > 0.5, x < 0.5, y > 0.45, y < 0.55);
+        counts[0] += usize::from(right && upper);
+        counts[1] += usize::from(left && upper);
+        counts[2] += usize::from(right && lower);
+        counts[3] += usize::from(left && lower);
+    }
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    match best {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
+    }
 }
 
 fn steps(r: &RunRecord) -> Vec<f64> {
