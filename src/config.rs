@@ -40,6 +40,21 @@ pub struct ConfigSpec {
     /// `[outputs]`
     #[serde(default)]
     pub outputs: OutputsSpec,
+    /// `[sweep]`: present only in sweep configs (see [`crate::sweep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// `[sweep]`: vary one or two keys over lists, each point repeated over seeds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Repeats per point, seeds `experiment.seed + 0 … seeds − 1` (default 1).
+    pub seeds: Option<u64>,
+    /// Points run at the same time (default 1).
+    pub parallel: Option<usize>,
+    /// Dotted key → list of values, e.g. `"model.width" = [64, 128]` (one or two keys).
+    pub vary: std::collections::BTreeMap<String, Vec<toml::Value>>,
 }
 
 /// `[experiment]`
@@ -989,6 +1004,7 @@ impl Experiment {
             LearningRate::CriticalMultiple(s) => (None, Some(s)),
         };
         ConfigSpec {
+            sweep: None,
             experiment: ExperimentSpec {
                 name: self.name.clone(),
                 seed: Some(self.seed),

@@ -27,8 +27,10 @@ pub mod linalg;
 pub mod metrics;
 pub mod model;
 pub mod ntk;
+pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

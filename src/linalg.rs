@@ -100,7 +100,7 @@ pub fn sym_eigen(m: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
         return Ok((Vec::new(), Mat::zeros(0, 0)));
     }
     let s = symmetrize(m);
-    if s.col_iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+    if !is_finite(s.as_ref()) {
         return Err(Error::Numerics(
             "kernel matrix has non-finite entries".into(),
         ));
@@ -112,10 +112,14 @@ pub fn sym_eigen(m: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
     Ok((vals, evd.U().to_owned()))
 }
 
-/// Eigenvalues of a symmetric matrix, ascending.
+/// Eigenvalues of a symmetric matrix, ascending; all NaN when the matrix has a non-finite entry
+/// (e.g. the kernel of a diverged network), which the eigensolver must never see.
 pub fn sym_eigenvalues(m: MatRef<'_, f64>) -> Result<Vec<f64>> {
     if m.nrows() == 0 {
         return Ok(Vec::new());
+    }
+    if !is_finite(m) {
+        return Ok(vec![f64::NAN; m.nrows()]);
     }
     let s = symmetrize(m);
     s.self_adjoint_eigenvalues(Side::Lower)
@@ -130,4 +134,9 @@ pub fn select_rows(m: MatRef<'_, f64>, rows: &[usize]) -> Mat<f64> {
 /// Sub-block `[r0..r0+nr, c0..c0+nc]` as an owned matrix.
 pub fn block(m: MatRef<'_, f64>, r0: usize, nr: usize, c0: usize, nc: usize) -> Mat<f64> {
     m.submatrix(r0, c0, nr, nc).to_owned()
+}
+
+/// Whether every entry is finite.
+pub fn is_finite(m: MatRef<'_, f64>) -> bool {
+    m.col_iter().all(|c| c.iter().all(|v| v.is_finite()))
 }

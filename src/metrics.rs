@@ -82,3 +82,46 @@ pub fn loglog_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
     };
     Some((slope, intercept, se))
 }
+
+/// Training regime of a run at a given learning rate (Lewkowycz et al. 2020).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The loss decreases monotonically and the kernel barely moves.
+    Lazy,
+    /// The loss first grows, then converges, with a smaller λ_max (the catapult mechanism).
+    Catapult,
+    /// The loss blows up (NaN/inf, past the bound) or ends above where it started.
+    Divergent,
+}
+
+impl Phase {
+    /// Name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Lazy => "lazy",
+            Phase::Catapult => "catapult",
+            Phase::Divergent => "divergent",
+        }
+    }
+}
+
+/// Relative rise of the loss above its starting value that counts as a catapult spike.
+pub const CATAPULT_SPIKE: f64 = 0.05;
+/// λ_max(Θ_final)/λ_max(Θ0) below this counts as a catapult even without a logged spike.
+pub const CATAPULT_LAMBDA_RATIO: f64 = 0.8;
+
+/// Classifies a training-loss curve (checkpoints in order) and the final-to-initial λ_max ratio.
+pub fn classify_phase(train_loss: &[f64], lambda_ratio: f64, diverged: bool) -> Phase {
+    let first = train_loss.first().copied().unwrap_or(f64::NAN);
+    let last = train_loss.last().copied().unwrap_or(f64::NAN);
+    if diverged || train_loss.iter().any(|v| !v.is_finite()) || !(last <= first) {
+        return Phase::Divergent;
+    }
+    let peak = train_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if peak > first * (1.0 + CATAPULT_SPIKE) || lambda_ratio < CATAPULT_LAMBDA_RATIO {
+        Phase::Catapult
+    } else {
+        Phase::Lazy
+    }
+}

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ntk_dynamics::record::{RunRecord, RunStatus};
 use ntk_dynamics::report::{self, files, repro};
 use ntk_dynamics::run::{self, Progress, RunOptions};
-use ntk_dynamics::{config, data, Error};
+use ntk_dynamics::{config, data, pipeline, sweep, Error};
 
 // Large tensors are allocated and freed every step; mimalloc keeps them instead of returning
 // them to the OS (glibc's malloc spent ~35% of the run in page faults).
@@ -127,7 +127,11 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         .config
         .as_ref()
         .context("a CONFIG file is required (see --help)")?;
-    let mut exp = config::load(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if sweep::is_sweep(&text) {
+        return run_sweep(cli, path, &text);
+    }
+    let mut exp = config::parse_str(&text, Some(path))?;
     if let Some(seed) = cli.seed {
         exp.seed = seed;
         exp.resolved = exp.to_spec();
@@ -137,17 +141,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         tty: std::io::stderr().is_terminal(),
         bar: Default::default(),
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                // Second Ctrl-C: stop at once (the run directory keeps its INCOMPLETE marker).
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: stopping at the next step boundary (Ctrl-C again to abort)");
-        });
-    }
+    let interrupt = interrupt_flag();
     let (record, dir) = run_into(&exp, cli.out.as_deref(), &progress, Some(interrupt))?;
     if !cli.quiet {
         print_summary(&record, &dir);
@@ -166,25 +160,87 @@ fn run_into(
     progress: &dyn Progress,
     interrupt: Option<Arc<AtomicBool>>,
 ) -> anyhow::Result<(RunRecord, PathBuf)> {
-    let ds = data::load(&exp.data, exp.seed)?;
-    run::preflight(exp, &ds)?;
-    let dir = files::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
-    let record = run::execute(
+    Ok(pipeline::run_into(
         exp,
-        &ds,
+        out,
         &RunOptions {
             interrupt,
             progress,
         },
-    )
-    .with_context(|| {
-        format!(
-            "run failed; partial outputs stay in {} (marked INCOMPLETE)",
-            dir.display()
-        )
-    })?;
-    report::write_run(&dir, &record, exp)?;
-    Ok((record, dir))
+    )?)
+}
+
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: stop at once (run directories keep their INCOMPLETE marker).
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping at the next step boundary (Ctrl-C again to abort)");
+    });
+    interrupt
+}
+
+/// Runs every point of a sweep config into one sweep directory.
+fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
+    let mut sw = sweep::expand(text, Some(path))?;
+    if let Some(seed) = cli.seed {
+        for p in &mut sw.points {
+            p.seed = seed + (p.seed - sw.base.seed);
+            p.experiment.seed = p.seed;
+            p.experiment.resolved = p.experiment.to_spec();
+        }
+    }
+    // Check every point's data before creating anything.
+    for p in &sw.points {
+        let ds = data::load(&p.experiment.data, p.experiment.seed)?;
+        run::preflight(&p.experiment, &ds)?;
+    }
+    let dir = files::create_sweep_dir(&sw.base.outputs.dir, &sw.base.name, cli.out.as_deref())?;
+    files::write_atomic(&dir.join("sweep.toml"), text.as_bytes())?;
+    let interrupt = interrupt_flag();
+    let quiet = cli.quiet;
+    let rows = sweep::run(&sw, &dir, Some(interrupt.clone()), &|done, total, row| {
+        if !quiet {
+            eprintln!(
+                "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
+                row.values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                row.seed,
+                row.phase.map(|p| p.name()).unwrap_or(&row.status),
+                row.wall_s
+            );
+        }
+    });
+    let fits = report::sweep::write_sweep(&dir, &sw, &rows)?;
+    if !quiet {
+        println!("sweep directory: {}", dir.display());
+        for f in &fits {
+            println!(
+                "  {} {}: exponent {:.3} ± {:.3} (95 %, {} runs)",
+                f.figure,
+                f.group.clone().unwrap_or_default(),
+                f.slope,
+                f.ci95,
+                f.n
+            );
+        }
+        println!(
+            "wall time {:.1} s (sum over points); report: {}",
+            rows.iter().map(|r| r.wall_s).sum::<f64>(),
+            dir.join("sweep.md").display()
+        );
+    }
+    Ok(if interrupt.load(Ordering::SeqCst) {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(r: &RunRecord, dir: &Path) {

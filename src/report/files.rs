@@ -88,6 +88,15 @@ pub fn utc_stamp() -> String {
 /// Creates a fresh run directory: `out` itself when given (it must be absent or empty),
 /// otherwise `<root>/<name>/<UTC stamp>-seed<seed>[-n]`. Marks it [`INCOMPLETE_MARKER`].
 pub fn create_run_dir(root: &Path, name: &str, seed: u64, out: Option<&Path>) -> Result<PathBuf> {
+    create_fresh_dir(root, name, &format!("{}-seed{seed}", utc_stamp()), out)
+}
+
+/// Creates a fresh sweep directory: `out`, or `<root>/<name>/sweep-<UTC stamp>[-n]`.
+pub fn create_sweep_dir(root: &Path, name: &str, out: Option<&Path>) -> Result<PathBuf> {
+    create_fresh_dir(root, name, &format!("sweep-{}", utc_stamp()), out)
+}
+
+fn create_fresh_dir(root: &Path, name: &str, base: &str, out: Option<&Path>) -> Result<PathBuf> {
     let dir = match out {
         Some(o) => {
             if o.exists() {
@@ -103,11 +112,10 @@ pub fn create_run_dir(root: &Path, name: &str, seed: u64, out: Option<&Path>) ->
         None => {
             let parent = root.join(name);
             fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-            let base = format!("{}-seed{seed}", utc_stamp());
             let mut n = 1;
             loop {
                 let candidate = if n == 1 {
-                    parent.join(&base)
+                    parent.join(base)
                 } else {
                     parent.join(format!("{base}-{n}"))
                 };

@@ -5,6 +5,7 @@ pub mod files;
 pub mod npy;
 pub mod plots;
 pub mod repro;
+pub mod sweep;
 
 use std::path::Path;
 

@@ -82,12 +82,16 @@ pub struct LineChart {
 }
 
 fn usable(v: (f64, f64), log_x: bool, log_y: bool) -> bool {
-    v.0.is_finite() && v.1.is_finite() && (!log_y || v.1 > 0.0) && (!log_x || v.0 > 0.0)
+    // Values beyond ±1e300 (a diverged track) are left off the chart: plotters cannot place
+    // ticks on an axis that reaches infinity.
+    let ok = |x: f64, log: bool| x.is_finite() && x.abs() < 1e300 && (!log || x > 1e-300);
+    ok(v.0, log_x) && ok(v.1, log_y)
 }
 
+/// Axis range of the values, padded; log ranges span at most 30 decades (the top ones).
 fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in vals {
+    for v in vals.filter(|v| v.is_finite() && v.abs() < 1e300 && (!log || *v > 1e-300)) {
         lo = lo.min(v);
         hi = hi.max(v);
     }
@@ -95,6 +99,7 @@ fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
+        let lo = lo.max(hi * 1e-30);
         if hi <= lo * 1.0001 {
             (lo / 2.0, hi * 2.0)
         } else {

@@ -1,0 +1,195 @@
+//! Sweeps: power-law fits, the phase classifier, and small sweeps end to end (issue: sweeps).
+
+use ntk_dynamics::metrics::{classify_phase, loglog_fit, Phase};
+use ntk_dynamics::sweep::{self, fit_power_laws, SweepRow};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[test]
+fn fitted_slopes_recover_known_exponents() {
+    use rand::{rngs::StdRng, SeedableRng};
+    use rand_distr::{Distribution, Normal};
+    let mut rng = StdRng::seed_from_u64(1);
+    let noise = Normal::new(0.0, 0.05).unwrap();
+    for exponent in [-0.5, -1.0, 0.3] {
+        let mut rows = Vec::new();
+        for w in [64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0f64] {
+            for seed in 0..5u64 {
+                let y = 3.0 * w.powf(exponent) * (noise.sample(&mut rng) as f64).exp();
+                rows.push(SweepRow {
+                    values: vec![("model.width".into(), format!("{w}"))],
+                    seed,
+                    status: "completed".into(),
+                    run_dir: String::new(),
+                    wall_s: 0.0,
+                    phase: None,
+                    figures: vec![("ntk_rel_drift".into(), y)],
+                    loss_curve: vec![],
+                    sharpness_curve: vec![],
+                });
+            }
+        }
+        let fits = fit_power_laws(&rows, "model.width", &["ntk_rel_drift".to_string()]);
+        let f = &fits[0];
+        assert!(
+            (f.slope - exponent).abs() < 0.03,
+            "exponent {exponent}: fitted {}",
+            f.slope
+        );
+        assert!(
+            f.ci95 > 0.0 && (f.slope - exponent).abs() < 3.0 * f.ci95 + 1e-3,
+            "interval {} should cover",
+            f.ci95
+        );
+    }
+    // exact power law: exact slope, zero-width interval
+    let x = [1.0, 2.0, 4.0, 8.0];
+    let y: Vec<f64> = x.iter().map(|v: &f64| 5.0 * v.powf(-0.75)).collect();
+    let (s, _, se) = loglog_fit(&x, &y).unwrap();
+    assert!((s + 0.75).abs() < 1e-12 && se < 1e-10);
+}
+
+#[test]
+fn phase_classifier_labels_hand_made_curves() {
+    let lazy: Vec<f64> = (0..50).map(|t| (-0.1 * t as f64).exp()).collect();
+    assert_eq!(classify_phase(&lazy, 0.98, false), Phase::Lazy);
+    let mut catapult = vec![1.0, 3.0, 40.0, 12.0, 2.0, 0.5];
+    catapult.extend((0..20).map(|t| 0.4 * (-0.2 * t as f64).exp()));
+    assert_eq!(classify_phase(&catapult, 0.4, false), Phase::Catapult);
+    // a catapult whose spike fell between logged steps is still caught by the kernel's drop
+    assert_eq!(classify_phase(&lazy, 0.5, false), Phase::Catapult);
+    let divergent: Vec<f64> = (0..20).map(|t| (0.5 * t as f64).exp()).collect();
+    assert_eq!(classify_phase(&divergent, 10.0, false), Phase::Divergent);
+    assert_eq!(
+        classify_phase(&[1.0, 0.5, f64::NAN], 1.0, false),
+        Phase::Divergent
+    );
+    assert_eq!(classify_phase(&lazy, 1.0, true), Phase::Divergent);
+}
+
+fn sweep_text(dir: &std::path::Path, vary: &str, extra: &str) -> String {
+    format!(
+        r#"[experiment]
+name = "s"
+seed = 0
+[data]
+kind = "teacher"
+input_dim = 4
+n_train = 16
+n_test = 8
+[model]
+width = 256
+depth = 1
+b_std = 0.0
+bias = false
+[training]
+lr_scale = 0.5
+steps = 60
+max_loss = 1e6
+{extra}
+[kernel]
+solutions = ["analytic"]
+probe_size = 16
+[logging]
+every = 1
+kernel_every = 10
+[outputs]
+dir = "{}"
+[sweep]
+seeds = 2
+[sweep.vary]
+{vary}
+"#,
+        dir.display()
+    )
+}
+
+#[test]
+fn tiny_width_sweep_end_to_end_has_negative_drift_slope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("w.toml");
+    std::fs::write(
+        &cfg,
+        sweep_text(tmp.path(), "\"model.width\" = [32, 128, 512]", ""),
+    )
+    .unwrap();
+    let out = tmp.path().join("sweep");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_experiment"))
+        .args([
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "sweep.csv",
+        "sweep.json",
+        "sweep.md",
+        "scaling.png",
+        "sweep.toml",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    assert!(!out.join("INCOMPLETE").exists());
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("model.width,seed,status,phase,wall_s,run_dir"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let drift = json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["figure"] == "ntk_rel_drift")
+        .unwrap();
+    assert!(
+        drift["slope"].as_f64().unwrap() < 0.0,
+        "drift slope {drift}"
+    );
+    assert!(std::fs::read_to_string(out.join("sweep.md"))
+        .unwrap()
+        .contains("wall time"));
+}
+
+#[test]
+fn half_critical_rate_is_lazy_and_four_times_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_text(tmp.path(), "\"training.lr_scale\" = [0.5, 4.0]", "")
+        .replace("width = 256", "width = 1024");
+    let sw = sweep::expand(&text, None).unwrap();
+    assert_eq!(sw.points.len(), 4);
+    let rows = sweep::run(&sw, &tmp.path().join("out"), None, &|_, _, _| {});
+    for r in &rows {
+        let scale: f64 = r.values[0].1.parse().unwrap();
+        let phase = r.phase.expect("completed");
+        if scale < 1.0 {
+            assert_eq!(phase, Phase::Lazy, "lr = 0.5 η_c must be lazy: {r:?}");
+        } else {
+            assert_ne!(phase, Phase::Lazy, "lr = 4 η_c must not be lazy");
+        }
+    }
+}
+
+#[test]
+fn bad_sweeps_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (vary, needle) in [
+        ("\"model.widht\" = [1, 2]", "widht"),
+        ("\"width\" = [1]", "table.key"),
+        ("\"model.width\" = []", "non-empty"),
+        ("\"model.width\" = [0, 4]", "model.width"),
+    ] {
+        let e = sweep::expand(&sweep_text(tmp.path(), vary, ""), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{vary}: {e}");
+    }
+}
