@@ -115,7 +115,7 @@ pub const CATAPULT_LAMBDA_RATIO: f64 = 0.8;
 pub fn classify_phase(train_loss: &[f64], lambda_ratio: f64, diverged: bool) -> Phase {
     let first = train_loss.first().copied().unwrap_or(f64::NAN);
     let last = train_loss.last().copied().unwrap_or(f64::NAN);
-    if diverged || train_loss.iter().any(|v| !v.is_finite()) || !(last <= first) {
+    if diverged || train_loss.iter().any(|v| !v.is_finite()) || train_loss.is_empty() || last > first {
         return Phase::Divergent;
     }
     let peak = train_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
