@@ -11,12 +11,12 @@ fn fitted_slopes_recover_known_exponents() {
     use rand::{rngs::StdRng, SeedableRng};
     use rand_distr::{Distribution, Normal};
     let mut rng = StdRng::seed_from_u64(1);
-    let noise = Normal::new(0.0, 0.05).unwrap();
+    let noise = Normal::<f64>::new(0.0, 0.05).unwrap();
     for exponent in [-0.5, -1.0, 0.3] {
         let mut rows = Vec::new();
         for w in [64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0f64] {
             for seed in 0..5u64 {
-                let y = 3.0 * w.powf(exponent) * (noise.sample(&mut rng) as f64).exp();
+                let y = 3.0 * w.powf(exponent) * noise.sample(&mut rng).exp();
                 rows.push(SweepRow {
                     values: vec![("model.width".into(), format!("{w}"))],
                     seed,
