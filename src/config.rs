@@ -99,6 +99,16 @@ pub struct DataSpec {
     pub test_fraction: Option<f64>,
     /// csv: shuffle rows before the split (default true); false keeps file order.
     pub shuffle: Option<bool>,
+    /// csv: factor applied to every feature after loading (and standardising), default 1
+    /// (e.g. 1/16 for 0–16 pixel intensities).
+    pub feature_scale: Option<f64>,
+    /// csv: the (single) target column holds class labels, encoded one-hot (default false).
+    pub one_hot: Option<bool>,
+    /// csv with `one_hot`: the values for the true class and the others (default `[1, 0]`;
+    /// `[0.9, -0.1]` gives centred targets).
+    pub one_hot_values: Option<[f64; 2]>,
+    /// csv with `one_hot`: fraction of training labels replaced by a random other class (default 0).
+    pub label_noise: Option<f64>,
 }
 
 /// `activation = "relu"` or `activation = { name = "leaky_relu", alpha = 0.1 }`.
@@ -160,6 +170,9 @@ pub struct TrainingSpec {
     /// A track whose training loss exceeds this (or is not finite) is marked diverged
     /// (default 1e10).
     pub max_loss: Option<f64>,
+    /// Loss of the network and the linearized twin: `mse | cross_entropy` (default mse; the
+    /// kernel tracks are always the MSE closed form).
+    pub loss: Option<String>,
 }
 
 /// `[kernel]`
@@ -237,6 +250,10 @@ pub enum DataKind {
         test_fraction: f64,
         /// shuffle before splitting
         shuffle: bool,
+        /// one-hot class targets `(on, off)` (None = regression targets)
+        one_hot: Option<[f64; 2]>,
+        /// factor on every feature
+        feature_scale: f64,
     },
 }
 
@@ -251,6 +268,8 @@ pub struct DataConfig {
     pub n_test: Option<usize>,
     /// Label noise std.
     pub noise: f64,
+    /// Fraction of corrupted training class labels.
+    pub label_noise: f64,
 }
 
 /// Checked `[model]` (input and output sizes come from the data).
@@ -300,6 +319,8 @@ pub struct TrainingConfig {
     pub center_outputs: bool,
     /// Divergence bound on the training loss.
     pub max_loss: f64,
+    /// Loss of network and twin.
+    pub loss: crate::dynamics::Loss,
 }
 
 /// Which kernel drives a kernel-regression track.
@@ -479,6 +500,18 @@ fn at_least(key: &str, v: usize, min: usize) -> Result<usize> {
     }
 }
 
+fn only_for_one_hot(key: &str, present: bool) -> Result<()> {
+    if present {
+        Err(Error::value(
+            key,
+            "(set)",
+            "only valid with data.one_hot = true",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn only_for(key: &str, present: bool, kind: &str, allowed_kind: &str) -> Result<()> {
     if present {
         Err(Error::value(
@@ -526,6 +559,19 @@ impl ConfigSpec {
                     "csv",
                 )?;
                 only_for("data.shuffle", d.shuffle.is_some(), &d.kind, "csv")?;
+                only_for(
+                    "data.feature_scale",
+                    d.feature_scale.is_some(),
+                    &d.kind,
+                    "csv",
+                )?;
+                only_for("data.one_hot", d.one_hot.is_some(), &d.kind, "csv")?;
+                only_for(
+                    "data.one_hot_values",
+                    d.one_hot_values.is_some(),
+                    &d.kind,
+                    "csv",
+                )?;
                 if d.kind == "sine" {
                     only_for("data.input_dim", d.input_dim.is_some(), &d.kind, "teacher")?;
                     only_for(
@@ -624,6 +670,28 @@ impl ConfigSpec {
                         "0 (or absent) when data.test_path is given",
                     ));
                 }
+                let one_hot = if d.one_hot.unwrap_or(false) {
+                    if target.len() != 1 {
+                        return Err(Error::value(
+                            "data.target",
+                            format!("{target:?}"),
+                            "exactly one label column with data.one_hot = true",
+                        ));
+                    }
+                    let v = d.one_hot_values.unwrap_or([1.0, 0.0]);
+                    if !(v[0].is_finite() && v[1].is_finite() && v[0] != v[1]) {
+                        return Err(Error::value(
+                            "data.one_hot_values",
+                            format!("{v:?}"),
+                            "[on, off] with finite, different values",
+                        ));
+                    }
+                    Some(v)
+                } else {
+                    only_for_one_hot("data.one_hot_values", d.one_hot_values.is_some())?;
+                    only_for_one_hot("data.label_noise", d.label_noise.is_some())?;
+                    None
+                };
                 DataKind::Csv {
                     path,
                     test_path: d.test_path.clone(),
@@ -631,6 +699,8 @@ impl ConfigSpec {
                     standardize: d.standardize.unwrap_or(true),
                     test_fraction,
                     shuffle: d.shuffle.unwrap_or(true),
+                    one_hot,
+                    feature_scale: positive("data.feature_scale", d.feature_scale.unwrap_or(1.0))?,
                 }
             }
             other => {
@@ -652,11 +722,34 @@ impl ConfigSpec {
             None if synthetic => Some(256),
             None => None,
         };
+        let label_noise = d.label_noise.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&label_noise) {
+            return Err(Error::value(
+                "data.label_noise",
+                label_noise,
+                "a fraction in [0, 1]",
+            ));
+        }
+        if !matches!(
+            kind,
+            DataKind::Csv {
+                one_hot: Some(_),
+                ..
+            }
+        ) && d.label_noise.is_some()
+        {
+            return Err(Error::value(
+                "data.label_noise",
+                label_noise,
+                "only valid with data.kind = \"csv\" and data.one_hot = true",
+            ));
+        }
         let data = DataConfig {
             kind,
             n_train,
             n_test,
             noise,
+            label_noise,
         };
 
         // --- model
@@ -799,7 +892,26 @@ impl ConfigSpec {
             momentum,
             center_outputs: t.center_outputs.unwrap_or(false),
             max_loss: positive("training.max_loss", t.max_loss.unwrap_or(1e10))?,
+            loss: match t.loss.as_deref().unwrap_or("mse") {
+                "mse" => crate::dynamics::Loss::Mse,
+                "cross_entropy" => crate::dynamics::Loss::CrossEntropy,
+                other => {
+                    return Err(Error::value(
+                        "training.loss",
+                        format!("{other:?}"),
+                        "one of: mse, cross_entropy",
+                    ))
+                }
+            },
         };
+
+        if training.center_outputs && training.loss == crate::dynamics::Loss::CrossEntropy {
+            return Err(Error::value(
+                "training.center_outputs",
+                true,
+                "false with training.loss = \"cross_entropy\" (targets must stay probabilities)",
+            ));
+        }
 
         // --- kernel
         let k = &self.kernel;
@@ -977,6 +1089,7 @@ impl Experiment {
                 standardize,
                 test_fraction,
                 shuffle,
+                ..
             } => (
                 "csv",
                 None,
@@ -1024,6 +1137,30 @@ impl Experiment {
                 standardize,
                 test_fraction,
                 shuffle,
+                feature_scale: match self.data.kind {
+                    DataKind::Csv { feature_scale, .. } => Some(feature_scale),
+                    _ => None,
+                },
+                one_hot: matches!(
+                    self.data.kind,
+                    DataKind::Csv {
+                        one_hot: Some(_),
+                        ..
+                    }
+                )
+                .then_some(true),
+                one_hot_values: match self.data.kind {
+                    DataKind::Csv { one_hot, .. } => one_hot,
+                    _ => None,
+                },
+                label_noise: matches!(
+                    self.data.kind,
+                    DataKind::Csv {
+                        one_hot: Some(_),
+                        ..
+                    }
+                )
+                .then_some(self.data.label_noise),
             },
             model: ModelSpec {
                 width: Some(m.width),
@@ -1044,6 +1181,7 @@ impl Experiment {
                 momentum: Some(self.training.momentum),
                 center_outputs: Some(self.training.center_outputs),
                 max_loss: Some(self.training.max_loss),
+                loss: Some(self.training.loss.name().into()),
             },
             kernel: KernelSpec {
                 solutions: Some(

@@ -27,6 +27,8 @@ pub struct Dataset {
     pub feature_names: Vec<String>,
     /// Target names (K).
     pub target_names: Vec<String>,
+    /// Class labels (as written in the file) when the targets are one-hot classes.
+    pub classes: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -76,6 +78,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
                 x_test,
                 feature_names: vec!["x".into()],
                 target_names: vec!["y".into()],
+                classes: None,
             }
         }
         DataKind::Teacher {
@@ -116,6 +119,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
                 x_test,
                 feature_names: (0..d).map(|i| format!("x{i}")).collect(),
                 target_names: vec!["y".into()],
+                classes: None,
             }
         }
         DataKind::Csv {
@@ -125,6 +129,8 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
             standardize,
             test_fraction,
             shuffle,
+            one_hot,
+            feature_scale,
         } => {
             let main = read_csv(path)?;
             let (mut train, mut test) = match test_path {
@@ -226,19 +232,72 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
                     .flat_map(|r| idx.iter().map(move |&i| r[i]))
                     .collect()
             };
-            let mut ds = Dataset {
-                input_dim: feat_idx.len(),
-                n_outputs: target_idx.len(),
-                x_train: pick(&train, &feat_idx),
-                y_train: pick(&train, &target_idx),
-                x_test: pick(&test, &feat_idx),
-                y_test: pick(&test, &target_idx),
-                feature_names: feat_idx.iter().map(|&i| main.header[i].clone()).collect(),
-                target_names: target.clone(),
+            let mut ds = match one_hot {
+                None => Dataset {
+                    input_dim: feat_idx.len(),
+                    n_outputs: target_idx.len(),
+                    x_train: pick(&train, &feat_idx),
+                    y_train: pick(&train, &target_idx),
+                    x_test: pick(&test, &feat_idx),
+                    y_test: pick(&test, &target_idx),
+                    feature_names: feat_idx.iter().map(|&i| main.header[i].clone()).collect(),
+                    target_names: target.clone(),
+                    classes: None,
+                },
+                Some([on, off]) => {
+                    let (on, off) = (*on, *off);
+                    // Classes: the distinct labels of both splits, in numeric order.
+                    let col = target_idx[0];
+                    let mut labels: Vec<f64> = train.iter().chain(&test).map(|r| r[col]).collect();
+                    labels.sort_by(|a, b| a.total_cmp(b));
+                    labels.dedup();
+                    let mut train_labels: Vec<usize> = train
+                        .iter()
+                        .map(|r| labels.iter().position(|&l| l == r[col]).unwrap_or(0))
+                        .collect();
+                    let test_labels: Vec<usize> = test
+                        .iter()
+                        .map(|r| labels.iter().position(|&l| l == r[col]).unwrap_or(0))
+                        .collect();
+                    let k = labels.len();
+                    if k < 2 {
+                        return Err(Error::Data {
+                            path: path.clone(),
+                            line: None,
+                            column: Some(target[0].clone()),
+                            message: "one-hot targets need at least two classes".into(),
+                        });
+                    }
+                    corrupt_labels(&mut train_labels, k, cfg.label_noise, &mut rng);
+                    let encode = |ls: &[usize]| -> Vec<f64> {
+                        ls.iter()
+                            .flat_map(|&c| (0..k).map(move |j| if j == c { on } else { off }))
+                            .collect()
+                    };
+                    let names: Vec<String> = labels.iter().map(|l| format!("{l}")).collect();
+                    Dataset {
+                        input_dim: feat_idx.len(),
+                        n_outputs: k,
+                        x_train: pick(&train, &feat_idx),
+                        y_train: encode(&train_labels),
+                        x_test: pick(&test, &feat_idx),
+                        y_test: encode(&test_labels),
+                        feature_names: feat_idx.iter().map(|&i| main.header[i].clone()).collect(),
+                        target_names: names.iter().map(|n| format!("{}={n}", target[0])).collect(),
+                        classes: Some(names),
+                    }
+                }
             };
             if *standardize {
                 standardize_columns(&mut ds.x_train, &mut ds.x_test, &ds.feature_names, path)?;
-                standardize_columns(&mut ds.y_train, &mut ds.y_test, &ds.target_names, path)?;
+                if one_hot.is_none() {
+                    standardize_columns(&mut ds.y_train, &mut ds.y_test, &ds.target_names, path)?;
+                }
+            }
+            if *feature_scale != 1.0 {
+                for v in ds.x_train.iter_mut().chain(ds.x_test.iter_mut()) {
+                    *v *= feature_scale;
+                }
             }
             ds
         }
@@ -250,6 +309,20 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
         }
     }
     Ok(ds)
+}
+
+/// Replaces a fraction of the labels by a uniformly drawn *other* class (seeded).
+pub fn corrupt_labels(labels: &mut [usize], k: usize, fraction: f64, rng: &mut StdRng) {
+    if fraction <= 0.0 || k < 2 {
+        return;
+    }
+    let n = (labels.len() as f64 * fraction).round() as usize;
+    let mut idx: Vec<usize> = (0..labels.len()).collect();
+    idx.shuffle(rng);
+    for &i in idx.iter().take(n) {
+        let shift = rng.random_range(1..k);
+        labels[i] = (labels[i] + shift) % k;
+    }
 }
 
 /// Standardises columns with the training statistics (population std); a constant column is an error.

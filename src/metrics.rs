@@ -115,7 +115,11 @@ pub const CATAPULT_LAMBDA_RATIO: f64 = 0.8;
 pub fn classify_phase(train_loss: &[f64], lambda_ratio: f64, diverged: bool) -> Phase {
     let first = train_loss.first().copied().unwrap_or(f64::NAN);
     let last = train_loss.last().copied().unwrap_or(f64::NAN);
-    if diverged || train_loss.iter().any(|v| !v.is_finite()) || train_loss.is_empty() || last > first {
+    if diverged
+        || train_loss.iter().any(|v| !v.is_finite())
+        || train_loss.is_empty()
+        || last > first
+    {
         return Phase::Divergent;
     }
     let peak = train_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -124,4 +128,48 @@ pub fn classify_phase(train_loss: &[f64], lambda_ratio: f64, diverged: bool) -> 
     } else {
         Phase::Lazy
     }
+}
+
+/// Index of the largest entry of each row of a row-major `n × k` matrix.
+pub fn argmax_rows(v: &[f64], k: usize) -> Vec<usize> {
+    v.chunks(k)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| {
+                    if x > bv {
+                        (i, x)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Fraction of rows whose argmax agree; `None` when empty.
+pub fn agreement(a: &[f64], b: &[f64], k: usize) -> Option<f64> {
+    if a.is_empty() {
+        return None;
+    }
+    let (x, y) = (argmax_rows(a, k), argmax_rows(b, k));
+    Some(x.iter().zip(&y).filter(|(p, q)| p == q).count() as f64 / x.len() as f64)
+}
+
+/// Accuracy of outputs against one-hot (or centred one-hot) targets; `None` when empty.
+pub fn accuracy(outputs: &[f64], targets: &[f64], k: usize) -> Option<f64> {
+    agreement(outputs, targets, k)
+}
+
+/// Confusion matrix `counts[true][predicted]`.
+pub fn confusion(outputs: &[f64], targets: &[f64], k: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0; k]; k];
+    for (p, t) in argmax_rows(outputs, k)
+        .into_iter()
+        .zip(argmax_rows(targets, k))
+    {
+        m[t][p] += 1;
+    }
+    m
 }

@@ -45,6 +45,23 @@ pub struct KernelCheckpoint {
     pub param_rel_change_per_layer: Vec<f64>,
 }
 
+/// Classification figures at a checkpoint (per track in [`RunRecord::tracks`] order).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassCheckpoint {
+    /// Train accuracy (argmax of outputs vs argmax of targets).
+    pub train_accuracy: Vec<f64>,
+    /// Test accuracy.
+    pub test_accuracy: Vec<Option<f64>>,
+    /// Softmax cross-entropy of the outputs on train (nats; for kernel tracks a softmax of their
+    /// outputs, which were trained with MSE).
+    pub train_xent: Vec<f64>,
+    /// Same on test.
+    pub test_xent: Vec<Option<f64>>,
+    /// Fraction of test points (train without test points) where the two tracks of each pair
+    /// predict the same class.
+    pub agreement: Vec<f64>,
+}
+
 /// Figures at one checkpoint.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Checkpoint {
@@ -62,6 +79,8 @@ pub struct Checkpoint {
     pub rmse_test: Vec<Option<f64>>,
     /// Kernel figures, at kernel checkpoints.
     pub kernel: Option<KernelCheckpoint>,
+    /// Accuracy figures for one-hot classification data.
+    pub classification: Option<ClassCheckpoint>,
 }
 
 /// Final outputs of one track.
@@ -195,6 +214,10 @@ pub struct RunRecord {
     pub timings: Vec<PhaseTiming>,
     /// Which kernel form the linearized twin used.
     pub kernel_form: String,
+    /// Class labels when the targets are one-hot classes.
+    pub classes: Option<Vec<String>>,
+    /// Loss of the network and the twin (`mse` or `cross_entropy`).
+    pub loss: String,
 }
 
 impl RunRecord {

@@ -13,7 +13,7 @@ use crate::data::Dataset;
 use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use crate::dynamics::linearized::LinearizedTwin;
 use crate::dynamics::network::NetworkTrainer;
-use crate::dynamics::MinibatchSchedule;
+use crate::dynamics::{cross_entropy, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
 use crate::model::{tensor_from_f64, Mlp, MlpConfig};
@@ -272,6 +272,42 @@ impl Lockstep<'_> {
             .iter()
             .map(|&(a, b)| metrics::rmse(&preds[idx(a)][n_tr..], &preds[idx(b)][n_tr..]))
             .collect();
+        let classification = data.classes.as_ref().map(|_| {
+            let k = data.n_outputs;
+            let split = |v: &[f64]| (v[..n_tr].to_vec(), v[n_tr..].to_vec());
+            let parts: Vec<(Vec<f64>, Vec<f64>)> = preds.iter().map(|v| split(v)).collect();
+            ClassCheckpoint {
+                train_accuracy: parts
+                    .iter()
+                    .map(|(tr, _)| metrics::accuracy(tr, &data.y_train, k).unwrap_or(f64::NAN))
+                    .collect(),
+                test_accuracy: parts
+                    .iter()
+                    .map(|(_, te)| metrics::accuracy(te, &data.y_test, k))
+                    .collect(),
+                train_xent: parts
+                    .iter()
+                    .map(|(tr, _)| cross_entropy(tr, &data.y_train, k).unwrap_or(f64::NAN))
+                    .collect(),
+                test_xent: parts
+                    .iter()
+                    .map(|(_, te)| cross_entropy(te, &data.y_test, k))
+                    .collect(),
+                agreement: self
+                    .pairs
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (pa, pb) = (&parts[idx(a)], &parts[idx(b)]);
+                        if data.y_test.is_empty() {
+                            metrics::agreement(&pa.0, &pb.0, k)
+                        } else {
+                            metrics::agreement(&pa.1, &pb.1, k)
+                        }
+                        .unwrap_or(f64::NAN)
+                    })
+                    .collect(),
+            }
+        });
         Checkpoint {
             step,
             time: self.lr * step as f64,
@@ -280,6 +316,7 @@ impl Lockstep<'_> {
             rmse_train,
             rmse_test,
             kernel: None,
+            classification,
         }
     }
 
@@ -434,8 +471,9 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
             rpp,
             lr,
             exp.training.momentum,
-        ),
-        network: NetworkTrainer::new(mlp, lr, exp.training.momentum),
+        )
+        .with_loss(exp.training.loss),
+        network: NetworkTrainer::new(mlp, lr, exp.training.momentum).with_loss(exp.training.loss),
         predictors,
         y_rows: as_rows(&y_fit, k, per_output),
         y_fit,
@@ -636,6 +674,8 @@ fn finish(
         kernels,
         timings: Vec::new(),
         kernel_form: exp.kernel.form.name().into(),
+        classes: data.classes.clone(),
+        loss: exp.training.loss.name().into(),
         tracks: lock.tracks,
         pairs: lock.pairs,
         checkpoints,

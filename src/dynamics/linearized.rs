@@ -9,7 +9,7 @@
 
 use faer::Mat;
 
-use crate::dynamics::mse_output_gradient;
+use crate::dynamics::Loss;
 
 /// Function-space state of the linearized model on train ∪ test.
 #[derive(Debug, Clone)]
@@ -23,6 +23,7 @@ pub struct LinearizedTwin {
     rows_per_point: usize,
     learning_rate: f64,
     momentum: f64,
+    loss: Loss,
 }
 
 impl LinearizedTwin {
@@ -43,7 +44,14 @@ impl LinearizedTwin {
             rows_per_point,
             learning_rate,
             momentum,
+            loss: Loss::Mse,
         }
+    }
+
+    /// Uses `loss` instead of the default half-MSE.
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
     }
 
     /// Current predictions on all points (`rows_all × c`).
@@ -66,7 +74,8 @@ impl LinearizedTwin {
             .flat_map(|&i| (0..c).map(move |j| (i, j)))
             .map(|(i, j)| y[(i, j)])
             .collect();
-        let g = mse_output_gradient(&fb, &yb);
+        // fb, yb are |B| × K row-major in both layouts.
+        let g = self.loss.output_gradient(&fb, &yb, r * c);
         let n_all = self.f.nrows();
         // w = Θ0(·, rows) · g
         let mut w = Mat::<f64>::zeros(n_all, c);

@@ -59,8 +59,75 @@ impl MinibatchSchedule {
     }
 }
 
-/// `∂L/∂f` of the half-MSE on a batch: `(f − y)/(|B|·K)`, row-major `|B| × K`.
-pub fn mse_output_gradient(f: &[f64], y: &[f64]) -> Vec<f64> {
-    let n = f.len() as f64;
-    f.iter().zip(y).map(|(a, b)| (a - b) / n).collect()
+/// Training loss of the network and its linearized twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// `1/(2·|B|·K) Σ (f − y)²` (the closed-form kernel solution's loss).
+    Mse,
+    /// `−1/|B| Σ_a Σ_k y_ak log softmax(f_a)_k` (targets one-hot or probabilities).
+    CrossEntropy,
+}
+
+impl Loss {
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::CrossEntropy => "cross_entropy",
+        }
+    }
+
+    /// `∂L/∂f` on a batch, row-major `|B| × K` like `f` and `y`.
+    pub fn output_gradient(self, f: &[f64], y: &[f64], k: usize) -> Vec<f64> {
+        match self {
+            Loss::Mse => {
+                let n = f.len() as f64;
+                f.iter().zip(y).map(|(a, b)| (a - b) / n).collect()
+            }
+            Loss::CrossEntropy => {
+                let b = (f.len() / k.max(1)) as f64;
+                f.chunks(k)
+                    .zip(y.chunks(k))
+                    .flat_map(|(fa, ya)| {
+                        let p = softmax(fa);
+                        p.into_iter()
+                            .zip(ya)
+                            .map(move |(pk, yk)| (pk - yk) / b)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Softmax of one row (max-shifted).
+pub fn softmax(f: &[f64]) -> Vec<f64> {
+    let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = f.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Mean softmax cross-entropy (nats) of row-major `n × K` outputs against targets.
+pub fn cross_entropy(f: &[f64], y: &[f64], k: usize) -> Option<f64> {
+    if f.is_empty() {
+        return None;
+    }
+    let n = (f.len() / k) as f64;
+    Some(
+        f.chunks(k)
+            .zip(y.chunks(k))
+            .map(|(fa, ya)| {
+                let m = fa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = m + fa.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                ya.iter()
+                    .zip(fa)
+                    .map(|(yk, fk)| -yk * (fk - lse))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / n,
+    )
 }

@@ -2,7 +2,9 @@
 //!
 //! Update (PyTorch convention): `v ← μ·v + ∇L_B(θ)`, `θ ← θ − η·v`.
 
-use burn::tensor::Tensor;
+use burn::tensor::{activation, Tensor};
+
+use crate::dynamics::Loss;
 
 use crate::model::{tensor_from_f64, LayerParams, Mlp};
 use crate::Result;
@@ -15,6 +17,7 @@ pub struct NetworkTrainer {
     velocity: Option<Vec<LayerParams>>,
     learning_rate: f64,
     momentum: f64,
+    loss: Loss,
 }
 
 impl NetworkTrainer {
@@ -25,7 +28,14 @@ impl NetworkTrainer {
             velocity: None,
             learning_rate,
             momentum,
+            loss: Loss::Mse,
         }
+    }
+
+    /// Uses `loss` instead of the default half-MSE.
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
     }
 
     /// One SGD step on a batch (`x: |B| × d`, `y: |B| × K`, row-major f64). Returns the batch
@@ -47,7 +57,12 @@ impl NetworkTrainer {
         let [b, k] = y.dims();
         let params = self.mlp.params_requiring_grad();
         let out = self.mlp.forward_with(&params, x);
-        let loss = (out - y).square().sum().div_scalar(2.0 * (b * k) as f64);
+        let loss = match self.loss {
+            Loss::Mse => (out - y).square().sum().div_scalar(2.0 * (b * k) as f64),
+            Loss::CrossEntropy => (y * activation::log_softmax(out, 1))
+                .sum()
+                .div_scalar(-(b as f64)),
+        };
         let loss_value = loss.clone().inner().into_scalar::<f64>();
         let grads = loss.backward();
         let mut grad_list = Vec::with_capacity(params.len());

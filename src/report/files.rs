@@ -159,6 +159,16 @@ pub fn metrics_csv(r: &RunRecord) -> String {
     cols.extend((0..r.n_layers).map(|l| format!("ntk_rel_drift_layer{l}")));
     cols.push("param_rel_change".into());
     cols.extend((0..r.n_layers).map(|l| format!("param_rel_change_layer{l}")));
+    if r.classes.is_some() {
+        for t in &r.tracks {
+            for c in ["train_accuracy", "test_accuracy", "train_xent", "test_xent"] {
+                cols.push(format!("{}_{c}", t.name()));
+            }
+        }
+        for (a, b) in &r.pairs {
+            cols.push(format!("agreement_{}_{}", a.name(), b.name()));
+        }
+    }
     let mut out = cols.join(",") + "\n";
     for c in &r.checkpoints {
         let mut row = vec![c.step.to_string(), fmt_f64(c.time)];
@@ -178,6 +188,17 @@ pub fn metrics_csv(r: &RunRecord) -> String {
                 row.extend(k.param_rel_change_per_layer.iter().map(|&v| fmt_f64(v)));
             }
             None => row.extend(std::iter::repeat_n(String::new(), 4 + 2 * r.n_layers)),
+        }
+        if let Some(cl) = &c.classification {
+            for i in 0..r.tracks.len() {
+                row.extend([
+                    fmt_f64(cl.train_accuracy[i]),
+                    opt(cl.test_accuracy[i]),
+                    fmt_f64(cl.train_xent[i]),
+                    opt(cl.test_xent[i]),
+                ]);
+            }
+            row.extend(cl.agreement.iter().map(|&v| fmt_f64(v)));
         }
         out += &(row.join(",") + "\n");
     }
@@ -261,6 +282,13 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             "param_rel_change_per_layer": k.param_rel_change_per_layer.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
         })),
         "init_ntk_vs_analytic": json_f64(r.init_ntk_vs_analytic),
+        "loss": r.loss,
+        "classification": last.and_then(|c| c.classification.as_ref()).map(|cl| serde_json::json!({
+            "classes": r.classes,
+            "train_accuracy": r.tracks.iter().zip(&cl.train_accuracy).map(|(t, v)| (t.name().to_string(), json_f64(*v))).collect::<serde_json::Map<_, _>>(),
+            "test_accuracy": r.tracks.iter().zip(&cl.test_accuracy).map(|(t, v)| (t.name().to_string(), v.map(json_f64).unwrap_or(serde_json::Value::Null))).collect::<serde_json::Map<_, _>>(),
+            "agreement": r.pairs.iter().zip(&cl.agreement).map(|((a, b), v)| (format!("{}_{}", a.name(), b.name()), json_f64(*v))).collect::<serde_json::Map<_, _>>(),
+        })),
         "kernel_solutions": r.kernel_solutions.iter().map(|k| serde_json::json!({
             "track": k.track.name(),
             "lambda": k.lambda,

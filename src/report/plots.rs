@@ -727,5 +727,109 @@ pub fn write_all(dir: &Path, r: &RunRecord) -> Result<Vec<String>> {
     }
     kernels_png(&dir.join("kernels.png"), r)?;
     names.push("kernels.png".into());
+    if r.classes.is_some() {
+        line_chart(&dir.join("accuracy.png"), &accuracy_chart(r))?;
+        names.push("accuracy.png".into());
+        confusion_png(&dir.join("confusion.png"), r)?;
+        names.push("confusion.png".into());
+    }
     Ok(names)
+}
+
+/// `accuracy.png`: train and test accuracy of every track against step.
+pub fn accuracy_chart(r: &RunRecord) -> LineChart {
+    let mut series = Vec::new();
+    for (i, &t) in r.tracks.iter().enumerate() {
+        let pts = |test: bool| -> Vec<(f64, f64)> {
+            r.checkpoints
+                .iter()
+                .filter_map(|c| {
+                    c.classification.as_ref().map(|cl| {
+                        (
+                            c.step as f64,
+                            if test {
+                                cl.test_accuracy[i].unwrap_or(f64::NAN)
+                            } else {
+                                cl.train_accuracy[i]
+                            },
+                        )
+                    })
+                })
+                .collect()
+        };
+        series.push(Series {
+            label: format!("{} train", t.name()),
+            points: pts(false),
+            color: track_color(t),
+            dashed: false,
+            markers: false,
+        });
+        if !r.y_test.is_empty() {
+            series.push(Series {
+                label: format!("{} test", t.name()),
+                points: pts(true),
+                color: track_color(t),
+                dashed: true,
+                markers: false,
+            });
+        }
+    }
+    LineChart {
+        title: format!("{}: accuracy", r.name),
+        x_label: "step".into(),
+        y_label: "accuracy".into(),
+        log_y: false,
+        log_x: false,
+        series,
+        hlines: vec![],
+    }
+}
+
+/// `confusion.png`: test (or train) confusion matrices of every track at the final step.
+pub fn confusion_png(path: &Path, r: &RunRecord) -> Result<()> {
+    register_font();
+    let k = r.n_outputs;
+    let (targets, test) = if r.y_test.is_empty() {
+        (&r.y_train, false)
+    } else {
+        (&r.y_test, true)
+    };
+    let tmp = tmp_png(path);
+    {
+        let n = r.outputs.len();
+        let root = BitMapBackend::new(&tmp, (480 * n as u32, 540)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| perr(path, e))?;
+        let (title, body) = root.split_vertically(50);
+        title
+            .titled(
+                &format!(
+                    "{}: confusion matrices ({}, rows = true class)",
+                    r.name,
+                    if test { "test" } else { "train" }
+                ),
+                ("sans-serif", 24),
+            )
+            .map_err(|e| perr(path, e))?;
+        for (panel, o) in body.split_evenly((1, n)).iter().zip(&r.outputs) {
+            let m = crate::metrics::confusion(if test { &o.test } else { &o.train }, targets, k);
+            let total: usize = m.iter().map(|row| row.iter().sum::<usize>()).sum();
+            let correct: usize = (0..k).map(|i| m[i][i]).sum();
+            let max = m.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+            let data: Vec<f64> = m.iter().flatten().map(|&c| c as f64 / max).collect();
+            heat_map(
+                panel,
+                &format!(
+                    "{} ({:.1} %)",
+                    o.track.name(),
+                    100.0 * correct as f64 / total.max(1) as f64
+                ),
+                &data,
+                k,
+                1.0,
+            )
+            .map_err(|e| perr(path, e))?;
+        }
+        root.present().map_err(|e| perr(path, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

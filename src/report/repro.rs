@@ -217,6 +217,9 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
         format!("Linearized twin: exact first-order Taylor model in function space with the empirical Θ0 in `{}` form{}.", r.kernel_form, if r.n_outputs > 1 && r.kernel_form == "trace" { " (output-averaged kernel: an approximation for K > 1)" } else { "" }),
         format!("Kernel tracks: closed-form full-batch gradient descent ({} time) without momentum, at the same step count; the analytic kernel acts per output (Θ∞ ⊗ I_K).", match exp.kernel.time { crate::config::TimeMode::Discrete => "discrete", crate::config::TimeMode::Continuous => "continuous" }),
     ];
+    if r.loss == "cross_entropy" {
+        n.push("Network and linearized twin are trained with softmax cross-entropy; the kernel tracks are the MSE closed form on the one-hot targets (their cross-entropy is that of a softmax of their outputs). The *_loss columns are the half-MSE for every track, so they stay comparable.".into());
+    }
     if exp.training.batch_size.is_some() || exp.training.momentum > 0.0 {
         n.push("The network and its linearization use minibatches/momentum; the kernel tracks are the full-batch plain-GD solution, so they are compared at equal t = η·step.".into());
     }
@@ -292,6 +295,26 @@ pub fn report_md(
     }
     if let Some(k) = r.last_kernel() {
         s += &format!("\nKernel drift on the probe set: relative {:.4e}, kernel distance {:.4e}, λ_max {:.4e}; per layer {:?}.\nRelative parameter change {:.4e}; per layer {:?}.\n", k.ntk_rel_drift, k.ntk_kernel_distance, k.ntk_lambda_max, k.ntk_rel_drift_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>(), k.param_rel_change, k.param_rel_change_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>());
+    }
+    if let Some(cl) = r.last().and_then(|c| c.classification.as_ref()) {
+        s += &format!(
+            "\n| accuracy ({} classes, loss `{}`) | train | test |\n|---|---|---|\n",
+            r.n_outputs, r.loss
+        );
+        for (i, t) in r.tracks.iter().enumerate() {
+            s += &format!(
+                "| {} | {:.4} | {} |\n",
+                t.name(),
+                cl.train_accuracy[i],
+                cl.test_accuracy[i]
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "–".into())
+            );
+        }
+        s += "\n| agreement of predicted classes | fraction |\n|---|---|\n";
+        for ((a, b), v) in r.pairs.iter().zip(&cl.agreement) {
+            s += &format!("| {} vs {} | {:.4} |\n", a.name(), b.name(), v);
+        }
     }
     for k in &r.kernel_solutions {
         s += &format!(
