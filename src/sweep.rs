@@ -320,9 +320,16 @@ pub fn run_figures(r: &RunRecord) -> Vec<(String, f64)> {
     }
     if let Some(cl) = last.and_then(|c| c.classification.as_ref()) {
         for (i, t) in r.tracks.iter().enumerate() {
-            f.push((format!("{}_test_accuracy", t.name()), cl.test_accuracy[i].unwrap_or(f64::NAN)));
+            f.push((
+                format!("{}_test_accuracy", t.name()),
+                cl.test_accuracy[i].unwrap_or(f64::NAN),
+            ));
             // early stopping: the best test accuracy over the logged checkpoints
-            let best = r.checkpoints.iter().filter_map(|c| c.classification.as_ref()?.test_accuracy[i]).fold(f64::NAN, f64::max);
+            let best = r
+                .checkpoints
+                .iter()
+                .filter_map(|c| c.classification.as_ref()?.test_accuracy[i])
+                .fold(f64::NAN, f64::max);
             f.push((format!("{}_best_test_accuracy", t.name()), best));
         }
     }
@@ -331,8 +338,12 @@ pub fn run_figures(r: &RunRecord) -> Vec<(String, f64)> {
             f.push((format!("{}_infinite_time_test_loss", k.track.name()), l));
         }
         if let Some(classes) = &r.classes {
-            let acc = metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len()).unwrap_or(f64::NAN);
-            f.push((format!("{}_infinite_time_test_accuracy", k.track.name()), acc));
+            let acc = metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
+                .unwrap_or(f64::NAN);
+            f.push((
+                format!("{}_infinite_time_test_accuracy", k.track.name()),
+                acc,
+            ));
         }
     }
     f.push(("init_ntk_vs_analytic".into(), r.init_ntk_vs_analytic));

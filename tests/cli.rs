@@ -517,3 +517,45 @@ fn bad_data_files_are_rejected_with_file_line_and_column() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("absent.csv"));
 }
+
+/// `n_test = 0` is valid for every data kind.
+#[test]
+fn no_test_points_is_valid_for_every_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = write(
+        tmp.path(),
+        "d.csv",
+        "a,b,y\n1,2,3\n2,1,0\n3,5,1\n4,4,2\n5,0,1\n6,2,2\n",
+    );
+    let base = tiny_config(tmp.path(), "");
+    let cases = [
+        base.replace("n_test = 12", "n_test = 0"),
+        base.replace("kind = \"sine\"", "kind = \"teacher\"\ninput_dim = 3")
+            .replace("n_test = 12", "n_test = 0"),
+        base.replace(
+            "kind = \"sine\"\nn_train = 8\nn_test = 12",
+            &format!(
+                "kind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.0",
+                csv.display()
+            ),
+        )
+        .replace("probe_size = 6", "probe_size = 4"),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let cfg = write(tmp.path(), &format!("n{i}.toml"), text);
+        let out = tmp.path().join(format!("o{i}"));
+        let o = run(&[
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "case {i}: {}", stderr(&o));
+        let m = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        let row: Vec<&str> = m.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(
+            row[3], "",
+            "case {i}: the test loss must be empty without test points"
+        );
+    }
+}

@@ -124,6 +124,40 @@ fn backends_agree_to_f32_tolerance() {
 }
 
 #[test]
+fn backends_give_the_same_training_losses() {
+    use ntk_dynamics::dynamics::network::NetworkTrainer;
+    let (n, d) = (16, 3);
+    let x = inputs(n, d, 6);
+    let y: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
+    let losses = |backend: Backend| -> Vec<f64> {
+        let mut c = cfg(
+            d,
+            128,
+            2,
+            1,
+            Activation::Tanh,
+            true,
+            Parametrization::Ntk,
+            Precision::F32,
+        );
+        c.backend = backend;
+        let mut t = NetworkTrainer::new(c.init(9), 0.5, 0.9);
+        (0..30).map(|_| t.step(&x, &y, n).unwrap()).collect()
+    };
+    let (a, b) = (losses(Backend::Flex), losses(Backend::Ndarray));
+    assert!(
+        a.last().unwrap() < &(0.5 * a[0]),
+        "training must make progress: {a:?}"
+    );
+    for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (p - q).abs() <= 1e-5 * p.abs().max(1e-3),
+            "step {i}: flex {p} vs ndarray {q}"
+        );
+    }
+}
+
+#[test]
 fn same_seed_same_parameters_and_kernels_bit_for_bit() {
     let c = cfg(
         3,

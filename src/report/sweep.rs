@@ -399,18 +399,76 @@ fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<()> {
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
     let mean = |fig: &str, x: f64| {
-        let v: Vec<f64> = rows.iter().filter(|r| r.value_f64(key) == Some(x)).map(|r| r.figure(fig)).filter(|v| v.is_finite()).collect();
-        if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.value_f64(key) == Some(x))
+            .map(|r| r.figure(fig))
+            .filter(|v| v.is_finite())
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     let mut series = Vec::new();
-    for (t, color) in [("network", plots::track_color(crate::record::Track::Network)), ("linearized", plots::track_color(crate::record::Track::Linearized)), ("kernel_analytic", plots::track_color(crate::record::Track::KernelAnalytic)), ("kernel_empirical", plots::track_color(crate::record::Track::KernelEmpirical))] {
+    for (t, color) in [
+        ("network", plots::track_color(crate::record::Track::Network)),
+        (
+            "linearized",
+            plots::track_color(crate::record::Track::Linearized),
+        ),
+        (
+            "kernel_analytic",
+            plots::track_color(crate::record::Track::KernelAnalytic),
+        ),
+        (
+            "kernel_empirical",
+            plots::track_color(crate::record::Track::KernelEmpirical),
+        ),
+    ] {
         let fin = format!("{t}_test_accuracy");
         if rows.iter().all(|r| r.figure(&fin).is_nan()) {
             continue;
         }
-        series.push(Series { label: format!("{t}: final"), points: levels.iter().map(|&x| (x, mean(&fin, x))).collect(), color, dashed: false, markers: false });
-        series.push(Series { label: format!("{t}: best during training (early stopping)"), points: levels.iter().map(|&x| (x, mean(&format!("{t}_best_test_accuracy"), x))).collect(), color, dashed: true, markers: false });
+        series.push(Series {
+            label: format!("{t}: final"),
+            points: levels.iter().map(|&x| (x, mean(&fin, x))).collect(),
+            color,
+            dashed: false,
+            markers: false,
+        });
+        series.push(Series {
+            label: format!("{t}: best during training (early stopping)"),
+            points: levels
+                .iter()
+                .map(|&x| (x, mean(&format!("{t}_best_test_accuracy"), x)))
+                .collect(),
+            color,
+            dashed: true,
+            markers: false,
+        });
     }
-    series.push(Series { label: "kernel_analytic: t = ∞".into(), points: levels.iter().map(|&x| (x, mean("kernel_analytic_infinite_time_test_accuracy", x))).collect(), color: RGBColor(0, 0, 0), dashed: false, markers: true });
-    plots::line_chart(path, &LineChart { title: format!("{}: test accuracy under label noise", sweep.base.name), x_label: "fraction of corrupted training labels".into(), y_label: "test accuracy".into(), log_x: false, log_y: false, series, hlines: vec![] })
+    series.push(Series {
+        label: "kernel_analytic: t = ∞".into(),
+        points: levels
+            .iter()
+            .map(|&x| (x, mean("kernel_analytic_infinite_time_test_accuracy", x)))
+            .collect(),
+        color: RGBColor(0, 0, 0),
+        dashed: false,
+        markers: true,
+    });
+    plots::line_chart(
+        path,
+        &LineChart {
+            title: format!("{}: test accuracy under label noise", sweep.base.name),
+            x_label: "fraction of corrupted training labels".into(),
+            y_label: "test accuracy".into(),
+            log_x: false,
+            log_y: false,
+            series,
+            hlines: vec![],
+        },
+    )
 }
