@@ -251,17 +251,24 @@ pub enum Parametrization {
     Ntk,
     /// neural-tangents' `parameterization='standard'`.
     Standard,
+    /// Maximal-update parametrization for SGD (Yang & Hu 2021; Tensor Programs V, Table 3):
+    /// standard storage `z = h·W + b`; input and hidden weights `W ~ N(0, σ_w²/fan_in)`, output
+    /// weights `W ~ N(0, σ_w²/fan_in²)` (the readout scaled 1/n instead of 1/√n), biases
+    /// `N(0, σ_b²)`; per-layer learning rates `η·fan_out` for input weights and all biases,
+    /// `η` for hidden weights and `η/fan_in` for output weights.
+    Mup,
 }
 
 impl Parametrization {
     /// Names accepted in configs.
-    pub const NAMES: &'static str = "ntk, standard";
+    pub const NAMES: &'static str = "ntk, standard, mup";
 
     /// Parses a name.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "ntk" => Some(Parametrization::Ntk),
             "standard" => Some(Parametrization::Standard),
+            "mup" => Some(Parametrization::Mup),
             _ => None,
         }
     }
@@ -271,6 +278,7 @@ impl Parametrization {
         match self {
             Parametrization::Ntk => "ntk",
             Parametrization::Standard => "standard",
+            Parametrization::Mup => "mup",
         }
     }
 }
@@ -313,6 +321,10 @@ pub struct LayerShape {
     pub weight_scale: f64,
     /// Factor on `b` (σ_b under ntk, 1 under standard).
     pub bias_scale: f64,
+    /// Learning-rate multiplier of the weights (1 except under mup).
+    pub weight_lr: f64,
+    /// Learning-rate multiplier of the bias (1 except under mup).
+    pub bias_lr: f64,
 }
 
 /// Trainable tensors of one dense layer.
@@ -354,13 +366,21 @@ impl MlpConfig {
                 };
                 let (weight_scale, bias_scale) = match self.parametrization {
                     Parametrization::Ntk => (self.w_std / (n_in as f64).sqrt(), self.b_std),
-                    Parametrization::Standard => (1.0, 1.0),
+                    Parametrization::Standard | Parametrization::Mup => (1.0, 1.0),
+                };
+                let (weight_lr, bias_lr) = match self.parametrization {
+                    Parametrization::Mup if l == 0 => (n_out as f64, n_out as f64),
+                    Parametrization::Mup if l == self.depth => (1.0 / n_in as f64, n_out as f64),
+                    Parametrization::Mup => (1.0, n_out as f64),
+                    _ => (1.0, 1.0),
                 };
                 LayerShape {
                     n_in,
                     n_out,
                     weight_scale,
                     bias_scale,
+                    weight_lr,
+                    bias_lr,
                 }
             })
             .collect()
@@ -381,14 +401,16 @@ impl MlpConfig {
         let shapes = self.shapes();
         let flat: Vec<f64> = {
             let mut v = Vec::with_capacity(self.n_params());
-            for s in &shapes {
+            for (l, s) in shapes.iter().enumerate() {
                 let w_std = match self.parametrization {
                     Parametrization::Ntk => 1.0,
                     Parametrization::Standard => self.w_std / (s.n_in as f64).sqrt(),
+                    Parametrization::Mup if l == self.depth => self.w_std / s.n_in as f64,
+                    Parametrization::Mup => self.w_std / (s.n_in as f64).sqrt(),
                 };
                 let b_std = match self.parametrization {
                     Parametrization::Ntk => 1.0,
-                    Parametrization::Standard => self.b_std,
+                    Parametrization::Standard | Parametrization::Mup => self.b_std,
                 };
                 for _ in 0..s.n_in * s.n_out {
                     let z: f64 = StandardNormal.sample(&mut rng);

@@ -153,7 +153,14 @@ fn initial(
     progress.advance(1);
     let mut acfg = AnalyticConfig::from(&mlp.config);
     acfg.method = MomentMethod::Auto(exp.kernel.quadrature_order);
-    let ak = acfg.kernels(&x_all, n_all, &data.x_train, n_train);
+    // mup has no infinite-width NTK (its features move at any width): the analytic kernels are
+    // left undefined (NaN) and configs may not ask for the analytic track.
+    let ak = if mlp.config.parametrization == crate::model::Parametrization::Mup {
+        let nan = Mat::from_fn(n_all, n_train, |_, _| f64::NAN);
+        crate::ntk::analytic::AnalyticKernels { nngp: nan.clone(), ntk: nan }
+    } else {
+        acfg.kernels(&x_all, n_all, &data.x_train, n_train)
+    };
     progress.advance(1);
     let p = exp.kernel.probe_size.min(n_train);
     let s_probe = head_signals(&s_train, p);
@@ -613,7 +620,7 @@ fn finish(
         })
         .collect();
     let kernels = if exp.outputs.save_kernels {
-        let pack = |m: Mat<f64>| Some((linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]));
+        let pack = |m: Mat<f64>| linalg::is_finite(m.as_ref()).then(|| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]));
         KernelMatrices {
             analytic_ntk: pack(analytic_train.clone()),
             analytic_nngp: pack(linalg::block(

@@ -101,13 +101,15 @@ impl NetworkTrainer {
             grad_list
         };
         let lr = self.learning_rate;
+        let shapes = self.mlp.shapes.clone();
         self.mlp.params = std::mem::take(&mut self.mlp.params)
             .into_iter()
             .zip(update)
-            .map(|(p, u)| LayerParams {
-                weight: p.weight - u.weight.mul_scalar(lr),
+            .zip(&shapes)
+            .map(|((p, u), s)| LayerParams {
+                weight: p.weight - u.weight.mul_scalar(lr * s.weight_lr),
                 bias: match (p.bias, u.bias) {
-                    (Some(pb), Some(ub)) => Some(pb - ub.mul_scalar(lr)),
+                    (Some(pb), Some(ub)) => Some(pb - ub.mul_scalar(lr * s.bias_lr)),
                     (pb, _) => pb,
                 },
             })

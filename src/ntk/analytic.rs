@@ -160,14 +160,16 @@ impl AnalyticConfig {
         let mut k = w2 * k0 + b2;
         let mut theta = match self.parametrization {
             Parametrization::Ntk => k,
-            Parametrization::Standard => d * k0 + bias_one,
+            // mup has no infinite-width NTK limit (features move); configs reject analytic kernels
+            // for it, so the standard recursion (the same finite-width kernel at init) is used.
+            Parametrization::Standard | Parametrization::Mup => d * k0 + bias_one,
         };
         for l in 0..self.depth {
             let (e, kdot) = gaussian_moments(self.activation, qa[l], qb[l], k, self.method);
             let k_new = w2 * e + b2;
             theta = match self.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,
-                Parametrization::Standard => self.width as f64 * e + w2 * kdot * theta + bias_one,
+                Parametrization::Standard | Parametrization::Mup => self.width as f64 * e + w2 * kdot * theta + bias_one,
             };
             k = k_new;
         }

@@ -7,6 +7,8 @@
 //! One forward pass gives every `H`; one backward pass per output unit, with a zero "probe"
 //! leaf added to each pre-activation, gives every `Δ` for a whole batch of independent samples.
 //! The `n × P` Jacobian is never built; the Gram products are accumulated in f64 (faer).
+//! Under `mup` each term is weighted by its layer's learning-rate multiplier (the kernel that
+//! governs SGD with per-layer learning rates); the naive kernel below is the unweighted `J Jᵀ`.
 //!
 //! **Naive** ([`naive_empirical_ntk`]): one backward pass per sample and output, an explicit
 //! Jacobian, `Θ = J1 J2ᵀ`. For tests only.
@@ -134,9 +136,11 @@ pub fn ntk_from_signals(
     let n2 = s2.inputs[0].nrows();
     let mut per_layer = Vec::with_capacity(mlp.shapes.len());
     for (l, s) in mlp.shapes.iter().enumerate() {
-        let cw = s.weight_scale * s.weight_scale;
+        // Learning-rate multipliers (1 except under mup) weight each term, so that the kernel is
+        // the one that governs SGD: Θ = Σ_l η_l/η · J_l J_lᵀ.
+        let cw = s.weight_scale * s.weight_scale * s.weight_lr;
         let cb = if mlp.config.bias {
-            s.bias_scale * s.bias_scale
+            s.bias_scale * s.bias_scale * s.bias_lr
         } else {
             0.0
         };
