@@ -941,7 +941,8 @@ impl ConfigSpec {
             }
             solutions.push(s);
         }
-        if parametrization == Parametrization::Mup && solutions.contains(&KernelSolution::Analytic) {
+        if parametrization == Parametrization::Mup && solutions.contains(&KernelSolution::Analytic)
+        {
             return Err(Error::value("kernel.solutions", format!("{names:?}"), "[\"empirical\"] with model.parametrization = \"mup\" (mup has no infinite-width NTK)"));
         }
         let time_name = k.time.clone().unwrap_or_else(|| "discrete".into());

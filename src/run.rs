@@ -157,7 +157,10 @@ fn initial(
     // left undefined (NaN) and configs may not ask for the analytic track.
     let ak = if mlp.config.parametrization == crate::model::Parametrization::Mup {
         let nan = Mat::from_fn(n_all, n_train, |_, _| f64::NAN);
-        crate::ntk::analytic::AnalyticKernels { nngp: nan.clone(), ntk: nan }
+        crate::ntk::analytic::AnalyticKernels {
+            nngp: nan.clone(),
+            ntk: nan,
+        }
     } else {
         acfg.kernels(&x_all, n_all, &data.x_train, n_train)
     };
@@ -620,7 +623,10 @@ fn finish(
         })
         .collect();
     let kernels = if exp.outputs.save_kernels {
-        let pack = |m: Mat<f64>| linalg::is_finite(m.as_ref()).then(|| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]));
+        let pack = |m: Mat<f64>| {
+            linalg::is_finite(m.as_ref())
+                .then(|| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]))
+        };
         KernelMatrices {
             analytic_ntk: pack(analytic_train.clone()),
             analytic_nngp: pack(linalg::block(

@@ -524,7 +524,16 @@ fn standard_parametrization_analytic_matches_wide_network() {
 fn mup_kernel_is_the_learning_rate_weighted_ntk() {
     let (n, d) = (5, 3);
     let x = inputs(n, d, 12);
-    let c = cfg(d, 16, 2, 2, Activation::Relu, true, Parametrization::Mup, Precision::F64);
+    let c = cfg(
+        d,
+        16,
+        2,
+        2,
+        Activation::Relu,
+        true,
+        Parametrization::Mup,
+        Precision::F64,
+    );
     let mlp = c.init(3);
     let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&mlp, &x, n).unwrap();
     // per-parameter multipliers in flatten order (weights row-major, then bias, per layer)
@@ -535,14 +544,26 @@ fn mup_kernel_is_the_learning_rate_weighted_ntk() {
     }
     let scaled = faer::Mat::from_fn(jac.nrows(), jac.ncols(), |i, j| jac[(i, j)] * m[j].sqrt());
     let weighted = linalg::gram(scaled.as_ref(), scaled.as_ref());
-    let structured = empirical_ntk(&mlp, &x, n, None, KernelForm::Full).unwrap().total();
+    let structured = empirical_ntk(&mlp, &x, n, None, KernelForm::Full)
+        .unwrap()
+        .total();
     let e = linalg::rel_frobenius(structured.as_ref(), weighted.as_ref());
     assert!(e < 1e-12, "mup weighted kernel: {e}");
     let shapes = c.shapes();
-    assert_eq!((shapes[0].weight_lr, shapes[1].weight_lr, shapes[2].weight_lr), (16.0, 1.0, 1.0 / 16.0));
+    assert_eq!(
+        (
+            shapes[0].weight_lr,
+            shapes[1].weight_lr,
+            shapes[2].weight_lr
+        ),
+        (16.0, 1.0, 1.0 / 16.0)
+    );
     // output weights ~ N(0, σ²/n²): their sample std is close to σ/n
     let flat = mlp.flatten_layers().unwrap();
     let out_w = &flat[2][..16 * 2];
     let std = (out_w.iter().map(|v| v * v).sum::<f64>() / out_w.len() as f64).sqrt();
-    assert!((std / (1.5 / 16.0) - 1.0).abs() < 0.5, "output weight std {std}");
+    assert!(
+        (std / (1.5 / 16.0) - 1.0).abs() < 0.5,
+        "output weight std {std}"
+    );
 }

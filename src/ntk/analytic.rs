@@ -169,7 +169,9 @@ impl AnalyticConfig {
             let k_new = w2 * e + b2;
             theta = match self.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,
-                Parametrization::Standard | Parametrization::Mup => self.width as f64 * e + w2 * kdot * theta + bias_one,
+                Parametrization::Standard | Parametrization::Mup => {
+                    self.width as f64 * e + w2 * kdot * theta + bias_one
+                }
             };
             k = k_new;
         }

@@ -126,12 +126,12 @@ pub fn checks(r: &RunRecord) -> Vec<Check> {
     .max(1e-300);
     let split = if r.y_test.is_empty() { "train" } else { "test" };
     if r.init_ntk_vs_analytic.is_finite() {
-    out.push(Check {
-        name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(),
-        value: r.init_ntk_vs_analytic,
-        tolerance: 0.1,
-        pass: r.init_ntk_vs_analytic < 0.1,
-    });
+        out.push(Check {
+            name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(),
+            value: r.init_ntk_vs_analytic,
+            tolerance: 0.1,
+            pass: r.init_ntk_vs_analytic < 0.1,
+        });
     }
     let pair_rmse = |a: Track, b: Track| -> Option<f64> {
         let i = r.pairs.iter().position(|&p| p == (a, b))?;

@@ -209,7 +209,58 @@ fn scaling_png(
     let (wmin, wmax) = widths
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &w| (a.min(w), b.max(w)));
-    for (i, f) in main.iter().enumerate() {
+    let grouped = fits.iter().any(|f| f.group.is_some());
+    if grouped {
+        // One figure (kernel drift), one colour per value of the second swept key.
+        let group_key = sweep
+            .spec
+            .vary
+            .keys()
+            .find(|k| k.as_str() != wk)
+            .cloned()
+            .unwrap_or_default();
+        let groups: Vec<String> =
+            fits.iter()
+                .filter_map(|f| f.group.clone())
+                .fold(Vec::new(), |mut v, g| {
+                    if !v.contains(&g) {
+                        v.push(g);
+                    }
+                    v
+                });
+        for (i, g) in groups.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let pts = rows
+                .iter()
+                .filter(|r| r.values.iter().any(|(k, v)| *k == group_key && v == g))
+                .filter_map(|r| Some((r.value_f64(wk)?, r.figure("ntk_rel_drift"))))
+                .collect();
+            series.push(Series {
+                label: format!("ntk_rel_drift, {g}"),
+                points: pts,
+                color,
+                dashed: false,
+                markers: true,
+            });
+            for fit in fits
+                .iter()
+                .filter(|x| x.figure == "ntk_rel_drift" && x.group.as_ref() == Some(g))
+            {
+                let line = [wmin, wmax]
+                    .iter()
+                    .map(|&w| (w, (fit.intercept + fit.slope * w.ln()).exp()))
+                    .collect();
+                series.push(Series {
+                    label: format!("fit {g}: slope {:.2} ± {:.2}", fit.slope, fit.ci95),
+                    points: line,
+                    color,
+                    dashed: false,
+                    markers: false,
+                });
+            }
+        }
+    }
+    for (i, f) in main.iter().enumerate().filter(|_| !grouped) {
         let color = PALETTE[i % PALETTE.len()];
         let pts: Vec<(f64, f64)> = rows
             .iter()
