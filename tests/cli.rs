@@ -413,8 +413,8 @@ fn bad_configs_are_rejected_with_clear_errors() {
             &["model.activation", "relu"],
         ),
         (
-            base.replace("[model]", "[model]\nparametrization = \"mup\""),
-            &["model.parametrization", "ntk, standard"],
+            base.replace("[model]", "[model]\nparametrization = \"meanfield\""),
+            &["model.parametrization", "ntk, standard, mup"],
         ),
         (
             base.replace("kind = \"sine\"", "kind = \"images\""),
