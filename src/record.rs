@@ -81,6 +81,10 @@ pub struct Checkpoint {
     pub kernel: Option<KernelCheckpoint>,
     /// Accuracy figures for one-hot classification data.
     pub classification: Option<ClassCheckpoint>,
+    /// Mean input-Jacobian norm `‖∂f/∂x‖_F` on up to 32 test points (train points without test
+    /// points), of the reported predictor (`f − f0` when centring): `[network, linearized]`
+    /// (linearized NaN with an output-averaged kernel and K > 1).
+    pub input_grad_norm: [f64; 2],
 }
 
 /// Final outputs of one track.

@@ -13,7 +13,7 @@ use crate::data::Dataset;
 use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use crate::dynamics::linearized::LinearizedTwin;
 use crate::dynamics::network::NetworkTrainer;
-use crate::dynamics::{cross_entropy, MinibatchSchedule};
+use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
 use crate::model::{tensor_from_f64, Mlp, MlpConfig};
@@ -112,6 +112,9 @@ impl Timer {
     }
 }
 
+/// Points on which input sensitivity is measured.
+pub const SENSITIVITY_POINTS: usize = 32;
+
 /// Everything known at t = 0.
 struct Initial {
     f0_all: Vec<f64>,
@@ -122,6 +125,13 @@ struct Initial {
     probe_signals_layers: Vec<Mat<f64>>,
     theta0_probe: Mat<f64>,
     theta0_params: Vec<Vec<f64>>,
+    /// The network at initialisation (for the twin's input gradients).
+    mlp0: Mlp,
+    /// Points where input sensitivity is measured (row-major) and their count.
+    sens_x: Vec<f64>,
+    sens_n: usize,
+    /// Input gradients of f0 at those points.
+    sens_g0: Vec<Vec<f64>>,
 }
 
 fn initial(
@@ -170,6 +180,21 @@ fn initial(
     let probe = ntk_from_signals(mlp, &s_probe, &s_probe, KernelForm::Trace);
     progress.advance(1);
     progress.finish();
+    let d = data.input_dim;
+    // Up to SENSITIVITY_POINTS points spread evenly over the test set (train set without one).
+    let (pool, pool_n) = if data.n_test() > 0 {
+        (&data.x_test, data.n_test())
+    } else {
+        (&data.x_train, n_train)
+    };
+    let sens_n = pool_n.min(SENSITIVITY_POINTS);
+    let sens_x: Vec<f64> = (0..sens_n)
+        .flat_map(|i| {
+            pool[(i * pool_n / sens_n) * d..(i * pool_n / sens_n + 1) * d]
+                .iter()
+                .copied()
+        })
+        .collect();
     Ok(Initial {
         f0_all,
         theta0,
@@ -179,6 +204,10 @@ fn initial(
         theta0_probe: probe.total(),
         probe_signals_layers: probe.per_layer,
         theta0_params: mlp.flatten_layers()?,
+        mlp0: mlp.clone(),
+        sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,
+        sens_x,
+        sens_n,
     })
 }
 
@@ -327,6 +356,7 @@ impl Lockstep<'_> {
             rmse_test,
             kernel: None,
             classification,
+            input_grad_norm: [f64::NAN; 2],
         }
     }
 
@@ -513,6 +543,7 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
         if is_ckpt {
             let preds = lock.predictions(step)?;
             let mut ck = lock.checkpoint(step, &preds);
+            ck.input_grad_norm = input_sensitivity(exp, data, &init, &lock)?;
             if step % exp.logging.kernel_every == 0 || step == steps || interrupted {
                 let (kc, probe_total) = kernel_figures(&lock.network.mlp, &data.x_train, p, &init)?;
                 last_probe = probe_total;
@@ -551,6 +582,38 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
         timings: timer.0,
         ..record
     })
+}
+
+/// Input-Jacobian norms of the network and of its linearized twin (see [`sensitivity`]).
+fn input_sensitivity(
+    exp: &Experiment,
+    data: &Dataset,
+    init: &Initial,
+    lock: &Lockstep<'_>,
+) -> Result<[f64; 2]> {
+    let (n, x) = (init.sens_n, &init.sens_x);
+    let g = sensitivity::input_gradients(&lock.network.mlp, x, n)?;
+    let sub = |a: &[Vec<f64>], b: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| p.iter().zip(q).map(|(u, v)| u - v).collect())
+            .collect()
+    };
+    let net = if lock.center {
+        sensitivity::mean_jacobian_norm(&sub(&g, &init.sens_g0), n)
+    } else {
+        sensitivity::mean_jacobian_norm(&g, n)
+    };
+    // β is in parameter correspondence only for the full kernel (or a single output).
+    let lin = if exp.kernel.form == KernelForm::Full || data.n_outputs == 1 {
+        let beta = linalg::mat_to_rows(lock.twin.coefficients().as_ref());
+        let delta = sensitivity::displacement(&init.mlp0, &data.x_train, data.n_train(), &beta)?;
+        let (total, change) = sensitivity::linearized_input_gradients(&init.mlp0, &delta, x, n)?;
+        sensitivity::mean_jacobian_norm(if lock.center { &change } else { &total }, n)
+    } else {
+        f64::NAN
+    };
+    Ok([net, lin])
 }
 
 /// Final kernels, spectra and outputs of a run.

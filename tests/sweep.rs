@@ -193,3 +193,36 @@ fn bad_sweeps_are_rejected() {
         assert!(e.contains(needle), "{vary}: {e}");
     }
 }
+
+#[test]
+fn width_by_learning_rate_sweep_draws_phases_and_a_phase_diagram() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("pd.toml");
+    std::fs::write(
+        &cfg,
+        sweep_text(
+            tmp.path(),
+            "\"model.width\" = [64, 256]\n\"training.lr_scale\" = [0.5, 4.0]",
+            "",
+        )
+        .replace("seeds = 2", "seeds = 1"),
+    )
+    .unwrap();
+    let out = tmp.path().join("sweep");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_experiment"))
+        .args([
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["phases.png", "phase_diagram.png", "scaling.png"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4);
+    assert!(csv.contains(",lazy,") && !csv.lines().skip(1).all(|l| l.contains(",lazy,")));
+}

@@ -24,6 +24,10 @@ pub struct LinearizedTwin {
     learning_rate: f64,
     momentum: f64,
     loss: Loss,
+    /// Coefficients β with `θ − θ0 = Σ_r β_r ∇θ f_r` over the training target rows
+    /// (`rows_train × c`), and their momentum velocity.
+    beta: Mat<f64>,
+    beta_velocity: Mat<f64>,
 }
 
 impl LinearizedTwin {
@@ -37,6 +41,8 @@ impl LinearizedTwin {
         momentum: f64,
     ) -> Self {
         assert_eq!(theta.nrows(), f0.nrows());
+        let rows_train = theta.ncols();
+        let c = f0.ncols();
         LinearizedTwin {
             theta,
             f: f0,
@@ -45,6 +51,8 @@ impl LinearizedTwin {
             learning_rate,
             momentum,
             loss: Loss::Mse,
+            beta: Mat::zeros(rows_train, c),
+            beta_velocity: Mat::zeros(rows_train, c),
         }
     }
 
@@ -114,5 +122,27 @@ impl LinearizedTwin {
                 self.f[(i, j)] -= self.learning_rate * update[(i, j)];
             }
         }
+        // The same step on the coefficients: vβ ← μ vβ + g_B, β ← β − η vβ (O(N) per step).
+        for j in 0..c {
+            for i in 0..self.beta.nrows() {
+                self.beta_velocity[(i, j)] *= self.momentum;
+            }
+        }
+        for (bi, &row) in rows.iter().enumerate() {
+            for j in 0..c {
+                self.beta_velocity[(row, j)] += g[bi * c + j];
+            }
+        }
+        for j in 0..c {
+            for i in 0..self.beta.nrows() {
+                self.beta[(i, j)] -= self.learning_rate * self.beta_velocity[(i, j)];
+            }
+        }
+    }
+
+    /// Coefficients β (`rows_train × c`): `θ_lin − θ0 = Σ_r β_r ∇θ f_r(θ0)` when the kernel is the
+    /// full `J Jᵀ` (or K = 1).
+    pub fn coefficients(&self) -> &Mat<f64> {
+        &self.beta
     }
 }

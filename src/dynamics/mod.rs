@@ -7,6 +7,7 @@
 pub mod kernel;
 pub mod linearized;
 pub mod network;
+pub mod sensitivity;
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 

@@ -7,7 +7,11 @@
 //!   kernel_analytic, kernel_empirical` (the kernel tracks when configured);
 //! - `rmse_<a>_<b>_train`, `rmse_<a>_<b>_test` for every pair of tracks (prediction divergence);
 //! - `ntk_rel_drift`, `ntk_kernel_distance`, `ntk_lambda_max`, `ntk_rel_drift_layer<l>`
-//!   (l = 0 … depth), `param_rel_change`, `param_rel_change_layer<l>` at kernel checkpoints.
+//!   (l = 0 … depth), `param_rel_change`, `param_rel_change_layer<l>` at kernel checkpoints;
+//! - `network_input_grad_norm`, `linearized_input_grad_norm`: mean ‖∂f/∂x‖_F on up to 32 test
+//!   points;
+//! - for one-hot classification: `<track>_{train,test}_accuracy`, `<track>_{train,test}_xent`,
+//!   `agreement_<a>_<b>`.
 //!
 //! `predictions.csv`: `split, index, output, <input columns>, target, network, linearized,
 //! kernel_analytic, kernel_empirical` at the final step.
@@ -159,6 +163,7 @@ pub fn metrics_csv(r: &RunRecord) -> String {
     cols.extend((0..r.n_layers).map(|l| format!("ntk_rel_drift_layer{l}")));
     cols.push("param_rel_change".into());
     cols.extend((0..r.n_layers).map(|l| format!("param_rel_change_layer{l}")));
+    cols.extend(["network_input_grad_norm", "linearized_input_grad_norm"].map(String::from));
     if r.classes.is_some() {
         for t in &r.tracks {
             for c in ["train_accuracy", "test_accuracy", "train_xent", "test_xent"] {
@@ -189,6 +194,7 @@ pub fn metrics_csv(r: &RunRecord) -> String {
             }
             None => row.extend(std::iter::repeat_n(String::new(), 4 + 2 * r.n_layers)),
         }
+        row.extend(c.input_grad_norm.map(fmt_f64));
         if let Some(cl) = &c.classification {
             for i in 0..r.tracks.len() {
                 row.extend([

@@ -155,6 +155,25 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         ),
         spec.log_y,
     );
+    // Scatter-only charts (few points) get headroom at the top for the legend.
+    let (x0, x1, y1) = if spec.series.iter().all(|s| s.markers) {
+        let (x0, x1) = if spec.log_x {
+            (x0 / 1.5, x1 * 1.5)
+        } else {
+            (x0 - 0.1 * (x1 - x0), x1 + 0.1 * (x1 - x0))
+        };
+        (
+            x0,
+            x1,
+            if spec.log_y {
+                y1 * (y1 / y0).powf(0.6)
+            } else {
+                y1 + 0.6 * (y1 - y0)
+            },
+        )
+    } else {
+        (x0, x1, y1)
+    };
     match (spec.log_x, spec.log_y) {
         (false, false) => draw_on(area, spec, x0..x1, y0..y1),
         (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale()),
@@ -727,6 +746,8 @@ pub fn write_all(dir: &Path, r: &RunRecord) -> Result<Vec<String>> {
     }
     kernels_png(&dir.join("kernels.png"), r)?;
     names.push("kernels.png".into());
+    line_chart(&dir.join("sensitivity.png"), &sensitivity_chart(r))?;
+    names.push("sensitivity.png".into());
     if r.classes.is_some() {
         line_chart(&dir.join("accuracy.png"), &accuracy_chart(r))?;
         names.push("accuracy.png".into());
@@ -832,4 +853,41 @@ pub fn confusion_png(path: &Path, r: &RunRecord) -> Result<()> {
         root.present().map_err(|e| perr(path, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// `sensitivity.png`: mean input-Jacobian norm of the network and of its linearization.
+pub fn sensitivity_chart(r: &RunRecord) -> LineChart {
+    let pts = |i: usize| {
+        r.checkpoints
+            .iter()
+            .map(|c| (c.step as f64, c.input_grad_norm[i]))
+            .collect()
+    };
+    LineChart {
+        title: format!(
+            "{}: input sensitivity (mean ‖∂f/∂x‖ on test points)",
+            r.name
+        ),
+        x_label: "step".into(),
+        y_label: "‖∂f/∂x‖_F".into(),
+        log_y: false,
+        log_x: false,
+        series: vec![
+            Series {
+                label: "network".into(),
+                points: pts(0),
+                color: track_color(Track::Network),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                label: "linearized".into(),
+                points: pts(1),
+                color: track_color(Track::Linearized),
+                dashed: true,
+                markers: false,
+            },
+        ],
+        hlines: vec![],
+    }
 }

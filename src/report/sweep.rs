@@ -449,10 +449,25 @@ fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<()> {
     let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(key)).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
-    let mean = |fig: &str, x: f64| {
+    // With `kernel.diag_reg` swept too, the trained tracks are shown for its first value and the
+    // t = ∞ kernel solution for each value.
+    let reg_key = "kernel.diag_reg";
+    let regs: Vec<String> = sweep
+        .spec
+        .vary
+        .get(reg_key)
+        .map(|v| v.iter().map(crate::sweep::value_text).collect())
+        .unwrap_or_default();
+    let reg_of = |r: &SweepRow| {
+        r.values
+            .iter()
+            .find(|(k, _)| k == reg_key)
+            .map(|(_, v)| v.clone())
+    };
+    let mean_where = |fig: &str, x: f64, reg: Option<&String>| {
         let v: Vec<f64> = rows
             .iter()
-            .filter(|r| r.value_f64(key) == Some(x))
+            .filter(|r| r.value_f64(key) == Some(x) && (reg.is_none() || reg_of(r).as_ref() == reg))
             .map(|r| r.figure(fig))
             .filter(|v| v.is_finite())
             .collect();
@@ -462,6 +477,7 @@ fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<()> {
             v.iter().sum::<f64>() / v.len() as f64
         }
     };
+    let mean = |fig: &str, x: f64| mean_where(fig, x, regs.first());
     let mut series = Vec::new();
     for (t, color) in [
         ("network", plots::track_color(crate::record::Track::Network)),
@@ -500,16 +516,35 @@ fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<()> {
             markers: false,
         });
     }
-    series.push(Series {
-        label: "kernel_analytic: t = ∞".into(),
-        points: levels
-            .iter()
-            .map(|&x| (x, mean("kernel_analytic_infinite_time_test_accuracy", x)))
-            .collect(),
-        color: RGBColor(0, 0, 0),
-        dashed: false,
-        markers: true,
-    });
+    let reg_values: Vec<Option<&String>> = if regs.is_empty() {
+        vec![None]
+    } else {
+        regs.iter().map(Some).collect()
+    };
+    for (i, reg) in reg_values.into_iter().enumerate() {
+        series.push(Series {
+            label: format!(
+                "kernel_analytic: t = ∞{}",
+                reg.map(|r| format!(", diag_reg = {r}")).unwrap_or_default()
+            ),
+            points: levels
+                .iter()
+                .map(|&x| {
+                    (
+                        x,
+                        mean_where("kernel_analytic_infinite_time_test_accuracy", x, reg),
+                    )
+                })
+                .collect(),
+            color: [
+                RGBColor(0, 0, 0),
+                RGBColor(148, 103, 189),
+                RGBColor(140, 86, 75),
+            ][i % 3],
+            dashed: false,
+            markers: true,
+        });
+    }
     plots::line_chart(
         path,
         &LineChart {
