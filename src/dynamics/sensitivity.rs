@@ -10,11 +10,14 @@
 use crate::model::{tensor_from_f64, tensor_to_f64, Mlp};
 use crate::Result;
 
+/// Input gradients of every output, `[k][point·d + i]`.
+pub type InputGradients = Vec<Vec<f64>>;
+
 /// Relative size of the parameter step of the central difference along δ.
 pub const DIRECTION_STEP: f64 = 1e-3;
 
 /// Input gradients `∂f_k/∂x` of every output, `[k][point·d + i]`.
-pub fn input_gradients(mlp: &Mlp, x: &[f64], n: usize) -> Result<Vec<Vec<f64>>> {
+pub fn input_gradients(mlp: &Mlp, x: &[f64], n: usize) -> Result<InputGradients> {
     let params = mlp.params_constant_autodiff();
     (0..mlp.config.n_outputs)
         .map(|k| {
@@ -76,7 +79,7 @@ pub fn linearized_input_gradients(
     delta: &[f64],
     x: &[f64],
     n: usize,
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> Result<(InputGradients, InputGradients)> {
     let g0 = input_gradients(mlp0, x, n)?;
     let theta0 = mlp0.flatten()?;
     let (t_norm, d_norm) = (crate::metrics::norm(&theta0), crate::metrics::norm(delta));
