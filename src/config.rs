@@ -109,6 +109,10 @@ pub struct DataSpec {
     pub one_hot_values: Option<[f64; 2]>,
     /// csv with `one_hot`: fraction of training labels replaced by a random other class (default 0).
     pub label_noise: Option<f64>,
+    /// text: characters of context per sample (default 8).
+    pub context: Option<usize>,
+    /// text: fold the text to lower case (default true).
+    pub lowercase: Option<bool>,
 }
 
 /// `activation = "relu"` or `activation = { name = "leaky_relu", alpha = 0.1 }`.
@@ -235,6 +239,17 @@ pub enum DataKind {
         input_dim: usize,
         /// teacher hidden width
         teacher_width: usize,
+    },
+    /// Next-character prediction on a text file: `context` one-hot characters → the next one.
+    Text {
+        /// text file
+        path: PathBuf,
+        /// context length
+        context: usize,
+        /// fold case
+        lowercase: bool,
+        /// held-out final fraction of the text for test contexts
+        test_fraction: f64,
     },
     /// A CSV file.
     Csv {
@@ -614,6 +629,44 @@ impl ConfigSpec {
                     }
                 }
             }
+            "text" => {
+                let path = d.path.clone().ok_or_else(|| {
+                    Error::value(
+                        "data.path",
+                        "(missing)",
+                        "a text file path is required for data.kind = \"text\"",
+                    )
+                })?;
+                for (k, p) in [
+                    ("data.target", d.target.is_some()),
+                    ("data.one_hot", d.one_hot.is_some()),
+                    ("data.test_path", d.test_path.is_some()),
+                    ("data.input_dim", d.input_dim.is_some()),
+                    ("data.frequency", d.frequency.is_some()),
+                ] {
+                    if p {
+                        return Err(Error::value(
+                            k,
+                            "(set)",
+                            "not valid for data.kind = \"text\"",
+                        ));
+                    }
+                }
+                let test_fraction = d.test_fraction.unwrap_or(0.1);
+                if !(test_fraction > 0.0 && test_fraction < 1.0) {
+                    return Err(Error::value(
+                        "data.test_fraction",
+                        test_fraction,
+                        "a fraction in (0, 1) for data.kind = \"text\"",
+                    ));
+                }
+                DataKind::Text {
+                    path,
+                    context: at_least("data.context", d.context.unwrap_or(8), 1)?,
+                    lowercase: d.lowercase.unwrap_or(true),
+                    test_fraction,
+                }
+            }
             "csv" => {
                 for (k, p) in [
                     ("data.frequency", d.frequency.is_some()),
@@ -707,11 +760,14 @@ impl ConfigSpec {
                 return Err(Error::value(
                     "data.kind",
                     format!("{other:?}"),
-                    "one of: sine, teacher, csv",
+                    "one of: sine, teacher, csv, text",
                 ))
             }
         };
-        let synthetic = !matches!(kind, DataKind::Csv { .. });
+        let synthetic = matches!(
+            kind,
+            DataKind::Sine { .. } | DataKind::Teacher { .. } | DataKind::Text { .. }
+        );
         let n_train = match d.n_train {
             Some(n) => Some(at_least("data.n_train", n, 1)?),
             None if synthetic => Some(32),
@@ -1107,6 +1163,23 @@ impl Experiment {
                 Some(*test_fraction),
                 Some(*shuffle),
             ),
+            DataKind::Text {
+                path,
+                test_fraction,
+                ..
+            } => (
+                "text",
+                None,
+                None,
+                None,
+                None,
+                Some(path.clone()),
+                None,
+                None,
+                None,
+                Some(*test_fraction),
+                None,
+            ),
         };
         let m = &self.model;
         let activation = match m.activation {
@@ -1165,6 +1238,14 @@ impl Experiment {
                     }
                 )
                 .then_some(self.data.label_noise),
+                context: match self.data.kind {
+                    DataKind::Text { context, .. } => Some(context),
+                    _ => None,
+                },
+                lowercase: match self.data.kind {
+                    DataKind::Text { lowercase, .. } => Some(lowercase),
+                    _ => None,
+                },
             },
             model: ModelSpec {
                 width: Some(m.width),

@@ -127,6 +127,8 @@ struct Initial {
     theta0_params: Vec<Vec<f64>>,
     /// The network at initialisation (for the twin's input gradients).
     mlp0: Mlp,
+    /// Backprop signals of the training points at θ0 (for the twin at new points).
+    s_train: BackpropSignals,
     /// Points where input sensitivity is measured (row-major) and their count.
     sens_x: Vec<f64>,
     sens_n: usize,
@@ -205,6 +207,7 @@ fn initial(
         probe_signals_layers: probe.per_layer,
         theta0_params: mlp.flatten_layers()?,
         mlp0: mlp.clone(),
+        s_train: s_train.clone(),
         sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,
         sens_x,
         sens_n,
@@ -616,6 +619,76 @@ fn input_sensitivity(
     Ok([net, lin])
 }
 
+/// Characters generated per sample.
+pub const SAMPLE_LENGTH: usize = 120;
+
+/// Greedy and temperature-0.8 continuations of the held-out prompt by the network and by its
+/// linearized twin (evaluated at new contexts as `f0(x) + Θ0(x, X_train)·β`).
+fn generate_samples(
+    exp: &Experiment,
+    info: &crate::data::TextInfo,
+    init: &Initial,
+    lock: &Lockstep<'_>,
+) -> Result<Vec<TextSample>> {
+    use rand::{Rng, SeedableRng};
+    let v = info.vocabulary.len();
+    let beta = lock.twin.coefficients();
+    let twin_at = |x: &[f64]| -> Result<Vec<f64>> {
+        let s_x = backprop_signals(&init.mlp0, x, 1)?;
+        let theta = ntk_from_signals(&init.mlp0, &s_x, &init.s_train, exp.kernel.form).total();
+        let f = linalg::matmul(theta.as_ref(), beta.as_ref());
+        let f0 = init.mlp0.predict(x, 1)?;
+        Ok(linalg::mat_to_rows(f.as_ref())
+            .iter()
+            .zip(&f0)
+            .map(|(a, b)| a + b)
+            .collect())
+    };
+    let mut out = Vec::new();
+    for (model, temperature) in [
+        ("network", 0.0),
+        ("network", 0.8),
+        ("linearized", 0.0),
+        ("linearized", 0.8),
+    ] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(exp.seed ^ 0x7E47);
+        let mut ctx: Vec<char> = info.prompt.chars().collect();
+        let mut text = String::new();
+        for _ in 0..SAMPLE_LENGTH {
+            let x = info.encode(&ctx[ctx.len() - info.context..]);
+            let f = if model == "network" {
+                lock.network.mlp.predict(&x, 1)?
+            } else {
+                twin_at(&x)?
+            };
+            let next = if temperature == 0.0 || f.iter().any(|v| !v.is_finite()) {
+                crate::metrics::argmax_rows(&f, v)[0]
+            } else {
+                let scaled: Vec<f64> = f.iter().map(|z| z / temperature).collect();
+                let p = crate::dynamics::softmax(&scaled);
+                let u: f64 = rng.random();
+                let mut acc = 0.0;
+                p.iter()
+                    .position(|pi| {
+                        acc += pi;
+                        u < acc
+                    })
+                    .unwrap_or(v - 1)
+            };
+            let c = info.vocabulary[next];
+            text.push(c);
+            ctx.push(c);
+        }
+        out.push(TextSample {
+            model: model.into(),
+            temperature,
+            prompt: info.prompt.clone(),
+            text,
+        });
+    }
+    Ok(out)
+}
+
 /// Final kernels, spectra and outputs of a run.
 #[allow(clippy::too_many_arguments)]
 fn finish(
@@ -752,6 +825,10 @@ fn finish(
         kernel_form: exp.kernel.form.name().into(),
         classes: data.classes.clone(),
         loss: exp.training.loss.name().into(),
+        samples: match &data.text {
+            Some(info) => generate_samples(exp, info, init, &lock)?,
+            None => Vec::new(),
+        },
         tracks: lock.tracks,
         pairs: lock.pairs,
         checkpoints,

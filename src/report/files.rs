@@ -211,12 +211,19 @@ pub fn metrics_csv(r: &RunRecord) -> String {
     out
 }
 
+/// `predictions.csv` omits the input columns above this many inputs.
+pub const MAX_INPUT_COLUMNS: usize = 64;
+
 /// `predictions.csv` text.
 pub fn predictions_csv(r: &RunRecord) -> String {
     let d = r.input_dim;
     let k = r.n_outputs;
+    // Inputs are written only when there are at most 64 of them (one-hot text contexts have hundreds).
+    let with_inputs = d <= MAX_INPUT_COLUMNS;
     let mut cols: Vec<String> = vec!["split".into(), "index".into(), "output".into()];
-    cols.extend(r.feature_names.iter().cloned());
+    if with_inputs {
+        cols.extend(r.feature_names.iter().cloned());
+    }
     cols.push("target".into());
     cols.extend(r.tracks.iter().map(|t| t.name().to_string()));
     let mut out = cols.join(",") + "\n";
@@ -228,7 +235,9 @@ pub fn predictions_csv(r: &RunRecord) -> String {
         for i in 0..n {
             for o in 0..k {
                 let mut row = vec![split.to_string(), i.to_string(), o.to_string()];
-                row.extend(x[i * d..(i + 1) * d].iter().map(|&v| fmt_f64(v)));
+                if with_inputs {
+                    row.extend(x[i * d..(i + 1) * d].iter().map(|&v| fmt_f64(v)));
+                }
                 row.push(fmt_f64(y[i * k + o]));
                 for t in &r.outputs {
                     let v = if is_train { &t.train } else { &t.test };
@@ -289,6 +298,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         })),
         "init_ntk_vs_analytic": json_f64(r.init_ntk_vs_analytic),
         "loss": r.loss,
+        "text_samples": r.samples,
         "classification": last.and_then(|c| c.classification.as_ref()).map(|cl| serde_json::json!({
             "classes": r.classes,
             "train_accuracy": r.tracks.iter().zip(&cl.train_accuracy).map(|(t, v)| (t.name().to_string(), json_f64(*v))).collect::<serde_json::Map<_, _>>(),

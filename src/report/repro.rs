@@ -300,22 +300,42 @@ pub fn report_md(
     }
     if let Some(cl) = r.last().and_then(|c| c.classification.as_ref()) {
         s += &format!(
-            "\n| accuracy ({} classes, loss `{}`) | train | test |\n|---|---|---|\n",
+            "\n| accuracy ({} classes, loss `{}`) | train | test | test cross-entropy (bits) |\n|---|---|---|---|\n",
             r.n_outputs, r.loss
         );
         for (i, t) in r.tracks.iter().enumerate() {
             s += &format!(
-                "| {} | {:.4} | {} |\n",
+                "| {} | {:.4} | {} | {} |\n",
                 t.name(),
                 cl.train_accuracy[i],
                 cl.test_accuracy[i]
                     .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "–".into()),
+                cl.test_xent[i]
+                    .map(|v| format!("{:.4}", v / std::f64::consts::LN_2))
                     .unwrap_or_else(|| "–".into())
             );
         }
+        s += "\nCross-entropy is that of a softmax of each track's outputs (for the kernel tracks, trained with MSE, a read-out rather than their training loss); for text data it is bits per character. A uniform predictor scores log2(K) bits.\n";
         s += "\n| agreement of predicted classes | fraction |\n|---|---|\n";
         for ((a, b), v) in r.pairs.iter().zip(&cl.agreement) {
             s += &format!("| {} vs {} | {:.4} |\n", a.name(), b.name(), v);
+        }
+    }
+    if !r.samples.is_empty() {
+        s += "\n## Generated text\n\n";
+        for smp in &r.samples {
+            s += &format!(
+                "**{}**, {}: prompt `{}`\n\n```text\n{}\n```\n\n",
+                smp.model,
+                if smp.temperature == 0.0 {
+                    "greedy".to_string()
+                } else {
+                    format!("temperature {}", smp.temperature)
+                },
+                smp.prompt.replace('\n', "⏎"),
+                smp.text
+            );
         }
     }
     for k in &r.kernel_solutions {
