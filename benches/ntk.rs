@@ -124,6 +124,39 @@ fn main() {
             );
         }
     }
+    if !quick {
+        // Peak memory of the empirical NTK alone (peak RSS reset through /proc/self/clear_refs).
+        let c = mlp(Backend::Flex, 4096);
+        let net = c.init(0);
+        let n = 1024;
+        let x: Vec<f64> = (0..n * 16)
+            .map(|i| ((i * 13) % 97) as f64 / 48.0 - 1.0)
+            .collect();
+        let before = vm_hwm_kb();
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let t = Instant::now();
+        let _k = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let after = vm_hwm_kb();
+        let p = c.n_params() as f64;
+        println!(
+            "empirical NTK  N={n} width=4096 depth=3 (flex): {secs:.2} s, peak RSS {} MB ({}; before: {} MB); an N×P f32 Jacobian would need {:.0} GB",
+            after.unwrap_or(0) / 1024,
+            if reset { "peak reset before the call" } else { "peak of the whole process" },
+            before.unwrap_or(0) / 1024,
+            n as f64 * p * 4.0 / 1e9
+        );
+        // End to end, as the product runs it (without writing files).
+        let exp =
+            ntk_dynamics::config::load(std::path::Path::new("experiments/wide_mlp.toml")).unwrap();
+        let ds = ntk_dynamics::data::load(&exp.data, exp.seed).unwrap();
+        let t = Instant::now();
+        let _ = ntk_dynamics::run::execute(&exp, &ds, &Default::default()).unwrap();
+        println!(
+            "wide_mlp.toml end to end (compute only): {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let n = if quick { 512 } else { 2048 };
     let a = linalg::mat_from_rows(
         &(0..n * n)
@@ -148,4 +181,15 @@ fn main() {
         "peak resident memory of this benchmark: {}",
         mem.unwrap_or_else(|| "unknown".into())
     );
+}
+
+fn vm_hwm_kb() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

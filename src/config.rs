@@ -197,6 +197,9 @@ pub struct KernelSpec {
     pub form: Option<String>,
     /// Gauss–Legendre nodes per piece for activations without a closed form (default 48).
     pub quadrature_order: Option<usize>,
+    /// Compute the empirical Θ0 in row blocks of this many points (default: all at once), so
+    /// that only one block's backprop signals are in memory.
+    pub block_size: Option<usize>,
 }
 
 /// `[logging]`
@@ -392,6 +395,8 @@ pub struct KernelConfig {
     pub form: KernelForm,
     /// Quadrature order.
     pub quadrature_order: usize,
+    /// Row-block size of the empirical kernel (None = all at once).
+    pub block_size: Option<usize>,
 }
 
 /// Checked `[logging]`.
@@ -1049,6 +1054,10 @@ impl ConfigSpec {
             probe_size,
             form,
             quadrature_order,
+            block_size: match k.block_size {
+                Some(b) => Some(at_least("kernel.block_size", b, 1)?),
+                None => None,
+            },
         };
 
         // --- logging
@@ -1288,6 +1297,7 @@ impl Experiment {
                 probe_size: Some(self.kernel.probe_size),
                 form: Some(self.kernel.form.name().into()),
                 quadrature_order: Some(self.kernel.quadrature_order),
+                block_size: self.kernel.block_size,
             },
             logging: LoggingSpec {
                 every: Some(self.logging.every),

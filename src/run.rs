@@ -18,7 +18,9 @@ use crate::linalg;
 use crate::metrics;
 use crate::model::{tensor_from_f64, Mlp, MlpConfig};
 use crate::ntk::analytic::{AnalyticConfig, MomentMethod};
-use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full, BackpropSignals};
+use crate::ntk::empirical::{
+    backprop_signals, empirical_ntk_blocked, ntk_from_signals, trace_of_full, BackpropSignals,
+};
 use crate::ntk::KernelForm;
 use crate::record::*;
 use crate::{Error, Result};
@@ -148,9 +150,20 @@ fn initial(
     let x_all = data.x_all();
     progress.start("kernels", 3);
     let f0_all = mlp.predict(&x_all, n_all)?;
-    let s_all = backprop_signals(mlp, &x_all, n_all)?;
-    let s_train = head_signals(&s_all, n_train);
-    let theta0 = ntk_from_signals(mlp, &s_all, &s_train, exp.kernel.form).total();
+    let (s_train, theta0) = match exp.kernel.block_size {
+        Some(block) => {
+            let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
+            let theta0 =
+                empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, exp.kernel.form, block)?;
+            (s_train, theta0)
+        }
+        None => {
+            let s_all = backprop_signals(mlp, &x_all, n_all)?;
+            let s_train = head_signals(&s_all, n_train);
+            let theta0 = ntk_from_signals(mlp, &s_all, &s_train, exp.kernel.form).total();
+            (s_train, theta0)
+        }
+    };
     let theta0_train = linalg::block(
         theta0.as_ref(),
         0,
@@ -842,9 +855,14 @@ pub fn check_memory(exp: &Experiment, n_all: usize, n_train: usize, k: usize) ->
     // Θ0(all, train) + analytic kernels + predictors' eigenvectors, f64.
     let kernel_bytes =
         8 * (n_all * rpp * n_train * rpp * 3 + 2 * n_all * n_train + 2 * (n_train * rpp).pow(2));
-    // Layer inputs and backprop signals of all points, f64.
+    // Layer inputs and backprop signals of the points held at once (all, or train + one block), f64.
+    let held = exp
+        .kernel
+        .block_size
+        .map(|b| n_train + (b as u64).min(n_all))
+        .unwrap_or(n_all);
     let signal_bytes =
-        8 * n_all * exp.model.width as u64 * (exp.model.depth as u64 + 1) * (k as u64 + 1);
+        8 * held * exp.model.width as u64 * (exp.model.depth as u64 + 1) * (k as u64 + 1);
     let needed = kernel_bytes + signal_bytes;
     let available = available_memory_bytes();
     if needed > available {

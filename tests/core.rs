@@ -567,3 +567,37 @@ fn mup_kernel_is_the_learning_rate_weighted_ntk() {
         "output weight std {std}"
     );
 }
+
+/// Row-blocked empirical kernel equals the one-shot kernel.
+#[test]
+fn blocked_empirical_ntk_equals_unblocked() {
+    let (n1, n2, d) = (11, 6, 3);
+    let x1 = inputs(n1, d, 31);
+    let x2 = inputs(n2, d, 32);
+    // f64: with f32 the batch size changes burn's kernels and results differ at 1e-8.
+    let mlp = cfg(
+        d,
+        32,
+        2,
+        2,
+        Activation::Tanh,
+        true,
+        Parametrization::Ntk,
+        Precision::F64,
+    )
+    .init(2);
+    let s2 = ntk_dynamics::ntk::empirical::backprop_signals(&mlp, &x2, n2).unwrap();
+    for form in [KernelForm::Full, KernelForm::Trace] {
+        let one = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), form)
+            .unwrap()
+            .total();
+        for block in [1, 4, 11, 50] {
+            let b = ntk_dynamics::ntk::empirical::empirical_ntk_blocked(
+                &mlp, &x1, n1, &s2, form, block,
+            )
+            .unwrap();
+            let e = linalg::rel_frobenius(b.as_ref(), one.as_ref());
+            assert!(e < 1e-12, "{form:?} block {block}: {e}");
+        }
+    }
+}

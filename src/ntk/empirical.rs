@@ -202,6 +202,36 @@ pub fn empirical_ntk(
     }
 }
 
+/// Structured NTK between the rows of `x` and points whose signals are `s_cols`, computed in
+/// row blocks of `block` points, so that only one block's signals are in memory at a time.
+pub fn empirical_ntk_blocked(
+    mlp: &Mlp,
+    x: &[f64],
+    n: usize,
+    s_cols: &BackpropSignals,
+    form: KernelForm,
+    block: usize,
+) -> Result<Mat<f64>> {
+    let d = mlp.config.input_dim;
+    let rpp = match form {
+        KernelForm::Full => mlp.config.n_outputs,
+        KernelForm::Trace => 1,
+    };
+    let cols = s_cols.inputs[0].nrows() * rpp;
+    let mut out = Mat::zeros(n * rpp, cols);
+    let block = block.max(1);
+    let mut r0 = 0;
+    while r0 < n {
+        let nb = block.min(n - r0);
+        let s = backprop_signals(mlp, &x[r0 * d..(r0 + nb) * d], nb)?;
+        let t = ntk_from_signals(mlp, &s, s_cols, form).total();
+        out.submatrix_mut(r0 * rpp, 0, nb * rpp, cols)
+            .copy_from(t.as_ref());
+        r0 += nb;
+    }
+    Ok(out)
+}
+
 /// Explicit Jacobian `(n·K) × P` (row `i·K + k`), one backward pass per sample and output.
 /// Tests only: this is exactly what the structured kernel avoids.
 pub fn naive_jacobian(mlp: &Mlp, x: &[f64], n: usize) -> Result<Mat<f64>> {
