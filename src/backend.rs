@@ -15,17 +15,36 @@ pub enum Backend {
     Flex,
     /// burn-ndarray (deprecated in burn 0.22, still supported).
     Ndarray,
+    /// burn's wgpu backend (cargo feature `wgpu`).
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    /// burn's CUDA backend (cargo feature `cuda`).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl Backend {
-    /// All backends, for `--help` texts and error messages.
-    pub const ALL: [Backend; 2] = [Backend::Flex, Backend::Ndarray];
+    /// Names accepted in configs (GPU backends only when compiled in).
+    pub fn names() -> String {
+        let mut v = vec!["flex", "ndarray"];
+        if cfg!(feature = "wgpu") {
+            v.push("wgpu");
+        }
+        if cfg!(feature = "cuda") {
+            v.push("cuda");
+        }
+        v.join(", ")
+    }
 
     /// Parses a backend name.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "flex" => Some(Backend::Flex),
             "ndarray" => Some(Backend::Ndarray),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => Some(Backend::Wgpu),
+            #[cfg(feature = "cuda")]
+            "cuda" => Some(Backend::Cuda),
             _ => None,
         }
     }
@@ -35,6 +54,10 @@ impl Backend {
         match self {
             Backend::Flex => "flex",
             Backend::Ndarray => "ndarray",
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => "cuda",
         }
     }
 
@@ -45,6 +68,10 @@ impl Backend {
             #[allow(deprecated)]
             // burn-ndarray is deprecated in 0.22 but is the user's named backend.
             Backend::Ndarray => Device::ndarray(),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Device::cuda(0),
         }
     }
 }

@@ -870,7 +870,10 @@ impl ConfigSpec {
             Error::value(
                 "model.backend",
                 format!("{backend_name:?}"),
-                "one of: flex, ndarray",
+                format!(
+                    "one of: {} (wgpu and cuda need the cargo features of the same names)",
+                    Backend::names()
+                ),
             )
         })?;
         let model = ModelSettings {
