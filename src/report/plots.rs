@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::record::{RunRecord, Track};
@@ -255,7 +254,7 @@ where
                 });
         }
     }
-    for (i, (v, label)) in spec.hlines.iter().enumerate() {
+    for (v, label) in &spec.hlines {
         if !v.is_finite() || (log_y && *v <= 0.0) {
             continue;
         }
@@ -267,7 +266,6 @@ where
             .filter(|x| x.is_finite() && (!log_x || *x > 0.0))
             .collect();
         let (a, b) = range(xs.into_iter(), log_x);
-        let _ = i;
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(a, *v), (b, *v)],
@@ -725,7 +723,6 @@ fn heat_map<DB: DrawingBackend>(
                 }),
         )
         .map_err(e)?;
-    let _: Option<RangedCoordf64> = None;
     Ok(())
 }
 
