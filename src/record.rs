@@ -255,6 +255,38 @@ impl RunRecord {
         self.checkpoints.last()
     }
 
+    /// RMS of the evaluation targets (test, or train without test points): the scale of
+    /// relative divergences.
+    pub fn target_scale(&self) -> f64 {
+        let y = if self.y_test.is_empty() {
+            &self.y_train
+        } else {
+            &self.y_test
+        };
+        crate::metrics::rms(y).unwrap_or(1.0).max(1e-300)
+    }
+
+    /// The split relative divergences are measured on.
+    pub fn evaluation_split(&self) -> &'static str {
+        if self.y_test.is_empty() {
+            "train"
+        } else {
+            "test"
+        }
+    }
+
+    /// Final RMSE between two tracks on the evaluation split, divided by [`Self::target_scale`].
+    pub fn final_relative_rmse(&self, a: Track, b: Track) -> Option<f64> {
+        let i = self.pairs.iter().position(|&p| p == (a, b))?;
+        let c = self.last()?;
+        let v = if self.y_test.is_empty() {
+            Some(c.rmse_train[i])
+        } else {
+            c.rmse_test[i]
+        }?;
+        Some(v / self.target_scale())
+    }
+
     /// The last kernel checkpoint.
     pub fn last_kernel(&self) -> Option<&KernelCheckpoint> {
         self.checkpoints

@@ -127,6 +127,8 @@ struct Initial {
     probe_signals_layers: Vec<Mat<f64>>,
     theta0_probe: Mat<f64>,
     theta0_params: Vec<Vec<f64>>,
+    /// The same, concatenated (computed once).
+    theta0_flat: Vec<f64>,
     /// The network at initialisation (for the twin's input gradients).
     mlp0: Mlp,
     /// Backprop signals of the training points at θ0 (for the twin at new points).
@@ -210,6 +212,7 @@ fn initial(
                 .copied()
         })
         .collect();
+    let theta0_params = mlp.flatten_layers()?;
     Ok(Initial {
         f0_all,
         theta0,
@@ -218,7 +221,8 @@ fn initial(
         analytic_nngp: ak.nngp,
         theta0_probe: probe.total(),
         probe_signals_layers: probe.per_layer,
-        theta0_params: mlp.flatten_layers()?,
+        theta0_params: theta0_params.clone(),
+        theta0_flat: theta0_params.concat(),
         mlp0: mlp.clone(),
         s_train: s_train.clone(),
         sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,
@@ -624,7 +628,8 @@ fn input_sensitivity(
     let lin = if exp.kernel.form == KernelForm::Full || data.n_outputs == 1 {
         let beta = linalg::mat_to_rows(lock.twin.coefficients().as_ref());
         let delta = sensitivity::displacement(&init.mlp0, &data.x_train, data.n_train(), &beta)?;
-        let (total, change) = sensitivity::linearized_input_gradients(&init.mlp0, &delta, x, n)?;
+        let (total, change) =
+            sensitivity::linearized_input_gradients(&init.mlp0, &init.theta0_flat, &delta, x, n)?;
         sensitivity::mean_jacobian_norm(if lock.center { &change } else { &total }, n)
     } else {
         f64::NAN
@@ -904,7 +909,6 @@ fn kernel_figures(
     let total = ntk.total();
     let params = mlp.flatten_layers()?;
     let flat_now: Vec<f64> = params.concat();
-    let flat_init: Vec<f64> = init.theta0_params.concat();
     let lambda_max = linalg::sym_eigenvalues(total.as_ref())?
         .last()
         .copied()
@@ -923,7 +927,7 @@ fn kernel_figures(
                 .zip(&init.probe_signals_layers)
                 .map(|(a, b)| linalg::rel_frobenius(a.as_ref(), b.as_ref()))
                 .collect(),
-            param_rel_change: metrics::rel_change(&flat_now, &flat_init),
+            param_rel_change: metrics::rel_change(&flat_now, &init.theta0_flat),
             param_rel_change_per_layer: params
                 .iter()
                 .zip(&init.theta0_params)

@@ -277,13 +277,6 @@ impl SweepRow {
 
 /// The final figures of a run, named as in `sweep.csv`.
 pub fn run_figures(r: &RunRecord) -> Vec<(String, f64)> {
-    let scale = metrics::rms(if r.y_test.is_empty() {
-        &r.y_train
-    } else {
-        &r.y_test
-    })
-    .unwrap_or(1.0)
-    .max(1e-300);
     let last = r.last();
     let mut f = Vec::new();
     for (i, t) in r.tracks.iter().enumerate() {
@@ -296,19 +289,9 @@ pub fn run_figures(r: &RunRecord) -> Vec<(String, f64)> {
             last.and_then(|c| c.test_loss[i]).unwrap_or(f64::NAN),
         ));
     }
-    for (i, (a, b)) in r.pairs.iter().enumerate() {
-        if *a == Track::Network {
-            let v = last
-                .and_then(|c| {
-                    if r.y_test.is_empty() {
-                        Some(c.rmse_train[i])
-                    } else {
-                        c.rmse_test[i]
-                    }
-                })
-                .unwrap_or(f64::NAN);
-            f.push((format!("rel_rmse_{}_{}", a.name(), b.name()), v / scale));
-        }
+    for &(a, b) in r.pairs.iter().filter(|(a, _)| *a == Track::Network) {
+        let v = r.final_relative_rmse(a, b).unwrap_or(f64::NAN);
+        f.push((format!("rel_rmse_{}_{}", a.name(), b.name()), v));
     }
     if let Some(k) = r.last_kernel() {
         f.push(("ntk_rel_drift".into(), k.ntk_rel_drift));

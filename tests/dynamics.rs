@@ -461,7 +461,9 @@ fn linearized_input_gradient_matches_finite_differences() {
         assert!((e - dj).abs() < 1e-10 * (1.0 + e.abs()), "δ[{j}]");
     }
     let x = gauss(2 * d, 3);
-    let (total, _) = sensitivity::linearized_input_gradients(&mlp, &delta, &x, 2).unwrap();
+    let (total, _) =
+        sensitivity::linearized_input_gradients(&mlp, &mlp.flatten().unwrap(), &delta, &x, 2)
+            .unwrap();
     let f_lin = |xp: &[f64]| -> Vec<f64> {
         let f0 = mlp.predict(xp, 1).unwrap();
         let j = naive_jacobian(&mlp, xp, 1).unwrap();

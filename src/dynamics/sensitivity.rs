@@ -72,17 +72,18 @@ pub fn displacement(mlp0: &Mlp, x_train: &[f64], n_train: usize, beta: &[f64]) -
     Ok(flat)
 }
 
+/// `theta0` is `mlp0.flatten()`, passed in so that callers compute it once.
 /// Input gradients of the linearized model `f(x; θ0) + J(x; θ0) δ` (`[k][point·d + i]`), and of
 /// its change `J(x; θ0) δ` alone.
 pub fn linearized_input_gradients(
     mlp0: &Mlp,
+    theta0: &[f64],
     delta: &[f64],
     x: &[f64],
     n: usize,
 ) -> Result<(InputGradients, InputGradients)> {
     let g0 = input_gradients(mlp0, x, n)?;
-    let theta0 = mlp0.flatten()?;
-    let (t_norm, d_norm) = (crate::metrics::norm(&theta0), crate::metrics::norm(delta));
+    let (t_norm, d_norm) = (crate::metrics::norm(theta0), crate::metrics::norm(delta));
     if d_norm == 0.0 {
         let zero = g0.iter().map(|g| vec![0.0; g.len()]).collect();
         return Ok((g0, zero));
