@@ -24,31 +24,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Names accepted in configs (GPU backends only when compiled in).
-    pub fn names() -> String {
-        let mut v = vec!["flex", "ndarray"];
-        if cfg!(feature = "wgpu") {
-            v.push("wgpu");
-        }
-        if cfg!(feature = "cuda") {
-            v.push("cuda");
-        }
-        v.join(", ")
-    }
-
-    /// Parses a backend name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "flex" => Some(Backend::Flex),
-            "ndarray" => Some(Backend::Ndarray),
-            #[cfg(feature = "wgpu")]
-            "wgpu" => Some(Backend::Wgpu),
-            #[cfg(feature = "cuda")]
-            "cuda" => Some(Backend::Cuda),
-            _ => None,
-        }
-    }
-
     /// The config name.
     pub fn name(self) -> &'static str {
         match self {
@@ -87,15 +62,6 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// Parses a precision name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "f32" => Some(Precision::F32),
-            "f64" => Some(Precision::F64),
-            _ => None,
-        }
-    }
-
     /// The config name.
     pub fn name(self) -> &'static str {
         match self {

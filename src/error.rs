@@ -9,10 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The config file is not valid TOML, or does not match the schema (unknown key, wrong type).
-    #[error("{}: {message}", file.display())]
+    #[error("{}{}: {message}", file.display(), key.as_ref().map(|k| format!(": `{k}`")).unwrap_or_default())]
     ConfigParse {
         /// The config file.
         file: PathBuf,
+        /// The dotted key the problem concerns, when the parser's position names one.
+        key: Option<String>,
         /// The parser's message (it names line and column where it knows them).
         message: String,
     },
@@ -74,9 +76,14 @@ pub enum Error {
     /// The tensor backend failed.
     #[error("tensor backend: {0}")]
     Backend(String),
-    /// The run was interrupted (SIGINT).
-    #[error("interrupted")]
-    Interrupted,
+    /// Drawing or encoding a figure failed.
+    #[error("{}: rendering failed: {message}", path.display())]
+    Render {
+        /// The figure file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A verification of a recorded run found mismatches.
     #[error("verification failed: {0}")]
     Verify(String),

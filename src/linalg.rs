@@ -126,11 +126,6 @@ pub fn sym_eigenvalues(m: MatRef<'_, f64>) -> Result<Vec<f64>> {
         .map_err(|e| Error::Numerics(format!("eigenvalues failed: {e:?}")))
 }
 
-/// Rows `rows` of a matrix (all columns).
-pub fn select_rows(m: MatRef<'_, f64>, rows: &[usize]) -> Mat<f64> {
-    Mat::from_fn(rows.len(), m.ncols(), |i, j| m[(rows[i], j)])
-}
-
 /// Sub-block `[r0..r0+nr, c0..c0+nc]` as an owned matrix.
 pub fn block(m: MatRef<'_, f64>, r0: usize, nr: usize, c0: usize, nc: usize) -> Mat<f64> {
     m.submatrix(r0, c0, nr, nc).to_owned()

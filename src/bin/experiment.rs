@@ -9,10 +9,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use ntk_dynamics::config::{self, sweep};
 use ntk_dynamics::record::{RunRecord, RunStatus};
-use ntk_dynamics::report::{self, files, repro};
+use ntk_dynamics::report::{self, io, repro};
 use ntk_dynamics::run::{self, Progress, RunOptions};
-use ntk_dynamics::{config, data, pipeline, sweep, Error};
+use ntk_dynamics::{data, pipeline, Error};
 
 // Large tensors are allocated and freed every step; mimalloc keeps them instead of returning
 // them to the OS (glibc's malloc spent ~35% of the run in page faults).
@@ -134,7 +135,6 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut exp = config::parse_str(&text, Some(path))?;
     if let Some(seed) = cli.seed {
         exp.seed = seed;
-        exp.resolved = exp.to_spec();
     }
     let progress = CliProgress {
         quiet: cli.quiet,
@@ -190,7 +190,6 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         for p in &mut sw.points {
             p.seed = seed + (p.seed - sw.base.seed);
             p.experiment.seed = p.seed;
-            p.experiment.resolved = p.experiment.to_spec();
         }
     }
     // Check every point's data before creating anything.
@@ -198,11 +197,11 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         run::preflight(&p.experiment, &ds)?;
     }
-    let dir = files::create_sweep_dir(&sw.base.outputs.dir, &sw.base.name, cli.out.as_deref())?;
-    files::write_atomic(&dir.join("sweep.toml"), text.as_bytes())?;
+    let dir = io::create_sweep_dir(&sw.base.outputs.dir, &sw.base.name, cli.out.as_deref())?;
+    io::write_atomic(&dir.join("sweep.toml"), text.as_bytes())?;
     let interrupt = interrupt_flag();
     let quiet = cli.quiet;
-    let rows = sweep::run(&sw, &dir, Some(interrupt.clone()), &|done, total, row| {
+    let rows = pipeline::sweep::run(&sw, &dir, Some(interrupt.clone()), &|done, total, row| {
         if !quiet {
             eprintln!(
                 "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
@@ -243,55 +242,16 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The end-of-run summary: the report's final-figures and checks tables.
 fn print_summary(r: &RunRecord, dir: &Path) {
     println!("run directory: {}", dir.display());
     println!(
-        "status: {:?}   learning rate {:.5} (critical {:.5})   ‖Θ0−Θ∞‖/‖Θ∞‖ = {:.4}",
-        r.status, r.learning_rate, r.critical_learning_rate, r.init_ntk_vs_analytic
+        "status: {:?}, step {}",
+        r.status,
+        r.last().map(|c| c.step).unwrap_or(0)
     );
-    if let Some(c) = r.last() {
-        println!("step {} (t = {:.3}):", c.step, c.time);
-        for (i, t) in r.tracks.iter().enumerate() {
-            let div = r
-                .outputs_of(*t)
-                .and_then(|o| o.diverged_at_step)
-                .map(|s| format!("   DIVERGED at step {s}"))
-                .unwrap_or_default();
-            println!(
-                "  {:<17} train loss {:<12} test loss {}{div}",
-                t.name(),
-                files::fmt_f64(c.train_loss[i]),
-                c.test_loss[i]
-                    .map(files::fmt_f64)
-                    .unwrap_or_else(|| "–".into())
-            );
-        }
-        for (i, (a, b)) in r.pairs.iter().enumerate() {
-            println!(
-                "  RMSE {} vs {}: train {}  test {}",
-                a.name(),
-                b.name(),
-                files::fmt_f64(c.rmse_train[i]),
-                c.rmse_test[i]
-                    .map(files::fmt_f64)
-                    .unwrap_or_else(|| "–".into())
-            );
-        }
-    }
-    if let Some(k) = r.last_kernel() {
-        println!(
-            "  kernel drift {:.3e}   kernel distance {:.3e}   parameter change {:.3e}",
-            k.ntk_rel_drift, k.ntk_kernel_distance, k.param_rel_change
-        );
-    }
-    for c in repro::checks(r) {
-        println!(
-            "  [{}] {} = {:.3e}",
-            if c.pass { "pass" } else { "FAIL" },
-            c.name,
-            c.value
-        );
-    }
+    println!("{}", repro::final_figures_md(r));
+    println!("\n{}", repro::checks_md(r));
     let total: f64 = r.timings.iter().map(|t| t.seconds).sum();
     println!(
         "wall time {total:.2} s; report: {}",
@@ -305,7 +265,7 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
     let tmp = std::env::temp_dir().join(format!(
         "ntk-verify-{}-{}",
         std::process::id(),
-        files::utc_stamp()
+        io::utc_stamp()
     ));
     let progress = CliProgress {
         quiet,

@@ -15,9 +15,42 @@
 
 use faer::Mat;
 
-use crate::config::{DiagReg, TimeMode};
+use serde::{Deserialize, Serialize};
+
 use crate::linalg;
 use crate::Result;
+
+/// Time of the kernel predictor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeMode {
+    /// Exact discrete-time gradient descent, `(I − ηΘ/|Y|)^steps`.
+    Discrete,
+    /// Gradient flow, `exp(−ηt·Θ/|Y|)`.
+    Continuous,
+}
+
+impl TimeMode {
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeMode::Discrete => "discrete",
+            TimeMode::Continuous => "continuous",
+        }
+    }
+}
+
+/// Diagonal regulariser as neural-tangents defines it (config keys `diag_reg`,
+/// `diag_reg_absolute`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DiagReg {
+    /// The value.
+    #[serde(rename = "diag_reg")]
+    pub value: f64,
+    /// Absolute (`λ = value`) or relative (`λ = value · trace(Θ)/n`).
+    #[serde(rename = "diag_reg_absolute")]
+    pub absolute: bool,
+}
 
 /// Eigenvalues below this fraction of the largest are treated as zero in the t = ∞ solution.
 pub const PINV_RTOL: f64 = 1e-12;
@@ -108,11 +141,6 @@ impl KernelPredictor {
             lambda_max,
             condition_number,
         })
-    }
-
-    /// Eigenvalues of `Θ_r` (ascending, clamped at 0).
-    pub fn eigenvalues(&self) -> &[f64] {
-        &self.eigvals
     }
 
     /// `(train decay factor, test factor)` of one eigenvalue after `steps`.

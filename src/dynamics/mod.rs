@@ -44,11 +44,6 @@ impl MinibatchSchedule {
         }
     }
 
-    /// Whether every batch is the whole training set.
-    pub fn is_full_batch(&self) -> bool {
-        self.batch_size == self.n
-    }
-
     /// Indices of the next batch.
     pub fn next_batch(&mut self) -> Vec<usize> {
         if self.pos + self.batch_size > self.n {
@@ -131,4 +126,35 @@ pub fn cross_entropy(f: &[f64], y: &[f64], k: usize) -> Option<f64> {
             .sum::<f64>()
             / n,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minibatch_schedule_covers_each_epoch_once_and_full_batch_is_identity() {
+        let mut s = MinibatchSchedule::new(10, 3, 7);
+        // Three batches of 3 per epoch (the tenth point is dropped), all distinct.
+        let mut seen: Vec<usize> = (0..3).flat_map(|_| s.next_batch()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 9);
+        let mut again = MinibatchSchedule::new(10, 3, 7);
+        assert_eq!(again.next_batch(), MinibatchSchedule::new(10, 3, 7).next_batch());
+        assert_ne!(again.next_batch(), MinibatchSchedule::new(10, 3, 8).next_batch());
+        let mut full = MinibatchSchedule::new(5, 5, 1);
+        for _ in 0..3 {
+            assert_eq!(full.next_batch(), vec![0, 1, 2, 3, 4]);
+        }
+    }
+
+    #[test]
+    fn softmax_and_cross_entropy_of_hand_made_rows() {
+        let p = softmax(&[0.0, (2.0f64).ln()]);
+        assert!((p[0] - 1.0 / 3.0).abs() < 1e-15 && (p[1] - 2.0 / 3.0).abs() < 1e-15);
+        let ce = cross_entropy(&[0.0, (2.0f64).ln()], &[0.0, 1.0], 2).unwrap();
+        assert!((ce - (1.5f64).ln()).abs() < 1e-15);
+        assert_eq!(cross_entropy(&[], &[], 2), None);
+    }
 }

@@ -10,7 +10,7 @@ use faer::Mat;
 use rayon::prelude::*;
 
 use crate::model::{Activation, MlpConfig, Parametrization};
-use crate::ntk::quadrature::{GaussLegendre, DEFAULT_ORDER};
+use crate::ntk::quadrature::GaussLegendre;
 
 /// How Gaussian moments of the activation are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,41 +21,24 @@ pub enum MomentMethod {
     Quadrature(usize),
 }
 
-/// The architecture data the analytic kernels need.
+/// The analytic kernels of a network description: its architecture (the same [`MlpConfig`]
+/// the burn network is built from; precision and backend play no part) and how Gaussian
+/// moments are evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyticConfig {
-    /// Input features d.
-    pub input_dim: usize,
-    /// Hidden width (enters only the `standard` NTK).
-    pub width: usize,
-    /// Hidden layers L.
-    pub depth: usize,
-    /// Nonlinearity.
-    pub activation: Activation,
-    /// σ_w.
-    pub w_std: f64,
-    /// σ_b (treated as 0 without bias).
-    pub b_std: f64,
-    /// Whether layers have biases.
-    pub bias: bool,
-    /// Parametrization.
-    pub parametrization: Parametrization,
+    /// The network (`model.width` enters only the `standard` NTK).
+    pub arch: MlpConfig,
     /// Moment evaluation.
     pub method: MomentMethod,
 }
 
-impl From<&MlpConfig> for AnalyticConfig {
-    fn from(c: &MlpConfig) -> Self {
+impl AnalyticConfig {
+    /// The kernels of `arch` with moments in closed form where one exists and quadrature of
+    /// `quadrature_order` nodes per piece otherwise.
+    pub fn new(arch: &MlpConfig, quadrature_order: usize) -> Self {
         AnalyticConfig {
-            input_dim: c.input_dim,
-            width: c.width,
-            depth: c.depth,
-            activation: c.activation,
-            w_std: c.w_std,
-            b_std: c.b_std,
-            bias: c.bias,
-            parametrization: c.parametrization,
-            method: MomentMethod::Auto(DEFAULT_ORDER),
+            arch: arch.clone(),
+            method: MomentMethod::Auto(quadrature_order),
         }
     }
 }
@@ -143,8 +126,8 @@ pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64
 
 impl AnalyticConfig {
     fn bias_var(&self) -> f64 {
-        if self.bias {
-            self.b_std * self.b_std
+        if self.arch.model.bias {
+            self.arch.model.b_std * self.arch.model.b_std
         } else {
             0.0
         }
@@ -153,24 +136,24 @@ impl AnalyticConfig {
     /// `(nngp, ntk)` of one pair from its input kernel `k0 = x·x'/d` and the per-layer
     /// pre-activation variances of the two points (`qa[l]`, `qb[l]` for layers 0..=L).
     fn entry(&self, k0: f64, qa: &[f64], qb: &[f64]) -> (f64, f64) {
-        let w2 = self.w_std * self.w_std;
+        let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
-        let bias_one = if self.bias { 1.0 } else { 0.0 };
-        let d = self.input_dim as f64;
+        let bias_one = if self.arch.model.bias { 1.0 } else { 0.0 };
+        let d = self.arch.input_dim as f64;
         let mut k = w2 * k0 + b2;
-        let mut theta = match self.parametrization {
+        let mut theta = match self.arch.model.parametrization {
             Parametrization::Ntk => k,
             // mup has no infinite-width NTK limit (features move); configs reject analytic kernels
             // for it, so the standard recursion (the same finite-width kernel at init) is used.
             Parametrization::Standard | Parametrization::Mup => d * k0 + bias_one,
         };
-        for l in 0..self.depth {
-            let (e, kdot) = gaussian_moments(self.activation, qa[l], qb[l], k, self.method);
+        for l in 0..self.arch.model.depth {
+            let (e, kdot) = gaussian_moments(self.arch.model.activation, qa[l], qb[l], k, self.method);
             let k_new = w2 * e + b2;
-            theta = match self.parametrization {
+            theta = match self.arch.model.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,
                 Parametrization::Standard | Parametrization::Mup => {
-                    self.width as f64 * e + w2 * kdot * theta + bias_one
+                    self.arch.model.width as f64 * e + w2 * kdot * theta + bias_one
                 }
             };
             k = k_new;
@@ -181,12 +164,12 @@ impl AnalyticConfig {
     /// Pre-activation variances `q_l(x)`, l = 0..=L, computed with the same arithmetic as the
     /// diagonal of `K` (so that duplicate points give `qq' − K² = 0` exactly).
     fn variances(&self, x: &[f64]) -> Vec<f64> {
-        let w2 = self.w_std * self.w_std;
+        let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
         let mut q = w2 * input_kernel(x, x) + b2;
         let mut out = vec![q];
-        for _ in 0..self.depth {
-            let (e, _) = gaussian_moments(self.activation, q, q, q, self.method);
+        for _ in 0..self.arch.model.depth {
+            let (e, _) = gaussian_moments(self.arch.model.activation, q, q, q, self.method);
             q = w2 * e + b2;
             out.push(q);
         }
@@ -195,7 +178,7 @@ impl AnalyticConfig {
 
     /// NNGP and NTK between the rows of `x1` (`n1 × d`, row-major) and `x2` (`n2 × d`).
     pub fn kernels(&self, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> AnalyticKernels {
-        let d = self.input_dim;
+        let d = self.arch.input_dim;
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
         let q1: Vec<Vec<f64>> = (0..n1)

@@ -30,6 +30,26 @@ pub struct BackpropSignals {
     pub deltas: Vec<Vec<Mat<f64>>>,
 }
 
+impl BackpropSignals {
+    /// The signals of rows `0..n` (the first `n` points of the batch they were computed on).
+    pub fn head(&self, n: usize) -> BackpropSignals {
+        let head = |m: &Mat<f64>| linalg::block(m.as_ref(), 0, n, 0, m.ncols());
+        BackpropSignals {
+            inputs: self.inputs.iter().map(head).collect(),
+            deltas: self
+                .deltas
+                .iter()
+                .map(|d| d.iter().map(head).collect())
+                .collect(),
+        }
+    }
+
+    /// Number of points.
+    pub fn n_points(&self) -> usize {
+        self.inputs.first().map(|m| m.nrows()).unwrap_or(0)
+    }
+}
+
 /// The empirical NTK split by layer: `Θ = Σ_l per_layer[l]`.
 #[derive(Debug, Clone)]
 pub struct EmpiricalNtk {
@@ -87,7 +107,7 @@ fn forward_probed(
         h = if l == last {
             z
         } else {
-            mlp.config.activation.forward(z)
+            mlp.config.model.activation.forward(z)
         };
     }
     (inputs, probes, h)
@@ -139,7 +159,7 @@ pub fn ntk_from_signals(
         // Learning-rate multipliers (1 except under mup) weight each term, so that the kernel is
         // the one that governs SGD: Θ = Σ_l η_l/η · J_l J_lᵀ.
         let cw = s.weight_scale * s.weight_scale * s.weight_lr;
-        let cb = if mlp.config.bias {
+        let cb = if mlp.config.model.bias {
             s.bias_scale * s.bias_scale * s.bias_lr
         } else {
             0.0
@@ -213,10 +233,7 @@ pub fn empirical_ntk_blocked(
     block: usize,
 ) -> Result<Mat<f64>> {
     let d = mlp.config.input_dim;
-    let rpp = match form {
-        KernelForm::Full => mlp.config.n_outputs,
-        KernelForm::Trace => 1,
-    };
+    let rpp = form.rows_per_point(mlp.config.n_outputs);
     let cols = s_cols.inputs[0].nrows() * rpp;
     let mut out = Mat::zeros(n * rpp, cols);
     let block = block.max(1);

@@ -20,23 +20,19 @@ pub enum KernelForm {
 }
 
 impl KernelForm {
-    /// Names accepted in configs.
-    pub const NAMES: &'static str = "full, trace";
-
-    /// Parses a name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "full" => Some(KernelForm::Full),
-            "trace" => Some(KernelForm::Trace),
-            _ => None,
-        }
-    }
-
     /// Config name.
     pub fn name(self) -> &'static str {
         match self {
             KernelForm::Full => "full",
             KernelForm::Trace => "trace",
+        }
+    }
+
+    /// Kernel rows per data point for `k` outputs: `k` in the full form, 1 output-averaged.
+    pub fn rows_per_point(self, k: usize) -> usize {
+        match self {
+            KernelForm::Full => k,
+            KernelForm::Trace => 1,
         }
     }
 }

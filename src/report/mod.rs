@@ -1,11 +1,14 @@
-//! Reporters: they consume a [`crate::record::RunRecord`] and write files (all file IO of the
-//! library lives here).
+//! Reporters: they consume records and write files. All file IO of the library lives here:
+//! [`io`] (run directories, the atomic write), [`tables`] (CSV/JSON/NPY contents), [`plot`]
+//! (charts), [`repro`] (the reproducibility report and `--verify` hashes), [`sweep`] (sweep
+//! outputs).
 
-pub mod files;
+pub mod io;
 pub mod npy;
-pub mod plots;
+pub mod plot;
 pub mod repro;
 pub mod sweep;
+pub mod tables;
 
 use std::path::Path;
 
@@ -22,26 +25,26 @@ pub fn write_run(
     exp: &Experiment,
 ) -> Result<Vec<(String, String)>> {
     let mut hashes = Vec::new();
-    for (name, bytes) in files::data_files(record) {
-        files::write_atomic(&dir.join(&name), &bytes)?;
+    for (name, bytes) in tables::data_files(record) {
+        io::write_atomic(&dir.join(&name), &bytes)?;
         hashes.push((name, repro::sha256_hex(&bytes)));
     }
-    let plots = plots::write_all(dir, record)?;
-    for p in &plots {
-        let path = dir.join(p);
-        let bytes = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;
-        hashes.push((p.clone(), repro::sha256_hex(&bytes)));
+    let mut plots = Vec::new();
+    for (name, bytes) in plot::run_charts::render_all(record)? {
+        io::write_atomic(&dir.join(&name), &bytes)?;
+        hashes.push((name.clone(), repro::sha256_hex(&bytes)));
+        plots.push(name);
     }
     let env = repro::Environment::detect();
     let json = repro::report_json(record, exp, &env, &hashes);
-    files::write_atomic(
+    io::write_atomic(
         &dir.join("report.json"),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    files::write_atomic(
+    io::write_atomic(
         &dir.join("report.md"),
         repro::report_md(record, exp, &env, &hashes, &plots).as_bytes(),
     )?;
-    files::mark_complete(dir)?;
+    io::mark_complete(dir)?;
     Ok(hashes)
 }

@@ -32,3 +32,24 @@ pub fn encode_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_padded_to_64_and_data_is_little_endian() {
+        let b = encode_f64(&[1.0, -2.5, 3.0, 0.0, 5.0, 6.0], &[2, 3]);
+        assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+        assert!(header.contains("'descr': '<f8'") && header.contains("'shape': (2, 3)"));
+        assert!(header.ends_with('\n'));
+        let data = &b[10 + hlen..];
+        assert_eq!(data.len(), 48);
+        assert_eq!(f64::from_le_bytes(data[8..16].try_into().unwrap()), -2.5);
+        let one = encode_f64(&[7.0], &[1]);
+        assert!(std::str::from_utf8(&one[10..74]).unwrap().contains("(1,)"));
+    }
+}

@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Experiment;
 use crate::record::{RunRecord, RunStatus, Track};
-use crate::report::files;
+use crate::dynamics::Loss;
+use crate::ntk::KernelForm;
+use crate::report::tables;
 
 /// SHA-256 of bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -161,7 +163,7 @@ pub fn checks(r: &RunRecord) -> Vec<Check> {
         tolerance: 0.0,
         pass: diverged == 0,
     });
-    let nonfinite = files::has_non_finite(r);
+    let nonfinite = tables::has_non_finite(r);
     out.push(Check {
         name: "non-finite values in the recorded metrics = 0".into(),
         value: if nonfinite { 1.0 } else { 0.0 },
@@ -189,7 +191,7 @@ pub fn report_json(
         "backend": exp.model.backend.name(),
         "precision": exp.model.precision.name(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
-        "summary": files::summary_json(r),
+        "summary": tables::summary_json(r),
         "checks": checks(r),
         "notes": notes(r, exp),
         "files_sha256": file_hashes.iter().map(|(n, h)| (n.clone(), serde_json::json!(h))).collect::<serde_json::Map<_, _>>(),
@@ -199,10 +201,10 @@ pub fn report_json(
 fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
     let mut n = vec![
         "Loss L = 1/(2·N·K) Σ (f − y)² for every track; time t = learning_rate × step.".to_string(),
-        format!("Linearized twin: exact first-order Taylor model in function space with the empirical Θ0 in `{}` form{}.", r.kernel_form, if r.n_outputs > 1 && r.kernel_form == "trace" { " (output-averaged kernel: an approximation for K > 1)" } else { "" }),
-        format!("Kernel tracks: closed-form full-batch gradient descent ({} time) without momentum, at the same step count; the analytic kernel acts per output (Θ∞ ⊗ I_K).", match exp.kernel.time { crate::config::TimeMode::Discrete => "discrete", crate::config::TimeMode::Continuous => "continuous" }),
+        format!("Linearized twin: exact first-order Taylor model in function space with the empirical Θ0 in `{}` form{}.", r.kernel_form.name(), if r.n_outputs > 1 && r.kernel_form == KernelForm::Trace { " (output-averaged kernel: an approximation for K > 1)" } else { "" }),
+        format!("Kernel tracks: closed-form full-batch gradient descent ({} time) without momentum, at the same step count; the analytic kernel acts per output (Θ∞ ⊗ I_K).", exp.kernel.time.name()),
     ];
-    if r.loss == "cross_entropy" {
+    if r.loss == Loss::CrossEntropy {
         n.push("Network and linearized twin are trained with softmax cross-entropy; the kernel tracks are the MSE closed form on the one-hot targets (their cross-entropy is that of a softmax of their outputs). The *_loss columns are the half-MSE for every track, so they stay comparable.".into());
     }
     if exp.training.batch_size.is_some() || exp.training.momentum > 0.0 {
@@ -224,57 +226,33 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
     n
 }
 
-/// `report.md`.
-pub fn report_md(
-    r: &RunRecord,
-    exp: &Experiment,
-    env: &Environment,
-    file_hashes: &[(String, String)],
-    plots: &[String],
-) -> String {
-    let cfg = exp.resolved_toml();
-    let mut s = String::new();
-    s += &format!(
-        "# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n",
-        r.name,
-        r.status,
-        r.seed,
-        sha256_hex(cfg.as_bytes())
-    );
-    s += "## Environment\n\n| item | value |\n|---|---|\n";
-    s += &format!("| ntk-dynamics | {} |\n| git commit | {} |\n| tree dirty | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
-        env.crate_version, env.git_commit.as_deref().unwrap_or("(not a git checkout)"), env.git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
-    s += "## Wall time per phase\n\n| phase | seconds |\n|---|---|\n";
-    for t in &r.timings {
-        s += &format!("| {} | {:.3} |\n", t.phase, t.seconds);
-    }
-    s += &format!("\n## Final figures (step {})\n\nlearning rate η = {:.6}, critical rate η_c = 2·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.last().map(|c| c.step).unwrap_or(0), r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
+/// The final-figures section of the report (also the binary's end-of-run summary): losses per
+/// track, divergences, kernel drift, classification and the kernel tracks at t = ∞.
+pub fn final_figures_md(r: &RunRecord) -> String {
+    let mut s = format!("learning rate η = {:.6}, critical rate η_c = 2·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
     s += "| track | train loss | test loss | diverged at |\n|---|---|---|---|\n";
+    let cell = |v: Option<f64>| v.map(tables::fmt_f64).unwrap_or_else(|| "–".into());
     if let Some(c) = r.last() {
-        for (i, t) in r.tracks.iter().enumerate() {
+        for &t in &r.tracks {
             s += &format!(
                 "| {} | {} | {} | {} |\n",
                 t.name(),
-                files::fmt_f64(c.train_loss[i]),
-                c.test_loss[i]
-                    .map(files::fmt_f64)
-                    .unwrap_or_else(|| "–".into()),
-                r.outputs_of(*t)
+                cell(c.train_loss.get(t).copied()),
+                cell(c.test_loss.get(t).copied().flatten()),
+                r.outputs_of(t)
                     .and_then(|o| o.diverged_at_step)
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "–".into())
             );
         }
         s += "\n| divergence (RMSE) | train | test |\n|---|---|---|\n";
-        for (i, (a, b)) in r.pairs.iter().enumerate() {
+        for &(a, b) in &r.pairs {
             s += &format!(
                 "| {} vs {} | {} | {} |\n",
                 a.name(),
                 b.name(),
-                files::fmt_f64(c.rmse_train[i]),
-                c.rmse_test[i]
-                    .map(files::fmt_f64)
-                    .unwrap_or_else(|| "–".into())
+                cell(c.rmse_train.get((a, b)).copied()),
+                cell(c.rmse_test.get((a, b)).copied().flatten())
             );
         }
     }
@@ -282,55 +260,54 @@ pub fn report_md(
         s += &format!("\nKernel drift on the probe set: relative {:.4e}, kernel distance {:.4e}, λ_max {:.4e}; per layer {:?}.\nRelative parameter change {:.4e}; per layer {:?}.\n", k.ntk_rel_drift, k.ntk_kernel_distance, k.ntk_lambda_max, k.ntk_rel_drift_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>(), k.param_rel_change, k.param_rel_change_per_layer.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>());
     }
     if let Some(cl) = r.last().and_then(|c| c.classification.as_ref()) {
-        s += &format!(
-            "\n| accuracy ({} classes, loss `{}`) | train | test | test cross-entropy (bits) |\n|---|---|---|---|\n",
-            r.n_outputs, r.loss
-        );
-        for (i, t) in r.tracks.iter().enumerate() {
-            s += &format!(
-                "| {} | {:.4} | {} | {} |\n",
-                t.name(),
-                cl.train_accuracy[i],
-                cl.test_accuracy[i]
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_else(|| "–".into()),
-                cl.test_xent[i]
-                    .map(|v| format!("{:.4}", v / std::f64::consts::LN_2))
-                    .unwrap_or_else(|| "–".into())
-            );
-        }
-        s += "\nCross-entropy is that of a softmax of each track's outputs (for the kernel tracks, trained with MSE, a read-out rather than their training loss); for text data it is bits per character. A uniform predictor scores log2(K) bits.\n";
-        s += "\n| agreement of predicted classes | fraction |\n|---|---|\n";
-        for ((a, b), v) in r.pairs.iter().zip(&cl.agreement) {
-            s += &format!("| {} vs {} | {:.4} |\n", a.name(), b.name(), v);
-        }
-    }
-    if !r.samples.is_empty() {
-        s += "\n## Generated text\n\n";
-        for smp in &r.samples {
-            s += &format!(
-                "**{}**, {}: prompt `{}`\n\n```text\n{}\n```\n\n",
-                smp.model,
-                if smp.temperature == 0.0 {
-                    "greedy".to_string()
-                } else {
-                    format!("temperature {}", smp.temperature)
-                },
-                smp.prompt.replace('\n', "⏎"),
-                smp.text
-            );
-        }
+        s += &classification_md(r, cl);
     }
     for k in &r.kernel_solutions {
         s += &format!(
             "\n`{}` at t = ∞: test loss {}.",
             k.track.name(),
-            k.test_loss_infinite_time
-                .map(files::fmt_f64)
+            cell(k.test_loss_infinite_time)
+        );
+    }
+    s
+}
+
+fn classification_md(r: &RunRecord, cl: &crate::record::ClassCheckpoint) -> String {
+    let mut s = format!(
+        "\n| accuracy ({} classes, loss `{}`) | train | test | test cross-entropy (bits) |\n|---|---|---|---|\n",
+        r.n_outputs,
+        r.loss.name()
+    );
+    for &t in &r.tracks {
+        s += &format!(
+            "| {} | {:.4} | {} | {} |\n",
+            t.name(),
+            cl.train_accuracy.get(t).copied().unwrap_or(f64::NAN),
+            cl.test_accuracy
+                .get(t)
+                .copied()
+                .flatten()
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "–".into()),
+            cl.test_xent
+                .get(t)
+                .copied()
+                .flatten()
+                .map(|v| format!("{:.4}", v / std::f64::consts::LN_2))
                 .unwrap_or_else(|| "–".into())
         );
     }
-    s += "\n\n## Checks\n\n| check | value | tolerance | result |\n|---|---|---|---|\n";
+    s += "\nCross-entropy is that of a softmax of each track's outputs (for the kernel tracks, trained with MSE, a read-out rather than their training loss); for text data it is bits per character. A uniform predictor scores log2(K) bits.\n";
+    s += "\n| agreement of predicted classes | fraction |\n|---|---|\n";
+    for ((a, b), v) in cl.agreement.iter() {
+        s += &format!("| {} vs {} | {:.4} |\n", a.name(), b.name(), v);
+    }
+    s
+}
+
+/// The checks as a table.
+pub fn checks_md(r: &RunRecord) -> String {
+    let mut s = "| check | value | tolerance | result |\n|---|---|---|---|\n".to_string();
     for c in checks(r) {
         s += &format!(
             "| {} | {:.4e} | {} | {} |\n",
@@ -340,6 +317,65 @@ pub fn report_md(
             if c.pass { "pass" } else { "FAIL" }
         );
     }
+    s
+}
+
+fn environment_md(exp: &Experiment, env: &Environment) -> String {
+    let mut s = "## Environment\n\n| item | value |\n|---|---|\n".to_string();
+    s += &format!("| ntk-dynamics | {} |\n| git commit | {} |\n| tree dirty | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
+        env.crate_version, env.git_commit.as_deref().unwrap_or("(not a git checkout)"), env.git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
+    s
+}
+
+fn samples_md(r: &RunRecord) -> String {
+    let mut s = "\n## Generated text\n\n".to_string();
+    for smp in &r.samples {
+        s += &format!(
+            "**{}**, {}: prompt `{}`\n\n```text\n{}\n```\n\n",
+            smp.model.name(),
+            if smp.temperature == 0.0 {
+                "greedy".to_string()
+            } else {
+                format!("temperature {}", smp.temperature)
+            },
+            smp.prompt.replace('\n', "⏎"),
+            smp.text
+        );
+    }
+    s
+}
+
+/// `report.md`.
+pub fn report_md(
+    r: &RunRecord,
+    exp: &Experiment,
+    env: &Environment,
+    file_hashes: &[(String, String)],
+    plots: &[String],
+) -> String {
+    let cfg = exp.resolved_toml();
+    let mut s = format!(
+        "# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n",
+        r.name,
+        r.status,
+        r.seed,
+        sha256_hex(cfg.as_bytes())
+    );
+    s += &environment_md(exp, env);
+    s += "## Wall time per phase\n\n| phase | seconds |\n|---|---|\n";
+    for t in &r.timings {
+        s += &format!("| {} | {:.3} |\n", t.phase, t.seconds);
+    }
+    s += &format!(
+        "\n## Final figures (step {})\n\n",
+        r.last().map(|c| c.step).unwrap_or(0)
+    );
+    s += &final_figures_md(r);
+    if !r.samples.is_empty() {
+        s += &samples_md(r);
+    }
+    s += "\n\n## Checks\n\n";
+    s += &checks_md(r);
     s += "\n## Notes\n\n";
     for n in notes(r, exp) {
         s += &format!("- {n}\n");

@@ -1,6 +1,14 @@
-//! Plain records of a run: what the numerics produced, consumed by the reporters.
+//! Plain records of a run: what the numerics produced, consumed by the reporters. Values of
+//! several tracks are keyed by [`Track`] ([`PerTrack`], [`PerPair`]), never by position; the
+//! [`columns`] registry names every figure and says how to read it.
+
+pub mod columns;
+pub mod sweep;
 
 use serde::Serialize;
+
+use crate::dynamics::Loss;
+use crate::ntk::KernelForm;
 
 /// A trained or solved track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -14,6 +22,56 @@ pub enum Track {
     KernelAnalytic,
     /// Kernel regression with the empirical NTK Θ0.
     KernelEmpirical,
+}
+
+/// Two tracks compared (the first is the reference, e.g. the network).
+pub type Pair = (Track, Track);
+
+/// Values keyed by something (a track, a pair of tracks), in column order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Keyed<K, T>(pub Vec<(K, T)>);
+
+/// One value per track.
+pub type PerTrack<T> = Keyed<Track, T>;
+
+/// One value per pair of tracks.
+pub type PerPair<T> = Keyed<Pair, T>;
+
+impl<K: Copy + PartialEq, T> Keyed<K, T> {
+    /// The value of `key`.
+    pub fn get(&self, key: K) -> Option<&T> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The value of `key`, mutably.
+    pub fn get_mut(&mut self, key: K) -> Option<&mut T> {
+        self.0.iter_mut().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// `(key, value)` in column order.
+    pub fn iter(&self) -> impl Iterator<Item = (K, &T)> {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// The keys in column order.
+    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.0.iter().map(|(k, _)| *k)
+    }
+
+    /// The values in column order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// The same keys with `f` applied to each value.
+    pub fn map<U>(&self, mut f: impl FnMut(K, &T) -> U) -> Keyed<K, U> {
+        Keyed(self.0.iter().map(|(k, v)| (*k, f(*k, v))).collect())
+    }
+
+    /// Builds values for the given keys.
+    pub fn from_keys(keys: impl IntoIterator<Item = K>, mut f: impl FnMut(K) -> T) -> Self {
+        Keyed(keys.into_iter().map(|k| (k, f(k))).collect())
+    }
 }
 
 impl Track {
@@ -45,21 +103,31 @@ pub struct KernelCheckpoint {
     pub param_rel_change_per_layer: Vec<f64>,
 }
 
-/// Classification figures at a checkpoint (per track in [`RunRecord::tracks`] order).
+/// Classification figures at a checkpoint.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ClassCheckpoint {
     /// Train accuracy (argmax of outputs vs argmax of targets).
-    pub train_accuracy: Vec<f64>,
+    pub train_accuracy: PerTrack<f64>,
     /// Test accuracy.
-    pub test_accuracy: Vec<Option<f64>>,
+    pub test_accuracy: PerTrack<Option<f64>>,
     /// Softmax cross-entropy of the outputs on train (nats; for kernel tracks a softmax of their
     /// outputs, which were trained with MSE).
-    pub train_xent: Vec<f64>,
+    pub train_xent: PerTrack<f64>,
     /// Same on test.
-    pub test_xent: Vec<Option<f64>>,
+    pub test_xent: PerTrack<Option<f64>>,
     /// Fraction of test points (train without test points) where the two tracks of each pair
     /// predict the same class.
-    pub agreement: Vec<f64>,
+    pub agreement: PerPair<f64>,
+}
+
+/// Mean input-Jacobian norm `‖∂f/∂x‖_F` on up to 32 test points (train points without test
+/// points) of the reported predictor (`f − f0` when centring).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct InputSensitivity {
+    /// Of the network.
+    pub network: f64,
+    /// Of the linearized twin (NaN with an output-averaged kernel and K > 1).
+    pub linearized: f64,
 }
 
 /// Figures at one checkpoint.
@@ -69,22 +137,20 @@ pub struct Checkpoint {
     pub step: u64,
     /// t = η · step.
     pub time: f64,
-    /// Train loss per track (in [`RunRecord::tracks`] order).
-    pub train_loss: Vec<f64>,
+    /// Train loss per track.
+    pub train_loss: PerTrack<f64>,
     /// Test loss per track (None without test points).
-    pub test_loss: Vec<Option<f64>>,
+    pub test_loss: PerTrack<Option<f64>>,
     /// RMSE between the tracks of each pair, train.
-    pub rmse_train: Vec<f64>,
+    pub rmse_train: PerPair<f64>,
     /// RMSE between the tracks of each pair, test.
-    pub rmse_test: Vec<Option<f64>>,
+    pub rmse_test: PerPair<Option<f64>>,
     /// Kernel figures, at kernel checkpoints.
     pub kernel: Option<KernelCheckpoint>,
     /// Accuracy figures for one-hot classification data.
     pub classification: Option<ClassCheckpoint>,
-    /// Mean input-Jacobian norm `‖∂f/∂x‖_F` on up to 32 test points (train points without test
-    /// points), of the reported predictor (`f − f0` when centring): `[network, linearized]`
-    /// (linearized NaN with an output-averaged kernel and K > 1).
-    pub input_grad_norm: [f64; 2],
+    /// Input sensitivity of the network and of its twin.
+    pub sensitivity: InputSensitivity,
 }
 
 /// Final outputs of one track.
@@ -165,7 +231,7 @@ pub struct RunRecord {
     /// Tracks in column order.
     pub tracks: Vec<Track>,
     /// Track pairs in column order.
-    pub pairs: Vec<(Track, Track)>,
+    pub pairs: Vec<Pair>,
     /// Checkpoints.
     pub checkpoints: Vec<Checkpoint>,
     /// Number of dense layers.
@@ -217,11 +283,11 @@ pub struct RunRecord {
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
     /// Which kernel form the linearized twin used.
-    pub kernel_form: String,
+    pub kernel_form: KernelForm,
     /// Class labels when the targets are one-hot classes.
     pub classes: Option<Vec<String>>,
-    /// Loss of the network and the twin (`mse` or `cross_entropy`).
-    pub loss: String,
+    /// Loss of the network and the twin.
+    pub loss: Loss,
     /// Text generated by the trained models (text data only).
     pub samples: Vec<TextSample>,
 }
@@ -229,8 +295,8 @@ pub struct RunRecord {
 /// Text generated from a prompt by one model.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TextSample {
-    /// `network` or `linearized`.
-    pub model: String,
+    /// [`Track::Network`] or [`Track::Linearized`].
+    pub model: Track,
     /// 0 = greedy, else the softmax temperature.
     pub temperature: f64,
     /// Prompt (the first held-out characters).
@@ -240,11 +306,6 @@ pub struct TextSample {
 }
 
 impl RunRecord {
-    /// Index of a track.
-    pub fn track_index(&self, t: Track) -> Option<usize> {
-        self.tracks.iter().position(|&x| x == t)
-    }
-
     /// Final outputs of a track.
     pub fn outputs_of(&self, t: Track) -> Option<&TrackOutputs> {
         self.outputs.iter().find(|o| o.track == t)
@@ -277,14 +338,36 @@ impl RunRecord {
 
     /// Final RMSE between two tracks on the evaluation split, divided by [`Self::target_scale`].
     pub fn final_relative_rmse(&self, a: Track, b: Track) -> Option<f64> {
-        let i = self.pairs.iter().position(|&p| p == (a, b))?;
         let c = self.last()?;
         let v = if self.y_test.is_empty() {
-            Some(c.rmse_train[i])
+            c.rmse_train.get((a, b)).copied()
         } else {
-            c.rmse_test[i]
+            c.rmse_test.get((a, b)).copied().flatten()
         }?;
         Some(v / self.target_scale())
+    }
+
+    /// Number of training points.
+    pub fn n_train(&self) -> usize {
+        self.x_train.len() / self.input_dim.max(1)
+    }
+
+    /// Number of test points.
+    pub fn n_test(&self) -> usize {
+        self.x_test.len() / self.input_dim.max(1)
+    }
+
+    /// λ_max(Θ_final)/λ_max(Θ0) on the probe set.
+    pub fn lambda_ratio(&self) -> f64 {
+        let ks: Vec<f64> = self
+            .checkpoints
+            .iter()
+            .filter_map(|c| c.kernel.as_ref().map(|k| k.ntk_lambda_max))
+            .collect();
+        match (ks.first(), ks.last()) {
+            (Some(a), Some(b)) if *a > 0.0 => b / a,
+            _ => f64::NAN,
+        }
     }
 
     /// The last kernel checkpoint.

@@ -1,10 +1,14 @@
-//! One experiment into one directory: load data, check, create the run directory, compute, write.
+//! From a checked config to files on disk: one experiment into one fresh run directory (load
+//! data, check, create the directory, compute, write), and a sweep's points each into its own
+//! ([`sweep`]).
+
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Experiment;
 use crate::record::RunRecord;
-use crate::report::{self, files};
+use crate::report::{self, io};
 use crate::run::{self, RunOptions};
 use crate::{data, Error, Result};
 
@@ -18,7 +22,7 @@ pub fn run_into(
 ) -> Result<(RunRecord, PathBuf)> {
     let ds = data::load(&exp.data, exp.seed)?;
     run::preflight(exp, &ds)?;
-    let dir = files::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
+    let dir = io::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
     let record = run::execute(exp, &ds, opts).map_err(|e| match e {
         Error::Numerics(m) => Error::Numerics(format!(
             "{m} (partial outputs in {}, marked INCOMPLETE)",

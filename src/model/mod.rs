@@ -1,4 +1,6 @@
-//! The burn MLP: `input_dim → width × depth hidden layers → n_outputs`.
+//! The network: the checked model description ([`ModelSettings`], the `[model]` table), the
+//! burn MLP `input_dim → width × depth hidden layers → n_outputs` built from it, and its
+//! activations ([`activation`]).
 //!
 //! Parametrizations follow neural-tangents exactly (see `NTK_CONVENTIONS.md`):
 //! - [`Parametrization::Ntk`]: `z = (σ_w/√n_in)·h·W + σ_b·b` with `W, b ~ N(0, 1)` trainable;
@@ -7,241 +9,17 @@
 //! Parameters are plain (non-autodiff) burn tensors; a training step or a kernel computation
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
 
-use burn::tensor::{activation, DType, Device, Tensor, TensorData};
+pub mod activation;
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+pub use activation::Activation;
+
 use crate::backend::{Backend, Precision};
 use crate::{Error, Result};
-
-/// Elementwise nonlinearity.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum Activation {
-    /// max(x, 0)
-    Relu,
-    /// x for x > 0, α·x otherwise
-    LeakyRelu {
-        /// negative slope
-        alpha: f64,
-    },
-    /// |x|
-    Abs,
-    /// erf(x)
-    Erf,
-    /// x·Φ(x) (exact GELU)
-    Gelu,
-    /// sin(x)
-    Sin,
-    /// cos(x)
-    Cos,
-    /// tanh(x)
-    Tanh,
-    /// ln(1 + eˣ)
-    Softplus,
-    /// x
-    Identity,
-}
-
-impl Activation {
-    /// Names accepted in configs.
-    pub const NAMES: &'static str =
-        "relu, leaky_relu, abs, erf, gelu, sin, cos, tanh, softplus, identity";
-
-    /// Parses a name (and the leaky-ReLU slope).
-    pub fn parse(name: &str, alpha: Option<f64>) -> Option<Self> {
-        Some(match name {
-            "relu" => Activation::Relu,
-            "leaky_relu" => Activation::LeakyRelu {
-                alpha: alpha.unwrap_or(0.01),
-            },
-            "abs" => Activation::Abs,
-            "erf" => Activation::Erf,
-            "gelu" => Activation::Gelu,
-            "sin" => Activation::Sin,
-            "cos" => Activation::Cos,
-            "tanh" => Activation::Tanh,
-            "softplus" => Activation::Softplus,
-            "identity" => Activation::Identity,
-            _ => return None,
-        })
-    }
-
-    /// Config name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::LeakyRelu { .. } => "leaky_relu",
-            Activation::Abs => "abs",
-            Activation::Erf => "erf",
-            Activation::Gelu => "gelu",
-            Activation::Sin => "sin",
-            Activation::Cos => "cos",
-            Activation::Tanh => "tanh",
-            Activation::Softplus => "softplus",
-            Activation::Identity => "identity",
-        }
-    }
-
-    /// Every activation (leaky ReLU with α = 0.1), for tests.
-    pub fn all() -> Vec<Activation> {
-        vec![
-            Activation::Relu,
-            Activation::LeakyRelu { alpha: 0.1 },
-            Activation::Abs,
-            Activation::Erf,
-            Activation::Gelu,
-            Activation::Sin,
-            Activation::Cos,
-            Activation::Tanh,
-            Activation::Softplus,
-            Activation::Identity,
-        ]
-    }
-
-    /// Applies φ to a tensor (autodiff flows through).
-    pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Activation::Relu => activation::relu(x),
-            Activation::LeakyRelu { alpha } => activation::leaky_relu(x, alpha),
-            Activation::Abs => x.abs(),
-            Activation::Erf => x.erf(),
-            Activation::Gelu => activation::gelu(x),
-            Activation::Sin => x.sin(),
-            Activation::Cos => x.cos(),
-            Activation::Tanh => x.tanh(),
-            Activation::Softplus => activation::softplus(x, 1.0),
-            Activation::Identity => x,
-        }
-    }
-
-    /// φ(x) in f64.
-    pub fn value(self, x: f64) -> f64 {
-        match self {
-            Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu { alpha } => {
-                if x > 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
-            Activation::Abs => x.abs(),
-            Activation::Erf => erf(x),
-            Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
-            Activation::Sin => x.sin(),
-            Activation::Cos => x.cos(),
-            Activation::Tanh => x.tanh(),
-            Activation::Softplus => {
-                if x > 30.0 {
-                    x
-                } else {
-                    x.exp().ln_1p()
-                }
-            }
-            Activation::Identity => x,
-        }
-    }
-
-    /// φ'(x) in f64 (the a.e. derivative for kinked activations).
-    pub fn derivative(self, x: f64) -> f64 {
-        match self {
-            Activation::Relu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::LeakyRelu { alpha } => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    alpha
-                }
-            }
-            Activation::Abs => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    -1.0
-                }
-            }
-            Activation::Erf => 2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp(),
-            Activation::Gelu => {
-                let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
-                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                cdf + x * pdf
-            }
-            Activation::Sin => x.cos(),
-            Activation::Cos => -x.sin(),
-            Activation::Tanh => 1.0 - x.tanh().powi(2),
-            Activation::Softplus => 1.0 / (1.0 + (-x).exp()),
-            Activation::Identity => 1.0,
-        }
-    }
-}
-
-/// erf in f64 (W. J. Cody's rational approximations via libm-quality series; |error| < 1e-15).
-pub fn erf(x: f64) -> f64 {
-    // erf via the complementary function for |x| >= 0.5, Taylor series below.
-    let ax = x.abs();
-    if ax < 0.5 {
-        // Maclaurin series, converges fast for small |x|.
-        let x2 = x * x;
-        let mut term = x;
-        let mut sum = x;
-        let mut n = 0.0;
-        loop {
-            n += 1.0;
-            term *= -x2 / n;
-            let add = term / (2.0 * n + 1.0);
-            sum += add;
-            if add.abs() < 1e-17 * sum.abs() {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        let c = erfc_pos(ax);
-        if x > 0.0 {
-            1.0 - c
-        } else {
-            c - 1.0
-        }
-    }
-}
-
-/// erfc(x) for x ≥ 0.5 by a continued fraction (Lentz), accurate to ~1e-16 relative.
-fn erfc_pos(x: f64) -> f64 {
-    if x > 27.0 {
-        return 0.0;
-    }
-    // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + 2/(x + ...)))))
-    let tiny = 1e-300;
-    let mut f = x;
-    let mut c = x;
-    let mut d = 0.0;
-    for i in 1..500 {
-        let a = i as f64 / 2.0;
-        d = x + a * d;
-        if d.abs() < tiny {
-            d = tiny;
-        }
-        c = x + a / c;
-        if c.abs() < tiny {
-            c = tiny;
-        }
-        d = 1.0 / d;
-        let delta = c * d;
-        f *= delta;
-        if (delta - 1.0).abs() < 1e-16 {
-            break;
-        }
-    }
-    (-x * x).exp() / std::f64::consts::PI.sqrt() / f
-}
 
 /// How the dense layers scale their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,19 +38,6 @@ pub enum Parametrization {
 }
 
 impl Parametrization {
-    /// Names accepted in configs.
-    pub const NAMES: &'static str = "ntk, standard, mup";
-
-    /// Parses a name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "ntk" => Some(Parametrization::Ntk),
-            "standard" => Some(Parametrization::Standard),
-            "mup" => Some(Parametrization::Mup),
-            _ => None,
-        }
-    }
-
     /// Config name.
     pub fn name(self) -> &'static str {
         match self {
@@ -283,17 +48,15 @@ impl Parametrization {
     }
 }
 
-/// Architecture and initialisation of an MLP; [`MlpConfig::init`] builds the [`Mlp`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MlpConfig {
-    /// Input features d.
-    pub input_dim: usize,
+/// The checked `[model]` table: one description from which both the burn network
+/// ([`MlpConfig::init`]) and the analytic kernels ([`crate::ntk::analytic`]) are built. Field
+/// names and serialisation are those of the config file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSettings {
     /// Hidden width n.
     pub width: usize,
     /// Number of hidden layers L (≥ 1).
     pub depth: usize,
-    /// Outputs K.
-    pub n_outputs: usize,
     /// Nonlinearity after every hidden layer.
     pub activation: Activation,
     /// σ_w.
@@ -308,6 +71,18 @@ pub struct MlpConfig {
     pub precision: Precision,
     /// burn backend.
     pub backend: Backend,
+}
+
+/// A [`ModelSettings`] on a data set's input and output sizes; [`MlpConfig::init`] builds the
+/// [`Mlp`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpConfig {
+    /// Input features d.
+    pub input_dim: usize,
+    /// Outputs K.
+    pub n_outputs: usize,
+    /// Width, depth, activation, scales, parametrization, precision and backend.
+    pub model: ModelSettings,
 }
 
 /// Shape and scale constants of one dense layer.
@@ -351,26 +126,26 @@ pub struct Mlp {
 impl MlpConfig {
     /// Number of dense layers (hidden layers + readout).
     pub fn n_layers(&self) -> usize {
-        self.depth + 1
+        self.model.depth + 1
     }
 
     /// Layer shapes and scale constants.
     pub fn shapes(&self) -> Vec<LayerShape> {
         (0..self.n_layers())
             .map(|l| {
-                let n_in = if l == 0 { self.input_dim } else { self.width };
-                let n_out = if l == self.depth {
+                let n_in = if l == 0 { self.input_dim } else { self.model.width };
+                let n_out = if l == self.model.depth {
                     self.n_outputs
                 } else {
-                    self.width
+                    self.model.width
                 };
-                let (weight_scale, bias_scale) = match self.parametrization {
-                    Parametrization::Ntk => (self.w_std / (n_in as f64).sqrt(), self.b_std),
+                let (weight_scale, bias_scale) = match self.model.parametrization {
+                    Parametrization::Ntk => (self.model.w_std / (n_in as f64).sqrt(), self.model.b_std),
                     Parametrization::Standard | Parametrization::Mup => (1.0, 1.0),
                 };
-                let (weight_lr, bias_lr) = match self.parametrization {
+                let (weight_lr, bias_lr) = match self.model.parametrization {
                     Parametrization::Mup if l == 0 => (n_out as f64, n_out as f64),
-                    Parametrization::Mup if l == self.depth => (1.0 / n_in as f64, n_out as f64),
+                    Parametrization::Mup if l == self.model.depth => (1.0 / n_in as f64, n_out as f64),
                     Parametrization::Mup => (1.0, n_out as f64),
                     _ => (1.0, 1.0),
                 };
@@ -390,7 +165,7 @@ impl MlpConfig {
     pub fn n_params(&self) -> usize {
         self.shapes()
             .iter()
-            .map(|s| s.n_in * s.n_out + if self.bias { s.n_out } else { 0 })
+            .map(|s| s.n_in * s.n_out + if self.model.bias { s.n_out } else { 0 })
             .sum()
     }
 
@@ -402,21 +177,21 @@ impl MlpConfig {
         let flat: Vec<f64> = {
             let mut v = Vec::with_capacity(self.n_params());
             for (l, s) in shapes.iter().enumerate() {
-                let w_std = match self.parametrization {
+                let w_std = match self.model.parametrization {
                     Parametrization::Ntk => 1.0,
-                    Parametrization::Standard => self.w_std / (s.n_in as f64).sqrt(),
-                    Parametrization::Mup if l == self.depth => self.w_std / s.n_in as f64,
-                    Parametrization::Mup => self.w_std / (s.n_in as f64).sqrt(),
+                    Parametrization::Standard => self.model.w_std / (s.n_in as f64).sqrt(),
+                    Parametrization::Mup if l == self.model.depth => self.model.w_std / s.n_in as f64,
+                    Parametrization::Mup => self.model.w_std / (s.n_in as f64).sqrt(),
                 };
-                let b_std = match self.parametrization {
+                let b_std = match self.model.parametrization {
                     Parametrization::Ntk => 1.0,
-                    Parametrization::Standard | Parametrization::Mup => self.b_std,
+                    Parametrization::Standard | Parametrization::Mup => self.model.b_std,
                 };
                 for _ in 0..s.n_in * s.n_out {
                     let z: f64 = StandardNormal.sample(&mut rng);
                     v.push(w_std * z);
                 }
-                if self.bias {
+                if self.model.bias {
                     for _ in 0..s.n_out {
                         let z: f64 = StandardNormal.sample(&mut rng);
                         v.push(b_std * z);
@@ -429,7 +204,7 @@ impl MlpConfig {
             config: self.clone(),
             shapes,
             params: Vec::new(),
-            device: self.backend.device(),
+            device: self.model.backend.device(),
         };
         mlp.params = mlp.unflatten(&flat);
         mlp
@@ -468,7 +243,7 @@ impl Mlp {
 
     /// dtype of the network's tensors.
     pub fn dtype(&self) -> DType {
-        self.config.precision.dtype()
+        self.config.model.precision.dtype()
     }
 
     /// Builds an input tensor `[n, d]` from row-major f64 values.
@@ -499,7 +274,7 @@ impl Mlp {
             h = if l == last {
                 z
             } else {
-                self.config.activation.forward(z)
+                self.config.model.activation.forward(z)
             };
         }
         h
@@ -574,7 +349,7 @@ impl Mlp {
                     &self.device,
                 );
                 offset += nw;
-                let bias = if self.config.bias {
+                let bias = if self.config.model.bias {
                     let b = tensor_from_f64(
                         &flat[offset..offset + s.n_out],
                         [s.n_out],

@@ -1,0 +1,451 @@
+//! Validation, once, of each `[section]` of the schema into its checked type (the linfa
+//! `Params → ValidParams` idea). Errors name the dotted key, the value and what is allowed;
+//! the file and line are added by [`super::parse_str`].
+
+use std::path::PathBuf;
+
+use crate::data::{
+    CsvSource, DataConfig, DataSource, OneHot, SineSource, TeacherSource, TextSource,
+    DEFAULT_N_TEST, DEFAULT_N_TRAIN,
+};
+use crate::dynamics::kernel::DiagReg;
+use crate::dynamics::Loss;
+use crate::model::{ModelSettings, Parametrization};
+use crate::{Error, Result};
+
+use super::defaults as def;
+use super::schema::*;
+use super::{KernelConfig, LearningRate, LoggingConfig, OutputsConfig, TrainingConfig};
+
+fn positive(key: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::value(key, v, "a finite number > 0"))
+    }
+}
+
+fn non_negative(key: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::value(key, v, "a finite number >= 0"))
+    }
+}
+
+fn at_least(key: &str, v: usize, min: usize) -> Result<usize> {
+    if v >= min {
+        Ok(v)
+    } else {
+        Err(Error::value(key, v, format!("an integer >= {min}")))
+    }
+}
+
+fn in_range(key: &str, v: usize, lo: usize, hi: usize) -> Result<usize> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::value(key, v, format!("an integer in [{lo}, {hi}]")))
+    }
+}
+
+fn fraction(key: &str, v: f64, allowed: &str, ok: impl Fn(f64) -> bool) -> Result<f64> {
+    if v.is_finite() && ok(v) {
+        Ok(v)
+    } else {
+        Err(Error::value(key, v, allowed))
+    }
+}
+
+fn required<T>(key: &str, v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| Error::value(key, "(missing)", what))
+}
+
+impl ExperimentSpec {
+    /// Name and seed.
+    pub fn check(&self) -> Result<(String, u64)> {
+        let n = &self.name;
+        let ok_chars = n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if n.is_empty() || !ok_chars || n.starts_with('.') || n.len() > def::MAX_NAME_LEN {
+            return Err(Error::value(
+                "experiment.name",
+                format!("{n:?}"),
+                format!(
+                    "a non-empty name of at most {} letters, digits, '_', '-', '.' (not starting with '.')",
+                    def::MAX_NAME_LEN
+                ),
+            ));
+        }
+        Ok((n.clone(), self.seed.unwrap_or(def::SEED)))
+    }
+}
+
+fn sample_counts(n_train: Option<usize>, n_test: Option<usize>) -> Result<(usize, usize)> {
+    Ok((
+        at_least("data.n_train", n_train.unwrap_or(DEFAULT_N_TRAIN), 1)?,
+        n_test.unwrap_or(DEFAULT_N_TEST),
+    ))
+}
+
+impl DataSpec {
+    /// The checked `[data]` table.
+    pub fn check(&self) -> Result<DataConfig> {
+        let (source, n_train, n_test) = match self {
+            DataSpec::Sine(s) => {
+                let frequency = s.frequency.unwrap_or(def::SINE_FREQUENCY);
+                if !frequency.is_finite() {
+                    return Err(Error::value("data.frequency", frequency, "a finite number"));
+                }
+                let interval = s.interval.unwrap_or(def::SINE_INTERVAL);
+                if !(interval[0].is_finite() && interval[1].is_finite() && interval[0] < interval[1])
+                {
+                    return Err(Error::value(
+                        "data.interval",
+                        format!("{interval:?}"),
+                        "[lo, hi] with finite lo < hi",
+                    ));
+                }
+                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+                let noise = non_negative("data.noise", s.noise.unwrap_or(0.0))?;
+                let src = SineSource {
+                    frequency,
+                    interval,
+                    noise,
+                };
+                (DataSource::Sine(src), Some(n_train), Some(n_test))
+            }
+            DataSpec::Teacher(s) => {
+                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+                let src = TeacherSource {
+                    input_dim: at_least(
+                        "data.input_dim",
+                        s.input_dim.unwrap_or(def::TEACHER_INPUT_DIM),
+                        1,
+                    )?,
+                    teacher_width: at_least(
+                        "data.teacher_width",
+                        s.teacher_width.unwrap_or(def::TEACHER_WIDTH),
+                        1,
+                    )?,
+                    noise: non_negative("data.noise", s.noise.unwrap_or(0.0))?,
+                };
+                (DataSource::Teacher(src), Some(n_train), Some(n_test))
+            }
+            DataSpec::Text(s) => {
+                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+                let src = TextSource {
+                    path: required(
+                        "data.path",
+                        s.path.clone(),
+                        "a text file path is required for data.kind = \"text\"",
+                    )?,
+                    context: at_least("data.context", s.context.unwrap_or(def::TEXT_CONTEXT), 1)?,
+                    lowercase: s.lowercase.unwrap_or(true),
+                    test_fraction: fraction(
+                        "data.test_fraction",
+                        s.test_fraction.unwrap_or(def::TEXT_TEST_FRACTION),
+                        "a fraction in (0, 1) for data.kind = \"text\"",
+                        |f| f > 0.0 && f < 1.0,
+                    )?,
+                };
+                (DataSource::Text(src), Some(n_train), Some(n_test))
+            }
+            DataSpec::Csv(s) => {
+                if let Some(n) = s.n_train {
+                    at_least("data.n_train", n, 1)?;
+                }
+                (DataSource::Csv(s.check()?), s.n_train, s.n_test)
+            }
+        };
+        Ok(DataConfig {
+            source,
+            n_train,
+            n_test,
+        })
+    }
+}
+
+impl CsvSpec {
+    fn check(&self) -> Result<CsvSource> {
+        let path: PathBuf = required(
+            "data.path",
+            self.path.clone(),
+            "a CSV file path is required for data.kind = \"csv\"",
+        )?;
+        let target = required(
+            "data.target",
+            self.target.clone(),
+            "a list of target column names is required for data.kind = \"csv\"",
+        )?;
+        if target.is_empty() {
+            return Err(Error::value(
+                "data.target",
+                "[]",
+                "at least one target column",
+            ));
+        }
+        if self.test_path.is_some() && self.test_fraction.is_some_and(|f| f != 0.0) {
+            return Err(Error::value(
+                "data.test_fraction",
+                self.test_fraction.unwrap_or_default(),
+                "0 (or absent) when data.test_path is given",
+            ));
+        }
+        let default_fraction = if self.test_path.is_some() {
+            0.0
+        } else {
+            def::CSV_TEST_FRACTION
+        };
+        let test_fraction = fraction(
+            "data.test_fraction",
+            self.test_fraction.unwrap_or(default_fraction),
+            "a number in [0, 1)",
+            |f| (0.0..1.0).contains(&f),
+        )?;
+        let one_hot = if self.one_hot.unwrap_or(false) {
+            if target.len() != 1 {
+                return Err(Error::value(
+                    "data.target",
+                    format!("{target:?}"),
+                    "exactly one label column with data.one_hot = true",
+                ));
+            }
+            let v = self.one_hot_values.unwrap_or(def::ONE_HOT_VALUES);
+            if !(v[0].is_finite() && v[1].is_finite() && v[0] != v[1]) {
+                return Err(Error::value(
+                    "data.one_hot_values",
+                    format!("{v:?}"),
+                    "[on, off] with finite, different values",
+                ));
+            }
+            let label_noise = fraction(
+                "data.label_noise",
+                self.label_noise.unwrap_or(0.0),
+                "a fraction in [0, 1]",
+                |f| (0.0..=1.0).contains(&f),
+            )?;
+            Some(OneHot {
+                enabled: true,
+                values: v,
+                label_noise,
+            })
+        } else {
+            for (key, present) in [
+                ("data.one_hot_values", self.one_hot_values.is_some()),
+                ("data.label_noise", self.label_noise.is_some()),
+            ] {
+                if present {
+                    return Err(Error::value(
+                        key,
+                        "(set)",
+                        "only valid with data.one_hot = true",
+                    ));
+                }
+            }
+            None
+        };
+        Ok(CsvSource {
+            path,
+            test_path: self.test_path.clone(),
+            target,
+            standardize: self.standardize.unwrap_or(true),
+            test_fraction,
+            shuffle: self.shuffle.unwrap_or(true),
+            feature_scale: positive("data.feature_scale", self.feature_scale.unwrap_or(1.0))?,
+            noise: non_negative("data.noise", self.noise.unwrap_or(0.0))?,
+            one_hot,
+        })
+    }
+}
+
+impl ModelSpec {
+    /// The checked `[model]` table.
+    pub fn check(&self) -> Result<ModelSettings> {
+        Ok(ModelSettings {
+            width: in_range("model.width", self.width.unwrap_or(def::WIDTH), 1, def::MAX_WIDTH)?,
+            depth: in_range("model.depth", self.depth.unwrap_or(def::DEPTH), 1, def::MAX_DEPTH)?,
+            activation: self.activation.unwrap_or(def::ACTIVATION),
+            w_std: positive("model.w_std", self.w_std.unwrap_or(def::W_STD))?,
+            b_std: non_negative("model.b_std", self.b_std.unwrap_or(def::B_STD))?,
+            bias: self.bias.unwrap_or(def::BIAS),
+            parametrization: self.parametrization.unwrap_or(def::PARAMETRIZATION),
+            precision: self.precision.unwrap_or(def::PRECISION),
+            backend: self.backend.unwrap_or(def::BACKEND),
+        })
+    }
+}
+
+impl TrainingSpec {
+    /// The checked `[training]` table; `n_train` (when the config fixes it) bounds the batch.
+    pub fn check(&self, n_train: Option<usize>) -> Result<TrainingConfig> {
+        let learning_rate = match (self.learning_rate, self.lr_scale) {
+            (Some(_), Some(s)) => {
+                return Err(Error::value(
+                    "training.lr_scale",
+                    s,
+                    "either training.learning_rate or training.lr_scale, not both",
+                ))
+            }
+            (_, Some(s)) => LearningRate::CriticalMultiple(positive("training.lr_scale", s)?),
+            (lr, None) => LearningRate::Absolute(positive(
+                "training.learning_rate",
+                lr.unwrap_or(def::LEARNING_RATE),
+            )?),
+        };
+        let momentum = fraction(
+            "training.momentum",
+            self.momentum.unwrap_or(def::MOMENTUM),
+            "a number in [0, 1)",
+            |m| (0.0..1.0).contains(&m),
+        )?;
+        let steps = self.steps.unwrap_or(def::STEPS);
+        if steps > def::MAX_STEPS {
+            return Err(Error::value(
+                "training.steps",
+                steps,
+                format!("an integer in [0, {}]", def::MAX_STEPS),
+            ));
+        }
+        let batch_size = match self.batch_size {
+            Some(b) => Some(in_range(
+                "training.batch_size",
+                b,
+                1,
+                n_train.unwrap_or(usize::MAX),
+            )
+            .map_err(|_| match n_train {
+                Some(n) => Error::value(
+                    "training.batch_size",
+                    b,
+                    format!("an integer in [1, data.n_train = {n}]"),
+                ),
+                None => Error::value("training.batch_size", b, "an integer >= 1"),
+            })?),
+            None => None,
+        };
+        let loss = self.loss.unwrap_or(def::LOSS);
+        let center_outputs = self.center_outputs.unwrap_or(def::CENTER_OUTPUTS);
+        if center_outputs && loss == Loss::CrossEntropy {
+            return Err(Error::value(
+                "training.center_outputs",
+                true,
+                "false with training.loss = \"cross_entropy\" (targets must stay probabilities)",
+            ));
+        }
+        Ok(TrainingConfig {
+            learning_rate,
+            steps,
+            batch_size,
+            momentum,
+            center_outputs,
+            max_loss: positive("training.max_loss", self.max_loss.unwrap_or(def::MAX_LOSS))?,
+            loss,
+        })
+    }
+}
+
+impl KernelSpec {
+    /// The checked `[kernel]` table.
+    pub fn check(
+        &self,
+        parametrization: Parametrization,
+        n_train: Option<usize>,
+    ) -> Result<KernelConfig> {
+        let solutions = self
+            .solutions
+            .clone()
+            .unwrap_or_else(|| def::SOLUTIONS.to_vec());
+        for (i, s) in solutions.iter().enumerate() {
+            if solutions[..i].contains(s) {
+                return Err(Error::value(
+                    "kernel.solutions",
+                    format!("{:?}", s.name()),
+                    "each solution at most once",
+                ));
+            }
+        }
+        if parametrization == Parametrization::Mup && solutions.contains(&KernelSolution::Analytic)
+        {
+            return Err(Error::value(
+                "kernel.solutions",
+                format!("{:?}", solutions.iter().map(|s| s.name()).collect::<Vec<_>>()),
+                "[\"empirical\"] with model.parametrization = \"mup\" (mup has no infinite-width NTK)",
+            ));
+        }
+        let probe_size = at_least(
+            "kernel.probe_size",
+            self.probe_size.unwrap_or(def::PROBE_SIZE),
+            1,
+        )?;
+        if let (Some(n), Some(p)) = (n_train, self.probe_size) {
+            if p > n {
+                return Err(Error::value(
+                    "kernel.probe_size",
+                    p,
+                    format!("an integer in [1, data.n_train = {n}]"),
+                ));
+            }
+        }
+        let (lo, hi) = (
+            *def::QUADRATURE_ORDERS.start(),
+            *def::QUADRATURE_ORDERS.end(),
+        );
+        Ok(KernelConfig {
+            solutions,
+            time: self.time.unwrap_or(def::TIME),
+            diag_reg: DiagReg {
+                value: non_negative("kernel.diag_reg", self.diag_reg.unwrap_or(def::DIAG_REG))?,
+                absolute: self.diag_reg_absolute.unwrap_or(def::DIAG_REG_ABSOLUTE),
+            },
+            probe_size,
+            form: self.form.unwrap_or(def::FORM),
+            quadrature_order: in_range(
+                "kernel.quadrature_order",
+                self.quadrature_order.unwrap_or(def::QUADRATURE_ORDER),
+                lo,
+                hi,
+            )?,
+            block_size: match self.block_size {
+                Some(b) => Some(at_least("kernel.block_size", b, 1)?),
+                None => None,
+            },
+        })
+    }
+}
+
+impl LoggingSpec {
+    /// The checked `[logging]` table.
+    pub fn check(&self) -> Result<LoggingConfig> {
+        let every = self.every.unwrap_or(def::EVERY);
+        if every == 0 {
+            return Err(Error::value("logging.every", 0, "an integer >= 1"));
+        }
+        let kernel_every = self.kernel_every.unwrap_or(def::KERNEL_EVERY.max(every));
+        if kernel_every == 0 || !kernel_every.is_multiple_of(every) {
+            return Err(Error::value(
+                "logging.kernel_every",
+                kernel_every,
+                format!("a positive multiple of logging.every = {every}"),
+            ));
+        }
+        Ok(LoggingConfig {
+            every,
+            kernel_every,
+        })
+    }
+}
+
+impl OutputsSpec {
+    /// The checked `[outputs]` table.
+    pub fn check(&self) -> Result<OutputsConfig> {
+        Ok(OutputsConfig {
+            dir: self
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(def::OUTPUT_DIR)),
+            save_kernels: self.save_kernels.unwrap_or(def::SAVE_KERNELS),
+        })
+    }
+}

@@ -1,0 +1,255 @@
+//! The user's TOML config: the schema ([`schema`], plain serde with typed enums), its defaults
+//! ([`defaults`]), the validation of each section into a checked type ([`check`]), line numbers
+//! from the parser's spans ([`spans`]) and sweep expansion ([`sweep`]).
+//!
+//! The checked [`Experiment`] is what the numerics consume, and it is itself `Serialize`: the
+//! resolved `config.toml` (every default filled in) is written from it.
+
+pub mod check;
+pub mod defaults;
+pub mod schema;
+pub mod spans;
+pub mod sweep;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use schema::{ConfigSpec, KernelSolution};
+pub use spans::KeyLines;
+
+use crate::data::DataConfig;
+use crate::dynamics::kernel::{DiagReg, TimeMode};
+use crate::dynamics::Loss;
+use crate::model::ModelSettings;
+use crate::ntk::KernelForm;
+use crate::{Error, Result};
+
+impl KernelSolution {
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSolution::Analytic => "analytic",
+            KernelSolution::Empirical => "empirical",
+        }
+    }
+}
+
+/// How the learning rate is given (config keys `learning_rate` or `lr_scale`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum LearningRate {
+    /// η itself.
+    #[serde(rename = "learning_rate")]
+    Absolute(f64),
+    /// η = scale · η_c with η_c the critical rate (see [`crate::run`]).
+    #[serde(rename = "lr_scale")]
+    CriticalMultiple(f64),
+}
+
+/// Checked `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingConfig {
+    /// Learning rate.
+    #[serde(flatten)]
+    pub learning_rate: LearningRate,
+    /// Steps.
+    pub steps: u64,
+    /// Minibatch size (`None` = full batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Heavy-ball momentum μ.
+    pub momentum: f64,
+    /// Centre outputs.
+    pub center_outputs: bool,
+    /// Divergence bound on the training loss.
+    pub max_loss: f64,
+    /// Loss of network and twin.
+    pub loss: Loss,
+}
+
+/// Checked `[kernel]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelConfig {
+    /// Kernel tracks.
+    pub solutions: Vec<KernelSolution>,
+    /// Time mode.
+    pub time: TimeMode,
+    /// Regulariser.
+    #[serde(flatten)]
+    pub diag_reg: DiagReg,
+    /// Probe size (capped at the number of training points).
+    pub probe_size: usize,
+    /// Multi-output form.
+    pub form: KernelForm,
+    /// Quadrature order.
+    pub quadrature_order: usize,
+    /// Row-block size of the empirical kernel (None = all at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+}
+
+/// Checked `[logging]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LoggingConfig {
+    /// Steps between checkpoints.
+    pub every: u64,
+    /// Steps between kernel checkpoints.
+    pub kernel_every: u64,
+}
+
+/// Checked `[outputs]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputsConfig {
+    /// Results root.
+    pub dir: PathBuf,
+    /// Save kernels.
+    pub save_kernels: bool,
+}
+
+/// A validated experiment: what the numerics consume. Serialises as the resolved config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// Name.
+    pub name: String,
+    /// Seed of data, initialisation and minibatch order.
+    pub seed: u64,
+    /// Data.
+    pub data: DataConfig,
+    /// Model.
+    pub model: ModelSettings,
+    /// Training.
+    pub training: TrainingConfig,
+    /// Kernel tracks.
+    pub kernel: KernelConfig,
+    /// Logging.
+    pub logging: LoggingConfig,
+    /// Outputs.
+    pub outputs: OutputsConfig,
+}
+
+impl Serialize for Experiment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Id<'a> {
+            name: &'a str,
+            seed: u64,
+        }
+        #[derive(Serialize)]
+        struct File<'a> {
+            experiment: Id<'a>,
+            data: &'a DataConfig,
+            model: &'a ModelSettings,
+            training: &'a TrainingConfig,
+            kernel: &'a KernelConfig,
+            logging: &'a LoggingConfig,
+            outputs: &'a OutputsConfig,
+        }
+        File {
+            experiment: Id {
+                name: &self.name,
+                seed: self.seed,
+            },
+            data: &self.data,
+            model: &self.model,
+            training: &self.training,
+            kernel: &self.kernel,
+            logging: &self.logging,
+            outputs: &self.outputs,
+        }
+        .serialize(s)
+    }
+}
+
+impl Experiment {
+    /// The resolved config (every default filled in) as TOML text.
+    pub fn resolved_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# could not serialise the config: {e}\n"))
+    }
+}
+
+impl ConfigSpec {
+    /// Validates every section into an [`Experiment`] (file and line are added by [`parse_str`]).
+    pub fn check(&self) -> Result<Experiment> {
+        let (name, seed) = self.experiment.check()?;
+        let data = self.data.check()?;
+        let model = self.model.check()?;
+        let training = self.training.check(data.n_train)?;
+        let kernel = self.kernel.check(model.parametrization, data.n_train)?;
+        Ok(Experiment {
+            name,
+            seed,
+            data,
+            model,
+            training,
+            kernel,
+            logging: self.logging.check()?,
+            outputs: self.outputs.check()?,
+        })
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_str(&text, Some(path))
+}
+
+/// Parses and validates config text; `file` names it in error messages.
+pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
+    let lines = KeyLines::new(text);
+    let spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    spec.check().map_err(|e| locate(e, &lines, file))
+}
+
+/// A parser error with the file and the dotted key it concerns (when it can be found).
+pub fn parse_error(e: &toml::de::Error, lines: &KeyLines, file: Option<&Path>) -> Error {
+    let mut key = e.span().and_then(|s| lines.path_at(s.start));
+    // serde names an unknown or missing field only in its message.
+    if let Some(field) = quoted_field(e.message()) {
+        let candidate = match &key {
+            Some(k) => format!("{k}.{field}"),
+            None => field.to_string(),
+        };
+        if lines.line_of_dotted(&candidate).is_some() || key.is_none() {
+            key = Some(candidate);
+        }
+    }
+    Error::ConfigParse {
+        file: file_name(file),
+        key,
+        message: e.to_string().trim_end().to_string(),
+    }
+}
+
+/// The field named in "unknown field `x`" / "missing field `x`" messages.
+fn quoted_field(message: &str) -> Option<&str> {
+    ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// Adds the file and the line of its key to a config value error.
+pub fn locate(e: Error, lines: &KeyLines, file: Option<&Path>) -> Error {
+    match e {
+        Error::ConfigValue {
+            key,
+            value,
+            allowed,
+            line,
+            ..
+        } => Error::ConfigValue {
+            file: file.map(Path::to_path_buf),
+            line: line.or_else(|| lines.line_of_dotted(&key)),
+            key,
+            value,
+            allowed,
+        },
+        other => other,
+    }
+}
+
+fn file_name(file: Option<&Path>) -> PathBuf {
+    file.map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("<config>"))
+}

@@ -1,0 +1,258 @@
+//! The user's TOML schema: plain serde types with `deny_unknown_fields` and typed enum fields.
+//! Absent keys are `None`; their defaults live in [`super::defaults`] and are filled in by the
+//! per-section `check()` functions of [`super::check`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::backend::{Backend, Precision};
+use crate::dynamics::kernel::TimeMode;
+use crate::dynamics::Loss;
+use crate::model::{Activation, Parametrization};
+use crate::ntk::KernelForm;
+
+/// Which kernel drives a kernel-regression track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelSolution {
+    /// Analytic infinite-width NTK Θ∞.
+    Analytic,
+    /// Empirical NTK at initialisation Θ0.
+    Empirical,
+}
+
+/// The whole config file as written by the user.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSpec {
+    /// `[experiment]`
+    pub experiment: ExperimentSpec,
+    /// `[data]`
+    pub data: DataSpec,
+    /// `[model]`
+    #[serde(default)]
+    pub model: ModelSpec,
+    /// `[training]`
+    #[serde(default)]
+    pub training: TrainingSpec,
+    /// `[kernel]`
+    #[serde(default)]
+    pub kernel: KernelSpec,
+    /// `[logging]`
+    #[serde(default)]
+    pub logging: LoggingSpec,
+    /// `[outputs]`
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+    /// `[sweep]`: present only in sweep configs (see [`super::sweep`]).
+    #[serde(default)]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// `[sweep]`: vary one or two keys over lists, each point repeated over seeds.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Repeats per point, seeds `experiment.seed + 0 … seeds − 1` (default 1).
+    pub seeds: Option<u64>,
+    /// Points run at the same time (default 1).
+    pub parallel: Option<usize>,
+    /// Dotted key → list of values, e.g. `"model.width" = [64, 128]` (one or two keys).
+    pub vary: BTreeMap<String, Vec<toml::Value>>,
+}
+
+/// `[experiment]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// Name of the experiment (a directory name under `outputs.dir`). Required.
+    pub name: String,
+    /// Seed of data, initialisation and minibatch order.
+    pub seed: Option<u64>,
+}
+
+/// `[data]`, by `kind`; every kind has its own keys (a key of another kind is an error).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DataSpec {
+    /// `y = sin(frequency · x)`.
+    Sine(SineSpec),
+    /// A random ReLU teacher on the sphere.
+    Teacher(TeacherSpec),
+    /// A CSV file.
+    Csv(CsvSpec),
+    /// Next-character prediction on a text file.
+    Text(TextSpec),
+}
+
+/// `[data]` with `kind = "sine"`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SineSpec {
+    /// Training points.
+    pub n_train: Option<usize>,
+    /// Test points (a grid over the interval).
+    pub n_test: Option<usize>,
+    /// Std of Gaussian noise on the training targets.
+    pub noise: Option<f64>,
+    /// ω in `y = sin(ω·x)`.
+    pub frequency: Option<f64>,
+    /// `[lo, hi]`.
+    pub interval: Option<[f64; 2]>,
+}
+
+/// `[data]` with `kind = "teacher"`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherSpec {
+    /// Training points.
+    pub n_train: Option<usize>,
+    /// Test points.
+    pub n_test: Option<usize>,
+    /// Std of Gaussian noise on the training targets.
+    pub noise: Option<f64>,
+    /// Input dimension d.
+    pub input_dim: Option<usize>,
+    /// Width of the teacher's hidden layer.
+    pub teacher_width: Option<usize>,
+}
+
+/// `[data]` with `kind = "csv"`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSpec {
+    /// Cap on the training rows (default: all).
+    pub n_train: Option<usize>,
+    /// Cap on the test rows (default: all).
+    pub n_test: Option<usize>,
+    /// Std of Gaussian noise on the training targets.
+    pub noise: Option<f64>,
+    /// Data file (relative to the working directory). Required.
+    pub path: Option<PathBuf>,
+    /// A separate test file with the same header.
+    pub test_path: Option<PathBuf>,
+    /// Target column names. Required.
+    pub target: Option<Vec<String>>,
+    /// Standardise features (and regression targets) with training statistics.
+    pub standardize: Option<bool>,
+    /// Held-out fraction when there is no `test_path`.
+    pub test_fraction: Option<f64>,
+    /// Shuffle rows before the split.
+    pub shuffle: Option<bool>,
+    /// Factor on every feature after loading (and standardising).
+    pub feature_scale: Option<f64>,
+    /// The single target column holds class labels, encoded one-hot.
+    pub one_hot: Option<bool>,
+    /// With `one_hot`: values of the true class and of the others.
+    pub one_hot_values: Option<[f64; 2]>,
+    /// With `one_hot`: fraction of training labels replaced by a random other class.
+    pub label_noise: Option<f64>,
+}
+
+/// `[data]` with `kind = "text"`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    /// Training contexts.
+    pub n_train: Option<usize>,
+    /// Test contexts.
+    pub n_test: Option<usize>,
+    /// Text file. Required.
+    pub path: Option<PathBuf>,
+    /// Characters of context.
+    pub context: Option<usize>,
+    /// Fold case.
+    pub lowercase: Option<bool>,
+    /// Held-out final fraction of the text.
+    pub test_fraction: Option<f64>,
+}
+
+/// `[model]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Hidden width.
+    pub width: Option<usize>,
+    /// Hidden layers.
+    pub depth: Option<usize>,
+    /// Nonlinearity: a name or `{ name = "leaky_relu", alpha = 0.1 }`.
+    pub activation: Option<Activation>,
+    /// σ_w.
+    pub w_std: Option<f64>,
+    /// σ_b.
+    pub b_std: Option<f64>,
+    /// Biases.
+    pub bias: Option<bool>,
+    /// `ntk | standard | mup`.
+    pub parametrization: Option<Parametrization>,
+    /// `f32 | f64`.
+    pub precision: Option<Precision>,
+    /// `flex | ndarray` (and GPU backends when compiled in).
+    pub backend: Option<Backend>,
+}
+
+/// `[training]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// SGD learning rate η.
+    pub learning_rate: Option<f64>,
+    /// Learning rate as a multiple of the critical rate η_c (instead of `learning_rate`).
+    pub lr_scale: Option<f64>,
+    /// Steps (0 computes kernels and initial predictions only).
+    pub steps: Option<u64>,
+    /// Minibatch size (absent = full batch).
+    pub batch_size: Option<usize>,
+    /// Heavy-ball momentum μ in [0, 1).
+    pub momentum: Option<f64>,
+    /// Every track learns `y` from a centred start `f − f0` (see the README).
+    pub center_outputs: Option<bool>,
+    /// A track whose training loss exceeds this (or is not finite) is marked diverged.
+    pub max_loss: Option<f64>,
+    /// Loss of the network and the linearized twin.
+    pub loss: Option<Loss>,
+}
+
+/// `[kernel]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// Kernel-regression tracks.
+    pub solutions: Option<Vec<KernelSolution>>,
+    /// `discrete | continuous`.
+    pub time: Option<TimeMode>,
+    /// Diagonal regulariser, relative to trace(Θ)/n unless `diag_reg_absolute`.
+    pub diag_reg: Option<f64>,
+    /// Use `diag_reg` as an absolute value.
+    pub diag_reg_absolute: Option<bool>,
+    /// Training points on which kernel drift is measured.
+    pub probe_size: Option<usize>,
+    /// Multi-output kernel form: `full | trace`.
+    pub form: Option<KernelForm>,
+    /// Gauss–Legendre nodes per piece for activations without a closed form.
+    pub quadrature_order: Option<usize>,
+    /// Compute the empirical Θ0 in row blocks of this many points.
+    pub block_size: Option<usize>,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSpec {
+    /// Steps between checkpoints.
+    pub every: Option<u64>,
+    /// Steps between kernel checkpoints (a multiple of `every`).
+    pub kernel_every: Option<u64>,
+}
+
+/// `[outputs]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Results root.
+    pub dir: Option<PathBuf>,
+    /// Write kernels as `.npy`.
+    pub save_kernels: Option<bool>,
+}

@@ -1,0 +1,253 @@
+//! Sweep configs: a `[sweep]` section varies one or two keys over lists, each point repeated
+//! over seeds. Expansion validates every point into an [`Experiment`] before anything runs;
+//! errors name the user's file and the line of the offending key (for a swept key, its line in
+//! `[sweep.vary]`).
+//!
+//! ```toml
+//! [sweep]
+//! seeds = 3
+//! parallel = 1
+//! [sweep.vary]
+//! "model.width" = [64, 256, 1024]
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::schema::{ConfigSpec, SweepSpec};
+use super::{locate, parse_error, Experiment, KeyLines};
+use crate::{Error, Result};
+
+/// Largest number of seeds per point.
+pub const MAX_SEEDS: u64 = 1000;
+
+/// One run of a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    /// `(key, value)` of the swept keys, in `[sweep.vary]` order.
+    pub values: Vec<(String, toml::Value)>,
+    /// Seed.
+    pub seed: u64,
+    /// The experiment of this point.
+    pub experiment: Experiment,
+}
+
+impl SweepPoint {
+    /// Directory name, e.g. `model.width=256_seed1`.
+    pub fn dir_name(&self) -> String {
+        let mut s: Vec<String> = self
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect();
+        s.push(format!("seed{}", self.seed));
+        s.join("_")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._=-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+}
+
+/// A TOML value as plain text (strings without quotes).
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A parsed sweep: its settings, its points, and the base experiment.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// Base experiment (without the sweep).
+    pub base: Experiment,
+    /// `[sweep]` settings.
+    pub spec: SweepSpec,
+    /// Points in order (outer key slowest, seeds fastest).
+    pub points: Vec<SweepPoint>,
+}
+
+/// Whether config text has a `[sweep]` section.
+pub fn is_sweep(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .map(|t| t.contains_key("sweep"))
+        .unwrap_or(false)
+}
+
+fn check_spec(sweep: &SweepSpec) -> Result<u64> {
+    let seeds = sweep.seeds.unwrap_or(1);
+    if !(1..=MAX_SEEDS).contains(&seeds) {
+        return Err(Error::value(
+            "sweep.seeds",
+            seeds,
+            format!("an integer in [1, {MAX_SEEDS}]"),
+        ));
+    }
+    if !(1..=2).contains(&sweep.vary.len()) {
+        return Err(Error::value(
+            "sweep.vary",
+            sweep.vary.len(),
+            "one or two keys",
+        ));
+    }
+    if sweep.parallel == Some(0) {
+        return Err(Error::value("sweep.parallel", 0, "an integer >= 1"));
+    }
+    for (k, vals) in &sweep.vary {
+        let key = format!("sweep.vary.\"{k}\"");
+        if vals.is_empty() {
+            return Err(Error::value(&key, "[]", "a non-empty list of values"));
+        }
+        let parts: Vec<&str> = k.split('.').collect();
+        if parts.len() != 2 || parts[0] == "sweep" {
+            return Err(Error::value(
+                &key,
+                k,
+                "a key path `table.key`, e.g. \"model.width\"",
+            ));
+        }
+    }
+    Ok(seeds)
+}
+
+/// The swept key of an error, if the error concerns one.
+fn swept_line(lines: &KeyLines, sweep: &SweepSpec, key: &str) -> Option<usize> {
+    sweep
+        .vary
+        .keys()
+        .find(|k| k.as_str() == key)
+        .and_then(|k| lines.line_of(&["sweep", "vary", k]))
+}
+
+/// Expands a sweep config into validated points.
+pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
+    let lines = KeyLines::new(text);
+    let spec_all: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    let sweep = spec_all
+        .sweep
+        .clone()
+        .ok_or_else(|| Error::value("sweep", "(missing)", "a [sweep] section"))?;
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    table.remove("sweep");
+    let base = spec_all.check().map_err(|e| locate(e, &lines, file))?;
+    let seeds = check_spec(&sweep).map_err(|e| locate(e, &lines, file))?;
+    // Cartesian product, first key slowest.
+    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
+    for (k, vals) in &sweep.vary {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                vals.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((k.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut points = Vec::new();
+    for combo in combos {
+        let mut t = table.clone();
+        for (k, v) in &combo {
+            set_key(&mut t, k, v.clone()).map_err(|e| locate(e, &lines, file))?;
+        }
+        for s in 0..seeds {
+            let seed = base.seed + s;
+            let mut t = t.clone();
+            set_key(&mut t, "experiment.seed", toml::Value::Integer(seed as i64))
+                .map_err(|e| locate(e, &lines, file))?;
+            let point = |e: Error| point_error(e, &combo, &lines, &sweep, file);
+            let experiment = ConfigSpec::deserialize(toml::Value::Table(t))
+                .map_err(|e| Error::ConfigParse {
+                    file: file
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| "<config>".into()),
+                    key: None,
+                    message: e.to_string().trim_end().to_string(),
+                })
+                .and_then(|spec| spec.check())
+                .map_err(point)?;
+            points.push(SweepPoint {
+                values: combo.clone(),
+                seed,
+                experiment,
+            });
+        }
+    }
+    Ok(Sweep {
+        base,
+        spec: sweep,
+        points,
+    })
+}
+
+/// Sets `table.key` in a config table (the two ways of giving the learning rate exclude each
+/// other, so setting one removes the other).
+fn set_key(t: &mut toml::Table, dotted: &str, v: toml::Value) -> Result<()> {
+    let (tab, key) = dotted
+        .split_once('.')
+        .ok_or_else(|| Error::value(dotted, dotted, "a key path `table.key`"))?;
+    let entry = t
+        .entry(tab.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let sub = entry.as_table_mut().ok_or_else(|| {
+        Error::value(
+            &format!("sweep.vary.\"{dotted}\""),
+            dotted,
+            "a key inside a table",
+        )
+    })?;
+    match key {
+        "lr_scale" => {
+            sub.remove("learning_rate");
+        }
+        "learning_rate" => {
+            sub.remove("lr_scale");
+        }
+        _ => {}
+    }
+    sub.insert(key.to_string(), v);
+    Ok(())
+}
+
+/// An error of one sweep point: names the point, and the line of the key in the user's file.
+fn point_error(
+    e: Error,
+    combo: &[(String, toml::Value)],
+    lines: &KeyLines,
+    sweep: &SweepSpec,
+    file: Option<&Path>,
+) -> Error {
+    let at = combo
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", value_text(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match e {
+        Error::ConfigValue {
+            key,
+            value,
+            allowed,
+            ..
+        } => Error::ConfigValue {
+            file: file.map(Path::to_path_buf),
+            line: swept_line(lines, sweep, &key).or_else(|| lines.line_of_dotted(&key)),
+            key: format!("{key} (sweep point {at})"),
+            value,
+            allowed,
+        },
+        Error::ConfigParse { file, message, .. } => Error::ConfigParse {
+            file,
+            key: None,
+            message: format!("sweep point {at}: {message}"),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,406 @@
+//! CSV data: a numeric table with a header row, split into train and test (a seeded shuffle and
+//! a held-out fraction, or a separate test file), regression or one-hot class targets, optional
+//! standardisation with training statistics.
+
+use std::path::{Path, PathBuf};
+
+use rand::{rngs::StdRng, seq::SliceRandom, Rng};
+use serde::Serialize;
+
+use super::Dataset;
+use crate::{Error, Result};
+
+/// Checked CSV source (`data.kind = "csv"`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CsvSource {
+    /// Data file.
+    pub path: PathBuf,
+    /// Optional test file (same header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    /// Target columns.
+    pub target: Vec<String>,
+    /// Standardise features (and regression targets) with training statistics.
+    pub standardize: bool,
+    /// Held-out fraction when there is no test file.
+    pub test_fraction: f64,
+    /// Shuffle rows before the split.
+    pub shuffle: bool,
+    /// Factor on every feature after loading (and standardising).
+    pub feature_scale: f64,
+    /// Std of Gaussian noise on the training targets.
+    pub noise: f64,
+    /// One-hot class targets (None = regression targets).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub one_hot: Option<OneHot>,
+}
+
+/// One-hot class targets from a single label column.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OneHot {
+    /// Always true (the config key that selects this).
+    #[serde(rename = "one_hot")]
+    pub enabled: bool,
+    /// Values of the true class and of the others.
+    #[serde(rename = "one_hot_values")]
+    pub values: [f64; 2],
+    /// Fraction of training labels replaced by a random other class.
+    pub label_noise: f64,
+}
+
+/// A parsed numeric CSV file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvTable {
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of finite numbers.
+    pub rows: Vec<Vec<f64>>,
+}
+
+fn data_error(path: &Path, line: Option<usize>, column: Option<String>, message: String) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Builds the data set of a CSV source; `n_train`/`n_test` cap the splits.
+pub fn dataset(
+    src: &CsvSource,
+    n_train: Option<usize>,
+    n_test: Option<usize>,
+    rng: &mut StdRng,
+) -> Result<Dataset> {
+    let main = read_csv(&src.path)?;
+    let (train, test) = split_rows(src, &main, n_train, n_test, rng)?;
+    let target_idx = src
+        .target
+        .iter()
+        .map(|t| {
+            main.header.iter().position(|h| h == t).ok_or_else(|| {
+                data_error(
+                    &src.path,
+                    Some(1),
+                    Some(t.clone()),
+                    format!(
+                        "target column not found; the header has: {}",
+                        main.header.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let feat_idx: Vec<usize> = (0..main.header.len())
+        .filter(|i| !target_idx.contains(i))
+        .collect();
+    if feat_idx.is_empty() {
+        return Err(data_error(
+            &src.path,
+            Some(1),
+            None,
+            "no feature columns (every column is a target)".into(),
+        ));
+    }
+    let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> {
+        rows.iter()
+            .flat_map(|r| idx.iter().map(move |&i| r[i]))
+            .collect()
+    };
+    let feature_names: Vec<String> = feat_idx.iter().map(|&i| main.header[i].clone()).collect();
+    let mut ds = match src.one_hot {
+        None => Dataset {
+            input_dim: feat_idx.len(),
+            n_outputs: target_idx.len(),
+            x_train: pick(&train, &feat_idx),
+            y_train: pick(&train, &target_idx),
+            x_test: pick(&test, &feat_idx),
+            y_test: pick(&test, &target_idx),
+            feature_names,
+            target_names: src.target.clone(),
+            classes: None,
+            text: None,
+        },
+        Some(one_hot) => {
+            let (classes, y_train, y_test) =
+                one_hot_targets(src, &one_hot, &train, &test, target_idx[0], rng)?;
+            Dataset {
+                input_dim: feat_idx.len(),
+                n_outputs: classes.len(),
+                x_train: pick(&train, &feat_idx),
+                y_train,
+                x_test: pick(&test, &feat_idx),
+                y_test,
+                feature_names,
+                target_names: classes
+                    .iter()
+                    .map(|n| format!("{}={n}", src.target[0]))
+                    .collect(),
+                classes: Some(classes),
+                text: None,
+            }
+        }
+    };
+    if src.standardize {
+        standardize_columns(&mut ds.x_train, &mut ds.x_test, &ds.feature_names, &src.path)?;
+        if src.one_hot.is_none() {
+            standardize_columns(&mut ds.y_train, &mut ds.y_test, &ds.target_names, &src.path)?;
+        }
+    }
+    if src.feature_scale != 1.0 {
+        for v in ds.x_train.iter_mut().chain(ds.x_test.iter_mut()) {
+            *v *= src.feature_scale;
+        }
+    }
+    Ok(ds)
+}
+
+/// Train and test rows: a seeded shuffle (when asked) and a held-out fraction, or the rows of
+/// the separate test file; then the optional caps.
+fn split_rows(
+    src: &CsvSource,
+    main: &CsvTable,
+    n_train: Option<usize>,
+    n_test: Option<usize>,
+    rng: &mut StdRng,
+) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+    let (mut train, mut test) = match &src.test_path {
+        Some(tp) => {
+            let t = read_csv(tp)?;
+            if t.header != main.header {
+                return Err(data_error(
+                    tp,
+                    Some(1),
+                    None,
+                    format!(
+                        "header {:?} differs from the training file's {:?}",
+                        t.header, main.header
+                    ),
+                ));
+            }
+            let mut tr = main.rows.clone();
+            if src.shuffle {
+                tr.shuffle(rng);
+            }
+            (tr, t.rows)
+        }
+        None => {
+            let mut rows = main.rows.clone();
+            if src.shuffle {
+                rows.shuffle(rng);
+            }
+            let n_test = (rows.len() as f64 * src.test_fraction).round() as usize;
+            let test = rows.split_off(rows.len() - n_test);
+            (rows, test)
+        }
+    };
+    if let Some(n) = n_train {
+        if n > train.len() {
+            return Err(data_error(
+                &src.path,
+                None,
+                None,
+                format!(
+                    "data.n_train = {n} requested but the training split has only {} rows",
+                    train.len()
+                ),
+            ));
+        }
+        train.truncate(n);
+    }
+    if let Some(n) = n_test {
+        if n > test.len() {
+            return Err(data_error(
+                src.test_path.as_ref().unwrap_or(&src.path),
+                None,
+                None,
+                format!(
+                    "data.n_test = {n} requested but the test split has only {} rows",
+                    test.len()
+                ),
+            ));
+        }
+        test.truncate(n);
+    }
+    if train.is_empty() {
+        return Err(data_error(
+            &src.path,
+            None,
+            None,
+            "no training rows".into(),
+        ));
+    }
+    Ok((train, test))
+}
+
+/// Class names (the distinct labels of both splits, in numeric order) and one-hot train and
+/// test targets; a fraction of the training labels is corrupted when asked.
+fn one_hot_targets(
+    src: &CsvSource,
+    one_hot: &OneHot,
+    train: &[Vec<f64>],
+    test: &[Vec<f64>],
+    col: usize,
+    rng: &mut StdRng,
+) -> Result<(Vec<String>, Vec<f64>, Vec<f64>)> {
+    let [on, off] = one_hot.values;
+    let mut labels: Vec<f64> = train.iter().chain(test).map(|r| r[col]).collect();
+    labels.sort_by(|a, b| a.total_cmp(b));
+    labels.dedup();
+    let index = |rows: &[Vec<f64>]| -> Vec<usize> {
+        rows.iter()
+            .map(|r| labels.iter().position(|&l| l == r[col]).unwrap_or(0))
+            .collect()
+    };
+    let mut train_labels = index(train);
+    let test_labels = index(test);
+    let k = labels.len();
+    if k < 2 {
+        return Err(data_error(
+            &src.path,
+            None,
+            Some(src.target[0].clone()),
+            "one-hot targets need at least two classes".into(),
+        ));
+    }
+    corrupt_labels(&mut train_labels, k, one_hot.label_noise, rng);
+    let encode = |ls: &[usize]| -> Vec<f64> {
+        ls.iter()
+            .flat_map(|&c| (0..k).map(move |j| if j == c { on } else { off }))
+            .collect()
+    };
+    let names = labels.iter().map(|l| format!("{l}")).collect();
+    Ok((names, encode(&train_labels), encode(&test_labels)))
+}
+
+/// Replaces a fraction of the labels by a uniformly drawn *other* class (seeded).
+pub fn corrupt_labels(labels: &mut [usize], k: usize, fraction: f64, rng: &mut StdRng) {
+    if fraction <= 0.0 || k < 2 {
+        return;
+    }
+    let n = (labels.len() as f64 * fraction).round() as usize;
+    let mut idx: Vec<usize> = (0..labels.len()).collect();
+    idx.shuffle(rng);
+    for &i in idx.iter().take(n) {
+        let shift = rng.random_range(1..k);
+        labels[i] = (labels[i] + shift) % k;
+    }
+}
+
+/// Standardises columns with the training statistics (population std); a constant column is an
+/// error.
+fn standardize_columns(
+    train: &mut [f64],
+    test: &mut [f64],
+    names: &[String],
+    path: &Path,
+) -> Result<()> {
+    let c = names.len();
+    let n = train.len() / c;
+    for j in 0..c {
+        let mean = (0..n).map(|i| train[i * c + j]).sum::<f64>() / n as f64;
+        let var = (0..n)
+            .map(|i| (train[i * c + j] - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let std = var.sqrt();
+        if std.partial_cmp(&(1e-12 * mean.abs().max(1.0))) != Some(std::cmp::Ordering::Greater) {
+            return Err(data_error(
+                path,
+                None,
+                Some(names[j].clone()),
+                "constant column cannot be standardised (set data.standardize = false or drop the column)".into(),
+            ));
+        }
+        for v in train.iter_mut().skip(j).step_by(c) {
+            *v = (*v - mean) / std;
+        }
+        for v in test.iter_mut().skip(j).step_by(c) {
+            *v = (*v - mean) / std;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a numeric CSV with a header row. Rejects ragged rows, non-numeric and non-finite cells
+/// with an error naming file, line and column.
+pub fn read_csv(path: &Path) -> Result<CsvTable> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_csv(&text, path)
+}
+
+/// Parses CSV text (see [`read_csv`]).
+pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, head) = lines.next().ok_or_else(|| {
+        data_error(
+            path,
+            None,
+            None,
+            "empty file (a header row and data rows are required)".into(),
+        )
+    })?;
+    let header: Vec<String> = head
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
+    if let Some(pos) = header.iter().position(|h| h.is_empty()) {
+        return Err(data_error(
+            path,
+            Some(1),
+            None,
+            format!("empty column name at position {}", pos + 1),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != header.len() {
+            return Err(data_error(
+                path,
+                Some(i + 1),
+                None,
+                format!(
+                    "{} cells, but the header has {} columns",
+                    cells.len(),
+                    header.len()
+                ),
+            ));
+        }
+        let mut row = Vec::with_capacity(cells.len());
+        for (c, cell) in cells.iter().enumerate() {
+            let s = cell.trim();
+            let v: f64 = s.parse().map_err(|_| {
+                data_error(
+                    path,
+                    Some(i + 1),
+                    Some(header[c].clone()),
+                    format!("not a number: {s:?}"),
+                )
+            })?;
+            if !v.is_finite() {
+                return Err(data_error(
+                    path,
+                    Some(i + 1),
+                    Some(header[c].clone()),
+                    format!("non-finite value {s:?}"),
+                ));
+            }
+            row.push(v);
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(data_error(
+            path,
+            Some(1),
+            None,
+            "no data rows after the header".into(),
+        ));
+    }
+    Ok(CsvTable { header, rows })
+}

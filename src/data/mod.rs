@@ -1,0 +1,126 @@
+//! Data sets: the checked `[data]` table ([`DataConfig`]) and the train/test [`Dataset`] built
+//! from it: synthetic ([`synthetic`]: sine, teacher), CSV files ([`csv`]) and text ([`text`]).
+//! All matrices are row-major f64.
+
+pub mod csv;
+pub mod synthetic;
+pub mod text;
+
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+
+pub use self::csv::{CsvSource, OneHot};
+pub use synthetic::{SineSource, TeacherSource};
+pub use text::{TextInfo, TextSource};
+
+use crate::Result;
+
+/// A train/test data set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Input features d.
+    pub input_dim: usize,
+    /// Outputs K.
+    pub n_outputs: usize,
+    /// Training inputs, `n_train × d`.
+    pub x_train: Vec<f64>,
+    /// Training targets, `n_train × K`.
+    pub y_train: Vec<f64>,
+    /// Test inputs, `n_test × d`.
+    pub x_test: Vec<f64>,
+    /// Test targets, `n_test × K`.
+    pub y_test: Vec<f64>,
+    /// Feature names (d).
+    pub feature_names: Vec<String>,
+    /// Target names (K).
+    pub target_names: Vec<String>,
+    /// Class labels (as written in the file) when the targets are one-hot classes.
+    pub classes: Option<Vec<String>>,
+    /// For text data: the vocabulary, the context length and the first held-out characters
+    /// (a prompt for generation).
+    pub text: Option<TextInfo>,
+}
+
+impl Dataset {
+    /// Training points.
+    pub fn n_train(&self) -> usize {
+        self.x_train.len() / self.input_dim
+    }
+
+    /// Test points.
+    pub fn n_test(&self) -> usize {
+        self.x_test.len() / self.input_dim
+    }
+
+    /// Training then test inputs, `(n_train + n_test) × d`.
+    pub fn x_all(&self) -> Vec<f64> {
+        [self.x_train.as_slice(), self.x_test.as_slice()].concat()
+    }
+}
+
+/// Default training points of the synthetic and text kinds.
+pub const DEFAULT_N_TRAIN: usize = 32;
+/// Default test points of the synthetic and text kinds.
+pub const DEFAULT_N_TEST: usize = 256;
+
+/// Where the data come from (the config's `data.kind` and its keys).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DataSource {
+    /// `y = sin(ω·x)`.
+    Sine(SineSource),
+    /// A random ReLU teacher.
+    Teacher(TeacherSource),
+    /// A CSV file.
+    Csv(CsvSource),
+    /// Next-character prediction on a text file.
+    Text(TextSource),
+}
+
+/// The checked `[data]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataConfig {
+    /// What data.
+    #[serde(flatten)]
+    pub source: DataSource,
+    /// Training points (csv: an optional cap on the training split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_train: Option<usize>,
+    /// Test points (csv: an optional cap on the test split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_test: Option<usize>,
+}
+
+impl DataSource {
+    /// Standard deviation of the Gaussian noise added to the training targets (0 for text).
+    pub fn noise(&self) -> f64 {
+        match self {
+            DataSource::Sine(s) => s.noise,
+            DataSource::Teacher(s) => s.noise,
+            DataSource::Csv(s) => s.noise,
+            DataSource::Text(_) => 0.0,
+        }
+    }
+}
+
+/// Builds the data set of a config (`seed` drives sampling, noise and splits).
+pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5EED);
+    let n_train = cfg.n_train.unwrap_or(DEFAULT_N_TRAIN);
+    let n_test = cfg.n_test.unwrap_or(DEFAULT_N_TEST);
+    let mut ds = match &cfg.source {
+        DataSource::Sine(src) => synthetic::sine(src, n_train, n_test, &mut rng),
+        DataSource::Teacher(src) => synthetic::teacher(src, n_train, n_test, &mut rng),
+        DataSource::Text(src) => text::dataset(src, n_train, n_test, &mut rng)?,
+        DataSource::Csv(src) => csv::dataset(src, cfg.n_train, cfg.n_test, &mut rng)?,
+    };
+    let noise = cfg.source.noise();
+    if noise > 0.0 {
+        for y in ds.y_train.iter_mut() {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            *y += noise * z;
+        }
+    }
+    Ok(ds)
+}

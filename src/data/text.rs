@@ -1,0 +1,225 @@
+//! Text data for next-character prediction: `context` one-hot characters → the next one.
+//! Training contexts come from the first `1 − test_fraction` of the text, test contexts (and
+//! their targets) entirely from the rest.
+
+use std::path::{Path, PathBuf};
+
+use rand::{rngs::StdRng, seq::SliceRandom};
+use serde::Serialize;
+
+use super::Dataset;
+use crate::{Error, Result};
+
+/// Checked text source (`data.kind = "text"`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextSource {
+    /// Text file.
+    pub path: PathBuf,
+    /// Characters of context.
+    pub context: usize,
+    /// Fold case.
+    pub lowercase: bool,
+    /// Held-out final fraction of the text for test contexts.
+    pub test_fraction: f64,
+}
+
+/// What generation from a character model needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextInfo {
+    /// Vocabulary in output order (sorted distinct characters).
+    pub vocabulary: Vec<char>,
+    /// Context length.
+    pub context: usize,
+    /// A prompt from the held-out part of the text.
+    pub prompt: String,
+}
+
+impl TextInfo {
+    /// One-hot encoding of a context (`context · V` features, character-major).
+    pub fn encode(&self, context: &[char]) -> Vec<f64> {
+        let v = self.vocabulary.len();
+        let mut x = vec![0.0; context.len() * v];
+        for (i, c) in context.iter().enumerate() {
+            if let Ok(j) = self.vocabulary.binary_search(c) {
+                x[i * v + j] = 1.0;
+            }
+        }
+        x
+    }
+
+    /// Continues the prompt by `length` characters: each next character is the argmax of
+    /// `model`'s outputs on the last `context` characters (`temperature` = 0, or non-finite
+    /// outputs), or drawn from the softmax of outputs / `temperature` with a `seed`ed RNG.
+    pub fn generate(
+        &self,
+        mut model: impl FnMut(&[f64]) -> Result<Vec<f64>>,
+        temperature: f64,
+        seed: u64,
+        length: usize,
+    ) -> Result<String> {
+        use rand::{Rng, SeedableRng};
+        let v = self.vocabulary.len();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut ctx: Vec<char> = self.prompt.chars().collect();
+        let mut text = String::new();
+        for _ in 0..length {
+            let x = self.encode(&ctx[ctx.len() - self.context..]);
+            let f = model(&x)?;
+            let next = if temperature == 0.0 || f.iter().any(|v| !v.is_finite()) {
+                crate::metrics::argmax_rows(&f, v)[0]
+            } else {
+                let scaled: Vec<f64> = f.iter().map(|z| z / temperature).collect();
+                let p = crate::dynamics::softmax(&scaled);
+                let u: f64 = rng.random();
+                let mut acc = 0.0;
+                p.iter()
+                    .position(|pi| {
+                        acc += pi;
+                        u < acc
+                    })
+                    .unwrap_or(v - 1)
+            };
+            let c = self.vocabulary[next];
+            text.push(c);
+            ctx.push(c);
+        }
+        Ok(text)
+    }
+
+    /// Decodes a one-hot encoded context (argmax per position).
+    pub fn decode(&self, x: &[f64]) -> String {
+        x.chunks(self.vocabulary.len())
+            .map(|c| self.vocabulary[crate::metrics::argmax_rows(c, c.len())[0]])
+            .collect()
+    }
+}
+
+/// How to cut a text into next-character samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextSampling {
+    /// Characters of context.
+    pub context: usize,
+    /// Fold case.
+    pub lowercase: bool,
+    /// Held-out final fraction of the text.
+    pub test_fraction: f64,
+    /// Training contexts.
+    pub n_train: usize,
+    /// Test contexts.
+    pub n_test: usize,
+}
+
+/// Loads the text file of a source and samples `n_train` and `n_test` contexts.
+pub fn dataset(src: &TextSource, n_train: usize, n_test: usize, rng: &mut StdRng) -> Result<Dataset> {
+    let text = std::fs::read_to_string(&src.path).map_err(|e| Error::io(&src.path, e))?;
+    let sampling = TextSampling {
+        context: src.context,
+        lowercase: src.lowercase,
+        test_fraction: src.test_fraction,
+        n_train,
+        n_test,
+    };
+    text_dataset(&text, sampling, rng, &src.path)
+}
+
+/// Builds next-character samples: train contexts from the first `1 − test_fraction` of the text,
+/// test contexts (and their targets) entirely inside the rest, drawn without replacement.
+pub fn text_dataset(
+    text: &str,
+    sampling: TextSampling,
+    rng: &mut StdRng,
+    path: &Path,
+) -> Result<Dataset> {
+    let TextSampling {
+        context,
+        lowercase,
+        test_fraction,
+        n_train,
+        n_test,
+    } = sampling;
+    let chars: Vec<char> = if lowercase {
+        text.to_lowercase().chars().collect()
+    } else {
+        text.chars().collect()
+    };
+    let mut vocabulary = chars.clone();
+    vocabulary.sort_unstable();
+    vocabulary.dedup();
+    let split = ((chars.len() as f64) * (1.0 - test_fraction)) as usize;
+    // sample i uses chars[p − context .. p] → chars[p]
+    let train_pos: Vec<usize> = (context..split).collect();
+    let test_pos: Vec<usize> = (split + context..chars.len()).collect();
+    let err = |m: String| Error::Data {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: m,
+    };
+    if train_pos.len() < n_train {
+        return Err(err(format!(
+            "data.n_train = {n_train} requested but the training part has only {} contexts",
+            train_pos.len()
+        )));
+    }
+    if test_pos.len() < n_test {
+        return Err(err(format!(
+            "data.n_test = {n_test} requested but the held-out part has only {} contexts",
+            test_pos.len()
+        )));
+    }
+    let pick = |pos: &[usize], n: usize, rng: &mut StdRng| -> Vec<usize> {
+        let mut p = pos.to_vec();
+        p.shuffle(rng);
+        p.truncate(n);
+        p.sort_unstable();
+        p
+    };
+    let (tr, te) = (pick(&train_pos, n_train, rng), pick(&test_pos, n_test, rng));
+    let info = TextInfo {
+        vocabulary: vocabulary.clone(),
+        context,
+        prompt: chars[split..(split + context).min(chars.len())]
+            .iter()
+            .collect(),
+    };
+    let v = vocabulary.len();
+    let encode_set = |pos: &[usize]| -> (Vec<f64>, Vec<f64>) {
+        let mut x = Vec::with_capacity(pos.len() * context * v);
+        let mut y = Vec::with_capacity(pos.len() * v);
+        for &p in pos {
+            x.extend(info.encode(&chars[p - context..p]));
+            let t = vocabulary.binary_search(&chars[p]).unwrap_or(0);
+            y.extend((0..v).map(|j| if j == t { 1.0 } else { 0.0 }));
+        }
+        (x, y)
+    };
+    let (x_train, y_train) = encode_set(&tr);
+    let (x_test, y_test) = encode_set(&te);
+    let name = |c: char| {
+        if c == '\n' {
+            "\\n".to_string()
+        } else if c == ',' {
+            "comma".to_string()
+        } else {
+            c.to_string()
+        }
+    };
+    Ok(Dataset {
+        input_dim: context * v,
+        n_outputs: v,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        feature_names: (0..context)
+            .flat_map(|i| vocabulary.iter().map(move |&c| format!("c{i}_{}", name(c))))
+            .collect(),
+        target_names: vocabulary
+            .iter()
+            .map(|&c| format!("next_{}", name(c)))
+            .collect(),
+        classes: Some(vocabulary.iter().map(|&c| name(c)).collect()),
+        text: Some(info),
+    })
+}
+

@@ -1,0 +1,313 @@
+//! The one registry of figures: a [`Column`] is a per-checkpoint quantity, a [`Figure`] a
+//! per-run one. Each knows its name (the column of `metrics.csv` / `sweep.csv`, the key of
+//! `summary.json`) and how to read itself from a checkpoint or a record, so that a new figure is
+//! added here once and every writer and plot picks it up.
+
+use super::{Checkpoint, ClassCheckpoint, KernelCheckpoint, Pair, RunRecord, Track};
+
+/// Which part of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Training points.
+    Train,
+    /// Test points.
+    Test,
+}
+
+impl Split {
+    /// Name in column names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// A quantity logged at checkpoints (a column of `metrics.csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// SGD steps taken.
+    Step,
+    /// t = η·step.
+    Time,
+    /// Half-MSE of a track.
+    Loss(Track, Split),
+    /// RMSE between the predictions of two tracks.
+    Rmse(Pair, Split),
+    /// ‖Θt − Θ0‖_F/‖Θ0‖_F on the probe set.
+    NtkRelDrift,
+    /// 1 − cos(Θt, Θ0) on the probe set.
+    NtkKernelDistance,
+    /// λ_max(Θt) on the probe set.
+    NtkLambdaMax,
+    /// Relative drift of one dense layer's term of Θ.
+    NtkRelDriftLayer(usize),
+    /// ‖θt − θ0‖/‖θ0‖.
+    ParamRelChange,
+    /// The same for one dense layer.
+    ParamRelChangeLayer(usize),
+    /// Mean input-Jacobian norm of the network or of the linearized twin.
+    InputGradNorm(Track),
+    /// Classification accuracy.
+    Accuracy(Track, Split),
+    /// Softmax cross-entropy (nats).
+    Xent(Track, Split),
+    /// Fraction of points where two tracks predict the same class.
+    Agreement(Pair),
+}
+
+fn kernel(c: &Checkpoint, f: impl Fn(&KernelCheckpoint) -> f64) -> Option<f64> {
+    c.kernel.as_ref().map(f)
+}
+
+fn class(c: &Checkpoint, f: impl Fn(&ClassCheckpoint) -> Option<f64>) -> Option<f64> {
+    c.classification.as_ref().and_then(f)
+}
+
+impl Column {
+    /// Column name.
+    pub fn name(&self) -> String {
+        match *self {
+            Column::Step => "step".into(),
+            Column::Time => "time".into(),
+            Column::Loss(t, s) => format!("{}_{}_loss", t.name(), s.name()),
+            Column::Rmse((a, b), s) => format!("rmse_{}_{}_{}", a.name(), b.name(), s.name()),
+            Column::NtkRelDrift => "ntk_rel_drift".into(),
+            Column::NtkKernelDistance => "ntk_kernel_distance".into(),
+            Column::NtkLambdaMax => "ntk_lambda_max".into(),
+            Column::NtkRelDriftLayer(l) => format!("ntk_rel_drift_layer{l}"),
+            Column::ParamRelChange => "param_rel_change".into(),
+            Column::ParamRelChangeLayer(l) => format!("param_rel_change_layer{l}"),
+            Column::InputGradNorm(t) => format!("{}_input_grad_norm", t.name()),
+            Column::Accuracy(t, s) => format!("{}_{}_accuracy", t.name(), s.name()),
+            Column::Xent(t, s) => format!("{}_{}_xent", t.name(), s.name()),
+            Column::Agreement((a, b)) => format!("agreement_{}_{}", a.name(), b.name()),
+        }
+    }
+
+    /// Its value at a checkpoint; `None` when not measured there (kernel figures between kernel
+    /// checkpoints, test figures without test points, a track not in the run).
+    pub fn read(&self, c: &Checkpoint) -> Option<f64> {
+        match *self {
+            Column::Step => Some(c.step as f64),
+            Column::Time => Some(c.time),
+            Column::Loss(t, Split::Train) => c.train_loss.get(t).copied(),
+            Column::Loss(t, Split::Test) => c.test_loss.get(t).copied().flatten(),
+            Column::Rmse(p, Split::Train) => c.rmse_train.get(p).copied(),
+            Column::Rmse(p, Split::Test) => c.rmse_test.get(p).copied().flatten(),
+            Column::NtkRelDrift => kernel(c, |k| k.ntk_rel_drift),
+            Column::NtkKernelDistance => kernel(c, |k| k.ntk_kernel_distance),
+            Column::NtkLambdaMax => kernel(c, |k| k.ntk_lambda_max),
+            Column::NtkRelDriftLayer(l) => c
+                .kernel
+                .as_ref()
+                .and_then(|k| k.ntk_rel_drift_per_layer.get(l).copied()),
+            Column::ParamRelChange => kernel(c, |k| k.param_rel_change),
+            Column::ParamRelChangeLayer(l) => c
+                .kernel
+                .as_ref()
+                .and_then(|k| k.param_rel_change_per_layer.get(l).copied()),
+            Column::InputGradNorm(Track::Network) => Some(c.sensitivity.network),
+            Column::InputGradNorm(Track::Linearized) => Some(c.sensitivity.linearized),
+            Column::InputGradNorm(_) => None,
+            Column::Accuracy(t, Split::Train) => class(c, |k| k.train_accuracy.get(t).copied()),
+            Column::Accuracy(t, Split::Test) => {
+                class(c, |k| k.test_accuracy.get(t).copied().flatten())
+            }
+            Column::Xent(t, Split::Train) => class(c, |k| k.train_xent.get(t).copied()),
+            Column::Xent(t, Split::Test) => class(c, |k| k.test_xent.get(t).copied().flatten()),
+            Column::Agreement(p) => class(c, |k| k.agreement.get(p).copied()),
+        }
+    }
+
+    /// Whether this is a kernel figure (measured at kernel checkpoints only).
+    pub fn is_kernel_figure(&self) -> bool {
+        matches!(
+            self,
+            Column::NtkRelDrift
+                | Column::NtkKernelDistance
+                | Column::NtkLambdaMax
+                | Column::NtkRelDriftLayer(_)
+                | Column::ParamRelChange
+                | Column::ParamRelChangeLayer(_)
+        )
+    }
+
+    /// `(step, value)` over the checkpoints where it was measured.
+    pub fn series(&self, r: &RunRecord) -> Vec<(f64, f64)> {
+        r.checkpoints
+            .iter()
+            .filter_map(|c| Some((c.step as f64, self.read(c)?)))
+            .collect()
+    }
+
+    /// Its final value: at the last checkpoint (kernel figures: the last kernel checkpoint).
+    pub fn final_value(&self, r: &RunRecord) -> Option<f64> {
+        r.checkpoints.iter().rev().find_map(|c| {
+            if self.is_kernel_figure() || c.step == r.last()?.step {
+                self.read(c)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// The columns of `metrics.csv`, in order: step, time, losses, divergences, kernel figures,
+/// input sensitivity, classification figures.
+pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
+    let mut cols = vec![Column::Step, Column::Time];
+    for &t in &r.tracks {
+        cols.extend([Column::Loss(t, Split::Train), Column::Loss(t, Split::Test)]);
+    }
+    for &p in &r.pairs {
+        cols.extend([Column::Rmse(p, Split::Train), Column::Rmse(p, Split::Test)]);
+    }
+    cols.extend([
+        Column::NtkRelDrift,
+        Column::NtkKernelDistance,
+        Column::NtkLambdaMax,
+    ]);
+    cols.extend((0..r.n_layers).map(Column::NtkRelDriftLayer));
+    cols.push(Column::ParamRelChange);
+    cols.extend((0..r.n_layers).map(Column::ParamRelChangeLayer));
+    cols.extend([
+        Column::InputGradNorm(Track::Network),
+        Column::InputGradNorm(Track::Linearized),
+    ]);
+    if r.classes.is_some() {
+        for &t in &r.tracks {
+            cols.extend([
+                Column::Accuracy(t, Split::Train),
+                Column::Accuracy(t, Split::Test),
+                Column::Xent(t, Split::Train),
+                Column::Xent(t, Split::Test),
+            ]);
+        }
+        cols.extend(r.pairs.iter().map(|&p| Column::Agreement(p)));
+    }
+    cols
+}
+
+/// A per-run figure (a column of `sweep.csv`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Figure {
+    /// A checkpoint column at the end of the run.
+    Final(Column),
+    /// Final RMSE between two tracks over RMS(y) on the evaluation split.
+    RelRmse(Pair),
+    /// The best test accuracy over the logged checkpoints.
+    BestTestAccuracy(Track),
+    /// Test loss of a kernel track's t = ∞ solution.
+    InfiniteTimeTestLoss(Track),
+    /// Test accuracy of a kernel track's t = ∞ solution.
+    InfiniteTimeTestAccuracy(Track),
+    /// ‖Θ0 − Θ∞‖/‖Θ∞‖ on train × train.
+    InitNtkVsAnalytic,
+    /// η.
+    LearningRate,
+    /// η_c.
+    CriticalLearningRate,
+    /// λ_max(Θ_final)/λ_max(Θ0) on the probe set.
+    LambdaRatio,
+}
+
+impl Figure {
+    /// Name (a column of `sweep.csv`).
+    pub fn name(&self) -> String {
+        match *self {
+            Figure::Final(c) => c.name(),
+            Figure::RelRmse((a, b)) => format!("rel_rmse_{}_{}", a.name(), b.name()),
+            Figure::BestTestAccuracy(t) => format!("{}_best_test_accuracy", t.name()),
+            Figure::InfiniteTimeTestLoss(t) => format!("{}_infinite_time_test_loss", t.name()),
+            Figure::InfiniteTimeTestAccuracy(t) => {
+                format!("{}_infinite_time_test_accuracy", t.name())
+            }
+            Figure::InitNtkVsAnalytic => "init_ntk_vs_analytic".into(),
+            Figure::LearningRate => "learning_rate".into(),
+            Figure::CriticalLearningRate => "critical_learning_rate".into(),
+            Figure::LambdaRatio => "lambda_ratio".into(),
+        }
+    }
+
+    /// Its value in a record (NaN where it is not available).
+    pub fn read(&self, r: &RunRecord) -> f64 {
+        match *self {
+            Figure::Final(c) => c.final_value(r),
+            Figure::RelRmse((a, b)) => r.final_relative_rmse(a, b),
+            Figure::BestTestAccuracy(t) => Some(
+                r.checkpoints
+                    .iter()
+                    .filter_map(|c| Column::Accuracy(t, Split::Test).read(c))
+                    .fold(f64::NAN, f64::max),
+            ),
+            Figure::InfiniteTimeTestLoss(t) => r
+                .kernel_solutions
+                .iter()
+                .find(|k| k.track == t)
+                .and_then(|k| k.test_loss_infinite_time),
+            Figure::InfiniteTimeTestAccuracy(t) => {
+                let k = r.kernel_solutions.iter().find(|k| k.track == t);
+                k.zip(r.classes.as_ref()).and_then(|(k, classes)| {
+                    crate::metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
+                })
+            }
+            Figure::InitNtkVsAnalytic => Some(r.init_ntk_vs_analytic),
+            Figure::LearningRate => Some(r.learning_rate),
+            Figure::CriticalLearningRate => Some(r.critical_learning_rate),
+            Figure::LambdaRatio => Some(r.lambda_ratio()),
+        }
+        .unwrap_or(f64::NAN)
+    }
+}
+
+/// The per-run figures of a record, in `sweep.csv` order.
+pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
+    let mut f = Vec::new();
+    for &t in &r.tracks {
+        f.push(Figure::Final(Column::Loss(t, Split::Train)));
+        f.push(Figure::Final(Column::Loss(t, Split::Test)));
+    }
+    f.extend(
+        r.pairs
+            .iter()
+            .filter(|(a, _)| *a == Track::Network)
+            .map(|&p| Figure::RelRmse(p)),
+    );
+    if let Some(k) = r.last_kernel() {
+        f.extend(
+            [
+                Column::NtkRelDrift,
+                Column::NtkKernelDistance,
+                Column::ParamRelChange,
+            ]
+            .map(Figure::Final),
+        );
+        f.extend(
+            (0..k.param_rel_change_per_layer.len())
+                .map(|l| Figure::Final(Column::ParamRelChangeLayer(l))),
+        );
+    }
+    if r.last().is_some_and(|c| c.classification.is_some()) {
+        for &t in &r.tracks {
+            f.push(Figure::Final(Column::Accuracy(t, Split::Test)));
+            f.push(Figure::BestTestAccuracy(t));
+        }
+    }
+    for k in &r.kernel_solutions {
+        if k.test_loss_infinite_time.is_some() {
+            f.push(Figure::InfiniteTimeTestLoss(k.track));
+        }
+        if r.classes.is_some() {
+            f.push(Figure::InfiniteTimeTestAccuracy(k.track));
+        }
+    }
+    f.extend([
+        Figure::InitNtkVsAnalytic,
+        Figure::LearningRate,
+        Figure::CriticalLearningRate,
+        Figure::LambdaRatio,
+    ]);
+    f
+}

@@ -1,0 +1,246 @@
+//! The data files of a run, as bytes: `metrics.csv`, `predictions.csv`, `summary.json` and the
+//! `.npy` kernels. Columns come from the registry in [`crate::record::columns`].
+//!
+//! `metrics.csv` columns (stable; empty cell = not measured at that checkpoint, `nan`/`inf` =
+//! a non-finite value, flagged in the report):
+//! - `step`, `time` (= learning_rate × step);
+//! - `<track>_train_loss`, `<track>_test_loss` for track in `network, linearized,
+//!   kernel_analytic, kernel_empirical` (the kernel tracks when configured);
+//! - `rmse_<a>_<b>_train`, `rmse_<a>_<b>_test` for every pair of tracks (prediction divergence);
+//! - `ntk_rel_drift`, `ntk_kernel_distance`, `ntk_lambda_max`, `ntk_rel_drift_layer<l>`
+//!   (l = 0 … depth), `param_rel_change`, `param_rel_change_layer<l>` at kernel checkpoints;
+//! - `network_input_grad_norm`, `linearized_input_grad_norm`: mean ‖∂f/∂x‖_F on up to 32 test
+//!   points;
+//! - for one-hot classification: `<track>_{train,test}_accuracy`, `<track>_{train,test}_xent`,
+//!   `agreement_<a>_<b>`.
+//!
+//! `predictions.csv`: `split, index, output, <input columns>, target, network, linearized,
+//! kernel_analytic, kernel_empirical` at the final step.
+
+use crate::record::columns::{metrics_columns, Column, Split};
+use crate::record::RunRecord;
+use crate::report::npy;
+
+/// Formats a float for CSV: shortest round-trip representation, `nan`/`inf`/`-inf`.
+pub fn fmt_f64(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(fmt_f64).unwrap_or_default()
+}
+
+/// `metrics.csv` text: one row per checkpoint, the columns of [`metrics_columns`].
+pub fn metrics_csv(r: &RunRecord) -> String {
+    let cols = metrics_columns(r);
+    let mut out = cols.iter().map(Column::name).collect::<Vec<_>>().join(",") + "\n";
+    for c in &r.checkpoints {
+        let row: Vec<String> = cols.iter().map(|col| opt(col.read(c))).collect();
+        out += &(row.join(",") + "\n");
+    }
+    out
+}
+
+/// `predictions.csv` omits the input columns above this many inputs.
+pub const MAX_INPUT_COLUMNS: usize = 64;
+
+/// `predictions.csv` text.
+pub fn predictions_csv(r: &RunRecord) -> String {
+    let d = r.input_dim;
+    let k = r.n_outputs;
+    // Inputs are written only when there are at most 64 of them (one-hot text contexts have hundreds).
+    let with_inputs = d <= MAX_INPUT_COLUMNS;
+    let mut cols: Vec<String> = vec!["split".into(), "index".into(), "output".into()];
+    if with_inputs {
+        cols.extend(r.feature_names.iter().cloned());
+    }
+    cols.push("target".into());
+    cols.extend(r.tracks.iter().map(|t| t.name().to_string()));
+    let mut out = cols.join(",") + "\n";
+    for (split, x, y, is_train) in [
+        ("train", &r.x_train, &r.y_train, true),
+        ("test", &r.x_test, &r.y_test, false),
+    ] {
+        let n = x.len() / d.max(1);
+        for i in 0..n {
+            for o in 0..k {
+                let mut row = vec![split.to_string(), i.to_string(), o.to_string()];
+                if with_inputs {
+                    row.extend(x[i * d..(i + 1) * d].iter().map(|&v| fmt_f64(v)));
+                }
+                row.push(fmt_f64(y[i * k + o]));
+                for t in &r.outputs {
+                    let v = if is_train { &t.train } else { &t.test };
+                    row.push(fmt_f64(v[i * k + o]));
+                }
+                out += &(row.join(",") + "\n");
+            }
+        }
+    }
+    out
+}
+
+/// A final figure for JSON (`null` where not measured).
+fn final_json(r: &RunRecord, c: Column) -> serde_json::Value {
+    c.final_value(r)
+        .map(json_f64)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Final figures as JSON (`summary.json`).
+pub fn summary_json(r: &RunRecord) -> serde_json::Value {
+    let last = r.last();
+    let track_figures: serde_json::Map<String, serde_json::Value> = r
+        .tracks
+        .iter()
+        .map(|&t| {
+            (
+                t.name().to_string(),
+                serde_json::json!({
+                    "train_loss": final_json(r, Column::Loss(t, Split::Train)),
+                    "test_loss": final_json(r, Column::Loss(t, Split::Test)),
+                    "diverged_at_step": r.outputs_of(t).and_then(|o| o.diverged_at_step),
+                }),
+            )
+        })
+        .collect();
+    let divergence: serde_json::Map<String, serde_json::Value> = r
+        .pairs
+        .iter()
+        .map(|&(a, b)| {
+            (
+                format!("rmse_{}_{}", a.name(), b.name()),
+                serde_json::json!({
+                    "train": final_json(r, Column::Rmse((a, b), Split::Train)),
+                    "test": final_json(r, Column::Rmse((a, b), Split::Test)),
+                }),
+            )
+        })
+        .collect();
+    let per_track = |f: &dyn Fn(crate::record::Track) -> Column| {
+        r.tracks
+            .iter()
+            .map(|&t| (t.name().to_string(), final_json(r, f(t))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    serde_json::json!({
+        "name": r.name,
+        "seed": r.seed,
+        "status": r.status,
+        "final_step": last.map(|c| c.step),
+        "learning_rate": r.learning_rate,
+        "critical_learning_rate": json_f64(r.critical_learning_rate),
+        "n_params": r.n_params,
+        "n_train": r.n_train(),
+        "n_test": r.n_test(),
+        "n_outputs": r.n_outputs,
+        "kernel_form": r.kernel_form,
+        "tracks": track_figures,
+        "divergence": divergence,
+        "kernel": r.last_kernel().map(|k| serde_json::json!({
+            "ntk_rel_drift": json_f64(k.ntk_rel_drift),
+            "ntk_kernel_distance": json_f64(k.ntk_kernel_distance),
+            "ntk_lambda_max": json_f64(k.ntk_lambda_max),
+            "ntk_rel_drift_per_layer": k.ntk_rel_drift_per_layer.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+            "param_rel_change": json_f64(k.param_rel_change),
+            "param_rel_change_per_layer": k.param_rel_change_per_layer.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+        })),
+        "init_ntk_vs_analytic": json_f64(r.init_ntk_vs_analytic),
+        "loss": r.loss,
+        "text_samples": r.samples,
+        "classification": last.and_then(|c| c.classification.as_ref()).map(|_| serde_json::json!({
+            "classes": r.classes,
+            "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
+            "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
+            "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
+        })),
+        "kernel_solutions": r.kernel_solutions.iter().map(|k| serde_json::json!({
+            "track": k.track.name(),
+            "lambda": k.lambda,
+            "condition_number": json_f64(k.condition_number),
+            "lambda_max": k.lambda_max,
+            "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
+        })).collect::<Vec<_>>(),
+        "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// A float for JSON: numbers stay numbers, non-finite values become strings.
+pub fn json_f64(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!(v)
+    } else {
+        serde_json::json!(fmt_f64(v))
+    }
+}
+
+/// The `.npy` kernel files of a record (relative path, bytes).
+pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
+    let k = &r.kernels;
+    [
+        ("kernels/analytic_ntk.npy", &k.analytic_ntk),
+        ("kernels/analytic_nngp.npy", &k.analytic_nngp),
+        (
+            "kernels/analytic_ntk_test_train.npy",
+            &k.analytic_ntk_test_train,
+        ),
+        ("kernels/empirical_ntk_init.npy", &k.empirical_ntk_init),
+        ("kernels/empirical_ntk_final.npy", &k.empirical_ntk_final),
+    ]
+    .into_iter()
+    .filter_map(|(name, m)| {
+        m.as_ref()
+            .map(|(v, s)| (name.to_string(), npy::encode_f64(v, s)))
+    })
+    .collect()
+}
+
+/// The data files of a run (relative path, bytes): config, metrics, predictions, summary, kernels.
+pub fn data_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        (
+            "config.toml".to_string(),
+            r.config_toml.clone().into_bytes(),
+        ),
+        ("metrics.csv".to_string(), metrics_csv(r).into_bytes()),
+        (
+            "predictions.csv".to_string(),
+            predictions_csv(r).into_bytes(),
+        ),
+        (
+            "summary.json".to_string(),
+            (serde_json::to_string_pretty(&summary_json(r)).unwrap_or_default() + "\n")
+                .into_bytes(),
+        ),
+    ];
+    files.extend(kernel_files(r));
+    files
+}
+
+/// Whether any recorded loss, divergence or output is non-finite (flagged in the report).
+pub fn has_non_finite(r: &RunRecord) -> bool {
+    r.checkpoints.iter().any(|c| {
+        c.train_loss
+            .values()
+            .chain(c.rmse_train.values())
+            .any(|v| !v.is_finite())
+            || c.test_loss
+                .values()
+                .chain(c.rmse_test.values())
+                .flatten()
+                .any(|v| !v.is_finite())
+    }) || r
+        .outputs
+        .iter()
+        .any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
+}

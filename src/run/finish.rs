@@ -1,0 +1,158 @@
+//! The end of a run: final outputs, the final empirical kernel and the spectra, the kernel
+//! tracks' t = ∞ solutions, and the [`RunRecord`].
+
+use faer::Mat;
+
+use crate::linalg;
+use crate::metrics;
+use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full};
+use crate::ntk::KernelForm;
+use crate::record::{
+    KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs,
+};
+use crate::Result;
+
+use super::lockstep::Lockstep;
+use super::samples;
+
+fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
+    let mut v = linalg::sym_eigenvalues(m.as_ref())?;
+    v.reverse();
+    Ok(v)
+}
+
+impl Lockstep<'_> {
+    /// Final kernels, spectra and outputs: the record of the run.
+    pub fn into_record(self, status: RunStatus) -> Result<RunRecord> {
+        let (exp, data, init) = (self.exp, self.data, self.init);
+        let (n_train, k) = (data.n_train(), data.n_outputs);
+        let form = exp.kernel.form;
+        let mlp = &self.network.mlp;
+        let preds = self
+            .last_preds
+            .as_ref()
+            .expect("a run logs at least one checkpoint");
+        let outputs: Vec<TrackOutputs> = preds
+            .iter()
+            .map(|(t, v)| TrackOutputs {
+                track: t,
+                train: v[..n_train * k].to_vec(),
+                test: v[n_train * k..].to_vec(),
+                diverged_at_step: self.diverged.get(t).copied().flatten(),
+            })
+            .collect();
+        let s_final = backprop_signals(mlp, &data.x_train, n_train)?;
+        let theta_final = ntk_from_signals(mlp, &s_final, &s_final, form).total();
+        let theta_final_trace = match form {
+            KernelForm::Full => trace_of_full(&theta_final, k),
+            KernelForm::Trace => theta_final.clone(),
+        };
+        let analytic_train = linalg::block(init.analytic_ntk.as_ref(), 0, n_train, 0, n_train);
+        let kernels = if exp.outputs.save_kernels {
+            self.kernel_matrices(&analytic_train, theta_final)
+        } else {
+            KernelMatrices::default()
+        };
+        let samples = match &data.text {
+            Some(info) => samples::generate(exp, info, init, &self)?,
+            None => Vec::new(),
+        };
+        Ok(RunRecord {
+            name: exp.name.clone(),
+            seed: exp.seed,
+            config_toml: exp.resolved_toml(),
+            status,
+            n_layers: mlp.shapes.len(),
+            n_params: mlp.config.n_params(),
+            input_dim: data.input_dim,
+            n_outputs: k,
+            feature_names: data.feature_names.clone(),
+            target_names: data.target_names.clone(),
+            x_train: data.x_train.clone(),
+            x_test: data.x_test.clone(),
+            y_train: data.y_train.clone(),
+            y_test: data.y_test.clone(),
+            outputs,
+            kernel_solutions: self.kernel_solutions(),
+            learning_rate: self.lr,
+            critical_learning_rate: self.critical_lr,
+            init_ntk_vs_analytic: linalg::rel_frobenius(
+                init.theta0_trace_train.as_ref(),
+                analytic_train.as_ref(),
+            ),
+            spectrum_init: descending_eigenvalues(&init.theta0_trace_train)?,
+            spectrum_final: descending_eigenvalues(&theta_final_trace)?,
+            spectrum_analytic: descending_eigenvalues(&analytic_train)?,
+            probe_ntk_init: linalg::mat_to_rows(init.theta0_probe.as_ref()),
+            probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
+            probe_size: exp.kernel.probe_size.min(n_train),
+            kernels,
+            timings: Vec::new(),
+            kernel_form: form,
+            classes: data.classes.clone(),
+            loss: exp.training.loss,
+            samples,
+            tracks: self.tracks,
+            pairs: self.pairs,
+            checkpoints: self.checkpoints,
+        })
+    }
+
+    /// The kernel tracks' closed-form figures and t = ∞ test predictions.
+    fn kernel_solutions(&self) -> Vec<KernelSolutionSummary> {
+        let (n_train, k) = (self.data.n_train(), self.data.n_outputs);
+        let f0_test = &self.init.f0_all[n_train * k..];
+        self.predictors
+            .iter()
+            .map(|(track, pr)| {
+                let (_, test) = pr.predict_infinite();
+                let mut test = test
+                    .map(|t| linalg::mat_to_rows(t.as_ref()))
+                    .unwrap_or_default();
+                if self.exp.training.center_outputs {
+                    for (a, b) in test.iter_mut().zip(f0_test) {
+                        *a -= b;
+                    }
+                }
+                KernelSolutionSummary {
+                    track: *track,
+                    lambda: pr.lambda,
+                    condition_number: pr.condition_number,
+                    lambda_max: pr.lambda_max,
+                    test_loss_infinite_time: metrics::half_mse(&test, &self.data.y_test),
+                    test_infinite_time: test,
+                }
+            })
+            .collect()
+    }
+
+    /// The kernels written as `.npy` files (non-finite ones are left out).
+    fn kernel_matrices(&self, analytic_train: &Mat<f64>, theta_final: Mat<f64>) -> KernelMatrices {
+        let (n_train, n_test) = (self.data.n_train(), self.data.n_test());
+        let rows = n_train * self.exp.kernel.form.rows_per_point(self.data.n_outputs);
+        let init = self.init;
+        let pack = |m: Mat<f64>| {
+            linalg::is_finite(m.as_ref())
+                .then(|| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]))
+        };
+        KernelMatrices {
+            analytic_ntk: pack(analytic_train.clone()),
+            analytic_nngp: pack(linalg::block(
+                init.analytic_nngp.as_ref(),
+                0,
+                n_train,
+                0,
+                n_train,
+            )),
+            analytic_ntk_test_train: pack(linalg::block(
+                init.analytic_ntk.as_ref(),
+                n_train,
+                n_test,
+                0,
+                n_train,
+            )),
+            empirical_ntk_init: pack(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows)),
+            empirical_ntk_final: pack(theta_final),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Everything known at t = 0: initial outputs, the empirical Θ0 (train ∪ test × train), the
+//! analytic NNGP/NTK, the probe-set kernel that drift is measured against, and the points where
+//! input sensitivity is measured.
+
+use faer::Mat;
+
+use crate::config::Experiment;
+use crate::data::Dataset;
+use crate::dynamics::sensitivity::{self, InputGradients};
+use crate::linalg;
+use crate::model::{Mlp, Parametrization};
+use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
+use crate::ntk::empirical::{
+    backprop_signals, empirical_ntk_blocked, ntk_from_signals, trace_of_full, BackpropSignals,
+};
+use crate::ntk::KernelForm;
+use crate::Result;
+
+use super::Progress;
+
+/// Points on which input sensitivity is measured.
+pub const SENSITIVITY_POINTS: usize = 32;
+
+/// Everything known at t = 0.
+pub struct Initial {
+    /// Initial outputs on train then test points, row-major `n_all × K`.
+    pub f0_all: Vec<f64>,
+    /// Empirical Θ0 between all points (train first) and the training points, in the
+    /// configured form.
+    pub theta0: Mat<f64>,
+    /// Θ0 train × train, output-averaged.
+    pub theta0_trace_train: Mat<f64>,
+    /// Analytic NTK, all × train (NaN under mup, which has no infinite-width limit).
+    pub analytic_ntk: Mat<f64>,
+    /// Analytic NNGP, all × train.
+    pub analytic_nngp: Mat<f64>,
+    /// Per-layer terms of Θ0 on the probe set (output-averaged).
+    pub probe_layers: Vec<Mat<f64>>,
+    /// Θ0 on the probe set (output-averaged).
+    pub theta0_probe: Mat<f64>,
+    /// θ0 per dense layer (weights row-major, then bias).
+    pub theta0_params: Vec<Vec<f64>>,
+    /// The same, concatenated (computed once).
+    pub theta0_flat: Vec<f64>,
+    /// The network at initialisation (for the twin's input gradients and new points).
+    pub mlp0: Mlp,
+    /// Backprop signals of the training points at θ0 (for the twin at new points).
+    pub s_train: BackpropSignals,
+    /// Points where input sensitivity is measured (row-major) and their count.
+    pub sens_x: Vec<f64>,
+    /// Number of sensitivity points.
+    pub sens_n: usize,
+    /// Input gradients of f0 at those points.
+    pub sens_g0: InputGradients,
+}
+
+impl Initial {
+    /// Computes the initial state of `mlp` on `data`.
+    pub fn compute(
+        exp: &Experiment,
+        data: &Dataset,
+        mlp: &Mlp,
+        progress: &dyn Progress,
+    ) -> Result<Initial> {
+        let n_train = data.n_train();
+        let n_all = n_train + data.n_test();
+        let k = data.n_outputs;
+        let x_all = data.x_all();
+        let form = exp.kernel.form;
+        progress.start("kernels", 3);
+        let f0_all = mlp.predict(&x_all, n_all)?;
+        let (s_train, theta0) = match exp.kernel.block_size {
+            Some(block) => {
+                let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
+                let theta0 = empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, form, block)?;
+                (s_train, theta0)
+            }
+            None => {
+                let s_all = backprop_signals(mlp, &x_all, n_all)?;
+                let s_train = s_all.head(n_train);
+                let theta0 = ntk_from_signals(mlp, &s_all, &s_train, form).total();
+                (s_train, theta0)
+            }
+        };
+        let rows_train = n_train * form.rows_per_point(k);
+        let theta0_train = linalg::block(theta0.as_ref(), 0, rows_train, 0, theta0.ncols());
+        let theta0_trace_train = match form {
+            KernelForm::Full => trace_of_full(&theta0_train, k),
+            KernelForm::Trace => theta0_train,
+        };
+        progress.advance(1);
+        let analytic = analytic_kernels(exp, mlp, &x_all, n_all, &data.x_train, n_train);
+        progress.advance(1);
+        let p = exp.kernel.probe_size.min(n_train);
+        let s_probe = s_train.head(p);
+        let probe = ntk_from_signals(mlp, &s_probe, &s_probe, KernelForm::Trace);
+        progress.advance(1);
+        progress.finish();
+        let (sens_x, sens_n) = sensitivity_points(data);
+        let theta0_params = mlp.flatten_layers()?;
+        Ok(Initial {
+            f0_all,
+            theta0,
+            theta0_trace_train,
+            analytic_ntk: analytic.ntk,
+            analytic_nngp: analytic.nngp,
+            theta0_probe: probe.total(),
+            probe_layers: probe.per_layer,
+            theta0_flat: theta0_params.concat(),
+            theta0_params,
+            mlp0: mlp.clone(),
+            s_train,
+            sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,
+            sens_x,
+            sens_n,
+        })
+    }
+}
+
+/// Analytic NNGP and NTK between `x1` and `x2`; mup has no infinite-width NTK (its features
+/// move at any width), so its analytic kernels are left undefined (NaN) and configs may not ask
+/// for the analytic track.
+fn analytic_kernels(
+    exp: &Experiment,
+    mlp: &Mlp,
+    x1: &[f64],
+    n1: usize,
+    x2: &[f64],
+    n2: usize,
+) -> AnalyticKernels {
+    if mlp.config.model.parametrization == Parametrization::Mup {
+        let nan = Mat::from_fn(n1, n2, |_, _| f64::NAN);
+        return AnalyticKernels {
+            nngp: nan.clone(),
+            ntk: nan,
+        };
+    }
+    AnalyticConfig::new(&mlp.config, exp.kernel.quadrature_order).kernels(x1, n1, x2, n2)
+}
+
+/// Up to [`SENSITIVITY_POINTS`] points spread evenly over the test set (the training set when
+/// there are no test points), row-major, and their count.
+fn sensitivity_points(data: &Dataset) -> (Vec<f64>, usize) {
+    let d = data.input_dim;
+    let (pool, pool_n) = if data.n_test() > 0 {
+        (&data.x_test, data.n_test())
+    } else {
+        (&data.x_train, data.n_train())
+    };
+    let n = pool_n.min(SENSITIVITY_POINTS);
+    let x = (0..n)
+        .flat_map(|i| {
+            let a = i * pool_n / n;
+            pool[a * d..(a + 1) * d].iter().copied()
+        })
+        .collect();
+    (x, n)
+}

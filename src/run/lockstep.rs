@@ -1,0 +1,459 @@
+//! The tracks trained in lockstep on one minibatch schedule: the network, its linearized twin
+//! and the kernel predictors, with what is logged at each checkpoint.
+
+use std::sync::atomic::Ordering;
+
+use burn::tensor::Tensor;
+use faer::Mat;
+
+use crate::config::{Experiment, KernelSolution};
+use crate::data::Dataset;
+use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
+use crate::dynamics::linearized::LinearizedTwin;
+use crate::dynamics::network::NetworkTrainer;
+use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
+use crate::linalg;
+use crate::metrics;
+use crate::model::{tensor_from_f64, Mlp};
+use crate::ntk::empirical::{backprop_signals, ntk_from_signals};
+use crate::ntk::KernelForm;
+use crate::record::{
+    Checkpoint, ClassCheckpoint, InputSensitivity, KernelCheckpoint, Pair, PerPair, PerTrack,
+    RunStatus, Track,
+};
+use crate::Result;
+
+use super::initial::Initial;
+use super::RunOptions;
+
+/// Row-major `n × K` values as "target rows" of a kernel form: `n × K` (per-output kernel) or
+/// `(n·K) × 1` (full kernel).
+pub fn as_rows(values: &[f64], k: usize, per_output: bool) -> Mat<f64> {
+    if per_output {
+        linalg::mat_from_rows(values, values.len() / k.max(1), k)
+    } else {
+        linalg::mat_from_rows(values, values.len(), 1)
+    }
+}
+
+/// The track of a kernel solution.
+pub fn solution_track(s: KernelSolution) -> Track {
+    match s {
+        KernelSolution::Analytic => Track::KernelAnalytic,
+        KernelSolution::Empirical => Track::KernelEmpirical,
+    }
+}
+
+/// The tracks, their state, and what has been logged.
+pub struct Lockstep<'a> {
+    pub(super) exp: &'a Experiment,
+    pub(super) data: &'a Dataset,
+    pub(super) init: &'a Initial,
+    x_all: Vec<f64>,
+    /// Learning rate η.
+    pub(super) lr: f64,
+    /// Critical learning rate η_c.
+    pub(super) critical_lr: f64,
+    pub(super) tracks: Vec<Track>,
+    pub(super) pairs: Vec<Pair>,
+    pub(super) network: NetworkTrainer,
+    pub(super) twin: LinearizedTwin,
+    pub(super) predictors: Vec<(Track, KernelPredictor)>,
+    /// Training targets as seen by the tracks (shifted by f0 when centring), row-major.
+    y_fit: Vec<f64>,
+    /// The same in the twin's row layout.
+    y_rows: Mat<f64>,
+    /// Prepared network inputs and targets for full-batch training.
+    full_batch: Option<(Tensor<2>, Tensor<2>)>,
+    pub(super) diverged: PerTrack<Option<u64>>,
+    schedule: MinibatchSchedule,
+    pub(super) checkpoints: Vec<Checkpoint>,
+    /// The probe-set kernel at the last kernel checkpoint.
+    pub(super) last_probe: Mat<f64>,
+    /// Every track's predictions at the last checkpoint.
+    pub(super) last_preds: Option<PerTrack<Vec<f64>>>,
+}
+
+impl<'a> Lockstep<'a> {
+    /// Sets up the tracks at t = 0 (the network `mlp` is moved into its trainer).
+    pub fn new(
+        exp: &'a Experiment,
+        data: &'a Dataset,
+        init: &'a Initial,
+        mlp: Mlp,
+        lr: f64,
+        critical_lr: f64,
+    ) -> Result<Self> {
+        let (n_train, k) = (data.n_train(), data.n_outputs);
+        // With centred outputs every track trains towards y + f0 and reports f − f0: the same
+        // dynamics as learning y from zero.
+        let y_fit: Vec<f64> = if exp.training.center_outputs {
+            data.y_train
+                .iter()
+                .zip(&init.f0_all)
+                .map(|(a, b)| a + b)
+                .collect()
+        } else {
+            data.y_train.clone()
+        };
+        let mut tracks = vec![Track::Network, Track::Linearized];
+        tracks.extend(exp.kernel.solutions.iter().map(|&s| solution_track(s)));
+        let pairs = (0..tracks.len())
+            .flat_map(|i| (i + 1..tracks.len()).map(move |j| (i, j)))
+            .map(|(i, j)| (tracks[i], tracks[j]))
+            .collect();
+        let predictors = build_predictors(exp, data, init, lr, &y_fit)?;
+        let full_batch = exp
+            .training
+            .batch_size
+            .is_none_or(|b| b == n_train)
+            .then(|| {
+                let ad = mlp.device().clone().autodiff();
+                (
+                    tensor_from_f64(&data.x_train, [n_train, data.input_dim], mlp.dtype(), &ad),
+                    tensor_from_f64(&y_fit, [n_train, k], mlp.dtype(), &ad),
+                )
+            });
+        let form = exp.kernel.form;
+        let per_output = form == KernelForm::Trace;
+        let twin = LinearizedTwin::new(
+            init.theta0.clone(),
+            as_rows(&init.f0_all, k, per_output),
+            form.rows_per_point(k),
+            lr,
+            exp.training.momentum,
+        )
+        .with_loss(exp.training.loss);
+        Ok(Lockstep {
+            exp,
+            data,
+            init,
+            x_all: data.x_all(),
+            lr,
+            critical_lr,
+            diverged: PerTrack::from_keys(tracks.iter().copied(), |_| None),
+            tracks,
+            pairs,
+            network: NetworkTrainer::new(mlp, lr, exp.training.momentum)
+                .with_loss(exp.training.loss),
+            twin,
+            predictors,
+            y_rows: as_rows(&y_fit, k, per_output),
+            y_fit,
+            full_batch,
+            schedule: MinibatchSchedule::new(
+                n_train,
+                exp.training.batch_size.unwrap_or(n_train),
+                exp.seed,
+            ),
+            checkpoints: Vec::new(),
+            last_probe: init.theta0_probe.clone(),
+            last_preds: None,
+        })
+    }
+
+    /// Runs every step, logging at checkpoints; stops early (interrupted) when the interrupt
+    /// flag is set.
+    pub fn train(&mut self, opts: &RunOptions<'_>) -> Result<RunStatus> {
+        let steps = self.exp.training.steps;
+        let logging = self.exp.logging;
+        opts.progress.start("training", steps);
+        let mut status = RunStatus::Completed;
+        for step in 0..=steps {
+            let interrupted = step < steps
+                && opts
+                    .interrupt
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::SeqCst));
+            let last = step == steps || interrupted;
+            if step % logging.every == 0 || last {
+                self.checkpoint(step, step % logging.kernel_every == 0 || last)?;
+            }
+            if interrupted {
+                status = RunStatus::Interrupted;
+                break;
+            }
+            if last {
+                break;
+            }
+            self.step(step)?;
+            opts.progress.advance(1);
+        }
+        opts.progress.finish();
+        Ok(status)
+    }
+
+    /// Every track's predictions on all points (row-major `n_all × K`, reported frame: minus f0
+    /// when centring).
+    fn predictions(&self, step: u64) -> Result<PerTrack<Vec<f64>>> {
+        let n_all = self.x_all.len() / self.data.input_dim;
+        let mut all = vec![
+            (
+                Track::Network,
+                self.network.mlp.predict(&self.x_all, n_all)?,
+            ),
+            (
+                Track::Linearized,
+                linalg::mat_to_rows(self.twin.predictions().as_ref()),
+            ),
+        ];
+        for (t, p) in &self.predictors {
+            // Predictor rows are point-major like the others.
+            let (tr, te) = p.predict(step);
+            let mut v = linalg::mat_to_rows(tr.as_ref());
+            if let Some(te) = te {
+                v.extend(linalg::mat_to_rows(te.as_ref()));
+            }
+            all.push((*t, v));
+        }
+        if self.exp.training.center_outputs {
+            for (_, v) in &mut all {
+                for (a, b) in v.iter_mut().zip(&self.init.f0_all) {
+                    *a -= b;
+                }
+            }
+        }
+        Ok(PerTrack::from_keys(self.tracks.iter().copied(), |t| {
+            all.iter()
+                .find(|(u, _)| *u == t)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        }))
+    }
+
+    /// Logs a checkpoint (with kernel figures when `with_kernel`); marks tracks whose loss left
+    /// the bound.
+    fn checkpoint(&mut self, step: u64, with_kernel: bool) -> Result<()> {
+        let preds = self.predictions(step)?;
+        let data = self.data;
+        let n_tr = data.n_train() * data.n_outputs;
+        let train_loss = preds.map(|_, v| metrics::half_mse(&v[..n_tr], &data.y_train).unwrap_or(f64::NAN));
+        for (t, &l) in train_loss.iter() {
+            let d = self.diverged.get_mut(t).expect("every track has a divergence slot");
+            if d.is_none() && (!l.is_finite() || l > self.exp.training.max_loss) {
+                *d = Some(step);
+            }
+        }
+        let pair_map = |f: &dyn Fn(&[f64], &[f64]) -> Option<f64>, test: bool| -> PerPair<Option<f64>> {
+            PerPair::from_keys(self.pairs.iter().copied(), |(a, b)| {
+                let (pa, pb) = (preds.get(a)?, preds.get(b)?);
+                if test {
+                    f(&pa[n_tr..], &pb[n_tr..])
+                } else {
+                    f(&pa[..n_tr], &pb[..n_tr])
+                }
+            })
+        };
+        let mut ck = Checkpoint {
+            step,
+            time: self.lr * step as f64,
+            test_loss: preds.map(|_, v| metrics::half_mse(&v[n_tr..], &data.y_test)),
+            train_loss,
+            rmse_train: pair_map(&metrics::rmse, false).map(|_, v| v.unwrap_or(f64::NAN)),
+            rmse_test: pair_map(&metrics::rmse, true),
+            kernel: None,
+            classification: data
+                .classes
+                .as_ref()
+                .map(|_| self.class_checkpoint(&preds, n_tr)),
+            sensitivity: self.input_sensitivity()?,
+        };
+        if with_kernel {
+            let (kc, probe) = self.kernel_checkpoint()?;
+            self.last_probe = probe;
+            ck.kernel = Some(kc);
+        }
+        self.checkpoints.push(ck);
+        self.last_preds = Some(preds);
+        Ok(())
+    }
+
+    fn class_checkpoint(&self, preds: &PerTrack<Vec<f64>>, n_tr: usize) -> ClassCheckpoint {
+        let data = self.data;
+        let k = data.n_outputs;
+        ClassCheckpoint {
+            train_accuracy: preds.map(|_, v| {
+                metrics::accuracy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)
+            }),
+            test_accuracy: preds.map(|_, v| metrics::accuracy(&v[n_tr..], &data.y_test, k)),
+            train_xent: preds
+                .map(|_, v| cross_entropy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)),
+            test_xent: preds.map(|_, v| cross_entropy(&v[n_tr..], &data.y_test, k)),
+            agreement: PerPair::from_keys(self.pairs.iter().copied(), |(a, b)| {
+                let (pa, pb) = match (preds.get(a), preds.get(b)) {
+                    (Some(pa), Some(pb)) => (pa, pb),
+                    _ => return f64::NAN,
+                };
+                if data.y_test.is_empty() {
+                    metrics::agreement(&pa[..n_tr], &pb[..n_tr], k)
+                } else {
+                    metrics::agreement(&pa[n_tr..], &pb[n_tr..], k)
+                }
+                .unwrap_or(f64::NAN)
+            }),
+        }
+    }
+
+    /// One SGD step of the network and of its twin on the next batch (diverged tracks stay
+    /// frozen).
+    fn step(&mut self, step: u64) -> Result<()> {
+        let batch = self.schedule.next_batch();
+        let (d, k) = (self.data.input_dim, self.data.n_outputs);
+        let max_loss = self.exp.training.max_loss;
+        if self.diverged.get(Track::Network).copied().flatten().is_none() {
+            let loss = match &self.full_batch {
+                Some((x, y)) => self.network.step_tensors(x.clone(), y.clone())?,
+                None => {
+                    let xb: Vec<f64> = batch
+                        .iter()
+                        .flat_map(|&a| self.data.x_train[a * d..(a + 1) * d].iter().copied())
+                        .collect();
+                    let yb: Vec<f64> = batch
+                        .iter()
+                        .flat_map(|&a| self.y_fit[a * k..(a + 1) * k].iter().copied())
+                        .collect();
+                    self.network.step(&xb, &yb, batch.len())?
+                }
+            };
+            if !loss.is_finite() || loss > max_loss {
+                if let Some(d) = self.diverged.get_mut(Track::Network) {
+                    *d = Some(step);
+                }
+            }
+        }
+        if self.diverged.get(Track::Linearized).copied().flatten().is_none() {
+            self.twin.step(&batch, &self.y_rows);
+        }
+        Ok(())
+    }
+
+    /// Kernel-drift figures of the network's current empirical NTK on the probe set (the first
+    /// `probe_size` training points, output-averaged), and that kernel.
+    fn kernel_checkpoint(&self) -> Result<(KernelCheckpoint, Mat<f64>)> {
+        let mlp = &self.network.mlp;
+        let init = self.init;
+        let d = mlp.config.input_dim;
+        let p = self.exp.kernel.probe_size.min(self.data.n_train());
+        let s = backprop_signals(mlp, &self.data.x_train[..p * d], p)?;
+        let ntk = ntk_from_signals(mlp, &s, &s, KernelForm::Trace);
+        let total = ntk.total();
+        let params = mlp.flatten_layers()?;
+        let flat_now: Vec<f64> = params.concat();
+        let lambda_max = linalg::sym_eigenvalues(total.as_ref())?
+            .last()
+            .copied()
+            .unwrap_or(f64::NAN);
+        let kc = KernelCheckpoint {
+            ntk_rel_drift: linalg::rel_frobenius(total.as_ref(), init.theta0_probe.as_ref()),
+            ntk_kernel_distance: linalg::kernel_distance(
+                total.as_ref(),
+                init.theta0_probe.as_ref(),
+            ),
+            ntk_lambda_max: lambda_max,
+            ntk_rel_drift_per_layer: ntk
+                .per_layer
+                .iter()
+                .zip(&init.probe_layers)
+                .map(|(a, b)| linalg::rel_frobenius(a.as_ref(), b.as_ref()))
+                .collect(),
+            param_rel_change: metrics::rel_change(&flat_now, &init.theta0_flat),
+            param_rel_change_per_layer: params
+                .iter()
+                .zip(&init.theta0_params)
+                .map(|(a, b)| metrics::rel_change(a, b))
+                .collect(),
+        };
+        Ok((kc, total))
+    }
+
+    /// Input-Jacobian norms of the network and of its linearized twin (see [`sensitivity`]).
+    fn input_sensitivity(&self) -> Result<InputSensitivity> {
+        let init = self.init;
+        let (n, x) = (init.sens_n, &init.sens_x);
+        let center = self.exp.training.center_outputs;
+        let g = sensitivity::input_gradients(&self.network.mlp, x, n)?;
+        let sub = |a: &[Vec<f64>], b: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| p.iter().zip(q).map(|(u, v)| u - v).collect())
+                .collect()
+        };
+        let network = if center {
+            sensitivity::mean_jacobian_norm(&sub(&g, &init.sens_g0), n)
+        } else {
+            sensitivity::mean_jacobian_norm(&g, n)
+        };
+        // β is in parameter correspondence only for the full kernel (or a single output).
+        let linearized = if self.exp.kernel.form == KernelForm::Full || self.data.n_outputs == 1
+        {
+            let beta = linalg::mat_to_rows(self.twin.coefficients().as_ref());
+            let delta = sensitivity::displacement(
+                &init.mlp0,
+                &self.data.x_train,
+                self.data.n_train(),
+                &beta,
+            )?;
+            let (total, change) = sensitivity::linearized_input_gradients(
+                &init.mlp0,
+                &init.theta0_flat,
+                &delta,
+                x,
+                n,
+            )?;
+            sensitivity::mean_jacobian_norm(if center { &change } else { &total }, n)
+        } else {
+            f64::NAN
+        };
+        Ok(InputSensitivity {
+            network,
+            linearized,
+        })
+    }
+}
+
+/// The kernel-regression predictors of the configured solutions: the analytic kernel acts per
+/// output (Θ∞ ⊗ I_K), the empirical one in the configured form.
+fn build_predictors(
+    exp: &Experiment,
+    data: &Dataset,
+    init: &Initial,
+    lr: f64,
+    y_fit: &[f64],
+) -> Result<Vec<(Track, KernelPredictor)>> {
+    let (n_train, n_test, k) = (data.n_train(), data.n_test(), data.n_outputs);
+    let form = exp.kernel.form;
+    let f0_train = &init.f0_all[..n_train * k];
+    let f0_test = &init.f0_all[n_train * k..];
+    exp.kernel
+        .solutions
+        .iter()
+        .map(|&s| {
+            let (theta, rows, per_out) = match s {
+                KernelSolution::Analytic => (&init.analytic_ntk, 1, true),
+                KernelSolution::Empirical => (
+                    &init.theta0,
+                    form.rows_per_point(k),
+                    form == KernelForm::Trace,
+                ),
+            };
+            let predictor = KernelPredictor::new(PredictorInputs {
+                theta_train: &linalg::block(theta.as_ref(), 0, n_train * rows, 0, n_train * rows),
+                theta_test_train: Some(&linalg::block(
+                    theta.as_ref(),
+                    n_train * rows,
+                    n_test * rows,
+                    0,
+                    n_train * rows,
+                )),
+                f0_train: &as_rows(f0_train, k, per_out),
+                f0_test: Some(&as_rows(f0_test, k, per_out)),
+                y_train: &as_rows(y_fit, k, per_out),
+                n_targets: n_train * k,
+                learning_rate: lr,
+                time: exp.kernel.time,
+                diag_reg: exp.kernel.diag_reg,
+            })?;
+            Ok((solution_track(s), predictor))
+        })
+        .collect()
+}
