@@ -11,7 +11,7 @@ use burn::tensor::{DType, Tensor};
 use ntk_dynamics::backend::{Backend, Precision};
 use ntk_dynamics::dynamics::network::NetworkTrainer;
 use ntk_dynamics::linalg;
-use ntk_dynamics::model::{tensor_from_f64, Activation, MlpConfig, Parametrization};
+use ntk_dynamics::model::{tensor_from_f64, Activation, MlpConfig, ModelSettings, Parametrization};
 use ntk_dynamics::ntk::empirical::empirical_ntk;
 use ntk_dynamics::ntk::KernelForm;
 
@@ -47,16 +47,18 @@ fn gemm_gflops(backend: Backend, n: usize) -> f64 {
 fn mlp(backend: Backend, width: usize) -> MlpConfig {
     MlpConfig {
         input_dim: 16,
-        width,
-        depth: 3,
         n_outputs: 1,
-        activation: Activation::Relu,
-        w_std: 1.4,
-        b_std: 0.1,
-        bias: true,
-        parametrization: Parametrization::Ntk,
-        precision: Precision::F32,
-        backend,
+        model: ModelSettings {
+            width,
+            depth: 3,
+            activation: Activation::Relu,
+            w_std: 1.4,
+            b_std: 0.1,
+            bias: true,
+            parametrization: Parametrization::Ntk,
+            precision: Precision::F32,
+            backend,
+        },
     }
 }
 
@@ -66,10 +68,10 @@ fn ntk_flops(c: &MlpConfig, n: usize) -> f64 {
     let (n, d, w, k) = (
         n as f64,
         c.input_dim as f64,
-        c.width as f64,
+        c.model.width as f64,
         c.n_outputs as f64,
     );
-    let hidden = (c.depth - 1) as f64;
+    let hidden = (c.model.depth - 1) as f64;
     let fwd = 2.0 * n * (d * w + hidden * w * w + w * k);
     let bwd = k * 2.0 * n * (hidden * w * w + w * k);
     let gram: f64 = c

@@ -9,10 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The config file is not valid TOML, or does not match the schema (unknown key, wrong type).
-    #[error("{}{}: {message}", file.display(), key.as_ref().map(|k| format!(": `{k}`")).unwrap_or_default())]
+    #[error("{}{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), key.as_ref().map(|k| format!(": `{k}`")).unwrap_or_default())]
     ConfigParse {
         /// The config file.
         file: PathBuf,
+        /// The line of the key, when known.
+        line: Option<usize>,
         /// The dotted key the problem concerns, when the parser's position names one.
         key: Option<String>,
         /// The parser's message (it names line and column where it knows them).

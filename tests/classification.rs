@@ -1,6 +1,9 @@
 //! Classification on real data (issue: real data): one-hot targets, accuracy, cross-entropy
 //! twin vs parameter space, and a digits run.
 
+mod common;
+
+use common::net;
 use ntk_dynamics::backend::{Backend, Precision};
 use ntk_dynamics::config;
 use ntk_dynamics::data;
@@ -8,12 +11,10 @@ use ntk_dynamics::dynamics::linearized::LinearizedTwin;
 use ntk_dynamics::dynamics::{cross_entropy, Loss, MinibatchSchedule};
 use ntk_dynamics::linalg;
 use ntk_dynamics::metrics::{accuracy, agreement, confusion};
-use ntk_dynamics::model::{Activation, MlpConfig, Parametrization};
+use ntk_dynamics::model::{Activation, Parametrization};
 use ntk_dynamics::ntk::empirical::naive_jacobian;
+use ntk_dynamics::record::Track;
 use ntk_dynamics::run::{self, RunOptions};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[test]
 fn accuracy_agreement_and_confusion_on_hand_made_examples() {
@@ -53,7 +54,7 @@ fn one_hot_classes_survive_the_split() {
     let ds = data::load(&exp.data, 0).unwrap();
     assert_eq!(ds.n_outputs, 10);
     assert_eq!(ds.n_train() + ds.n_test(), 1797);
-    let file = data::read_csv(std::path::Path::new("experiments/data/digits.csv")).unwrap();
+    let file = data::csv::read_csv(std::path::Path::new("experiments/data/digits.csv")).unwrap();
     let col = file.header.iter().position(|h| h == "label").unwrap();
     for class in 0..10 {
         let in_file = file.rows.iter().filter(|r| r[col] == class as f64).count();
@@ -80,19 +81,14 @@ fn one_hot_classes_survive_the_split() {
 #[test]
 fn cross_entropy_twin_equals_parameter_space_model() {
     let (n, m, k, d) = (6, 2, 3, 4);
-    let c = MlpConfig {
-        input_dim: d,
-        width: 10,
-        depth: 2,
-        n_outputs: k,
-        activation: Activation::Tanh,
-        w_std: 1.2,
-        b_std: 0.3,
-        bias: true,
-        parametrization: Parametrization::Ntk,
-        precision: Precision::F64,
-        backend: Backend::Flex,
-    };
+    let c = net(d, k, 10, 2)
+        .act(Activation::Tanh)
+        .stds(1.2, 0.3)
+        .bias(true)
+        .param(Parametrization::Ntk)
+        .precision(Precision::F64)
+        .backend(Backend::Flex)
+        .build();
     let mlp = c.init(4);
     let x: Vec<f64> = (0..(n + m) * d)
         .map(|i| ((i * 37 % 17) as f64 - 8.0) / 6.0)
@@ -175,11 +171,12 @@ fn digits_network_reaches_ninety_percent() {
     let ds = data::load(&exp.data, exp.seed).unwrap();
     let rec = run::execute(&exp, &ds, &RunOptions::default()).unwrap();
     let cl = rec.last().unwrap().classification.clone().unwrap();
-    let net = cl.test_accuracy[0].unwrap();
-    let kernel = cl.test_accuracy[2].unwrap();
+    let acc = |t| cl.test_accuracy.get(t).copied().flatten().unwrap();
+    let network = acc(Track::Network);
     eprintln!(
-        "digits test accuracy: network {net:.4}, linearized {:.4}, analytic kernel {kernel:.4}",
-        cl.test_accuracy[1].unwrap()
+        "digits test accuracy: network {network:.4}, linearized {:.4}, analytic kernel {:.4}",
+        acc(Track::Linearized),
+        acc(Track::KernelAnalytic)
     );
-    assert!(net > 0.9, "network test accuracy {net}");
+    assert!(network > 0.9, "network test accuracy {network}");
 }

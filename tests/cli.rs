@@ -1,62 +1,14 @@
 //! End-to-end tests of the `experiment` binary: outputs, determinism, verify, bad input,
 //! divergence, interruption (issues: experiment, report, reliability).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_experiment");
-
-fn tiny_config(dir: &Path, extra_training: &str) -> String {
-    format!(
-        r#"[experiment]
-name = "tiny"
-seed = 3
-
-[data]
-kind = "sine"
-n_train = 8
-n_test = 12
-
-[model]
-width = 64
-depth = 2
-
-[training]
-learning_rate = 0.05
-steps = 30
-{extra_training}
-
-[kernel]
-probe_size = 6
-
-[logging]
-every = 5
-kernel_every = 10
-
-[outputs]
-dir = "{}"
-save_kernels = true
-"#,
-        dir.join("results").display()
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run experiment")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use common::{
+    csv_toml, run_bin as run, run_into, spawn_into, stderr, tiny_sine_toml as tiny_config, write,
+};
 
 #[test]
 fn end_to_end_writes_every_file_and_is_deterministic() {
@@ -64,12 +16,7 @@ fn end_to_end_writes_every_file_and_is_deterministic() {
     let cfg = write(tmp.path(), "tiny.toml", &tiny_config(tmp.path(), ""));
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for out in [&a, &b] {
-        let o = run(&[
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let o = run_into(&cfg, out);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     for f in [
@@ -183,12 +130,7 @@ fn out_into_non_empty_directory_is_refused_and_runs_never_collide() {
     let busy = tmp.path().join("busy");
     std::fs::create_dir_all(&busy).unwrap();
     std::fs::write(busy.join("keep.txt"), "precious").unwrap();
-    let o = run(&[
-        cfg.to_str().unwrap(),
-        "--out",
-        busy.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_into(&cfg, &busy);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not empty"));
     assert_eq!(
@@ -215,12 +157,7 @@ fn steps_zero_is_valid() {
         &tiny_config(tmp.path(), "").replace("steps = 30", "steps = 0"),
     );
     let out = tmp.path().join("o");
-    let o = run(&[
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_into(&cfg, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         std::fs::read_to_string(out.join("metrics.csv"))
@@ -239,12 +176,7 @@ fn divergent_learning_rate_is_recorded_not_fatal() {
         .replace("steps = 30", "steps = 200");
     let cfg = write(tmp.path(), "d.toml", &cfg_text);
     let out = tmp.path().join("o");
-    let o = run(&[
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_into(&cfg, &out);
     assert!(
         o.status.success(),
         "a diverged track is a valid result: {}",
@@ -273,15 +205,7 @@ fn sigint_stops_at_a_step_boundary_and_writes_an_interrupted_report() {
             .replace("kernel_every = 10", "kernel_every = 1000"),
     );
     let out = tmp.path().join("o");
-    let mut child = Command::new(BIN)
-        .args([
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = spawn_into(&cfg, &out);
     wait_for(&out.join("INCOMPLETE"));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let _ = Command::new("kill")
@@ -317,14 +241,7 @@ fn sigkill_leaves_earlier_runs_intact_and_the_partial_run_marked() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write(tmp.path(), "tiny.toml", &tiny_config(tmp.path(), ""));
     let done = tmp.path().join("done");
-    assert!(run(&[
-        cfg.to_str().unwrap(),
-        "--out",
-        done.to_str().unwrap(),
-        "--quiet"
-    ])
-    .status
-    .success());
+    assert!(run_into(&cfg, &done).status.success());
     let snapshot: Vec<(PathBuf, Vec<u8>)> = walk(&done)
         .into_iter()
         .map(|p| {
@@ -338,15 +255,7 @@ fn sigkill_leaves_earlier_runs_intact_and_the_partial_run_marked() {
         &tiny_config(tmp.path(), "").replace("steps = 30", "steps = 100000000"),
     );
     let partial = tmp.path().join("partial");
-    let mut child = Command::new(BIN)
-        .args([
-            long.to_str().unwrap(),
-            "--out",
-            partial.to_str().unwrap(),
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = spawn_into(&long, &partial);
     wait_for(&partial.join("INCOMPLETE"));
     std::thread::sleep(std::time::Duration::from_millis(800));
     child.kill().unwrap(); // SIGKILL
@@ -373,56 +282,22 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Bad configs: exit code 2, a message naming the file, the key and what is allowed, nothing
-/// created under the results directory.
+/// Bad configs through the binary: exit code 2, a message naming the file, the key (and its
+/// line), nothing created. (The full table of rejected configs runs in-process in
+/// `tests/config.rs`.)
 #[test]
 fn bad_configs_are_rejected_with_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tiny_config(tmp.path(), "");
     let cases: Vec<(String, &[&str])> = vec![
         (base.replace("[model]", "[model\n"), &["TOML", "line"]),
-        (base.replace("width = 64", "widht = 64"), &["widht", "line"]),
-        (base.replace("width = 64", "width = \"wide\""), &["width"]),
-        (base.replace("name = \"tiny\"\n", ""), &["name"]),
+        (
+            base.replace("width = 64", "widht = 64"),
+            &["widht", "line 11"],
+        ),
         (
             base.replace("width = 64", "width = 0"),
-            &["model.width", "= 0", ">= 1", ":11"],
-        ),
-        (
-            base.replace("depth = 2", "depth = 0"),
-            &["model.depth", ">= 1"],
-        ),
-        (
-            base.replace("learning_rate = 0.05", "learning_rate = -1.0"),
-            &["training.learning_rate", "> 0"],
-        ),
-        (
-            base.replace("learning_rate = 0.05", "learning_rate = nan"),
-            &["training.learning_rate", "NaN"],
-        ),
-        (
-            base.replace("steps = 30", "steps = 30\nbatch_size = 9"),
-            &["training.batch_size", "n_train = 8"],
-        ),
-        (
-            base.replace("probe_size = 6", "probe_size = 9"),
-            &["kernel.probe_size"],
-        ),
-        (
-            base.replace("[model]", "[model]\nactivation = \"swish\""),
-            &["model.activation", "relu"],
-        ),
-        (
-            base.replace("[model]", "[model]\nparametrization = \"meanfield\""),
-            &["model.parametrization", "ntk, standard, mup"],
-        ),
-        (
-            base.replace("kind = \"sine\"", "kind = \"images\""),
-            &["data.kind", "sine, teacher, csv"],
-        ),
-        (
-            base.replace("kernel_every = 10", "kernel_every = 7"),
-            &["logging.kernel_every", "multiple"],
+            &["model.width", "= 0", "[1, 1048576]", ":11"],
         ),
     ];
     for (i, (text, needles)) in cases.iter().enumerate() {
@@ -450,9 +325,7 @@ fn bad_configs_are_rejected_with_clear_errors() {
 #[test]
 fn bad_data_files_are_rejected_with_file_line_and_column() {
     let tmp = tempfile::tempdir().unwrap();
-    let csv_cfg = |path: &Path, extra: &str| {
-        format!("[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\n{extra}\n[model]\nwidth = 16\n[training]\nsteps = 2\n[outputs]\ndir = \"{}\"\n", path.display(), tmp.path().join("results").display())
-    };
+    let csv_cfg = |path: &Path, extra: &str| csv_toml(tmp.path(), path, extra);
     let cases: Vec<(&str, &str, &str, &[&str])> = vec![
         ("ragged.csv", "a,b,y\n1,2,3\n4,5\n", "", &[":3", "2 cells"]),
         (
@@ -544,12 +417,7 @@ fn no_test_points_is_valid_for_every_kind() {
     for (i, text) in cases.iter().enumerate() {
         let cfg = write(tmp.path(), &format!("n{i}.toml"), text);
         let out = tmp.path().join(format!("o{i}"));
-        let o = run(&[
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let o = run_into(&cfg, &out);
         assert!(o.status.success(), "case {i}: {}", stderr(&o));
         let m = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         let row: Vec<&str> = m.lines().nth(1).unwrap().split(',').collect();

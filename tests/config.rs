@@ -1,7 +1,13 @@
-//! Config loading: defaults, resolved config round trip, and a fuzz/property test that the loader
-//! never panics on random bytes or mutated valid configs (seeded).
+//! Config loading: defaults, resolved config round trip, the table of rejected configs (each
+//! error names the key, the value or what is allowed, and the line), sweep errors pointing into
+//! the user's file, and a fuzz/property test that the loader never panics on random bytes or
+//! mutated valid configs (seeded).
 
-use ntk_dynamics::config;
+mod common;
+
+use std::path::Path;
+
+use ntk_dynamics::config::{self, sweep};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const VALID: &str = include_str!("../experiments/wide_mlp.toml");
@@ -83,4 +89,153 @@ fn loader_never_panics_on_random_or_mutated_input() {
         errors > 1000,
         "mutations should mostly be rejected ({errors})"
     );
+}
+
+/// Every rejected config names the file, the dotted key and what is allowed (or the parser's
+/// position), in-process.
+#[test]
+fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
+    let base = common::tiny_sine_toml(Path::new("/tmp/unused"), "");
+    let cases: Vec<(String, &[&str])> = vec![
+        (base.replace("[model]", "[model\n"), &["TOML", "line"]),
+        (
+            base.replace("width = 64", "widht = 64"),
+            &["model.widht", "line 11"],
+        ),
+        (
+            base.replace("width = 64", "width = \"wide\""),
+            &["model.width", "usize"],
+        ),
+        (base.replace("name = \"tiny\"\n", ""), &["name", "missing"]),
+        (
+            base.replace("width = 64", "width = 0"),
+            &["model.width", "= 0", "[1, 1048576]", ":11"],
+        ),
+        (
+            base.replace("depth = 2", "depth = 0"),
+            &["model.depth", "[1, 64]", ":12"],
+        ),
+        (
+            base.replace("learning_rate = 0.05", "learning_rate = -1.0"),
+            &["training.learning_rate", "> 0", ":15"],
+        ),
+        (
+            base.replace("learning_rate = 0.05", "learning_rate = nan"),
+            &["training.learning_rate", "NaN"],
+        ),
+        (
+            base.replace("steps = 30", "steps = 30\nbatch_size = 9"),
+            &["training.batch_size", "n_train = 8"],
+        ),
+        (
+            base.replace("probe_size = 6", "probe_size = 9"),
+            &["kernel.probe_size", "n_train = 8"],
+        ),
+        (
+            base.replace("[model]", "[model]\nactivation = \"swish\""),
+            &["model.activation", "swish", "relu"],
+        ),
+        (
+            base.replace(
+                "[model]",
+                "[model]\nactivation = { name = \"leaky_relu\", alpah = 0.3 }",
+            ),
+            &["model.activation", "alpah"],
+        ),
+        (
+            base.replace(
+                "[model]",
+                "[model]\nactivation = { name = \"relu\", alpha = 0.3 }",
+            ),
+            &["model.activation", "alpha"],
+        ),
+        (
+            base.replace("[model]", "[model]\nparametrization = \"meanfield\""),
+            &["model.parametrization", "ntk", "standard", "mup"],
+        ),
+        (
+            base.replace("kind = \"sine\"", "kind = \"images\""),
+            &["data", "images", "sine", "teacher", "csv", "text"],
+        ),
+        (
+            base.replace("kind = \"sine\"", "kind = \"sine\"\ninput_dim = 4"),
+            &["data", "input_dim"],
+        ),
+        (
+            base.replace("kind = \"sine\"", "kind = \"teacher\"\nfrequency = 2.0"),
+            &["data", "frequency"],
+        ),
+        (
+            base.replace("kernel_every = 10", "kernel_every = 7"),
+            &["logging.kernel_every", "multiple", ":24"],
+        ),
+        (
+            base.replace("[kernel]", "[kernel]\nform = \"diagonal\""),
+            &["kernel.form", "full", "trace"],
+        ),
+        (
+            base.replace(
+                "[kernel]",
+                "[kernel]\nsolutions = [\"analytic\", \"analytic\"]",
+            ),
+            &["kernel.solutions", "at most once"],
+        ),
+        (
+            base.replace("[model]", "[model]\nparametrization = \"mup\""),
+            &["kernel.solutions", "mup"],
+        ),
+        (
+            base.replace(
+                "learning_rate = 0.05",
+                "learning_rate = 0.05\nlr_scale = 0.5",
+            ),
+            &["training.lr_scale", "not both"],
+        ),
+        (
+            base.replace("[training]", "[training]\nmomentum = 1.0"),
+            &["training.momentum", "[0, 1)"],
+        ),
+        (
+            base.replace("[training]", "[training]\nloss = \"hinge\""),
+            &["training.loss", "mse"],
+        ),
+        (
+            base.replace("name = \"tiny\"", "name = \"../up\""),
+            &["experiment.name", "letters"],
+        ),
+        (
+            base.replace(
+                "name = \"tiny\"",
+                &format!("name = \"{}\"", "a".repeat(300)),
+            ),
+            &["experiment.name", "at most 128"],
+        ),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        let file = format!("bad{i}.toml");
+        let err = config::parse_str(text, Some(Path::new(&file)))
+            .expect_err(&format!("case {i} must be rejected"))
+            .to_string();
+        assert!(err.contains(&file), "case {i} must name the file: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "case {i}: {err:?} lacks {n:?}");
+        }
+    }
+}
+
+/// A bad swept value names the point and the line of the key in `[sweep.vary]` of the user's
+/// file (not of a generated config).
+#[test]
+fn sweep_errors_point_into_the_users_file() {
+    let text = common::sweep_toml(Path::new("/tmp/unused"), "\"model.width\" = [16, 0]", "");
+    let err = sweep::expand(&text, Some(Path::new("s.toml")))
+        .unwrap_err()
+        .to_string();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("\"model.width\""))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("s.toml:{line}")), "{err}");
+    assert!(err.contains("model.width = 0"), "{err}");
 }

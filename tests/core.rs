@@ -3,6 +3,9 @@
 //! from f32 gradients); f64 networks 1e-12; analytic kernels 1e-12 (closed forms), 1e-8
 //! (quadrature of smooth activations).
 
+mod common;
+
+use common::net;
 use faer::Mat;
 use ntk_dynamics::backend::{Backend, Precision};
 use ntk_dynamics::linalg;
@@ -11,14 +14,9 @@ use ntk_dynamics::ntk::analytic::{closed_form, gaussian_moments, AnalyticConfig,
 use ntk_dynamics::ntk::empirical::{empirical_ntk, naive_empirical_ntk, trace_of_full};
 use ntk_dynamics::ntk::quadrature::GaussLegendre;
 use ntk_dynamics::ntk::KernelForm;
-use rand::{rngs::StdRng, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
 
 fn inputs(n: usize, d: usize, seed: u64) -> Vec<f64> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n * d)
-        .map(|_| StandardNormal.sample(&mut rng))
-        .collect()
+    common::gauss(n * d, seed)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -32,19 +30,12 @@ fn cfg(
     par: Parametrization,
     precision: Precision,
 ) -> MlpConfig {
-    MlpConfig {
-        input_dim: d,
-        width,
-        depth,
-        n_outputs: k,
-        activation: act,
-        w_std: 1.5,
-        b_std: 0.3,
-        bias,
-        parametrization: par,
-        precision,
-        backend: Backend::Flex,
-    }
+    net(d, k, width, depth)
+        .act(act)
+        .bias(bias)
+        .param(par)
+        .precision(precision)
+        .build()
 }
 
 #[test]
@@ -115,7 +106,7 @@ fn backends_agree_to_f32_tolerance() {
     let a = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace)
         .unwrap()
         .total();
-    c.backend = Backend::Ndarray;
+    c.model.backend = Backend::Ndarray;
     let b = empirical_ntk(&c.init(5), &x, n, None, KernelForm::Trace)
         .unwrap()
         .total();
@@ -140,7 +131,7 @@ fn backends_give_the_same_training_losses() {
             Parametrization::Ntk,
             Precision::F32,
         );
-        c.backend = backend;
+        c.model.backend = backend;
         let mut t = NetworkTrainer::new(c.init(9), 0.5, 0.9);
         (0..30).map(|_| t.step(&x, &y, n).unwrap()).collect()
     };
@@ -247,14 +238,12 @@ fn acfg(
     width: usize,
 ) -> AnalyticConfig {
     AnalyticConfig {
-        input_dim: d,
-        width,
-        depth,
-        activation: act,
-        w_std: 1.3,
-        b_std: 0.2,
-        bias: true,
-        parametrization: par,
+        arch: net(d, 1, width, depth)
+            .act(act)
+            .stds(1.3, 0.2)
+            .bias(true)
+            .param(par)
+            .build(),
         method: MomentMethod::Auto(48),
     }
 }
@@ -275,14 +264,12 @@ fn depth_one_relu_is_the_arc_cosine_kernel() {
         let x1 = [s, 0.0];
         let x2 = [s * alpha.cos(), s * alpha.sin()];
         let c = AnalyticConfig {
-            input_dim: d,
-            width: 1,
-            depth: 1,
-            activation: Activation::Relu,
-            w_std: 1.0,
-            b_std: 0.0,
-            bias: false,
-            parametrization: Parametrization::Ntk,
+            arch: net(d, 1, 1, 1)
+                .act(Activation::Relu)
+                .stds(1.0, 0.0)
+                .bias(false)
+                .param(Parametrization::Ntk)
+                .build(),
             method: MomentMethod::Auto(64),
         };
         let k = c.kernels(&x1, 1, &x2, 1);
@@ -310,14 +297,12 @@ fn identity_network_gives_the_linear_kernel() {
     let x2 = inputs(3, d, 2);
     let (w, b, depth) = (1.3f64, 0.2f64, 3);
     let c = AnalyticConfig {
-        input_dim: d,
-        width: 1,
-        depth,
-        activation: Activation::Identity,
-        w_std: w,
-        b_std: b,
-        bias: true,
-        parametrization: Parametrization::Ntk,
+        arch: net(d, 1, 1, depth)
+            .act(Activation::Identity)
+            .stds(w, b)
+            .bias(true)
+            .param(Parametrization::Ntk)
+            .build(),
         method: MomentMethod::Auto(8),
     };
     let k = c.kernels(&x1, 4, &x2, 3);
@@ -446,20 +431,15 @@ fn empirical_ntk_converges_to_analytic_with_width() {
         let widths = [64usize, 128, 256, 512, 1024, 2048];
         let mut means = Vec::new();
         for &w in &widths {
-            let c = MlpConfig {
-                input_dim: d,
-                width: w,
-                depth: 2,
-                n_outputs: 1,
-                activation: act,
-                w_std: 1.4,
-                b_std: 0.1,
-                bias: true,
-                parametrization: Parametrization::Ntk,
-                precision: Precision::F32,
-                backend: Backend::Flex,
-            };
-            let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
+            let c = net(d, 1, w, 2)
+                .act(act)
+                .stds(1.4, 0.1)
+                .bias(true)
+                .param(Parametrization::Ntk)
+                .precision(Precision::F32)
+                .backend(Backend::Flex)
+                .build();
+            let analytic = AnalyticConfig::new(&c, 48).kernels(&x, n, &x, n).ntk;
             let seeds = 10;
             let mean = (0..seeds)
                 .map(|s| {
@@ -489,20 +469,15 @@ fn empirical_ntk_converges_to_analytic_with_width() {
 fn standard_parametrization_analytic_matches_wide_network() {
     let (n, d) = (6, 3);
     let x = inputs(n, d, 4);
-    let c = MlpConfig {
-        input_dim: d,
-        width: 2048,
-        depth: 2,
-        n_outputs: 1,
-        activation: Activation::Erf,
-        w_std: 1.2,
-        b_std: 0.2,
-        bias: true,
-        parametrization: Parametrization::Standard,
-        precision: Precision::F32,
-        backend: Backend::Flex,
-    };
-    let analytic = AnalyticConfig::from(&c).kernels(&x, n, &x, n).ntk;
+    let c = net(d, 1, 2048, 2)
+        .act(Activation::Erf)
+        .stds(1.2, 0.2)
+        .bias(true)
+        .param(Parametrization::Standard)
+        .precision(Precision::F32)
+        .backend(Backend::Flex)
+        .build();
+    let analytic = AnalyticConfig::new(&c, 48).kernels(&x, n, &x, n).ntk;
     let mean = (0..4)
         .map(|s| {
             linalg::rel_frobenius(

@@ -2,14 +2,15 @@
 //! f64 networks; tolerances: 1e-9 relative (function-space twin vs closed form), 1e-8
 //! (function-space vs parameter-space linearized model).
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod common;
 
+use common::{gauss, net};
 use faer::linalg::solvers::Solve;
 use faer::Mat;
 use ntk_dynamics::backend::{Backend, Precision};
-use ntk_dynamics::config::{self, DiagReg, TimeMode};
+use ntk_dynamics::config;
 use ntk_dynamics::data;
+use ntk_dynamics::dynamics::kernel::{DiagReg, TimeMode};
 use ntk_dynamics::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use ntk_dynamics::dynamics::linearized::LinearizedTwin;
 use ntk_dynamics::dynamics::MinibatchSchedule;
@@ -18,28 +19,16 @@ use ntk_dynamics::model::{Activation, MlpConfig, Parametrization};
 use ntk_dynamics::ntk::empirical::{empirical_ntk, naive_jacobian};
 use ntk_dynamics::ntk::KernelForm;
 use ntk_dynamics::run::{self, RunOptions};
-use rand::{rngs::StdRng, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
-
-fn gauss(n: usize, seed: u64) -> Vec<f64> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
-}
 
 fn tiny(k: usize, act: Activation) -> MlpConfig {
-    MlpConfig {
-        input_dim: 3,
-        width: 12,
-        depth: 2,
-        n_outputs: k,
-        activation: act,
-        w_std: 1.3,
-        b_std: 0.4,
-        bias: true,
-        parametrization: Parametrization::Ntk,
-        precision: Precision::F64,
-        backend: Backend::Flex,
-    }
+    net(3, k, 12, 2)
+        .act(act)
+        .stds(1.3, 0.4)
+        .bias(true)
+        .param(Parametrization::Ntk)
+        .precision(Precision::F64)
+        .backend(Backend::Flex)
+        .build()
 }
 
 #[test]
@@ -345,16 +334,10 @@ fn wide_network_tracks_its_linearization() {
             let ds = data::load(&exp.data, exp.seed).unwrap();
             let rec = run::execute(&exp, &ds, &RunOptions::default()).unwrap();
             let last = rec.last().unwrap();
-            let i = rec
-                .pairs
-                .iter()
-                .position(|&(a, b)| {
-                    a == ntk_dynamics::record::Track::Network
-                        && b == ntk_dynamics::record::Track::Linearized
-                })
-                .unwrap();
+            use ntk_dynamics::record::Track;
             let scale = ntk_dynamics::metrics::rms(&ds.y_test).unwrap();
-            r_sum += last.rmse_test[i].unwrap() / scale;
+            let rmse = last.rmse_test.get((Track::Network, Track::Linearized));
+            r_sum += rmse.copied().flatten().unwrap() / scale;
             d_sum += rec.last_kernel().unwrap().ntk_rel_drift;
         }
         rel.push(r_sum / seeds as f64);
@@ -437,19 +420,14 @@ fn singular_kernels_give_finite_predictions() {
 fn linearized_input_gradient_matches_finite_differences() {
     use ntk_dynamics::dynamics::sensitivity;
     let (n, d, k) = (5, 3, 2);
-    let c = MlpConfig {
-        input_dim: d,
-        width: 10,
-        depth: 2,
-        n_outputs: k,
-        activation: Activation::Tanh,
-        w_std: 1.3,
-        b_std: 0.4,
-        bias: true,
-        parametrization: Parametrization::Ntk,
-        precision: Precision::F64,
-        backend: Backend::Flex,
-    };
+    let c = net(d, k, 10, 2)
+        .act(Activation::Tanh)
+        .stds(1.3, 0.4)
+        .bias(true)
+        .param(Parametrization::Ntk)
+        .precision(Precision::F64)
+        .backend(Backend::Flex)
+        .build();
     let mlp = c.init(8);
     let x_train = gauss(n * d, 1);
     let beta = gauss(n * k, 2);

@@ -1,10 +1,12 @@
 //! Sweeps: power-law fits, the phase classifier, and small sweeps end to end (issue: sweeps).
 
-use ntk_dynamics::metrics::{classify_phase, loglog_fit, Phase};
-use ntk_dynamics::sweep::{self, fit_power_laws, SweepRow};
+mod common;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use common::{run_into, stderr, sweep_toml};
+use ntk_dynamics::config::sweep;
+use ntk_dynamics::metrics::{classify_phase, loglog_fit, Phase};
+use ntk_dynamics::pipeline;
+use ntk_dynamics::record::sweep::{fit_power_laws, SweepRow};
 
 #[test]
 fn fitted_slopes_recover_known_exponents() {
@@ -68,63 +70,18 @@ fn phase_classifier_labels_hand_made_curves() {
     assert_eq!(classify_phase(&lazy, 1.0, true), Phase::Divergent);
 }
 
-fn sweep_text(dir: &std::path::Path, vary: &str, extra: &str) -> String {
-    format!(
-        r#"[experiment]
-name = "s"
-seed = 0
-[data]
-kind = "teacher"
-input_dim = 4
-n_train = 16
-n_test = 8
-[model]
-width = 256
-depth = 1
-b_std = 0.0
-bias = false
-[training]
-lr_scale = 0.5
-steps = 60
-max_loss = 1e6
-{extra}
-[kernel]
-solutions = ["analytic"]
-probe_size = 16
-[logging]
-every = 1
-kernel_every = 10
-[outputs]
-dir = "{}"
-[sweep]
-seeds = 2
-[sweep.vary]
-{vary}
-"#,
-        dir.display()
-    )
-}
-
 #[test]
 fn tiny_width_sweep_end_to_end_has_negative_drift_slope() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("w.toml");
     std::fs::write(
         &cfg,
-        sweep_text(tmp.path(), "\"model.width\" = [32, 128, 512]", ""),
+        sweep_toml(tmp.path(), "\"model.width\" = [32, 128, 512]", ""),
     )
     .unwrap();
     let out = tmp.path().join("sweep");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_experiment"))
-        .args([
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_into(&cfg, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
     for f in [
         "sweep.csv",
         "sweep.json",
@@ -162,11 +119,11 @@ fn tiny_width_sweep_end_to_end_has_negative_drift_slope() {
 #[test]
 fn half_critical_rate_is_lazy_and_four_times_is_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = sweep_text(tmp.path(), "\"training.lr_scale\" = [0.5, 4.0]", "")
+    let text = sweep_toml(tmp.path(), "\"training.lr_scale\" = [0.5, 4.0]", "")
         .replace("width = 256", "width = 1024");
     let sw = sweep::expand(&text, None).unwrap();
     assert_eq!(sw.points.len(), 4);
-    let rows = sweep::run(&sw, &tmp.path().join("out"), None, &|_, _, _| {});
+    let rows = pipeline::sweep::run(&sw, &tmp.path().join("out"), None, &|_, _, _| {});
     for r in &rows {
         let scale: f64 = r.values[0].1.parse().unwrap();
         let phase = r.phase.expect("completed");
@@ -187,7 +144,7 @@ fn bad_sweeps_are_rejected() {
         ("\"model.width\" = []", "non-empty"),
         ("\"model.width\" = [0, 4]", "model.width"),
     ] {
-        let e = sweep::expand(&sweep_text(tmp.path(), vary, ""), None)
+        let e = sweep::expand(&sweep_toml(tmp.path(), vary, ""), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains(needle), "{vary}: {e}");
@@ -200,7 +157,7 @@ fn width_by_learning_rate_sweep_draws_phases_and_a_phase_diagram() {
     let cfg = tmp.path().join("pd.toml");
     std::fs::write(
         &cfg,
-        sweep_text(
+        sweep_toml(
             tmp.path(),
             "\"model.width\" = [64, 256]\n\"training.lr_scale\" = [0.5, 4.0]",
             "",
@@ -209,16 +166,8 @@ fn width_by_learning_rate_sweep_draws_phases_and_a_phase_diagram() {
     )
     .unwrap();
     let out = tmp.path().join("sweep");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_experiment"))
-        .args([
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_into(&cfg, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
     for f in ["phases.png", "phase_diagram.png", "scaling.png"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }

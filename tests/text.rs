@@ -1,11 +1,10 @@
 //! Next-character data (issue: language modelling).
 
-use ntk_dynamics::data::{text_dataset, TextSampling};
+mod common;
+
+use ntk_dynamics::data::text::{text_dataset, TextSampling};
 use ntk_dynamics::dynamics::cross_entropy;
 use rand::{rngs::StdRng, SeedableRng};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TEXT: &str = "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune.";
 

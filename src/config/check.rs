@@ -99,7 +99,9 @@ impl DataSpec {
                     return Err(Error::value("data.frequency", frequency, "a finite number"));
                 }
                 let interval = s.interval.unwrap_or(def::SINE_INTERVAL);
-                if !(interval[0].is_finite() && interval[1].is_finite() && interval[0] < interval[1])
+                if !(interval[0].is_finite()
+                    && interval[1].is_finite()
+                    && interval[0] < interval[1])
                 {
                     return Err(Error::value(
                         "data.interval",
@@ -264,8 +266,18 @@ impl ModelSpec {
     /// The checked `[model]` table.
     pub fn check(&self) -> Result<ModelSettings> {
         Ok(ModelSettings {
-            width: in_range("model.width", self.width.unwrap_or(def::WIDTH), 1, def::MAX_WIDTH)?,
-            depth: in_range("model.depth", self.depth.unwrap_or(def::DEPTH), 1, def::MAX_DEPTH)?,
+            width: in_range(
+                "model.width",
+                self.width.unwrap_or(def::WIDTH),
+                1,
+                def::MAX_WIDTH,
+            )?,
+            depth: in_range(
+                "model.depth",
+                self.depth.unwrap_or(def::DEPTH),
+                1,
+                def::MAX_DEPTH,
+            )?,
             activation: self.activation.unwrap_or(def::ACTIVATION),
             w_std: positive("model.w_std", self.w_std.unwrap_or(def::W_STD))?,
             b_std: non_negative("model.b_std", self.b_std.unwrap_or(def::B_STD))?,
@@ -309,20 +321,18 @@ impl TrainingSpec {
             ));
         }
         let batch_size = match self.batch_size {
-            Some(b) => Some(in_range(
-                "training.batch_size",
-                b,
-                1,
-                n_train.unwrap_or(usize::MAX),
-            )
-            .map_err(|_| match n_train {
-                Some(n) => Error::value(
-                    "training.batch_size",
-                    b,
-                    format!("an integer in [1, data.n_train = {n}]"),
-                ),
-                None => Error::value("training.batch_size", b, "an integer >= 1"),
-            })?),
+            Some(b) => Some(
+                in_range("training.batch_size", b, 1, n_train.unwrap_or(usize::MAX)).map_err(
+                    |_| match n_train {
+                        Some(n) => Error::value(
+                            "training.batch_size",
+                            b,
+                            format!("an integer in [1, data.n_train = {n}]"),
+                        ),
+                        None => Error::value("training.batch_size", b, "an integer >= 1"),
+                    },
+                )?,
+            ),
             None => None,
         };
         let loss = self.loss.unwrap_or(def::LOSS);

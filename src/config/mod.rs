@@ -214,8 +214,13 @@ pub fn parse_error(e: &toml::de::Error, lines: &KeyLines, file: Option<&Path>) -
             key = Some(candidate);
         }
     }
+    let line = key
+        .as_deref()
+        .and_then(|k| lines.line_of_dotted(k))
+        .or_else(|| e.span().map(|s| lines.line_of_offset(s.start)));
     Error::ConfigParse {
         file: file_name(file),
+        line,
         key,
         message: e.to_string().trim_end().to_string(),
     }

@@ -169,6 +169,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
                     file: file
                         .map(Path::to_path_buf)
                         .unwrap_or_else(|| "<config>".into()),
+                    line: None,
                     key: None,
                     message: e.to_string().trim_end().to_string(),
                 })
@@ -245,6 +246,7 @@ fn point_error(
         },
         Error::ConfigParse { file, message, .. } => Error::ConfigParse {
             file,
+            line: None,
             key: None,
             message: format!("sweep point {at}: {message}"),
         },

@@ -48,6 +48,9 @@ pub struct OneHot {
     pub label_noise: f64,
 }
 
+/// Rows of numbers.
+type Rows = Vec<Vec<f64>>;
+
 /// A parsed numeric CSV file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvTable {
@@ -143,7 +146,12 @@ pub fn dataset(
         }
     };
     if src.standardize {
-        standardize_columns(&mut ds.x_train, &mut ds.x_test, &ds.feature_names, &src.path)?;
+        standardize_columns(
+            &mut ds.x_train,
+            &mut ds.x_test,
+            &ds.feature_names,
+            &src.path,
+        )?;
         if src.one_hot.is_none() {
             standardize_columns(&mut ds.y_train, &mut ds.y_test, &ds.target_names, &src.path)?;
         }
@@ -164,7 +172,7 @@ fn split_rows(
     n_train: Option<usize>,
     n_test: Option<usize>,
     rng: &mut StdRng,
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> Result<(Rows, Rows)> {
     let (mut train, mut test) = match &src.test_path {
         Some(tp) => {
             let t = read_csv(tp)?;
@@ -224,12 +232,7 @@ fn split_rows(
         test.truncate(n);
     }
     if train.is_empty() {
-        return Err(data_error(
-            &src.path,
-            None,
-            None,
-            "no training rows".into(),
-        ));
+        return Err(data_error(&src.path, None, None, "no training rows".into()));
     }
     Ok((train, test))
 }

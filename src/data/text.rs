@@ -110,7 +110,12 @@ pub struct TextSampling {
 }
 
 /// Loads the text file of a source and samples `n_train` and `n_test` contexts.
-pub fn dataset(src: &TextSource, n_train: usize, n_test: usize, rng: &mut StdRng) -> Result<Dataset> {
+pub fn dataset(
+    src: &TextSource,
+    n_train: usize,
+    n_test: usize,
+    rng: &mut StdRng,
+) -> Result<Dataset> {
     let text = std::fs::read_to_string(&src.path).map_err(|e| Error::io(&src.path, e))?;
     let sampling = TextSampling {
         context: src.context,
@@ -222,4 +227,3 @@ pub fn text_dataset(
         text: Some(info),
     })
 }
-

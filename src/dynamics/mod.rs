@@ -141,8 +141,14 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 9);
         let mut again = MinibatchSchedule::new(10, 3, 7);
-        assert_eq!(again.next_batch(), MinibatchSchedule::new(10, 3, 7).next_batch());
-        assert_ne!(again.next_batch(), MinibatchSchedule::new(10, 3, 8).next_batch());
+        assert_eq!(
+            again.next_batch(),
+            MinibatchSchedule::new(10, 3, 7).next_batch()
+        );
+        assert_ne!(
+            again.next_batch(),
+            MinibatchSchedule::new(10, 3, 8).next_batch()
+        );
         let mut full = MinibatchSchedule::new(5, 5, 1);
         for _ in 0..3 {
             assert_eq!(full.next_batch(), vec![0, 1, 2, 3, 4]);

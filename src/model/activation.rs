@@ -212,7 +212,6 @@ fn erfc_pos(x: f64) -> f64 {
     (-x * x).exp() / std::f64::consts::PI.sqrt() / f
 }
 
-
 /// Config names, in the order they are documented.
 const NAMES: [&str; 10] = [
     "relu",
@@ -321,7 +320,12 @@ mod tests {
             assert_eq!(toml::from_str::<W>(&text).unwrap().a, a, "{text}");
         }
         let w: W = toml::from_str("a = { name = \"leaky_relu\" }").unwrap();
-        assert_eq!(w.a, Activation::LeakyRelu { alpha: DEFAULT_LEAKY_ALPHA });
+        assert_eq!(
+            w.a,
+            Activation::LeakyRelu {
+                alpha: DEFAULT_LEAKY_ALPHA
+            }
+        );
         for bad in [
             "a = \"swish\"",
             "a = { name = \"leaky_relu\", alpah = 0.3 }",

@@ -4,7 +4,8 @@
 //!
 //! Parametrizations follow neural-tangents exactly (see `NTK_CONVENTIONS.md`):
 //! - [`Parametrization::Ntk`]: `z = (σ_w/√n_in)·h·W + σ_b·b` with `W, b ~ N(0, 1)` trainable;
-//! - [`Parametrization::Standard`]: `z = h·W + b` with `W ~ N(0, σ_w²/n_in)`, `b ~ N(0, σ_b²)`.
+//! - [`Parametrization::Standard`]: `z = h·W + b` with `W ~ N(0, σ_w²/n_in)`, `b ~ N(0, σ_b²)`;
+//! - [`Parametrization::Mup`]: the maximal-update parametrization for SGD (see its doc).
 //!
 //! Parameters are plain (non-autodiff) burn tensors; a training step or a kernel computation
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
@@ -133,19 +134,27 @@ impl MlpConfig {
     pub fn shapes(&self) -> Vec<LayerShape> {
         (0..self.n_layers())
             .map(|l| {
-                let n_in = if l == 0 { self.input_dim } else { self.model.width };
+                let n_in = if l == 0 {
+                    self.input_dim
+                } else {
+                    self.model.width
+                };
                 let n_out = if l == self.model.depth {
                     self.n_outputs
                 } else {
                     self.model.width
                 };
                 let (weight_scale, bias_scale) = match self.model.parametrization {
-                    Parametrization::Ntk => (self.model.w_std / (n_in as f64).sqrt(), self.model.b_std),
+                    Parametrization::Ntk => {
+                        (self.model.w_std / (n_in as f64).sqrt(), self.model.b_std)
+                    }
                     Parametrization::Standard | Parametrization::Mup => (1.0, 1.0),
                 };
                 let (weight_lr, bias_lr) = match self.model.parametrization {
                     Parametrization::Mup if l == 0 => (n_out as f64, n_out as f64),
-                    Parametrization::Mup if l == self.model.depth => (1.0 / n_in as f64, n_out as f64),
+                    Parametrization::Mup if l == self.model.depth => {
+                        (1.0 / n_in as f64, n_out as f64)
+                    }
                     Parametrization::Mup => (1.0, n_out as f64),
                     _ => (1.0, 1.0),
                 };
@@ -180,7 +189,9 @@ impl MlpConfig {
                 let w_std = match self.model.parametrization {
                     Parametrization::Ntk => 1.0,
                     Parametrization::Standard => self.model.w_std / (s.n_in as f64).sqrt(),
-                    Parametrization::Mup if l == self.model.depth => self.model.w_std / s.n_in as f64,
+                    Parametrization::Mup if l == self.model.depth => {
+                        self.model.w_std / s.n_in as f64
+                    }
                     Parametrization::Mup => self.model.w_std / (s.n_in as f64).sqrt(),
                 };
                 let b_std = match self.model.parametrization {

@@ -148,7 +148,8 @@ impl AnalyticConfig {
             Parametrization::Standard | Parametrization::Mup => d * k0 + bias_one,
         };
         for l in 0..self.arch.model.depth {
-            let (e, kdot) = gaussian_moments(self.arch.model.activation, qa[l], qb[l], k, self.method);
+            let (e, kdot) =
+                gaussian_moments(self.arch.model.activation, qa[l], qb[l], k, self.method);
             let k_new = w2 * e + b2;
             theta = match self.arch.model.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,

@@ -32,13 +32,7 @@ fn row_of(
                 .to_string();
             SweepRow::completed(values, point.seed, &r, run_dir, wall_s)
         }
-        Err(e) => SweepRow::failed(
-            values,
-            point.seed,
-            &e.to_string(),
-            point.dir_name(),
-            wall_s,
-        ),
+        Err(e) => SweepRow::failed(values, point.seed, &e.to_string(), point.dir_name(), wall_s),
     }
 }
 

@@ -8,9 +8,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Experiment;
-use crate::record::{RunRecord, RunStatus, Track};
 use crate::dynamics::Loss;
 use crate::ntk::KernelForm;
+use crate::record::{RunRecord, RunStatus, Track};
 use crate::report::tables;
 
 /// SHA-256 of bytes, lower-case hex.

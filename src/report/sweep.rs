@@ -131,7 +131,8 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<P
             (k.clone(), serde_json::json!(values))
         })
         .collect();
-    let json = serde_json::json!({"name": sweep.base.name, "points": rows, "fits": fits, "vary": vary});
+    let json =
+        serde_json::json!({"name": sweep.base.name, "points": rows, "fits": fits, "vary": vary});
     write_atomic(
         &dir.join("sweep.json"),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
@@ -155,10 +156,7 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             .iter()
             .map(|(k, v)| format!(
                 "`{k}` ∈ [{}]",
-                v.iter()
-                    .map(value_text)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                v.iter().map(value_text).collect::<Vec<_>>().join(", ")
             ))
             .collect::<Vec<_>>()
             .join(" × "),
@@ -208,4 +206,3 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
     }
     s
 }
-

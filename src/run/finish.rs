@@ -7,9 +7,7 @@ use crate::linalg;
 use crate::metrics;
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full};
 use crate::ntk::KernelForm;
-use crate::record::{
-    KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs,
-};
+use crate::record::{KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs};
 use crate::Result;
 
 use super::lockstep::Lockstep;

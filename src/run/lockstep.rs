@@ -227,20 +227,24 @@ impl<'a> Lockstep<'a> {
         let preds = self.predictions(step)?;
         let data = self.data;
         let n_tr = data.n_train() * data.n_outputs;
-        let train_loss = preds.map(|_, v| metrics::half_mse(&v[..n_tr], &data.y_train).unwrap_or(f64::NAN));
+        let train_loss =
+            preds.map(|_, v| metrics::half_mse(&v[..n_tr], &data.y_train).unwrap_or(f64::NAN));
         for (t, &l) in train_loss.iter() {
-            let d = self.diverged.get_mut(t).expect("every track has a divergence slot");
+            let d = self
+                .diverged
+                .get_mut(t)
+                .expect("every track has a divergence slot");
             if d.is_none() && (!l.is_finite() || l > self.exp.training.max_loss) {
                 *d = Some(step);
             }
         }
-        let pair_map = |f: &dyn Fn(&[f64], &[f64]) -> Option<f64>, test: bool| -> PerPair<Option<f64>> {
+        let pair_rmse = |test: bool| -> PerPair<Option<f64>> {
             PerPair::from_keys(self.pairs.iter().copied(), |(a, b)| {
                 let (pa, pb) = (preds.get(a)?, preds.get(b)?);
                 if test {
-                    f(&pa[n_tr..], &pb[n_tr..])
+                    metrics::rmse(&pa[n_tr..], &pb[n_tr..])
                 } else {
-                    f(&pa[..n_tr], &pb[..n_tr])
+                    metrics::rmse(&pa[..n_tr], &pb[..n_tr])
                 }
             })
         };
@@ -249,8 +253,8 @@ impl<'a> Lockstep<'a> {
             time: self.lr * step as f64,
             test_loss: preds.map(|_, v| metrics::half_mse(&v[n_tr..], &data.y_test)),
             train_loss,
-            rmse_train: pair_map(&metrics::rmse, false).map(|_, v| v.unwrap_or(f64::NAN)),
-            rmse_test: pair_map(&metrics::rmse, true),
+            rmse_train: pair_rmse(false).map(|_, v| v.unwrap_or(f64::NAN)),
+            rmse_test: pair_rmse(true),
             kernel: None,
             classification: data
                 .classes
@@ -272,9 +276,8 @@ impl<'a> Lockstep<'a> {
         let data = self.data;
         let k = data.n_outputs;
         ClassCheckpoint {
-            train_accuracy: preds.map(|_, v| {
-                metrics::accuracy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)
-            }),
+            train_accuracy: preds
+                .map(|_, v| metrics::accuracy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)),
             test_accuracy: preds.map(|_, v| metrics::accuracy(&v[n_tr..], &data.y_test, k)),
             train_xent: preds
                 .map(|_, v| cross_entropy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)),
@@ -300,7 +303,13 @@ impl<'a> Lockstep<'a> {
         let batch = self.schedule.next_batch();
         let (d, k) = (self.data.input_dim, self.data.n_outputs);
         let max_loss = self.exp.training.max_loss;
-        if self.diverged.get(Track::Network).copied().flatten().is_none() {
+        if self
+            .diverged
+            .get(Track::Network)
+            .copied()
+            .flatten()
+            .is_none()
+        {
             let loss = match &self.full_batch {
                 Some((x, y)) => self.network.step_tensors(x.clone(), y.clone())?,
                 None => {
@@ -321,7 +330,13 @@ impl<'a> Lockstep<'a> {
                 }
             }
         }
-        if self.diverged.get(Track::Linearized).copied().flatten().is_none() {
+        if self
+            .diverged
+            .get(Track::Linearized)
+            .copied()
+            .flatten()
+            .is_none()
+        {
             self.twin.step(&batch, &self.y_rows);
         }
         Ok(())
@@ -384,8 +399,7 @@ impl<'a> Lockstep<'a> {
             sensitivity::mean_jacobian_norm(&g, n)
         };
         // β is in parameter correspondence only for the full kernel (or a single output).
-        let linearized = if self.exp.kernel.form == KernelForm::Full || self.data.n_outputs == 1
-        {
+        let linearized = if self.exp.kernel.form == KernelForm::Full || self.data.n_outputs == 1 {
             let beta = linalg::mat_to_rows(self.twin.coefficients().as_ref());
             let delta = sensitivity::displacement(
                 &init.mlp0,

@@ -9,9 +9,9 @@ pub mod sweep_charts;
 use std::path::Path;
 use std::sync::Once;
 
+use image::ImageEncoder;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
-use image::ImageEncoder;
 use plotters::prelude::*;
 
 use crate::record::Track;
@@ -247,10 +247,7 @@ fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 }
 
 /// Draws a line chart on an area.
-pub fn draw_line_chart(
-    area: &Area<'_>,
-    spec: &LineChart,
-) -> std::result::Result<(), String> {
+pub fn draw_line_chart(area: &Area<'_>, spec: &LineChart) -> std::result::Result<(), String> {
     let pts = || {
         spec.series
             .iter()
@@ -294,6 +291,9 @@ pub fn draw_line_chart(
     }
 }
 
+/// Draws axes, series, reference lines and the legend. (One function of ~100 lines: the chart
+/// context's type is generic over both axis kinds, so helpers would have to spell out plotters'
+/// full coordinate types.)
 fn draw_on<XR, YR>(
     area: &Area<'_>,
     spec: &LineChart,
@@ -451,7 +451,6 @@ fn emptiest_corner(
         _ => SeriesLabelPosition::LowerLeft,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -20,20 +20,11 @@ pub fn scaling_png(
     wk: &str,
     fits: &[PowerLawFit],
 ) -> Result<Vec<u8>> {
-    let main = [
-        "ntk_rel_drift",
-        "param_rel_change",
-        "rel_rmse_network_linearized",
-        "rel_rmse_network_kernel_analytic",
-    ];
-    let mut series = Vec::new();
     let widths: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(wk)).collect();
-    let (wmin, wmax) = widths
+    let span = widths
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &w| (a.min(w), b.max(w)));
-    let grouped = fits.iter().any(|f| f.group.is_some());
-    if grouped {
-        // One figure (kernel drift), one colour per value of the second swept key.
+    let mut series = if fits.iter().any(|f| f.group.is_some()) {
         let group_key = sweep
             .spec
             .vary
@@ -41,36 +32,84 @@ pub fn scaling_png(
             .find(|k| k.as_str() != wk)
             .cloned()
             .unwrap_or_default();
-        let groups: Vec<String> =
-            fits.iter()
-                .filter_map(|f| f.group.clone())
-                .fold(Vec::new(), |mut v, g| {
-                    if !v.contains(&g) {
-                        v.push(g);
-                    }
-                    v
-                });
-        for (i, g) in groups.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let pts = rows
-                .iter()
-                .filter(|r| r.values.iter().any(|(k, v)| *k == group_key && v == g))
-                .filter_map(|r| Some((r.value_f64(wk)?, r.figure("ntk_rel_drift"))))
-                .collect();
-            series.push(Series::line(format!("ntk_rel_drift, {g}"), pts, color).markers());
-            for fit in fits
-                .iter()
-                .filter(|x| x.figure == "ntk_rel_drift" && x.group.as_ref() == Some(g))
-            {
-                let line = [wmin, wmax]
-                    .iter()
-                    .map(|&w| (w, (fit.intercept + fit.slope * w.ln()).exp()))
-                    .collect();
-                series.push(Series::line(format!("fit {g}: slope {:.2} ± {:.2}", fit.slope, fit.ci95), line, color));
-            }
+        grouped_series(rows, wk, &group_key, fits, span)
+    } else {
+        figure_series(rows, wk, fits, span)
+    };
+    series.extend(reference_slopes(rows, wk, span));
+    line_chart_png(
+        path,
+        &LineChart::new(
+            format!("{}: scaling with width", sweep.base.name),
+            "width",
+            "final value",
+        )
+        .log_x()
+        .log_y()
+        .with_series(series),
+    )
+}
+
+/// A fitted power law drawn over the widths `(wmin, wmax)`.
+fn fit_line(fit: &PowerLawFit, (wmin, wmax): (f64, f64)) -> Vec<(f64, f64)> {
+    [wmin, wmax]
+        .iter()
+        .map(|&w| (w, (fit.intercept + fit.slope * w.ln()).exp()))
+        .collect()
+}
+
+/// One figure (kernel drift), one colour per value of the second swept key.
+fn grouped_series(
+    rows: &[SweepRow],
+    wk: &str,
+    group_key: &str,
+    fits: &[PowerLawFit],
+    span: (f64, f64),
+) -> Vec<Series> {
+    let mut groups: Vec<String> = Vec::new();
+    for g in fits.iter().filter_map(|f| f.group.clone()) {
+        if !groups.contains(&g) {
+            groups.push(g);
         }
     }
-    for (i, f) in main.iter().enumerate().filter(|_| !grouped) {
+    let mut series = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts = rows
+            .iter()
+            .filter(|r| r.values.iter().any(|(k, v)| k == group_key && v == g))
+            .filter_map(|r| Some((r.value_f64(wk)?, r.figure("ntk_rel_drift"))))
+            .collect();
+        series.push(Series::line(format!("ntk_rel_drift, {g}"), pts, color).markers());
+        for fit in fits
+            .iter()
+            .filter(|x| x.figure == "ntk_rel_drift" && x.group.as_ref() == Some(g))
+        {
+            series.push(Series::line(
+                format!("fit {g}: slope {:.2} ± {:.2}", fit.slope, fit.ci95),
+                fit_line(fit, span),
+                color,
+            ));
+        }
+    }
+    series
+}
+
+/// The main figures, each with its fit.
+fn figure_series(
+    rows: &[SweepRow],
+    wk: &str,
+    fits: &[PowerLawFit],
+    span: (f64, f64),
+) -> Vec<Series> {
+    let main = [
+        "ntk_rel_drift",
+        "param_rel_change",
+        "rel_rmse_network_linearized",
+        "rel_rmse_network_kernel_analytic",
+    ];
+    let mut series = Vec::new();
+    for (i, f) in main.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let pts: Vec<(f64, f64)> = rows
             .iter()
@@ -78,47 +117,39 @@ pub fn scaling_png(
             .collect();
         series.push(Series::line(f.to_string(), pts, color).markers());
         for fit in fits.iter().filter(|x| x.figure == *f) {
-            let line = [wmin, wmax]
-                .iter()
-                .map(|&w| (w, (fit.intercept + fit.slope * w.ln()).exp()))
-                .collect();
-            series.push(Series::line(format!(
-                    "fit {}{}: slope {:.2} ± {:.2}",
-                    f,
-                    fit.group
-                        .as_ref()
-                        .map(|g| format!(" ({g})"))
-                        .unwrap_or_default(),
-                    fit.slope,
-                    fit.ci95
-                ), line, color).dashed_if(fit.group.is_some()));
+            series.push(Series::line(
+                format!("fit {f}: slope {:.2} ± {:.2}", fit.slope, fit.ci95),
+                fit_line(fit, span),
+                color,
+            ));
         }
     }
-    // reference slopes through the drift's first mean
-    let anchor = rows
+    series
+}
+
+/// Reference slopes −1/2 and −1 through the mean drift at the smallest width.
+fn reference_slopes(rows: &[SweepRow], wk: &str, (wmin, wmax): (f64, f64)) -> Vec<Series> {
+    let anchor: Vec<f64> = rows
         .iter()
         .filter(|r| r.value_f64(wk) == Some(wmin))
         .map(|r| r.figure("ntk_rel_drift"))
         .filter(|v| v.is_finite())
-        .fold((0.0, 0), |(s, n), v| (s + v, n + 1));
-    if anchor.1 > 0 {
-        let a = anchor.0 / anchor.1 as f64;
-        for (slope, label) in [(-0.5, "reference slope −1/2"), (-1.0, "reference slope −1")] {
-            series.push(Series::line(label, vec![(wmin, a), (wmax, a * (wmax / wmin).powf(slope))], RGBColor(120, 120, 120)).dashed_if(slope == -1.0));
-        }
+        .collect();
+    if anchor.is_empty() {
+        return Vec::new();
     }
-    line_chart_png(
-        path,
-        &LineChart {
-            title: format!("{}: scaling with width", sweep.base.name),
-            x_label: "width".into(),
-            y_label: "final value".into(),
-            log_x: true,
-            log_y: true,
-            series,
-            hlines: vec![],
-        },
-    )
+    let a = anchor.iter().sum::<f64>() / anchor.len() as f64;
+    [(-0.5, "reference slope −1/2"), (-1.0, "reference slope −1")]
+        .into_iter()
+        .map(|(slope, label)| {
+            Series::line(
+                label,
+                vec![(wmin, a), (wmax, a * (wmax / wmin).powf(slope))],
+                RGBColor(120, 120, 120),
+            )
+            .dashed_if(slope == -1.0)
+        })
+        .collect()
 }
 
 fn phase_color(p: Option<Phase>) -> RGBColor {
@@ -193,11 +224,17 @@ pub fn phase_diagram_png(
         None,
     ]
     .into_iter()
-    .map(|p| Series::line(p.map(|p| p.name()).unwrap_or("failed"), rows
-            .iter()
-            .filter(|r| r.phase == p)
-            .filter_map(|r| Some((r.value_f64(lk)?, r.value_f64(wk)?)))
-            .collect(), phase_color(p)).markers())
+    .map(|p| {
+        Series::line(
+            p.map(|p| p.name()).unwrap_or("failed"),
+            rows.iter()
+                .filter(|r| r.phase == p)
+                .filter_map(|r| Some((r.value_f64(lk)?, r.value_f64(wk)?)))
+                .collect(),
+            phase_color(p),
+        )
+        .markers()
+    })
     .collect();
     line_chart_png(
         path,
@@ -213,100 +250,106 @@ pub fn phase_diagram_png(
     )
 }
 
-/// `noise.png`: test accuracy against the fraction of corrupted labels.
+/// Means over seeds of a figure at each label-noise level (optionally at one `diag_reg`).
+struct NoiseMeans<'a> {
+    rows: &'a [SweepRow],
+    levels: Vec<f64>,
+}
+
+const NOISE_KEY: &str = "data.label_noise";
+const REG_KEY: &str = "kernel.diag_reg";
+
+impl NoiseMeans<'_> {
+    fn curve(&self, fig: &str, reg: Option<&String>) -> Vec<(f64, f64)> {
+        self.levels
+            .iter()
+            .map(|&x| {
+                let v: Vec<f64> = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.value_f64(NOISE_KEY) == Some(x))
+                    .filter(|r| {
+                        reg.is_none()
+                            || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
+                    })
+                    .map(|r| r.figure(fig))
+                    .filter(|v| v.is_finite())
+                    .collect();
+                let mean = if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                };
+                (x, mean)
+            })
+            .collect()
+    }
+}
+
+/// `noise.png`: test accuracy against the fraction of corrupted labels. With `kernel.diag_reg`
+/// swept too, the trained tracks are shown for its first value and the t = ∞ kernel solution
+/// for each value.
 pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8>> {
-    let key = "data.label_noise";
-    let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(key)).collect();
+    let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(NOISE_KEY)).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
-    // With `kernel.diag_reg` swept too, the trained tracks are shown for its first value and the
-    // t = ∞ kernel solution for each value.
-    let reg_key = "kernel.diag_reg";
+    let means = NoiseMeans { rows, levels };
     let regs: Vec<String> = sweep
         .spec
         .vary
-        .get(reg_key)
+        .get(REG_KEY)
         .map(|v| v.iter().map(value_text).collect())
         .unwrap_or_default();
-    let reg_of = |r: &SweepRow| {
-        r.values
-            .iter()
-            .find(|(k, _)| k == reg_key)
-            .map(|(_, v)| v.clone())
-    };
-    let mean_where = |fig: &str, x: f64, reg: Option<&String>| {
-        let v: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.value_f64(key) == Some(x) && (reg.is_none() || reg_of(r).as_ref() == reg))
-            .map(|r| r.figure(fig))
-            .filter(|v| v.is_finite())
-            .collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
-    let mean = |fig: &str, x: f64| mean_where(fig, x, regs.first());
     let mut series = Vec::new();
-    for (t, color) in [
-        ("network", track_color(Track::Network)),
-        (
-            "linearized",
-            track_color(Track::Linearized),
-        ),
-        (
-            "kernel_analytic",
-            track_color(Track::KernelAnalytic),
-        ),
-        (
-            "kernel_empirical",
-            track_color(Track::KernelEmpirical),
-        ),
+    for t in [
+        Track::Network,
+        Track::Linearized,
+        Track::KernelAnalytic,
+        Track::KernelEmpirical,
     ] {
-        let fin = format!("{t}_test_accuracy");
+        let fin = format!("{}_test_accuracy", t.name());
         if rows.iter().all(|r| r.figure(&fin).is_nan()) {
             continue;
         }
-        series.push(Series::line(format!("{t}: final"), levels.iter().map(|&x| (x, mean(&fin, x))).collect(), color));
-        series.push(Series::line(format!("{t}: best during training (early stopping)"), levels
-                .iter()
-                .map(|&x| (x, mean(&format!("{t}_best_test_accuracy"), x)))
-                .collect(), color).dashed());
+        series.push(Series::line(
+            format!("{}: final", t.name()),
+            means.curve(&fin, regs.first()),
+            track_color(t),
+        ));
+        series.push(
+            Series::line(
+                format!("{}: best during training (early stopping)", t.name()),
+                means.curve(&format!("{}_best_test_accuracy", t.name()), regs.first()),
+                track_color(t),
+            )
+            .dashed(),
+        );
     }
     let reg_values: Vec<Option<&String>> = if regs.is_empty() {
         vec![None]
     } else {
         regs.iter().map(Some).collect()
     };
+    let colors = [
+        RGBColor(0, 0, 0),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
     for (i, reg) in reg_values.into_iter().enumerate() {
-        series.push(Series::line(format!(
-                "kernel_analytic: t = ∞{}",
-                reg.map(|r| format!(", diag_reg = {r}")).unwrap_or_default()
-            ), levels
-                .iter()
-                .map(|&x| {
-                    (
-                        x,
-                        mean_where("kernel_analytic_infinite_time_test_accuracy", x, reg),
-                    )
-                })
-                .collect(), [
-                RGBColor(0, 0, 0),
-                RGBColor(148, 103, 189),
-                RGBColor(140, 86, 75),
-            ][i % 3]).markers());
+        let label = format!(
+            "kernel_analytic: t = ∞{}",
+            reg.map(|r| format!(", diag_reg = {r}")).unwrap_or_default()
+        );
+        let curve = means.curve("kernel_analytic_infinite_time_test_accuracy", reg);
+        series.push(Series::line(label, curve, colors[i % 3]).markers());
     }
     line_chart_png(
         path,
-        &LineChart {
-            title: format!("{}: test accuracy under label noise", sweep.base.name),
-            x_label: "fraction of corrupted training labels".into(),
-            y_label: "test accuracy".into(),
-            log_x: false,
-            log_y: false,
-            series,
-            hlines: vec![],
-        },
+        &LineChart::new(
+            format!("{}: test accuracy under label noise", sweep.base.name),
+            "fraction of corrupted training labels",
+            "test accuracy",
+        )
+        .with_series(series),
     )
 }
