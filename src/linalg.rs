@@ -135,3 +135,166 @@ pub fn block(m: MatRef<'_, f64>, r0: usize, nr: usize, c0: usize, nc: usize) -> 
 pub fn is_finite(m: MatRef<'_, f64>) -> bool {
     m.col_iter().all(|c| c.iter().all(|v| v.is_finite()))
 }
+
+/// Largest eigenvalue of a symmetric positive semi-definite operator of size `n`, given only
+/// its products `v ↦ A·v`, by Lanczos with full reorthogonalisation (deterministic start
+/// vector). Stops when the largest Ritz value changes by less than `rtol` (relative) in two
+/// successive iterations, when the Krylov space is exhausted (then the value is exact to
+/// round-off), or after `max_iter` products.
+pub fn lanczos_lambda_max(
+    n: usize,
+    mut matvec: impl FnMut(&[f64]) -> Result<Vec<f64>>,
+    max_iter: usize,
+    rtol: f64,
+) -> Result<f64> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    // A fixed start vector with all components non-zero and irregular (so that it is not
+    // orthogonal to the top eigenvector for structured matrices).
+    let mut q: Vec<f64> = (0..n)
+        .map(|i| 1.0 + 0.5 * ((i as f64 + 1.0) * 0.618_033_988_749_895).fract())
+        .collect();
+    let norm = crate::metrics::norm(&q);
+    q.iter_mut().for_each(|v| *v /= norm);
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let mut last = f64::NAN;
+    let mut settled = 0;
+    for it in 0..max_iter.min(n).max(1) {
+        let mut w = matvec(&q)?;
+        if w.iter().any(|v| !v.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        let a: f64 = w.iter().zip(&q).map(|(x, y)| x * y).sum();
+        basis.push(q.clone());
+        alpha.push(a);
+        // Full reorthogonalisation (twice is enough): w ⟂ every basis vector.
+        for _ in 0..2 {
+            for b in &basis {
+                let c: f64 = w.iter().zip(b).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let top = tridiagonal_lambda_max(&alpha, &beta)?;
+        let b_next = crate::metrics::norm(&w);
+        if (top - last).abs() <= rtol * top.abs() {
+            settled += 1;
+        } else {
+            settled = 0;
+        }
+        last = top;
+        if settled >= 2 || it + 1 == n || b_next <= 1e-14 * top.abs().max(1e-300) {
+            return Ok(top);
+        }
+        beta.push(b_next);
+        q = w.into_iter().map(|v| v / b_next).collect();
+    }
+    Ok(last)
+}
+
+/// Largest eigenvalue of the symmetric tridiagonal matrix with diagonal `alpha` and
+/// off-diagonal `beta`.
+fn tridiagonal_lambda_max(alpha: &[f64], beta: &[f64]) -> Result<f64> {
+    let m = alpha.len();
+    let t = Mat::from_fn(m, m, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i + 1 == j {
+            beta[i]
+        } else if j + 1 == i {
+            beta[j]
+        } else {
+            0.0
+        }
+    });
+    Ok(sym_eigenvalues(t.as_ref())?
+        .last()
+        .copied()
+        .unwrap_or(f64::NAN))
+}
+
+/// Largest eigenvalue of an explicit symmetric positive semi-definite matrix (Lanczos on it;
+/// NaN when it has a non-finite entry).
+pub fn lambda_max(m: MatRef<'_, f64>) -> Result<f64> {
+    if !is_finite(m) {
+        return Ok(f64::NAN);
+    }
+    lanczos_lambda_max(
+        m.nrows(),
+        |v| {
+            let x = mat_from_rows(v, v.len(), 1);
+            Ok(mat_to_rows(matmul(m, x.as_ref()).as_ref()))
+        },
+        LANCZOS_MAX_ITER,
+        LANCZOS_RTOL,
+    )
+}
+
+/// Most Lanczos iterations for a largest eigenvalue.
+pub const LANCZOS_MAX_ITER: usize = 300;
+/// Relative change of the largest Ritz value at which Lanczos stops.
+pub const LANCZOS_RTOL: f64 = 1e-13;
+
+/// Relative tolerance of [`spectral_norm`] (on ‖m‖₂², so about half of it on ‖m‖₂).
+pub const SPECTRAL_RTOL: f64 = 1e-10;
+
+/// Largest singular value `‖m‖₂` of a matrix: `√λ_max(mᵀm)` by Lanczos on `v ↦ mᵀ(m v)`.
+pub fn spectral_norm(m: MatRef<'_, f64>) -> Result<f64> {
+    if m.ncols() == 0 || m.nrows() == 0 {
+        return Ok(0.0);
+    }
+    let l = lanczos_lambda_max(
+        m.ncols(),
+        |v| {
+            let x = mat_from_rows(v, v.len(), 1);
+            let y = matmul(m, x.as_ref());
+            Ok(mat_to_rows(matmul(m.transpose(), y.as_ref()).as_ref()))
+        },
+        LANCZOS_MAX_ITER,
+        SPECTRAL_RTOL,
+    )?;
+    Ok(l.max(0.0).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, m: usize, seed: u64) -> Mat<f64> {
+        let mut s = seed;
+        Mat::from_fn(n, m, |_, _| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+    }
+
+    #[test]
+    fn lanczos_matches_the_full_eigendecomposition() {
+        for (n, seed) in [(1, 1), (7, 2), (60, 3), (400, 4)] {
+            let a = random(n, n + 3, seed);
+            let g = gram(a.as_ref(), a.as_ref());
+            let exact = *sym_eigenvalues(g.as_ref()).unwrap().last().unwrap();
+            let l = lambda_max(g.as_ref()).unwrap();
+            assert!(
+                (l - exact).abs() <= 1e-11 * exact,
+                "n = {n}: {l} vs {exact}"
+            );
+            let s = spectral_norm(a.as_ref()).unwrap();
+            assert!(
+                (s * s - exact).abs() <= 1e-8 * exact,
+                "‖a‖₂² {} vs {exact}",
+                s * s
+            );
+        }
+        // a repeated top eigenvalue (identity) and a rank-one matrix
+        let eye = Mat::<f64>::identity(50, 50);
+        assert!((lambda_max(eye.as_ref()).unwrap() - 1.0).abs() < 1e-14);
+        let v = random(30, 1, 9);
+        let r1 = gram(v.as_ref(), v.as_ref());
+        let exact = (0..30).map(|i| v[(i, 0)] * v[(i, 0)]).sum::<f64>();
+        assert!((lambda_max(r1.as_ref()).unwrap() - exact).abs() < 1e-12 * exact);
+    }
+}

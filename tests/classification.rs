@@ -175,7 +175,7 @@ fn digits_network_reaches_ninety_percent() {
     let network = acc(Track::Network);
     eprintln!(
         "digits test accuracy: network {network:.4}, linearized {:.4}, analytic kernel {:.4}",
-        acc(Track::Linearized),
+        acc(rec.twin_track()),
         acc(Track::KernelAnalytic)
     );
     assert!(network > 0.9, "network test accuracy {network}");

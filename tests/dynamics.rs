@@ -63,6 +63,7 @@ fn full_batch_twin_equals_discrete_closed_form() {
         y_train: &y,
         n_targets: n * k,
         learning_rate: lr,
+        momentum: 0.0,
         time: TimeMode::Discrete,
         diag_reg: DiagReg {
             value: 0.0,
@@ -169,6 +170,7 @@ fn inputs<'a>(
         y_train: y,
         n_targets: y.nrows() * y.ncols(),
         learning_rate: lr,
+        momentum: 0.0,
         time,
         diag_reg: reg,
     }
@@ -416,52 +418,130 @@ fn singular_kernels_give_finite_predictions() {
 
 /// The twin's input Jacobian (central difference along δ of autodiff input gradients) matches a
 /// finite difference in x of the explicit parameter-space model `f0(x) + J(x) δ`.
+/// `f_lin(x) = f(x; θ0) + J(x; θ0)·δ` evaluated explicitly in f64 with a naive Jacobian.
+fn explicit_twin(mlp64: &ntk_dynamics::model::Mlp, delta: &[f64], x: &[f64]) -> Vec<f64> {
+    let k = mlp64.config.n_outputs;
+    let f0 = mlp64.predict(x, 1).unwrap();
+    let j = naive_jacobian(mlp64, x, 1).unwrap();
+    (0..k)
+        .map(|o| f0[o] + (0..delta.len()).map(|p| j[(o, p)] * delta[p]).sum::<f64>())
+        .collect()
+}
+
+/// Flattens per-layer parameter tensors (weights row-major, then bias).
+fn flat(layers: &[ntk_dynamics::model::LayerParams]) -> Vec<f64> {
+    use ntk_dynamics::model::tensor_to_f64;
+    layers
+        .iter()
+        .flat_map(|l| {
+            let mut v = tensor_to_f64(l.weight.clone()).unwrap();
+            if let Some(b) = &l.bias {
+                v.extend(tensor_to_f64(b.clone()).unwrap());
+            }
+            v
+        })
+        .collect()
+}
+
+/// The twin's input sensitivity under ReLU at the default settings (width 512, depth 2, σ_w = √2,
+/// σ_b = 0.1, ntk, f32 network) against an independent f64 computation of the explicit
+/// parameter-space model: δ = Jᵀβ from a naive Jacobian and central differences in x of
+/// `f(x; θ0) + J(x; θ0)·δ` (ReLU networks are piecewise linear in x; h = 1e-6 crosses no kink
+/// here). Tolerance 2e-3 relative: the production pass runs in f32.
 #[test]
-fn linearized_input_gradient_matches_finite_differences() {
+fn twin_input_gradient_is_exact_under_relu_at_default_width() {
     use ntk_dynamics::dynamics::sensitivity;
-    let (n, d, k) = (5, 3, 2);
-    let c = net(d, k, 10, 2)
+    let (n, d) = (16, 1);
+    let c = net(d, 1, 512, 2)
+        .stds(std::f64::consts::SQRT_2, 0.1)
+        .precision(Precision::F32)
+        .build();
+    let mlp = c.init(4);
+    let mut c64 = c.clone();
+    c64.model.precision = Precision::F64;
+    let mut mlp64 = c64.init(4);
+    mlp64.set_flat(&mlp.flatten().unwrap()); // the same (f32-representable) θ0, in f64
+    let pi = std::f64::consts::PI;
+    let x_train: Vec<f64> = (0..n)
+        .map(|i| -pi + 2.0 * pi * (i as f64 + 0.3) / n as f64)
+        .collect();
+    let beta: Vec<f64> = gauss(n, 2).iter().map(|v| 0.05 * v).collect();
+    let jac = naive_jacobian(&mlp64, &x_train, n).unwrap();
+    let delta: Vec<f64> = (0..jac.ncols())
+        .map(|p| (0..n).map(|r| jac[(r, p)] * beta[r]).sum())
+        .collect();
+    let x: Vec<f64> = vec![-2.71, -0.93, 0.41, 1.37, 2.89];
+    let change = {
+        let dl = sensitivity::displacement(&mlp, &x_train, n, &beta).unwrap();
+        let e = flat(&dl);
+        let err = ntk_dynamics::metrics::rel_change(&e, &delta);
+        assert!(err < 1e-4, "δ = Jᵀβ: relative error {err}");
+        sensitivity::linearized_input_gradient_change(&mlp, &dl, &x, x.len()).unwrap()
+    };
+    let g0 = sensitivity::input_gradients(&mlp, &x, x.len()).unwrap();
+    let h = 1e-6;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (a, &xa) in x.iter().enumerate() {
+        let fd = (explicit_twin(&mlp64, &delta, &[xa + h])[0]
+            - explicit_twin(&mlp64, &delta, &[xa - h])[0])
+            / (2.0 * h);
+        let got = g0[0][a] + change[0][a];
+        num += (fd - got).powi(2);
+        den += fd * fd;
+    }
+    let err = (num / den).sqrt();
+    assert!(err < 2e-3, "twin input gradient: relative error {err}");
+}
+
+/// Under mup the twin's displacement is `D·Jᵀβ` (per-layer learning rates): its tangent
+/// `J(x)·δ` must equal the learning-rate-weighted kernel's prediction `Θ_D(x, X)·β`, and its
+/// input gradient must match central differences of the explicit model (f64, tanh, K = 2).
+#[test]
+fn twin_displacement_carries_the_mup_learning_rates() {
+    use ntk_dynamics::dynamics::sensitivity;
+    let (n, d, k) = (6, 3, 2);
+    let c = net(d, k, 24, 2)
         .act(Activation::Tanh)
         .stds(1.3, 0.4)
-        .bias(true)
-        .param(Parametrization::Ntk)
-        .precision(Precision::F64)
-        .backend(Backend::Flex)
+        .param(Parametrization::Mup)
         .build();
     let mlp = c.init(8);
     let x_train = gauss(n * d, 1);
     let beta = gauss(n * k, 2);
     let delta = sensitivity::displacement(&mlp, &x_train, n, &beta).unwrap();
-    // δ = Jᵀβ with the explicit Jacobian
-    let jac = naive_jacobian(&mlp, &x_train, n).unwrap();
-    for (j, dj) in delta.iter().enumerate() {
-        let e: f64 = (0..n * k).map(|r| jac[(r, j)] * beta[r]).sum();
-        assert!((e - dj).abs() < 1e-10 * (1.0 + e.abs()), "δ[{j}]");
-    }
-    let x = gauss(2 * d, 3);
-    let (total, _) =
-        sensitivity::linearized_input_gradients(&mlp, &mlp.flatten().unwrap(), &delta, &x, 2)
-            .unwrap();
-    let f_lin = |xp: &[f64]| -> Vec<f64> {
-        let f0 = mlp.predict(xp, 1).unwrap();
-        let j = naive_jacobian(&mlp, xp, 1).unwrap();
-        (0..k)
-            .map(|o| f0[o] + (0..delta.len()).map(|p| j[(o, p)] * delta[p]).sum::<f64>())
-            .collect()
-    };
+    let x = gauss(3 * d, 3);
+    let tangent = mlp.jvp(&x, 3, &delta).unwrap();
+    let theta = empirical_ntk(&mlp, &x, 3, Some((&x_train, n)), KernelForm::Full)
+        .unwrap()
+        .total();
+    let kernel_pred = linalg::mat_to_rows(
+        linalg::matmul(
+            theta.as_ref(),
+            linalg::mat_from_rows(&beta, n * k, 1).as_ref(),
+        )
+        .as_ref(),
+    );
+    let err = ntk_dynamics::metrics::rel_change(&tangent, &kernel_pred);
+    assert!(err < 1e-10, "J(x)·δ vs Θ_D(x, X)·β: {err}");
+    let change = sensitivity::linearized_input_gradient_change(&mlp, &delta, &x, 3).unwrap();
+    let g0 = sensitivity::input_gradients(&mlp, &x, 3).unwrap();
+    let dflat = flat(&delta);
     let h = 1e-5;
-    for a in 0..2 {
+    for a in 0..3 {
         for i in 0..d {
             let mut xp = x[a * d..(a + 1) * d].to_vec();
             let mut xm = xp.clone();
             xp[i] += h;
             xm[i] -= h;
-            let (fp, fm) = (f_lin(&xp), f_lin(&xm));
+            let (fp, fm) = (
+                explicit_twin(&mlp, &dflat, &xp),
+                explicit_twin(&mlp, &dflat, &xm),
+            );
             for o in 0..k {
                 let fd = (fp[o] - fm[o]) / (2.0 * h);
-                let g = total[o][a * d + i];
+                let g = g0[o][a * d + i] + change[o][a * d + i];
                 assert!(
-                    (fd - g).abs() < 1e-5 * (1.0 + fd.abs()),
+                    (fd - g).abs() < 1e-6 * (1.0 + fd.abs()),
                     "point {a} dim {i} output {o}: fd {fd} vs {g}"
                 );
             }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{run_into, stderr, sweep_toml};
 use ntk_dynamics::config::sweep;
-use ntk_dynamics::metrics::{classify_phase, loglog_fit, Phase};
+use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
 use ntk_dynamics::record::sweep::{fit_power_laws, SweepRow};
 
@@ -52,22 +52,53 @@ fn fitted_slopes_recover_known_exponents() {
     assert!((s + 0.75).abs() < 1e-12 && se < 1e-10);
 }
 
+/// Hand-made runs of each regime, labelled from η/η_c, the loss path, the final sharpness
+/// η·λ_max/(2(1+μ)NK) and the kernel drift.
 #[test]
-fn phase_classifier_labels_hand_made_curves() {
-    let lazy: Vec<f64> = (0..50).map(|t| (-0.1 * t as f64).exp()).collect();
-    assert_eq!(classify_phase(&lazy, 0.98, false), Phase::Lazy);
-    let mut catapult = vec![1.0, 3.0, 40.0, 12.0, 2.0, 0.5];
-    catapult.extend((0..20).map(|t| 0.4 * (-0.2 * t as f64).exp()));
-    assert_eq!(classify_phase(&catapult, 0.4, false), Phase::Catapult);
-    // a catapult whose spike fell between logged steps is still caught by the kernel's drop
-    assert_eq!(classify_phase(&lazy, 0.5, false), Phase::Catapult);
-    let divergent: Vec<f64> = (0..20).map(|t| (0.5 * t as f64).exp()).collect();
-    assert_eq!(classify_phase(&divergent, 10.0, false), Phase::Divergent);
+fn phase_classifier_labels_hand_made_runs() {
+    let decay: Vec<f64> = (0..50).map(|t| (-0.1 * t as f64).exp()).collect();
+    let mut spike = vec![1.0, 3.0, 40.0, 12.0, 2.0, 0.5];
+    spike.extend((0..20).map(|t| 0.4 * (-0.2 * t as f64).exp()));
+    let run = |loss: &[f64], lr_ratio: f64, sharp: f64, drift: f64, diverged: bool| PhaseEvidence {
+        train_loss: loss.to_vec(),
+        lr_ratio,
+        final_sharpness: sharp,
+        final_drift: drift,
+        diverged,
+    };
+    // below η_c: lazy when the kernel hardly moves, feature learning when it moves far
+    assert_eq!(run(&decay, 0.5, 0.5, 0.01, false).classify(), Phase::Lazy);
     assert_eq!(
-        classify_phase(&[1.0, 0.5, f64::NAN], 1.0, false),
+        run(&decay, 0.5, 0.9, 0.8, false).classify(),
+        Phase::FeatureLearning
+    );
+    // above η_c: the loss spikes, the kernel's λ_max falls below the edge → catapult
+    let c = run(&spike, 1.5, 0.7, 0.3, false);
+    assert!(c.spiked());
+    assert_eq!(c.classify(), Phase::Catapult);
+    // a ReLU run far above 2·η_c that still converges is a catapult too: label what happened
+    assert_eq!(
+        run(&spike, 6.0, 0.8, 0.9, false).classify(),
+        Phase::Catapult
+    );
+    // converging while hovering at the edge
+    assert_eq!(
+        run(&decay, 1.3, 1.02, 0.4, false).classify(),
+        Phase::EdgeOfStability
+    );
+    // divergent: blown up, no progress, NaN, or marked
+    let up: Vec<f64> = (0..20).map(|t| (0.5 * t as f64).exp()).collect();
+    assert_eq!(run(&up, 3.0, 5.0, 2.0, false).classify(), Phase::Divergent);
+    assert_eq!(
+        run(&[1.0, 0.5, f64::NAN], 0.5, 0.5, 0.0, false).classify(),
         Phase::Divergent
     );
-    assert_eq!(classify_phase(&lazy, 1.0, true), Phase::Divergent);
+    assert_eq!(
+        run(&decay, 0.5, 0.5, 0.0, true).classify(),
+        Phase::Divergent
+    );
+    // the old classifier called every λ_max decrease a catapult, even at 0.5·η_c
+    assert_eq!(run(&decay, 0.5, 0.3, 0.05, false).classify(), Phase::Lazy);
 }
 
 #[test]

@@ -257,6 +257,12 @@ impl CsvSpec {
             shuffle: self.shuffle.unwrap_or(true),
             feature_scale: positive("data.feature_scale", self.feature_scale.unwrap_or(1.0))?,
             noise: non_negative("data.noise", self.noise.unwrap_or(0.0))?,
+            validation_fraction: fraction(
+                "data.validation_fraction",
+                self.validation_fraction.unwrap_or(0.0),
+                "a fraction in [0, 1)",
+                |f| (0.0..1.0).contains(&f),
+            )?,
             one_hot,
         })
     }
@@ -440,9 +446,18 @@ impl LoggingSpec {
                 format!("a positive multiple of logging.every = {every}"),
             ));
         }
+        let sensitivity_every = self.sensitivity_every.unwrap_or(kernel_every);
+        if sensitivity_every == 0 || !sensitivity_every.is_multiple_of(every) {
+            return Err(Error::value(
+                "logging.sensitivity_every",
+                sensitivity_every,
+                format!("a positive multiple of logging.every = {every}"),
+            ));
+        }
         Ok(LoggingConfig {
             every,
             kernel_every,
+            sensitivity_every,
         })
     }
 }

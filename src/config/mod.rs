@@ -95,6 +95,8 @@ pub struct LoggingConfig {
     pub every: u64,
     /// Steps between kernel checkpoints.
     pub kernel_every: u64,
+    /// Steps between input-sensitivity measurements.
+    pub sensitivity_every: u64,
 }
 
 /// Checked `[outputs]`.

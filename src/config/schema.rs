@@ -149,6 +149,8 @@ pub struct CsvSpec {
     pub one_hot_values: Option<[f64; 2]>,
     /// With `one_hot`: fraction of training labels replaced by a random other class.
     pub label_noise: Option<f64>,
+    /// Fraction of the training split held out for validation (early stopping), in [0, 1).
+    pub validation_fraction: Option<f64>,
 }
 
 /// `[data]` with `kind = "text"`.
@@ -245,6 +247,9 @@ pub struct LoggingSpec {
     pub every: Option<u64>,
     /// Steps between kernel checkpoints (a multiple of `every`).
     pub kernel_every: Option<u64>,
+    /// Steps between input-sensitivity measurements (a multiple of `every`; default
+    /// `kernel_every`).
+    pub sensitivity_every: Option<u64>,
 }
 
 /// `[outputs]`

@@ -30,6 +30,8 @@ pub struct CsvSource {
     pub feature_scale: f64,
     /// Std of Gaussian noise on the training targets.
     pub noise: f64,
+    /// Fraction of the training split held out as a validation split (for early stopping).
+    pub validation_fraction: f64,
     /// One-hot class targets (None = regression targets).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub one_hot: Option<OneHot>,
@@ -118,6 +120,8 @@ pub fn dataset(
             n_outputs: target_idx.len(),
             x_train: pick(&train, &feat_idx),
             y_train: pick(&train, &target_idx),
+            x_val: Vec::new(),
+            y_val: Vec::new(),
             x_test: pick(&test, &feat_idx),
             y_test: pick(&test, &target_idx),
             feature_names,
@@ -133,6 +137,8 @@ pub fn dataset(
                 n_outputs: classes.len(),
                 x_train: pick(&train, &feat_idx),
                 y_train,
+                x_val: Vec::new(),
+                y_val: Vec::new(),
                 x_test: pick(&test, &feat_idx),
                 y_test,
                 feature_names,
@@ -145,19 +151,30 @@ pub fn dataset(
             }
         }
     };
+    ds.carve_validation(src.validation_fraction);
     if src.standardize {
         standardize_columns(
             &mut ds.x_train,
-            &mut ds.x_test,
+            [&mut ds.x_val, &mut ds.x_test],
             &ds.feature_names,
             &src.path,
         )?;
         if src.one_hot.is_none() {
-            standardize_columns(&mut ds.y_train, &mut ds.y_test, &ds.target_names, &src.path)?;
+            standardize_columns(
+                &mut ds.y_train,
+                [&mut ds.y_val, &mut ds.y_test],
+                &ds.target_names,
+                &src.path,
+            )?;
         }
     }
     if src.feature_scale != 1.0 {
-        for v in ds.x_train.iter_mut().chain(ds.x_test.iter_mut()) {
+        for v in ds
+            .x_train
+            .iter_mut()
+            .chain(ds.x_val.iter_mut())
+            .chain(ds.x_test.iter_mut())
+        {
             *v *= src.feature_scale;
         }
     }
@@ -291,11 +308,11 @@ pub fn corrupt_labels(labels: &mut [usize], k: usize, fraction: f64, rng: &mut S
     }
 }
 
-/// Standardises columns with the training statistics (population std); a constant column is an
-/// error.
+/// Standardises columns with the training statistics (population std), in the training and
+/// the `other` sets; a constant column is an error.
 fn standardize_columns(
     train: &mut [f64],
-    test: &mut [f64],
+    mut other: [&mut Vec<f64>; 2],
     names: &[String],
     path: &Path,
 ) -> Result<()> {
@@ -319,8 +336,10 @@ fn standardize_columns(
         for v in train.iter_mut().skip(j).step_by(c) {
             *v = (*v - mean) / std;
         }
-        for v in test.iter_mut().skip(j).step_by(c) {
-            *v = (*v - mean) / std;
+        for set in other.iter_mut() {
+            for v in set.iter_mut().skip(j).step_by(c) {
+                *v = (*v - mean) / std;
+            }
         }
     }
     Ok(())

@@ -27,6 +27,11 @@ pub struct Dataset {
     pub x_train: Vec<f64>,
     /// Training targets, `n_train × K`.
     pub y_train: Vec<f64>,
+    /// Validation inputs (carved from the training split; empty unless asked for),
+    /// `n_val × d`.
+    pub x_val: Vec<f64>,
+    /// Validation targets, `n_val × K`.
+    pub y_val: Vec<f64>,
     /// Test inputs, `n_test × d`.
     pub x_test: Vec<f64>,
     /// Test targets, `n_test × K`.
@@ -53,9 +58,37 @@ impl Dataset {
         self.x_test.len() / self.input_dim
     }
 
-    /// Training then test inputs, `(n_train + n_test) × d`.
+    /// Validation points.
+    pub fn n_val(&self) -> usize {
+        self.x_val.len() / self.input_dim
+    }
+
+    /// Points after the training points in [`Dataset::x_all`]: validation then test.
+    pub fn n_heldout(&self) -> usize {
+        self.n_val() + self.n_test()
+    }
+
+    /// Training, validation then test inputs, `(n_train + n_val + n_test) × d`.
     pub fn x_all(&self) -> Vec<f64> {
-        [self.x_train.as_slice(), self.x_test.as_slice()].concat()
+        [
+            self.x_train.as_slice(),
+            self.x_val.as_slice(),
+            self.x_test.as_slice(),
+        ]
+        .concat()
+    }
+
+    /// Moves the last `round(n_train · fraction)` training points (at most all but one) into the
+    /// validation split.
+    pub fn carve_validation(&mut self, fraction: f64) {
+        let n_val = ((self.n_train() as f64 * fraction).round() as usize)
+            .min(self.n_train().saturating_sub(1));
+        if n_val == 0 {
+            return;
+        }
+        let keep = self.n_train() - n_val;
+        self.x_val = self.x_train.split_off(keep * self.input_dim);
+        self.y_val = self.y_train.split_off(keep * self.n_outputs);
     }
 }
 

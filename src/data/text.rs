@@ -215,6 +215,8 @@ pub fn text_dataset(
         x_train,
         y_train,
         x_test,
+        x_val: Vec::new(),
+        y_val: Vec::new(),
         y_test,
         feature_names: (0..context)
             .flat_map(|i| vocabulary.iter().map(move |&c| format!("c{i}_{}", name(c))))

@@ -1,20 +1,17 @@
 //! Input sensitivity: the mean over points of the Frobenius norm of the input Jacobian
 //! `‖∂f/∂x‖_F` (K × d per point) for the network and for its linearized twin.
 //!
-//! For the twin, `f_lin(x) = f(x; θ0) + J(x; θ0) δ` with `δ = θ_lin − θ0 = Σ_r β_r ∇θ f_r(θ0)`
-//! (one backward pass over the training set). Its input Jacobian is
-//! `∂f(x; θ0)/∂x + ∂/∂x [J(x; θ0) δ]`, and the second term is taken as a central difference
-//! along δ of input gradients, `(∂f(x; θ0 + εδ)/∂x − ∂f(x; θ0 − εδ)/∂x)/(2ε)` with
-//! `ε‖δ‖ = 1e-3·‖θ0‖`, so only first-order autodiff is needed.
+//! For the twin, `f_lin(x) = f(x; θ0) + J(x; θ0)·δ` with `δ = θ_lin − θ0 = D·Σ_r β_r ∇θ f_r(θ0)`
+//! (one backward pass over the training set, [`displacement`]). Its input Jacobian is
+//! `∂f(x; θ0)/∂x + ∂/∂x [J(x; θ0)·δ]`; the second term is computed exactly by differentiating
+//! the tangent pass `J(x; θ0)·δ` ([`crate::model::tangent`]) with respect to `x`
+//! (first-order autodiff only).
 
-use crate::model::{tensor_from_f64, tensor_to_f64, Mlp};
+use crate::model::{tensor_to_f64, LayerParams, Mlp};
 use crate::Result;
 
 /// Input gradients of every output, `[k][point·d + i]`.
 pub type InputGradients = Vec<Vec<f64>>;
-
-/// Relative size of the parameter step of the central difference along δ.
-pub const DIRECTION_STEP: f64 = 1e-3;
 
 /// Input gradients `∂f_k/∂x` of every output, `[k][point·d + i]`.
 pub fn input_gradients(mlp: &Mlp, x: &[f64], n: usize) -> Result<InputGradients> {
@@ -47,73 +44,62 @@ pub fn mean_jacobian_norm(grads: &[Vec<f64>], n: usize) -> f64 {
         / n as f64
 }
 
-/// `δ = Σ_{a,k} β_{a,k} ∇θ f_k(x_a; θ0)` as a flat parameter vector (one backward pass).
-pub fn displacement(mlp0: &Mlp, x_train: &[f64], n_train: usize, beta: &[f64]) -> Result<Vec<f64>> {
-    let k = mlp0.config.n_outputs;
-    let params = mlp0.params_requiring_grad();
-    let xin = mlp0.input(x_train, n_train).autodiff();
-    let out = mlp0.forward_with(&params, xin);
-    let b = tensor_from_f64(
-        beta,
-        [n_train, k],
-        mlp0.dtype(),
-        &mlp0.device().clone().autodiff(),
-    );
-    let grads = (out * b).sum().backward();
-    let mut flat = Vec::with_capacity(mlp0.config.n_params());
-    for p in &params {
-        flat.extend(tensor_to_f64(
-            p.weight.grad(&grads).expect("weight gradient"),
-        )?);
-        if let Some(bias) = &p.bias {
-            flat.extend(tensor_to_f64(bias.grad(&grads).expect("bias gradient"))?);
-        }
-    }
-    Ok(flat)
+/// The twin's displacement `δ = θ_lin − θ0 = D·Σ_{a,k} β_{a,k} ∇θ f_k(x_a; θ0)` per layer (one
+/// backward pass), with `D` the per-layer learning-rate factors (identity except under mup):
+/// SGD with per-layer rates moves the parameters by `D·Jᵀ·g`, which is what the twin's
+/// coefficients β accumulate (`f_lin − f0 = J·δ = Θ_D·β` with the learning-rate-weighted
+/// kernel `Θ_D = J·D·Jᵀ`).
+pub fn displacement(
+    mlp0: &Mlp,
+    x_train: &[f64],
+    n_train: usize,
+    beta: &[f64],
+) -> Result<Vec<LayerParams>> {
+    mlp0.vjp(x_train, n_train, beta, true)
 }
 
-/// `theta0` is `mlp0.flatten()`, passed in so that callers compute it once.
-/// Input gradients of the linearized model `f(x; θ0) + J(x; θ0) δ` (`[k][point·d + i]`), and of
-/// its change `J(x; θ0) δ` alone.
-pub fn linearized_input_gradients(
+/// Input gradients `∂/∂x [J(x; θ0)·δ]` (`[k][point·d + i]`): the change of the linearized
+/// model's input Jacobian, by first-order autodiff of the tangent pass (exact; for kinked
+/// activations almost everywhere). The twin's input Jacobian is `∂f(x; θ0)/∂x` plus this.
+pub fn linearized_input_gradient_change(
     mlp0: &Mlp,
-    theta0: &[f64],
-    delta: &[f64],
+    delta: &[LayerParams],
     x: &[f64],
     n: usize,
-) -> Result<(InputGradients, InputGradients)> {
-    let g0 = input_gradients(mlp0, x, n)?;
-    let (t_norm, d_norm) = (crate::metrics::norm(theta0), crate::metrics::norm(delta));
-    if d_norm == 0.0 {
-        let zero = g0.iter().map(|g| vec![0.0; g.len()]).collect();
-        return Ok((g0, zero));
-    }
-    let eps = DIRECTION_STEP * t_norm.max(1e-12) / d_norm;
-    let shifted = |sign: f64| -> Result<Vec<Vec<f64>>> {
-        let mut m = mlp0.clone();
-        let flat: Vec<f64> = theta0
-            .iter()
-            .zip(delta)
-            .map(|(t, d)| t + sign * eps * d)
-            .collect();
-        m.set_flat(&flat);
-        input_gradients(&m, x, n)
-    };
-    let (gp, gm) = (shifted(1.0)?, shifted(-1.0)?);
-    let change: Vec<Vec<f64>> = gp
+) -> Result<InputGradients> {
+    let params = mlp0.params_constant_autodiff();
+    let tangent: Vec<LayerParams> = delta
         .iter()
-        .zip(&gm)
-        .map(|(p, m)| {
-            p.iter()
-                .zip(m)
-                .map(|(a, b)| (a - b) / (2.0 * eps))
-                .collect()
+        .map(|t| LayerParams {
+            weight: t.weight.clone().autodiff(),
+            bias: t.bias.clone().map(|b| b.autodiff()),
         })
         .collect();
-    let total = g0
-        .iter()
-        .zip(&change)
-        .map(|(a, c)| a.iter().zip(c).map(|(x, y)| x + y).collect())
-        .collect();
-    Ok((total, change))
+    (0..mlp0.config.n_outputs)
+        .map(|k| {
+            let xin = mlp0.input(x, n).autodiff().require_grad();
+            let (_, f_dot) = mlp0.forward_tangent(&params, &tangent, xin.clone());
+            let grads = f_dot.narrow(1, k, 1).sum().backward();
+            let g = xin
+                .grad(&grads)
+                .ok_or_else(|| crate::Error::Backend("no input gradient".into()))?;
+            tensor_to_f64(g)
+        })
+        .collect()
+}
+
+/// `a − b` entrywise, per output.
+pub fn difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> InputGradients {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| p.iter().zip(q).map(|(u, v)| u - v).collect())
+        .collect()
+}
+
+/// `a + b` entrywise, per output.
+pub fn sum(a: &[Vec<f64>], b: &[Vec<f64>]) -> InputGradients {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| p.iter().zip(q).map(|(u, v)| u + v).collect())
+        .collect()
 }

@@ -85,6 +85,50 @@ impl Activation {
         }
     }
 
+    /// φ′(z) as a tensor function of `z` (autodiff flows through it, so derivatives of
+    /// `φ′(z(x))` with respect to `x` are exact; for kinked activations φ′ is a 0/1 (or ±1, α)
+    /// mask taken as 0 at the kink).
+    pub fn derivative_tensor<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
+        let step = |z: Tensor<D>, below: f64, above: f64| {
+            let positive = z.clone().greater_elem(0.0);
+            z.zeros_like().add_scalar(below).mask_fill(positive, above)
+        };
+        match self {
+            Activation::Relu => step(z, 0.0, 1.0),
+            Activation::LeakyRelu { alpha } => step(z, alpha, 1.0),
+            Activation::Abs => step(z, -1.0, 1.0),
+            Activation::Erf => z
+                .clone()
+                .mul(z)
+                .neg()
+                .exp()
+                .mul_scalar(2.0 / std::f64::consts::PI.sqrt()),
+            Activation::Gelu => {
+                let cdf = z
+                    .clone()
+                    .div_scalar(std::f64::consts::SQRT_2)
+                    .erf()
+                    .add_scalar(1.0)
+                    .mul_scalar(0.5);
+                let pdf = z
+                    .clone()
+                    .mul(z.clone())
+                    .mul_scalar(-0.5)
+                    .exp()
+                    .div_scalar((2.0 * std::f64::consts::PI).sqrt());
+                cdf + z * pdf
+            }
+            Activation::Sin => z.cos(),
+            Activation::Cos => z.sin().neg(),
+            Activation::Tanh => {
+                let t = z.tanh();
+                t.clone().mul(t).neg().add_scalar(1.0)
+            }
+            Activation::Softplus => activation::sigmoid(z),
+            Activation::Identity => z.ones_like(),
+        }
+    }
+
     /// φ(x) in f64.
     pub fn value(self, x: f64) -> f64 {
         match self {

@@ -11,6 +11,7 @@
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
 
 pub mod activation;
+pub mod tangent;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
@@ -381,4 +382,139 @@ impl Mlp {
     pub fn set_flat(&mut self, flat: &[f64]) {
         self.params = self.unflatten(flat);
     }
+}
+
+/// One dense layer's parameters as f64 values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerValues {
+    /// Fan-in.
+    pub n_in: usize,
+    /// Fan-out.
+    pub n_out: usize,
+    /// `W`, row-major `n_in × n_out`.
+    pub weight: Vec<f64>,
+    /// `b` (empty without biases).
+    pub bias: Vec<f64>,
+}
+
+impl LayerValues {
+    /// `W` as a matrix.
+    pub fn weight_matrix(&self) -> faer::Mat<f64> {
+        crate::linalg::mat_from_rows(&self.weight, self.n_in, self.n_out)
+    }
+}
+
+impl Mlp {
+    /// Every layer's parameters as f64 values.
+    pub fn layer_values(&self) -> Result<Vec<LayerValues>> {
+        self.params
+            .iter()
+            .zip(&self.shapes)
+            .map(|(p, s)| {
+                Ok(LayerValues {
+                    n_in: s.n_in,
+                    n_out: s.n_out,
+                    weight: tensor_to_f64(p.weight.clone())?,
+                    bias: match &p.bias {
+                        Some(b) => tensor_to_f64(b.clone())?,
+                        None => Vec::new(),
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// Relative parameter changes between two parameter sets of one network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterChange {
+    /// ‖θ − θ0‖/‖θ0‖ over all parameters.
+    pub total: f64,
+    /// Per layer, weights and bias together.
+    pub per_layer: Vec<f64>,
+    /// ‖W − W0‖_F/‖W0‖_F per layer.
+    pub weight: Vec<f64>,
+    /// ‖b − b0‖/‖b0‖ per layer (NaN without biases).
+    pub bias: Vec<f64>,
+    /// ‖W − W0‖₂/‖W0‖₂ per layer (spectral norms).
+    pub weight_spectral: Vec<f64>,
+}
+
+fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+fn sq_norm(a: &[f64]) -> f64 {
+    a.iter().map(|x| x * x).sum()
+}
+
+fn ratio(num_sq: f64, den_sq: f64) -> f64 {
+    if den_sq == 0.0 {
+        if num_sq == 0.0 {
+            0.0
+        } else if num_sq.is_nan() {
+            f64::NAN
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        (num_sq / den_sq).sqrt()
+    }
+}
+
+impl ParameterChange {
+    /// Changes of `now` relative to `init`; `init_spectral` are the spectral norms of `init`'s
+    /// weight matrices ([`spectral_norms`]).
+    pub fn between(
+        now: &[LayerValues],
+        init: &[LayerValues],
+        init_spectral: &[f64],
+    ) -> Result<Self> {
+        let mut c = ParameterChange {
+            total: 0.0,
+            per_layer: Vec::new(),
+            weight: Vec::new(),
+            bias: Vec::new(),
+            weight_spectral: Vec::new(),
+        };
+        let (mut num, mut den) = (0.0, 0.0);
+        for ((a, b), s0) in now.iter().zip(init).zip(init_spectral) {
+            let (dw, w0) = (sq_dist(&a.weight, &b.weight), sq_norm(&b.weight));
+            let (db, b0) = (sq_dist(&a.bias, &b.bias), sq_norm(&b.bias));
+            num += dw + db;
+            den += w0 + b0;
+            c.per_layer.push(ratio(dw + db, w0 + b0));
+            c.weight.push(ratio(dw, w0));
+            c.bias.push(if b.bias.is_empty() {
+                f64::NAN
+            } else {
+                ratio(db, b0)
+            });
+            let diff = crate::linalg::mat_from_rows(
+                &a.weight
+                    .iter()
+                    .zip(&b.weight)
+                    .map(|(x, y)| x - y)
+                    .collect::<Vec<_>>(),
+                a.n_in,
+                a.n_out,
+            );
+            let s = if dw.is_finite() {
+                crate::linalg::spectral_norm(diff.as_ref())?
+            } else {
+                f64::NAN
+            };
+            c.weight_spectral.push(ratio(s * s, s0 * s0));
+        }
+        c.total = ratio(num, den);
+        Ok(c)
+    }
+}
+
+/// Spectral norms ‖W‖₂ of every layer's weight matrix.
+pub fn spectral_norms(layers: &[LayerValues]) -> Result<Vec<f64>> {
+    layers
+        .iter()
+        .map(|l| crate::linalg::spectral_norm(l.weight_matrix().as_ref()))
+        .collect()
 }

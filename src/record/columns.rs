@@ -10,6 +10,8 @@ use super::{Checkpoint, ClassCheckpoint, KernelCheckpoint, Pair, RunRecord, Trac
 pub enum Split {
     /// Training points.
     Train,
+    /// Validation points (carved from the training split).
+    Val,
     /// Test points.
     Test,
 }
@@ -19,6 +21,7 @@ impl Split {
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
+            Split::Val => "val",
             Split::Test => "test",
         }
     }
@@ -41,14 +44,26 @@ pub enum Column {
     NtkKernelDistance,
     /// λ_max(Θt) on the probe set.
     NtkLambdaMax,
+    /// λ_max of the full training kernel.
+    NtkLambdaMaxFull,
+    /// η·λ_max/(2(1+μ)NK) of the full training kernel.
+    SharpnessRatio,
     /// Relative drift of one dense layer's term of Θ.
     NtkRelDriftLayer(usize),
     /// ‖θt − θ0‖/‖θ0‖.
     ParamRelChange,
     /// The same for one dense layer.
     ParamRelChangeLayer(usize),
+    /// ‖W_t − W_0‖_F/‖W_0‖_F of one dense layer.
+    WeightRelChangeLayer(usize),
+    /// ‖b_t − b_0‖/‖b_0‖ of one dense layer.
+    BiasRelChangeLayer(usize),
+    /// ‖W_t − W_0‖₂/‖W_0‖₂ (spectral norms) of one dense layer.
+    WeightSpectralChangeLayer(usize),
     /// Mean input-Jacobian norm of the network or of the linearized twin.
     InputGradNorm(Track),
+    /// Mean norm of the input Jacobian's change since initialisation.
+    InputGradChange(Track),
     /// Classification accuracy.
     Accuracy(Track, Split),
     /// Softmax cross-entropy (nats).
@@ -59,6 +74,10 @@ pub enum Column {
 
 fn kernel(c: &Checkpoint, f: impl Fn(&KernelCheckpoint) -> f64) -> Option<f64> {
     c.kernel.as_ref().map(f)
+}
+
+fn layer(c: &Checkpoint, l: usize, f: impl Fn(&KernelCheckpoint) -> &Vec<f64>) -> Option<f64> {
+    c.kernel.as_ref().and_then(|k| f(k).get(l).copied())
 }
 
 fn class(c: &Checkpoint, f: impl Fn(&ClassCheckpoint) -> Option<f64>) -> Option<f64> {
@@ -76,10 +95,16 @@ impl Column {
             Column::NtkRelDrift => "ntk_rel_drift".into(),
             Column::NtkKernelDistance => "ntk_kernel_distance".into(),
             Column::NtkLambdaMax => "ntk_lambda_max".into(),
+            Column::NtkLambdaMaxFull => "ntk_lambda_max_full".into(),
+            Column::SharpnessRatio => "sharpness_ratio".into(),
             Column::NtkRelDriftLayer(l) => format!("ntk_rel_drift_layer{l}"),
             Column::ParamRelChange => "param_rel_change".into(),
             Column::ParamRelChangeLayer(l) => format!("param_rel_change_layer{l}"),
+            Column::WeightRelChangeLayer(l) => format!("weight_rel_change_layer{l}"),
+            Column::BiasRelChangeLayer(l) => format!("bias_rel_change_layer{l}"),
+            Column::WeightSpectralChangeLayer(l) => format!("weight_spectral_change_layer{l}"),
             Column::InputGradNorm(t) => format!("{}_input_grad_norm", t.name()),
+            Column::InputGradChange(t) => format!("{}_input_grad_change", t.name()),
             Column::Accuracy(t, s) => format!("{}_{}_accuracy", t.name(), s.name()),
             Column::Xent(t, s) => format!("{}_{}_xent", t.name(), s.name()),
             Column::Agreement((a, b)) => format!("agreement_{}_{}", a.name(), b.name()),
@@ -93,30 +118,44 @@ impl Column {
             Column::Step => Some(c.step as f64),
             Column::Time => Some(c.time),
             Column::Loss(t, Split::Train) => c.train_loss.get(t).copied(),
+            Column::Loss(t, Split::Val) => c.val_loss.get(t).copied().flatten(),
             Column::Loss(t, Split::Test) => c.test_loss.get(t).copied().flatten(),
             Column::Rmse(p, Split::Train) => c.rmse_train.get(p).copied(),
             Column::Rmse(p, Split::Test) => c.rmse_test.get(p).copied().flatten(),
+            Column::Rmse(_, Split::Val) => None,
             Column::NtkRelDrift => kernel(c, |k| k.ntk_rel_drift),
             Column::NtkKernelDistance => kernel(c, |k| k.ntk_kernel_distance),
             Column::NtkLambdaMax => kernel(c, |k| k.ntk_lambda_max),
-            Column::NtkRelDriftLayer(l) => c
-                .kernel
-                .as_ref()
-                .and_then(|k| k.ntk_rel_drift_per_layer.get(l).copied()),
+            Column::NtkLambdaMaxFull => kernel(c, |k| k.ntk_lambda_max_full),
+            Column::SharpnessRatio => kernel(c, |k| k.sharpness_ratio),
+            Column::NtkRelDriftLayer(l) => layer(c, l, |k| &k.ntk_rel_drift_per_layer),
             Column::ParamRelChange => kernel(c, |k| k.param_rel_change),
-            Column::ParamRelChangeLayer(l) => c
-                .kernel
-                .as_ref()
-                .and_then(|k| k.param_rel_change_per_layer.get(l).copied()),
-            Column::InputGradNorm(Track::Network) => Some(c.sensitivity.network),
-            Column::InputGradNorm(Track::Linearized) => Some(c.sensitivity.linearized),
-            Column::InputGradNorm(_) => None,
+            Column::ParamRelChangeLayer(l) => layer(c, l, |k| &k.param_rel_change_per_layer),
+            Column::WeightRelChangeLayer(l) => layer(c, l, |k| &k.weight_rel_change_per_layer),
+            Column::BiasRelChangeLayer(l) => layer(c, l, |k| &k.bias_rel_change_per_layer),
+            Column::WeightSpectralChangeLayer(l) => {
+                layer(c, l, |k| &k.weight_spectral_change_per_layer)
+            }
+            Column::InputGradNorm(t) => c.sensitivity.and_then(|s| match t {
+                Track::Network => Some(s.network_norm),
+                Track::Linearized | Track::LinearizedAvg => Some(s.linearized_norm),
+                _ => None,
+            }),
+            Column::InputGradChange(t) => c.sensitivity.and_then(|s| match t {
+                Track::Network => Some(s.network_change),
+                Track::Linearized | Track::LinearizedAvg => Some(s.linearized_change),
+                _ => None,
+            }),
             Column::Accuracy(t, Split::Train) => class(c, |k| k.train_accuracy.get(t).copied()),
+            Column::Accuracy(t, Split::Val) => {
+                class(c, |k| k.val_accuracy.get(t).copied().flatten())
+            }
             Column::Accuracy(t, Split::Test) => {
                 class(c, |k| k.test_accuracy.get(t).copied().flatten())
             }
             Column::Xent(t, Split::Train) => class(c, |k| k.train_xent.get(t).copied()),
             Column::Xent(t, Split::Test) => class(c, |k| k.test_xent.get(t).copied().flatten()),
+            Column::Xent(_, Split::Val) => None,
             Column::Agreement(p) => class(c, |k| k.agreement.get(p).copied()),
         }
     }
@@ -128,9 +167,14 @@ impl Column {
             Column::NtkRelDrift
                 | Column::NtkKernelDistance
                 | Column::NtkLambdaMax
+                | Column::NtkLambdaMaxFull
+                | Column::SharpnessRatio
                 | Column::NtkRelDriftLayer(_)
                 | Column::ParamRelChange
                 | Column::ParamRelChangeLayer(_)
+                | Column::WeightRelChangeLayer(_)
+                | Column::BiasRelChangeLayer(_)
+                | Column::WeightSpectralChangeLayer(_)
         )
     }
 
@@ -158,8 +202,12 @@ impl Column {
 /// input sensitivity, classification figures.
 pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
     let mut cols = vec![Column::Step, Column::Time];
+    let val = !r.y_val.is_empty();
     for &t in &r.tracks {
         cols.extend([Column::Loss(t, Split::Train), Column::Loss(t, Split::Test)]);
+        if val {
+            cols.push(Column::Loss(t, Split::Val));
+        }
     }
     for &p in &r.pairs {
         cols.extend([Column::Rmse(p, Split::Train), Column::Rmse(p, Split::Test)]);
@@ -168,13 +216,21 @@ pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
         Column::NtkRelDrift,
         Column::NtkKernelDistance,
         Column::NtkLambdaMax,
+        Column::NtkLambdaMaxFull,
+        Column::SharpnessRatio,
     ]);
     cols.extend((0..r.n_layers).map(Column::NtkRelDriftLayer));
     cols.push(Column::ParamRelChange);
     cols.extend((0..r.n_layers).map(Column::ParamRelChangeLayer));
+    cols.extend((0..r.n_layers).map(Column::WeightRelChangeLayer));
+    cols.extend((0..r.n_layers).map(Column::BiasRelChangeLayer));
+    cols.extend((0..r.n_layers).map(Column::WeightSpectralChangeLayer));
+    let twin = r.twin_track();
     cols.extend([
         Column::InputGradNorm(Track::Network),
-        Column::InputGradNorm(Track::Linearized),
+        Column::InputGradNorm(twin),
+        Column::InputGradChange(Track::Network),
+        Column::InputGradChange(twin),
     ]);
     if r.classes.is_some() {
         for &t in &r.tracks {
@@ -184,6 +240,9 @@ pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
                 Column::Xent(t, Split::Train),
                 Column::Xent(t, Split::Test),
             ]);
+            if val {
+                cols.push(Column::Accuracy(t, Split::Val));
+            }
         }
         cols.extend(r.pairs.iter().map(|&p| Column::Agreement(p)));
     }
@@ -197,8 +256,9 @@ pub enum Figure {
     Final(Column),
     /// Final RMSE between two tracks over RMS(y) on the evaluation split.
     RelRmse(Pair),
-    /// The best test accuracy over the logged checkpoints.
-    BestTestAccuracy(Track),
+    /// Early stopping: the test accuracy at the checkpoint with the best validation accuracy
+    /// (the earliest such checkpoint).
+    EarlyStoppedTestAccuracy(Track),
     /// Test loss of a kernel track's t = ∞ solution.
     InfiniteTimeTestLoss(Track),
     /// Test accuracy of a kernel track's t = ∞ solution.
@@ -219,7 +279,9 @@ impl Figure {
         match *self {
             Figure::Final(c) => c.name(),
             Figure::RelRmse((a, b)) => format!("rel_rmse_{}_{}", a.name(), b.name()),
-            Figure::BestTestAccuracy(t) => format!("{}_best_test_accuracy", t.name()),
+            Figure::EarlyStoppedTestAccuracy(t) => {
+                format!("{}_early_stopped_test_accuracy", t.name())
+            }
             Figure::InfiniteTimeTestLoss(t) => format!("{}_infinite_time_test_loss", t.name()),
             Figure::InfiniteTimeTestAccuracy(t) => {
                 format!("{}_infinite_time_test_accuracy", t.name())
@@ -236,12 +298,19 @@ impl Figure {
         match *self {
             Figure::Final(c) => c.final_value(r),
             Figure::RelRmse((a, b)) => r.final_relative_rmse(a, b),
-            Figure::BestTestAccuracy(t) => Some(
-                r.checkpoints
-                    .iter()
-                    .filter_map(|c| Column::Accuracy(t, Split::Test).read(c))
-                    .fold(f64::NAN, f64::max),
-            ),
+            Figure::EarlyStoppedTestAccuracy(t) => {
+                let mut best: Option<(f64, f64)> = None;
+                for c in &r.checkpoints {
+                    let val = Column::Accuracy(t, Split::Val).read(c);
+                    let test = Column::Accuracy(t, Split::Test).read(c);
+                    if let (Some(v), Some(te)) = (val, test) {
+                        if best.is_none_or(|(bv, _)| v > bv) {
+                            best = Some((v, te));
+                        }
+                    }
+                }
+                best.map(|b| b.1)
+            }
             Figure::InfiniteTimeTestLoss(t) => r
                 .kernel_solutions
                 .iter()
@@ -292,7 +361,9 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
     if r.last().is_some_and(|c| c.classification.is_some()) {
         for &t in &r.tracks {
             f.push(Figure::Final(Column::Accuracy(t, Split::Test)));
-            f.push(Figure::BestTestAccuracy(t));
+            if !r.y_val.is_empty() {
+                f.push(Figure::EarlyStoppedTestAccuracy(t));
+            }
         }
     }
     for k in &r.kernel_solutions {

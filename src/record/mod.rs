@@ -18,10 +18,16 @@ pub enum Track {
     Network,
     /// Its linearization at θ0.
     Linearized,
+    /// The twin with the output-averaged kernel `Θ0_avg ⊗ I_K` (`kernel.form = "trace"`, K > 1):
+    /// an approximation of the linearization, not the linearization itself.
+    LinearizedAvg,
     /// Kernel regression with the analytic NTK Θ∞.
     KernelAnalytic,
     /// Kernel regression with the empirical NTK Θ0.
     KernelEmpirical,
+    /// Kernel regression with the output-averaged empirical NTK `Θ0_avg ⊗ I_K` (an
+    /// approximation of [`Track::KernelEmpirical`] for K > 1).
+    KernelEmpiricalAvg,
 }
 
 /// Two tracks compared (the first is the reference, e.g. the network).
@@ -80,27 +86,43 @@ impl Track {
         match self {
             Track::Network => "network",
             Track::Linearized => "linearized",
+            Track::LinearizedAvg => "linearized_avg",
             Track::KernelAnalytic => "kernel_analytic",
             Track::KernelEmpirical => "kernel_empirical",
+            Track::KernelEmpiricalAvg => "kernel_empirical_avg",
         }
     }
 }
 
-/// Kernel-drift figures at a kernel checkpoint (probe set, output-averaged kernel).
+/// Kernel-drift figures at a kernel checkpoint. Drift, kernel distance and `ntk_lambda_max` are
+/// measured on the output-averaged empirical NTK of the probe set (the first `probe_size`
+/// training points); `ntk_lambda_max_full` and `sharpness_ratio` on the full multi-output
+/// kernel of all training points (the kernel that sets the critical learning rate).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KernelCheckpoint {
     /// ‖Θ_t − Θ0‖_F / ‖Θ0‖_F.
     pub ntk_rel_drift: f64,
     /// 1 − ⟨Θ_t, Θ0⟩_F / (‖Θ_t‖_F ‖Θ0‖_F).
     pub ntk_kernel_distance: f64,
-    /// λ_max(Θ_t) on the probe set.
+    /// λ_max(Θ_t) on the probe set (output-averaged).
     pub ntk_lambda_max: f64,
+    /// λ_max of the full (N·K)×(N·K) training kernel Θ_t.
+    pub ntk_lambda_max_full: f64,
+    /// `η·λ_max(Θ_t)/(2·(1+μ)·N·K)` on the full training kernel: 1 is the edge of stability
+    /// of (heavy-ball) gradient descent on the model linearized at θ_t.
+    pub sharpness_ratio: f64,
     /// ‖Θ_t,l − Θ0,l‖_F / ‖Θ0,l‖_F per dense layer.
     pub ntk_rel_drift_per_layer: Vec<f64>,
     /// ‖θ_t − θ0‖ / ‖θ0‖.
     pub param_rel_change: f64,
-    /// Per dense layer.
+    /// Per dense layer (weights and bias together).
     pub param_rel_change_per_layer: Vec<f64>,
+    /// ‖W_t − W_0‖_F / ‖W_0‖_F per dense layer.
+    pub weight_rel_change_per_layer: Vec<f64>,
+    /// ‖b_t − b_0‖ / ‖b_0‖ per dense layer (NaN without biases).
+    pub bias_rel_change_per_layer: Vec<f64>,
+    /// ‖W_t − W_0‖₂ / ‖W_0‖₂ (spectral norms) per dense layer.
+    pub weight_spectral_change_per_layer: Vec<f64>,
 }
 
 /// Classification figures at a checkpoint.
@@ -108,6 +130,8 @@ pub struct KernelCheckpoint {
 pub struct ClassCheckpoint {
     /// Train accuracy (argmax of outputs vs argmax of targets).
     pub train_accuracy: PerTrack<f64>,
+    /// Validation accuracy (None without validation points).
+    pub val_accuracy: PerTrack<Option<f64>>,
     /// Test accuracy.
     pub test_accuracy: PerTrack<Option<f64>>,
     /// Softmax cross-entropy of the outputs on train (nats; for kernel tracks a softmax of their
@@ -120,14 +144,21 @@ pub struct ClassCheckpoint {
     pub agreement: PerPair<f64>,
 }
 
-/// Mean input-Jacobian norm `‖∂f/∂x‖_F` on up to 32 test points (train points without test
-/// points) of the reported predictor (`f − f0` when centring).
+/// Input sensitivity, as means over up to 32 test points (train points without test points):
+/// `‖∂f_t/∂x‖_F` and its change since initialisation `‖∂f_t/∂x − ∂f_0/∂x‖_F` (the K × d input
+/// Jacobian of the model's raw outputs, whatever `center_outputs` is). The linearized twin's
+/// values are NaN with an output-averaged kernel and K > 1 (it is then no parameter-space
+/// model).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct InputSensitivity {
-    /// Of the network.
-    pub network: f64,
-    /// Of the linearized twin (NaN with an output-averaged kernel and K > 1).
-    pub linearized: f64,
+    /// ‖∂f/∂x‖ of the network.
+    pub network_norm: f64,
+    /// ‖∂f/∂x‖ of the linearized twin.
+    pub linearized_norm: f64,
+    /// ‖∂f_t/∂x − ∂f_0/∂x‖ of the network.
+    pub network_change: f64,
+    /// ‖∂f_t/∂x − ∂f_0/∂x‖ of the linearized twin.
+    pub linearized_change: f64,
 }
 
 /// Figures at one checkpoint.
@@ -139,6 +170,8 @@ pub struct Checkpoint {
     pub time: f64,
     /// Train loss per track.
     pub train_loss: PerTrack<f64>,
+    /// Validation loss per track (None without validation points).
+    pub val_loss: PerTrack<Option<f64>>,
     /// Test loss per track (None without test points).
     pub test_loss: PerTrack<Option<f64>>,
     /// RMSE between the tracks of each pair, train.
@@ -149,8 +182,8 @@ pub struct Checkpoint {
     pub kernel: Option<KernelCheckpoint>,
     /// Accuracy figures for one-hot classification data.
     pub classification: Option<ClassCheckpoint>,
-    /// Input sensitivity of the network and of its twin.
-    pub sensitivity: InputSensitivity,
+    /// Input sensitivity of the network and of its twin (at sensitivity checkpoints).
+    pub sensitivity: Option<InputSensitivity>,
 }
 
 /// Final outputs of one track.
@@ -160,6 +193,8 @@ pub struct TrackOutputs {
     pub track: Track,
     /// Train predictions, row-major `n_train × K`.
     pub train: Vec<f64>,
+    /// Validation predictions, row-major `n_val × K`.
+    pub val: Vec<f64>,
     /// Test predictions, row-major `n_test × K`.
     pub test: Vec<f64>,
     /// Step at which the track was marked diverged.
@@ -248,6 +283,10 @@ pub struct RunRecord {
     pub target_names: Vec<String>,
     /// Train inputs, row-major.
     pub x_train: Vec<f64>,
+    /// Validation inputs, row-major.
+    pub x_val: Vec<f64>,
+    /// Validation targets, row-major.
+    pub y_val: Vec<f64>,
     /// Test inputs, row-major.
     pub x_test: Vec<f64>,
     /// Train targets, row-major.
@@ -295,7 +334,7 @@ pub struct RunRecord {
 /// Text generated from a prompt by one model.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TextSample {
-    /// [`Track::Network`] or [`Track::Linearized`].
+    /// [`Track::Network`] or the twin ([`Track::Linearized`] / [`Track::LinearizedAvg`]).
     pub model: Track,
     /// 0 = greedy, else the softmax temperature.
     pub temperature: f64,
@@ -306,6 +345,16 @@ pub struct TextSample {
 }
 
 impl RunRecord {
+    /// The linearized twin's track ([`Track::LinearizedAvg`] when it uses the output-averaged
+    /// kernel with K > 1).
+    pub fn twin_track(&self) -> Track {
+        if self.tracks.contains(&Track::LinearizedAvg) {
+            Track::LinearizedAvg
+        } else {
+            Track::Linearized
+        }
+    }
+
     /// Final outputs of a track.
     pub fn outputs_of(&self, t: Track) -> Option<&TrackOutputs> {
         self.outputs.iter().find(|o| o.track == t)
@@ -367,6 +416,26 @@ impl RunRecord {
         match (ks.first(), ks.last()) {
             (Some(a), Some(b)) if *a > 0.0 => b / a,
             _ => f64::NAN,
+        }
+    }
+
+    /// What the network's training regime is judged from (see [`crate::metrics::Phase`]).
+    pub fn phase_evidence(&self) -> crate::metrics::PhaseEvidence {
+        use columns::{Column, Split};
+        let last_kernel = self.last_kernel();
+        crate::metrics::PhaseEvidence {
+            train_loss: Column::Loss(Track::Network, Split::Train)
+                .series(self)
+                .into_iter()
+                .map(|p| p.1)
+                .collect(),
+            lr_ratio: self.learning_rate / self.critical_learning_rate,
+            final_sharpness: last_kernel.map(|k| k.sharpness_ratio).unwrap_or(f64::NAN),
+            final_drift: last_kernel.map(|k| k.ntk_rel_drift).unwrap_or(f64::NAN),
+            diverged: self
+                .outputs_of(Track::Network)
+                .and_then(|o| o.diverged_at_step)
+                .is_some(),
         }
     }
 

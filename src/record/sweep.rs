@@ -27,7 +27,7 @@ pub struct SweepRow {
     /// Network train loss at every checkpoint (for phase plots).
     #[serde(skip)]
     pub loss_curve: Vec<(f64, f64)>,
-    /// λ_max(Θ_t)·η/(2·N·K) at every kernel checkpoint.
+    /// `η·λ_max(Θ_t)/(2(1+μ)·N·K)` (full training kernel) at every kernel checkpoint.
     #[serde(skip)]
     pub sharpness_curve: Vec<(f64, f64)>,
 }
@@ -42,12 +42,6 @@ impl SweepRow {
         wall_s: f64,
     ) -> Self {
         let loss_curve = Column::Loss(Track::Network, Split::Train).series(r);
-        let losses: Vec<f64> = loss_curve.iter().map(|p| p.1).collect();
-        let diverged = r
-            .outputs_of(Track::Network)
-            .and_then(|o| o.diverged_at_step)
-            .is_some();
-        let n_targets = r.y_train.len() as f64;
         SweepRow {
             values,
             seed,
@@ -57,17 +51,13 @@ impl SweepRow {
             },
             run_dir,
             wall_s,
-            phase: Some(metrics::classify_phase(&losses, r.lambda_ratio(), diverged)),
+            phase: Some(r.phase_evidence().classify()),
             figures: run_figures(r)
                 .into_iter()
                 .map(|f| (f.name(), f.read(r)))
                 .collect(),
             loss_curve,
-            sharpness_curve: Column::NtkLambdaMax
-                .series(r)
-                .into_iter()
-                .map(|(s, l)| (s, l * r.learning_rate / (2.0 * n_targets)))
-                .collect(),
+            sharpness_curve: Column::SharpnessRatio.series(r),
         }
     }
 
@@ -110,67 +100,129 @@ impl SweepRow {
     }
 }
 
-/// A fitted power law `y ∝ x^slope` with a 95 % confidence interval over all runs (seeds).
+/// A power law `y ∝ x^slope` fitted to a sweep: one least-squares fit of log y on log x per
+/// seed, summarised over seeds (the seeds are the independent replicates; pooling all runs as
+/// independent points would understate the interval).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PowerLawFit {
     /// Figure name.
     pub figure: String,
     /// Group (value of the second swept key), if any.
     pub group: Option<String>,
-    /// Slope.
+    /// Mean over seeds of the per-seed slopes.
     pub slope: f64,
-    /// Half-width of the 95 % interval (1.96 standard errors of the regression slope).
+    /// Half-width of the two-sided 95 % interval of that mean: Student's t with (seeds − 1)
+    /// degrees of freedom times the standard error (NaN with one seed).
     pub ci95: f64,
-    /// Intercept of log y on log x.
+    /// Mean over seeds of the per-seed intercepts of log y on log x.
     pub intercept: f64,
+    /// The per-seed slopes.
+    pub seed_slopes: Vec<f64>,
+    /// Slopes between neighbouring x values of the mean over seeds of log y:
+    /// `(x_lo, x_hi, slope)` (a bending curve shows here, not in one exponent).
+    pub local_slopes: Vec<(f64, f64, f64)>,
+    /// Per x value: `(x, geometric mean over seeds, lower, upper)` with the 95 % t-interval of the
+    /// mean of log y.
+    pub per_x: Vec<(f64, f64, f64, f64)>,
     /// Runs used.
     pub n: usize,
 }
 
-/// Log-log fits of the named figures against the numeric key `x_key`, per value of the other key.
+/// Value of `key` in a row, if swept.
+fn value_of(r: &SweepRow, key: &str) -> Option<String> {
+    r.values
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// Log-log fits of the named figures against the numeric key `x_key`, per value of the other
+/// key (see [`PowerLawFit`]).
 pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[String]) -> Vec<PowerLawFit> {
     let group_key = rows
         .first()
         .and_then(|r| r.values.iter().map(|(k, _)| k.clone()).find(|k| k != x_key));
+    let group_of = |r: &SweepRow| group_key.as_ref().and_then(|gk| value_of(r, gk));
     let mut groups: Vec<Option<String>> = Vec::new();
     for r in rows {
-        let g = group_key.as_ref().and_then(|gk| {
-            r.values
-                .iter()
-                .find(|(k, _)| k == gk)
-                .map(|(_, v)| v.clone())
-        });
+        let g = group_of(r);
         if !groups.contains(&g) {
             groups.push(g);
         }
     }
     let mut fits = Vec::new();
     for g in &groups {
+        let in_group: Vec<&SweepRow> = rows.iter().filter(|r| group_of(r) == *g).collect();
         for f in figures {
-            let (xs, ys): (Vec<f64>, Vec<f64>) = rows
+            let points: Vec<(u64, f64, f64)> = in_group
                 .iter()
-                .filter(|r| {
-                    group_key.as_ref().and_then(|gk| {
-                        r.values
-                            .iter()
-                            .find(|(k, _)| k == gk)
-                            .map(|(_, v)| v.clone())
-                    }) == *g
-                })
-                .filter_map(|r| Some((r.value_f64(x_key)?, r.figure(f))))
-                .filter(|(x, y)| *x > 0.0 && *y > 0.0 && y.is_finite())
-                .unzip();
-            if let Some((slope, intercept, se)) = metrics::loglog_fit(&xs, &ys) {
-                fits.push(PowerLawFit {
-                    figure: f.clone(),
-                    group: g.clone(),
-                    slope,
-                    ci95: 1.96 * se,
-                    intercept,
-                    n: xs.len(),
-                });
+                .filter_map(|r| Some((r.seed, r.value_f64(x_key)?, r.figure(f))))
+                .filter(|(_, x, y)| *x > 0.0 && *y > 0.0 && y.is_finite())
+                .collect();
+            if let Some(fit) = fit_one(f, g.clone(), &points) {
+                fits.push(fit);
             }
         }
     }
     fits
+}
+
+/// The fit of one figure from `(seed, x, y)` points.
+fn fit_one(figure: &str, group: Option<String>, points: &[(u64, f64, f64)]) -> Option<PowerLawFit> {
+    let mut seeds: Vec<u64> = points.iter().map(|p| p.0).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let (mut slopes, mut intercepts) = (Vec::new(), Vec::new());
+    for s in &seeds {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = points
+            .iter()
+            .filter(|p| p.0 == *s)
+            .map(|p| (p.1, p.2))
+            .unzip();
+        if let Some((slope, intercept, _)) = metrics::loglog_fit(&xs, &ys) {
+            slopes.push(slope);
+            intercepts.push(intercept);
+        }
+    }
+    if slopes.is_empty() {
+        return None;
+    }
+    let (slope, ci95) = metrics::stats::mean_ci95(&slopes);
+    let mut xs: Vec<f64> = points.iter().map(|p| p.1).collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    let per_x: Vec<(f64, f64, f64, f64)> = xs
+        .iter()
+        .map(|&x| {
+            let logs: Vec<f64> = points
+                .iter()
+                .filter(|p| p.1 == x)
+                .map(|p| p.2.ln())
+                .collect();
+            let (m, h) = metrics::stats::mean_ci95(&logs);
+            let h = if h.is_finite() { h } else { 0.0 };
+            (x, m.exp(), (m - h).exp(), (m + h).exp())
+        })
+        .collect();
+    let local_slopes = per_x
+        .windows(2)
+        .map(|w| {
+            (
+                w[0].0,
+                w[1].0,
+                (w[1].1 / w[0].1).ln() / (w[1].0 / w[0].0).ln(),
+            )
+        })
+        .collect();
+    Some(PowerLawFit {
+        figure: figure.to_string(),
+        group,
+        slope,
+        ci95,
+        intercept: intercepts.iter().sum::<f64>() / intercepts.len() as f64,
+        seed_slopes: slopes,
+        local_slopes,
+        per_x,
+        n: points.len(),
+    })
 }

@@ -167,19 +167,7 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             .count()
     );
     if !fits.is_empty() {
-        s += "## Scaling exponents (log-log least squares over all runs; 95 % interval = 1.96 standard errors)\n\nLee et al. (2019) report kernel drift between 1/√n and 1/n.\n\n| figure | group | exponent | 95 % interval | runs |\n|---|---|---|---|---|\n";
-        for f in fits {
-            s += &format!(
-                "| {} | {} | {:.3} | [{:.3}, {:.3}] | {} |\n",
-                f.figure,
-                f.group.clone().unwrap_or_else(|| "–".into()),
-                f.slope,
-                f.slope - f.ci95,
-                f.slope + f.ci95,
-                f.n
-            );
-        }
-        s += "\n";
+        s += &fits_md(fits);
     }
     s += "## Runs\n\n| point | seed | status | phase | wall time (s) | network test loss | drift | RMSE(net, lin)/RMS(y) |\n|---|---|---|---|---|---|---|---|\n";
     for r in rows {
@@ -205,4 +193,36 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
         s += &format!("\n![{p}]({p})\n");
     }
     s
+}
+
+/// The exponents table and the local slopes.
+fn fits_md(fits: &[PowerLawFit]) -> String {
+    let mut s = "## Scaling exponents\n\nOne least-squares fit of log(figure) on log(width) per seed; the exponent is the mean over seeds and its 95 % interval is Student's t (seeds − 1 degrees of freedom) times the standard error of that mean.\n\n| figure | group | exponent | 95 % interval | per-seed exponents | runs |\n|---|---|---|---|---|---|\n".to_string();
+    for f in fits {
+        s += &format!(
+            "| {} | {} | {:.3} | [{:.3}, {:.3}] | {} | {} |\n",
+            f.figure,
+            f.group.clone().unwrap_or_else(|| "–".into()),
+            f.slope,
+            f.slope - f.ci95,
+            f.slope + f.ci95,
+            f.seed_slopes
+                .iter()
+                .map(|v| format!("{v:.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            f.n
+        );
+    }
+    s += "\n### Local exponents between neighbouring widths (of the geometric mean over seeds)\n\n| figure | group | widths | local exponent |\n|---|---|---|---|\n";
+    for f in fits {
+        for (a, b, v) in &f.local_slopes {
+            s += &format!(
+                "| {} | {} | {a} → {b} | {v:.3} |\n",
+                f.figure,
+                f.group.clone().unwrap_or_else(|| "–".into())
+            );
+        }
+    }
+    s + "\n"
 }

@@ -67,9 +67,10 @@ pub fn predictions_csv(r: &RunRecord) -> String {
     cols.push("target".into());
     cols.extend(r.tracks.iter().map(|t| t.name().to_string()));
     let mut out = cols.join(",") + "\n";
-    for (split, x, y, is_train) in [
-        ("train", &r.x_train, &r.y_train, true),
-        ("test", &r.x_test, &r.y_test, false),
+    for (split, x, y, part) in [
+        ("train", &r.x_train, &r.y_train, Split::Train),
+        ("val", &r.x_val, &r.y_val, Split::Val),
+        ("test", &r.x_test, &r.y_test, Split::Test),
     ] {
         let n = x.len() / d.max(1);
         for i in 0..n {
@@ -80,7 +81,11 @@ pub fn predictions_csv(r: &RunRecord) -> String {
                 }
                 row.push(fmt_f64(y[i * k + o]));
                 for t in &r.outputs {
-                    let v = if is_train { &t.train } else { &t.test };
+                    let v = match part {
+                        Split::Train => &t.train,
+                        Split::Val => &t.val,
+                        Split::Test => &t.test,
+                    };
                     row.push(fmt_f64(v[i * k + o]));
                 }
                 out += &(row.join(",") + "\n");

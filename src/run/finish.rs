@@ -30,12 +30,14 @@ impl Lockstep<'_> {
             .last_preds
             .as_ref()
             .expect("a run logs at least one checkpoint");
+        let sl = super::lockstep::Slices::of(data);
         let outputs: Vec<TrackOutputs> = preds
             .iter()
             .map(|(t, v)| TrackOutputs {
                 track: t,
-                train: v[..n_train * k].to_vec(),
-                test: v[n_train * k..].to_vec(),
+                train: v[sl.train.clone()].to_vec(),
+                val: v[sl.val.clone()].to_vec(),
+                test: v[sl.test.clone()].to_vec(),
                 diverged_at_step: self.diverged.get(t).copied().flatten(),
             })
             .collect();
@@ -67,6 +69,8 @@ impl Lockstep<'_> {
             feature_names: data.feature_names.clone(),
             target_names: data.target_names.clone(),
             x_train: data.x_train.clone(),
+            x_val: data.x_val.clone(),
+            y_val: data.y_val.clone(),
             x_test: data.x_test.clone(),
             y_train: data.y_train.clone(),
             y_test: data.y_test.clone(),
@@ -98,14 +102,16 @@ impl Lockstep<'_> {
 
     /// The kernel tracks' closed-form figures and t = ∞ test predictions.
     fn kernel_solutions(&self) -> Vec<KernelSolutionSummary> {
-        let (n_train, k) = (self.data.n_train(), self.data.n_outputs);
-        let f0_test = &self.init.f0_all[n_train * k..];
+        let sl = super::lockstep::Slices::of(self.data);
+        let f0_test = &self.init.f0_all[sl.test.clone()];
+        // The predictor's held-out rows are the validation then the test points.
+        let test_rows = (sl.test.start - sl.train.end)..(sl.test.end - sl.train.end);
         self.predictors
             .iter()
             .map(|(track, pr)| {
                 let (_, test) = pr.predict_infinite();
                 let mut test = test
-                    .map(|t| linalg::mat_to_rows(t.as_ref()))
+                    .map(|t| linalg::mat_to_rows(t.as_ref())[test_rows.clone()].to_vec())
                     .unwrap_or_default();
                 if self.exp.training.center_outputs {
                     for (a, b) in test.iter_mut().zip(f0_test) {
@@ -126,7 +132,7 @@ impl Lockstep<'_> {
 
     /// The kernels written as `.npy` files (non-finite ones are left out).
     fn kernel_matrices(&self, analytic_train: &Mat<f64>, theta_final: Mat<f64>) -> KernelMatrices {
-        let (n_train, n_test) = (self.data.n_train(), self.data.n_test());
+        let (n_train, n_val, n_test) = (self.data.n_train(), self.data.n_val(), self.data.n_test());
         let rows = n_train * self.exp.kernel.form.rows_per_point(self.data.n_outputs);
         let init = self.init;
         let pack = |m: Mat<f64>| {
@@ -144,7 +150,7 @@ impl Lockstep<'_> {
             )),
             analytic_ntk_test_train: pack(linalg::block(
                 init.analytic_ntk.as_ref(),
-                n_train,
+                n_train + n_val,
                 n_test,
                 0,
                 n_train,

@@ -8,7 +8,7 @@ use crate::config::Experiment;
 use crate::data::Dataset;
 use crate::dynamics::sensitivity::{self, InputGradients};
 use crate::linalg;
-use crate::model::{Mlp, Parametrization};
+use crate::model::{spectral_norms, LayerValues, Mlp, Parametrization};
 use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
 use crate::ntk::empirical::{
     backprop_signals, empirical_ntk_blocked, ntk_from_signals, trace_of_full, BackpropSignals,
@@ -23,10 +23,10 @@ pub const SENSITIVITY_POINTS: usize = 32;
 
 /// Everything known at t = 0.
 pub struct Initial {
-    /// Initial outputs on train then test points, row-major `n_all × K`.
+    /// Initial outputs on train, validation then test points, row-major `n_all × K`.
     pub f0_all: Vec<f64>,
-    /// Empirical Θ0 between all points (train first) and the training points, in the
-    /// configured form.
+    /// Empirical Θ0 between all points (train, validation, test) and the training points, in
+    /// the configured form.
     pub theta0: Mat<f64>,
     /// Θ0 train × train, output-averaged.
     pub theta0_trace_train: Mat<f64>,
@@ -38,10 +38,10 @@ pub struct Initial {
     pub probe_layers: Vec<Mat<f64>>,
     /// Θ0 on the probe set (output-averaged).
     pub theta0_probe: Mat<f64>,
-    /// θ0 per dense layer (weights row-major, then bias).
-    pub theta0_params: Vec<Vec<f64>>,
-    /// The same, concatenated (computed once).
-    pub theta0_flat: Vec<f64>,
+    /// θ0 per dense layer.
+    pub theta0_layers: Vec<LayerValues>,
+    /// Spectral norms of the initial weight matrices.
+    pub theta0_spectral: Vec<f64>,
     /// The network at initialisation (for the twin's input gradients and new points).
     pub mlp0: Mlp,
     /// Backprop signals of the training points at θ0 (for the twin at new points).
@@ -63,7 +63,7 @@ impl Initial {
         progress: &dyn Progress,
     ) -> Result<Initial> {
         let n_train = data.n_train();
-        let n_all = n_train + data.n_test();
+        let n_all = n_train + data.n_heldout();
         let k = data.n_outputs;
         let x_all = data.x_all();
         let form = exp.kernel.form;
@@ -97,7 +97,7 @@ impl Initial {
         progress.advance(1);
         progress.finish();
         let (sens_x, sens_n) = sensitivity_points(data);
-        let theta0_params = mlp.flatten_layers()?;
+        let theta0_layers = mlp.layer_values()?;
         Ok(Initial {
             f0_all,
             theta0,
@@ -106,8 +106,8 @@ impl Initial {
             analytic_nngp: analytic.nngp,
             theta0_probe: probe.total(),
             probe_layers: probe.per_layer,
-            theta0_flat: theta0_params.concat(),
-            theta0_params,
+            theta0_spectral: spectral_norms(&theta0_layers)?,
+            theta0_layers,
             mlp0: mlp.clone(),
             s_train,
             sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,

@@ -14,7 +14,7 @@ use crate::dynamics::network::NetworkTrainer;
 use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
-use crate::model::{tensor_from_f64, Mlp};
+use crate::model::{tensor_from_f64, Mlp, ParameterChange};
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals};
 use crate::ntk::KernelForm;
 use crate::record::{
@@ -36,11 +36,27 @@ pub fn as_rows(values: &[f64], k: usize, per_output: bool) -> Mat<f64> {
     }
 }
 
+/// Whether the twin and the empirical-kernel track use the output-averaged kernel
+/// `Θ0_avg ⊗ I_K` (an approximation of the linearization when K > 1).
+pub fn averaged_kernel(exp: &Experiment, k: usize) -> bool {
+    exp.kernel.form == KernelForm::Trace && k > 1
+}
+
 /// The track of a kernel solution.
-pub fn solution_track(s: KernelSolution) -> Track {
+pub fn solution_track(s: KernelSolution, averaged: bool) -> Track {
     match s {
         KernelSolution::Analytic => Track::KernelAnalytic,
+        KernelSolution::Empirical if averaged => Track::KernelEmpiricalAvg,
         KernelSolution::Empirical => Track::KernelEmpirical,
+    }
+}
+
+/// The linearized twin's track.
+pub fn twin_track(averaged: bool) -> Track {
+    if averaged {
+        Track::LinearizedAvg
+    } else {
+        Track::Linearized
     }
 }
 
@@ -56,6 +72,8 @@ pub struct Lockstep<'a> {
     pub(super) critical_lr: f64,
     pub(super) tracks: Vec<Track>,
     pub(super) pairs: Vec<Pair>,
+    /// The twin's track (plain or output-averaged).
+    pub(super) twin_track: Track,
     pub(super) network: NetworkTrainer,
     pub(super) twin: LinearizedTwin,
     pub(super) predictors: Vec<(Track, KernelPredictor)>,
@@ -96,8 +114,14 @@ impl<'a> Lockstep<'a> {
         } else {
             data.y_train.clone()
         };
-        let mut tracks = vec![Track::Network, Track::Linearized];
-        tracks.extend(exp.kernel.solutions.iter().map(|&s| solution_track(s)));
+        let averaged = averaged_kernel(exp, k);
+        let mut tracks = vec![Track::Network, twin_track(averaged)];
+        tracks.extend(
+            exp.kernel
+                .solutions
+                .iter()
+                .map(|&s| solution_track(s, averaged)),
+        );
         let pairs = (0..tracks.len())
             .flat_map(|i| (i + 1..tracks.len()).map(move |j| (i, j)))
             .map(|(i, j)| (tracks[i], tracks[j]))
@@ -132,6 +156,7 @@ impl<'a> Lockstep<'a> {
             lr,
             critical_lr,
             diverged: PerTrack::from_keys(tracks.iter().copied(), |_| None),
+            twin_track: twin_track(averaged),
             tracks,
             pairs,
             network: NetworkTrainer::new(mlp, lr, exp.training.momentum)
@@ -167,7 +192,11 @@ impl<'a> Lockstep<'a> {
                     .is_some_and(|f| f.load(Ordering::SeqCst));
             let last = step == steps || interrupted;
             if step % logging.every == 0 || last {
-                self.checkpoint(step, step % logging.kernel_every == 0 || last)?;
+                let what = Measure {
+                    kernel: step % logging.kernel_every == 0 || last,
+                    sensitivity: step % logging.sensitivity_every == 0 || last,
+                };
+                self.checkpoint(step, what)?;
             }
             if interrupted {
                 status = RunStatus::Interrupted;
@@ -193,7 +222,7 @@ impl<'a> Lockstep<'a> {
                 self.network.mlp.predict(&self.x_all, n_all)?,
             ),
             (
-                Track::Linearized,
+                self.twin_track,
                 linalg::mat_to_rows(self.twin.predictions().as_ref()),
             ),
         ];
@@ -221,14 +250,14 @@ impl<'a> Lockstep<'a> {
         }))
     }
 
-    /// Logs a checkpoint (with kernel figures when `with_kernel`); marks tracks whose loss left
-    /// the bound.
-    fn checkpoint(&mut self, step: u64, with_kernel: bool) -> Result<()> {
+    /// Logs a checkpoint (with kernel and sensitivity figures as asked); marks tracks whose
+    /// loss left the bound.
+    fn checkpoint(&mut self, step: u64, what: Measure) -> Result<()> {
         let preds = self.predictions(step)?;
         let data = self.data;
-        let n_tr = data.n_train() * data.n_outputs;
-        let train_loss =
-            preds.map(|_, v| metrics::half_mse(&v[..n_tr], &data.y_train).unwrap_or(f64::NAN));
+        let sl = Slices::of(data);
+        let train_loss = preds
+            .map(|_, v| metrics::half_mse(&v[sl.train.clone()], &data.y_train).unwrap_or(f64::NAN));
         for (t, &l) in train_loss.iter() {
             let d = self
                 .diverged
@@ -238,31 +267,31 @@ impl<'a> Lockstep<'a> {
                 *d = Some(step);
             }
         }
-        let pair_rmse = |test: bool| -> PerPair<Option<f64>> {
+        let pair_rmse = |r: &std::ops::Range<usize>| -> PerPair<Option<f64>> {
             PerPair::from_keys(self.pairs.iter().copied(), |(a, b)| {
-                let (pa, pb) = (preds.get(a)?, preds.get(b)?);
-                if test {
-                    metrics::rmse(&pa[n_tr..], &pb[n_tr..])
-                } else {
-                    metrics::rmse(&pa[..n_tr], &pb[..n_tr])
-                }
+                metrics::rmse(&preds.get(a)?[r.clone()], &preds.get(b)?[r.clone()])
             })
         };
         let mut ck = Checkpoint {
             step,
             time: self.lr * step as f64,
-            test_loss: preds.map(|_, v| metrics::half_mse(&v[n_tr..], &data.y_test)),
+            val_loss: preds.map(|_, v| metrics::half_mse(&v[sl.val.clone()], &data.y_val)),
+            test_loss: preds.map(|_, v| metrics::half_mse(&v[sl.test.clone()], &data.y_test)),
             train_loss,
-            rmse_train: pair_rmse(false).map(|_, v| v.unwrap_or(f64::NAN)),
-            rmse_test: pair_rmse(true),
+            rmse_train: pair_rmse(&sl.train).map(|_, v| v.unwrap_or(f64::NAN)),
+            rmse_test: pair_rmse(&sl.test),
             kernel: None,
             classification: data
                 .classes
                 .as_ref()
-                .map(|_| self.class_checkpoint(&preds, n_tr)),
-            sensitivity: self.input_sensitivity()?,
+                .map(|_| self.class_checkpoint(&preds, &sl)),
+            sensitivity: if what.sensitivity {
+                Some(self.input_sensitivity()?)
+            } else {
+                None
+            },
         };
-        if with_kernel {
+        if what.kernel {
             let (kc, probe) = self.kernel_checkpoint()?;
             self.last_probe = probe;
             ck.kernel = Some(kc);
@@ -272,27 +301,35 @@ impl<'a> Lockstep<'a> {
         Ok(())
     }
 
-    fn class_checkpoint(&self, preds: &PerTrack<Vec<f64>>, n_tr: usize) -> ClassCheckpoint {
+    fn class_checkpoint(&self, preds: &PerTrack<Vec<f64>>, sl: &Slices) -> ClassCheckpoint {
         let data = self.data;
         let k = data.n_outputs;
+        let acc = |r: &std::ops::Range<usize>, y: &[f64]| {
+            preds.map(|_, v| metrics::accuracy(&v[r.clone()], y, k))
+        };
+        let xent = |r: &std::ops::Range<usize>, y: &[f64]| {
+            preds.map(|_, v| cross_entropy(&v[r.clone()], y, k))
+        };
+        // Agreement on the test points (the training points without test points).
+        let agree = if data.y_test.is_empty() {
+            sl.train.clone()
+        } else {
+            sl.test.clone()
+        };
         ClassCheckpoint {
-            train_accuracy: preds
-                .map(|_, v| metrics::accuracy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)),
-            test_accuracy: preds.map(|_, v| metrics::accuracy(&v[n_tr..], &data.y_test, k)),
-            train_xent: preds
-                .map(|_, v| cross_entropy(&v[..n_tr], &data.y_train, k).unwrap_or(f64::NAN)),
-            test_xent: preds.map(|_, v| cross_entropy(&v[n_tr..], &data.y_test, k)),
+            train_accuracy: acc(&sl.train, &data.y_train).map(|_, v| v.unwrap_or(f64::NAN)),
+            val_accuracy: acc(&sl.val, &data.y_val),
+            test_accuracy: acc(&sl.test, &data.y_test),
+            train_xent: xent(&sl.train, &data.y_train).map(|_, v| v.unwrap_or(f64::NAN)),
+            test_xent: xent(&sl.test, &data.y_test),
             agreement: PerPair::from_keys(self.pairs.iter().copied(), |(a, b)| {
-                let (pa, pb) = match (preds.get(a), preds.get(b)) {
-                    (Some(pa), Some(pb)) => (pa, pb),
-                    _ => return f64::NAN,
-                };
-                if data.y_test.is_empty() {
-                    metrics::agreement(&pa[..n_tr], &pb[..n_tr], k)
-                } else {
-                    metrics::agreement(&pa[n_tr..], &pb[n_tr..], k)
+                match (preds.get(a), preds.get(b)) {
+                    (Some(pa), Some(pb)) => {
+                        metrics::agreement(&pa[agree.clone()], &pb[agree.clone()], k)
+                            .unwrap_or(f64::NAN)
+                    }
+                    _ => f64::NAN,
                 }
-                .unwrap_or(f64::NAN)
             }),
         }
     }
@@ -332,7 +369,7 @@ impl<'a> Lockstep<'a> {
         }
         if self
             .diverged
-            .get(Track::Linearized)
+            .get(self.twin_track)
             .copied()
             .flatten()
             .is_none()
@@ -342,64 +379,69 @@ impl<'a> Lockstep<'a> {
         Ok(())
     }
 
-    /// Kernel-drift figures of the network's current empirical NTK on the probe set (the first
-    /// `probe_size` training points, output-averaged), and that kernel.
+    /// Kernel figures of the network now: drift of its output-averaged empirical NTK on the
+    /// probe set (the first `probe_size` training points) against Θ0 there, λ_max of its full
+    /// training kernel (the sharpness), and the parameter changes; also that probe kernel.
     fn kernel_checkpoint(&self) -> Result<(KernelCheckpoint, Mat<f64>)> {
         let mlp = &self.network.mlp;
         let init = self.init;
         let d = mlp.config.input_dim;
-        let p = self.exp.kernel.probe_size.min(self.data.n_train());
-        let s = backprop_signals(mlp, &self.data.x_train[..p * d], p)?;
+        let n = self.data.n_train();
+        let p = self.exp.kernel.probe_size.min(n);
+        let k = self.data.n_outputs;
+        let (s, lambda_full) = if n * k <= super::EXPLICIT_FULL_MAX_ROWS {
+            let s_all = backprop_signals(mlp, &self.data.x_train, n)?;
+            let lambda = super::lambda_max_full(mlp, &s_all, &self.data.x_train)?;
+            (s_all.head(p), lambda)
+        } else {
+            let s = backprop_signals(mlp, &self.data.x_train[..p * d], p)?;
+            let x = &self.data.x_train;
+            (s, super::lambda_max_full_matrix_free(mlp, x, n)?)
+        };
         let ntk = ntk_from_signals(mlp, &s, &s, KernelForm::Trace);
         let total = ntk.total();
-        let params = mlp.flatten_layers()?;
-        let flat_now: Vec<f64> = params.concat();
-        let lambda_max = linalg::sym_eigenvalues(total.as_ref())?
-            .last()
-            .copied()
-            .unwrap_or(f64::NAN);
+        let layers = mlp.layer_values()?;
+        let change = ParameterChange::between(&layers, &init.theta0_layers, &init.theta0_spectral)?;
         let kc = KernelCheckpoint {
             ntk_rel_drift: linalg::rel_frobenius(total.as_ref(), init.theta0_probe.as_ref()),
             ntk_kernel_distance: linalg::kernel_distance(
                 total.as_ref(),
                 init.theta0_probe.as_ref(),
             ),
-            ntk_lambda_max: lambda_max,
+            ntk_lambda_max: linalg::lambda_max(total.as_ref())?,
+            ntk_lambda_max_full: lambda_full,
+            sharpness_ratio: super::sharpness_ratio(
+                self.exp,
+                self.lr,
+                lambda_full,
+                n * self.data.n_outputs,
+            ),
             ntk_rel_drift_per_layer: ntk
                 .per_layer
                 .iter()
                 .zip(&init.probe_layers)
                 .map(|(a, b)| linalg::rel_frobenius(a.as_ref(), b.as_ref()))
                 .collect(),
-            param_rel_change: metrics::rel_change(&flat_now, &init.theta0_flat),
-            param_rel_change_per_layer: params
-                .iter()
-                .zip(&init.theta0_params)
-                .map(|(a, b)| metrics::rel_change(a, b))
-                .collect(),
+            param_rel_change: change.total,
+            param_rel_change_per_layer: change.per_layer,
+            weight_rel_change_per_layer: change.weight,
+            bias_rel_change_per_layer: change.bias,
+            weight_spectral_change_per_layer: change.weight_spectral,
         };
         Ok((kc, total))
     }
 
-    /// Input-Jacobian norms of the network and of its linearized twin (see [`sensitivity`]).
+    /// Input-Jacobian norms of the network and of its linearized twin, and their changes since
+    /// initialisation (see [`sensitivity`]).
     fn input_sensitivity(&self) -> Result<InputSensitivity> {
         let init = self.init;
         let (n, x) = (init.sens_n, &init.sens_x);
-        let center = self.exp.training.center_outputs;
         let g = sensitivity::input_gradients(&self.network.mlp, x, n)?;
-        let sub = |a: &[Vec<f64>], b: &[Vec<f64>]| -> Vec<Vec<f64>> {
-            a.iter()
-                .zip(b)
-                .map(|(p, q)| p.iter().zip(q).map(|(u, v)| u - v).collect())
-                .collect()
-        };
-        let network = if center {
-            sensitivity::mean_jacobian_norm(&sub(&g, &init.sens_g0), n)
-        } else {
-            sensitivity::mean_jacobian_norm(&g, n)
-        };
+        let norm = |g: &[Vec<f64>]| sensitivity::mean_jacobian_norm(g, n);
         // β is in parameter correspondence only for the full kernel (or a single output).
-        let linearized = if self.exp.kernel.form == KernelForm::Full || self.data.n_outputs == 1 {
+        let (linearized_norm, linearized_change) = if self.exp.kernel.form == KernelForm::Full
+            || self.data.n_outputs == 1
+        {
             let beta = linalg::mat_to_rows(self.twin.coefficients().as_ref());
             let delta = sensitivity::displacement(
                 &init.mlp0,
@@ -407,22 +449,54 @@ impl<'a> Lockstep<'a> {
                 self.data.n_train(),
                 &beta,
             )?;
-            let (total, change) = sensitivity::linearized_input_gradients(
-                &init.mlp0,
-                &init.theta0_flat,
-                &delta,
-                x,
-                n,
-            )?;
-            sensitivity::mean_jacobian_norm(if center { &change } else { &total }, n)
+            let change = sensitivity::linearized_input_gradient_change(&init.mlp0, &delta, x, n)?;
+            (
+                norm(&sensitivity::sum(&init.sens_g0, &change)),
+                norm(&change),
+            )
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
         Ok(InputSensitivity {
-            network,
-            linearized,
+            network_norm: norm(&g),
+            linearized_norm,
+            network_change: norm(&sensitivity::difference(&g, &init.sens_g0)),
+            linearized_change,
         })
     }
+}
+
+/// Where the training, validation and test points' outputs sit in a track's predictions
+/// (row-major `n_all × K`, in that order).
+pub struct Slices {
+    /// Training outputs.
+    pub train: std::ops::Range<usize>,
+    /// Validation outputs.
+    pub val: std::ops::Range<usize>,
+    /// Test outputs.
+    pub test: std::ops::Range<usize>,
+}
+
+impl Slices {
+    /// The slices of a data set.
+    pub fn of(data: &Dataset) -> Self {
+        let k = data.n_outputs;
+        let (tr, va, te) = (data.n_train() * k, data.n_val() * k, data.n_test() * k);
+        Slices {
+            train: 0..tr,
+            val: tr..tr + va,
+            test: tr + va..tr + va + te,
+        }
+    }
+}
+
+/// What a checkpoint measures beyond losses and divergences.
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    /// Kernel figures.
+    kernel: bool,
+    /// Input sensitivity.
+    sensitivity: bool,
 }
 
 /// The kernel-regression predictors of the configured solutions: the analytic kernel acts per
@@ -434,7 +508,7 @@ fn build_predictors(
     lr: f64,
     y_fit: &[f64],
 ) -> Result<Vec<(Track, KernelPredictor)>> {
-    let (n_train, n_test, k) = (data.n_train(), data.n_test(), data.n_outputs);
+    let (n_train, n_held, k) = (data.n_train(), data.n_heldout(), data.n_outputs);
     let form = exp.kernel.form;
     let f0_train = &init.f0_all[..n_train * k];
     let f0_test = &init.f0_all[n_train * k..];
@@ -455,7 +529,7 @@ fn build_predictors(
                 theta_test_train: Some(&linalg::block(
                     theta.as_ref(),
                     n_train * rows,
-                    n_test * rows,
+                    n_held * rows,
                     0,
                     n_train * rows,
                 )),
@@ -464,10 +538,11 @@ fn build_predictors(
                 y_train: &as_rows(y_fit, k, per_out),
                 n_targets: n_train * k,
                 learning_rate: lr,
+                momentum: exp.training.momentum,
                 time: exp.kernel.time,
                 diag_reg: exp.kernel.diag_reg,
             })?;
-            Ok((solution_track(s), predictor))
+            Ok((solution_track(s, averaged_kernel(exp, k)), predictor))
         })
         .collect()
 }

@@ -16,7 +16,7 @@ pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<()> {
             ));
         }
     }
-    check_memory(exp, n_train + data.n_test(), n_train, data.n_outputs)
+    check_memory(exp, n_train + data.n_heldout(), n_train, data.n_outputs)
 }
 
 /// Refuses work whose kernels would not fit in memory (call before creating any output).

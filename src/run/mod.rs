@@ -12,10 +12,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backend::Precision;
 use crate::config::{Experiment, LearningRate};
 use crate::data::Dataset;
 use crate::linalg;
-use crate::model::MlpConfig;
+use crate::model::{Mlp, MlpConfig};
+use crate::ntk::empirical::{ntk_from_signals, BackpropSignals};
+use crate::ntk::KernelForm;
 use crate::record::{PhaseTiming, RunRecord};
 use crate::{Error, Result};
 
@@ -85,18 +88,72 @@ impl Timer {
     }
 }
 
-/// The learning rate of a run and the critical rate η_c = 2·N·K/λ_max(Θ0) of full-batch
-/// gradient descent on the linearized model (Θ0 train × train in the configured form).
-pub fn learning_rates(exp: &Experiment, data: &Dataset, init: &Initial) -> Result<(f64, f64)> {
+/// Lanczos tolerance for a λ_max from products in the network's precision.
+fn matrix_free_rtol(p: Precision) -> f64 {
+    match p {
+        Precision::F32 => 1e-6,
+        Precision::F64 => 1e-12,
+    }
+}
+
+/// Most Lanczos products for a matrix-free λ_max.
+pub const MATRIX_FREE_MAX_ITER: usize = 100;
+
+/// Largest `N·K` for which λ_max of the full training kernel is taken from the explicit kernel
+/// (built from backprop signals, at most 32 MB); above it, matrix-free products are cheaper.
+pub const EXPLICIT_FULL_MAX_ROWS: usize = 2048;
+
+/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `mlp` on the `n` points whose backprop
+/// signals are `signals` (rows of `x`): from the explicit kernel when `N·K` ≤
+/// [`EXPLICIT_FULL_MAX_ROWS`], else matrix-free.
+pub fn lambda_max_full(mlp: &Mlp, signals: &BackpropSignals, x: &[f64]) -> Result<f64> {
+    let n = signals.n_points();
+    if n * mlp.config.n_outputs <= EXPLICIT_FULL_MAX_ROWS {
+        let full = ntk_from_signals(mlp, signals, signals, KernelForm::Full).total();
+        linalg::lambda_max(full.as_ref())
+    } else {
+        lambda_max_full_matrix_free(mlp, x, n)
+    }
+}
+
+/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `mlp` on the rows of `x` (learning-rate
+/// weighted under mup), by Lanczos on `v ↦ J·D·Jᵀ·v` (no kernel matrix is built).
+pub fn lambda_max_full_matrix_free(mlp: &Mlp, x: &[f64], n: usize) -> Result<f64> {
+    linalg::lanczos_lambda_max(
+        n * mlp.config.n_outputs,
+        |v| mlp.ntk_matvec(x, n, v),
+        MATRIX_FREE_MAX_ITER,
+        matrix_free_rtol(mlp.config.model.precision),
+    )
+}
+
+/// `η·λ_max/(2·(1+μ)·N·K)`: 1 is the edge of stability of heavy-ball gradient descent
+/// (`v ← μv + g`, `θ ← θ − ηv`) on a quadratic loss `½·mean (f − y)²` whose kernel has largest
+/// eigenvalue λ_max.
+pub fn sharpness_ratio(exp: &Experiment, lr: f64, lambda_max: f64, n_targets: usize) -> f64 {
+    lr * lambda_max / (2.0 * (1.0 + exp.training.momentum) * n_targets as f64)
+}
+
+/// The learning rate of a run and the critical rate `η_c = 2·(1+μ)·N·K/λ_max(Θ0)` of
+/// full-batch (heavy-ball) gradient descent on the linearized model, with λ_max of the full
+/// multi-output Θ0 on the training set whatever `kernel.form` is: the explicit kernel when the
+/// run has it (full form or K = 1), else matrix-free products with the network at θ0.
+/// Minibatch noise is not covered: η_c is the full-batch threshold.
+pub fn learning_rates(
+    exp: &Experiment,
+    data: &Dataset,
+    init: &Initial,
+    mlp: &Mlp,
+) -> Result<(f64, f64, f64)> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
-    let rows = n_train * exp.kernel.form.rows_per_point(k);
-    let lambda_max0 =
-        linalg::sym_eigenvalues(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows).as_ref())?
-            .last()
-            .copied()
-            .unwrap_or(0.0);
+    let lambda_max0 = if exp.kernel.form == KernelForm::Full || k == 1 {
+        let rows = n_train * exp.kernel.form.rows_per_point(k);
+        linalg::lambda_max(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows).as_ref())?
+    } else {
+        lambda_max_full(mlp, &init.s_train, &data.x_train)?
+    };
     let critical_lr = if lambda_max0 > 0.0 {
-        2.0 * (n_train * k) as f64 / lambda_max0
+        2.0 * (1.0 + exp.training.momentum) * (n_train * k) as f64 / lambda_max0
     } else {
         f64::INFINITY
     };
@@ -109,7 +166,7 @@ pub fn learning_rates(exp: &Experiment, data: &Dataset, init: &Initial) -> Resul
             "learning rate {lr} is not finite (λ_max(Θ0) = {lambda_max0})"
         )));
     }
-    Ok((lr, critical_lr))
+    Ok((lr, critical_lr, lambda_max0))
 }
 
 /// Runs one experiment on its data.
@@ -119,7 +176,7 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let mlp = mlp_config(exp, data).init(exp.seed);
     let init = Initial::compute(exp, data, &mlp, opts.progress)?;
     timer.lap("kernels");
-    let (lr, critical_lr) = learning_rates(exp, data, &init)?;
+    let (lr, critical_lr, _) = learning_rates(exp, data, &init, &mlp)?;
     let mut lock = Lockstep::new(exp, data, &init, mlp, lr, critical_lr)?;
     timer.lap("predictor setup");
     let status = lock.train(opts)?;

@@ -31,9 +31,9 @@ pub fn register_font() {
 pub fn track_color(t: Track) -> RGBColor {
     match t {
         Track::Network => RGBColor(31, 119, 180),
-        Track::Linearized => RGBColor(255, 127, 14),
+        Track::Linearized | Track::LinearizedAvg => RGBColor(255, 127, 14),
         Track::KernelAnalytic => RGBColor(44, 160, 44),
-        Track::KernelEmpirical => RGBColor(214, 39, 40),
+        Track::KernelEmpirical | Track::KernelEmpiricalAvg => RGBColor(214, 39, 40),
     }
 }
 

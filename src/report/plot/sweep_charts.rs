@@ -155,7 +155,9 @@ fn reference_slopes(rows: &[SweepRow], wk: &str, (wmin, wmax): (f64, f64)) -> Ve
 fn phase_color(p: Option<Phase>) -> RGBColor {
     match p {
         Some(Phase::Lazy) => RGBColor(44, 160, 44),
+        Some(Phase::FeatureLearning) => RGBColor(148, 103, 189),
         Some(Phase::Catapult) => RGBColor(255, 127, 14),
+        Some(Phase::EdgeOfStability) => RGBColor(140, 86, 75),
         Some(Phase::Divergent) => RGBColor(214, 39, 40),
         None => RGBColor(127, 127, 127),
     }
@@ -219,7 +221,9 @@ pub fn phase_diagram_png(
 ) -> Result<Vec<u8>> {
     let series = [
         Some(Phase::Lazy),
+        Some(Phase::FeatureLearning),
         Some(Phase::Catapult),
+        Some(Phase::EdgeOfStability),
         Some(Phase::Divergent),
         None,
     ]
@@ -304,8 +308,10 @@ pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8
     for t in [
         Track::Network,
         Track::Linearized,
+        Track::LinearizedAvg,
         Track::KernelAnalytic,
         Track::KernelEmpirical,
+        Track::KernelEmpiricalAvg,
     ] {
         let fin = format!("{}_test_accuracy", t.name());
         if rows.iter().all(|r| r.figure(&fin).is_nan()) {
@@ -318,8 +324,11 @@ pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8
         ));
         series.push(
             Series::line(
-                format!("{}: best during training (early stopping)", t.name()),
-                means.curve(&format!("{}_best_test_accuracy", t.name()), regs.first()),
+                format!("{}: early stopped on validation accuracy", t.name()),
+                means.curve(
+                    &format!("{}_early_stopped_test_accuracy", t.name()),
+                    regs.first(),
+                ),
                 track_color(t),
             )
             .dashed(),

@@ -1,4 +1,7 @@
-//! Scalar figures computed from predictions and kernels (no IO, no drawing).
+//! Scalar figures computed from predictions and kernels (no IO, no drawing), the phase
+//! classifier, and small statistics ([`stats`]).
+
+pub mod stats;
 
 /// Half mean squared error `1/(2·len) Σ (f − y)²` (the shared loss convention); `None` when empty.
 pub fn half_mse(f: &[f64], y: &[f64]) -> Option<f64> {
@@ -83,15 +86,22 @@ pub fn loglog_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
     Some((slope, intercept, se))
 }
 
-/// Training regime of a run at a given learning rate (Lewkowycz et al. 2020).
+/// Training regime of a run, labelled from what happened (Lewkowycz et al. 2020, "The large
+/// learning rate phase of deep learning: the catapult mechanism"; Cohen et al. 2021,
+/// "Gradient descent on neural networks typically occurs at the edge of stability").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// The loss decreases monotonically and the kernel barely moves.
+    /// η < η_c and the kernel barely moves: the linearized (NTK) regime.
     Lazy,
-    /// The loss first grows, then converges, with a smaller λ_max (the catapult mechanism).
+    /// η < η_c but the kernel moves far (feature learning, progressive sharpening).
+    FeatureLearning,
+    /// η > η_c (the linearized model is unstable at θ0), yet the loss converges and the kernel's
+    /// λ_max ends below the stability edge `2(1+μ)·N·K/η`: the catapult mechanism.
     Catapult,
-    /// The loss blows up (NaN/inf, past the bound) or ends above where it started.
+    /// η > η_c and the loss converges while λ_max stays at or above the stability edge.
+    EdgeOfStability,
+    /// The loss blows up (NaN/inf, past the bound) or ends at or above where it started.
     Divergent,
 }
 
@@ -100,33 +110,66 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Lazy => "lazy",
+            Phase::FeatureLearning => "feature_learning",
             Phase::Catapult => "catapult",
+            Phase::EdgeOfStability => "edge_of_stability",
             Phase::Divergent => "divergent",
         }
     }
 }
 
-/// Relative rise of the loss above its starting value that counts as a catapult spike.
-pub const CATAPULT_SPIKE: f64 = 0.05;
-/// λ_max(Θ_final)/λ_max(Θ0) below this counts as a catapult even without a logged spike.
-pub const CATAPULT_LAMBDA_RATIO: f64 = 0.8;
+/// Relative kernel drift ‖Θ_t − Θ0‖_F/‖Θ0‖_F below which a run below η_c counts as lazy. A
+/// stated convention: lazy training (Chizat, Oyallon & Bach 2019) means a relative change of
+/// the model's differential ≪ 1; this project draws the line at 10 %.
+pub const LAZY_DRIFT: f64 = 0.1;
+/// Relative rise of the loss above its starting value reported as a spike.
+pub const SPIKE: f64 = 0.05;
 
-/// Classifies a training-loss curve (checkpoints in order) and the final-to-initial λ_max ratio.
-pub fn classify_phase(train_loss: &[f64], lambda_ratio: f64, diverged: bool) -> Phase {
-    let first = train_loss.first().copied().unwrap_or(f64::NAN);
-    let last = train_loss.last().copied().unwrap_or(f64::NAN);
-    if diverged
-        || train_loss.iter().any(|v| !v.is_finite())
-        || train_loss.is_empty()
-        || last > first
-    {
-        return Phase::Divergent;
+/// What the phase of a run is judged from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseEvidence {
+    /// Training loss at every checkpoint, in order.
+    pub train_loss: Vec<f64>,
+    /// η/η_c with η_c = 2(1+μ)·N·K/λ_max(Θ0).
+    pub lr_ratio: f64,
+    /// Final `η·λ_max(Θ_t)/(2(1+μ)·N·K)` (1 = the stability edge).
+    pub final_sharpness: f64,
+    /// Final relative kernel drift.
+    pub final_drift: f64,
+    /// Whether the track was marked diverged.
+    pub diverged: bool,
+}
+
+impl PhaseEvidence {
+    /// Whether the loss rose more than [`SPIKE`] above its start before falling.
+    pub fn spiked(&self) -> bool {
+        let first = self.train_loss.first().copied().unwrap_or(f64::NAN);
+        self.train_loss.iter().any(|&v| v > first * (1.0 + SPIKE))
     }
-    let peak = train_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if peak > first * (1.0 + CATAPULT_SPIKE) || lambda_ratio < CATAPULT_LAMBDA_RATIO {
-        Phase::Catapult
-    } else {
-        Phase::Lazy
+
+    /// The regime: divergent (blown up or no progress); else by η/η_c — above 1, catapult if
+    /// the kernel's λ_max ended below the stability edge, edge of stability otherwise; below
+    /// 1, lazy if the kernel drift is under [`LAZY_DRIFT`], feature learning otherwise.
+    pub fn classify(&self) -> Phase {
+        let l = &self.train_loss;
+        let (first, last) = match (l.first(), l.last()) {
+            (Some(&a), Some(&b)) => (a, b),
+            _ => return Phase::Divergent,
+        };
+        if self.diverged || l.iter().any(|v| !v.is_finite()) || last >= first {
+            return Phase::Divergent;
+        }
+        if self.lr_ratio > 1.0 {
+            if self.final_sharpness < 1.0 {
+                Phase::Catapult
+            } else {
+                Phase::EdgeOfStability
+            }
+        } else if self.final_drift < LAZY_DRIFT {
+            Phase::Lazy
+        } else {
+            Phase::FeatureLearning
+        }
     }
 }
 
