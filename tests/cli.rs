@@ -69,6 +69,20 @@ fn end_to_end_writes_every_file_and_is_deterministic() {
         assert!(header.contains(&col), "metrics.csv lacks {col}: {header:?}");
     }
     assert_eq!(metrics.lines().count(), 1 + 7, "checkpoints at 0,5,…,30");
+    // Input sensitivity: ‖∂f/∂x‖ of the raw outputs (non-zero at t = 0) and its change since
+    // t = 0 (zero there), for network and twin, which coincide at t = 0.
+    let row0: Vec<&str> = metrics.lines().nth(1).unwrap().split(',').collect();
+    let col = |name: &str| -> f64 {
+        let i = header.iter().position(|h| *h == name).unwrap();
+        row0[i].parse().unwrap()
+    };
+    assert!(col("network_input_grad_norm") > 0.0);
+    assert_eq!(
+        col("network_input_grad_norm"),
+        col("linearized_input_grad_norm")
+    );
+    assert_eq!(col("network_input_grad_change"), 0.0);
+    assert_eq!(col("linearized_input_grad_change"), 0.0);
     let preds = std::fs::read_to_string(a.join("predictions.csv")).unwrap();
     assert_eq!(
         preds.lines().next().unwrap(),

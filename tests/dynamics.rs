@@ -548,3 +548,107 @@ fn twin_displacement_carries_the_mup_learning_rates() {
         }
     }
 }
+
+/// η_c = 2(1+μ)·N·K/λ_max of the full multi-output Θ0 on the training set, whatever
+/// `kernel.form` is: against λ_max of `J·Jᵀ` from a naive Jacobian (f64, full
+/// eigendecomposition), μ = 0.9, K = 3, to 1e-9 relative. The output-averaged form must give
+/// the same η_c (before, its λ_max came from the averaged kernel).
+#[test]
+fn critical_learning_rate_uses_the_full_kernel_and_momentum() {
+    let text = |form: &str| {
+        format!(
+            "[experiment]\nname = \"c\"\nseed = 2\n[data]\nkind = \"csv\"\npath = \"experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\nn_train = 40\nn_test = 10\n[model]\nwidth = 48\nprecision = \"f64\"\n[training]\nlr_scale = 1.0\nmomentum = 0.9\nsteps = 0\n[kernel]\nform = \"{form}\"\nsolutions = [\"empirical\"]\n"
+        )
+    };
+    let mut rates = Vec::new();
+    for form in ["full", "trace"] {
+        let exp = config::parse_str(&text(form), None).unwrap();
+        let ds = data::load(&exp.data, exp.seed).unwrap();
+        let mlp = run::mlp_config(&exp, &ds).init(exp.seed);
+        let init = run::Initial::compute(&exp, &ds, &mlp, &run::Silent).unwrap();
+        let (_, critical, _) = run::learning_rates(&exp, &ds, &init, &mlp).unwrap();
+        rates.push(critical);
+        if form == "full" {
+            let jac = naive_jacobian(&mlp, &ds.x_train, ds.n_train()).unwrap();
+            let theta = linalg::gram(jac.as_ref(), jac.as_ref());
+            let lambda = *linalg::sym_eigenvalues(theta.as_ref())
+                .unwrap()
+                .last()
+                .unwrap();
+            let expected = 2.0 * 1.9 * (ds.n_train() * ds.n_outputs) as f64 / lambda;
+            assert!(
+                (critical - expected).abs() < 1e-9 * expected,
+                "η_c {critical} vs 2(1+μ)NK/λ_max {expected}"
+            );
+        }
+    }
+    assert!(
+        (rates[0] - rates[1]).abs() < 1e-9 * rates[0],
+        "η_c must not depend on kernel.form: {rates:?}"
+    );
+}
+
+/// The kernel track with heavy-ball momentum (closed form, per eigenmode a 4 × 4 matrix power)
+/// equals the function-space twin trained full batch with the same momentum, on train and test
+/// points (f64, 1e-9 relative), at several step counts.
+#[test]
+fn heavy_ball_kernel_track_equals_the_full_batch_twin_with_momentum() {
+    let (n, m, d) = (10, 4, 2);
+    let a = gauss((n + m) * 5, 3);
+    let feats = linalg::mat_from_rows(&a, n + m, 5);
+    let theta_all = linalg::gram(
+        feats.as_ref(),
+        linalg::block(feats.as_ref(), 0, n, 0, 5).as_ref(),
+    );
+    let f0: Vec<f64> = gauss(n + m, 4).iter().map(|v| 0.3 * v).collect();
+    let y = linalg::mat_from_rows(&gauss(n, 5), n, 1);
+    let _ = d;
+    let lambda = *linalg::sym_eigenvalues(linalg::block(theta_all.as_ref(), 0, n, 0, n).as_ref())
+        .unwrap()
+        .last()
+        .unwrap();
+    let mu = 0.9;
+    let lr = 1.5 * (2.0 * n as f64 / lambda); // above the momentum-free η_c, below 2(1+μ)N/λ
+    let mut twin = LinearizedTwin::new(
+        theta_all.clone(),
+        linalg::mat_from_rows(&f0, n + m, 1),
+        1,
+        lr,
+        mu,
+    );
+    let theta_train = linalg::block(theta_all.as_ref(), 0, n, 0, n);
+    let theta_test = linalg::block(theta_all.as_ref(), n, m, 0, n);
+    let f0_train = linalg::mat_from_rows(&f0[..n], n, 1);
+    let f0_test = linalg::mat_from_rows(&f0[n..], m, 1);
+    let pred = KernelPredictor::new(PredictorInputs {
+        theta_train: &theta_train,
+        theta_test_train: Some(&theta_test),
+        f0_train: &f0_train,
+        f0_test: Some(&f0_test),
+        y_train: &y,
+        n_targets: n,
+        learning_rate: lr,
+        momentum: mu,
+        time: TimeMode::Discrete,
+        diag_reg: DiagReg {
+            value: 0.0,
+            absolute: false,
+        },
+    })
+    .unwrap();
+    let batch: Vec<usize> = (0..n).collect();
+    for step in 1..=120u64 {
+        twin.step(&batch, &y);
+        if step % 30 == 0 {
+            let (tr, te) = pred.predict(step);
+            let mut closed = linalg::mat_to_rows(tr.as_ref());
+            closed.extend(linalg::mat_to_rows(te.unwrap().as_ref()));
+            let twin_v = linalg::mat_to_rows(twin.predictions().as_ref());
+            let rel = ntk_dynamics::metrics::rel_change(&twin_v, &closed);
+            assert!(
+                rel < 1e-9,
+                "step {step}: twin vs heavy-ball closed form {rel}"
+            );
+        }
+    }
+}

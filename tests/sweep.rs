@@ -45,6 +45,38 @@ fn fitted_slopes_recover_known_exponents() {
             f.ci95
         );
     }
+    // Per-seed exponents e_s (each seed an exact power law): the fit is their mean, with the
+    // t-interval over the 5 seeds (t_0.975,4 = 2.776445105 from tables), not a pooled
+    // regression's standard error.
+    let exps = [-0.3, -0.5, -0.45, -0.7, -0.55];
+    let mut rows = Vec::new();
+    for w in [64.0, 256.0, 1024.0f64] {
+        for (seed, e) in exps.iter().enumerate() {
+            rows.push(SweepRow {
+                values: vec![("model.width".into(), format!("{w}"))],
+                seed: seed as u64,
+                status: "completed".into(),
+                run_dir: String::new(),
+                wall_s: 0.0,
+                phase: None,
+                figures: vec![("ntk_rel_drift".into(), 2.0 * w.powf(*e))],
+                loss_curve: vec![],
+                sharpness_curve: vec![],
+            });
+        }
+    }
+    let f = &fit_power_laws(&rows, "model.width", &["ntk_rel_drift".to_string()])[0];
+    let mean = exps.iter().sum::<f64>() / 5.0;
+    let sd = (exps.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+    assert!((f.slope - mean).abs() < 1e-12, "{} vs {mean}", f.slope);
+    assert!(
+        (f.ci95 - 2.776_445_105 * sd / 5f64.sqrt()).abs() < 1e-7,
+        "{}",
+        f.ci95
+    );
+    for (_, _, local) in &f.local_slopes {
+        assert!((local - mean).abs() < 1e-12, "local slope {local}");
+    }
     // exact power law: exact slope, zero-width interval
     let x = [1.0, 2.0, 4.0, 8.0];
     let y: Vec<f64> = x.iter().map(|v: &f64| 5.0 * v.powf(-0.75)).collect();

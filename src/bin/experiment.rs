@@ -144,7 +144,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let interrupt = interrupt_flag();
     let (record, dir) = run_into(&exp, cli.out.as_deref(), &progress, Some(interrupt))?;
     if !cli.quiet {
-        print_summary(&record, &dir);
+        print_summary(&record, &exp, &dir);
     }
     Ok(if record.status == RunStatus::Interrupted {
         ExitCode::from(130)
@@ -243,7 +243,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// The end-of-run summary: the report's final-figures and checks tables.
-fn print_summary(r: &RunRecord, dir: &Path) {
+fn print_summary(r: &RunRecord, exp: &config::Experiment, dir: &Path) {
     println!("run directory: {}", dir.display());
     println!(
         "status: {:?}, step {}",
@@ -251,7 +251,8 @@ fn print_summary(r: &RunRecord, dir: &Path) {
         r.last().map(|c| c.step).unwrap_or(0)
     );
     println!("{}", repro::final_figures_md(r));
-    println!("\n{}", repro::checks_md(r));
+    println!("\n{}", repro::checks_md(r, exp));
+    println!("{}", report::checks::measurements_md(r));
     let total: f64 = r.timings.iter().map(|t| t.seconds).sum();
     println!(
         "wall time {total:.2} s; report: {}",

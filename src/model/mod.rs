@@ -518,3 +518,63 @@ pub fn spectral_norms(layers: &[LayerValues]) -> Result<Vec<f64>> {
         .map(|l| crate::linalg::spectral_norm(l.weight_matrix().as_ref()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(n_in: usize, n_out: usize, seed: u64, bias: bool) -> LayerValues {
+        let mut s = seed;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        LayerValues {
+            n_in,
+            n_out,
+            weight: (0..n_in * n_out).map(|_| next()).collect(),
+            bias: if bias {
+                (0..n_out).map(|_| next()).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn parameter_changes_split_weights_biases_and_spectral_norms() {
+        let init = vec![layer(5, 7, 1, true), layer(7, 3, 2, false)];
+        let mut now = init.clone();
+        now[0].bias.iter_mut().for_each(|b| *b *= 3.0); // bias only
+        now[1].weight = layer(7, 3, 9, false).weight;
+        let spectral0 = spectral_norms(&init).unwrap();
+        let c = ParameterChange::between(&now, &init, &spectral0).unwrap();
+        assert_eq!(c.weight[0], 0.0);
+        assert!((c.bias[0] - 2.0).abs() < 1e-14, "‖3b − b‖/‖b‖ = 2");
+        assert!(c.bias[1].is_nan(), "no biases in layer 1");
+        let dw: Vec<f64> = now[1]
+            .weight
+            .iter()
+            .zip(&init[1].weight)
+            .map(|(a, b)| a - b)
+            .collect();
+        let svd = |v: &[f64]| {
+            crate::linalg::mat_from_rows(v, 7, 3)
+                .singular_values()
+                .unwrap()
+                .into_iter()
+                .fold(0.0f64, f64::max)
+        };
+        let expected = svd(&dw) / svd(&init[1].weight);
+        assert!((c.weight_spectral[1] - expected).abs() < 1e-9 * expected);
+        let total = ((sq_dist(&now[0].bias, &init[0].bias) + sq_dist(&dw, &vec![0.0; 21]))
+            / init
+                .iter()
+                .map(|l| sq_norm(&l.weight) + sq_norm(&l.bias))
+                .sum::<f64>())
+        .sqrt();
+        assert!((c.total - total).abs() < 1e-14);
+    }
+}

@@ -3,6 +3,7 @@
 //! (charts), [`repro`] (the reproducibility report and `--verify` hashes), [`sweep`] (sweep
 //! outputs).
 
+pub mod checks;
 pub mod io;
 pub mod npy;
 pub mod plot;

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Experiment;
 use crate::dynamics::Loss;
-use crate::ntk::KernelForm;
 use crate::record::{RunRecord, RunStatus, Track};
+use crate::report::checks::{checks, measurements, measurements_md};
 use crate::report::tables;
 
 /// SHA-256 of bytes, lower-case hex.
@@ -102,77 +102,6 @@ impl Environment {
     }
 }
 
-/// One check with its tolerance.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Check {
-    /// What is checked.
-    pub name: String,
-    /// Measured value.
-    pub value: f64,
-    /// Tolerance or bound.
-    pub tolerance: f64,
-    /// `value < tolerance` (or as stated in `name`).
-    pub pass: bool,
-}
-
-/// The checks of a run.
-pub fn checks(r: &RunRecord) -> Vec<Check> {
-    let mut out = Vec::new();
-    let split = r.evaluation_split();
-    if r.init_ntk_vs_analytic.is_finite() {
-        out.push(Check {
-            name: "Θ0 vs Θ∞ relative distance ‖Θ0−Θ∞‖/‖Θ∞‖ < 0.1 (train × train)".into(),
-            value: r.init_ntk_vs_analytic,
-            tolerance: 0.1,
-            pass: r.init_ntk_vs_analytic < 0.1,
-        });
-    }
-    if let Some(v) = r.final_relative_rmse(Track::Network, Track::Linearized) {
-        out.push(Check {
-            name: format!("linearized vs network RMSE / RMS(y) < 0.05 ({split}, final step)"),
-            value: v,
-            tolerance: 0.05,
-            pass: v < 0.05,
-        });
-    }
-    if let Some(v) = r.final_relative_rmse(Track::Network, Track::KernelAnalytic) {
-        out.push(Check {
-            name: format!(
-                "kernel (analytic Θ∞) vs network RMSE / RMS(y) < 0.1 ({split}, final step)"
-            ),
-            value: v,
-            tolerance: 0.1,
-            pass: v < 0.1,
-        });
-    }
-    out.push(Check {
-        name: "learning rate below the critical rate η_c = 2·N·K/λ_max(Θ0) (ratio η/η_c < 1)"
-            .into(),
-        value: r.learning_rate / r.critical_learning_rate,
-        tolerance: 1.0,
-        pass: r.learning_rate < r.critical_learning_rate,
-    });
-    let diverged = r
-        .outputs
-        .iter()
-        .filter(|o| o.diverged_at_step.is_some())
-        .count();
-    out.push(Check {
-        name: "tracks marked diverged (NaN/inf or loss above training.max_loss) = 0".into(),
-        value: diverged as f64,
-        tolerance: 0.0,
-        pass: diverged == 0,
-    });
-    let nonfinite = tables::has_non_finite(r);
-    out.push(Check {
-        name: "non-finite values in the recorded metrics = 0".into(),
-        value: if nonfinite { 1.0 } else { 0.0 },
-        tolerance: 0.0,
-        pass: !nonfinite,
-    });
-    out
-}
-
 /// `report.json`.
 pub fn report_json(
     r: &RunRecord,
@@ -192,7 +121,8 @@ pub fn report_json(
         "precision": exp.model.precision.name(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
         "summary": tables::summary_json(r),
-        "checks": checks(r),
+        "checks": checks(r, exp),
+        "measurements": measurements(r),
         "notes": notes(r, exp),
         "files_sha256": file_hashes.iter().map(|(n, h)| (n.clone(), serde_json::json!(h))).collect::<serde_json::Map<_, _>>(),
     })
@@ -201,14 +131,23 @@ pub fn report_json(
 fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
     let mut n = vec![
         "Loss L = 1/(2·N·K) Σ (f − y)² for every track; time t = learning_rate × step.".to_string(),
-        format!("Linearized twin: exact first-order Taylor model in function space with the empirical Θ0 in `{}` form{}.", r.kernel_form.name(), if r.n_outputs > 1 && r.kernel_form == KernelForm::Trace { " (output-averaged kernel: an approximation for K > 1)" } else { "" }),
-        format!("Kernel tracks: closed-form full-batch gradient descent ({} time) without momentum, at the same step count; the analytic kernel acts per output (Θ∞ ⊗ I_K).", exp.kernel.time.name()),
+        if r.twin_track() == Track::LinearizedAvg {
+            "`linearized_avg` is NOT the linearization: it runs the twin's update with the output-averaged kernel Θ0_avg ⊗ I_K (kernel.form = \"trace\", K > 1), an approximation; likewise `kernel_empirical_avg`. Use kernel.form = \"full\" for the exact linearized model.".to_string()
+        } else {
+            "Linearized twin: the exact first-order Taylor model f(x; θ0) + J(x; θ0)(θ − θ0), trained by the same optimiser on the same batches, computed in function space with the full empirical Θ0.".to_string()
+        },
+        format!("Kernel tracks: closed-form full-batch gradient descent ({} time{}) from the same f0; the analytic kernel acts per output (Θ∞ ⊗ I_K).", exp.kernel.time.name(), if exp.training.momentum > 0.0 { ", with the same heavy-ball momentum" } else { "" }),
+        format!("Critical learning rate η_c = 2·(1+μ)·N·K/λ_max(Θ0) with λ_max of the full (N·K)×(N·K) empirical NTK on the training set (μ = {}): the stability threshold of full-batch gradient descent on the linearized model; minibatch noise is not covered.", exp.training.momentum),
+        format!("Kernel drift, kernel distance and ntk_lambda_max are measured on the output-averaged empirical NTK of the first {} training points (the probe set); ntk_lambda_max_full and sharpness_ratio = η·λ_max/(2(1+μ)NK) on the full kernel of all training points (1 = the edge of stability).", r.probe_size),
     ];
     if r.loss == Loss::CrossEntropy {
         n.push("Network and linearized twin are trained with softmax cross-entropy; the kernel tracks are the MSE closed form on the one-hot targets (their cross-entropy is that of a softmax of their outputs). The *_loss columns are the half-MSE for every track, so they stay comparable.".into());
     }
-    if exp.training.batch_size.is_some() || exp.training.momentum > 0.0 {
-        n.push("The network and its linearization use minibatches/momentum; the kernel tracks are the full-batch plain-GD solution, so they are compared at equal t = η·step.".into());
+    if exp.training.batch_size.is_some_and(|b| b < r.n_train()) {
+        n.push("The network and its linearization use minibatches; the kernel tracks are the full-batch solution, so they are compared at equal step (equal t = η·step), not equal batches.".into());
+    }
+    if exp.training.center_outputs {
+        n.push("center_outputs: every track reports f − f0, which starts at 0 and learns y (the network trains towards y + f0).".into());
     }
     if r.status == RunStatus::Interrupted {
         n.push(
@@ -229,7 +168,7 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
 /// The final-figures section of the report (also the binary's end-of-run summary): losses per
 /// track, divergences, kernel drift, classification and the kernel tracks at t = ∞.
 pub fn final_figures_md(r: &RunRecord) -> String {
-    let mut s = format!("learning rate η = {:.6}, critical rate η_c = 2·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
+    let mut s = format!("learning rate η = {:.6}, critical rate η_c = 2(1+μ)·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
     s += "| track | train loss | test loss | diverged at |\n|---|---|---|---|\n";
     let cell = |v: Option<f64>| v.map(tables::fmt_f64).unwrap_or_else(|| "–".into());
     if let Some(c) = r.last() {
@@ -306,15 +245,17 @@ fn classification_md(r: &RunRecord, cl: &crate::record::ClassCheckpoint) -> Stri
 }
 
 /// The checks as a table.
-pub fn checks_md(r: &RunRecord) -> String {
-    let mut s = "| check | value | tolerance | result |\n|---|---|---|---|\n".to_string();
-    for c in checks(r) {
+pub fn checks_md(r: &RunRecord, exp: &Experiment) -> String {
+    let mut s =
+        "| check | value | tolerance | result | basis |\n|---|---|---|---|---|\n".to_string();
+    for c in checks(r, exp) {
         s += &format!(
-            "| {} | {:.4e} | {} | {} |\n",
+            "| {} | {:.4e} | {} | {} | {} |\n",
             c.name,
             c.value,
             c.tolerance,
-            if c.pass { "pass" } else { "FAIL" }
+            if c.pass { "pass" } else { "FAIL" },
+            c.basis
         );
     }
     s
@@ -375,7 +316,9 @@ pub fn report_md(
         s += &samples_md(r);
     }
     s += "\n\n## Checks\n\n";
-    s += &checks_md(r);
+    s += &checks_md(r, exp);
+    s += "\n## Measurements\n\n";
+    s += &measurements_md(r);
     s += "\n## Notes\n\n";
     for n in notes(r, exp) {
         s += &format!("- {n}\n");

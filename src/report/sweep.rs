@@ -224,5 +224,14 @@ fn fits_md(fits: &[PowerLawFit]) -> String {
             );
         }
     }
+    for f in fits.iter().filter(|f| f.figure == "init_ntk_vs_analytic") {
+        let (lo, hi) = (f.slope - f.ci95, f.slope + f.ci95);
+        s += &format!(
+            "\nCheck{}: the exponent of ‖Θ0 − Θ∞‖/‖Θ∞‖ is −1/2 by the central limit theorem over the hidden units at initialisation; its interval [{lo:.3}, {hi:.3}] {} −0.5: **{}**.\n",
+            f.group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default(),
+            if (lo..=hi).contains(&-0.5) { "contains" } else { "does not contain" },
+            if (lo..=hi).contains(&-0.5) { "pass" } else { "FAIL" }
+        );
+    }
     s + "\n"
 }
