@@ -85,21 +85,15 @@ impl LinearizedTwin {
         // fb, yb are |B| × K row-major in both layouts.
         let g = self.loss.output_gradient(&fb, &yb, r * c);
         let n_all = self.f.nrows();
-        // w = Θ0(·, rows) · g
-        let mut w = Mat::<f64>::zeros(n_all, c);
-        for (bi, &col) in rows.iter().enumerate() {
-            for j in 0..c {
-                let gij = g[bi * c + j];
-                if gij == 0.0 {
-                    continue;
-                }
-                let th = self.theta.col(col);
-                let mut wj = w.col_mut(j);
-                for i in 0..n_all {
-                    wj[i] += th[i] * gij;
-                }
-            }
-        }
+        // w = Θ0(·, rows) · g, one product (the columns are a view for a full batch)
+        let gm = Mat::from_fn(rows.len(), c, |bi, j| g[bi * c + j]);
+        let contiguous = rows.iter().enumerate().all(|(i, &r)| r == rows[0] + i);
+        let w = if contiguous {
+            crate::linalg::matmul(self.theta.subcols(rows[0], rows.len()), gm.as_ref())
+        } else {
+            let cols = Mat::from_fn(n_all, rows.len(), |i, b| self.theta[(i, rows[b])]);
+            crate::linalg::matmul(cols.as_ref(), gm.as_ref())
+        };
         let update = if self.momentum > 0.0 {
             let u = match self.u.take() {
                 None => w,

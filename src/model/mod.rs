@@ -569,7 +569,7 @@ mod tests {
         };
         let expected = svd(&dw) / svd(&init[1].weight);
         assert!((c.weight_spectral[1] - expected).abs() < 1e-9 * expected);
-        let total = ((sq_dist(&now[0].bias, &init[0].bias) + sq_dist(&dw, &vec![0.0; 21]))
+        let total = ((sq_dist(&now[0].bias, &init[0].bias) + sq_dist(&dw, &[0.0; 21]))
             / init
                 .iter()
                 .map(|l| sq_norm(&l.weight) + sq_norm(&l.bias))
