@@ -11,6 +11,7 @@ use crate::data::{
 use crate::dynamics::kernel::DiagReg;
 use crate::dynamics::Loss;
 use crate::model::{ModelSettings, Parametrization};
+use crate::report::plot::ImageFormat;
 use crate::{Error, Result};
 
 use super::defaults as def;
@@ -471,6 +472,31 @@ impl OutputsSpec {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(def::OUTPUT_DIR)),
             save_kernels: self.save_kernels.unwrap_or(def::SAVE_KERNELS),
+            formats: {
+                let f = self
+                    .formats
+                    .clone()
+                    .unwrap_or_else(|| vec![ImageFormat::Png]);
+                let mut seen = Vec::new();
+                for x in &f {
+                    if seen.contains(x) {
+                        return Err(Error::value(
+                            "outputs.formats",
+                            format!("{f:?}"),
+                            "each format at most once",
+                        ));
+                    }
+                    seen.push(*x);
+                }
+                if !f.contains(&ImageFormat::Png) {
+                    return Err(Error::value(
+                        "outputs.formats",
+                        format!("{f:?}"),
+                        "a list containing \"png\" (the contact sheet is built from the PNGs), e.g. [\"png\", \"svg\"]",
+                    ));
+                }
+                f
+            },
         })
     }
 }

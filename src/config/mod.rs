@@ -106,6 +106,8 @@ pub struct OutputsConfig {
     pub dir: PathBuf,
     /// Save kernels.
     pub save_kernels: bool,
+    /// Figure formats (PNG always; SVG optionally).
+    pub formats: Vec<crate::report::plot::ImageFormat>,
 }
 
 /// A validated experiment: what the numerics consume. Serialises as the resolved config file.

@@ -260,4 +260,6 @@ pub struct OutputsSpec {
     pub dir: Option<PathBuf>,
     /// Write kernels as `.npy`.
     pub save_kernels: Option<bool>,
+    /// Figure formats: `["png"]` or `["png", "svg"]`.
+    pub formats: Option<Vec<crate::report::plot::ImageFormat>>,
 }

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use crate::config::Experiment;
 use crate::record::RunRecord;
+use crate::report::plot::{Figure, ImageFormat};
 use crate::Result;
 
 /// Writes every output of a run into its (fresh) directory: data files, plots, then the report
@@ -31,7 +32,12 @@ pub fn write_run(
         hashes.push((name, repro::sha256_hex(&bytes)));
     }
     let mut plots = Vec::new();
-    for (name, bytes) in plot::run_charts::render_all(record)? {
+    for (name, bytes) in render_figures(
+        dir,
+        &format!("{}: all figures", record.name),
+        plot::run_charts::figures(record),
+        &exp.outputs.formats,
+    )? {
         io::write_atomic(&dir.join(&name), &bytes)?;
         hashes.push((name.clone(), repro::sha256_hex(&bytes)));
         plots.push(name);
@@ -48,4 +54,32 @@ pub fn write_run(
     )?;
     io::mark_complete(dir)?;
     Ok(hashes)
+}
+
+/// Every figure in every requested format, plus `figures.png`, the contact sheet of the PNGs
+/// (what a person opens first), as `(file name, bytes)`.
+pub fn render_figures(
+    dir: &Path,
+    title: &str,
+    figures: Vec<(String, Figure)>,
+    formats: &[ImageFormat],
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (stem, fig) in &figures {
+        for &f in formats {
+            let name = format!("{stem}.{}", f.extension());
+            let bytes = fig.render(&dir.join(&name), f)?;
+            out.push((name, bytes));
+        }
+    }
+    let pngs: Vec<(String, Vec<u8>)> = out
+        .iter()
+        .filter(|(n, _)| n.ends_with(".png"))
+        .cloned()
+        .collect();
+    if !pngs.is_empty() {
+        let sheet = plot::contact_sheet(&dir.join("figures.png"), title, &pngs)?;
+        out.push(("figures.png".into(), sheet));
+    }
+    Ok(out)
 }

@@ -96,31 +96,33 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<P
         Some(wk) => fit_power_laws(rows, &wk, &scaling_figures(rows)),
         None => Vec::new(),
     };
-    let mut charts: Vec<(&str, Vec<u8>)> = Vec::new();
-    let path = |name: &str| dir.join(name);
-    if let Some(wk) = width_key(sweep) {
-        let png = sweep_charts::scaling_png(&path("scaling.png"), sweep, rows, &wk, &fits)?;
-        charts.push(("scaling.png", png));
+    let mut figures = Vec::new();
+    if width_key(sweep).is_some() && !fits.is_empty() {
+        figures.push((
+            "scaling".to_string(),
+            sweep_charts::scaling_figure(sweep, &fits),
+        ));
     }
     if let Some(lk) = lr_key(sweep) {
-        charts.push((
-            "phases.png",
-            sweep_charts::phases_png(&path("phases.png"), sweep, rows)?,
-        ));
+        figures.push(("phases".into(), sweep_charts::phases_figure(sweep, rows)));
         if let Some(wk) = width_key(sweep) {
-            let png =
-                sweep_charts::phase_diagram_png(&path("phase_diagram.png"), sweep, rows, &lk, &wk)?;
-            charts.push(("phase_diagram.png", png));
+            figures.push((
+                "phase_diagram".into(),
+                sweep_charts::phase_diagram_figure(sweep, rows, &lk, &wk),
+            ));
         }
     }
     if sweep.spec.vary.contains_key("data.label_noise") {
-        charts.push((
-            "noise.png",
-            sweep_charts::noise_png(&path("noise.png"), sweep, rows)?,
-        ));
+        figures.push(("noise".into(), sweep_charts::noise_figure(sweep, rows)));
     }
+    let charts = crate::report::render_figures(
+        dir,
+        &format!("{}: sweep figures", sweep.base.name),
+        figures,
+        &sweep.base.outputs.formats,
+    )?;
     for (name, bytes) in &charts {
-        write_atomic(&path(name), bytes)?;
+        write_atomic(&dir.join(name), bytes)?;
     }
     let vary: serde_json::Map<_, _> = sweep
         .spec
@@ -137,7 +139,11 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<P
         &dir.join("sweep.json"),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    let names: Vec<&str> = charts.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = charts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
     write_atomic(
         &dir.join("sweep.md"),
         sweep_md(sweep, rows, &fits, &names).as_bytes(),

@@ -1,14 +1,17 @@
 //! The figures of one run, each built from the record (series are read through the column
 //! registry, [`crate::record::columns`]).
 
-use std::path::Path;
-
 use plotters::prelude::*;
 
-use super::{line_chart_png, render_png, track_color, Area, LineChart, Series, PALETTE};
+use super::{track_color, ColorScale, Figure, HeatMap, LineChart, Series, PALETTE};
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
-use crate::Result;
+
+/// Relative difference below which two curves count as the same line.
+pub const COINCIDE_RTOL: f64 = 1e-9;
+
+/// The x axis of every training-time chart.
+const STEP: &str = "SGD step";
 
 fn loss_chart(r: &RunRecord) -> LineChart {
     let mut series = Vec::new();
@@ -24,36 +27,56 @@ fn loss_chart(r: &RunRecord) -> LineChart {
         }
     }
     LineChart::new(
-        format!("{}: loss (½·mean squared error)", r.name),
-        "step",
-        "loss",
+        format!("{}: loss of every track", r.name),
+        STEP,
+        "loss ½·mean over entries of (f − y)²",
     )
     .log_y()
     .with_series(series)
+    .mark_coinciding(COINCIDE_RTOL)
 }
 
-fn divergence_chart(r: &RunRecord) -> LineChart {
-    let mut series = Vec::new();
-    for (i, &(a, b)) in r.pairs.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let label = format!("{} vs {}", a.name(), b.name());
-        series.push(Series::line(
-            format!("{label} train"),
-            Column::Rmse((a, b), Split::Train).series(r),
-            color,
-        ));
-        let test = Column::Rmse((a, b), Split::Test).series(r);
-        if !test.is_empty() {
-            series.push(Series::line(format!("{label} test"), test, color).dashed());
+/// Small multiples: the network against each approximation, and the approximations against
+/// each other (consistency); differences at the f64 round-off level sit on a marked floor.
+fn divergence_figure(r: &RunRecord) -> Figure {
+    let panel = |title: &str, pairs: Vec<(Track, Track)>| {
+        let mut series = Vec::new();
+        for (i, &(a, b)) in pairs.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let label = format!("{} vs {}", a.name(), b.name());
+            series.push(Series::line(
+                format!("{label} train"),
+                Column::Rmse((a, b), Split::Train).series(r),
+                color,
+            ));
+            let test = Column::Rmse((a, b), Split::Test).series(r);
+            if !test.is_empty() {
+                series.push(Series::line(format!("{label} test"), test, color).dashed());
+            }
         }
+        LineChart::new(title, STEP, "RMSE between the two tracks' outputs")
+            .log_y()
+            .with_series(series)
+            .with_floor(
+                1e-12 * r.target_scale(),
+                "bottom edge: values below the f64 round-off level 1e-12·RMS(y)",
+            )
+            .mark_coinciding(COINCIDE_RTOL)
+    };
+    let (with_net, others): (Vec<_>, Vec<_>) =
+        r.pairs.iter().partition(|(a, _)| *a == Track::Network);
+    let mut charts = vec![panel("the network against each approximation", with_net)];
+    if !others.is_empty() {
+        charts.push(panel(
+            "consistency: the approximations against each other",
+            others,
+        ));
     }
-    LineChart::new(
-        format!("{}: prediction divergence between tracks", r.name),
-        "step",
-        "RMSE between predictions",
-    )
-    .log_y()
-    .with_series(series)
+    Figure::Grid {
+        title: format!("{}: prediction divergence between tracks", r.name),
+        cols: charts.len(),
+        charts,
+    }
 }
 
 fn kernel_drift_chart(r: &RunRecord) -> LineChart {
@@ -79,11 +102,11 @@ fn kernel_drift_chart(r: &RunRecord) -> LineChart {
     }
     LineChart::new(
         format!(
-            "{}: empirical NTK drift on {} probe points",
+            "{}: empirical NTK drift (output-averaged, {} probe points)",
             r.name, r.probe_size
         ),
-        "step",
-        "relative change",
+        STEP,
+        "relative change of the kernel",
     )
     .log_y()
     .with_series(series)
@@ -96,16 +119,29 @@ fn param_drift_chart(r: &RunRecord) -> LineChart {
         BLACK,
     )];
     for l in 0..r.n_layers {
+        let color = PALETTE[l % PALETTE.len()];
         series.push(Series::line(
-            format!("layer {l}"),
-            Column::ParamRelChangeLayer(l).series(r),
-            PALETTE[l % PALETTE.len()],
+            format!("layer {l} weights ‖ΔW‖_F/‖W0‖_F"),
+            Column::WeightRelChangeLayer(l).series(r),
+            color,
         ));
+        let bias = Column::BiasRelChangeLayer(l).series(r);
+        if bias.iter().any(|p| p.1.is_finite()) {
+            series.push(Series::line(format!("layer {l} biases"), bias, color).dashed());
+        }
+        series.push(
+            Series::line(
+                format!("layer {l} weights ‖ΔW‖₂/‖W0‖₂"),
+                Column::WeightSpectralChangeLayer(l).series(r),
+                color,
+            )
+            .markers(),
+        );
     }
     LineChart::new(
         format!("{}: relative parameter change", r.name),
-        "step",
-        "‖θt−θ0‖/‖θ0‖",
+        STEP,
+        "relative change since initialisation",
     )
     .log_y()
     .with_series(series)
@@ -144,10 +180,11 @@ fn predictions_chart(r: &RunRecord) -> LineChart {
         let name = |v: &[String], d: &str| v.first().cloned().unwrap_or_else(|| d.into());
         LineChart::new(
             format!("{}: learned functions at the final step", r.name),
-            name(&r.feature_names, "x"),
-            name(&r.target_names, "y"),
+            format!("input {}", name(&r.feature_names, "x")),
+            format!("output {}", name(&r.target_names, "y")),
         )
         .with_series(series)
+        .mark_coinciding(COINCIDE_RTOL)
     } else {
         let test = !r.x_test.is_empty();
         let (y, split) = if test {
@@ -169,15 +206,18 @@ fn predictions_chart(r: &RunRecord) -> LineChart {
             })
             .collect();
         LineChart::new(
-            format!("{}: predicted vs target ({split})", r.name),
-            "target",
-            "prediction",
+            format!(
+                "{}: predicted vs target ({split} points, every output)",
+                r.name
+            ),
+            "target value",
+            "predicted value",
         )
         .with_series(series)
     }
 }
 
-/// Eigenvalues of Θ0, Θ_final, Θ∞ with the critical eigenvalue 2·|Y|/η.
+/// Eigenvalues of Θ0, Θ_final, Θ∞ with the critical eigenvalue 2(1+μ)·N·K/η.
 fn spectrum_chart(r: &RunRecord) -> LineChart {
     let idx = |v: &[f64]| {
         v.iter()
@@ -185,11 +225,20 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
             .map(|(i, &e)| ((i + 1) as f64, e))
             .collect::<Vec<_>>()
     };
-    let n_targets = r.y_train.len() as f64;
+    // λ_max of the full Θ0 is 2(1+μ)NK/η_c, so the edge at η is λ_max(Θ0)·η_c/η.
+    let lambda_full0 = r
+        .checkpoints
+        .first()
+        .and_then(|c| Column::NtkLambdaMaxFull.read(c))
+        .unwrap_or(f64::NAN);
+    let lambda_edge = lambda_full0 * r.critical_learning_rate / r.learning_rate;
     LineChart::new(
-        format!("{}: NTK spectra on the training set", r.name),
-        "eigenvalue index",
-        "eigenvalue",
+        format!(
+            "{}: NTK spectra on the training set (output-averaged)",
+            r.name
+        ),
+        "eigenvalue index (descending)",
+        "eigenvalue of Θ (train × train)",
     )
     .log_x()
     .log_y()
@@ -212,13 +261,32 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
         .dashed(),
     ])
     .with_hline(
-        2.0 * n_targets / r.learning_rate,
-        format!("2·N·K/η: GD unstable above (η = {:.4})", r.learning_rate),
+        lambda_edge,
+        format!(
+            "2(1+μ)·N·K/η: full-kernel modes above it are unstable (η = {:.4})",
+            r.learning_rate
+        ),
     )
 }
 
-/// Heat maps of Θ0, Θ_final and Θ_final − Θ0 on the probe set.
-fn kernels_png(path: &Path, r: &RunRecord) -> Result<Vec<u8>> {
+/// Sharpness against step: `η·λ_max(Θ_t)/(2(1+μ)NK)` on the full training kernel.
+fn sharpness_chart(r: &RunRecord) -> LineChart {
+    LineChart::new(
+        format!("{}: sharpness (full training kernel)", r.name),
+        STEP,
+        "η·λ_max(Θt)/(2(1+μ)·N·K)",
+    )
+    .log_y()
+    .with_series(vec![Series::line(
+        "sharpness ratio",
+        Column::SharpnessRatio.series(r),
+        BLACK,
+    )])
+    .with_hline(1.0, "edge of stability (1)")
+}
+
+/// Heat maps of Θ0, Θ_final and Θ_final − Θ0 on the probe set, each with a colour bar.
+fn kernels_figure(r: &RunRecord) -> Figure {
     let p = r.probe_size;
     let diff: Vec<f64> = r
         .probe_ntk_final
@@ -226,80 +294,45 @@ fn kernels_png(path: &Path, r: &RunRecord) -> Result<Vec<u8>> {
         .zip(&r.probe_ntk_init)
         .map(|(a, b)| a - b)
         .collect();
-    render_png(path, (1500, 560), |root| {
-        let (title, body) = root.split_vertically(50);
-        title
-            .titled(
-                &format!("{}: empirical NTK on {p} probe points", r.name),
-                ("sans-serif", 24),
-            )
-            .map_err(|e| e.to_string())?;
-        let panels = body.split_evenly((1, 3));
-        let shared = r
-            .probe_ntk_init
-            .iter()
-            .chain(&r.probe_ntk_final)
-            .fold(0.0f64, |m, v| m.max(v.abs()));
-        let dmax = diff.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (panel, (name, data, scale)) in panels.iter().zip([
-            ("Θ0", &r.probe_ntk_init, shared),
-            ("Θ final", &r.probe_ntk_final, shared),
-            ("Θ final − Θ0", &diff, dmax),
-        ]) {
-            heat_map(
-                panel,
-                &format!("{name} (|max| = {scale:.3e})"),
-                data,
-                p,
-                scale,
-            )?;
-        }
-        Ok(())
-    })
+    let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let shared = max_abs(&r.probe_ntk_init).max(max_abs(&r.probe_ntk_final));
+    let map = |title: &str, values: Vec<f64>, max: f64, bar: &str| HeatMap {
+        title: title.into(),
+        n_rows: p,
+        n_cols: p,
+        values,
+        scale: ColorScale::Diverging { max },
+        row_labels: None,
+        col_labels: None,
+        cell_text: None,
+        x_desc: "probe point j".into(),
+        y_desc: "probe point i".into(),
+        colorbar_label: bar.into(),
+    };
+    Figure::Heat {
+        title: format!(
+            "{}: empirical NTK on {p} probe points (output-averaged)",
+            r.name
+        ),
+        maps: vec![
+            map("Θ0", r.probe_ntk_init.clone(), shared, "Θ0(x_i, x_j)"),
+            map(
+                "Θ final",
+                r.probe_ntk_final.clone(),
+                shared,
+                "Θ_final(x_i, x_j)",
+            ),
+            map(
+                "Θ final − Θ0",
+                diff.clone(),
+                max_abs(&diff),
+                "difference (own scale)",
+            ),
+        ],
+    }
 }
 
-fn heat_map(
-    area: &Area<'_>,
-    title: &str,
-    data: &[f64],
-    p: usize,
-    scale: f64,
-) -> std::result::Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(0..p, 0..p)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .label_style(("sans-serif", 12))
-        .draw()
-        .map_err(e)?;
-    let scale = if scale > 0.0 { scale } else { 1.0 };
-    chart
-        .draw_series(
-            (0..p)
-                .flat_map(|i| (0..p).map(move |j| (i, j)))
-                .map(|(i, j)| {
-                    let v = (data[i * p + j] / scale).clamp(-1.0, 1.0);
-                    // diverging blue–white–red map
-                    let c = if v >= 0.0 {
-                        RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8)
-                    } else {
-                        RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255)
-                    };
-                    Rectangle::new([(j, p - 1 - i), (j + 1, p - i)], c.filled())
-                }),
-        )
-        .map_err(e)?;
-    Ok(())
-}
-
-/// Train and test accuracy of every track against step.
+/// Train, validation and test accuracy of every track against step.
 fn accuracy_chart(r: &RunRecord) -> LineChart {
     let mut series = Vec::new();
     for &t in &r.tracks {
@@ -319,104 +352,117 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
             );
         }
     }
-    LineChart::new(format!("{}: accuracy", r.name), "step", "accuracy").with_series(series)
+    LineChart::new(
+        format!("{}: classification accuracy", r.name),
+        STEP,
+        "accuracy (fraction of points whose argmax is the true class)",
+    )
+    .with_series(series)
+    .mark_coinciding(COINCIDE_RTOL)
 }
 
-/// Test (or train) confusion matrices of every track at the final step.
-fn confusion_png(path: &Path, r: &RunRecord) -> Result<Vec<u8>> {
+/// Test (or train) confusion matrices of every track at the final step: counts and row
+/// fractions in the cells, class names on both axes.
+fn confusion_figure(r: &RunRecord) -> Figure {
     let k = r.n_outputs;
     let test = !r.y_test.is_empty();
     let targets = if test { &r.y_test } else { &r.y_train };
-    let n = r.outputs.len();
-    render_png(path, (480 * n as u32, 540), |root| {
-        let (title, body) = root.split_vertically(50);
-        title
-            .titled(
-                &format!(
-                    "{}: confusion matrices ({}, rows = true class)",
-                    r.name,
-                    if test { "test" } else { "train" }
-                ),
-                ("sans-serif", 24),
-            )
-            .map_err(|e| e.to_string())?;
-        for (panel, o) in body.split_evenly((1, n)).iter().zip(&r.outputs) {
+    let classes = r
+        .classes
+        .clone()
+        .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
+    let maps = r
+        .outputs
+        .iter()
+        .map(|o| {
             let m = crate::metrics::confusion(if test { &o.test } else { &o.train }, targets, k);
-            let total: usize = m.iter().map(|row| row.iter().sum::<usize>()).sum();
+            let row_total: Vec<usize> = m.iter().map(|row| row.iter().sum()).collect();
+            let frac = |i: usize, j: usize| m[i][j] as f64 / row_total[i].max(1) as f64;
             let correct: usize = (0..k).map(|i| m[i][i]).sum();
-            let max = m.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
-            let data: Vec<f64> = m.iter().flatten().map(|&c| c as f64 / max).collect();
-            heat_map(
-                panel,
-                &format!(
-                    "{} ({:.1} %)",
+            let total: usize = row_total.iter().sum();
+            HeatMap {
+                title: format!(
+                    "{} ({:.1} % correct)",
                     o.track.name(),
                     100.0 * correct as f64 / total.max(1) as f64
                 ),
-                &data,
-                k,
-                1.0,
-            )?;
-        }
-        Ok(())
-    })
+                n_rows: k,
+                n_cols: k,
+                values: (0..k * k).map(|c| frac(c / k, c % k)).collect(),
+                scale: ColorScale::Sequential { max: 1.0 },
+                row_labels: Some(classes.clone()),
+                col_labels: Some(classes.clone()),
+                cell_text: Some(
+                    (0..k * k)
+                        .map(|c| {
+                            let (i, j) = (c / k, c % k);
+                            (m[i][j].to_string(), format!("{:.2}", frac(i, j)))
+                        })
+                        .collect(),
+                ),
+                x_desc: "predicted class".into(),
+                y_desc: "true class".into(),
+                colorbar_label: "fraction of the true class (row)".into(),
+            }
+        })
+        .collect();
+    Figure::Heat {
+        title: format!(
+            "{}: confusion matrices ({} points; count and row fraction per cell)",
+            r.name,
+            if test { "test" } else { "train" }
+        ),
+        maps,
+    }
 }
 
-/// Mean input-Jacobian norm of the network and of its linearization.
+/// Mean input-Jacobian norm of the network and of its twin, and its change since t = 0.
 fn sensitivity_chart(r: &RunRecord) -> LineChart {
+    let twin = r.twin_track();
+    let mut series = Vec::new();
+    for t in [Track::Network, twin] {
+        series.push(Series::line(
+            format!("{} ‖∂f/∂x‖", t.name()),
+            Column::InputGradNorm(t).series(r),
+            track_color(t),
+        ));
+        series.push(
+            Series::line(
+                format!("{} ‖∂f_t/∂x − ∂f_0/∂x‖", t.name()),
+                Column::InputGradChange(t).series(r),
+                track_color(t),
+            )
+            .dashed(),
+        );
+    }
     LineChart::new(
         format!(
-            "{}: input sensitivity (mean ‖∂f/∂x‖ on test points)",
+            "{}: input sensitivity (mean over up to 32 test points)",
             r.name
         ),
-        "step",
-        "‖∂f/∂x‖_F",
+        STEP,
+        "input-Jacobian norm ‖·‖_F",
     )
-    .with_series(vec![
-        Series::line(
-            "network",
-            Column::InputGradNorm(Track::Network).series(r),
-            track_color(Track::Network),
-        ),
-        Series::line(
-            "linearized",
-            Column::InputGradNorm(Track::Linearized).series(r),
-            track_color(Track::Linearized),
-        )
-        .dashed(),
-    ])
+    .with_series(series)
+    .mark_coinciding(COINCIDE_RTOL)
 }
 
-/// Every figure of a run as `(file name, PNG bytes)`.
-pub fn render_all(r: &RunRecord) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    let mut line = |name: &str, chart: LineChart| -> Result<()> {
-        out.push((name.to_string(), line_chart_png(Path::new(name), &chart)?));
-        Ok(())
-    };
-    line("loss.png", loss_chart(r))?;
-    line("divergence.png", divergence_chart(r))?;
-    line("kernel_drift.png", kernel_drift_chart(r))?;
-    line("param_drift.png", param_drift_chart(r))?;
-    line("predictions.png", predictions_chart(r))?;
-    line("spectrum.png", spectrum_chart(r))?;
-    out.push((
-        "kernels.png".into(),
-        kernels_png(Path::new("kernels.png"), r)?,
-    ));
-    out.push((
-        "sensitivity.png".into(),
-        line_chart_png(Path::new("sensitivity.png"), &sensitivity_chart(r))?,
-    ));
+/// Every figure of a run as `(file stem, figure)`.
+pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
+    let mut out: Vec<(String, Figure)> = vec![
+        ("loss".into(), Figure::Line(loss_chart(r))),
+        ("divergence".into(), divergence_figure(r)),
+        ("kernel_drift".into(), Figure::Line(kernel_drift_chart(r))),
+        ("sharpness".into(), Figure::Line(sharpness_chart(r))),
+        ("param_drift".into(), Figure::Line(param_drift_chart(r))),
+        ("predictions".into(), Figure::Line(predictions_chart(r))),
+        ("spectrum".into(), Figure::Line(spectrum_chart(r))),
+        ("kernels".into(), kernels_figure(r)),
+        ("sensitivity".into(), Figure::Line(sensitivity_chart(r))),
+    ];
     if r.classes.is_some() {
-        out.push((
-            "accuracy.png".into(),
-            line_chart_png(Path::new("accuracy.png"), &accuracy_chart(r))?,
-        ));
-        out.push((
-            "confusion.png".into(),
-            confusion_png(Path::new("confusion.png"), r)?,
-        ));
+        out.push(("accuracy".into(), Figure::Line(accuracy_chart(r))));
+        out.push(("confusion".into(), confusion_figure(r)));
     }
-    Ok(out)
+    out
 }

@@ -1,150 +1,118 @@
-//! The figures of a sweep: scaling with width (`scaling.png`), training phases (`phases.png`,
-//! `phase_diagram.png`) and label noise (`noise.png`), each as PNG bytes.
-
-use std::path::Path;
+//! The figures of a sweep: scaling with width (`scaling`), training phases (`phases`,
+//! `phase_diagram`) and label noise (`noise`). Intervals are the 95 % t-intervals over seeds
+//! that the sweep report uses.
 
 use plotters::prelude::*;
 
-use super::{draw_line_chart, line_chart_png, render_png, track_color, LineChart, Series, PALETTE};
+use super::{track_color, Figure, LineChart, Series, PALETTE};
 use crate::config::sweep::{value_text, Sweep};
+use crate::metrics::stats::mean_ci95;
 use crate::metrics::Phase;
 use crate::record::sweep::{PowerLawFit, SweepRow};
 use crate::record::Track;
-use crate::Result;
 
-/// `scaling.png`: final figures against width on log axes, with the fitted power laws.
-pub fn scaling_png(
-    path: &Path,
-    sweep: &Sweep,
-    rows: &[SweepRow],
-    wk: &str,
-    fits: &[PowerLawFit],
-) -> Result<Vec<u8>> {
-    let widths: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(wk)).collect();
-    let span = widths
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(a, b), &w| (a.min(w), b.max(w)));
-    let mut series = if fits.iter().any(|f| f.group.is_some()) {
-        let group_key = sweep
-            .spec
-            .vary
-            .keys()
-            .find(|k| k.as_str() != wk)
-            .cloned()
-            .unwrap_or_default();
-        grouped_series(rows, wk, &group_key, fits, span)
-    } else {
-        figure_series(rows, wk, fits, span)
-    };
-    series.extend(reference_slopes(rows, wk, span));
-    line_chart_png(
-        path,
-        &LineChart::new(
-            format!("{}: scaling with width", sweep.base.name),
-            "width",
-            "final value",
-        )
-        .log_x()
-        .log_y()
-        .with_series(series),
-    )
-}
-
-/// A fitted power law drawn over the widths `(wmin, wmax)`.
-fn fit_line(fit: &PowerLawFit, (wmin, wmax): (f64, f64)) -> Vec<(f64, f64)> {
-    [wmin, wmax]
-        .iter()
-        .map(|&w| (w, (fit.intercept + fit.slope * w.ln()).exp()))
-        .collect()
-}
-
-/// One figure (kernel drift), one colour per value of the second swept key.
-fn grouped_series(
-    rows: &[SweepRow],
-    wk: &str,
-    group_key: &str,
-    fits: &[PowerLawFit],
-    span: (f64, f64),
-) -> Vec<Series> {
-    let mut groups: Vec<String> = Vec::new();
-    for g in fits.iter().filter_map(|f| f.group.clone()) {
-        if !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
-    let mut series = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let pts = rows
-            .iter()
-            .filter(|r| r.values.iter().any(|(k, v)| k == group_key && v == g))
-            .filter_map(|r| Some((r.value_f64(wk)?, r.figure("ntk_rel_drift"))))
-            .collect();
-        series.push(Series::line(format!("ntk_rel_drift, {g}"), pts, color).markers());
-        for fit in fits
-            .iter()
-            .filter(|x| x.figure == "ntk_rel_drift" && x.group.as_ref() == Some(g))
-        {
-            series.push(Series::line(
-                format!("fit {g}: slope {:.2} ± {:.2}", fit.slope, fit.ci95),
-                fit_line(fit, span),
-                color,
-            ));
-        }
-    }
-    series
-}
-
-/// The main figures, each with its fit.
-fn figure_series(
-    rows: &[SweepRow],
-    wk: &str,
-    fits: &[PowerLawFit],
-    span: (f64, f64),
-) -> Vec<Series> {
-    let main = [
-        "ntk_rel_drift",
-        "param_rel_change",
+/// Figures drawn in `scaling`, with their axis descriptions.
+pub const SCALING_FIGURES: [(&str, &str); 5] = [
+    ("ntk_rel_drift", "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)"),
+    ("param_rel_change", "final parameter change ‖θt−θ0‖/‖θ0‖"),
+    (
         "rel_rmse_network_linearized",
+        "final RMSE(network, linearized)/RMS(y)",
+    ),
+    (
         "rel_rmse_network_kernel_analytic",
-    ];
-    let mut series = Vec::new();
-    for (i, f) in main.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<(f64, f64)> = rows
-            .iter()
-            .filter_map(|r| Some((r.value_f64(wk)?, r.figure(f))))
-            .collect();
-        series.push(Series::line(f.to_string(), pts, color).markers());
-        for fit in fits.iter().filter(|x| x.figure == *f) {
-            series.push(Series::line(
-                format!("fit {f}: slope {:.2} ± {:.2}", fit.slope, fit.ci95),
-                fit_line(fit, span),
-                color,
-            ));
+        "final RMSE(network, kernel Θ∞)/RMS(y)",
+    ),
+    ("init_ntk_vs_analytic", "‖Θ0 − Θ∞‖/‖Θ∞‖ at initialisation"),
+];
+
+/// One panel per figure: the geometric mean over seeds per width with its 95 % interval, the
+/// per-seed fit (mean exponent) with a band for the exponent's interval (pivoted at the mean log
+/// width), and reference slopes −1/2 and −1 through the first mean.
+pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Figure {
+    let mut groups: Vec<Option<String>> = Vec::new();
+    for f in fits {
+        if !groups.contains(&f.group) {
+            groups.push(f.group.clone());
         }
     }
-    series
+    let charts = SCALING_FIGURES
+        .iter()
+        .filter(|(name, _)| fits.iter().any(|f| f.figure == *name))
+        .map(|(name, desc)| {
+            let mut series = Vec::new();
+            for (gi, g) in groups.iter().enumerate() {
+                let Some(fit) = fits.iter().find(|f| f.figure == *name && f.group == *g) else {
+                    continue;
+                };
+                let color = PALETTE[gi % PALETTE.len()];
+                let tag = g.as_ref().map(|g| format!(" ({g})")).unwrap_or_default();
+                series.extend(fit_series(fit, &tag, color));
+                if gi == 0 {
+                    series.extend(reference_slopes(fit));
+                }
+            }
+            LineChart::new(*name, "width n (log scale)", *desc)
+                .log_x()
+                .log_y()
+                .with_series(series)
+        })
+        .collect::<Vec<_>>();
+    Figure::Grid {
+        title: format!(
+            "{}: scaling with width (mean over seeds ± 95 % t-interval; fits per seed)",
+            sweep.base.name
+        ),
+        cols: 2,
+        charts,
+    }
 }
 
-/// Reference slopes −1/2 and −1 through the mean drift at the smallest width.
-fn reference_slopes(rows: &[SweepRow], wk: &str, (wmin, wmax): (f64, f64)) -> Vec<Series> {
-    let anchor: Vec<f64> = rows
+/// The means with error bars and the fit with its band.
+fn fit_series(fit: &PowerLawFit, tag: &str, color: RGBColor) -> Vec<Series> {
+    let means: Vec<(f64, f64)> = fit.per_x.iter().map(|p| (p.0, p.1)).collect();
+    let errors: Vec<(f64, f64, f64)> = fit.per_x.iter().map(|p| (p.0, p.2, p.3)).collect();
+    let xs: Vec<f64> = fit.per_x.iter().map(|p| p.0).collect();
+    let pivot = xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len().max(1) as f64;
+    let at =
+        |x: f64, slope: f64| (fit.intercept + fit.slope * pivot + slope * (x.ln() - pivot)).exp();
+    let ci = if fit.ci95.is_finite() { fit.ci95 } else { 0.0 };
+    let band = xs
         .iter()
-        .filter(|r| r.value_f64(wk) == Some(wmin))
-        .map(|r| r.figure("ntk_rel_drift"))
-        .filter(|v| v.is_finite())
+        .map(|&x| {
+            let (a, b) = (at(x, fit.slope - ci), at(x, fit.slope + ci));
+            (x, a.min(b), a.max(b))
+        })
         .collect();
-    if anchor.is_empty() {
+    vec![
+        Series::line(format!("mean over seeds{tag}"), means, color)
+            .markers()
+            .with_errors(errors),
+        Series::line(
+            format!(
+                "fit{tag}: exponent {:.2} [{:.2}, {:.2}]",
+                fit.slope,
+                fit.slope - ci,
+                fit.slope + ci
+            ),
+            xs.iter().map(|&x| (x, at(x, fit.slope))).collect(),
+            color,
+        )
+        .with_band(band),
+    ]
+}
+
+fn reference_slopes(fit: &PowerLawFit) -> Vec<Series> {
+    let (Some(first), Some(last)) = (fit.per_x.first(), fit.per_x.last()) else {
         return Vec::new();
-    }
-    let a = anchor.iter().sum::<f64>() / anchor.len() as f64;
+    };
+    let (w0, a, w1) = (first.0, first.1, last.0);
     [(-0.5, "reference slope −1/2"), (-1.0, "reference slope −1")]
         .into_iter()
         .map(|(slope, label)| {
             Series::line(
                 label,
-                vec![(wmin, a), (wmax, a * (wmax / wmin).powf(slope))],
+                vec![(w0, a), (w1, a * (w1 / w0).powf(slope))],
                 RGBColor(120, 120, 120),
             )
             .dashed_if(slope == -1.0)
@@ -152,7 +120,8 @@ fn reference_slopes(rows: &[SweepRow], wk: &str, (wmin, wmax): (f64, f64)) -> Ve
         .collect()
 }
 
-fn phase_color(p: Option<Phase>) -> RGBColor {
+/// Colour of a phase.
+pub fn phase_color(p: Option<Phase>) -> RGBColor {
     match p {
         Some(Phase::Lazy) => RGBColor(44, 160, 44),
         Some(Phase::FeatureLearning) => RGBColor(148, 103, 189),
@@ -176,49 +145,41 @@ fn label(r: &SweepRow) -> String {
     )
 }
 
-/// `phases.png`: loss curves and sharpness of the first seed of every point, coloured by phase.
-pub fn phases_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8>> {
+/// Loss curves and sharpness of the first seed of every point, coloured by phase.
+pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
     let first_seed = rows.iter().map(|r| r.seed).min().unwrap_or(0);
     let shown: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == first_seed).collect();
-    let loss = LineChart {
-        title: format!("{}: network train loss (colour = phase)", sweep.base.name),
-        x_label: "step".into(),
-        y_label: "train loss".into(),
-        log_x: false,
-        log_y: true,
-        series: shown
+    let curves = |f: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>| {
+        shown
             .iter()
-            .map(|r| Series::line(label(r), r.loss_curve.clone(), phase_color(r.phase)))
-            .collect(),
-        hlines: vec![],
+            .map(|r| Series::line(label(r), f(r), phase_color(r.phase)))
+            .collect()
     };
-    let sharp = LineChart {
-        title: "λmax(Θt)·η/(2·N·K): 1 = edge of stability".into(),
-        x_label: "step".into(),
-        y_label: "λmax·η/(2NK)".into(),
-        log_x: false,
-        log_y: true,
-        series: shown
-            .iter()
-            .map(|r| Series::line(label(r), r.sharpness_curve.clone(), phase_color(r.phase)))
-            .collect(),
-        hlines: vec![(1.0, "edge".into())],
-    };
-    render_png(path, (1800, 700), |root| {
-        let (l, r) = root.split_horizontally(900);
-        draw_line_chart(&l, &loss)?;
-        draw_line_chart(&r, &sharp)
-    })
+    Figure::Grid {
+        title: format!("{}: training phases (colour = phase)", sweep.base.name),
+        cols: 2,
+        charts: vec![
+            LineChart::new(
+                "network train loss",
+                "SGD step",
+                "train loss (½·mean (f − y)²)",
+            )
+            .log_y()
+            .with_series(curves(&|r| r.loss_curve.clone())),
+            LineChart::new(
+                "sharpness on the full training kernel",
+                "SGD step",
+                "η·λ_max(Θt)/(2(1+μ)·N·K)",
+            )
+            .log_y()
+            .with_series(curves(&|r| r.sharpness_curve.clone()))
+            .with_hline(1.0, "edge of stability"),
+        ],
+    }
 }
 
-/// `phase_diagram.png`: the phase of every run over the width × learning-rate grid.
-pub fn phase_diagram_png(
-    path: &Path,
-    sweep: &Sweep,
-    rows: &[SweepRow],
-    lk: &str,
-    wk: &str,
-) -> Result<Vec<u8>> {
+/// The phase of every run over the width × learning-rate grid.
+pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lk: &str, wk: &str) -> Figure {
     let series = [
         Some(Phase::Lazy),
         Some(Phase::FeatureLearning),
@@ -240,64 +201,57 @@ pub fn phase_diagram_png(
         .markers()
     })
     .collect();
-    line_chart_png(
-        path,
-        &LineChart {
-            title: format!("{}: phase diagram", sweep.base.name),
-            x_label: lk.into(),
-            y_label: "width".into(),
-            log_x: true,
-            log_y: true,
-            series,
-            hlines: vec![],
-        },
+    Figure::Line(
+        LineChart::new(format!("{}: phase diagram", sweep.base.name), lk, "width n")
+            .log_x()
+            .log_y()
+            .with_series(series),
     )
 }
 
-/// Means over seeds of a figure at each label-noise level (optionally at one `diag_reg`).
-struct NoiseMeans<'a> {
-    rows: &'a [SweepRow],
-    levels: Vec<f64>,
-}
+/// Points `(x, mean)` and their intervals `(x, low, high)`.
+type MeansWithIntervals = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
 
 const NOISE_KEY: &str = "data.label_noise";
 const REG_KEY: &str = "kernel.diag_reg";
 
-impl NoiseMeans<'_> {
-    fn curve(&self, fig: &str, reg: Option<&String>) -> Vec<(f64, f64)> {
-        self.levels
-            .iter()
-            .map(|&x| {
-                let v: Vec<f64> = self
-                    .rows
-                    .iter()
-                    .filter(|r| r.value_f64(NOISE_KEY) == Some(x))
-                    .filter(|r| {
-                        reg.is_none()
-                            || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
-                    })
-                    .map(|r| r.figure(fig))
-                    .filter(|v| v.is_finite())
-                    .collect();
-                let mean = if v.is_empty() {
-                    f64::NAN
-                } else {
-                    v.iter().sum::<f64>() / v.len() as f64
-                };
-                (x, mean)
-            })
-            .collect()
-    }
+/// Mean over seeds with its 95 % t-interval of a figure at each label-noise level (at one
+/// `diag_reg` value when given).
+fn noise_curve(
+    rows: &[SweepRow],
+    levels: &[f64],
+    fig: &str,
+    reg: Option<&String>,
+) -> MeansWithIntervals {
+    let stats: Vec<(f64, f64, f64)> = levels
+        .iter()
+        .map(|&x| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.value_f64(NOISE_KEY) == Some(x))
+                .filter(|r| {
+                    reg.is_none() || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
+                })
+                .map(|r| r.figure(fig))
+                .filter(|v| v.is_finite())
+                .collect();
+            let (m, h) = mean_ci95(&v);
+            (x, m, if h.is_finite() { h } else { 0.0 })
+        })
+        .collect();
+    (
+        stats.iter().map(|s| (s.0, s.1)).collect(),
+        stats.iter().map(|s| (s.0, s.1 - s.2, s.1 + s.2)).collect(),
+    )
 }
 
-/// `noise.png`: test accuracy against the fraction of corrupted labels. With `kernel.diag_reg`
-/// swept too, the trained tracks are shown for its first value and the t = ∞ kernel solution
-/// for each value.
-pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8>> {
+/// Test accuracy against the fraction of corrupted labels (means over seeds ± 95 %
+/// t-intervals). With `kernel.diag_reg` swept too, the trained tracks are shown for its first
+/// value and the t = ∞ kernel solution for each value.
+pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
     let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(NOISE_KEY)).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
-    let means = NoiseMeans { rows, levels };
     let regs: Vec<String> = sweep
         .spec
         .vary
@@ -317,22 +271,21 @@ pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8
         if rows.iter().all(|r| r.figure(&fin).is_nan()) {
             continue;
         }
-        series.push(Series::line(
-            format!("{}: final", t.name()),
-            means.curve(&fin, regs.first()),
-            track_color(t),
-        ));
-        series.push(
-            Series::line(
-                format!("{}: early stopped on validation accuracy", t.name()),
-                means.curve(
-                    &format!("{}_early_stopped_test_accuracy", t.name()),
-                    regs.first(),
-                ),
-                track_color(t),
-            )
-            .dashed(),
-        );
+        let (m, e) = noise_curve(rows, &levels, &fin, regs.first());
+        series.push(Series::line(format!("{}: final", t.name()), m, track_color(t)).with_errors(e));
+        let early = format!("{}_early_stopped_test_accuracy", t.name());
+        if rows.iter().any(|r| r.figure(&early).is_finite()) {
+            let (m, e) = noise_curve(rows, &levels, &early, regs.first());
+            series.push(
+                Series::line(
+                    format!("{}: early-stopped on validation accuracy", t.name()),
+                    m,
+                    track_color(t),
+                )
+                .dashed()
+                .with_errors(e),
+            );
+        }
     }
     let reg_values: Vec<Option<&String>> = if regs.is_empty() {
         vec![None]
@@ -349,13 +302,24 @@ pub fn noise_png(path: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<u8
             "kernel_analytic: t = ∞{}",
             reg.map(|r| format!(", diag_reg = {r}")).unwrap_or_default()
         );
-        let curve = means.curve("kernel_analytic_infinite_time_test_accuracy", reg);
-        series.push(Series::line(label, curve, colors[i % 3]).markers());
+        let (m, e) = noise_curve(
+            rows,
+            &levels,
+            "kernel_analytic_infinite_time_test_accuracy",
+            reg,
+        );
+        series.push(
+            Series::line(label, m, colors[i % 3])
+                .markers()
+                .with_errors(e),
+        );
     }
-    line_chart_png(
-        path,
-        &LineChart::new(
-            format!("{}: test accuracy under label noise", sweep.base.name),
+    Figure::Line(
+        LineChart::new(
+            format!(
+                "{}: test accuracy under label noise (mean over seeds ± 95 % t-interval)",
+                sweep.base.name
+            ),
             "fraction of corrupted training labels",
             "test accuracy",
         )

@@ -1,0 +1,560 @@
+//! Line and scatter charts: [`Series`] (solid, dashed or markers, with optional error bars and
+//! bands) on linear or log axes, reference lines, a round-off floor, and a legend whose key is
+//! drawn in each series' own style. Drawn on any plotters backend (PNG and SVG).
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::FONT;
+
+/// The legend key of a dashed line: two dashes at `(x, y)`.
+macro_rules! dashed_key {
+    ($x:expr, $y:expr, $style:expr) => {
+        EmptyElement::at(($x, $y))
+            + PathElement::new(vec![(0, 0), (8, 0)], $style)
+            + PathElement::new(vec![(12, 0), (20, 0)], $style)
+    };
+}
+
+/// How a series is drawn (and its legend key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stroke {
+    /// A solid line.
+    Solid,
+    /// A dashed line.
+    Dashed,
+    /// Markers only.
+    Markers,
+}
+
+/// One line (or marker set) of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points (non-finite ones, and non-positive ones on a log axis, are skipped).
+    pub points: Vec<(f64, f64)>,
+    /// Colour.
+    pub color: RGBColor,
+    /// Line style.
+    pub style: Stroke,
+    /// Line width in pixels.
+    pub width: u32,
+    /// Vertical error bars `(x, low, high)` (drawn at markers).
+    pub errors: Vec<(f64, f64, f64)>,
+    /// A shaded band `(x, low, high)` behind the line.
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    /// A solid line.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>, color: RGBColor) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            color,
+            style: Stroke::Solid,
+            width: 2,
+            errors: Vec::new(),
+            band: Vec::new(),
+        }
+    }
+
+    /// With vertical error bars `(x, low, high)`.
+    pub fn with_errors(mut self, errors: Vec<(f64, f64, f64)>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// With a shaded band `(x, low, high)`.
+    pub fn with_band(mut self, band: Vec<(f64, f64, f64)>) -> Self {
+        self.band = band;
+        self
+    }
+
+    /// Drawn dashed.
+    pub fn dashed(mut self) -> Self {
+        self.style = Stroke::Dashed;
+        self
+    }
+
+    /// Drawn as markers only.
+    pub fn markers(mut self) -> Self {
+        self.style = Stroke::Markers;
+        self
+    }
+
+    /// Dashed when `yes`.
+    pub fn dashed_if(self, yes: bool) -> Self {
+        if yes {
+            self.dashed()
+        } else {
+            self
+        }
+    }
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// Title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Log-scale y.
+    pub log_y: bool,
+    /// Log-scale x.
+    pub log_x: bool,
+    /// Lines.
+    pub series: Vec<Series>,
+    /// Horizontal reference lines (value, label).
+    pub hlines: Vec<(f64, String)>,
+    /// A floor `(value, label)` on a log axis: smaller values are drawn on it and left out of
+    /// the axis range (e.g. the f64 round-off level of differences between exact solutions).
+    pub floor: Option<(f64, String)>,
+}
+
+impl LineChart {
+    /// An empty chart with linear axes.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
+        LineChart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            log_y: false,
+            log_x: false,
+            series: Vec::new(),
+            hlines: Vec::new(),
+            floor: None,
+        }
+    }
+
+    /// With a floor (see [`LineChart::floor`]).
+    pub fn with_floor(mut self, value: f64, label: impl Into<String>) -> Self {
+        self.floor = Some((value, label.into()));
+        self
+    }
+
+    /// Series whose points coincide with an earlier series' (relative difference below
+    /// `rtol`) are drawn dashed on top of it and say so in their label, so that no line hides
+    /// another unannounced.
+    pub fn mark_coinciding(mut self, rtol: f64) -> Self {
+        for i in 1..self.series.len() {
+            let found = (0..i).find(|&j| coincide(&self.series[i], &self.series[j], rtol));
+            if let Some(j) = found {
+                let other = self.series[j].label.clone();
+                let s = &mut self.series[i];
+                s.label = format!("{} (= {other})", s.label);
+                if s.style == Stroke::Solid {
+                    s.style = Stroke::Dashed;
+                }
+            }
+        }
+        self
+    }
+
+    /// Log-scale y.
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    /// Log-scale x.
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
+    }
+
+    /// With these series.
+    pub fn with_series(mut self, series: Vec<Series>) -> Self {
+        self.series = series;
+        self
+    }
+
+    /// With a horizontal reference line.
+    pub fn with_hline(mut self, value: f64, label: impl Into<String>) -> Self {
+        self.hlines.push((value, label.into()));
+        self
+    }
+}
+
+fn usable(v: (f64, f64), log_x: bool, log_y: bool) -> bool {
+    // Values beyond ±1e300 (a diverged track) are left off the chart: plotters cannot place
+    // ticks on an axis that reaches infinity.
+    let ok = |x: f64, log: bool| x.is_finite() && x.abs() < 1e300 && (!log || x > 1e-300);
+    ok(v.0, log_x) && ok(v.1, log_y)
+}
+
+/// Axis range of the values, padded; log ranges span at most 30 decades (the top ones).
+fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite() && v.abs() < 1e300 && (!log || *v > 1e-300)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let lo = lo.max(hi * 1e-30);
+        if hi <= lo * 1.0001 {
+            (lo / 2.0, hi * 2.0)
+        } else {
+            (lo / 1.3, hi * 1.3)
+        }
+    } else if hi - lo < 1e-300 {
+        (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0))
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Draws a line chart on an area.
+pub fn draw_line_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &LineChart,
+) -> std::result::Result<(), String> {
+    let floor = spec.floor.as_ref().map(|f| f.0);
+    // Values below the floor (round-off) neither stretch the axis nor vanish: they are drawn
+    // on its bottom edge, which is marked.
+    let above = |y: f64| floor.is_none_or(|f| y >= f);
+    let pts = || {
+        spec.series
+            .iter()
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .copied()
+                    .chain(s.errors.iter().flat_map(|e| [(e.0, e.1), (e.0, e.2)]))
+                    .chain(s.band.iter().flat_map(|e| [(e.0, e.1), (e.0, e.2)]))
+            })
+            .filter(|&p| usable(p, spec.log_x, spec.log_y))
+    };
+    let (x0, x1) = range(pts().map(|p| p.0), spec.log_x);
+    let (mut y0, y1) = range(
+        pts().map(|p| p.1).filter(|&y| above(y)).chain(
+            spec.hlines
+                .iter()
+                .map(|h| h.0)
+                .filter(|v| v.is_finite() && (!spec.log_y || *v > 0.0)),
+        ),
+        spec.log_y,
+    );
+    let clamped;
+    let spec = match (floor, &spec.floor) {
+        (Some(f), Some((_, label))) if spec.log_y => {
+            y0 = y0.max(f).min(y1 / 10.0);
+            clamped = on_bottom_edge(spec, f, y0, label);
+            &clamped
+        }
+        _ => spec,
+    };
+    // Scatter-only charts (few points) get headroom at the top for the legend.
+    let (x0, x1, y1) = if spec.series.iter().all(|s| s.style == Stroke::Markers) {
+        let (x0, x1) = if spec.log_x {
+            (x0 / 1.5, x1 * 1.5)
+        } else {
+            (x0 - 0.1 * (x1 - x0), x1 + 0.1 * (x1 - x0))
+        };
+        (
+            x0,
+            x1,
+            if spec.log_y {
+                y1 * (y1 / y0).powf(0.6)
+            } else {
+                y1 + 0.6 * (y1 - y0)
+            },
+        )
+    } else {
+        (x0, x1, y1)
+    };
+    match (spec.log_x, spec.log_y) {
+        (false, false) => draw_on(area, spec, x0..x1, y0..y1),
+        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale()),
+        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1),
+        (true, true) => draw_on(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale()),
+    }
+}
+
+/// Draws axes, series, reference lines and the legend. (One function of ~100 lines: the chart
+/// context's type is generic over both axis kinds, so helpers would have to spell out plotters'
+/// full coordinate types.)
+fn draw_on<DB, XR, YR>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &LineChart,
+    xr: XR,
+    yr: YR,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend,
+    XR: AsRangedCoord<Value = f64>,
+    YR: AsRangedCoord<Value = f64>,
+    XR::CoordDescType: ValueFormatter<f64>,
+    YR::CoordDescType: ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&spec.title, (FONT, 24))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(80)
+        .build_cartesian_2d(xr, yr)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(&spec.x_label)
+        .y_desc(&spec.y_label)
+        .x_labels(8)
+        .y_labels(8)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .draw()
+        .map_err(e)?;
+    let (log_x, log_y) = (spec.log_x, spec.log_y);
+    let clamp = |y: f64| y;
+    for s in &spec.series {
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .map(|&(x, y)| (x, clamp(y)))
+            .filter(|&p| usable(p, log_x, log_y))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let color = s.color;
+        let band: Vec<(f64, f64, f64)> = s
+            .band
+            .iter()
+            .copied()
+            .filter(|&(x, lo, hi)| usable((x, lo), log_x, log_y) && usable((x, hi), log_x, log_y))
+            .collect();
+        if band.len() >= 2 {
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .map(|b| (b.0, b.1))
+                .chain(band.iter().rev().map(|b| (b.0, b.2)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.18).filled(),
+                )))
+                .map_err(e)?;
+        }
+        let bars = s
+            .errors
+            .iter()
+            .copied()
+            .filter(|&(x, lo, hi)| usable((x, lo), log_x, log_y) && usable((x, hi), log_x, log_y))
+            .filter_map(|(x, lo, hi)| {
+                let mid = points.iter().find(|p| p.0 == x)?.1;
+                Some(ErrorBar::new_vertical(
+                    x,
+                    lo,
+                    mid,
+                    hi,
+                    color.stroke_width(1),
+                    8,
+                ))
+            });
+        chart.draw_series(bars).map_err(e)?;
+        match s.style {
+            Stroke::Markers => {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(e)?
+                    .label(&s.label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
+            Stroke::Dashed => {
+                let style = ShapeStyle::from(&color).stroke_width(s.width);
+                chart
+                    .draw_series(DashedLineSeries::new(points, 8, 5, style))
+                    .map_err(e)?
+                    .label(&s.label)
+                    .legend(move |(x, y)| dashed_key!(x, y, style));
+            }
+            Stroke::Solid => {
+                let style = ShapeStyle::from(&color).stroke_width(s.width);
+                chart
+                    .draw_series(LineSeries::new(points, style))
+                    .map_err(e)?
+                    .label(&s.label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            }
+        }
+    }
+    let floor_line = spec.floor.iter().map(|(v, l)| (*v, l.clone(), true));
+    for (v, label, is_floor) in spec
+        .hlines
+        .iter()
+        .map(|(v, l)| (*v, l.clone(), false))
+        .chain(floor_line)
+    {
+        let v = &v;
+        let label = &label;
+        if !v.is_finite() || (log_y && *v <= 0.0) {
+            continue;
+        }
+        let color = if is_floor {
+            RGBColor(150, 150, 150).mix(0.9)
+        } else {
+            BLACK.mix(0.7)
+        };
+        let style = color.stroke_width(2);
+        let xs: Vec<f64> = spec
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .filter(|x| x.is_finite() && (!log_x || *x > 0.0))
+            .collect();
+        let (a, b) = range(xs.into_iter(), log_x);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(a, *v), (b, *v)],
+                4,
+                4,
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(label)
+            .legend(move |(x, y)| dashed_key!(x, y, style));
+    }
+    let corner = emptiest_corner(spec, chart.x_range(), chart.y_range());
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .position(corner)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// A copy of `spec` whose values in (0, floor) sit on the axis bottom `y0`, with the floor's
+/// label on a reference line there and series entirely below the floor saying so.
+fn on_bottom_edge(spec: &LineChart, floor: f64, y0: f64, label: &str) -> LineChart {
+    let mut c = spec.clone();
+    let bottom = y0 * 1.02;
+    for s in &mut c.series {
+        let nonzero: Vec<f64> = s.points.iter().map(|p| p.1).filter(|&y| y > 0.0).collect();
+        if !nonzero.is_empty() && nonzero.iter().all(|&y| y < floor) {
+            s.label = format!("{} (below the round-off level throughout)", s.label);
+        }
+        for p in &mut s.points {
+            if p.1 > 0.0 && p.1 < floor {
+                p.1 = bottom;
+            }
+        }
+    }
+    c.floor = None;
+    c.hlines.push((bottom, label.to_string()));
+    c
+}
+
+fn coincide(a: &Series, b: &Series, rtol: f64) -> bool {
+    if a.points.len() != b.points.len() || a.points.is_empty() {
+        return false;
+    }
+    let scale = b
+        .points
+        .iter()
+        .map(|p| p.1.abs())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    a.points.iter().zip(&b.points).all(|(p, q)| {
+        p.0 == q.0 && p.1.is_finite() && q.1.is_finite() && (p.1 - q.1).abs() <= rtol * scale
+    })
+}
+
+/// A compact tick label: plain for moderate magnitudes, scientific otherwise.
+pub fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The corner of the plot holding the fewest data points, for the legend.
+fn emptiest_corner(
+    spec: &LineChart,
+    xr: std::ops::Range<f64>,
+    yr: std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let frac = |v: f64, r: &std::ops::Range<f64>, log: bool| {
+        if log {
+            (v.ln() - r.start.ln()) / (r.end.ln() - r.start.ln())
+        } else {
+            (v - r.start) / (r.end - r.start)
+        }
+    };
+    // upper right, upper left, lower right, lower left
+    let mut counts = [0usize; 4];
+    for p in spec
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|&p| usable(p, spec.log_x, spec.log_y))
+    {
+        let (x, y) = (frac(p.0, &xr, spec.log_x), frac(p.1, &yr, spec.log_y));
+        let (right, left, upper, lower) = (x > 0.5, x < 0.5, y > 0.45, y < 0.55);
+        counts[0] += usize::from(right && upper);
+        counts[1] += usize::from(left && upper);
+        counts[2] += usize::from(right && lower);
+        counts[3] += usize::from(left && lower);
+    }
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    match best {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_are_compact() {
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(250.0), "250");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(1.5e-5), "2e-5");
+        assert_eq!(tick_label(3.0), "3");
+        assert_eq!(tick_label(-0.125), "-0.125");
+    }
+
+    #[test]
+    fn coinciding_series_are_announced_and_dashed() {
+        let a = Series::line("a", vec![(0.0, 1.0), (1.0, 2.0)], BLACK);
+        let b = Series::line("b", vec![(0.0, 1.0), (1.0, 2.0 + 1e-14)], RED);
+        let c = Series::line("c", vec![(0.0, 1.0), (1.0, 2.1)], BLUE);
+        let chart = LineChart::new("t", "x", "y")
+            .with_series(vec![a, b, c])
+            .mark_coinciding(1e-9);
+        assert_eq!(chart.series[1].label, "b (= a)");
+        assert_eq!(chart.series[1].style, Stroke::Dashed);
+        assert_eq!(chart.series[2].label, "c");
+    }
+}
