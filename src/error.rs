@@ -86,6 +86,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// `--verify` was pointed at something that is not a run directory.
+    #[error("{}: not a run directory: {message}", path.display())]
+    NotARun {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
     /// A verification of a recorded run found mismatches.
     #[error("verification failed: {0}")]
     Verify(String),

@@ -109,32 +109,6 @@ fn end_to_end_writes_every_file_and_is_deterministic() {
             "{f} differs between identical runs"
         );
     }
-    // --verify re-runs and matches
-    let o = run(&["--verify", a.to_str().unwrap(), "--quiet"]);
-    assert!(
-        o.status.success(),
-        "verify failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("match    metrics.csv"));
-    // a tampered metrics file is detected
-    let m = a.join("metrics.csv");
-    let mut text = std::fs::read_to_string(&m).unwrap();
-    text.push_str("tampered\n");
-    std::fs::write(&m, text).unwrap();
-    // verify compares a re-run against the recorded hashes, so tamper with the record instead
-    let rj = a.join("report.json");
-    let report = std::fs::read_to_string(&rj).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let h = v["files_sha256"]["metrics.csv"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    std::fs::write(&rj, report.replace(&h, &"0".repeat(64))).unwrap();
-    let o = run(&["--verify", a.to_str().unwrap(), "--quiet"]);
-    assert_eq!(o.status.code(), Some(1), "verify must fail on a mismatch");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("MISMATCH metrics.csv"));
 }
 
 #[test]

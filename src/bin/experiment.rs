@@ -105,6 +105,7 @@ fn is_input_error(e: &Error) -> bool {
             | Error::Data { .. }
             | Error::OutputDir { .. }
             | Error::Memory { .. }
+            | Error::NotARun { .. }
     ) || matches!(e, Error::Io { path, .. } if path.extension().is_some_and(|x| x == "toml" || x == "csv"))
 }
 
@@ -261,45 +262,72 @@ fn print_summary(r: &RunRecord, exp: &config::Experiment, dir: &Path) {
 }
 
 fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
-    let recorded = repro::recorded_hashes(dir)?;
-    let exp = config::load(&dir.join("config.toml"))?;
-    let tmp = std::env::temp_dir().join(format!(
-        "ntk-verify-{}-{}",
-        std::process::id(),
-        io::utc_stamp()
-    ));
+    use ntk_dynamics::report::verify::Verdict;
     let progress = CliProgress {
         quiet,
         tty: std::io::stderr().is_terminal(),
         bar: Default::default(),
     };
-    let result = run_into(&exp, Some(&tmp), &progress, None);
-    let outcome = result.map(|_| {
-        let mut mismatches = 0;
-        for (name, hash) in &recorded {
-            let p = tmp.join(name);
-            let now = std::fs::read(&p)
-                .map(|b| repro::sha256_hex(&b))
-                .unwrap_or_else(|_| "(missing)".into());
-            let ok = &now == hash;
-            if !ok {
-                mismatches += 1;
-            }
-            println!("{} {name}", if ok { "match   " } else { "MISMATCH" });
+    let opts = RunOptions {
+        interrupt: Some(interrupt_flag()),
+        progress: &progress,
+    };
+    let out = pipeline::verify::verify(dir, &opts)?;
+    let i = &out.integrity;
+    println!(
+        "integrity: {} file(s) match their recorded SHA-256{}",
+        i.matching,
+        if i.ok() { "" } else { "; NOT INTACT:" }
+    );
+    for (what, list) in [
+        ("changed", &i.changed),
+        ("missing", &i.missing),
+        ("extra", &i.extra),
+    ] {
+        for f in list {
+            println!("  {what:<8} {f}");
         }
-        mismatches
-    });
-    let _ = std::fs::remove_dir_all(&tmp);
-    let mismatches = outcome?;
-    if recorded.is_empty() {
-        anyhow::bail!("{}: no recorded hashes to verify", dir.display());
+    }
+    if let Some((then, now)) = &out.fingerprints {
+        println!(
+            "reproduction on a different machine fingerprint (recorded: {}, {} threads, {}; here: {}, {} threads, {}): numerical comparison",
+            then.cpu,
+            then.threads,
+            then.isa.join(" "),
+            now.cpu,
+            now.threads,
+            now.isa.join(" ")
+        );
+    } else {
+        println!("reproduction on the same machine fingerprint: bitwise comparison");
+    }
+    for (name, v) in &out.files {
+        match v {
+            Verdict::Identical => println!("  identical        {name}"),
+            Verdict::WithinTolerance(w) => println!(
+                "  within tolerance {name}: largest |Δ| {:.3e} at `{}`, largest relative {:.3e} at `{}`",
+                w.abs, w.abs_at, w.rel, w.rel_at
+            ),
+            Verdict::Mismatch(m) => println!("  MISMATCH         {name}: {m}"),
+        }
+    }
+    if out.interrupted {
+        println!(
+            "interrupted: the reproduction did not finish (its temporary directory was removed)"
+        );
+        return Ok(ExitCode::from(130));
     }
     println!(
-        "{} of {} files match",
-        recorded.len() - mismatches,
-        recorded.len()
+        "{}",
+        if !out.ok() {
+            "NOT reproduced"
+        } else if out.bitwise() {
+            "reproduced: bitwise identical"
+        } else {
+            "reproduced: within the recorded tolerances"
+        }
     );
-    Ok(if mismatches == 0 {
+    Ok(if out.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

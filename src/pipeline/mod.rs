@@ -3,6 +3,7 @@
 //! ([`sweep`]).
 
 pub mod sweep;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

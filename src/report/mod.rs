@@ -10,6 +10,7 @@ pub mod plot;
 pub mod repro;
 pub mod sweep;
 pub mod tables;
+pub mod verify;
 
 use std::path::Path;
 
@@ -27,7 +28,16 @@ pub fn write_run(
     exp: &Experiment,
 ) -> Result<Vec<(String, String)>> {
     let mut hashes = Vec::new();
-    for (name, bytes) in tables::data_files(record) {
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "checks".into(),
+        serde_json::json!(checks::checks(record, exp)),
+    );
+    extra.insert(
+        "measurements".into(),
+        serde_json::json!(checks::measurements(record)),
+    );
+    for (name, bytes) in tables::data_files(record, extra) {
         io::write_atomic(&dir.join(&name), &bytes)?;
         hashes.push((name, repro::sha256_hex(&bytes)));
     }

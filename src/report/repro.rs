@@ -27,6 +27,7 @@ pub fn is_verified_file(name: &str) -> bool {
     name == "config.toml"
         || name == "metrics.csv"
         || name == "predictions.csv"
+        || name == "summary.json"
         || name.starts_with("kernels/")
 }
 
@@ -120,11 +121,17 @@ pub fn report_json(
         "backend": exp.model.backend.name(),
         "precision": exp.model.precision.name(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
-        "summary": tables::summary_json(r),
+        "summary": tables::plain_numbers(tables::summary_json(r)),
         "checks": checks(r, exp),
         "measurements": measurements(r),
         "notes": notes(r, exp),
         "files_sha256": file_hashes.iter().map(|(n, h)| (n.clone(), serde_json::json!(h))).collect::<serde_json::Map<_, _>>(),
+        "fingerprint": crate::report::verify::Fingerprint::detect(exp),
+        "tolerances": crate::report::verify::tolerances(r, exp),
+        "precision_of_outputs": {
+            "network, linearized twin, empirical kernels, kernel tracks (through f0 and η_c)": exp.model.precision.name(),
+            "analytic kernels, data, kernel linear algebra": "f64",
+        },
     })
 }
 
@@ -337,19 +344,23 @@ pub fn report_md(
     s
 }
 
-/// Recorded hashes of a run directory's verified files (from its `report.json`).
-pub fn recorded_hashes(dir: &Path) -> crate::Result<Vec<(String, String)>> {
+/// A run's `report.json`, parsed.
+pub fn read_report(dir: &Path) -> crate::Result<serde_json::Value> {
     let p = dir.join("report.json");
     let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
-    let map = v
+    serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))
+}
+
+/// Recorded hashes of every file of a run (from its `report.json`).
+pub fn recorded_hashes(
+    report: &serde_json::Value,
+) -> crate::Result<std::collections::BTreeMap<String, String>> {
+    let map = report
         .get("files_sha256")
         .and_then(|m| m.as_object())
-        .ok_or_else(|| crate::Error::Verify(format!("{}: no files_sha256", p.display())))?;
+        .ok_or_else(|| crate::Error::Verify("report.json has no files_sha256".into()))?;
     Ok(map
         .iter()
-        .filter(|(k, _)| is_verified_file(k))
         .map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_string()))
         .collect())
 }

@@ -138,6 +138,50 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             .map(|&t| (t.name().to_string(), final_json(r, f(t))))
             .collect::<serde_json::Map<_, _>>()
     };
+    let list = |v: &[f64]| v.iter().map(|&x| json_f64(x)).collect::<Vec<_>>();
+    let kernel = r.last_kernel().map(|k| {
+        serde_json::json!({
+            "ntk_rel_drift": json_f64(k.ntk_rel_drift),
+            "ntk_kernel_distance": json_f64(k.ntk_kernel_distance),
+            "ntk_lambda_max": json_f64(k.ntk_lambda_max),
+            "ntk_lambda_max_full": json_f64(k.ntk_lambda_max_full),
+            "sharpness_ratio": json_f64(k.sharpness_ratio),
+            "ntk_rel_drift_per_layer": list(&k.ntk_rel_drift_per_layer),
+            "param_rel_change": json_f64(k.param_rel_change),
+            "param_rel_change_per_layer": list(&k.param_rel_change_per_layer),
+            "weight_rel_change_per_layer": list(&k.weight_rel_change_per_layer),
+            "bias_rel_change_per_layer": list(&k.bias_rel_change_per_layer),
+            "weight_spectral_change_per_layer": list(&k.weight_spectral_change_per_layer),
+        })
+    });
+    let evidence = r.phase_evidence();
+    let phase = serde_json::json!({
+        "label": evidence.classify().name(),
+        "lr_over_critical": json_f64(evidence.lr_ratio),
+        "final_sharpness_ratio": json_f64(evidence.final_sharpness),
+        "final_ntk_rel_drift": json_f64(evidence.final_drift),
+        "loss_spike": evidence.spiked(),
+    });
+    let bits = |t: crate::record::Track| {
+        Column::Xent(t, Split::Test)
+            .final_value(r)
+            .map(|x| json_f64(x / std::f64::consts::LN_2))
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let classification = last.and_then(|c| c.classification.as_ref()).map(|_| {
+        serde_json::json!({
+            "classes": r.classes,
+            "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
+            "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
+            "test_cross_entropy_bits": r.tracks.iter().map(|&t| (t.name().to_string(), bits(t))).collect::<serde_json::Map<_, _>>(),
+            "val_accuracy": per_track(&|t| Column::Accuracy(t, Split::Val)),
+            "early_stopped_test_accuracy": r.tracks.iter().map(|&t| {
+                let v = crate::record::columns::Figure::EarlyStoppedTestAccuracy(t).read(r);
+                (t.name().to_string(), if r.y_val.is_empty() { serde_json::Value::Null } else { json_f64(v) })
+            }).collect::<serde_json::Map<_, _>>(),
+            "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
+        })
+    });
     serde_json::json!({
         "name": r.name,
         "seed": r.seed,
@@ -152,27 +196,17 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "kernel_form": r.kernel_form,
         "tracks": track_figures,
         "divergence": divergence,
-        "kernel": r.last_kernel().map(|k| serde_json::json!({
-            "ntk_rel_drift": json_f64(k.ntk_rel_drift),
-            "ntk_kernel_distance": json_f64(k.ntk_kernel_distance),
-            "ntk_lambda_max": json_f64(k.ntk_lambda_max),
-            "ntk_rel_drift_per_layer": k.ntk_rel_drift_per_layer.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
-            "param_rel_change": json_f64(k.param_rel_change),
-            "param_rel_change_per_layer": k.param_rel_change_per_layer.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
-        })),
+        "kernel": kernel,
+        "phase": phase,
         "init_ntk_vs_analytic": json_f64(r.init_ntk_vs_analytic),
         "loss": r.loss,
         "text_samples": r.samples,
-        "classification": last.and_then(|c| c.classification.as_ref()).map(|_| serde_json::json!({
-            "classes": r.classes,
-            "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
-            "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
-            "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
-        })),
+        "classification": classification,
         "kernel_solutions": r.kernel_solutions.iter().map(|k| serde_json::json!({
             "track": k.track.name(),
             "lambda": k.lambda,
             "condition_number": json_f64(k.condition_number),
+            "singular": k.condition_number.is_infinite(),
             "lambda_max": k.lambda_max,
             "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
         })).collect::<Vec<_>>(),
@@ -180,13 +214,51 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
     })
 }
 
-/// A float for JSON: numbers stay numbers, non-finite values become strings.
+/// Marks a non-finite value until [`plain_numbers`] replaces it by `null`.
+const NON_FINITE: &str = "\u{0}non-finite:";
+
+/// A float for JSON: finite values are numbers; non-finite ones are marked and become `null`
+/// (with their kind listed under `non_finite`) in [`plain_numbers`].
 pub fn json_f64(v: f64) -> serde_json::Value {
     if v.is_finite() {
         serde_json::json!(v)
     } else {
-        serde_json::json!(fmt_f64(v))
+        serde_json::json!(format!("{NON_FINITE}{}", fmt_f64(v)))
     }
+}
+
+/// Replaces every marked non-finite value by `null` and lists it (path → `nan`/`inf`/`-inf`)
+/// under the top-level key `non_finite`, so that the file is plain data for programs.
+pub fn plain_numbers(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(
+        v: &mut serde_json::Value,
+        path: &str,
+        found: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        match v {
+            serde_json::Value::String(s) if s.starts_with(NON_FINITE) => {
+                found.insert(path.to_string(), serde_json::json!(&s[NON_FINITE.len()..]));
+                *v = serde_json::Value::Null;
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    walk(x, &format!("{path}.{k}"), found);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter_mut().enumerate() {
+                    walk(x, &format!("{path}[{i}]"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = serde_json::Map::new();
+    walk(&mut v, "", &mut found);
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("non_finite".into(), serde_json::Value::Object(found));
+    }
+    v
 }
 
 /// The `.npy` kernel files of a record (relative path, bytes).
@@ -211,7 +283,16 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The data files of a run (relative path, bytes): config, metrics, predictions, summary, kernels.
-pub fn data_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
+/// `extra` adds top-level keys to `summary.json` (the report's checks and measurements).
+pub fn data_files(
+    r: &RunRecord,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut summary = summary_json(r);
+    if let serde_json::Value::Object(m) = &mut summary {
+        m.extend(extra);
+    }
+    let summary = plain_numbers(summary);
     let mut files = vec![
         (
             "config.toml".to_string(),
@@ -224,8 +305,7 @@ pub fn data_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
         ),
         (
             "summary.json".to_string(),
-            (serde_json::to_string_pretty(&summary_json(r)).unwrap_or_default() + "\n")
-                .into_bytes(),
+            (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").into_bytes(),
         ),
     ];
     files.extend(kernel_files(r));

@@ -1,0 +1,115 @@
+//! `--verify RUN_DIR`: (1) integrity — every file on disk against the hashes recorded in
+//! `report.json`; (2) reproduction — the recorded config re-run into a temporary directory;
+//! (3) comparison — bitwise where the recorded machine fingerprint matches this machine's,
+//! numerically within the recorded tolerances otherwise.
+
+use std::path::{Path, PathBuf};
+
+use crate::config;
+use crate::report::repro;
+use crate::report::verify::{
+    compare_file, integrity, network_rtol, Fingerprint, Integrity, Verdict,
+};
+use crate::run::RunOptions;
+use crate::{Error, Result};
+
+/// What `--verify` found.
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    /// The files on disk against their recorded hashes.
+    pub integrity: Integrity,
+    /// Whether the fingerprints match (so bitwise identity is required).
+    pub bitwise_expected: bool,
+    /// The recorded fingerprint and this machine's, when they differ.
+    pub fingerprints: Option<(Fingerprint, Fingerprint)>,
+    /// Every compared file and its verdict.
+    pub files: Vec<(String, Verdict)>,
+    /// Whether the reproduction was interrupted.
+    pub interrupted: bool,
+}
+
+impl VerifyOutcome {
+    /// Integrity holds and every compared file is identical or within tolerance.
+    pub fn ok(&self) -> bool {
+        !self.interrupted
+            && self.integrity.ok()
+            && self
+                .files
+                .iter()
+                .all(|(_, v)| !matches!(v, Verdict::Mismatch(_)))
+    }
+
+    /// Whether every compared file is byte-identical.
+    pub fn bitwise(&self) -> bool {
+        self.files.iter().all(|(_, v)| *v == Verdict::Identical)
+    }
+}
+
+/// A temporary directory removed when dropped (also on errors and interruption).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Verifies the run in `dir` (see the module doc).
+pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
+    let not_a_run = |m: &str| Error::NotARun {
+        path: dir.to_path_buf(),
+        message: m.into(),
+    };
+    if !dir.is_dir() {
+        return Err(not_a_run("no such directory"));
+    }
+    if !dir.join("config.toml").is_file() || !dir.join("report.json").is_file() {
+        return Err(not_a_run("config.toml and report.json are required"));
+    }
+    let report = repro::read_report(dir)?;
+    let recorded = repro::recorded_hashes(&report)?;
+    let integrity = integrity(dir, &recorded)?;
+    let exp = config::load(&dir.join("config.toml"))?;
+    let here = Fingerprint::detect(&exp);
+    let then: Option<Fingerprint> = report
+        .get("fingerprint")
+        .and_then(|f| serde_json::from_value(f.clone()).ok());
+    let bitwise_expected = then.as_ref() == Some(&here);
+    let tolerances = report
+        .get("tolerances")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    let tmp = TempDir(std::env::temp_dir().join(format!(
+        "ntk-verify-{}-{}",
+        std::process::id(),
+        crate::report::io::utc_stamp()
+    )));
+    let (record, _) = super::run_into(&exp, Some(&tmp.0), opts)?;
+    let interrupted = record.status == crate::record::RunStatus::Interrupted;
+    let mut files = Vec::new();
+    for name in recorded.keys().filter(|n| repro::is_verified_file(n)) {
+        let verdict = match (
+            std::fs::read(dir.join(name)),
+            std::fs::read(tmp.0.join(name)),
+        ) {
+            (Ok(a), Ok(b)) => compare_file(
+                name,
+                &a,
+                &b,
+                &tolerances,
+                network_rtol(exp.model.precision),
+                bitwise_expected,
+            ),
+            (Err(_), _) => Verdict::Mismatch("missing from the run directory".into()),
+            (_, Err(_)) => Verdict::Mismatch("not produced by the reproduction".into()),
+        };
+        files.push((name.clone(), verdict));
+    }
+    Ok(VerifyOutcome {
+        integrity,
+        bitwise_expected,
+        fingerprints: (!bitwise_expected).then(|| (then.unwrap_or_else(|| here.clone()), here)),
+        files,
+        interrupted,
+    })
+}

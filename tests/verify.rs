@@ -1,0 +1,168 @@
+//! `--verify` (integrity, reproduction, comparison) and determinism across thread counts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{run_bin, run_into, stderr, tiny_sine_toml, write, BIN};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn sha256(p: &Path) -> String {
+    ntk_dynamics::report::repro::sha256_hex(&std::fs::read(p).unwrap())
+}
+
+/// Rewrites `report.json` with `f` applied to its JSON.
+fn edit_report(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("report.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// Multiplies the `network_train_loss` of the last metrics row by `factor` and records the new
+/// hash (so integrity holds and only the comparison judges it).
+fn perturb_loss(dir: &Path, factor: f64) {
+    let p = dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let col = lines[0]
+        .split(',')
+        .position(|c| c == "network_train_loss")
+        .unwrap();
+    let last = lines.len() - 1;
+    let mut cells: Vec<String> = lines[last].split(',').map(String::from).collect();
+    cells[col] = format!("{}", cells[col].parse::<f64>().unwrap() * factor);
+    lines[last] = cells.join(",");
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    let h = sha256(&p);
+    edit_report(dir, |v| {
+        v["files_sha256"]["metrics.csv"] = serde_json::json!(h)
+    });
+}
+
+#[test]
+fn verify_checks_integrity_reproduces_and_compares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
+    let run = tmp.path().join("run");
+    assert!(run_into(&cfg, &run).status.success());
+    let verify = |dir: &Path| run_bin(&["--verify", dir.to_str().unwrap(), "--quiet"]);
+
+    // same machine: bitwise
+    let o = verify(&run);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("bitwise identical"), "{}", stdout(&o));
+
+    // a different fingerprint: numerical comparison, within tolerance …
+    edit_report(&run, |v| {
+        v["fingerprint"]["cpu"] = serde_json::json!("Some Other CPU")
+    });
+    perturb_loss(&run, 1.0 + 1e-5);
+    let o = verify(&run);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("numerical comparison") && out.contains("within tolerance metrics.csv"),
+        "{out}"
+    );
+    assert!(
+        out.contains("network_train_loss") && out.contains("within the recorded tolerances"),
+        "{out}"
+    );
+    // … and beyond it (f32 tolerance 1e-3 relative)
+    perturb_loss(&run, 1.01);
+    let o = verify(&run);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("MISMATCH         metrics.csv")
+            && stdout(&o).contains("network_train_loss")
+    );
+
+    // tampering: a changed, a missing and an extra file are named
+    let fresh = tmp.path().join("fresh");
+    assert!(run_into(&cfg, &fresh).status.success());
+    let p = fresh.join("predictions.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replacen('0', "1", 1)).unwrap();
+    std::fs::remove_file(fresh.join("loss.png")).unwrap();
+    std::fs::write(fresh.join("notes.txt"), "mine").unwrap();
+    let o = verify(&fresh);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for needle in [
+        "changed  predictions.csv",
+        "missing  loss.png",
+        "extra    notes.txt",
+        "NOT reproduced",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in {out}");
+    }
+
+    // not a run: exit 2
+    let o = verify(tmp.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a run directory"));
+    // no temporary directory left behind
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("ntk-verify-{}", std::process::id()))
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+/// Same seed, same machine, any thread count (1, 2, unset): identical bytes.
+#[test]
+fn outputs_do_not_depend_on_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "t.toml",
+        &tiny_sine_toml(tmp.path(), "momentum = 0.5\nbatch_size = 4"),
+    );
+    let mut dirs = Vec::new();
+    for threads in [Some("1"), Some("2"), None] {
+        let out = tmp
+            .path()
+            .join(format!("t{}", threads.unwrap_or("default")));
+        let mut c = Command::new(BIN);
+        c.args([
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        match threads {
+            Some(t) => c.env("RAYON_NUM_THREADS", t),
+            None => c.env_remove("RAYON_NUM_THREADS"),
+        };
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        dirs.push(out);
+    }
+    for f in [
+        "metrics.csv",
+        "predictions.csv",
+        "kernels/empirical_ntk_final.npy",
+        "kernels/analytic_ntk.npy",
+    ] {
+        let a = std::fs::read(dirs[0].join(f)).unwrap();
+        for d in &dirs[1..] {
+            assert_eq!(
+                a,
+                std::fs::read(d.join(f)).unwrap(),
+                "{f} differs in {}",
+                d.display()
+            );
+        }
+    }
+}
