@@ -1,6 +1,8 @@
 //! `cargo bench --bench ntk [-- quick]`: empirical-NTK, SGD-step and predictor timings, with the
 //! achieved GFLOP/s beside a plain f32 GEMM measured in the same run (both CPU backends).
-//! Figures are medians of a few repetitions; compare ratios within one run.
+//! Figures are medians of a few repetitions; compare ratios within one run. The figures are also
+//! written as JSON to `target/bench/ntk.json` (case, backend, median seconds, GFLOP/s, share of
+//! the same run's GEMM rate) so that runs can be compared over time.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,11 +84,38 @@ fn ntk_flops(c: &MlpConfig, n: usize) -> f64 {
     fwd + bwd + gram
 }
 
+/// One measured case for `target/bench/ntk.json`.
+fn record(
+    out: &mut Vec<serde_json::Value>,
+    case: &str,
+    backend: Backend,
+    secs: f64,
+    gflops: f64,
+    gemm: f64,
+) {
+    out.push(serde_json::json!({
+        "case": case,
+        "backend": backend.name(),
+        "median_s": secs,
+        "gflops": gflops,
+        "share_of_gemm": gflops / gemm,
+    }));
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    let mut json = Vec::new();
     let widths: &[usize] = if quick { &[1024] } else { &[1024, 4096] };
     for backend in [Backend::Flex, Backend::Ndarray] {
         let gemm = gemm_gflops(backend, 1024);
+        record(
+            &mut json,
+            "gemm f32 1024^3",
+            backend,
+            2.0 * 1024f64.powi(3) / gemm / 1e9,
+            gemm,
+            gemm,
+        );
         println!(
             "== backend {} — plain f32 GEMM 1024³: {gemm:.1} GFLOP/s",
             backend.name()
@@ -105,6 +134,14 @@ fn main() {
                 let _ = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
             });
             let gf = ntk_flops(&c, n) / t / 1e9;
+            record(
+                &mut json,
+                &format!("empirical_ntk N={n} width={w} depth=3"),
+                backend,
+                t,
+                gf,
+                gemm,
+            );
             println!("empirical NTK  N={n:<5} width={w:<5} depth=3: {t:8.4} s  {gf:7.1} GFLOP/s  ({:.0}% of GEMM)", 100.0 * gf / gemm);
         }
         for &w in widths {
@@ -119,6 +156,14 @@ fn main() {
                 tr.step(&x, &y, b).unwrap();
             });
             let flops = 3.0 * 2.0 * b as f64 * (16.0 * w as f64 + 2.0 * (w * w) as f64 + w as f64);
+            record(
+                &mut json,
+                &format!("sgd_step batch={b} width={w} depth=3"),
+                backend,
+                t,
+                flops / t / 1e9,
+                gemm,
+            );
             println!(
                 "SGD step       batch={b} width={w:<5} depth=3: {:8.4} s  {:7.1} GFLOP/s",
                 t,
@@ -183,6 +228,16 @@ fn main() {
         "peak resident memory of this benchmark: {}",
         mem.unwrap_or_else(|| "unknown".into())
     );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("ntk.json");
+    match std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("figures written to {}", path.display()),
+        Err(e) => println!("could not write {}: {e}", path.display()),
+    }
 }
 
 fn vm_hwm_kb() -> Option<u64> {

@@ -576,3 +576,34 @@ fn blocked_empirical_ntk_equals_unblocked() {
         }
     }
 }
+
+/// One backward pass for all outputs (points repeated K times) gives the same signals as one
+/// backward pass per output (f64 network, K = 4).
+#[test]
+fn batched_signals_equal_per_output_signals() {
+    use ntk_dynamics::ntk::empirical::{backprop_signals, backprop_signals_batched};
+    let (n, d, k) = (3, 5, 4);
+    let c = cfg(
+        d,
+        16,
+        2,
+        k,
+        Activation::Tanh,
+        true,
+        Parametrization::Ntk,
+        Precision::F64,
+    );
+    let mlp = c.init(2);
+    let x = inputs(n, d, 9);
+    let (a, b) = (
+        backprop_signals(&mlp, &x, n).unwrap(),
+        backprop_signals_batched(&mlp, &x, n).unwrap(),
+    );
+    for l in 0..3 {
+        assert!(linalg::rel_frobenius(a.inputs[l].as_ref(), b.inputs[l].as_ref()) < 1e-14);
+        for o in 0..k {
+            let e = linalg::rel_frobenius(a.deltas[o][l].as_ref(), b.deltas[o][l].as_ref());
+            assert!(e < 1e-13, "layer {l} output {o}: {e}");
+        }
+    }
+}

@@ -566,7 +566,9 @@ fn critical_learning_rate_uses_the_full_kernel_and_momentum() {
         let ds = data::load(&exp.data, exp.seed).unwrap();
         let mlp = run::mlp_config(&exp, &ds).init(exp.seed);
         let init = run::Initial::compute(&exp, &ds, &mlp, &run::Silent).unwrap();
-        let (_, critical, _) = run::learning_rates(&exp, &ds, &init, &mlp).unwrap();
+        let critical = run::learning_rates(&exp, &ds, &init, &mlp)
+            .unwrap()
+            .critical_lr;
         rates.push(critical);
         if form == "full" {
             let jac = naive_jacobian(&mlp, &ds.x_train, ds.n_train()).unwrap();

@@ -254,7 +254,12 @@ fn print_summary(r: &RunRecord, exp: &config::Experiment, dir: &Path) {
     println!("{}", repro::final_figures_md(r));
     println!("\n{}", repro::checks_md(r, exp));
     println!("{}", report::checks::measurements_md(r));
-    let total: f64 = r.timings.iter().map(|t| t.seconds).sum();
+    let total: f64 = r
+        .timings
+        .iter()
+        .filter(|t| t.phase != run::EMPIRICAL_NTK_TIMING)
+        .map(|t| t.seconds)
+        .sum();
     println!(
         "wall time {total:.2} s; report: {}",
         dir.join("report.md").display()

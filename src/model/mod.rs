@@ -179,14 +179,19 @@ impl MlpConfig {
             .sum()
     }
 
-    /// Builds the network with parameters drawn from a `StdRng` seeded with `seed`
-    /// (layer by layer: weights row-major, then biases). Same seed → bit-identical parameters.
+    /// Builds the network with parameters drawn from seeded normal streams: every
+    /// `(layer, weight | bias, chunk of INIT_CHUNK values)` has its own `StdRng` seeded from
+    /// `seed` and those indices, so the chunks are drawn in parallel and the parameters are
+    /// bit-identical for any thread count. Values are drawn in f64 and stored in the network's
+    /// precision.
     pub fn init(&self, seed: u64) -> Mlp {
-        let mut rng = StdRng::seed_from_u64(seed);
         let shapes = self.shapes();
-        let flat: Vec<f64> = {
-            let mut v = Vec::with_capacity(self.n_params());
-            for (l, s) in shapes.iter().enumerate() {
+        let device = self.model.backend.device();
+        let dtype = self.model.precision.dtype();
+        let params = shapes
+            .iter()
+            .enumerate()
+            .map(|(l, s)| {
                 let w_std = match self.model.parametrization {
                     Parametrization::Ntk => 1.0,
                     Parametrization::Standard => self.model.w_std / (s.n_in as f64).sqrt(),
@@ -199,27 +204,86 @@ impl MlpConfig {
                     Parametrization::Ntk => 1.0,
                     Parametrization::Standard | Parametrization::Mup => self.model.b_std,
                 };
-                for _ in 0..s.n_in * s.n_out {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    v.push(w_std * z);
+                let data = |part: u64, n: usize, std: f64, shape: Vec<usize>| {
+                    normals(seed, l as u64, part, n, std, dtype, shape)
+                };
+                LayerParams {
+                    weight: Tensor::<2>::from_data(
+                        data(0, s.n_in * s.n_out, w_std, vec![s.n_in, s.n_out]),
+                        (&device, dtype),
+                    ),
+                    bias: self.model.bias.then(|| {
+                        Tensor::<1>::from_data(
+                            data(1, s.n_out, b_std, vec![s.n_out]),
+                            (&device, dtype),
+                        )
+                    }),
                 }
-                if self.model.bias {
-                    for _ in 0..s.n_out {
-                        let z: f64 = StandardNormal.sample(&mut rng);
-                        v.push(b_std * z);
-                    }
-                }
-            }
-            v
-        };
-        let mut mlp = Mlp {
+            })
+            .collect();
+        Mlp {
             config: self.clone(),
             shapes,
-            params: Vec::new(),
-            device: self.model.backend.device(),
-        };
-        mlp.params = mlp.unflatten(&flat);
-        mlp
+            params,
+            device,
+        }
+    }
+}
+
+/// Values per random stream of [`MlpConfig::init`].
+pub const INIT_CHUNK: usize = 1 << 16;
+
+/// The seed of one stream (SplitMix64 of the seed and the stream's indices).
+fn stream_seed(seed: u64, layer: u64, part: u64, chunk: u64) -> u64 {
+    let mut z = seed
+        ^ layer.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ part.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ chunk.wrapping_mul(0x1656_67B1_9E37_79F9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `n` values `std·N(0, 1)` from the streams of one (layer, part), in `dtype`.
+fn normals(
+    seed: u64,
+    layer: u64,
+    part: u64,
+    n: usize,
+    std: f64,
+    dtype: DType,
+    shape: Vec<usize>,
+) -> TensorData {
+    use rayon::prelude::*;
+    fn fill<T: Send>(
+        out: &mut [T],
+        seed: u64,
+        layer: u64,
+        part: u64,
+        std: f64,
+        cast: impl Fn(f64) -> T + Sync,
+    ) {
+        out.par_chunks_mut(INIT_CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let mut rng = StdRng::seed_from_u64(stream_seed(seed, layer, part, c as u64));
+                for v in chunk.iter_mut() {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    *v = cast(std * z);
+                }
+            });
+    }
+    match dtype {
+        DType::F64 => {
+            let mut v = vec![0.0f64; n];
+            fill(&mut v, seed, layer, part, std, |x| x);
+            TensorData::new(v, shape)
+        }
+        _ => {
+            let mut v = vec![0.0f32; n];
+            fill(&mut v, seed, layer, part, std, |x| x as f32);
+            TensorData::new(v, shape)
+        }
     }
 }
 
@@ -384,47 +448,6 @@ impl Mlp {
     }
 }
 
-/// One dense layer's parameters as f64 values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerValues {
-    /// Fan-in.
-    pub n_in: usize,
-    /// Fan-out.
-    pub n_out: usize,
-    /// `W`, row-major `n_in × n_out`.
-    pub weight: Vec<f64>,
-    /// `b` (empty without biases).
-    pub bias: Vec<f64>,
-}
-
-impl LayerValues {
-    /// `W` as a matrix.
-    pub fn weight_matrix(&self) -> faer::Mat<f64> {
-        crate::linalg::mat_from_rows(&self.weight, self.n_in, self.n_out)
-    }
-}
-
-impl Mlp {
-    /// Every layer's parameters as f64 values.
-    pub fn layer_values(&self) -> Result<Vec<LayerValues>> {
-        self.params
-            .iter()
-            .zip(&self.shapes)
-            .map(|(p, s)| {
-                Ok(LayerValues {
-                    n_in: s.n_in,
-                    n_out: s.n_out,
-                    weight: tensor_to_f64(p.weight.clone())?,
-                    bias: match &p.bias {
-                        Some(b) => tensor_to_f64(b.clone())?,
-                        None => Vec::new(),
-                    },
-                })
-            })
-            .collect()
-    }
-}
-
 /// Relative parameter changes between two parameter sets of one network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParameterChange {
@@ -438,14 +461,6 @@ pub struct ParameterChange {
     pub bias: Vec<f64>,
     /// ‖W − W0‖₂/‖W0‖₂ per layer (spectral norms).
     pub weight_spectral: Vec<f64>,
-}
-
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
-fn sq_norm(a: &[f64]) -> f64 {
-    a.iter().map(|x| x * x).sum()
 }
 
 fn ratio(num_sq: f64, den_sq: f64) -> f64 {
@@ -462,14 +477,78 @@ fn ratio(num_sq: f64, den_sq: f64) -> f64 {
     }
 }
 
-impl ParameterChange {
-    /// Changes of `now` relative to `init`; `init_spectral` are the spectral norms of `init`'s
-    /// weight matrices ([`spectral_norms`]).
-    pub fn between(
-        now: &[LayerValues],
-        init: &[LayerValues],
-        init_spectral: &[f64],
-    ) -> Result<Self> {
+/// Rows per block when a weight matrix is summed in f64.
+const SUM_BLOCK_ROWS: usize = 256;
+
+/// `Σ x²` of a matrix, summed in f64 (cast in row blocks so the f64 temporary stays small).
+fn sum_sq2(t: &Tensor<2>) -> Result<f64> {
+    let [rows, _] = t.dims();
+    let mut s = 0.0;
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = SUM_BLOCK_ROWS.min(rows - r0);
+        let block = t
+            .clone()
+            .narrow(0, r0, n)
+            .cast(burn::tensor::FloatDType::F64);
+        s += block.square().sum().into_scalar::<f64>();
+        r0 += n;
+    }
+    Ok(s)
+}
+
+/// `Σ x²` of a vector, in f64.
+fn sum_sq1(t: &Tensor<1>) -> f64 {
+    t.clone()
+        .cast(burn::tensor::FloatDType::F64)
+        .square()
+        .sum()
+        .into_scalar::<f64>()
+}
+
+/// Relative tolerance of a spectral norm from products in precision `p` (on ‖W‖₂²).
+fn spectral_rtol(p: Precision) -> f64 {
+    match p {
+        Precision::F32 => 1e-6,
+        Precision::F64 => 1e-10,
+    }
+}
+
+/// ‖W‖₂ by Lanczos on `v ↦ Wᵀ(W v)` with products in the tensor's precision (no copy of W).
+fn spectral_norm(w: &Tensor<2>, p: Precision) -> Result<f64> {
+    let [n_in, n_out] = w.dims();
+    if n_in == 0 || n_out == 0 {
+        return Ok(0.0);
+    }
+    let (dev, dtype) = (w.device(), w.dtype());
+    let l = crate::linalg::lanczos_lambda_max(
+        n_out,
+        |v| {
+            let vt = tensor_from_f64(v, [n_out, 1], dtype, &dev);
+            let u = w.clone().matmul(vt);
+            tensor_to_f64(w.clone().transpose().matmul(u))
+        },
+        crate::linalg::LANCZOS_MAX_ITER,
+        spectral_rtol(p),
+    )?;
+    Ok(l.max(0.0).sqrt())
+}
+
+impl Mlp {
+    /// Spectral norms ‖W‖₂ of every layer's weight matrix.
+    pub fn weight_spectral_norms(&self) -> Result<Vec<f64>> {
+        let p = self.config.model.precision;
+        self.params
+            .iter()
+            .map(|l| spectral_norm(&l.weight, p))
+            .collect()
+    }
+
+    /// Changes of these parameters relative to `init`'s (the same network earlier), in the
+    /// network's precision with f64 sums; `init_spectral` are `init`'s
+    /// [`Mlp::weight_spectral_norms`].
+    pub fn change_from(&self, init: &Mlp, init_spectral: &[f64]) -> Result<ParameterChange> {
+        let p = self.config.model.precision;
         let mut c = ParameterChange {
             total: 0.0,
             per_layer: Vec::new(),
@@ -478,29 +557,24 @@ impl ParameterChange {
             weight_spectral: Vec::new(),
         };
         let (mut num, mut den) = (0.0, 0.0);
-        for ((a, b), s0) in now.iter().zip(init).zip(init_spectral) {
-            let (dw, w0) = (sq_dist(&a.weight, &b.weight), sq_norm(&b.weight));
-            let (db, b0) = (sq_dist(&a.bias, &b.bias), sq_norm(&b.bias));
+        for ((a, b), s0) in self.params.iter().zip(&init.params).zip(init_spectral) {
+            let dw_t = a.weight.clone() - b.weight.clone();
+            let (dw, w0) = (sum_sq2(&dw_t)?, sum_sq2(&b.weight)?);
+            let (db, b0) = match (&a.bias, &b.bias) {
+                (Some(x), Some(y)) => (sum_sq1(&(x.clone() - y.clone())), sum_sq1(y)),
+                _ => (0.0, 0.0),
+            };
             num += dw + db;
             den += w0 + b0;
             c.per_layer.push(ratio(dw + db, w0 + b0));
             c.weight.push(ratio(dw, w0));
-            c.bias.push(if b.bias.is_empty() {
+            c.bias.push(if b.bias.is_none() {
                 f64::NAN
             } else {
                 ratio(db, b0)
             });
-            let diff = crate::linalg::mat_from_rows(
-                &a.weight
-                    .iter()
-                    .zip(&b.weight)
-                    .map(|(x, y)| x - y)
-                    .collect::<Vec<_>>(),
-                a.n_in,
-                a.n_out,
-            );
             let s = if dw.is_finite() {
-                crate::linalg::spectral_norm(diff.as_ref())?
+                spectral_norm(&dw_t, p)?
             } else {
                 f64::NAN
             };
@@ -511,55 +585,49 @@ impl ParameterChange {
     }
 }
 
-/// Spectral norms ‖W‖₂ of every layer's weight matrix.
-pub fn spectral_norms(layers: &[LayerValues]) -> Result<Vec<f64>> {
-    layers
-        .iter()
-        .map(|l| crate::linalg::spectral_norm(l.weight_matrix().as_ref()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn layer(n_in: usize, n_out: usize, seed: u64, bias: bool) -> LayerValues {
-        let mut s = seed;
-        let mut next = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
-        LayerValues {
-            n_in,
-            n_out,
-            weight: (0..n_in * n_out).map(|_| next()).collect(),
-            bias: if bias {
-                (0..n_out).map(|_| next()).collect()
-            } else {
-                Vec::new()
+    fn net(seed: u64) -> Mlp {
+        MlpConfig {
+            input_dim: 5,
+            n_outputs: 3,
+            model: ModelSettings {
+                width: 7,
+                depth: 1,
+                activation: Activation::Relu,
+                w_std: 1.0,
+                b_std: 0.5,
+                bias: true,
+                parametrization: Parametrization::Standard,
+                precision: Precision::F64,
+                backend: Backend::Flex,
             },
         }
+        .init(seed)
     }
 
     #[test]
     fn parameter_changes_split_weights_biases_and_spectral_norms() {
-        let init = vec![layer(5, 7, 1, true), layer(7, 3, 2, false)];
+        let init = net(1);
+        let other = net(2);
+        // layer 0: biases tripled, weights kept; layer 1: weights replaced, bias kept
         let mut now = init.clone();
-        now[0].bias.iter_mut().for_each(|b| *b *= 3.0); // bias only
-        now[1].weight = layer(7, 3, 9, false).weight;
-        let spectral0 = spectral_norms(&init).unwrap();
-        let c = ParameterChange::between(&now, &init, &spectral0).unwrap();
+        now.params[0].bias = now.params[0].bias.clone().map(|b| b.mul_scalar(3.0));
+        now.params[1].weight = other.params[1].weight.clone();
+        let s0 = init.weight_spectral_norms().unwrap();
+        let c = now.change_from(&init, &s0).unwrap();
         assert_eq!(c.weight[0], 0.0);
-        assert!((c.bias[0] - 2.0).abs() < 1e-14, "‖3b − b‖/‖b‖ = 2");
-        assert!(c.bias[1].is_nan(), "no biases in layer 1");
-        let dw: Vec<f64> = now[1]
-            .weight
-            .iter()
-            .zip(&init[1].weight)
-            .map(|(a, b)| a - b)
-            .collect();
+        assert!(
+            (c.bias[0] - 2.0).abs() < 1e-14,
+            "‖3b − b‖/‖b‖ = 2: {}",
+            c.bias[0]
+        );
+        assert_eq!(c.bias[1], 0.0);
+        let vals = |t: &Tensor<2>| tensor_to_f64(t.clone()).unwrap();
+        let (w1, w0) = (vals(&now.params[1].weight), vals(&init.params[1].weight));
+        let dw: Vec<f64> = w1.iter().zip(&w0).map(|(a, b)| a - b).collect();
         let svd = |v: &[f64]| {
             crate::linalg::mat_from_rows(v, 7, 3)
                 .singular_values()
@@ -567,14 +635,33 @@ mod tests {
                 .into_iter()
                 .fold(0.0f64, f64::max)
         };
-        let expected = svd(&dw) / svd(&init[1].weight);
-        assert!((c.weight_spectral[1] - expected).abs() < 1e-9 * expected);
-        let total = ((sq_dist(&now[0].bias, &init[0].bias) + sq_dist(&dw, &[0.0; 21]))
-            / init
-                .iter()
-                .map(|l| sq_norm(&l.weight) + sq_norm(&l.bias))
-                .sum::<f64>())
-        .sqrt();
-        assert!((c.total - total).abs() < 1e-14);
+        let expected = svd(&dw) / svd(&w0);
+        assert!((c.weight_spectral[1] - expected).abs() < 1e-8 * expected);
+        let flat = |m: &Mlp| m.flatten().unwrap();
+        let total = crate::metrics::rel_change(&flat(&now), &flat(&init));
+        assert!((c.total - total).abs() < 1e-13 * total);
+    }
+
+    #[test]
+    fn initialisation_is_seeded_and_has_the_right_scale() {
+        let a = net(5);
+        assert_eq!(a.flatten().unwrap(), net(5).flatten().unwrap());
+        assert_ne!(a.flatten().unwrap(), net(6).flatten().unwrap());
+        // a wide layer's weights have std σ_w/√n_in (standard parametrization)
+        let c = MlpConfig {
+            input_dim: 400,
+            n_outputs: 1,
+            model: ModelSettings {
+                width: 500,
+                ..net(0).config.model
+            },
+        };
+        let w = tensor_to_f64(c.init(3).params[0].weight.clone()).unwrap();
+        let var = w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64;
+        assert!(
+            (var * 400.0 - 1.0).abs() < 0.01,
+            "variance × fan-in = {}",
+            var * 400.0
+        );
     }
 }

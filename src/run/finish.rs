@@ -41,9 +41,26 @@ impl Lockstep<'_> {
                 diverged_at_step: self.diverged.get(t).copied().flatten(),
             })
             .collect();
-        let s_final = backprop_signals(mlp, &data.x_train, n_train)?;
-        let theta_final = ntk_from_signals(mlp, &s_final, &s_final, form).total();
-        let theta_final_trace = match form {
+        // The final kernel feeds the spectrum (output-averaged) and, when saved, the .npy file
+        // (in the configured form): nothing more is computed. Without a step it is Θ0.
+        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
+        let saved_form = if exp.outputs.save_kernels {
+            form
+        } else {
+            KernelForm::Trace
+        };
+        let theta_final = if trained {
+            let s_final = backprop_signals(mlp, &data.x_train, n_train)?;
+            ntk_from_signals(mlp, &s_final, &s_final, saved_form).total()
+        } else {
+            let rows = n_train * form.rows_per_point(k);
+            let t0 = linalg::block(init.theta0.as_ref(), 0, rows, 0, rows);
+            match (form, saved_form) {
+                (KernelForm::Full, KernelForm::Trace) => trace_of_full(&t0, k),
+                _ => t0,
+            }
+        };
+        let theta_final_trace = match saved_form {
             KernelForm::Full => trace_of_full(&theta_final, k),
             KernelForm::Trace => theta_final.clone(),
         };

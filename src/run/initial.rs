@@ -6,12 +6,12 @@ use faer::Mat;
 
 use crate::config::Experiment;
 use crate::data::Dataset;
-use crate::dynamics::sensitivity::{self, InputGradients};
 use crate::linalg;
-use crate::model::{spectral_norms, LayerValues, Mlp, Parametrization};
+use crate::model::{Mlp, Parametrization};
 use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
 use crate::ntk::empirical::{
-    backprop_signals, empirical_ntk_blocked, ntk_from_signals, trace_of_full, BackpropSignals,
+    backprop_signals, empirical_ntk_blocked, ntk_from_signals, signals_and_outputs, trace_of_full,
+    BackpropSignals,
 };
 use crate::ntk::KernelForm;
 use crate::Result;
@@ -38,10 +38,6 @@ pub struct Initial {
     pub probe_layers: Vec<Mat<f64>>,
     /// Θ0 on the probe set (output-averaged).
     pub theta0_probe: Mat<f64>,
-    /// θ0 per dense layer.
-    pub theta0_layers: Vec<LayerValues>,
-    /// Spectral norms of the initial weight matrices.
-    pub theta0_spectral: Vec<f64>,
     /// The network at initialisation (for the twin's input gradients and new points).
     pub mlp0: Mlp,
     /// Backprop signals of the training points at θ0 (for the twin at new points).
@@ -50,8 +46,9 @@ pub struct Initial {
     pub sens_x: Vec<f64>,
     /// Number of sensitivity points.
     pub sens_n: usize,
-    /// Input gradients of f0 at those points.
-    pub sens_g0: InputGradients,
+    /// Wall time of the empirical Θ0 alone (backprop signals and Gram products, train and
+    /// test rows), seconds.
+    pub empirical_ntk_seconds: f64,
 }
 
 impl Initial {
@@ -68,19 +65,25 @@ impl Initial {
         let x_all = data.x_all();
         let form = exp.kernel.form;
         progress.start("kernels", 3);
-        let f0_all = mlp.predict(&x_all, n_all)?;
-        let (s_train, theta0) = match exp.kernel.block_size {
+        let clock = std::time::Instant::now();
+        let (s_train, theta0, f0_all) = match exp.kernel.block_size {
             Some(block) => {
                 let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
                 let theta0 = empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, form, block)?;
-                (s_train, theta0)
+                (s_train, theta0, None)
             }
             None => {
-                let s_all = backprop_signals(mlp, &x_all, n_all)?;
+                // The signals' forward pass gives the initial outputs too.
+                let (s_all, f0) = signals_and_outputs(mlp, &x_all, n_all)?;
                 let s_train = s_all.head(n_train);
                 let theta0 = ntk_from_signals(mlp, &s_all, &s_train, form).total();
-                (s_train, theta0)
+                (s_train, theta0, Some(f0))
             }
+        };
+        let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
+        let f0_all = match f0_all {
+            Some(f0) => f0,
+            None => mlp.predict(&x_all, n_all)?,
         };
         let rows_train = n_train * form.rows_per_point(k);
         let theta0_train = linalg::block(theta0.as_ref(), 0, rows_train, 0, theta0.ncols());
@@ -97,7 +100,6 @@ impl Initial {
         progress.advance(1);
         progress.finish();
         let (sens_x, sens_n) = sensitivity_points(data);
-        let theta0_layers = mlp.layer_values()?;
         Ok(Initial {
             f0_all,
             theta0,
@@ -106,13 +108,11 @@ impl Initial {
             analytic_nngp: analytic.nngp,
             theta0_probe: probe.total(),
             probe_layers: probe.per_layer,
-            theta0_spectral: spectral_norms(&theta0_layers)?,
-            theta0_layers,
             mlp0: mlp.clone(),
             s_train,
-            sens_g0: sensitivity::input_gradients(mlp, &sens_x, sens_n)?,
             sens_x,
             sens_n,
+            empirical_ntk_seconds,
         })
     }
 }

@@ -14,7 +14,7 @@ use crate::dynamics::network::NetworkTrainer;
 use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
-use crate::model::{tensor_from_f64, Mlp, ParameterChange};
+use crate::model::{tensor_from_f64, Mlp};
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals};
 use crate::ntk::KernelForm;
 use crate::record::{
@@ -90,6 +90,14 @@ pub struct Lockstep<'a> {
     pub(super) last_probe: Mat<f64>,
     /// Every track's predictions at the last checkpoint.
     pub(super) last_preds: Option<PerTrack<Vec<f64>>>,
+    /// λ_max of the full training kernel at θ0 (the one η_c comes from).
+    lambda_max0: f64,
+    /// Spectral norms of the initial weight matrices (computed at the first kernel checkpoint
+    /// after step 0).
+    spectral0: Option<Vec<f64>>,
+    /// Input gradients of f0 at the sensitivity points (computed at the first sensitivity
+    /// checkpoint, which is step 0).
+    sens_g0: Option<sensitivity::InputGradients>,
 }
 
 impl<'a> Lockstep<'a> {
@@ -99,9 +107,13 @@ impl<'a> Lockstep<'a> {
         data: &'a Dataset,
         init: &'a Initial,
         mlp: Mlp,
-        lr: f64,
-        critical_lr: f64,
+        rates: super::Rates,
     ) -> Result<Self> {
+        let super::Rates {
+            lr,
+            critical_lr,
+            lambda_max0,
+        } = rates;
         let (n_train, k) = (data.n_train(), data.n_outputs);
         // With centred outputs every track trains towards y + f0 and reports f − f0: the same
         // dynamics as learning y from zero.
@@ -174,6 +186,9 @@ impl<'a> Lockstep<'a> {
             checkpoints: Vec::new(),
             last_probe: init.theta0_probe.clone(),
             last_preds: None,
+            lambda_max0,
+            spectral0: None,
+            sens_g0: None,
         })
     }
 
@@ -192,9 +207,10 @@ impl<'a> Lockstep<'a> {
                     .is_some_and(|f| f.load(Ordering::SeqCst));
             let last = step == steps || interrupted;
             if step % logging.every == 0 || last {
+                // A run without steps measures no sensitivity: no curve would show it.
                 let what = Measure {
                     kernel: step % logging.kernel_every == 0 || last,
-                    sensitivity: step % logging.sensitivity_every == 0 || last,
+                    sensitivity: steps > 0 && (step % logging.sensitivity_every == 0 || last),
                 };
                 self.checkpoint(step, what)?;
             }
@@ -216,11 +232,14 @@ impl<'a> Lockstep<'a> {
     /// when centring).
     fn predictions(&self, step: u64) -> Result<PerTrack<Vec<f64>>> {
         let n_all = self.x_all.len() / self.data.input_dim;
+        // Before the first step the network's outputs are f0.
+        let network = if step == 0 {
+            self.init.f0_all.clone()
+        } else {
+            self.network.mlp.predict(&self.x_all, n_all)?
+        };
         let mut all = vec![
-            (
-                Track::Network,
-                self.network.mlp.predict(&self.x_all, n_all)?,
-            ),
+            (Track::Network, network),
             (
                 self.twin_track,
                 linalg::mat_to_rows(self.twin.predictions().as_ref()),
@@ -292,7 +311,11 @@ impl<'a> Lockstep<'a> {
             },
         };
         if what.kernel {
-            let (kc, probe) = self.kernel_checkpoint()?;
+            let (kc, probe) = if step == 0 {
+                self.initial_kernel_checkpoint()?
+            } else {
+                self.kernel_checkpoint()?
+            };
             self.last_probe = probe;
             ck.kernel = Some(kc);
         }
@@ -382,7 +405,7 @@ impl<'a> Lockstep<'a> {
     /// Kernel figures of the network now: drift of its output-averaged empirical NTK on the
     /// probe set (the first `probe_size` training points) against Θ0 there, λ_max of its full
     /// training kernel (the sharpness), and the parameter changes; also that probe kernel.
-    fn kernel_checkpoint(&self) -> Result<(KernelCheckpoint, Mat<f64>)> {
+    fn kernel_checkpoint(&mut self) -> Result<(KernelCheckpoint, Mat<f64>)> {
         let mlp = &self.network.mlp;
         let init = self.init;
         let d = mlp.config.input_dim;
@@ -400,8 +423,11 @@ impl<'a> Lockstep<'a> {
         };
         let ntk = ntk_from_signals(mlp, &s, &s, KernelForm::Trace);
         let total = ntk.total();
-        let layers = mlp.layer_values()?;
-        let change = ParameterChange::between(&layers, &init.theta0_layers, &init.theta0_spectral)?;
+        if self.spectral0.is_none() {
+            self.spectral0 = Some(init.mlp0.weight_spectral_norms()?);
+        }
+        let spectral0 = self.spectral0.as_deref().unwrap_or_default();
+        let change = mlp.change_from(&init.mlp0, spectral0)?;
         let kc = KernelCheckpoint {
             ntk_rel_drift: linalg::rel_frobenius(total.as_ref(), init.theta0_probe.as_ref()),
             ntk_kernel_distance: linalg::kernel_distance(
@@ -431,18 +457,67 @@ impl<'a> Lockstep<'a> {
         Ok((kc, total))
     }
 
+    /// The kernel figures at θ0, from what is already known: no drift or parameter change, the
+    /// probe kernel's and the full kernel's λ_max (the latter is the one η_c comes from).
+    fn initial_kernel_checkpoint(&self) -> Result<(KernelCheckpoint, Mat<f64>)> {
+        let l = self.network.mlp.shapes.len();
+        let zeros = vec![0.0; l];
+        let bias = if self.network.mlp.config.model.bias {
+            zeros.clone()
+        } else {
+            vec![f64::NAN; l]
+        };
+        let n_targets = self.data.n_train() * self.data.n_outputs;
+        let kc = KernelCheckpoint {
+            ntk_rel_drift: 0.0,
+            ntk_kernel_distance: 0.0,
+            ntk_lambda_max: linalg::lambda_max(self.init.theta0_probe.as_ref())?,
+            ntk_lambda_max_full: self.lambda_max0,
+            sharpness_ratio: super::sharpness_ratio(self.exp, self.lr, self.lambda_max0, n_targets),
+            ntk_rel_drift_per_layer: zeros.clone(),
+            param_rel_change: 0.0,
+            param_rel_change_per_layer: zeros.clone(),
+            weight_rel_change_per_layer: zeros.clone(),
+            bias_rel_change_per_layer: bias,
+            weight_spectral_change_per_layer: zeros,
+        };
+        Ok((kc, self.init.theta0_probe.clone()))
+    }
+
     /// Input-Jacobian norms of the network and of its linearized twin, and their changes since
     /// initialisation (see [`sensitivity`]).
-    fn input_sensitivity(&self) -> Result<InputSensitivity> {
+    fn input_sensitivity(&mut self) -> Result<InputSensitivity> {
+        if self.sens_g0.is_none() {
+            let init = self.init;
+            self.sens_g0 = Some(sensitivity::input_gradients(
+                &init.mlp0,
+                &init.sens_x,
+                init.sens_n,
+            )?);
+        }
+        let g0 = self.sens_g0.as_ref().expect("set above");
         let init = self.init;
         let (n, x) = (init.sens_n, &init.sens_x);
-        let g = sensitivity::input_gradients(&self.network.mlp, x, n)?;
+        let g = if self.checkpoints.is_empty() {
+            g0.clone()
+        } else {
+            sensitivity::input_gradients(&self.network.mlp, x, n)?
+        };
         let norm = |g: &[Vec<f64>]| sensitivity::mean_jacobian_norm(g, n);
         // β is in parameter correspondence only for the full kernel (or a single output).
         let (linearized_norm, linearized_change) = if self.exp.kernel.form == KernelForm::Full
             || self.data.n_outputs == 1
         {
             let beta = linalg::mat_to_rows(self.twin.coefficients().as_ref());
+            if beta.iter().all(|&b| b == 0.0) {
+                // θ_lin = θ0 (before any step): the twin's input Jacobian is f0's.
+                return Ok(InputSensitivity {
+                    network_norm: norm(&g),
+                    linearized_norm: norm(g0),
+                    network_change: norm(&sensitivity::difference(&g, g0)),
+                    linearized_change: 0.0,
+                });
+            }
             let delta = sensitivity::displacement(
                 &init.mlp0,
                 &self.data.x_train,
@@ -450,17 +525,14 @@ impl<'a> Lockstep<'a> {
                 &beta,
             )?;
             let change = sensitivity::linearized_input_gradient_change(&init.mlp0, &delta, x, n)?;
-            (
-                norm(&sensitivity::sum(&init.sens_g0, &change)),
-                norm(&change),
-            )
+            (norm(&sensitivity::sum(g0, &change)), norm(&change))
         } else {
             (f64::NAN, f64::NAN)
         };
         Ok(InputSensitivity {
             network_norm: norm(&g),
             linearized_norm,
-            network_change: norm(&sensitivity::difference(&g, &init.sens_g0)),
+            network_change: norm(&sensitivity::difference(&g, g0)),
             linearized_change,
         })
     }

@@ -71,6 +71,9 @@ pub fn mlp_config(exp: &Experiment, data: &Dataset) -> MlpConfig {
     }
 }
 
+/// The timing entry of the empirical Θ0 alone (part of the `kernels` phase).
+pub const EMPIRICAL_NTK_TIMING: &str = "empirical_ntk_init";
+
 /// Wall time per phase.
 struct Timer(Vec<PhaseTiming>, Instant);
 
@@ -134,6 +137,17 @@ pub fn sharpness_ratio(exp: &Experiment, lr: f64, lambda_max: f64, n_targets: us
     lr * lambda_max / (2.0 * (1.0 + exp.training.momentum) * n_targets as f64)
 }
 
+/// The learning rate, the critical rate and the λ_max of the full training kernel at θ0.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    /// η.
+    pub lr: f64,
+    /// η_c.
+    pub critical_lr: f64,
+    /// λ_max(Θ0) of the full training kernel.
+    pub lambda_max0: f64,
+}
+
 /// The learning rate of a run and the critical rate `η_c = 2·(1+μ)·N·K/λ_max(Θ0)` of
 /// full-batch (heavy-ball) gradient descent on the linearized model, with λ_max of the full
 /// multi-output Θ0 on the training set whatever `kernel.form` is: the explicit kernel when the
@@ -144,7 +158,7 @@ pub fn learning_rates(
     data: &Dataset,
     init: &Initial,
     mlp: &Mlp,
-) -> Result<(f64, f64, f64)> {
+) -> Result<Rates> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
     let lambda_max0 = if exp.kernel.form == KernelForm::Full || k == 1 {
         let rows = n_train * exp.kernel.form.rows_per_point(k);
@@ -166,7 +180,11 @@ pub fn learning_rates(
             "learning rate {lr} is not finite (λ_max(Θ0) = {lambda_max0})"
         )));
     }
-    Ok((lr, critical_lr, lambda_max0))
+    Ok(Rates {
+        lr,
+        critical_lr,
+        lambda_max0,
+    })
 }
 
 /// Runs one experiment on its data.
@@ -176,15 +194,17 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let mlp = mlp_config(exp, data).init(exp.seed);
     let init = Initial::compute(exp, data, &mlp, opts.progress)?;
     timer.lap("kernels");
-    let (lr, critical_lr, _) = learning_rates(exp, data, &init, &mlp)?;
-    let mut lock = Lockstep::new(exp, data, &init, mlp, lr, critical_lr)?;
+    let rates = learning_rates(exp, data, &init, &mlp)?;
+    let mut lock = Lockstep::new(exp, data, &init, mlp, rates)?;
     timer.lap("predictor setup");
     let status = lock.train(opts)?;
     timer.lap("training");
     let record = lock.into_record(status)?;
     timer.lap("final kernels");
-    Ok(RunRecord {
-        timings: timer.0,
-        ..record
-    })
+    let mut timings = timer.0;
+    timings.push(PhaseTiming {
+        phase: EMPIRICAL_NTK_TIMING.into(),
+        seconds: init.empirical_ntk_seconds,
+    });
+    Ok(RunRecord { timings, ..record })
 }

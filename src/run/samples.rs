@@ -4,7 +4,7 @@
 use crate::config::Experiment;
 use crate::data::TextInfo;
 use crate::linalg;
-use crate::ntk::empirical::{backprop_signals, ntk_from_signals};
+use crate::ntk::empirical::{backprop_signals_batched, ntk_from_signals};
 use crate::record::{TextSample, Track};
 use crate::Result;
 
@@ -26,7 +26,7 @@ pub fn generate(
 ) -> Result<Vec<TextSample>> {
     let beta = lock.twin.coefficients();
     let twin_at = |x: &[f64]| -> Result<Vec<f64>> {
-        let s_x = backprop_signals(&init.mlp0, x, 1)?;
+        let s_x = backprop_signals_batched(&init.mlp0, x, 1)?;
         let theta = ntk_from_signals(&init.mlp0, &s_x, &init.s_train, exp.kernel.form).total();
         let f = linalg::matmul(theta.as_ref(), beta.as_ref());
         let f0 = init.mlp0.predict(x, 1)?;

@@ -447,8 +447,23 @@ fn sensitivity_chart(r: &RunRecord) -> LineChart {
     .mark_coinciding(COINCIDE_RTOL)
 }
 
-/// Every figure of a run as `(file stem, figure)`.
+/// Every figure of a run as `(file stem, figure)`. A run without steps draws no curves over
+/// training, only the functions, spectra and kernels at t = 0.
 pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
+    if r.checkpoints.len() < 2 {
+        let mut out = vec![
+            (
+                "predictions".to_string(),
+                Figure::Line(predictions_chart(r)),
+            ),
+            ("spectrum".into(), Figure::Line(spectrum_chart(r))),
+            ("kernels".into(), kernels_figure(r)),
+        ];
+        if r.classes.is_some() {
+            out.push(("confusion".into(), confusion_figure(r)));
+        }
+        return out;
+    }
     let mut out: Vec<(String, Figure)> = vec![
         ("loss".into(), Figure::Line(loss_chart(r))),
         ("divergence".into(), divergence_figure(r)),
