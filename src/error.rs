@@ -78,6 +78,9 @@ pub enum Error {
     /// The tensor backend failed.
     #[error("tensor backend: {0}")]
     Backend(String),
+    /// The run was interrupted (SIGINT/SIGTERM) before anything could be logged.
+    #[error("interrupted {0}")]
+    Interrupted(String),
     /// Drawing or encoding a figure failed.
     #[error("{}: rendering failed: {message}", path.display())]
     Render {

@@ -240,7 +240,10 @@ fn sigkill_leaves_earlier_runs_intact_and_the_partial_run_marked() {
     let long = write(
         tmp.path(),
         "long.toml",
-        &tiny_config(tmp.path(), "").replace("steps = 30", "steps = 100000000"),
+        &tiny_config(tmp.path(), "")
+            .replace("steps = 30", "steps = 100000000")
+            .replace("every = 5", "every = 1000")
+            .replace("kernel_every = 10", "kernel_every = 1000"),
     );
     let partial = tmp.path().join("partial");
     let mut child = spawn_into(&long, &partial);

@@ -565,7 +565,7 @@ fn critical_learning_rate_uses_the_full_kernel_and_momentum() {
         let exp = config::parse_str(&text(form), None).unwrap();
         let ds = data::load(&exp.data, exp.seed).unwrap();
         let mlp = run::mlp_config(&exp, &ds).init(exp.seed);
-        let init = run::Initial::compute(&exp, &ds, &mlp, &run::Silent).unwrap();
+        let init = run::Initial::compute(&exp, &ds, &mlp, &run::RunOptions::default()).unwrap();
         let critical = run::learning_rates(&exp, &ds, &init, &mlp)
             .unwrap()
             .critical_lr;

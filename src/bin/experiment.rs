@@ -40,6 +40,9 @@ struct Cli {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Run even when the estimated peak memory or disk use exceeds what is available.
+    #[arg(long)]
+    force: bool,
     /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
     #[arg(long, value_name = "RUN_DIR")]
     verify: Option<PathBuf>,
@@ -87,6 +90,11 @@ impl Progress for CliProgress {
             }
         }
     }
+    fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("note: {message}");
+        }
+    }
     fn finish(&self) {
         if let Some((b, phase, _, _)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             b.finish_and_clear();
@@ -106,7 +114,7 @@ fn is_input_error(e: &Error) -> bool {
             | Error::OutputDir { .. }
             | Error::Memory { .. }
             | Error::NotARun { .. }
-    ) || matches!(e, Error::Io { path, .. } if path.extension().is_some_and(|x| x == "toml" || x == "csv"))
+    )
 }
 
 fn main() -> ExitCode {
@@ -115,6 +123,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted(_))) {
+                return ExitCode::from(130);
+            }
             let input = e.downcast_ref::<Error>().is_some_and(is_input_error);
             ExitCode::from(if input { 2 } else { 1 })
         }
@@ -122,6 +133,9 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if cli.force {
+        run::memory::FORCE.store(true, Ordering::SeqCst);
+    }
     if let Some(dir) = &cli.verify {
         return verify(dir, cli.quiet);
     }
@@ -129,7 +143,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         .config
         .as_ref()
         .context("a CONFIG file is required (see --help)")?;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = config::read_config(path)?;
     if sweep::is_sweep(&text) {
         return run_sweep(cli, path, &text);
     }
@@ -179,7 +193,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
             // Second Ctrl-C: stop at once (run directories keep their INCOMPLETE marker).
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: stopping at the next step boundary (Ctrl-C again to abort)");
+        eprintln!("\ninterrupt: stopping at the next step boundary (again to abort)");
     });
     interrupt
 }
@@ -193,8 +207,9 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             p.experiment.seed = p.seed;
         }
     }
-    // Check every point's data before creating anything.
+    // Check every point's data and footprint before creating anything.
     for p in &sw.points {
+        run::preflight_config(&p.experiment)?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         run::preflight(&p.experiment, &ds)?;
     }

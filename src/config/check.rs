@@ -102,12 +102,13 @@ impl DataSpec {
                 let interval = s.interval.unwrap_or(def::SINE_INTERVAL);
                 if !(interval[0].is_finite()
                     && interval[1].is_finite()
-                    && interval[0] < interval[1])
+                    && interval[0] < interval[1]
+                    && (interval[1] - interval[0]).is_finite())
                 {
                     return Err(Error::value(
                         "data.interval",
                         format!("{interval:?}"),
-                        "[lo, hi] with finite lo < hi",
+                        "[lo, hi] with finite lo < hi and a finite width hi − lo",
                     ));
                 }
                 let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
@@ -269,9 +270,58 @@ impl CsvSpec {
     }
 }
 
+/// Decimal orders of magnitude an activation may grow by through the network before the
+/// precision overflows (f32 reaches 3.4e38, f64 1.8e308), with a margin.
+fn headroom(p: crate::backend::Precision) -> f64 {
+    match p {
+        crate::backend::Precision::F32 => 30.0,
+        crate::backend::Precision::F64 => 290.0,
+    }
+}
+
 impl ModelSpec {
     /// The checked `[model]` table.
     pub fn check(&self) -> Result<ModelSettings> {
+        let m = self.unchecked()?;
+        // Each layer multiplies activations by about max(σ_w, 1) and adds about σ_b: refuse
+        // scales that overflow the network's precision before the first step.
+        let growth = (m.depth + 1) as f64 * m.w_std.max(1.0).log10() + m.b_std.max(1.0).log10();
+        let shrink = (m.depth + 1) as f64 * m.w_std.min(1.0).log10();
+        if shrink < -headroom(m.precision) {
+            return Err(Error::value(
+                "model.w_std",
+                m.w_std,
+                format!(
+                    "a scale whose shrinking over the {} layers stays within {} (about 1e{shrink:.0} here): activations and the kernel would underflow to 0",
+                    m.depth + 1,
+                    m.precision.name()
+                ),
+            ));
+        }
+        if growth > headroom(m.precision) {
+            let key = if m.w_std > 1.0 {
+                "model.w_std"
+            } else {
+                "model.b_std"
+            };
+            let value = if m.w_std > 1.0 { m.w_std } else { m.b_std };
+            return Err(Error::value(
+                key,
+                value,
+                format!(
+                    "a scale whose growth over the {} layers stays within {} (about 1e{:.0} here): \
+                     activations would overflow {} at initialisation",
+                    m.depth + 1,
+                    m.precision.name(),
+                    growth,
+                    m.precision.name()
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    fn unchecked(&self) -> Result<ModelSettings> {
         Ok(ModelSettings {
             width: in_range(
                 "model.width",
@@ -413,7 +463,24 @@ impl KernelSpec {
             solutions,
             time: self.time.unwrap_or(def::TIME),
             diag_reg: DiagReg {
-                value: non_negative("kernel.diag_reg", self.diag_reg.unwrap_or(def::DIAG_REG))?,
+                value: {
+                    let v =
+                        non_negative("kernel.diag_reg", self.diag_reg.unwrap_or(def::DIAG_REG))?;
+                    let absolute = self.diag_reg_absolute.unwrap_or(def::DIAG_REG_ABSOLUTE);
+                    let max = if absolute {
+                        def::MAX_DIAG_REG_ABSOLUTE
+                    } else {
+                        def::MAX_DIAG_REG
+                    };
+                    if v > max {
+                        return Err(Error::value(
+                            "kernel.diag_reg",
+                            v,
+                            format!("a number in [0, {max:e}] ({}: beyond it the regulariser swamps the kernel and λ may overflow)", if absolute { "absolute" } else { "relative to the mean diagonal" }),
+                        ));
+                    }
+                    v
+                },
                 absolute: self.diag_reg_absolute.unwrap_or(def::DIAG_REG_ABSOLUTE),
             },
             probe_size,

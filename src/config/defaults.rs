@@ -75,6 +75,10 @@ pub const SOLUTIONS: [KernelSolution; 2] = [KernelSolution::Analytic, KernelSolu
 pub const TIME: TimeMode = TimeMode::Discrete;
 /// `kernel.diag_reg`.
 pub const DIAG_REG: f64 = 0.0;
+/// Largest relative `kernel.diag_reg` (λ = diag_reg · trace(Θ)/n).
+pub const MAX_DIAG_REG: f64 = 1e6;
+/// Largest absolute `kernel.diag_reg`.
+pub const MAX_DIAG_REG_ABSOLUTE: f64 = 1e100;
 /// `kernel.diag_reg_absolute`.
 pub const DIAG_REG_ABSOLUTE: bool = false;
 /// `kernel.probe_size` (capped at the number of training points).

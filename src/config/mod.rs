@@ -194,8 +194,18 @@ impl ConfigSpec {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_config(path)?;
     parse_str(&text, Some(path))
+}
+
+/// The text of a config file (a file that cannot be read is bad input, not a failure).
+pub fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::ConfigParse {
+        file: path.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!("cannot read the config: {e}"),
+    })
 }
 
 /// Parses and validates config text; `file` names it in error messages.

@@ -21,10 +21,16 @@ use crate::{Error, Result};
 
 /// Largest number of seeds per point.
 pub const MAX_SEEDS: u64 = 1000;
+/// Largest number of runs in one sweep (points × seeds).
+pub const MAX_RUNS: u64 = 10_000;
+/// Longest value text in a point's directory name.
+const DIR_VALUE_CHARS: usize = 24;
 
 /// One run of a sweep.
 #[derive(Debug, Clone)]
 pub struct SweepPoint {
+    /// Position in the sweep (0-based).
+    pub index: usize,
     /// `(key, value)` of the swept keys, in `[sweep.vary]` order.
     pub values: Vec<(String, toml::Value)>,
     /// Seed.
@@ -34,13 +40,15 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
-    /// Directory name, e.g. `model.width=256_seed1`.
+    /// Directory name, e.g. `p0003_width=256_seed1`: the point's index keeps names unique and
+    /// short whatever the values are (each value's text is cut to 24 characters).
     pub fn dir_name(&self) -> String {
-        let mut s: Vec<String> = self
-            .values
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_text(v)))
-            .collect();
+        let mut s = vec![format!("p{:04}", self.index)];
+        s.extend(self.values.iter().map(|(k, v)| {
+            let short = k.rsplit('.').next().unwrap_or(k);
+            let text: String = value_text(v).chars().take(DIR_VALUE_CHARS).collect();
+            format!("{short}={text}")
+        }));
         s.push(format!("seed{}", self.seed));
         s.join("_")
             .chars()
@@ -100,10 +108,28 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
     if sweep.parallel == Some(0) {
         return Err(Error::value("sweep.parallel", 0, "an integer >= 1"));
     }
+    let mut runs = seeds;
     for (k, vals) in &sweep.vary {
         let key = format!("sweep.vary.\"{k}\"");
         if vals.is_empty() {
             return Err(Error::value(&key, "[]", "a non-empty list of values"));
+        }
+        runs = runs.saturating_mul(vals.len() as u64);
+        for (i, v) in vals.iter().enumerate() {
+            if vals[..i].contains(v) {
+                return Err(Error::value(
+                    &key,
+                    value_text(v),
+                    "distinct values (this one is listed twice)",
+                ));
+            }
+        }
+        if k == "experiment.seed" {
+            return Err(Error::value(
+                &key,
+                k,
+                "a key other than experiment.seed (repeat points over seeds with sweep.seeds)",
+            ));
         }
         let parts: Vec<&str> = k.split('.').collect();
         if parts.len() != 2 || parts[0] == "sweep" {
@@ -113,6 +139,13 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
                 "a key path `table.key`, e.g. \"model.width\"",
             ));
         }
+    }
+    if runs > MAX_RUNS {
+        return Err(Error::value(
+            "sweep",
+            format!("{runs} runs"),
+            format!("at most {MAX_RUNS} runs (points × seeds) in one sweep"),
+        ));
     }
     Ok(seeds)
 }
@@ -138,6 +171,18 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
     table.remove("sweep");
     let base = spec_all.check().map_err(|e| locate(e, &lines, file))?;
     let seeds = check_spec(&sweep).map_err(|e| locate(e, &lines, file))?;
+    // Seeds are TOML integers (signed 64-bit) in every point's config.
+    if base.seed.saturating_add(seeds - 1) > i64::MAX as u64 {
+        return Err(locate(
+            Error::value(
+                "experiment.seed",
+                base.seed,
+                format!("a seed such that seed + sweep.seeds − 1 ≤ {} (TOML's 64-bit signed integers; {seeds} seeds)", i64::MAX),
+            ),
+            &lines,
+            file,
+        ));
+    }
     // Cartesian product, first key slowest.
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
     for (k, vals) in &sweep.vary {
@@ -176,17 +221,55 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
                 .and_then(|spec| spec.check())
                 .map_err(point)?;
             points.push(SweepPoint {
+                index: points.len(),
                 values: combo.clone(),
                 seed,
                 experiment,
             });
         }
     }
+    no_effect(&points, &sweep).map_err(|e| locate(e, &lines, file))?;
     Ok(Sweep {
         base,
         spec: sweep,
         points,
     })
+}
+
+/// Refuses swept keys that change nothing: two points with the same seed and the same checked
+/// experiment, or a quadrature order swept for a closed-form activation.
+fn no_effect(points: &[SweepPoint], sweep: &SweepSpec) -> Result<()> {
+    for (i, p) in points.iter().enumerate() {
+        if let Some(q) = points[..i]
+            .iter()
+            .find(|q| q.seed == p.seed && q.experiment == p.experiment)
+        {
+            let show = |v: &[(String, toml::Value)]| {
+                v.iter()
+                    .map(|(k, x)| format!("{k} = {}", value_text(x)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(Error::value(
+                "sweep.vary",
+                format!("{} and {}", show(&q.values), show(&p.values)),
+                "values that change the experiment (these two points are the same run)",
+            ));
+        }
+    }
+    if let Some(p) = points.first() {
+        let act = p.experiment.model.activation;
+        if sweep.vary.contains_key("kernel.quadrature_order")
+            && crate::ntk::analytic::closed_form(act, 1.0, 1.0, 0.5).is_some()
+        {
+            return Err(Error::value(
+                "sweep.vary.\"kernel.quadrature_order\"",
+                act.name(),
+                "an activation without a closed form (tanh, softplus): with this one the quadrature order has no effect",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sets `table.key` in a config table (the two ways of giving the learning rate exclude each

@@ -319,12 +319,7 @@ fn standardize_columns(
     let c = names.len();
     let n = train.len() / c;
     for j in 0..c {
-        let mean = (0..n).map(|i| train[i * c + j]).sum::<f64>() / n as f64;
-        let var = (0..n)
-            .map(|i| (train[i * c + j] - mean).powi(2))
-            .sum::<f64>()
-            / n as f64;
-        let std = var.sqrt();
+        let (mean, std) = column_stats((0..n).map(|i| train[i * c + j]), n);
         if std.partial_cmp(&(1e-12 * mean.abs().max(1.0))) != Some(std::cmp::Ordering::Greater) {
             return Err(data_error(
                 path,
@@ -345,17 +340,45 @@ fn standardize_columns(
     Ok(())
 }
 
+/// Mean and population standard deviation of a column: the plain two-pass sums, or — when they
+/// overflow (values near f64's range) — the same computed on values scaled by the largest
+/// magnitude.
+fn column_stats(values: impl Iterator<Item = f64> + Clone, n: usize) -> (f64, f64) {
+    let two_pass = |scale: f64| {
+        let mean = values.clone().map(|v| v / scale).sum::<f64>() / n as f64;
+        let var = values
+            .clone()
+            .map(|v| (v / scale - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        (mean * scale, var.sqrt() * scale)
+    };
+    let (mean, std) = two_pass(1.0);
+    if mean.is_finite() && std.is_finite() {
+        return (mean, std);
+    }
+    let m = values.clone().fold(0.0f64, |a, v| a.max(v.abs()));
+    two_pass(m.max(f64::MIN_POSITIVE))
+}
+
 /// Reads a numeric CSV with a header row. Rejects ragged rows, non-numeric and non-finite cells
 /// with an error naming file, line and column.
 pub fn read_csv(path: &Path) -> Result<CsvTable> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| data_error(path, None, None, format!("cannot read the data file: {e}")))?;
     parse_csv(&text, path)
 }
 
 /// Parses CSV text (see [`read_csv`]).
 pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
+    // A UTF-8 byte-order mark is dropped; lines end in \n, \r\n or a bare \r.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
-        .lines()
+        .split('\n')
+        .flat_map(|l| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            l.split('\r')
+        })
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     let (_, head) = lines.next().ok_or_else(|| {
@@ -370,6 +393,20 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
         .split(',')
         .map(|s| s.trim().trim_matches('"').to_string())
         .collect();
+    for (i, h) in header.iter().enumerate() {
+        if header[..i].contains(h) {
+            return Err(data_error(
+                path,
+                Some(1),
+                Some(h.clone()),
+                format!(
+                    "column name {h:?} appears more than once (columns {} and {})",
+                    header[..i].iter().position(|x| x == h).unwrap_or(0) + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
     if let Some(pos) = header.iter().position(|h| h.is_empty()) {
         return Err(data_error(
             path,

@@ -116,7 +116,12 @@ pub fn dataset(
     n_test: usize,
     rng: &mut StdRng,
 ) -> Result<Dataset> {
-    let text = std::fs::read_to_string(&src.path).map_err(|e| Error::io(&src.path, e))?;
+    let text = std::fs::read_to_string(&src.path).map_err(|e| Error::Data {
+        path: src.path.clone(),
+        line: None,
+        column: None,
+        message: format!("cannot read the text file: {e}"),
+    })?;
     let sampling = TextSampling {
         context: src.context,
         lowercase: src.lowercase,
@@ -164,6 +169,20 @@ pub fn text_dataset(
         return Err(err(format!(
             "data.n_train = {n_train} requested but the training part has only {} contexts",
             train_pos.len()
+        )));
+    }
+    if chars.len() < split + context {
+        return Err(err(format!(
+            "the held-out part (the last {:.0} % of the text, {} characters) is shorter than \
+             data.context = {context}: no prompt for generation; lower data.context or raise \
+             data.test_fraction",
+            100.0 * test_fraction,
+            chars.len() - split
+        )));
+    }
+    if train_pos.is_empty() {
+        return Err(err(format!(
+            "the training part ({split} characters) is not longer than data.context = {context}"
         )));
     }
     if test_pos.len() < n_test {

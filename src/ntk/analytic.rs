@@ -179,33 +179,54 @@ impl AnalyticConfig {
 
     /// NNGP and NTK between the rows of `x1` (`n1 × d`, row-major) and `x2` (`n2 × d`).
     pub fn kernels(&self, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> AnalyticKernels {
+        self.kernels_until(x1, n1, x2, n2, &|| false)
+            .expect("never stopped")
+    }
+
+    /// [`AnalyticConfig::kernels`], checking `stop` before every row (so that an interrupt takes
+    /// effect within one row's work); `None` when stopped.
+    pub fn kernels_until(
+        &self,
+        x1: &[f64],
+        n1: usize,
+        x2: &[f64],
+        n2: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<AnalyticKernels> {
         let d = self.arch.input_dim;
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
-        let q1: Vec<Vec<f64>> = (0..n1)
-            .into_par_iter()
-            .map(|i| self.variances(&x1[i * d..(i + 1) * d]))
-            .collect();
-        let q2: Vec<Vec<f64>> = (0..n2)
-            .into_par_iter()
-            .map(|j| self.variances(&x2[j * d..(j + 1) * d]))
-            .collect();
-        let rows: Vec<Vec<(f64, f64)>> = (0..n1)
+        let variances = |x: &[f64], n: usize| -> Option<Vec<Vec<f64>>> {
+            (0..n)
+                .into_par_iter()
+                .map(|i| (!stop()).then(|| self.variances(&x[i * d..(i + 1) * d])))
+                .collect()
+        };
+        let q1 = variances(x1, n1)?;
+        let q2 = variances(x2, n2)?;
+        let rows: Option<Vec<Vec<(f64, f64)>>> = (0..n1)
             .into_par_iter()
             .map(|i| {
+                if stop() {
+                    return None;
+                }
                 let xi = &x1[i * d..(i + 1) * d];
                 (0..n2)
                     .map(|j| {
+                        if stop() {
+                            return None;
+                        }
                         let k0 = input_kernel(xi, &x2[j * d..(j + 1) * d]);
-                        self.entry(k0, &q1[i], &q2[j])
+                        Some(self.entry(k0, &q1[i], &q2[j]))
                     })
-                    .collect()
+                    .collect::<Option<Vec<_>>>()
             })
             .collect();
-        AnalyticKernels {
+        let rows = rows?;
+        Some(AnalyticKernels {
             nngp: Mat::from_fn(n1, n2, |i, j| rows[i][j].0),
             ntk: Mat::from_fn(n1, n2, |i, j| rows[i][j].1),
-        }
+        })
     }
 }
 

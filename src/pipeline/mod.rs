@@ -21,16 +21,42 @@ pub fn run_into(
     out: Option<&Path>,
     opts: &RunOptions<'_>,
 ) -> Result<(RunRecord, PathBuf)> {
+    run::preflight_config(exp)?;
     let ds = data::load(&exp.data, exp.seed)?;
-    run::preflight(exp, &ds)?;
+    let footprint = run::preflight(exp, &ds)?;
+    if footprint.seconds > run::memory::LONG_RUN_SECONDS {
+        opts.progress.note(&format!(
+            "{}: estimated ~{:.0} min at {:.0} GFLOP/s (peak memory ~{:.1} GiB)",
+            exp.name,
+            footprint.seconds / 60.0,
+            run::memory::ASSUMED_FLOPS / 1e9,
+            footprint.peak_bytes as f64 / (1u64 << 30) as f64
+        ));
+    }
     let dir = io::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
-    let record = run::execute(exp, &ds, opts).map_err(|e| match e {
-        Error::Numerics(m) => Error::Numerics(format!(
-            "{m} (partial outputs in {}, marked INCOMPLETE)",
-            dir.display()
-        )),
-        other => other,
-    })?;
-    report::write_run(&dir, &record, exp)?;
+    let record = match run::execute(exp, &ds, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing is written before the run ends: a run that fails leaves no directory
+            // behind (only its INCOMPLETE marker would be in it).
+            let only_marker = std::fs::read_dir(&dir)
+                .map(|es| {
+                    es.filter_map(|e| e.ok())
+                        .all(|e| e.file_name() == io::INCOMPLETE_MARKER)
+                })
+                .unwrap_or(false);
+            if only_marker {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(match e {
+                Error::Numerics(m) if !only_marker => Error::Numerics(format!(
+                    "{m} (partial outputs in {}, marked INCOMPLETE)",
+                    dir.display()
+                )),
+                other => other,
+            });
+        }
+    };
+    report::write_run(&dir, &record, exp, &footprint)?;
     Ok((record, dir))
 }

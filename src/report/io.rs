@@ -22,12 +22,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if written.is_err() {
+        // A full disk (or any failure) leaves no temporary file behind.
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    written
 }
 
 /// UTC timestamp `YYYYMMDDTHHMMSSZ` of now.
@@ -76,19 +81,33 @@ pub fn create_sweep_dir(root: &Path, name: &str, out: Option<&Path>) -> Result<P
 fn create_fresh_dir(root: &Path, name: &str, base: &str, out: Option<&Path>) -> Result<PathBuf> {
     let dir = match out {
         Some(o) => {
+            let refuse = |message: String| Error::OutputDir {
+                path: o.to_path_buf(),
+                message,
+            };
             if o.exists() {
-                let mut entries = fs::read_dir(o).map_err(|e| Error::io(o, e))?;
+                if !o.is_dir() {
+                    return Err(refuse(
+                        "--out names an existing file; a fresh or empty directory is required"
+                            .into(),
+                    ));
+                }
+                let mut entries = fs::read_dir(o).map_err(|e| refuse(e.to_string()))?;
                 if entries.next().is_some() {
-                    return Err(Error::OutputDir { path: o.to_path_buf(), message: "--out directory exists and is not empty; earlier results are never overwritten".into() });
+                    return Err(refuse("--out directory exists and is not empty; earlier results are never overwritten".into()));
                 }
             } else {
-                fs::create_dir_all(o).map_err(|e| Error::io(o, e))?;
+                fs::create_dir_all(o)
+                    .map_err(|e| refuse(format!("cannot create the directory: {e}")))?;
             }
             o.to_path_buf()
         }
         None => {
             let parent = root.join(name);
-            fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+            fs::create_dir_all(&parent).map_err(|e| Error::OutputDir {
+                path: parent.clone(),
+                message: format!("cannot create the results directory: {e}"),
+            })?;
             let mut n = 1;
             loop {
                 let candidate = if n == 1 {
@@ -146,6 +165,16 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1);
+        // A failed write (here the rename onto a non-empty directory) leaves no temporary file.
+        let blocked = dir.join("a/blocked");
+        fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write_atomic(&blocked, b"three").is_err());
+        let tmp: Vec<_> = fs::read_dir(dir.join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(tmp.is_empty(), "{tmp:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,6 +26,7 @@ pub fn write_run(
     dir: &Path,
     record: &RunRecord,
     exp: &Experiment,
+    footprint: &crate::run::Footprint,
 ) -> Result<Vec<(String, String)>> {
     let mut hashes = Vec::new();
     let mut extra = serde_json::Map::new();
@@ -53,7 +54,14 @@ pub fn write_run(
         plots.push(name);
     }
     let env = repro::Environment::detect();
-    let json = repro::report_json(record, exp, &env, &hashes);
+    let mut json = repro::report_json(record, exp, &env, &hashes);
+    json["resources"] = serde_json::json!({
+        "estimated_peak_bytes": footprint.peak_bytes,
+        "measured_peak_rss_bytes": crate::run::memory::peak_rss_bytes(),
+        "estimated_disk_bytes": footprint.disk_bytes,
+        "estimated_seconds": footprint.seconds,
+        "estimate_parts": footprint.parts,
+    });
     io::write_atomic(
         &dir.join("report.json"),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),

@@ -93,7 +93,15 @@ fn lr_key(sweep: &Sweep) -> Option<String> {
 pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<PowerLawFit>> {
     write_atomic(&dir.join("sweep.csv"), sweep_csv(rows).as_bytes())?;
     let fits = match width_key(sweep) {
-        Some(wk) => fit_power_laws(rows, &wk, &scaling_figures(rows)),
+        Some(wk) => {
+            // Only completed points are fitted: an interrupted run stopped early.
+            let done: Vec<SweepRow> = rows
+                .iter()
+                .filter(|r| r.status == "completed")
+                .cloned()
+                .collect();
+            fit_power_laws(&done, &wk, &scaling_figures(&done))
+        }
         None => Vec::new(),
     };
     let mut figures = Vec::new();
@@ -172,6 +180,14 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             .filter(|r| r.status.starts_with("failed"))
             .count()
     );
+    let planned = sweep.points.len();
+    let interrupted = rows.iter().filter(|r| r.status == "interrupted").count();
+    if rows.len() < planned || interrupted > 0 {
+        s += &format!(
+            "**Interrupted:** {} of {planned} planned runs did not run and {interrupted} stopped early; fits use completed runs only.\n\n",
+            planned - rows.len()
+        );
+    }
     if !fits.is_empty() {
         s += &fits_md(fits);
     }

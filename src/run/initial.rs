@@ -14,9 +14,9 @@ use crate::ntk::empirical::{
     BackpropSignals,
 };
 use crate::ntk::KernelForm;
-use crate::Result;
+use crate::{Error, Result};
 
-use super::Progress;
+use super::RunOptions;
 
 /// Points on which input sensitivity is measured.
 pub const SENSITIVITY_POINTS: usize = 32;
@@ -57,8 +57,14 @@ impl Initial {
         exp: &Experiment,
         data: &Dataset,
         mlp: &Mlp,
-        progress: &dyn Progress,
+        opts: &RunOptions<'_>,
     ) -> Result<Initial> {
+        let progress = opts.progress;
+        let flag = opts.interrupt.clone();
+        let stop = move || {
+            flag.as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        };
         let n_train = data.n_train();
         let n_all = n_train + data.n_heldout();
         let k = data.n_outputs;
@@ -92,7 +98,8 @@ impl Initial {
             KernelForm::Trace => theta0_train,
         };
         progress.advance(1);
-        let analytic = analytic_kernels(exp, mlp, &x_all, n_all, &data.x_train, n_train);
+        let analytic = analytic_kernels(exp, mlp, &x_all, n_all, &data.x_train, n_train, &stop)
+            .ok_or_else(|| Error::Interrupted("while computing the analytic kernels".into()))?;
         progress.advance(1);
         let p = exp.kernel.probe_size.min(n_train);
         let s_probe = s_train.head(p);
@@ -127,15 +134,17 @@ fn analytic_kernels(
     n1: usize,
     x2: &[f64],
     n2: usize,
-) -> AnalyticKernels {
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<AnalyticKernels> {
     if mlp.config.model.parametrization == Parametrization::Mup {
         let nan = Mat::from_fn(n1, n2, |_, _| f64::NAN);
-        return AnalyticKernels {
+        return Some(AnalyticKernels {
             nngp: nan.clone(),
             ntk: nan,
-        };
+        });
     }
-    AnalyticConfig::new(&mlp.config, exp.kernel.quadrature_order).kernels(x1, n1, x2, n2)
+    AnalyticConfig::new(&mlp.config, exp.kernel.quadrature_order)
+        .kernels_until(x1, n1, x2, n2, stop)
 }
 
 /// Up to [`SENSITIVITY_POINTS`] points spread evenly over the test set (the training set when

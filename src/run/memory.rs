@@ -1,11 +1,243 @@
-//! Checks that need the data (batch and probe sizes, memory) before any work or output.
+//! One estimate of what a run needs — peak memory, disk and a rough time — made from the
+//! checked config and the data sizes before anything large is allocated, and the checks that
+//! refuse a run that cannot fit (with the numbers, and an override).
+//!
+//! The memory model counts what the run holds at its peak: the network's parameters and their
+//! training copies (parameters, θ0, gradients, the update, momentum), the autodiff graph of a
+//! training batch, the data in its copies, the backprop signals and kernels of the initial state
+//! (Θ0 and the twin's copy of it, the analytic kernels, the predictors' eigenvectors), the
+//! logged checkpoints and the outputs. It is calibrated against measured peak RSS (see the
+//! README's table), with a fixed base for the process itself.
 
-use crate::config::Experiment;
-use crate::data::Dataset;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::{Experiment, KernelSolution};
+use crate::data::{DataSource, Dataset, DEFAULT_N_TEST, DEFAULT_N_TRAIN};
 use crate::{Error, Result};
 
-/// Checks a config against its data before any work or output.
-pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<()> {
+/// Set by `--force`: run even when the estimate exceeds the available memory or disk.
+pub static FORCE: AtomicBool = AtomicBool::new(false);
+
+/// Resident memory of the process before any run (code, allocator, thread pools), bytes.
+pub const BASE_BYTES: u64 = 64 << 20;
+
+/// Effective floating-point rate assumed for the time estimate (2 cores), FLOP/s.
+pub const ASSUMED_FLOPS: f64 = 2.0e10;
+
+/// Runs estimated to take longer than this are announced, seconds.
+pub const LONG_RUN_SECONDS: f64 = 600.0;
+
+/// The sizes that determine a run's footprint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sizes {
+    /// Training points.
+    pub n_train: u64,
+    /// Validation and test points.
+    pub n_heldout: u64,
+    /// Input features.
+    pub input_dim: u64,
+    /// Outputs.
+    pub n_outputs: u64,
+}
+
+impl Sizes {
+    /// The sizes of a loaded data set.
+    pub fn of(data: &Dataset) -> Self {
+        Sizes {
+            n_train: data.n_train() as u64,
+            n_heldout: data.n_heldout() as u64,
+            input_dim: data.input_dim as u64,
+            n_outputs: data.n_outputs as u64,
+        }
+    }
+
+    /// The sizes of synthetic data, known from the config alone (None for files).
+    pub fn from_config(exp: &Experiment) -> Option<Self> {
+        let n_train = exp.data.n_train.unwrap_or(DEFAULT_N_TRAIN) as u64;
+        let n_test = exp.data.n_test.unwrap_or(DEFAULT_N_TEST) as u64;
+        let input_dim = match &exp.data.source {
+            DataSource::Sine(_) => 1,
+            DataSource::Teacher(t) => t.input_dim as u64,
+            _ => return None,
+        };
+        Some(Sizes {
+            n_train,
+            n_heldout: n_test,
+            input_dim,
+            n_outputs: 1,
+        })
+    }
+}
+
+/// What a run is estimated to need.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Footprint {
+    /// Peak resident memory, bytes.
+    pub peak_bytes: u64,
+    /// Bytes written to the run directory.
+    pub disk_bytes: u64,
+    /// Floating-point operations.
+    pub flops: f64,
+    /// Seconds at [`ASSUMED_FLOPS`].
+    pub seconds: f64,
+    /// The largest parts of the peak, bytes.
+    pub parts: Vec<(String, u64)>,
+}
+
+/// Saturating arithmetic on byte counts (sizes may be absurd: the point is to refuse them).
+fn mul(xs: &[u64]) -> u64 {
+    xs.iter().fold(1u64, |a, &x| a.saturating_mul(x))
+}
+
+/// The footprint of `exp` on data of `sizes`.
+pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
+    let m = &exp.model;
+    let b: u64 = match m.precision {
+        crate::backend::Precision::F32 => 4,
+        crate::backend::Precision::F64 => 8,
+    };
+    let (n, h, d, k) = (s.n_train, s.n_heldout, s.input_dim, s.n_outputs);
+    let a = n.saturating_add(h);
+    let (w, l) = (m.width as u64, m.depth as u64);
+    let r = exp.kernel.form.rows_per_point(k as usize) as u64;
+    let params = mul(&[d, w])
+        .saturating_add(mul(&[l.saturating_sub(1), w, w]))
+        .saturating_add(mul(&[w, k]))
+        .saturating_add(mul(&[l, w]).saturating_add(k));
+    let batch = exp.training.batch_size.map(|x| x as u64).unwrap_or(n);
+    let momentum = u64::from(exp.training.momentum > 0.0);
+    let mut parts: Vec<(String, u64)> = vec![
+        // parameters, θ0, gradients, the update, momentum
+        (
+            "parameters and their training copies".into(),
+            mul(&[params, b, 4 + momentum]),
+        ),
+        (
+            "autodiff graph of a training batch".into(),
+            mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+        ),
+        ("data".into(), mul(&[a, d.saturating_add(k), 8, 3])),
+        (
+            "backprop signals (f64)".into(),
+            mul(&[a, d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(&[
+                k,
+                a,
+                mul(&[l, w]).saturating_add(k),
+                8,
+            ])),
+        ),
+        (
+            "empirical Θ0 and the twin's copy".into(),
+            mul(&[a, r, n, r, 8, 2]),
+        ),
+        ("analytic kernels".into(), mul(&[a, n, 8, 2])),
+    ];
+    let predictor =
+        |rows: u64| mul(&[rows, rows, 8, 3]).saturating_add(mul(&[h, rows / n.max(1), rows, 8]));
+    let pred: u64 = exp
+        .kernel
+        .solutions
+        .iter()
+        .map(|s| match s {
+            KernelSolution::Analytic => predictor(n),
+            KernelSolution::Empirical => predictor(n.saturating_mul(r)),
+        })
+        .sum();
+    parts.push(("kernel predictors".into(), pred));
+    let checkpoints = exp.training.steps / exp.logging.every + 2;
+    let tracks = 2 + exp.kernel.solutions.len() as u64;
+    let columns = 2 * tracks + tracks * (tracks - 1) + 10 + 6 * (l + 1) + 5 * tracks;
+    parts.push((
+        "logged checkpoints".into(),
+        mul(&[checkpoints, columns, 8, 3]),
+    ));
+    parts.push((
+        "final predictions and tables".into(),
+        mul(&[a, k, tracks, 8, 4]).saturating_add(mul(&[a, k, d.min(64) + tracks + 4, 24])),
+    ));
+    let peak = parts
+        .iter()
+        .fold(BASE_BYTES, |acc, (_, v)| acc.saturating_add(*v));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let kernel_files = if exp.outputs.save_kernels {
+        mul(&[n, r, n, r, 8, 2]).saturating_add(mul(&[a, n, 8, 2]))
+    } else {
+        0
+    };
+    let figure_bytes = 3 << 20;
+    let svg_bytes = if exp.outputs.formats.len() > 1 {
+        16 << 20
+    } else {
+        0
+    };
+    let disk = mul(&[checkpoints, columns, 22])
+        .saturating_add(mul(&[a, k, d.min(64) + tracks + 4, 22]))
+        .saturating_add(kernel_files)
+        .saturating_add(figure_bytes + svg_bytes);
+    let flops = {
+        let p = params as f64;
+        let ntk = 2.0 * a as f64 * p * (1.0 + k as f64)
+            + 2.0 * (l + 1) as f64 * a as f64 * n as f64 * w as f64 * (1.0 + (k * k) as f64);
+        let train = exp.training.steps as f64 * 6.0 * batch as f64 * p;
+        let logging = checkpoints as f64 * 2.0 * a as f64 * p;
+        let eig = pred as f64 / 24.0 * 10.0 * ((n * r) as f64).sqrt();
+        ntk + train + logging + eig
+    };
+    Footprint {
+        peak_bytes: peak,
+        disk_bytes: disk,
+        flops,
+        seconds: flops / ASSUMED_FLOPS,
+        parts,
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
+/// (unless [`FORCE`] is set).
+pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> {
+    if FORCE.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let available = available_memory_bytes();
+    if f.peak_bytes > available {
+        let parts = f
+            .parts
+            .iter()
+            .take(3)
+            .map(|(what, b)| format!("{what} {}", gib(*b)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::Memory {
+            what: format!(
+                "this run (estimated peak {}; largest parts: {parts})",
+                gib(f.peak_bytes)
+            ),
+            needed_bytes: f.peak_bytes,
+            available_bytes: available,
+        });
+    }
+    if let Some(free) = free_disk_bytes(out_root) {
+        if f.disk_bytes > free {
+            return Err(Error::Memory {
+                what: format!(
+                    "the outputs on disk under {} (estimated {})",
+                    out_root.display(),
+                    gib(f.disk_bytes)
+                ),
+                needed_bytes: f.disk_bytes,
+                available_bytes: free,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a config against its data before any work or output: batch size, footprint.
+pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<Footprint> {
     let n_train = data.n_train();
     if let Some(b) = exp.training.batch_size {
         if b > n_train {
@@ -16,36 +248,71 @@ pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<()> {
             ));
         }
     }
-    check_memory(exp, n_train + data.n_heldout(), n_train, data.n_outputs)
+    check_magnitudes(exp, data)?;
+    let f = estimate(exp, Sizes::of(data));
+    check_footprint(&f, &exp.outputs.dir)?;
+    Ok(f)
 }
 
-/// Refuses work whose kernels would not fit in memory (call before creating any output).
-pub fn check_memory(exp: &Experiment, n_all: usize, n_train: usize, k: usize) -> Result<()> {
-    let rpp = exp.kernel.form.rows_per_point(k) as u64;
-    let (n_all, n_train) = (n_all as u64, n_train as u64);
-    // Θ0(all, train) + analytic kernels + predictors' eigenvectors, f64.
-    let kernel_bytes =
-        8 * (n_all * rpp * n_train * rpp * 3 + 2 * n_all * n_train + 2 * (n_train * rpp).pow(2));
-    // Layer inputs and backprop signals of the points held at once (all, or train + one block),
-    // f64.
-    let held = exp
-        .kernel
-        .block_size
-        .map(|b| n_train + (b as u64).min(n_all))
-        .unwrap_or(n_all);
-    let signal_bytes =
-        8 * held * exp.model.width as u64 * (exp.model.depth as u64 + 1) * (k as u64 + 1);
-    let needed = kernel_bytes + signal_bytes;
-    let available = available_memory_bytes();
-    if needed > available {
-        return Err(Error::Memory {
-            what: format!(
-                "kernels for {n_all} points × {k} outputs ({} form)",
-                exp.kernel.form.name()
+/// Decimal orders of magnitude the network's activations (the network's precision) and the
+/// f64 kernels (products of two activations) may reach.
+fn magnitude_limit(p: crate::backend::Precision) -> f64 {
+    let kernels = 145.0; // squared, within f64's 1.8e308 with a margin
+    match p {
+        crate::backend::Precision::F32 => 30.0_f64.min(kernels),
+        crate::backend::Precision::F64 => kernels,
+    }
+}
+
+/// Refuses inputs whose size, grown through the layers' scales, would overflow the network's
+/// precision or the f64 kernels before the first step.
+fn check_magnitudes(exp: &Experiment, data: &Dataset) -> Result<()> {
+    let x_max = data
+        .x_train
+        .iter()
+        .chain(&data.x_val)
+        .chain(&data.x_test)
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let m = &exp.model;
+    let growth = (x_max.max(1.0) * (data.input_dim as f64).sqrt()).log10()
+        + (m.depth + 1) as f64 * m.w_std.max(1.0).log10()
+        + m.b_std.max(1.0).log10();
+    let limit = magnitude_limit(m.precision);
+    if growth > limit {
+        return Err(Error::value(
+            "data",
+            format!("inputs up to {x_max:e}"),
+            format!(
+                "inputs that, grown by the layers' scales, stay below 1e{limit:.0} (here about 1e{growth:.0}): \
+                 activations ({}) or kernels (f64) would overflow; rescale the inputs (data.interval, data.feature_scale) or the scales",
+                m.precision.name()
             ),
-            needed_bytes: needed,
-            available_bytes: available,
-        });
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what can be checked before the data are loaded: the footprint of synthetic data
+/// (whose sizes the config fixes) and the size of data files.
+pub fn preflight_config(exp: &Experiment) -> Result<()> {
+    if let Some(s) = Sizes::from_config(exp) {
+        return check_footprint(&estimate(exp, s), &exp.outputs.dir);
+    }
+    let path = match &exp.data.source {
+        DataSource::Csv(c) => &c.path,
+        DataSource::Text(t) => &t.path,
+        _ => return Ok(()),
+    };
+    if let Ok(meta) = std::fs::metadata(path) {
+        // A file is held a few times over while parsed (text, rows, columns).
+        let need = meta.len().saturating_mul(16);
+        if need > available_memory_bytes() && !FORCE.load(Ordering::SeqCst) {
+            return Err(Error::Memory {
+                what: format!("reading {}", path.display()),
+                needed_bytes: need,
+                available_bytes: available_memory_bytes(),
+            });
+        }
     }
     Ok(())
 }
@@ -62,4 +329,33 @@ pub fn available_memory_bytes() -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(16 << 30)
+}
+
+/// Free space of the filesystem holding `path` (or its nearest existing ancestor).
+pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            p = std::path::PathBuf::from(".");
+            break;
+        }
+    }
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Peak resident memory of this process so far (VmHWM), bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }

@@ -24,7 +24,7 @@ use crate::{Error, Result};
 
 pub use initial::Initial;
 pub use lockstep::Lockstep;
-pub use memory::preflight;
+pub use memory::{preflight, preflight_config, Footprint};
 
 /// Progress reporting of a run (a terminal bar, log lines, or nothing).
 pub trait Progress {
@@ -34,6 +34,8 @@ pub trait Progress {
     fn advance(&self, n: u64);
     /// The phase ended.
     fn finish(&self);
+    /// A message for the user (e.g. a long run's estimate).
+    fn note(&self, _message: &str) {}
 }
 
 /// A [`Progress`] that reports nothing.
@@ -51,6 +53,15 @@ pub struct RunOptions<'a> {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Progress sink.
     pub progress: &'a dyn Progress,
+}
+
+impl RunOptions<'_> {
+    /// Whether the run was asked to stop.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 impl Default for RunOptions<'_> {
@@ -175,10 +186,15 @@ pub fn learning_rates(
         LearningRate::Absolute(v) => v,
         LearningRate::CriticalMultiple(s) => s * critical_lr,
     };
-    if !lr.is_finite() {
-        return Err(Error::Numerics(format!(
-            "learning rate {lr} is not finite (λ_max(Θ0) = {lambda_max0})"
-        )));
+    if !lr.is_finite() || lr <= 0.0 {
+        return Err(match exp.training.learning_rate {
+            LearningRate::CriticalMultiple(scale) => Error::value(
+                "training.lr_scale",
+                scale,
+                format!("a multiple of η_c that is finite: λ_max(Θ0) = {lambda_max0:e} here, so η = {lr:e}; give training.learning_rate instead"),
+            ),
+            LearningRate::Absolute(v) => Error::value("training.learning_rate", v, "a finite number > 0"),
+        });
     }
     Ok(Rates {
         lr,
@@ -192,7 +208,7 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let mut timer = Timer::start();
     preflight(exp, data)?;
     let mlp = mlp_config(exp, data).init(exp.seed);
-    let init = Initial::compute(exp, data, &mlp, opts.progress)?;
+    let init = Initial::compute(exp, data, &mlp, opts)?;
     timer.lap("kernels");
     let rates = learning_rates(exp, data, &init, &mlp)?;
     let mut lock = Lockstep::new(exp, data, &init, mlp, rates)?;

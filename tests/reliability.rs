@@ -1,0 +1,394 @@
+//! Reliability, round two (through the binary): no panics on derived quantities, sizes checked
+//! before allocation, nothing accepted silently, data read right, exit codes by cause, signals,
+//! sweeps; and a fuzz test of whole configs run end to end under a memory limit.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{csv_toml, run_bin, stderr, tiny_sine_toml, write, BIN};
+
+/// Runs the binary on a config, returning its output; asserts bad input creates nothing.
+fn refused(dir: &Path, name: &str, text: &str, needles: &[&str]) {
+    let cfg = write(dir, name, text);
+    let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{name}: {err:?} lacks {n:?}");
+    }
+    assert!(!dir.join("results").exists(), "{name} created output");
+}
+
+#[test]
+fn derived_quantities_are_checked_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tiny_sine_toml(tmp.path(), "");
+    // a finite interval whose width is not
+    refused(
+        tmp.path(),
+        "interval.toml",
+        &base.replace("n_test = 12", "n_test = 12\ninterval = [-1e308, 1e308]"),
+        &["data.interval", "finite width"],
+    );
+    // initial scales that overflow f32 activations
+    refused(
+        tmp.path(),
+        "wstd.toml",
+        &base.replace("depth = 2", "depth = 2\nw_std = 1e200"),
+        &["model.w_std", "overflow"],
+    );
+    // a text whose held-out part is shorter than the context (no prompt for generation)
+    let text = write(tmp.path(), "short.txt", &"abcdefghij".repeat(20));
+    refused(
+        tmp.path(),
+        "text.toml",
+        &format!(
+            "[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 30\ntest_fraction = 0.1\nn_train = 4\nn_test = 0\n[outputs]\ndir = \"{}\"\n",
+            text.display(),
+            tmp.path().join("results").display()
+        ),
+        &["short.txt", "data.context = 30"],
+    );
+    // a 10,000-character name
+    refused(
+        tmp.path(),
+        "name.toml",
+        &base.replace(
+            "name = \"tiny\"",
+            &format!("name = \"{}\"", "n".repeat(10_000)),
+        ),
+        &["experiment.name", "at most 128"],
+    );
+}
+
+#[test]
+fn sizes_are_estimated_and_refused_before_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tiny_sine_toml(tmp.path(), "");
+    for (name, text) in [
+        ("width.toml", base.replace("width = 64", "width = 1048576")),
+        (
+            "ntest.toml",
+            base.replace("n_test = 12", "n_test = 10000000000"),
+        ),
+        (
+            "dim.toml",
+            base.replace(
+                "kind = \"sine\"",
+                "kind = \"teacher\"\ninput_dim = 100000000",
+            ),
+        ),
+    ] {
+        let t = Instant::now();
+        refused(tmp.path(), name, &text, &["needs about", "available"]);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{name}: refused only after work"
+        );
+    }
+    // a sweep of more runs than allowed is refused before expansion
+    let sweep = common::sweep_toml(
+        tmp.path(),
+        "\"model.width\" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]",
+        "",
+    )
+    .replace("seeds = 2", "seeds = 1000");
+    let cfg = write(tmp.path(), "big.toml", &sweep);
+    let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 10000 runs"), "{}", stderr(&o));
+}
+
+/// The estimate of peak memory is within ±30 % of the measured peak RSS on runs dominated by
+/// parameters, by kernels and by a multi-output full kernel.
+#[test]
+fn memory_estimate_is_within_thirty_percent_of_the_measured_peak() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results").display().to_string();
+    let configs = [
+        format!("[experiment]\nname = \"a\"\n[data]\nkind = \"teacher\"\nn_train = 64\nn_test = 64\n[model]\nwidth = 4096\n[training]\nsteps = 2\n[outputs]\ndir = \"{res}\"\n"),
+        format!("[experiment]\nname = \"b\"\n[data]\nkind = \"sine\"\nn_train = 1200\nn_test = 2400\n[model]\nwidth = 128\n[training]\nsteps = 2\n[outputs]\ndir = \"{res}\"\n"),
+        format!("[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nn_train = 200\ntest_fraction = 0.5\n[model]\nwidth = 256\n[training]\nsteps = 2\n[kernel]\nform = \"full\"\n[outputs]\ndir = \"{res}\"\n"),
+    ];
+    for (i, text) in configs.iter().enumerate() {
+        let cfg = write(tmp.path(), &format!("m{i}.toml"), text);
+        let out = tmp.path().join(format!("o{i}"));
+        let o = common::run_into(&cfg, &out);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        let est = r["resources"]["estimated_peak_bytes"].as_f64().unwrap();
+        let got = r["resources"]["measured_peak_rss_bytes"].as_f64().unwrap();
+        eprintln!(
+            "config {i}: estimated {:.0} MB, measured {:.0} MB",
+            est / 1e6,
+            got / 1e6
+        );
+        assert!(
+            (est / got - 1.0).abs() <= 0.3,
+            "config {i}: estimate {est} vs measured {got}"
+        );
+    }
+}
+
+#[test]
+fn nothing_is_accepted_silently_in_sweeps() {
+    use ntk_dynamics::config::sweep;
+    let tmp = tempfile::tempdir().unwrap();
+    let sw = |vary: &str| sweep::expand(&common::sweep_toml(tmp.path(), vary, ""), None);
+    let err = |vary: &str| sw(vary).unwrap_err().to_string();
+    assert!(err("\"experiment.seed\" = [1, 2]").contains("sweep.seeds"));
+    assert!(err("\"model.width\" = [16, 32, 16]").contains("listed twice"));
+    assert!(
+        err("\"model.width\" = [16, 16.0]").contains("same run")
+            || err("\"model.width\" = [16, 16.0]").contains("model.width")
+    );
+    assert!(err("\"kernel.quadrature_order\" = [8, 16]").contains("no effect"));
+    // seeds that would wrap around u64
+    let text = common::sweep_toml(tmp.path(), "\"model.width\" = [16]", "")
+        .replace("seed = 0", "seed = 9223372036854775807");
+    assert!(sweep::expand(&text, None)
+        .unwrap_err()
+        .to_string()
+        .contains("64-bit"));
+    // directory names stay short and distinct whatever the values
+    let s = sw("\"training.learning_rate\" = [1e-300, 2e-300]").unwrap();
+    let names: Vec<String> = s.points.iter().map(|p| p.dir_name()).collect();
+    assert!(names.iter().all(|n| n.len() < 64), "{names:?}");
+    assert_ne!(names[0], names[2]);
+}
+
+#[test]
+fn data_files_are_read_right() {
+    let tmp = tempfile::tempdir().unwrap();
+    let load = |name: &str, content: &[u8], extra: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        let exp = ntk_dynamics::config::parse_str(&csv_toml(tmp.path(), &p, extra), None).unwrap();
+        ntk_dynamics::data::load(&exp.data, 0)
+    };
+    // a byte-order mark and bare-CR line endings
+    let ds = load(
+        "bom.csv",
+        b"\xEF\xBB\xBFa,b,y\r1,2,3\r4,5,6\r7,8,9\r",
+        "test_fraction = 0.0\nstandardize = false",
+    )
+    .unwrap();
+    assert_eq!((ds.n_train(), ds.input_dim), (3, 2));
+    // huge values standardise to unit variance, not to zeros
+    let ds = load(
+        "huge.csv",
+        b"a,y\n1e300,1\n-1e300,2\n5e299,3\n",
+        "test_fraction = 0.0",
+    )
+    .unwrap();
+    let var = ds.x_train.iter().map(|v| v * v).sum::<f64>() / 3.0;
+    assert!(
+        (var - 1.0).abs() < 1e-12 && ds.x_train.iter().all(|v| v.is_finite()),
+        "{:?}",
+        ds.x_train
+    );
+    // a duplicate column name is refused (it would leak the target into the features)
+    let e = load("dup.csv", b"a,y,y\n1,2,3\n4,5,6\n", "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dup.csv") && e.contains("more than once"), "{e}");
+}
+
+#[test]
+fn exit_codes_follow_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a missing data file of any extension is bad input
+    let text = format!(
+        "[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\n[outputs]\ndir = \"{}\"\n",
+        tmp.path().join("absent.txt").display(),
+        tmp.path().join("results").display()
+    );
+    refused(tmp.path(), "missing.toml", &text, &["absent.txt"]);
+    // --out onto an existing file
+    let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
+    let file = write(tmp.path(), "taken", "x");
+    let o = run_bin(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("existing file"));
+}
+
+fn wait_for(p: &Path) {
+    for _ in 0..600 {
+        if p.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", p.display());
+}
+
+#[test]
+fn sigterm_is_an_interrupt_and_interrupts_act_within_seconds_in_every_phase() {
+    let tmp = tempfile::tempdir().unwrap();
+    // SIGTERM during training: stops at a step boundary, writes an interrupted report
+    let long = write(
+        tmp.path(),
+        "long.toml",
+        &tiny_sine_toml(tmp.path(), "")
+            .replace("steps = 30", "steps = 100000000")
+            .replace("every = 5", "every = 1000")
+            .replace("kernel_every = 10", "kernel_every = 1000"),
+    );
+    let out = tmp.path().join("term");
+    let mut child = common::spawn_into(&long, &out);
+    wait_for(&out.join("INCOMPLETE"));
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let rj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rj["status"], "interrupted");
+    // SIGINT during the quadrature kernel phase (tanh, many points) takes effect within 3 s
+    let slow = write(
+        tmp.path(),
+        "slow.toml",
+        &tiny_sine_toml(tmp.path(), "")
+            .replace("n_train = 8\nn_test = 12", "n_train = 100\nn_test = 400")
+            .replace("depth = 2", "depth = 6\nactivation = \"tanh\"")
+            .replace("[kernel]", "[kernel]\nquadrature_order = 256"),
+    );
+    let out = tmp.path().join("quad");
+    let mut child = common::spawn_into(&slow, &out);
+    wait_for(&out.join("INCOMPLETE"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let t = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let code = child.wait().unwrap().code();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(code, Some(130));
+}
+
+/// Random whole configs (every data kind, sweeps, extreme but in-range values) run end to end
+/// with a few steps under a 6 GiB address-space limit: each completes (exit 0, no INCOMPLETE
+/// marker) or is refused before it starts (exit 2, nothing created) — never a panic, abort or
+/// hang.
+#[test]
+fn fuzzed_configs_complete_or_are_refused_before_they_start() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = write(
+        tmp.path(),
+        "d.csv",
+        "a,b,label\n0,1,0\n1,0,1\n2,2,0\n3,1,1\n0,3,0\n1,1,1\n2,0,0\n3,3,1\n",
+    );
+    let txt = write(
+        tmp.path(),
+        "t.txt",
+        &"the quick brown fox jumps over the lazy dog. ".repeat(20),
+    );
+    let mut rng = StdRng::seed_from_u64(7);
+    let pick = |rng: &mut StdRng, v: &[&str]| v[rng.random_range(0..v.len())].to_string();
+    for i in 0..36 {
+        let res = tmp.path().join(format!("res{i}"));
+        let data = match i % 4 {
+            0 => format!("kind = \"sine\"\nn_train = {}\nn_test = {}\nfrequency = {}\ninterval = [{}, {}]\nnoise = {}",
+                rng.random_range(1..40), rng.random_range(0..50), pick(&mut rng, &["0.0", "1e-300", "3.0", "-1e3"]),
+                pick(&mut rng, &["-1e150", "-3.0", "0.0"]), pick(&mut rng, &["1e150", "3.0", "1e-300"]), pick(&mut rng, &["0.0", "1e3"])),
+            1 => format!("kind = \"teacher\"\nn_train = {}\nn_test = {}\ninput_dim = {}\nteacher_width = {}",
+                rng.random_range(1..30), rng.random_range(0..30), pick(&mut rng, &["1", "7", "5000", "100000000"]), pick(&mut rng, &["1", "64"])),
+            2 => format!("kind = \"csv\"\npath = \"{}\"\ntarget = [\"label\"]\none_hot = {}\ntest_fraction = {}\nstandardize = {}",
+                csv.display(), pick(&mut rng, &["true", "false"]), pick(&mut rng, &["0.0", "0.25", "0.9"]), pick(&mut rng, &["true", "false"])),
+            _ => format!("kind = \"text\"\npath = \"{}\"\ncontext = {}\nn_train = {}\nn_test = {}\ntest_fraction = {}",
+                txt.display(), pick(&mut rng, &["1", "4", "400"]), rng.random_range(1..20), rng.random_range(0..20), pick(&mut rng, &["0.1", "0.5", "0.999"])),
+        };
+        let sweep = if rng.random_range(0..5) == 0 {
+            "\n[sweep]\nseeds = 2\n[sweep.vary]\n\"model.width\" = [8, 16]\n".to_string()
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "[experiment]\nname = \"f{i}\"\nseed = {}\n[data]\n{data}\n[model]\nwidth = {}\ndepth = {}\nactivation = \"{}\"\nw_std = {}\nb_std = {}\nbias = {}\nparametrization = \"{}\"\nprecision = \"{}\"\n[training]\n{} = {}\nsteps = {}\nmomentum = {}\nmax_loss = {}\n[kernel]\nsolutions = {}\nform = \"{}\"\ntime = \"{}\"\ndiag_reg = {}\n[logging]\nevery = 1\nkernel_every = {}\n[outputs]\ndir = \"{}\"\n{sweep}",
+            pick(&mut rng, &["0", "9223372036854775806", "42"]),
+            pick(&mut rng, &["1", "8", "64", "1048576"]), rng.random_range(1..4),
+            pick(&mut rng, &["relu", "tanh", "erf", "identity", "gelu"]),
+            pick(&mut rng, &["1e-300", "1.4", "50.0"]), pick(&mut rng, &["0.0", "1e-300", "3.0"]),
+            pick(&mut rng, &["true", "false"]), pick(&mut rng, &["ntk", "standard", "mup"]), pick(&mut rng, &["f32", "f64"]),
+            pick(&mut rng, &["learning_rate", "lr_scale"]), pick(&mut rng, &["1e-300", "0.5", "1e300"]),
+            rng.random_range(0..4), pick(&mut rng, &["0.0", "0.99"]), pick(&mut rng, &["1e-300", "1e10"]),
+            pick(&mut rng, &["[\"empirical\"]", "[\"analytic\", \"empirical\"]", "[]"]),
+            pick(&mut rng, &["full", "trace"]), pick(&mut rng, &["discrete", "continuous"]), pick(&mut rng, &["0.0", "1e300"]),
+            pick(&mut rng, &["1", "2"]), res.display()
+        );
+        let cfg = write(tmp.path(), &format!("f{i}.toml"), &text);
+        let mut cmd = Command::new(BIN);
+        cmd.args([cfg.to_str().unwrap(), "--quiet"]);
+        // SAFETY: setrlimit is async-signal-safe and only touches the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 6 << 30,
+                    rlim_max: 6 << 30,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &lim);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "config {i} hangs:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out: Output = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match status.code() {
+            Some(0) => {
+                let incomplete = walk_has(&res, "INCOMPLETE");
+                assert!(
+                    !incomplete,
+                    "config {i} left an incomplete run:\n{text}\n{err}"
+                );
+            }
+            Some(2) => assert!(
+                !res.exists(),
+                "config {i} refused after creating output:\n{text}\n{err}"
+            ),
+            other => panic!("config {i}: exit {other:?}\n{text}\n{err}"),
+        }
+    }
+}
+
+fn walk_has(d: &Path, name: &str) -> bool {
+    std::fs::read_dir(d)
+        .map(|es| {
+            es.filter_map(|e| e.ok()).any(|e| {
+                let p = e.path();
+                p.file_name().is_some_and(|n| n == name) || (p.is_dir() && walk_has(&p, name))
+            })
+        })
+        .unwrap_or(false)
+}
