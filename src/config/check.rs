@@ -16,7 +16,9 @@ use crate::{Error, Result};
 
 use super::defaults as def;
 use super::schema::*;
-use super::{KernelConfig, LearningRate, LoggingConfig, OutputsConfig, TrainingConfig};
+use super::{
+    EnsembleConfig, KernelConfig, LearningRate, LoggingConfig, OutputsConfig, TrainingConfig,
+};
 
 fn positive(key: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
@@ -565,5 +567,52 @@ impl OutputsSpec {
                 f
             },
         })
+    }
+}
+
+impl EnsembleSpec {
+    /// The checked `[ensemble]`: the Gaussian process it is compared with describes networks
+    /// trained on the half-MSE from their random initial outputs, with an infinite-width limit.
+    pub fn check(
+        &self,
+        model: &ModelSettings,
+        training: &TrainingConfig,
+    ) -> Result<EnsembleConfig> {
+        let members = in_range(
+            "ensemble.members",
+            required(
+                "ensemble.members",
+                self.members,
+                "the number of networks, an integer >= 2",
+            )?,
+            2,
+            def::MAX_ENSEMBLE_MEMBERS,
+        )?;
+        let parallel = self
+            .parallel
+            .map(|p| in_range("ensemble.parallel", p, 1, def::MAX_ENSEMBLE_MEMBERS))
+            .transpose()?;
+        if training.center_outputs {
+            return Err(Error::value(
+                "training.center_outputs",
+                true,
+                "false with [ensemble]: centring removes the random initial outputs whose spread the Gaussian process describes",
+            ));
+        }
+        if training.loss != Loss::Mse {
+            return Err(Error::value(
+                "training.loss",
+                training.loss.name(),
+                "\"mse\" with [ensemble]: the Gaussian process is the closed form of gradient descent on the half-MSE",
+            ));
+        }
+        if model.parametrization == Parametrization::Mup {
+            return Err(Error::value(
+                "model.parametrization",
+                "mup",
+                "\"ntk\" or \"standard\" with [ensemble]: mup has no infinite-width NTK Gaussian process",
+            ));
+        }
+        Ok(EnsembleConfig { members, parallel })
     }
 }

@@ -110,6 +110,16 @@ pub struct OutputsConfig {
     pub formats: Vec<crate::report::plot::ImageFormat>,
 }
 
+/// Checked `[ensemble]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EnsembleConfig {
+    /// Number of networks.
+    pub members: usize,
+    /// Members trained at the same time (None: as many as cores and memory allow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<usize>,
+}
+
 /// A validated experiment: what the numerics consume. Serialises as the resolved config file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
@@ -129,6 +139,8 @@ pub struct Experiment {
     pub logging: LoggingConfig,
     /// Outputs.
     pub outputs: OutputsConfig,
+    /// An ensemble of networks against the infinite-width GP (None: one network).
+    pub ensemble: Option<EnsembleConfig>,
 }
 
 impl Serialize for Experiment {
@@ -147,6 +159,8 @@ impl Serialize for Experiment {
             kernel: &'a KernelConfig,
             logging: &'a LoggingConfig,
             outputs: &'a OutputsConfig,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ensemble: Option<&'a EnsembleConfig>,
         }
         File {
             experiment: Id {
@@ -159,6 +173,7 @@ impl Serialize for Experiment {
             kernel: &self.kernel,
             logging: &self.logging,
             outputs: &self.outputs,
+            ensemble: self.ensemble.as_ref(),
         }
         .serialize(s)
     }
@@ -179,6 +194,11 @@ impl ConfigSpec {
         let model = self.model.check()?;
         let training = self.training.check(data.n_train)?;
         let kernel = self.kernel.check(model.parametrization, data.n_train)?;
+        let ensemble = self
+            .ensemble
+            .as_ref()
+            .map(|e| e.check(&model, &training))
+            .transpose()?;
         Ok(Experiment {
             name,
             seed,
@@ -188,6 +208,7 @@ impl ConfigSpec {
             kernel,
             logging: self.logging.check()?,
             outputs: self.outputs.check()?,
+            ensemble,
         })
     }
 }

@@ -49,6 +49,21 @@ pub struct ConfigSpec {
     /// `[sweep]`: present only in sweep configs (see [`super::sweep`]).
     #[serde(default)]
     pub sweep: Option<SweepSpec>,
+    /// `[ensemble]`: absent = one network.
+    #[serde(default)]
+    pub ensemble: Option<EnsembleSpec>,
+}
+
+/// `[ensemble]`: `members` networks that differ only in their initialisation seed
+/// (`experiment.seed + m`), each trained with its own linearized twin, against the
+/// infinite-width Gaussian process.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// Number of networks (required).
+    pub members: Option<usize>,
+    /// Members trained at the same time (default: as many as cores and memory allow).
+    pub parallel: Option<usize>,
 }
 
 /// `[sweep]`: vary one or two keys over lists, each point repeated over seeds.

@@ -182,6 +182,31 @@ impl KernelPredictor {
         }
     }
 
+    /// The eigenvalues (ascending, clamped at 0) and eigenvectors of the regularised train
+    /// kernel `Θ_r`.
+    pub fn eigen(&self) -> (&[f64], &Mat<f64>) {
+        (&self.eigvals, &self.eigvecs)
+    }
+
+    /// `Θ_st·V` (test × eigenmodes), None without test points.
+    pub fn test_modes(&self) -> Option<&Mat<f64>> {
+        self.test_v.as_ref()
+    }
+
+    /// Per eigenmode, `(train decay factor, test factor)` after `steps` steps; `None` is
+    /// t = ∞: `(0, −1/e)` above the pseudo-inverse cutoff, `(1, 0)` below it.
+    pub fn mode_factors(&self, steps: Option<u64>) -> Vec<(f64, f64)> {
+        let cutoff = PINV_RTOL * self.lambda_max;
+        self.eigvals
+            .iter()
+            .map(|&e| match steps {
+                Some(s) => self.factors(e, s),
+                None if e > cutoff => (0.0, -1.0 / e),
+                None => (1.0, 0.0),
+            })
+            .collect()
+    }
+
     /// Train and test predictions after `steps` steps (`t = η·steps`).
     pub fn predict(&self, steps: u64) -> (Mat<f64>, Option<Mat<f64>>) {
         let n = self.eigvals.len();

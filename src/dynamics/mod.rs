@@ -4,6 +4,7 @@
 //! All share the loss `L = 1/(2·|B|·K) Σ_{a∈B,k} (f − y)²` on a minibatch `B` and the same
 //! minibatch order ([`MinibatchSchedule`]).
 
+pub mod gp;
 pub mod kernel;
 pub mod linearized;
 pub mod network;

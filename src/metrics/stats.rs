@@ -136,9 +136,83 @@ pub fn mean_ci95(values: &[f64]) -> (f64, f64) {
     (mean, t * (var / n as f64).sqrt())
 }
 
+/// Arithmetic mean (NaN for no values).
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Unbiased sample variance, divisor n − 1 (NaN for fewer than 2 values).
+pub fn sample_variance(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64
+}
+
+/// The digamma function ψ(x) for x > 0: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 8, then
+/// the asymptotic series (Abramowitz & Stegun 6.3.18), accurate to ~1e-14.
+pub fn digamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 8.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    acc + x.ln()
+        - 0.5 / x
+        - x2 * (1.0 / 12.0
+            - x2 * (1.0 / 120.0 - x2 * (1.0 / 252.0 - x2 * (1.0 / 240.0 - x2 / 132.0))))
+}
+
+/// The trigamma function ψ₁(x) for x > 0: ψ₁(x) = ψ₁(x + 1) + 1/x² up to x ≥ 8, then the
+/// asymptotic series (A&S 6.4.12).
+pub fn trigamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 8.0 {
+        acc += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    acc + 1.0 / x
+        + 0.5 * x2
+        + x2 / x * (1.0 / 6.0 - x2 * (1.0 / 30.0 - x2 * (1.0 / 42.0 - x2 / 30.0)))
+}
+
+/// RMS of `ln(s²/σ²)` when `s²` is the unbiased sample variance of ν + 1 Gaussian draws of
+/// variance σ² (`s²/σ² ~ χ²_ν/ν`): `√(ψ₁(ν/2) + (ψ(ν/2) − ln(ν/2))²)`, from
+/// `E ln χ²_ν = ψ(ν/2) + ln 2` and `Var ln χ²_ν = ψ₁(ν/2)`.
+pub fn log_chi2_rms(nu: f64) -> f64 {
+    let h = nu / 2.0;
+    let bias = digamma(h) - h.ln();
+    (trigamma(h) + bias * bias).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polygamma_match_closed_forms() {
+        let euler = 0.577_215_664_901_532_9;
+        let pi2 = std::f64::consts::PI.powi(2);
+        assert!((digamma(1.0) + euler).abs() < 1e-14);
+        assert!((digamma(0.5) + euler + 2.0 * 2f64.ln()).abs() < 1e-14);
+        // ψ(n + 1) = H_n − γ.
+        let h10: f64 = (1..=10).map(|k| 1.0 / k as f64).sum();
+        assert!((digamma(11.0) - (h10 - euler)).abs() < 1e-14);
+        assert!((trigamma(1.0) - pi2 / 6.0).abs() < 1e-13);
+        assert!((trigamma(0.5) - pi2 / 2.0).abs() < 1e-13);
+        // Large ν: ln χ²_ν/ν ≈ N(−1/ν, 2/ν), so the RMS → √(2/ν).
+        let nu = 1e6;
+        assert!((log_chi2_rms(nu) / (2.0 / nu).sqrt() - 1.0).abs() < 1e-5);
+        let (m, v) = (mean(&[1.0, 2.0, 4.0]), sample_variance(&[1.0, 2.0, 4.0]));
+        assert!((m - 7.0 / 3.0).abs() < 1e-15 && (v - 7.0 / 3.0).abs() < 1e-15);
+    }
 
     #[test]
     fn t_quantiles_match_tables() {

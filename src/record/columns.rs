@@ -3,6 +3,7 @@
 //! `summary.json`) and how to read itself from a checkpoint or a record, so that a new figure is
 //! added here once and every writer and plot picks it up.
 
+use super::ensemble::{EnsembleCheckpoint, EnsembleGap, Predictive};
 use super::{Checkpoint, ClassCheckpoint, KernelCheckpoint, Pair, RunRecord, Track};
 
 /// Which part of the data.
@@ -70,6 +71,14 @@ pub enum Column {
     Xent(Track, Split),
     /// Fraction of points where two tracks predict the same class.
     Agreement(Pair),
+    /// RMSE between a track's ensemble mean and the NTK-GP mean (test).
+    EnsembleGpMeanRmse(Track),
+    /// Median over test entries of a track's ensemble variance over the NTK-GP variance.
+    EnsembleVarRatio(Track),
+    /// Test loss of a track's ensemble mean.
+    EnsembleMeanTestLoss(Track),
+    /// Test loss of the NTK-GP mean.
+    GpMeanTestLoss,
 }
 
 fn kernel(c: &Checkpoint, f: impl Fn(&KernelCheckpoint) -> f64) -> Option<f64> {
@@ -82,6 +91,10 @@ fn layer(c: &Checkpoint, l: usize, f: impl Fn(&KernelCheckpoint) -> &Vec<f64>) -
 
 fn class(c: &Checkpoint, f: impl Fn(&ClassCheckpoint) -> Option<f64>) -> Option<f64> {
     c.classification.as_ref().and_then(f)
+}
+
+fn ens(c: &Checkpoint, f: impl Fn(&EnsembleCheckpoint) -> Option<f64>) -> Option<f64> {
+    c.ensemble.as_ref().and_then(f)
 }
 
 impl Column {
@@ -108,6 +121,10 @@ impl Column {
             Column::Accuracy(t, s) => format!("{}_{}_accuracy", t.name(), s.name()),
             Column::Xent(t, s) => format!("{}_{}_xent", t.name(), s.name()),
             Column::Agreement((a, b)) => format!("agreement_{}_{}", a.name(), b.name()),
+            Column::EnsembleGpMeanRmse(t) => format!("ensemble_{}_gp_mean_rmse_test", t.name()),
+            Column::EnsembleVarRatio(t) => format!("ensemble_{}_var_ratio_test", t.name()),
+            Column::EnsembleMeanTestLoss(t) => format!("ensemble_{}_mean_test_loss", t.name()),
+            Column::GpMeanTestLoss => "ntk_gp_mean_test_loss".into(),
         }
     }
 
@@ -157,6 +174,10 @@ impl Column {
             Column::Xent(t, Split::Test) => class(c, |k| k.test_xent.get(t).copied().flatten()),
             Column::Xent(_, Split::Val) => None,
             Column::Agreement(p) => class(c, |k| k.agreement.get(p).copied()),
+            Column::EnsembleGpMeanRmse(t) => ens(c, |e| e.gp_mean_rmse.get(t).copied()),
+            Column::EnsembleVarRatio(t) => ens(c, |e| e.var_ratio.get(t).copied()),
+            Column::EnsembleMeanTestLoss(t) => ens(c, |e| e.mean_test_loss.get(t).copied()),
+            Column::GpMeanTestLoss => ens(c, |e| Some(e.gp_mean_test_loss)),
         }
     }
 
@@ -246,7 +267,70 @@ pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
         }
         cols.extend(r.pairs.iter().map(|&p| Column::Agreement(p)));
     }
+    if r.ensemble.is_some() {
+        for t in [Track::Network, Track::Linearized] {
+            cols.extend([
+                Column::EnsembleGpMeanRmse(t),
+                Column::EnsembleVarRatio(t),
+                Column::EnsembleMeanTestLoss(t),
+            ]);
+        }
+        cols.push(Column::GpMeanTestLoss);
+    }
     cols
+}
+
+/// A gap figure of an ensemble against the NTK GP (see [`EnsembleGap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapFigure {
+    /// RMSE(ensemble mean, GP mean)/RMS(y).
+    MeanGap,
+    /// The mean gap M exact GP draws would show.
+    MeanGapFloor,
+    /// RMS of the standardised mean differences.
+    MeanZRms,
+    /// Median variance ratio.
+    VarRatio,
+    /// RMS of the log variance ratio.
+    VarLogRatioRms,
+    /// Its value for M exact GP draws.
+    VarLogRatioFloor,
+}
+
+impl GapFigure {
+    /// Every gap figure, in column order.
+    pub const ALL: [GapFigure; 6] = [
+        GapFigure::MeanGap,
+        GapFigure::MeanGapFloor,
+        GapFigure::MeanZRms,
+        GapFigure::VarRatio,
+        GapFigure::VarLogRatioRms,
+        GapFigure::VarLogRatioFloor,
+    ];
+
+    /// Name (after `ensemble_<track>_`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GapFigure::MeanGap => "mean_gap",
+            GapFigure::MeanGapFloor => "mean_gap_floor",
+            GapFigure::MeanZRms => "mean_z_rms",
+            GapFigure::VarRatio => "var_ratio",
+            GapFigure::VarLogRatioRms => "var_log_ratio_rms",
+            GapFigure::VarLogRatioFloor => "var_log_ratio_floor",
+        }
+    }
+
+    /// Its value.
+    pub fn read(self, g: &EnsembleGap) -> f64 {
+        match self {
+            GapFigure::MeanGap => g.mean_gap,
+            GapFigure::MeanGapFloor => g.mean_gap_floor,
+            GapFigure::MeanZRms => g.mean_z_rms,
+            GapFigure::VarRatio => g.var_ratio,
+            GapFigure::VarLogRatioRms => g.var_log_ratio_rms,
+            GapFigure::VarLogRatioFloor => g.var_log_ratio_floor,
+        }
+    }
 }
 
 /// A per-run figure (a column of `sweep.csv`).
@@ -271,6 +355,12 @@ pub enum Figure {
     CriticalLearningRate,
     /// λ_max(Θ_final)/λ_max(Θ0) on the probe set.
     LambdaRatio,
+    /// A final gap between a track's ensemble and the NTK GP.
+    EnsembleGap(Track, GapFigure),
+    /// Fraction of test targets inside a predictive distribution's 95 % interval.
+    Coverage95(Predictive),
+    /// Gaussian negative log-likelihood of the test targets under a predictive distribution.
+    Nll(Predictive),
 }
 
 impl Figure {
@@ -290,6 +380,9 @@ impl Figure {
             Figure::LearningRate => "learning_rate".into(),
             Figure::CriticalLearningRate => "critical_learning_rate".into(),
             Figure::LambdaRatio => "lambda_ratio".into(),
+            Figure::EnsembleGap(t, g) => format!("ensemble_{}_{}", t.name(), g.name()),
+            Figure::Coverage95(p) => format!("{}_coverage95", p.name()),
+            Figure::Nll(p) => format!("{}_nll", p.name()),
         }
     }
 
@@ -326,6 +419,21 @@ impl Figure {
             Figure::LearningRate => Some(r.learning_rate),
             Figure::CriticalLearningRate => Some(r.critical_learning_rate),
             Figure::LambdaRatio => Some(r.lambda_ratio()),
+            Figure::EnsembleGap(t, g) => r
+                .ensemble
+                .as_ref()
+                .and_then(|e| e.gap(t))
+                .map(|x| g.read(x)),
+            Figure::Coverage95(p) => r
+                .ensemble
+                .as_ref()
+                .and_then(|e| e.calibration_of(p))
+                .map(|c| c.coverage95),
+            Figure::Nll(p) => r
+                .ensemble
+                .as_ref()
+                .and_then(|e| e.calibration_of(p))
+                .map(|c| c.nll),
         }
         .unwrap_or(f64::NAN)
     }
@@ -380,5 +488,13 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
         Figure::CriticalLearningRate,
         Figure::LambdaRatio,
     ]);
+    if let Some(e) = &r.ensemble {
+        for g in &e.gaps {
+            f.extend(GapFigure::ALL.map(|x| Figure::EnsembleGap(g.track, x)));
+        }
+        for c in &e.calibration {
+            f.extend([Figure::Coverage95(c.source), Figure::Nll(c.source)]);
+        }
+    }
     f
 }

@@ -27,6 +27,17 @@ pub fn scaling_figures(rows: &[SweepRow]) -> Vec<String> {
         .filter(|n| n.starts_with("param_rel_change_layer"))
         .collect::<std::collections::BTreeSet<_>>();
     f.extend(layers);
+    // Ensemble vs GP gaps, where the sweep has them.
+    for name in [
+        "ensemble_network_mean_gap",
+        "ensemble_network_var_log_ratio_rms",
+        "ensemble_linearized_mean_gap",
+        "ensemble_linearized_var_log_ratio_rms",
+    ] {
+        if rows.iter().any(|r| r.figure(name).is_finite()) {
+            f.push(name.to_string());
+        }
+    }
     f
 }
 

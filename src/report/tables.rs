@@ -18,7 +18,7 @@
 //! kernel_analytic, kernel_empirical` at the final step.
 
 use crate::record::columns::{metrics_columns, Column, Split};
-use crate::record::RunRecord;
+use crate::record::{RunRecord, Track};
 use crate::report::npy;
 
 /// Formats a float for CSV: shortest round-trip representation, `nan`/`inf`/`-inf`.
@@ -93,6 +93,59 @@ pub fn predictions_csv(r: &RunRecord) -> String {
         }
     }
     out
+}
+
+/// `ensemble.csv` text (with `[ensemble]`): one row per (split, index, output) of the training
+/// and test points at the final step, with each track's mean and unbiased variance over the
+/// members and each Gaussian process's mean and variance.
+pub fn ensemble_csv(r: &RunRecord) -> Option<String> {
+    use crate::dynamics::gp::GpKernel;
+    let e = r.ensemble.as_ref()?;
+    let (d, k) = (r.input_dim, r.n_outputs);
+    let with_inputs = d <= MAX_INPUT_COLUMNS;
+    let tracks = [Track::Network, Track::Linearized];
+    let gps = [GpKernel::Ntk, GpKernel::Nngp];
+    let mut cols: Vec<String> = vec!["split".into(), "index".into(), "output".into()];
+    if with_inputs {
+        cols.extend(r.feature_names.iter().cloned());
+    }
+    cols.push("target".into());
+    for t in tracks {
+        cols.extend([format!("{}_mean", t.name()), format!("{}_var", t.name())]);
+    }
+    for g in gps {
+        cols.extend([
+            format!("{}_gp_mean", g.name()),
+            format!("{}_gp_var", g.name()),
+        ]);
+    }
+    let mut out = cols.join(",") + "\n";
+    let value = |v: Option<&Vec<f64>>, i: usize| {
+        fmt_f64(v.and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN))
+    };
+    for (split, x, y, o) in [
+        ("train", &r.x_train, &r.y_train, &e.train),
+        ("test", &r.x_test, &r.y_test, &e.test),
+    ] {
+        for i in 0..x.len() / d.max(1) {
+            for j in 0..k {
+                let a = i * k + j;
+                let mut row = vec![split.to_string(), i.to_string(), j.to_string()];
+                if with_inputs {
+                    row.extend(x[i * d..(i + 1) * d].iter().map(|&v| fmt_f64(v)));
+                }
+                row.push(fmt_f64(y[a]));
+                for t in tracks {
+                    row.extend([value(o.mean.get(t), a), value(o.var.get(t), a)]);
+                }
+                for g in gps {
+                    row.extend([value(o.gp_mean.get(g), a), value(o.gp_var.get(g), a)]);
+                }
+                out += &(row.join(",") + "\n");
+            }
+        }
+    }
+    Some(out)
 }
 
 /// A final figure for JSON (`null` where not measured).
@@ -210,6 +263,12 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             "lambda_max": k.lambda_max,
             "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
         })).collect::<Vec<_>>(),
+        "ensemble": r.ensemble.as_ref().map(|e| serde_json::json!({
+            "members": e.members,
+            "diverged_members": e.diverged_members.iter().map(|(t, n)| (t.name().to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+            "gaps_vs_ntk_gp": e.gaps.iter().map(|g| (g.track.name().to_string(), serde_json::json!(g))).collect::<serde_json::Map<_, _>>(),
+            "calibration_test": e.calibration.iter().map(|c| (c.source.name(), serde_json::json!({"coverage95": json_f64(c.coverage95), "nll": json_f64(c.nll)}))).collect::<serde_json::Map<_, _>>(),
+        })),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     })
 }
@@ -279,6 +338,11 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
         m.as_ref()
             .map(|(v, s)| (name.to_string(), npy::encode_f64(v, s)))
     })
+    .chain(
+        k.ensemble_gp
+            .iter()
+            .map(|(stem, (v, s))| (format!("kernels/{stem}.npy"), npy::encode_f64(v, s))),
+    )
     .collect()
 }
 
@@ -308,6 +372,9 @@ pub fn data_files(
             (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").into_bytes(),
         ),
     ];
+    if let Some(csv) = ensemble_csv(r) {
+        files.push(("ensemble.csv".to_string(), csv.into_bytes()));
+    }
     files.extend(kernel_files(r));
     files
 }

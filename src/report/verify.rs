@@ -141,6 +141,19 @@ pub fn tolerance_for(name: &str, p: Precision, target_scale: f64, n_eval: usize)
             atol: rtol * target_scale,
         };
     }
+    // Ensemble means and variances over members (ensemble.csv), on the targets' scale.
+    if name.ends_with("_mean") {
+        return Tolerance {
+            rtol,
+            atol: rtol * target_scale,
+        };
+    }
+    if name.ends_with("_var") {
+        return Tolerance {
+            rtol,
+            atol: rtol * target_scale * target_scale,
+        };
+    }
     if name.contains("accuracy") || name.contains("agreement") {
         return Tolerance {
             rtol,
@@ -184,6 +197,14 @@ pub fn tolerances(
     preds.extend(r.feature_names.iter().cloned());
     preds.extend(r.tracks.iter().map(|t| t.name().to_string()));
     out.insert("predictions.csv".into(), of(preds));
+    if r.ensemble.is_some() {
+        let mut names: Vec<String> = vec!["index".into(), "output".into(), "target".into()];
+        names.extend(r.feature_names.iter().cloned());
+        for t in ["network", "linearized", "ntk_gp", "nngp_gp"] {
+            names.extend([format!("{t}_mean"), format!("{t}_var")]);
+        }
+        out.insert("ensemble.csv".into(), of(names));
+    }
     // summary.json keys are judged by their name like the CSV columns; these stand for the
     // kinds of keys.
     out.insert(
@@ -229,6 +250,18 @@ pub fn tolerances(
                 },
             );
         }
+    }
+    // The GPs depend on the network through η (a multiple of η_c from the empirical Θ0).
+    for (stem, (v, _)) in &r.kernels.ensemble_gp {
+        let max = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        let rtol = network_rtol(p);
+        kernels.insert(
+            format!("kernels/{stem}.npy"),
+            Tolerance {
+                rtol,
+                atol: rtol * max,
+            },
+        );
     }
     out.insert("kernels".into(), kernels);
     out

@@ -111,6 +111,7 @@ impl Lockstep<'_> {
             classes: data.classes.clone(),
             loss: exp.training.loss,
             samples,
+            ensemble: None,
             tracks: self.tracks,
             pairs: self.pairs,
             checkpoints: self.checkpoints,
@@ -174,6 +175,7 @@ impl Lockstep<'_> {
             )),
             empirical_ntk_init: pack(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows)),
             empirical_ntk_final: pack(theta_final),
+            ensemble_gp: Vec::new(),
         }
     }
 }

@@ -72,25 +72,8 @@ impl Initial {
         let form = exp.kernel.form;
         progress.start("kernels", 3);
         let clock = std::time::Instant::now();
-        let (s_train, theta0, f0_all) = match exp.kernel.block_size {
-            Some(block) => {
-                let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
-                let theta0 = empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, form, block)?;
-                (s_train, theta0, None)
-            }
-            None => {
-                // The signals' forward pass gives the initial outputs too.
-                let (s_all, f0) = signals_and_outputs(mlp, &x_all, n_all)?;
-                let s_train = s_all.head(n_train);
-                let theta0 = ntk_from_signals(mlp, &s_all, &s_train, form).total();
-                (s_train, theta0, Some(f0))
-            }
-        };
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp)?;
         let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
-        let f0_all = match f0_all {
-            Some(f0) => f0,
-            None => mlp.predict(&x_all, n_all)?,
-        };
         let rows_train = n_train * form.rows_per_point(k);
         let theta0_train = linalg::block(theta0.as_ref(), 0, rows_train, 0, theta0.ncols());
         let theta0_trace_train = match form {
@@ -122,6 +105,57 @@ impl Initial {
             empirical_ntk_seconds,
         })
     }
+
+    /// The initial state of one member of an ensemble: its outputs and empirical Θ0 (what its
+    /// network and twin need). The analytic kernels, the probe set and the sensitivity points
+    /// are the main run's business and are left empty.
+    pub fn member(exp: &Experiment, data: &Dataset, mlp: &Mlp) -> Result<Initial> {
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp)?;
+        let empty = Mat::zeros(0, 0);
+        Ok(Initial {
+            f0_all,
+            theta0,
+            theta0_trace_train: empty.clone(),
+            analytic_ntk: empty.clone(),
+            analytic_nngp: empty.clone(),
+            probe_layers: Vec::new(),
+            theta0_probe: empty,
+            mlp0: mlp.clone(),
+            s_train,
+            sens_x: Vec::new(),
+            sens_n: 0,
+            empirical_ntk_seconds: 0.0,
+        })
+    }
+}
+
+/// The training points' backprop signals, the empirical Θ0 (all points × training points, in
+/// the configured form, in row blocks with `kernel.block_size`) and the initial outputs on all
+/// points.
+fn empirical_theta0(
+    exp: &Experiment,
+    data: &Dataset,
+    mlp: &Mlp,
+) -> Result<(BackpropSignals, Mat<f64>, Vec<f64>)> {
+    let n_train = data.n_train();
+    let n_all = n_train + data.n_heldout();
+    let x_all = data.x_all();
+    let form = exp.kernel.form;
+    Ok(match exp.kernel.block_size {
+        Some(block) => {
+            let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
+            let theta0 = empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, form, block)?;
+            let f0 = mlp.predict(&x_all, n_all)?;
+            (s_train, theta0, f0)
+        }
+        None => {
+            // The signals' forward pass gives the initial outputs too.
+            let (s_all, f0) = signals_and_outputs(mlp, &x_all, n_all)?;
+            let s_train = s_all.head(n_train);
+            let theta0 = ntk_from_signals(mlp, &s_all, &s_train, form).total();
+            (s_train, theta0, f0)
+        }
+    })
 }
 
 /// Analytic NNGP and NTK between `x1` and `x2`; mup has no infinite-width NTK (its features

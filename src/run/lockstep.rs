@@ -98,6 +98,26 @@ pub struct Lockstep<'a> {
     /// Input gradients of f0 at the sensitivity points (computed at the first sensitivity
     /// checkpoint, which is step 0).
     sens_g0: Option<sensitivity::InputGradients>,
+    /// A member of an ensemble: only the network and its twin, losses and predictions.
+    member: bool,
+    /// With `[ensemble]`: the network's and the twin's predictions at every checkpoint.
+    trace: Option<MemberTrace>,
+}
+
+/// One ensemble member's outputs over training: the network's and its twin's predictions on
+/// all points (row-major `n_all × K`) at every checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct MemberTrace {
+    /// Checkpoint steps.
+    pub steps: Vec<u64>,
+    /// The network's predictions per checkpoint.
+    pub network: Vec<Vec<f64>>,
+    /// The twin's predictions per checkpoint.
+    pub linearized: Vec<Vec<f64>>,
+    /// Step at which the network diverged, if it did.
+    pub network_diverged: Option<u64>,
+    /// Step at which the twin diverged, if it did.
+    pub linearized_diverged: Option<u64>,
 }
 
 impl<'a> Lockstep<'a> {
@@ -108,6 +128,29 @@ impl<'a> Lockstep<'a> {
         init: &'a Initial,
         mlp: Mlp,
         rates: super::Rates,
+    ) -> Result<Self> {
+        Self::build(exp, data, init, mlp, rates, false)
+    }
+
+    /// Sets up an ensemble member: the network `mlp` and its twin only, on the shared
+    /// minibatch schedule, logging losses and predictions (no kernel tracks or figures).
+    pub fn member(
+        exp: &'a Experiment,
+        data: &'a Dataset,
+        init: &'a Initial,
+        mlp: Mlp,
+        rates: super::Rates,
+    ) -> Result<Self> {
+        Self::build(exp, data, init, mlp, rates, true)
+    }
+
+    fn build(
+        exp: &'a Experiment,
+        data: &'a Dataset,
+        init: &'a Initial,
+        mlp: Mlp,
+        rates: super::Rates,
+        member: bool,
     ) -> Result<Self> {
         let super::Rates {
             lr,
@@ -128,17 +171,13 @@ impl<'a> Lockstep<'a> {
         };
         let averaged = averaged_kernel(exp, k);
         let mut tracks = vec![Track::Network, twin_track(averaged)];
-        tracks.extend(
-            exp.kernel
-                .solutions
-                .iter()
-                .map(|&s| solution_track(s, averaged)),
-        );
+        let solutions: &[KernelSolution] = if member { &[] } else { &exp.kernel.solutions };
+        tracks.extend(solutions.iter().map(|&s| solution_track(s, averaged)));
         let pairs = (0..tracks.len())
             .flat_map(|i| (i + 1..tracks.len()).map(move |j| (i, j)))
             .map(|(i, j)| (tracks[i], tracks[j]))
             .collect();
-        let predictors = build_predictors(exp, data, init, lr, &y_fit)?;
+        let predictors = build_predictors(exp, solutions, data, init, lr, &y_fit)?;
         let full_batch = exp
             .training
             .batch_size
@@ -189,7 +228,17 @@ impl<'a> Lockstep<'a> {
             lambda_max0,
             spectral0: None,
             sens_g0: None,
+            member,
+            trace: exp.ensemble.map(|_| MemberTrace::default()),
         })
+    }
+
+    /// The recorded member trace (with `[ensemble]`), with the tracks' divergence steps.
+    pub fn take_trace(&mut self) -> Option<MemberTrace> {
+        let mut t = self.trace.take()?;
+        t.network_diverged = self.diverged.get(Track::Network).copied().flatten();
+        t.linearized_diverged = self.diverged.get(self.twin_track).copied().flatten();
+        Some(t)
     }
 
     /// Runs every step, logging at checkpoints; stops early (interrupted) when the interrupt
@@ -209,8 +258,10 @@ impl<'a> Lockstep<'a> {
             if step % logging.every == 0 || last {
                 // A run without steps measures no sensitivity: no curve would show it.
                 let what = Measure {
-                    kernel: step % logging.kernel_every == 0 || last,
-                    sensitivity: steps > 0 && (step % logging.sensitivity_every == 0 || last),
+                    kernel: !self.member && (step % logging.kernel_every == 0 || last),
+                    sensitivity: !self.member
+                        && steps > 0
+                        && (step % logging.sensitivity_every == 0 || last),
                 };
                 self.checkpoint(step, what)?;
             }
@@ -309,6 +360,7 @@ impl<'a> Lockstep<'a> {
             } else {
                 None
             },
+            ensemble: None,
         };
         if what.kernel {
             let (kc, probe) = if step == 0 {
@@ -320,6 +372,13 @@ impl<'a> Lockstep<'a> {
             ck.kernel = Some(kc);
         }
         self.checkpoints.push(ck);
+        if let Some(t) = &mut self.trace {
+            t.steps.push(step);
+            t.network
+                .push(preds.get(Track::Network).cloned().unwrap_or_default());
+            t.linearized
+                .push(preds.get(self.twin_track).cloned().unwrap_or_default());
+        }
         self.last_preds = Some(preds);
         Ok(())
     }
@@ -575,6 +634,7 @@ struct Measure {
 /// output (Θ∞ ⊗ I_K), the empirical one in the configured form.
 fn build_predictors(
     exp: &Experiment,
+    solutions: &[KernelSolution],
     data: &Dataset,
     init: &Initial,
     lr: f64,
@@ -584,8 +644,7 @@ fn build_predictors(
     let form = exp.kernel.form;
     let f0_train = &init.f0_all[..n_train * k];
     let f0_test = &init.f0_all[n_train * k..];
-    exp.kernel
-        .solutions
+    solutions
         .iter()
         .map(|&s| {
             let (theta, rows, per_out) = match s {

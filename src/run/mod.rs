@@ -2,6 +2,7 @@
 //! ([`lockstep`]) → the [`RunRecord`] ([`finish`]). No files are written here (see
 //! [`crate::report`]); a run directory is the business of [`crate::pipeline`].
 
+pub mod ensemble;
 pub mod finish;
 pub mod initial;
 pub mod lockstep;
@@ -19,7 +20,7 @@ use crate::linalg;
 use crate::model::{Mlp, MlpConfig};
 use crate::ntk::empirical::{ntk_from_signals, BackpropSignals};
 use crate::ntk::KernelForm;
-use crate::record::{PhaseTiming, RunRecord};
+use crate::record::{PhaseTiming, RunRecord, RunStatus};
 use crate::{Error, Result};
 
 pub use initial::Initial;
@@ -27,7 +28,7 @@ pub use lockstep::Lockstep;
 pub use memory::{preflight, preflight_config, Footprint};
 
 /// Progress reporting of a run (a terminal bar, log lines, or nothing).
-pub trait Progress {
+pub trait Progress: Sync {
     /// A phase starts with `total` units of work (0 = unknown).
     fn start(&self, phase: &str, total: u64);
     /// `n` units done.
@@ -207,6 +208,7 @@ pub fn learning_rates(
 pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Result<RunRecord> {
     let mut timer = Timer::start();
     preflight(exp, data)?;
+    ensemble::check_data(exp, data)?;
     let mlp = mlp_config(exp, data).init(exp.seed);
     let init = Initial::compute(exp, data, &mlp, opts)?;
     timer.lap("kernels");
@@ -215,8 +217,20 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     timer.lap("predictor setup");
     let status = lock.train(opts)?;
     timer.lap("training");
-    let record = lock.into_record(status)?;
+    let own_trace = lock.take_trace();
+    let mut record = lock.into_record(status)?;
     timer.lap("final kernels");
+    if let (Some(own), RunStatus::Completed) = (own_trace, status) {
+        let (traces, seconds) = ensemble::train_members(exp, data, rates, own, opts)?;
+        timer.lap("ensemble members");
+        let gps = ensemble::gaussian_processes(exp, data, &init, rates.lr)?;
+        let (mut ens, files) =
+            ensemble::evaluate(exp, data, &gps, &traces, &mut record.checkpoints)?;
+        ens.member_seconds = seconds;
+        record.ensemble = Some(ens);
+        record.kernels.ensemble_gp = files;
+        timer.lap("ensemble Gaussian processes");
+    }
     let mut timings = timer.0;
     timings.push(PhaseTiming {
         phase: EMPIRICAL_NTK_TIMING.into(),

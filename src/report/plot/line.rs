@@ -31,7 +31,7 @@ pub enum Stroke {
 /// One line (or marker set) of a chart.
 #[derive(Debug, Clone)]
 pub struct Series {
-    /// Legend label.
+    /// Legend label (empty: no legend entry).
     pub label: String,
     /// Points (non-finite ones, and non-positive ones on a log axis, are skipped).
     pub points: Vec<(f64, f64)>,
@@ -371,27 +371,33 @@ where
         chart.draw_series(bars).map_err(e)?;
         match s.style {
             Stroke::Markers => {
-                chart
+                let anno = chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                    .map_err(e)?
-                    .label(&s.label)
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                    .map_err(e)?;
+                if !s.label.is_empty() {
+                    anno.label(&s.label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                }
             }
             Stroke::Dashed => {
                 let style = ShapeStyle::from(&color).stroke_width(s.width);
-                chart
+                let anno = chart
                     .draw_series(DashedLineSeries::new(points, 8, 5, style))
-                    .map_err(e)?
-                    .label(&s.label)
-                    .legend(move |(x, y)| dashed_key!(x, y, style));
+                    .map_err(e)?;
+                if !s.label.is_empty() {
+                    anno.label(&s.label)
+                        .legend(move |(x, y)| dashed_key!(x, y, style));
+                }
             }
             Stroke::Solid => {
                 let style = ShapeStyle::from(&color).stroke_width(s.width);
-                chart
+                let anno = chart
                     .draw_series(LineSeries::new(points, style))
-                    .map_err(e)?
-                    .label(&s.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                    .map_err(e)?;
+                if !s.label.is_empty() {
+                    anno.label(&s.label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 //! Figures consume records; they never compute dynamics. The figures of a run are built in
 //! [`run_charts`], those of a sweep in [`sweep_charts`]; [`contact_sheet`] tiles a set of PNGs.
 
+pub mod ensemble_charts;
 pub mod heatmap;
 pub mod line;
 pub mod run_charts;

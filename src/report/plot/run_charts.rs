@@ -479,5 +479,8 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
         out.push(("accuracy".into(), Figure::Line(accuracy_chart(r))));
         out.push(("confusion".into(), confusion_figure(r)));
     }
+    if let Some(f) = super::ensemble_charts::ensemble_figure(r) {
+        out.push(("ensemble".into(), f));
+    }
     out
 }
