@@ -99,12 +99,6 @@ fn expm(a: &M) -> M {
     sum
 }
 
-fn from_faer(m: &Mat<f64>) -> M {
-    (0..m.nrows())
-        .map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect())
-        .collect()
-}
-
 fn to_faer(m: &M) -> Mat<f64> {
     Mat::from_fn(m.len(), m[0].len(), |i, j| m[i][j])
 }
@@ -240,4 +234,153 @@ fn gp_mean_and_covariance_equal_the_closed_forms() {
         }
     }
     assert_eq!(checked, 16);
+}
+
+/// 64 members on sine data: the ensemble's figures against the NTK GP at `width`.
+fn ensemble_gaps(width: usize) -> ntk_dynamics::record::ensemble::EnsembleRecord {
+    use ntk_dynamics::run::{self, RunOptions};
+    use ntk_dynamics::{config, data};
+    let text = format!(
+        r#"[experiment]
+name = "ens"
+seed = 0
+[data]
+kind = "sine"
+n_train = 16
+n_test = 48
+[model]
+width = {width}
+depth = 2
+b_std = 1.0
+[training]
+lr_scale = 0.5
+steps = 100
+[kernel]
+solutions = ["analytic"]
+[logging]
+every = 50
+kernel_every = 100
+[ensemble]
+members = 64
+"#
+    );
+    let exp = config::parse_str(&text, None).unwrap();
+    let ds = data::load(&exp.data, exp.seed).unwrap();
+    let rec = run::execute(&exp, &ds, &RunOptions::default()).unwrap();
+    let e = rec.ensemble.expect("an ensemble record");
+    assert_eq!(e.members, 64);
+    // Every checkpoint carries the ensemble figures.
+    assert!(rec.checkpoints.iter().all(|c| c.ensemble.is_some()));
+    e
+}
+
+#[test]
+fn wide_ensembles_match_the_gp_and_narrow_ones_do_not() {
+    use ntk_dynamics::record::Track;
+    let wide = ensemble_gaps(1024);
+    let narrow = ensemble_gaps(64);
+    for t in [Track::Network, Track::Linearized] {
+        let g = wide.gap(t).unwrap();
+        // Width 1024: the median ratio of the sample variance (64 members) to the GP variance is
+        // near 1 (its sampling spread alone is ±18 % in ln: `var_log_ratio_floor`), and the
+        // ensemble mean lies within a few standard errors √(σ²_GP/M) of the GP mean.
+        assert!(
+            (0.6..=1.6).contains(&g.var_ratio),
+            "{t:?} width 1024: variance ratio {}",
+            g.var_ratio
+        );
+        assert!(
+            g.mean_z_rms < 3.0,
+            "{t:?} width 1024: RMS z {}",
+            g.mean_z_rms
+        );
+        assert!((g.var_log_ratio_floor - 0.18).abs() < 0.01);
+    }
+    // Width 64: the finite-width corrections are visible (measured: RMS z 6.0 vs 1.7 for the
+    // network; ln variance ratio RMS 0.58 vs 0.21; twin variance ratio 2.4 vs 1.05).
+    let (w, n) = (
+        wide.gap(Track::Network).unwrap(),
+        narrow.gap(Track::Network).unwrap(),
+    );
+    assert!(
+        n.mean_z_rms > 2.0 * w.mean_z_rms,
+        "{} vs {}",
+        n.mean_z_rms,
+        w.mean_z_rms
+    );
+    assert!(n.var_log_ratio_rms > 1.5 * w.var_log_ratio_rms);
+    let twin = narrow.gap(Track::Linearized).unwrap();
+    assert!(!(0.6..=1.6).contains(&twin.var_ratio), "{}", twin.var_ratio);
+}
+
+#[test]
+fn ensemble_configs_that_the_gp_does_not_describe_are_refused() {
+    use ntk_dynamics::config;
+    let base = |extra_training: &str, extra_model: &str, ensemble: &str| {
+        format!("[experiment]\nname = \"e\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n{extra_model}\n[training]\nsteps = 1\n{extra_training}\n[ensemble]\n{ensemble}\n")
+    };
+    for (text, key) in [
+        (
+            base("center_outputs = true", "", "members = 4"),
+            "training.center_outputs",
+        ),
+        (
+            base("loss = \"cross_entropy\"", "", "members = 4"),
+            "training.loss",
+        ),
+        (
+            base("", "parametrization = \"mup\"", "members = 4")
+                + "[kernel]\nsolutions = [\"empirical\"]\n",
+            "model.parametrization",
+        ),
+        (base("", "", "members = 1"), "ensemble.members"),
+        (base("", "", ""), "ensemble.members"),
+        (
+            base("", "", "members = 4\nparallel = 0"),
+            "ensemble.parallel",
+        ),
+        (base("", "", "members = 4\nmembrs = 3"), "ensemble.membrs"),
+    ] {
+        let err = config::parse_str(&text, None).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn width_sweeps_of_ensembles_fit_the_gap_exponents() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write(
+        dir.path(),
+        "s.toml",
+        "[experiment]\nname = \"es\"\n[data]\nkind = \"sine\"\nn_train = 6\nn_test = 8\n[model]\nwidth = 16\nb_std = 1.0\n[training]\nlr_scale = 0.5\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n[logging]\nevery = 5\nkernel_every = 10\n[ensemble]\nmembers = 4\n[sweep]\nseeds = 2\n[sweep.vary]\n\"model.width\" = [16, 32, 64]\n",
+    );
+    let out = dir.path().join("sweep");
+    let o = common::run_into(&cfg, &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let text = json.to_string();
+    for f in [
+        "ensemble_network_mean_gap",
+        "ensemble_network_var_log_ratio_rms",
+        "ensemble_linearized_mean_gap",
+    ] {
+        assert!(
+            text.contains(&format!("\"figure\":\"{f}\"")),
+            "no fit of {f}"
+        );
+    }
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains("ensemble_network_mean_gap_floor"));
+    // Each point is a full run directory with ensemble.csv.
+    let points = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("ensemble.csv").exists())
+        .count();
+    assert_eq!(points, 6);
 }

@@ -246,8 +246,11 @@ pub struct KernelMatrices {
     pub empirical_ntk_final: Option<(Vec<f64>, [usize; 2])>,
     /// With `[ensemble]`: the GPs' test means (`n_test × K`) and covariances
     /// (`n_test × n_test`), by file stem (`ntk_gp_mean_test`, …).
-    pub ensemble_gp: Vec<(String, (Vec<f64>, [usize; 2]))>,
+    pub ensemble_gp: Vec<NamedMatrix>,
 }
+
+/// A row-major matrix `(values, [rows, cols])` under a file stem.
+pub type NamedMatrix = (String, (Vec<f64>, [usize; 2]));
 
 /// Wall time of a phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]

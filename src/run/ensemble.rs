@@ -16,15 +16,17 @@ use crate::linalg;
 use crate::metrics::{self, stats};
 use crate::ntk::analytic::AnalyticConfig;
 use crate::record::ensemble::{
-    Calibration, EnsembleCheckpoint, EnsembleGap, EnsembleOutputs, EnsembleRecord, PerGp,
-    Predictive,
+    Calibration, EnsembleCheckpoint, EnsembleGap, EnsembleOutputs, EnsembleRecord, Predictive,
 };
-use crate::record::{Checkpoint, Keyed, PerTrack, Track};
+use crate::record::{Checkpoint, Keyed, NamedMatrix, PerTrack, Track};
 use crate::{Error, Result};
 
 use super::initial::Initial;
 use super::lockstep::{Lockstep, MemberTrace, Slices};
 use super::{mlp_config, Rates, RunOptions};
+
+/// Per entry: mean and unbiased variance over members.
+type MeanVar = (Vec<f64>, Vec<f64>);
 
 /// The two-sided 95 % quantile of the standard normal.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -178,7 +180,7 @@ fn member_stats(
     track: Track,
     i: usize,
     slice: &std::ops::Range<usize>,
-) -> (Vec<f64>, Vec<f64>) {
+) -> MeanVar {
     let rows: Vec<&[f64]> = traces
         .iter()
         .filter(|t| diverged_at(t, track).is_none())
@@ -296,7 +298,7 @@ pub fn evaluate(
     gps: &[EnsembleGp],
     traces: &[MemberTrace],
     checkpoints: &mut [Checkpoint],
-) -> Result<(EnsembleRecord, Vec<(String, (Vec<f64>, [usize; 2]))>)> {
+) -> Result<(EnsembleRecord, Vec<NamedMatrix>)> {
     let k = data.n_outputs;
     let sl = Slices::of(data);
     let tracks = [Track::Network, Track::Linearized];
@@ -313,7 +315,7 @@ pub fn evaluate(
         let gp_mean = linalg::mat_to_rows(test.mean.as_ref());
         let gp_var = per_entry(&test.variance(), k);
         let stats_of = |t: Track| member_stats(traces, t, i, &sl.test);
-        let per_track = |f: &dyn Fn(&(Vec<f64>, Vec<f64>)) -> f64| {
+        let per_track = |f: &dyn Fn(&MeanVar) -> f64| {
             Keyed(tracks.iter().map(|&t| (t, f(&stats_of(t)))).collect())
         };
         ck.ensemble = Some(EnsembleCheckpoint {
@@ -335,7 +337,7 @@ pub fn evaluate(
         })
         .collect();
     let outputs = |slice: &std::ops::Range<usize>, test: bool| {
-        let stats: Vec<(Track, (Vec<f64>, Vec<f64>))> = tracks
+        let stats: Vec<(Track, MeanVar)> = tracks
             .iter()
             .map(|&t| (t, member_stats(traces, t, last, slice)))
             .collect();
@@ -466,12 +468,4 @@ pub fn evaluate(
         },
         files,
     ))
-}
-
-/// The GP means of a [`PerGp`] in a fixed order (for tables).
-pub fn gp_order<T: Clone>(v: &PerGp<T>) -> Vec<(GpKernel, T)> {
-    [GpKernel::Ntk, GpKernel::Nngp]
-        .into_iter()
-        .filter_map(|g| Some((g, v.get(g)?.clone())))
-        .collect()
 }

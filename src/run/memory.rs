@@ -155,6 +155,36 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         "final predictions and tables".into(),
         mul(&[a, k, tracks, 8, 4]).saturating_add(mul(&[a, k, d.min(64) + tracks + 4, 24])),
     ));
+    // An ensemble: `parallel` members in flight (each its network, autodiff graph, signals, Θ0
+    // and twin), every member's logged predictions, and the GPs' test covariances.
+    let member_flops = if let Some(e) = exp.ensemble {
+        let in_flight = super::ensemble::parallel_members(exp) as u64;
+        let per_member: u64 = parts
+            .iter()
+            .filter(|(what, _)| {
+                what.starts_with("parameters")
+                    || what.starts_with("autodiff")
+                    || what.starts_with("backprop")
+                    || what.starts_with("empirical")
+            })
+            .map(|p| p.1)
+            .sum();
+        parts.push((
+            "ensemble members in flight".into(),
+            mul(&[in_flight, per_member]),
+        ));
+        parts.push((
+            "ensemble members' logged predictions".into(),
+            mul(&[e.members as u64, checkpoints, a, k, 8, 2]),
+        ));
+        parts.push((
+            "ensemble Gaussian processes".into(),
+            mul(&[h, h.saturating_add(n), 8, 8]),
+        ));
+        (e.members as u64).saturating_sub(1)
+    } else {
+        0
+    };
     let peak = parts
         .iter()
         .fold(BASE_BYTES, |acc, (_, v)| acc.saturating_add(*v));
@@ -181,7 +211,7 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         let train = exp.training.steps as f64 * 6.0 * batch as f64 * p;
         let logging = checkpoints as f64 * 2.0 * a as f64 * p;
         let eig = pred as f64 / 24.0 * 10.0 * ((n * r) as f64).sqrt();
-        ntk + train + logging + eig
+        (ntk + train + logging) * (1 + member_flops) as f64 + eig
     };
     Footprint {
         peak_bytes: peak,
