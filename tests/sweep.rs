@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{run_into, stderr, sweep_toml};
+use std::path::Path;
+
+use common::{run_into, stderr, sweep_toml, tiny_sine_toml};
 use ntk_dynamics::config::sweep;
 use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
@@ -186,7 +188,14 @@ fn half_critical_rate_is_lazy_and_four_times_is_not() {
         .replace("width = 256", "width = 1024");
     let sw = sweep::expand(&text, None).unwrap();
     assert_eq!(sw.points.len(), 4);
-    let rows = pipeline::sweep::run(&sw, &tmp.path().join("out"), None, &|_, _, _| {});
+    let rows = pipeline::sweep::run(
+        &sw,
+        &tmp.path().join("out"),
+        pipeline::sweep::Shard::ALL,
+        None,
+        &|_, _, _| {},
+    )
+    .unwrap();
     for r in &rows {
         let scale: f64 = r.values[0].1.parse().unwrap();
         let phase = r.phase.expect("completed");
@@ -237,4 +246,128 @@ fn width_by_learning_rate_sweep_draws_phases_and_a_phase_diagram() {
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4);
     assert!(csv.contains(",lazy,") && !csv.lines().skip(1).all(|l| l.contains(",lazy,")));
+}
+
+#[test]
+fn shards_and_slurm_submissions_refuse_bad_requests_before_creating_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_toml(tmp.path(), "\"model.width\" = [16, 32]", "");
+    let cfg = tmp.path().join("s.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = tmp.path().join("out");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    for (args, needle) in [
+        (vec![c, "--out", o, "--shard", "2/2"], "--shard"),
+        (vec![c, "--out", o, "--shard", "0/0"], "--shard"),
+        (vec![c, "--out", o, "--shard", "x"], "--shard"),
+        (vec![c, "--shard", "0/2"], "--out"),
+        (vec![c, "--out", o, "--seed", "3"], "--seed"),
+    ] {
+        let r = common::run_bin(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains(needle), "{args:?}: {}", stderr(&r));
+        assert!(!out.exists(), "{args:?} created {o}");
+    }
+    // No sbatch on the PATH: nothing is written or submitted.
+    let r = std::process::Command::new(common::BIN)
+        .args([c, "--out", o, "--slurm"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("sbatch"), "{}", stderr(&r));
+    assert!(!out.exists());
+    // A single-run config is not a sweep.
+    let single = tmp.path().join("one.toml");
+    std::fs::write(&single, tiny_sine_toml(tmp.path(), "")).unwrap();
+    let r = common::run_bin(&[single.to_str().unwrap(), "--out", o, "--shard", "0/1"]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    // [slurm] only in sweep configs, and checked.
+    let e = ntk_dynamics::config::parse_str(
+        &(tiny_sine_toml(tmp.path(), "") + "[slurm]\ntasks = 2\n"),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("slurm"), "{e}");
+    for (extra, key) in [
+        ("[slurm]\ntasks = 0\n", "slurm.tasks"),
+        ("[slurm]\ntime = \"\"\n", "slurm.time"),
+        ("[slurm]\npartiton = \"a\"\n", "partiton"),
+    ] {
+        let e = sweep::expand(&format!("{text}{extra}"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn a_sweep_run_in_shards_collects_into_the_local_sweep_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        sweep_toml(tmp.path(), "\"model.width\" = [16, 32]", ""),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let local = tmp.path().join("local");
+    assert!(run_into(&cfg, &local).status.success());
+    let sharded = tmp.path().join("sharded");
+    let s = sharded.to_str().unwrap();
+    // Two of three shards: collect names what is missing and keeps the directory INCOMPLETE.
+    for shard in ["0/3", "2/3"] {
+        let o = common::run_bin(&[c, "--out", s, "--shard", shard, "--quiet"]);
+        assert!(o.status.success(), "{shard}: {}", stderr(&o));
+    }
+    let o = common::run_bin(&["--collect", s, "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing"), "{}", stderr(&o));
+    assert!(sharded.join("INCOMPLETE").exists());
+    // The last shard, then a collect: the same sweep as the local run.
+    let o = common::run_bin(&[c, "--out", s, "--shard", "1/3", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = common::run_bin(&["--collect", s, "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let strip = |p: &Path| -> Vec<String> {
+        let t = std::fs::read_to_string(p.join("sweep.csv")).unwrap();
+        let wall = t
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .position(|h| h == "wall_s")
+            .unwrap();
+        t.lines()
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|(i, _)| *i != wall)
+                    .map(|(_, v)| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    assert_eq!(strip(&sharded), strip(&local));
+    assert!(!sharded.join("INCOMPLETE").exists());
+    // Running the whole sweep again into the same directory runs nothing (all completed).
+    let before = std::fs::read(sharded.join("rows/p0000.json")).unwrap();
+    let o = common::run_bin(&[c, "--out", s, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(sharded.join("rows/p0000.json")).unwrap(),
+        before
+    );
+    // A different sweep cannot be run into it.
+    let other = tmp.path().join("o.toml");
+    std::fs::write(
+        &other,
+        sweep_toml(tmp.path(), "\"model.width\" = [16, 64]", ""),
+    )
+    .unwrap();
+    let o = common::run_bin(&[other.to_str().unwrap(), "--out", s, "--shard", "0/1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("different sweep"), "{}", stderr(&o));
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ntk_dynamics::config::{self, sweep};
 use ntk_dynamics::record::{RunRecord, RunStatus};
-use ntk_dynamics::report::{self, io, repro};
+use ntk_dynamics::report::{self, repro};
 use ntk_dynamics::run::{self, Progress, RunOptions};
 use ntk_dynamics::{data, pipeline, Error};
 
@@ -25,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     version,
     about,
-    after_help = "Example:\n  cargo run --release --bin experiment -- experiments/wide_mlp.toml\n  experiment experiments/wide_mlp.toml --seed 3 --out /tmp/run1\n  experiment --verify results/wide_mlp/<run id>\n\nExit codes: 0 success, 1 failure (or --verify mismatch), 2 bad config or data, 130 interrupted."
+    after_help = "Example:\n  cargo run --release --bin experiment -- experiments/wide_mlp.toml\n  experiment experiments/wide_mlp.toml --seed 3 --out /tmp/run1\n  experiment --verify results/wide_mlp/<run id>\n  experiment experiments/width_sweep.toml --out /shared/w --slurm --wait\n\nExit codes: 0 success, 1 failure (or --verify mismatch), 2 bad config or data, 130 interrupted."
 )]
 struct Cli {
     /// Experiment config (TOML).
@@ -46,6 +46,21 @@ struct Cli {
     /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
     #[arg(long, value_name = "RUN_DIR")]
     verify: Option<PathBuf>,
+    /// Sweeps: run only the points with index ≡ I (mod N) that are not completed, into the
+    /// sweep directory given by --out (created with its plan by the first shard).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Build sweep.csv / sweep.json / sweep.md and the plots of a sweep directory from its
+    /// finished points; names missing and failed ones (exit 1 while any is not completed).
+    #[arg(long, value_name = "SWEEP_DIR")]
+    collect: Option<PathBuf>,
+    /// Sweeps: write <--out>/slurm/sweep.sbatch and submit it with sbatch as a job array (one
+    /// task per shard); resubmitting runs only points that are missing or failed.
+    #[arg(long)]
+    slurm: bool,
+    /// With --slurm: wait until the array ends, then collect (exit 1 when a point failed).
+    #[arg(long, requires = "slurm")]
+    wait: bool,
 }
 
 /// Progress bars on a terminal, plain log lines otherwise.
@@ -139,6 +154,9 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &cli.verify {
         return verify(dir, cli.quiet);
     }
+    if let Some(dir) = &cli.collect {
+        return collect(dir, cli.quiet);
+    }
     let path = cli
         .config
         .as_ref()
@@ -146,6 +164,13 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let text = config::read_config(path)?;
     if sweep::is_sweep(&text) {
         return run_sweep(cli, path, &text);
+    }
+    if cli.shard.is_some() || cli.slurm {
+        anyhow::bail!(Error::value(
+            if cli.slurm { "--slurm" } else { "--shard" },
+            path.display(),
+            "a sweep config (one with a [sweep] section)"
+        ));
     }
     let mut exp = config::parse_str(&text, Some(path))?;
     if let Some(seed) = cli.seed {
@@ -198,14 +223,34 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     interrupt
 }
 
-/// Runs every point of a sweep config into one sweep directory.
+/// Runs the points of a sweep config into one sweep directory: all of them (a fresh directory,
+/// or the --out directory of an earlier run of the same sweep, resuming it), one shard of them
+/// (--shard), or as a Slurm job array (--slurm).
 fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
-    let mut sw = sweep::expand(text, Some(path))?;
-    if let Some(seed) = cli.seed {
-        for p in &mut sw.points {
-            p.seed = seed + (p.seed - sw.base.seed);
-            p.experiment.seed = p.seed;
-        }
+    use ntk_dynamics::pipeline::sweep::{self as psweep, Shard};
+    if cli.seed.is_some() {
+        anyhow::bail!(Error::value(
+            "--seed",
+            cli.seed.unwrap_or_default(),
+            "no --seed with a sweep config: set experiment.seed in it (every process of a sweep expands the same plan)"
+        ));
+    }
+    let shard = cli.shard.as_deref().map(Shard::parse).transpose()?;
+    if cli.slurm {
+        // Checked before anything is created or submitted.
+        ntk_dynamics::pipeline::slurm::find_sbatch()?;
+    }
+    let sw = sweep::expand(text, Some(path))?;
+    let out = cli.out.as_deref();
+    if (shard.is_some() || cli.slurm) && out.is_none() {
+        anyhow::bail!(Error::value(
+            if cli.slurm { "--slurm" } else { "--shard" },
+            "(no --out)",
+            "--out DIR: the sweep directory every task writes into"
+        ));
+    }
+    if cli.slurm {
+        ntk_dynamics::pipeline::slurm::check_shared(out.unwrap_or(Path::new(".")))?;
     }
     // Check every point's data and footprint before creating anything.
     for p in &sw.points {
@@ -213,49 +258,180 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         run::preflight(&p.experiment, &ds)?;
     }
-    let dir = io::create_sweep_dir(&sw.base.outputs.dir, &sw.base.name, cli.out.as_deref())?;
-    io::write_atomic(&dir.join("sweep.toml"), text.as_bytes())?;
+    let dir = match out {
+        Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
+            psweep::open_dir(o, text)?
+        }
+        _ => psweep::create_dir(&sw, text, out)?,
+    };
+    if cli.slurm {
+        return submit_slurm(cli, &sw, &dir);
+    }
     let interrupt = interrupt_flag();
     let quiet = cli.quiet;
-    let rows = pipeline::sweep::run(&sw, &dir, Some(interrupt.clone()), &|done, total, row| {
+    let shard = shard.unwrap_or(Shard::ALL);
+    let rows = psweep::run(
+        &sw,
+        &dir,
+        shard,
+        Some(interrupt.clone()),
+        &|done, total, row| {
+            if !quiet {
+                eprintln!(
+                    "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
+                    row.values
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    row.seed,
+                    row.phase.map(|p| p.name()).unwrap_or(&row.status),
+                    row.wall_s
+                );
+            }
+        },
+    )?;
+    let interrupted = interrupt.load(Ordering::SeqCst);
+    if shard != Shard::ALL {
+        let failed = rows.iter().filter(|r| r.status != "completed").count();
         if !quiet {
-            eprintln!(
-                "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
-                row.values
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                row.seed,
-                row.phase.map(|p| p.name()).unwrap_or(&row.status),
-                row.wall_s
-            );
-        }
-    });
-    let fits = report::sweep::write_sweep(&dir, &sw, &rows)?;
-    if !quiet {
-        println!("sweep directory: {}", dir.display());
-        for f in &fits {
             println!(
-                "  {} {}: exponent {:.3} ± {:.3} (95 %, {} runs)",
-                f.figure,
-                f.group.clone().unwrap_or_default(),
-                f.slope,
-                f.ci95,
-                f.n
+                "shard {}/{}: {} point(s) run, {failed} not completed; collect with `experiment --collect {}`",
+                shard.index,
+                shard.count,
+                rows.len(),
+                dir.display()
             );
         }
-        println!(
-            "wall time {:.1} s (sum over points); report: {}",
-            rows.iter().map(|r| r.wall_s).sum::<f64>(),
-            dir.join("sweep.md").display()
-        );
+        return Ok(if interrupted {
+            ExitCode::from(130)
+        } else if failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
-    Ok(if interrupt.load(Ordering::SeqCst) {
+    let reason = |_: usize| {
+        if interrupted {
+            "not run (the sweep was interrupted)".to_string()
+        } else {
+            "not run".to_string()
+        }
+    };
+    let c = psweep::collect(&dir, &reason, serde_json::Map::new())?;
+    if !quiet {
+        print_collected(&c, &dir);
+    }
+    Ok(if interrupted {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Submits the sweep in `dir` as a Slurm array; with --wait, collects when it ends.
+fn submit_slurm(cli: &Cli, sw: &sweep::Sweep, dir: &Path) -> anyhow::Result<ExitCode> {
+    use ntk_dynamics::pipeline::{slurm, sweep as psweep};
+    let pending = psweep::pending(sw, dir, psweep::Shard::ALL)?;
+    if pending.is_empty() {
+        if !cli.quiet {
+            println!(
+                "every point of {} is completed; nothing submitted",
+                dir.display()
+            );
+        }
+        return collect(dir, cli.quiet);
+    }
+    let (id, status) = slurm::submit(sw, dir, cli.wait)?;
+    if !cli.quiet {
+        println!(
+            "submitted array job {id}: {} task(s) for {} point(s) to run ({}); batch script {}",
+            slurm::task_count(sw),
+            pending.len(),
+            dir.display(),
+            dir.join(slurm::SLURM_DIR).join("sweep.sbatch").display()
+        );
+    }
+    if !cli.wait {
+        if !cli.quiet {
+            println!(
+                "collect when it has ended: experiment --collect {}",
+                dir.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.quiet {
+        println!("array job {id} ended (sbatch exit {status:?})");
+    }
+    collect(dir, cli.quiet)
+}
+
+/// Collects a sweep directory (see `--collect`); exit 1 while a point is not completed.
+fn collect(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
+    use ntk_dynamics::pipeline::{slurm, sweep as psweep};
+    let subs = slurm::read_submissions(dir)?;
+    let states = subs
+        .job_ids
+        .last()
+        .map(|id| slurm::task_states(id))
+        .unwrap_or_default();
+    let tasks = subs.tasks.max(1);
+    let reason = |i: usize| match states.iter().find(|t| t.task == i % tasks) {
+        Some(t) => t.describe(),
+        None if subs.job_ids.is_empty() => "not run".to_string(),
+        None => format!(
+            "not run (Slurm task {} of array job {} is no longer known to scontrol)",
+            i % tasks,
+            subs.job_ids.last().cloned().unwrap_or_default()
+        ),
+    };
+    let mut extra = serde_json::Map::new();
+    if !subs.job_ids.is_empty() {
+        extra.insert(
+            "slurm".into(),
+            serde_json::json!({
+                "job_id": subs.job_ids.last(),
+                "job_ids": subs.job_ids,
+                "tasks": subs.tasks,
+                "task_states": states,
+            }),
+        );
+    }
+    let c = psweep::collect(dir, &reason, extra)?;
+    if !quiet {
+        print_collected(&c, dir);
+    }
+    let incomplete = c.incomplete();
+    for (point, status) in &incomplete {
+        eprintln!("not completed: {point}: {status}");
+    }
+    Ok(if incomplete.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_collected(c: &ntk_dynamics::pipeline::sweep::Collected, dir: &Path) {
+    println!("sweep directory: {}", dir.display());
+    for f in &c.fits {
+        println!(
+            "  {} {}: exponent {:.3} ± {:.3} (95 %, {} runs)",
+            f.figure,
+            f.group.clone().unwrap_or_default(),
+            f.slope,
+            f.ci95,
+            f.n
+        );
+    }
+    println!(
+        "{} of {} points completed; wall time {:.1} s (sum over points); report: {}",
+        c.rows.iter().filter(|r| r.status == "completed").count(),
+        c.rows.len(),
+        c.rows.iter().map(|r| r.wall_s).sum::<f64>(),
+        dir.join("sweep.md").display()
+    );
 }
 
 /// The end-of-run summary: the report's final-figures and checks tables.

@@ -233,6 +233,17 @@ pub fn read_config(path: &Path) -> Result<String> {
 pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
     let lines = KeyLines::new(text);
     let spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    if spec.slurm.is_some() && spec.sweep.is_none() {
+        return Err(locate(
+            Error::value(
+                "slurm",
+                "[slurm]",
+                "a [slurm] section only in a sweep config (one with [sweep])",
+            ),
+            &lines,
+            file,
+        ));
+    }
     spec.check().map_err(|e| locate(e, &lines, file))
 }
 

@@ -52,6 +52,29 @@ pub struct ConfigSpec {
     /// `[ensemble]`: absent = one network.
     #[serde(default)]
     pub ensemble: Option<EnsembleSpec>,
+    /// `[slurm]`: how `--slurm` submits a sweep (sweep configs only).
+    #[serde(default)]
+    pub slurm: Option<SlurmSpec>,
+}
+
+/// `[slurm]`: the job array `--slurm` submits (every key optional).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSpec {
+    /// Array size (default: one task per point); task `I` runs the points with index ≡ I mod N.
+    pub tasks: Option<usize>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--time` (Slurm's syntax, e.g. `"01:00:00"`).
+    pub time: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<usize>,
+    /// `--mem` (Slurm's syntax, e.g. `"4G"`).
+    pub mem: Option<String>,
+    /// The array throttle `%N`: at most this many tasks at once.
+    pub max_parallel: Option<usize>,
+    /// Further `sbatch` arguments, passed verbatim.
+    pub extra_args: Option<Vec<String>>,
 }
 
 /// `[ensemble]`: `members` networks that differ only in their initialisation seed

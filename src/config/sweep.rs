@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::schema::{ConfigSpec, SweepSpec};
+use super::schema::{ConfigSpec, SlurmSpec, SweepSpec};
 use super::{locate, parse_error, Experiment, KeyLines};
 use crate::{Error, Result};
 
@@ -80,6 +80,8 @@ pub struct Sweep {
     pub spec: SweepSpec,
     /// Points in order (outer key slowest, seeds fastest).
     pub points: Vec<SweepPoint>,
+    /// `[slurm]` settings (all defaults when absent).
+    pub slurm: SlurmSpec,
 }
 
 /// Whether config text has a `[sweep]` section.
@@ -169,6 +171,9 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
         .ok_or_else(|| Error::value("sweep", "(missing)", "a [sweep] section"))?;
     let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
     table.remove("sweep");
+    table.remove("slurm");
+    let slurm = check_slurm(spec_all.slurm.clone().unwrap_or_default())
+        .map_err(|e| locate(e, &lines, file))?;
     let base = spec_all.check().map_err(|e| locate(e, &lines, file))?;
     let seeds = check_spec(&sweep).map_err(|e| locate(e, &lines, file))?;
     // Seeds are TOML integers (signed 64-bit) in every point's config.
@@ -233,7 +238,39 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
         base,
         spec: sweep,
         points,
+        slurm,
     })
+}
+
+/// Checks `[slurm]`: counts ≥ 1, strings that sbatch can take on one line.
+fn check_slurm(s: SlurmSpec) -> Result<SlurmSpec> {
+    for (key, v) in [
+        ("slurm.tasks", s.tasks),
+        ("slurm.cpus_per_task", s.cpus_per_task),
+        ("slurm.max_parallel", s.max_parallel),
+    ] {
+        if v == Some(0) {
+            return Err(Error::value(key, 0, "an integer >= 1"));
+        }
+    }
+    let strings = [
+        ("slurm.partition", s.partition.iter().collect::<Vec<_>>()),
+        ("slurm.time", s.time.iter().collect()),
+        ("slurm.mem", s.mem.iter().collect()),
+        ("slurm.extra_args", s.extra_args.iter().flatten().collect()),
+    ];
+    for (key, vals) in strings {
+        for v in vals {
+            if v.is_empty() || v.chars().any(|c| c.is_control()) {
+                return Err(Error::value(
+                    key,
+                    format!("{v:?}"),
+                    "a non-empty string without line breaks or control characters",
+                ));
+            }
+        }
+    }
+    Ok(s)
 }
 
 /// Refuses swept keys that change nothing: two points with the same seed and the same checked

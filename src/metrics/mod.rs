@@ -116,6 +116,19 @@ impl Phase {
             Phase::Divergent => "divergent",
         }
     }
+
+    /// The phase of a name (the inverse of [`Phase::name`]).
+    pub fn from_name(name: &str) -> Option<Phase> {
+        [
+            Phase::Lazy,
+            Phase::FeatureLearning,
+            Phase::Catapult,
+            Phase::EdgeOfStability,
+            Phase::Divergent,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
 }
 
 /// Relative kernel drift ‖Θ_t − Θ0‖_F/‖Θ0‖_F below which a run below η_c counts as lazy. A

@@ -154,11 +154,11 @@ pub fn sample_variance(values: &[f64]) -> f64 {
     values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64
 }
 
-/// The digamma function ψ(x) for x > 0: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 8, then
+/// The digamma function ψ(x) for x > 0: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 20, then
 /// the asymptotic series (Abramowitz & Stegun 6.3.18), accurate to ~1e-14.
 pub fn digamma(mut x: f64) -> f64 {
     let mut acc = 0.0;
-    while x < 8.0 {
+    while x < 20.0 {
         acc -= 1.0 / x;
         x += 1.0;
     }
@@ -169,11 +169,11 @@ pub fn digamma(mut x: f64) -> f64 {
             - x2 * (1.0 / 120.0 - x2 * (1.0 / 252.0 - x2 * (1.0 / 240.0 - x2 / 132.0))))
 }
 
-/// The trigamma function ψ₁(x) for x > 0: ψ₁(x) = ψ₁(x + 1) + 1/x² up to x ≥ 8, then the
+/// The trigamma function ψ₁(x) for x > 0: ψ₁(x) = ψ₁(x + 1) + 1/x² up to x ≥ 20, then the
 /// asymptotic series (A&S 6.4.12).
 pub fn trigamma(mut x: f64) -> f64 {
     let mut acc = 0.0;
-    while x < 8.0 {
+    while x < 20.0 {
         acc += 1.0 / (x * x);
         x += 1.0;
     }

@@ -1,16 +1,63 @@
 //! Running a sweep: every point is a complete run into its own directory (`parallel` at a
-//! time); a failed or diverged point is recorded and the sweep goes on.
+//! time); a failed or diverged point is recorded and the sweep goes on. A process runs all
+//! points or one shard of them (`--shard I/N`: the points with index ≡ I mod N, e.g. one Slurm
+//! array task), skipping points already completed; each finished point leaves its row in
+//! `rows/`. [`collect`] builds the sweep's outputs from those rows, however the points ran.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::sweep::{value_text, Sweep, SweepPoint};
-use crate::record::sweep::SweepRow;
+use crate::config::sweep::{self as config_sweep, value_text, Sweep, SweepPoint};
+use crate::record::sweep::{PowerLawFit, StoredRow, SweepRow};
+use crate::report::{io, sweep as report_sweep};
 use crate::run::RunOptions;
+use crate::{Error, Result};
 
 use super::run_into;
+
+/// The points a process runs: shard `index` of `count` (index ≡ point index mod count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, in `0..count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Every point.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `I/N` (N ≥ 1, I < N).
+    pub fn parse(text: &str) -> Result<Shard> {
+        let bad = || {
+            Error::value(
+                "--shard",
+                text,
+                "I/N with integers 0 ≤ I < N, e.g. 3/8 (N ≥ 1)",
+            )
+        };
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether point `i` belongs to this shard.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+/// The config copy every process of a sweep reads.
+pub const PLAN_FILE: &str = "sweep.toml";
 
 fn row_of(
     point: &SweepPoint,
@@ -36,19 +83,48 @@ fn row_of(
     }
 }
 
-/// Runs every point into `sweep_dir/<point>/`, `parallel` at a time. Never stops on a failed
-/// point. `on_done(done, total, row)` is called after each point.
+/// The row of a point that has none yet (`missing`, with why when known).
+fn missing_row(point: &SweepPoint, why: &str) -> SweepRow {
+    let values = point
+        .values
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
+    let mut r = SweepRow::failed(values, point.seed, "", point.dir_name(), 0.0);
+    r.status = format!("missing: {why}");
+    r
+}
+
+/// Points of `shard` that still have to run: no row, or a row that did not complete.
+pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
+    let rows = report_sweep::read_rows(dir)?;
+    Ok(sweep
+        .points
+        .iter()
+        .filter(|p| shard.owns(p.index))
+        .filter(|p| rows.get(&p.index).is_none_or(|r| r.status != "completed"))
+        .map(|p| p.index)
+        .collect())
+}
+
+/// Runs the points of `shard` that are not completed in `sweep_dir` (`parallel` at a time),
+/// each into `sweep_dir/<point>/`, and stores each finished point's row. Never stops on a
+/// failed point. `on_done(done, total, row)` is called after each point. Returns the rows of
+/// the points run.
 pub fn run(
     sweep: &Sweep,
     sweep_dir: &Path,
+    shard: Shard,
     interrupt: Option<Arc<AtomicBool>>,
     on_done: &(dyn Fn(usize, usize, &SweepRow) + Sync),
-) -> Vec<SweepRow> {
-    let n = sweep.points.len();
+) -> Result<Vec<SweepRow>> {
+    let todo = pending(sweep, sweep_dir, shard)?;
+    let n = todo.len();
     let parallel = sweep.spec.parallel.unwrap_or(1).clamp(1, n.max(1));
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let rows: Mutex<Vec<Option<SweepRow>>> = Mutex::new(vec![None; n]);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..parallel {
             scope.spawn(|| loop {
@@ -59,23 +135,142 @@ pub fn run(
                 if i >= n {
                     break;
                 }
-                let p = &sweep.points[i];
+                let p = &sweep.points[todo[i]];
+                let point_dir = sweep_dir.join(p.dir_name());
+                // A point killed mid-run (its directory still INCOMPLETE) or failed before
+                // starts afresh.
+                if let Err(e) = io::remove_unfinished_dir(&point_dir) {
+                    first_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    break;
+                }
                 let t = Instant::now();
                 let opts = RunOptions {
                     interrupt: interrupt.clone(),
                     progress: &crate::run::Silent,
                 };
-                let result = run_into(&p.experiment, Some(&sweep_dir.join(p.dir_name())), &opts);
+                let result = run_into(&p.experiment, Some(&point_dir), &opts);
                 let row = row_of(p, result, sweep_dir, t.elapsed().as_secs_f64());
+                if row.status != "interrupted" {
+                    if let Err(e) =
+                        report_sweep::write_row(sweep_dir, &StoredRow::of(p.index, &row))
+                    {
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
                 let d = done.fetch_add(1, Ordering::SeqCst) + 1;
                 on_done(d, n, &row);
                 rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
             });
         }
     });
-    rows.into_inner()
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(rows
+        .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .flatten()
-        .collect()
+        .collect())
+}
+
+/// Creates a fresh sweep directory (`out`, or `<outputs.dir>/<name>/sweep-<UTC stamp>`) with
+/// its plan (`sweep.toml`, the config text every process expands the same way).
+pub fn create_dir(sweep: &Sweep, text: &str, out: Option<&Path>) -> Result<PathBuf> {
+    let dir = io::create_sweep_dir(&sweep.base.outputs.dir, &sweep.base.name, out)?;
+    io::write_atomic(&dir.join(PLAN_FILE), text.as_bytes())?;
+    Ok(dir)
+}
+
+/// Reopens the sweep directory `dir` for a shard or a resubmission, creating it with its plan
+/// when it does not exist yet. An existing directory must hold the same plan.
+pub fn open_dir(dir: &Path, text: &str) -> Result<PathBuf> {
+    let plan = dir.join(PLAN_FILE);
+    let same_plan = || -> Result<Option<bool>> {
+        if !plan.exists() {
+            return Ok(None);
+        }
+        let recorded = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
+        Ok(Some(recorded == text))
+    };
+    let different = || {
+        Error::OutputDir {
+        path: dir.to_path_buf(),
+        message: "holds a different sweep (its sweep.toml differs from this config); give a fresh --out directory".into(),
+    }
+    };
+    match same_plan()? {
+        Some(true) => Ok(dir.to_path_buf()),
+        Some(false) => Err(different()),
+        None => match io::create_sweep_dir(Path::new(""), "", Some(dir)) {
+            Ok(d) => {
+                io::write_atomic(&d.join(PLAN_FILE), text.as_bytes())?;
+                Ok(d)
+            }
+            // Another shard created it first.
+            Err(e) => match same_plan()? {
+                Some(true) => Ok(dir.to_path_buf()),
+                Some(false) => Err(different()),
+                None => Err(e),
+            },
+        },
+    }
+}
+
+/// What [`collect`] found.
+pub struct Collected {
+    /// The sweep, expanded from its plan.
+    pub sweep: Sweep,
+    /// One row per point, in point order (missing points included, with why).
+    pub rows: Vec<SweepRow>,
+    /// Power-law fits over completed points.
+    pub fits: Vec<PowerLawFit>,
+}
+
+impl Collected {
+    /// Points that are not completed: `(directory name, status)`.
+    pub fn incomplete(&self) -> Vec<(String, String)> {
+        self.rows
+            .iter()
+            .filter(|r| r.status != "completed")
+            .map(|r| (r.run_dir.clone(), r.status.clone()))
+            .collect()
+    }
+}
+
+/// Builds `sweep.csv`, `sweep.json`, `sweep.md` and the plots of the sweep in `dir` from the
+/// stored rows of its finished points. Idempotent, and safe while points still run (they show
+/// as missing). `missing_reason(point index)` says why a point has no row (e.g. its Slurm
+/// task's state); `extra` adds top-level keys to `sweep.json`.
+pub fn collect(
+    dir: &Path,
+    missing_reason: &dyn Fn(usize) -> String,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Collected> {
+    let plan = dir.join(PLAN_FILE);
+    if !plan.is_file() {
+        return Err(Error::NotARun {
+            path: dir.to_path_buf(),
+            message: format!("no {PLAN_FILE}: not a sweep directory"),
+        });
+    }
+    let text = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
+    let sweep = config_sweep::expand(&text, Some(&plan))?;
+    let stored = report_sweep::read_rows(dir)?;
+    let rows: Vec<SweepRow> = sweep
+        .points
+        .iter()
+        .map(|p| match stored.get(&p.index) {
+            Some(r) => r.row(),
+            None => missing_row(p, &missing_reason(p.index)),
+        })
+        .collect();
+    let fits = report_sweep::write_sweep(dir, &sweep, &rows, extra)?;
+    Ok(Collected { sweep, rows, fits })
 }

@@ -100,6 +100,91 @@ impl SweepRow {
     }
 }
 
+/// A sweep row as stored in the sweep directory (`rows/<point>.json`) by whichever process ran
+/// the point: numbers as their shortest round-trip text, so a row read back is bit for bit the
+/// row written (NaN and ∞ included) and a sweep collected from rows written by Slurm tasks equals
+/// one run locally.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StoredRow {
+    /// Point index in the sweep.
+    pub index: usize,
+    /// Swept values as text.
+    pub values: Vec<(String, String)>,
+    /// Seed.
+    pub seed: u64,
+    /// Status.
+    pub status: String,
+    /// Run directory.
+    pub run_dir: String,
+    /// Wall time (s).
+    pub wall_s: String,
+    /// Phase name.
+    pub phase: Option<String>,
+    /// Figures.
+    pub figures: Vec<(String, String)>,
+    /// Network train loss per checkpoint.
+    pub loss_curve: Vec<(String, String)>,
+    /// Sharpness ratio per kernel checkpoint.
+    pub sharpness_curve: Vec<(String, String)>,
+}
+
+fn text(v: f64) -> String {
+    format!("{v:?}")
+}
+
+fn number(s: &str) -> f64 {
+    s.parse().unwrap_or(f64::NAN)
+}
+
+fn pairs(v: &[(f64, f64)]) -> Vec<(String, String)> {
+    v.iter().map(|&(a, b)| (text(a), text(b))).collect()
+}
+
+fn unpairs(v: &[(String, String)]) -> Vec<(f64, f64)> {
+    v.iter().map(|(a, b)| (number(a), number(b))).collect()
+}
+
+impl StoredRow {
+    /// The stored form of point `index`'s row.
+    pub fn of(index: usize, r: &SweepRow) -> Self {
+        StoredRow {
+            index,
+            values: r.values.clone(),
+            seed: r.seed,
+            status: r.status.clone(),
+            run_dir: r.run_dir.clone(),
+            wall_s: text(r.wall_s),
+            phase: r.phase.map(|p| p.name().to_string()),
+            figures: r
+                .figures
+                .iter()
+                .map(|(n, v)| (n.clone(), text(*v)))
+                .collect(),
+            loss_curve: pairs(&r.loss_curve),
+            sharpness_curve: pairs(&r.sharpness_curve),
+        }
+    }
+
+    /// The row.
+    pub fn row(&self) -> SweepRow {
+        SweepRow {
+            values: self.values.clone(),
+            seed: self.seed,
+            status: self.status.clone(),
+            run_dir: self.run_dir.clone(),
+            wall_s: number(&self.wall_s),
+            phase: self.phase.as_deref().and_then(Phase::from_name),
+            figures: self
+                .figures
+                .iter()
+                .map(|(n, v)| (n.clone(), number(v)))
+                .collect(),
+            loss_curve: unpairs(&self.loss_curve),
+            sharpness_curve: unpairs(&self.sharpness_curve),
+        }
+    }
+}
+
 /// A power law `y ∝ x^slope` fitted to a sweep: one least-squares fit of log y on log x per
 /// seed, summarised over seeds (the seeds are the independent replicates; pooling all runs as
 /// independent points would understate the interval).

@@ -130,6 +130,16 @@ fn create_fresh_dir(root: &Path, name: &str, base: &str, out: Option<&Path>) -> 
     Ok(dir)
 }
 
+/// Removes the directory of a sweep point that has no completed row (killed mid-run, failed,
+/// or finished without its row being stored), so that the point can run again from scratch.
+pub fn remove_unfinished_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 /// Marks a run directory complete.
 pub fn mark_complete(dir: &Path) -> Result<()> {
     let p = dir.join(INCOMPLETE_MARKER);

@@ -4,11 +4,13 @@
 use std::path::Path;
 
 use crate::config::sweep::{value_text, Sweep};
-use crate::record::sweep::{fit_power_laws, PowerLawFit, SweepRow};
+use std::collections::BTreeMap;
+
+use crate::record::sweep::{fit_power_laws, PowerLawFit, StoredRow, SweepRow};
 use crate::report::io::{mark_complete, write_atomic};
 use crate::report::plot::sweep_charts;
 use crate::report::tables::fmt_f64;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Figures fitted against the width.
 pub fn scaling_figures(rows: &[SweepRow]) -> Vec<String> {
@@ -100,8 +102,51 @@ fn lr_key(sweep: &Sweep) -> Option<String> {
         .cloned()
 }
 
-/// Writes every sweep output into `dir`; returns the power-law fits.
-pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<PowerLawFit>> {
+/// Where finished points' rows are stored in a sweep directory.
+pub const ROWS_DIR: &str = "rows";
+
+/// Stores a finished point's row (`rows/p<index>.json`, written atomically).
+pub fn write_row(dir: &Path, row: &StoredRow) -> Result<()> {
+    let json = serde_json::to_string_pretty(row).unwrap_or_default() + "\n";
+    write_atomic(
+        &dir.join(ROWS_DIR).join(format!("p{:04}.json", row.index)),
+        json.as_bytes(),
+    )
+}
+
+/// The stored rows of a sweep directory by point index (none yet: empty).
+pub fn read_rows(dir: &Path) -> Result<BTreeMap<usize, StoredRow>> {
+    let rows_dir = dir.join(ROWS_DIR);
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(&rows_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(&rows_dir, e)),
+    };
+    for e in entries {
+        let e = e.map_err(|e| Error::io(&rows_dir, e))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        // Temporary files of atomic writes start with '.'.
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let path = e.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let row: StoredRow =
+            serde_json::from_str(&text).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        out.insert(row.index, row);
+    }
+    Ok(out)
+}
+
+/// Writes every sweep output into `dir` (`extra`: further top-level keys of `sweep.json`);
+/// returns the power-law fits. The directory is marked complete once no point is missing.
+pub fn write_sweep(
+    dir: &Path,
+    sweep: &Sweep,
+    rows: &[SweepRow],
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<PowerLawFit>> {
     write_atomic(&dir.join("sweep.csv"), sweep_csv(rows).as_bytes())?;
     let fits = match width_key(sweep) {
         Some(wk) => {
@@ -152,8 +197,11 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<P
             (k.clone(), serde_json::json!(values))
         })
         .collect();
-    let json =
+    let mut json =
         serde_json::json!({"name": sweep.base.name, "points": rows, "fits": fits, "vary": vary});
+    if let serde_json::Value::Object(m) = &mut json {
+        m.extend(extra);
+    }
     write_atomic(
         &dir.join("sweep.json"),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
@@ -167,14 +215,17 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep, rows: &[SweepRow]) -> Result<Vec<P
         &dir.join("sweep.md"),
         sweep_md(sweep, rows, &fits, &names).as_bytes(),
     )?;
-    mark_complete(dir)?;
+    if !rows.iter().any(|r| r.status.starts_with("missing")) {
+        mark_complete(dir)?;
+    }
     Ok(fits)
 }
 
 fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&str]) -> String {
     let mut s = format!("# Sweep report: {}\n\n", sweep.base.name);
+    let count = |p: &str| rows.iter().filter(|r| r.status.starts_with(p)).count();
     s += &format!(
-        "Varied: {}; {} seed(s) per point; {} runs, {} failed.\n\n",
+        "Varied: {}; {} seed(s) per point; {} runs planned: {} completed, {} failed, {} interrupted, {} missing.\n\n",
         sweep
             .spec
             .vary
@@ -187,17 +238,18 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             .join(" × "),
         sweep.spec.seeds.unwrap_or(1),
         rows.len(),
-        rows.iter()
-            .filter(|r| r.status.starts_with("failed"))
-            .count()
+        count("completed"),
+        count("failed"),
+        count("interrupted"),
+        count("missing"),
     );
-    let planned = sweep.points.len();
-    let interrupted = rows.iter().filter(|r| r.status == "interrupted").count();
-    if rows.len() < planned || interrupted > 0 {
-        s += &format!(
-            "**Interrupted:** {} of {planned} planned runs did not run and {interrupted} stopped early; fits use completed runs only.\n\n",
-            planned - rows.len()
-        );
+    let incomplete: Vec<&SweepRow> = rows.iter().filter(|r| r.status != "completed").collect();
+    if !incomplete.is_empty() {
+        s += "**Not completed** (fits use completed runs only; re-running the same command with the same `--out`, or resubmitting with `--slurm`, runs only these):\n\n| point | status |\n|---|---|\n";
+        for r in incomplete {
+            s += &format!("| {} | {} |\n", r.run_dir, r.status.replace('|', "/"));
+        }
+        s += "\n";
     }
     if !fits.is_empty() {
         s += &fits_md(fits);

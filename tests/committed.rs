@@ -1,0 +1,98 @@
+//! The committed results are what they claim to be: every committed single run is intact (each
+//! file matches the SHA-256 its report recorded, nothing missing or extra); every committed sweep
+//! point's metrics match its report (plots, predictions and kernels of sweep points are not
+//! committed, see `.gitignore`); and every committed single run reproduces under `--verify`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ntk_dynamics::report::{repro, verify};
+
+fn results() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+}
+
+/// Directories directly under `results/<experiment>/`.
+fn run_dirs() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for exp in std::fs::read_dir(results()).unwrap().flatten() {
+        if !exp.path().is_dir() {
+            continue;
+        }
+        for run in std::fs::read_dir(exp.path()).unwrap().flatten() {
+            if run.path().is_dir() {
+                out.push(run.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn committed_single_runs_are_intact_and_sweep_points_match_their_reports() {
+    let mut singles = 0;
+    let mut points = 0;
+    for dir in run_dirs() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("sweep-") {
+            assert!(dir.join("sweep.csv").exists(), "{}", dir.display());
+            for p in std::fs::read_dir(&dir).unwrap().flatten() {
+                if !p.path().is_dir() || !p.path().join("report.json").exists() {
+                    continue;
+                }
+                let report = repro::read_report(&p.path()).unwrap();
+                let hashes = repro::recorded_hashes(&report).unwrap();
+                for f in ["config.toml", "metrics.csv", "summary.json"] {
+                    let bytes = std::fs::read(p.path().join(f)).unwrap();
+                    assert_eq!(
+                        repro::sha256_hex(&bytes),
+                        hashes[f],
+                        "{}/{f}",
+                        p.path().display()
+                    );
+                }
+                points += 1;
+            }
+        } else {
+            let report = repro::read_report(&dir).unwrap();
+            let hashes = repro::recorded_hashes(&report).unwrap();
+            let integrity = verify::integrity(&dir, &hashes).unwrap();
+            assert!(integrity.ok(), "{}: {integrity:?}", dir.display());
+            assert!(!dir.join("INCOMPLETE").exists());
+            singles += 1;
+        }
+    }
+    assert!(
+        singles >= 4 && points >= 20,
+        "{singles} runs, {points} points"
+    );
+}
+
+#[test]
+fn every_committed_single_run_reproduces_under_verify() {
+    // Bitwise on the machine that wrote them; numerically within the recorded tolerances on
+    // any other (the fingerprint decides).
+    let singles: Vec<PathBuf> = run_dirs()
+        .into_iter()
+        .filter(|d| {
+            !d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sweep-")
+        })
+        .collect();
+    assert!(singles.len() >= 4);
+    for dir in singles {
+        let o = common::run_bin(&["--verify", dir.to_str().unwrap(), "--quiet"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stdout),
+            common::stderr(&o)
+        );
+    }
+}
