@@ -443,9 +443,12 @@ impl KernelSpec {
                 "[\"empirical\"] with model.parametrization = \"mup\" (mup has no infinite-width NTK)",
             ));
         }
+        // The default is capped at the number of training points when that is known, so that
+        // the resolved config.toml parses again.
+        let default_probe = n_train.map_or(def::PROBE_SIZE, |n| def::PROBE_SIZE.min(n));
         let probe_size = at_least(
             "kernel.probe_size",
-            self.probe_size.unwrap_or(def::PROBE_SIZE),
+            self.probe_size.unwrap_or(default_probe),
             1,
         )?;
         if let (Some(n), Some(p)) = (n_train, self.probe_size) {

@@ -1,5 +1,5 @@
 //! The infinite-width Gaussian process of an ensemble of networks trained by gradient descent
-//! on the half-MSE, over random initialisations (Lee et al. 2019, §2.3–2.4;
+//! on the half-MSE, over random initialisations (Lee et al. 2019;
 //! neural-tangents 0.6.5 `predict.gradient_descent_mse_ensemble`). It takes **matrices**.
 //!
 //! At initialisation the outputs are `f0 ~ GP(0, 𝒦)` (𝒦 the NNGP kernel), independently per

@@ -235,7 +235,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
         })
     });
-    serde_json::json!({
+    let mut summary = serde_json::json!({
         "name": r.name,
         "seed": r.seed,
         "status": r.status,
@@ -263,14 +263,17 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             "lambda_max": k.lambda_max,
             "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
         })).collect::<Vec<_>>(),
-        "ensemble": r.ensemble.as_ref().map(|e| serde_json::json!({
+        "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
+    });
+    if let (Some(e), serde_json::Value::Object(m)) = (&r.ensemble, &mut summary) {
+        m.insert("ensemble".into(), serde_json::json!({
             "members": e.members,
             "diverged_members": e.diverged_members.iter().map(|(t, n)| (t.name().to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
             "gaps_vs_ntk_gp": e.gaps.iter().map(|g| (g.track.name().to_string(), serde_json::json!(g))).collect::<serde_json::Map<_, _>>(),
             "calibration_test": e.calibration.iter().map(|c| (c.source.name(), serde_json::json!({"coverage95": json_f64(c.coverage95), "nll": json_f64(c.nll)}))).collect::<serde_json::Map<_, _>>(),
-        })),
-        "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
-    })
+        }));
+    }
+    summary
 }
 
 /// Marks a non-finite value until [`plain_numbers`] replaces it by `null`.

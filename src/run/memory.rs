@@ -118,10 +118,11 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         ),
         ("data".into(), mul(&[a, d.saturating_add(k), 8, 3])),
         (
+            // All points' signals and, while Θ0 is formed, the training rows' copy.
             "backprop signals (f64)".into(),
-            mul(&[a, d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(&[
+            mul(&[a.saturating_add(n), d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(&[
                 k,
-                a,
+                a.saturating_add(n),
                 mul(&[l, w]).saturating_add(k),
                 8,
             ])),
