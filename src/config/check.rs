@@ -411,6 +411,7 @@ impl TrainingSpec {
             center_outputs,
             max_loss: positive("training.max_loss", self.max_loss.unwrap_or(def::MAX_LOSS))?,
             loss,
+            twin: self.twin.unwrap_or_default(),
         })
     }
 }

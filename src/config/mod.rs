@@ -65,6 +65,9 @@ pub struct TrainingConfig {
     pub max_loss: f64,
     /// Loss of network and twin.
     pub loss: Loss,
+    /// Where the linearized twin is computed (absent from the resolved config when `auto`).
+    #[serde(skip_serializing_if = "crate::dynamics::TwinSpace::is_auto")]
+    pub twin: crate::dynamics::TwinSpace,
 }
 
 /// Checked `[kernel]`.

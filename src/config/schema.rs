@@ -93,7 +93,8 @@ pub struct EnsembleSpec {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
-    /// Repeats per point, seeds `experiment.seed + 0 … seeds − 1` (default 1).
+    /// Repeats per point, seeds `experiment.seed + 0 … seeds − 1` (default 1; with `[ensemble]`
+    /// of M members the repeats step by M).
     pub seeds: Option<u64>,
     /// Points run at the same time (default 1).
     pub parallel: Option<usize>,
@@ -253,6 +254,8 @@ pub struct TrainingSpec {
     pub max_loss: Option<f64>,
     /// Loss of the network and the linearized twin.
     pub loss: Option<Loss>,
+    /// Where the linearized twin is computed: `function`, `parameter` or `auto` (default).
+    pub twin: Option<crate::dynamics::TwinSpace>,
 }
 
 /// `[kernel]`

@@ -176,8 +176,14 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
         .map_err(|e| locate(e, &lines, file))?;
     let base = spec_all.check().map_err(|e| locate(e, &lines, file))?;
     let seeds = check_spec(&sweep).map_err(|e| locate(e, &lines, file))?;
+    let stride = base.ensemble.map_or(1, |e| e.members as u64);
     // Seeds are TOML integers (signed 64-bit) in every point's config.
-    if base.seed.saturating_add(seeds - 1) > i64::MAX as u64 {
+    if base
+        .seed
+        .saturating_add((seeds - 1).saturating_mul(stride))
+        .saturating_add(stride - 1)
+        > i64::MAX as u64
+    {
         return Err(locate(
             Error::value(
                 "experiment.seed",
@@ -209,7 +215,9 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
             set_key(&mut t, k, v.clone()).map_err(|e| locate(e, &lines, file))?;
         }
         for s in 0..seeds {
-            let seed = base.seed + s;
+            // An ensemble's members use seeds experiment.seed + 0 … M − 1: repeats step by M so
+            // that no two repeats share a member.
+            let seed = base.seed + s * stride;
             let mut t = t.clone();
             set_key(&mut t, "experiment.seed", toml::Value::Integer(seed as i64))
                 .map_err(|e| locate(e, &lines, file))?;

@@ -32,7 +32,15 @@ pub struct TextInfo {
     pub context: usize,
     /// A prompt from the held-out part of the text.
     pub prompt: String,
+    /// The whole training part of the text (what the n-gram baselines count).
+    pub train_text: Vec<char>,
+    /// Per test sample: the (up to) [`NGRAM_HISTORY`] characters before its target, and the
+    /// target (what the n-gram baselines are evaluated on).
+    pub test_histories: Vec<(Vec<char>, char)>,
 }
+
+/// Characters of history kept for the n-gram baselines (5-grams).
+pub const NGRAM_HISTORY: usize = 4;
 
 impl TextInfo {
     /// One-hot encoding of a context (`context · V` features, character-major).
@@ -204,6 +212,11 @@ pub fn text_dataset(
         context,
         prompt: chars[split..(split + context).min(chars.len())]
             .iter()
+            .collect(),
+        train_text: chars[..split].to_vec(),
+        test_histories: te
+            .iter()
+            .map(|&p| (chars[p.saturating_sub(NGRAM_HISTORY)..p].to_vec(), chars[p]))
             .collect(),
     };
     let v = vocabulary.len();

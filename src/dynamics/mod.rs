@@ -8,9 +8,51 @@ pub mod gp;
 pub mod kernel;
 pub mod linearized;
 pub mod network;
+pub mod parameter_twin;
 pub mod sensitivity;
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+
+/// Where the linearized twin is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TwinSpace {
+    /// Function space, `f0 + Θ0(·, X)·β` (needs Θ0 between all points and the training points).
+    Function,
+    /// Parameter space, `f0 + J(·; θ0)·δ` by a tangent pass (memory O(P), any N).
+    Parameter,
+    /// Function space while its Θ0 fits [`FUNCTION_TWIN_MAX_BYTES`], parameter space beyond.
+    #[default]
+    Auto,
+}
+
+/// Largest Θ0 (all × training target rows, f64) the `auto` twin keeps in function space. A
+/// fixed size, not the machine's memory, so that a config means the same computation everywhere.
+pub const FUNCTION_TWIN_MAX_BYTES: u64 = 1 << 30;
+
+impl TwinSpace {
+    /// Whether this is `auto`.
+    pub fn is_auto(&self) -> bool {
+        *self == TwinSpace::Auto
+    }
+
+    /// Function or parameter space for a twin whose Θ0 is `rows_all × rows_train`.
+    pub fn resolve(self, rows_all: usize, rows_train: usize) -> TwinSpace {
+        match self {
+            TwinSpace::Auto => {
+                let bytes = (rows_all as u64)
+                    .saturating_mul(rows_train as u64)
+                    .saturating_mul(8);
+                if bytes <= FUNCTION_TWIN_MAX_BYTES {
+                    TwinSpace::Function
+                } else {
+                    TwinSpace::Parameter
+                }
+            }
+            other => other,
+        }
+    }
+}
 
 /// The minibatch order shared by the network and its linearization: epochs of a seeded random
 /// permutation cut into batches of `batch_size` (a final partial batch is dropped); full batch

@@ -1,6 +1,7 @@
 //! Scalar figures computed from predictions and kernels (no IO, no drawing), the phase
 //! classifier, and small statistics ([`stats`]).
 
+pub mod ngram;
 pub mod stats;
 
 /// Half mean squared error `1/(2·len) Σ (f − y)²` (the shared loss convention); `None` when empty.

@@ -106,7 +106,7 @@ impl Activation {
             Activation::Gelu => {
                 let cdf = z
                     .clone()
-                    .div_scalar(std::f64::consts::SQRT_2)
+                    .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
                     .erf()
                     .add_scalar(1.0)
                     .mul_scalar(0.5);
@@ -115,7 +115,7 @@ impl Activation {
                     .mul(z.clone())
                     .mul_scalar(-0.5)
                     .exp()
-                    .div_scalar((2.0 * std::f64::consts::PI).sqrt());
+                    .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt());
                 cdf + z * pdf
             }
             Activation::Sin => z.cos(),

@@ -340,6 +340,8 @@ pub struct RunRecord {
     pub samples: Vec<TextSample>,
     /// The ensemble against the Gaussian process (with `[ensemble]`).
     pub ensemble: Option<ensemble::EnsembleRecord>,
+    /// Text data: unigram … 5-gram baselines on the test samples.
+    pub ngram_baselines: Vec<crate::metrics::ngram::NgramBaseline>,
 }
 
 /// Text generated from a prompt by one model.

@@ -155,3 +155,71 @@ pub fn measurements_md(r: &RunRecord) -> String {
     }
     s
 }
+
+/// Warnings a text run owes its reader: tracks whose test cross-entropy is worse than the
+/// unigram baseline's (they have learnt less than character frequencies), and kernel drift that
+/// puts the run outside the lazy regime the NTK describes (drift ≥ [`crate::metrics::LAZY_DRIFT`]).
+pub fn text_flags(r: &RunRecord) -> Vec<String> {
+    let mut flags = Vec::new();
+    let Some(unigram) = r.ngram_baselines.first() else {
+        return flags;
+    };
+    for &t in &r.tracks {
+        if let Some(x) = Column::Xent(t, Split::Test).final_value(r) {
+            let bits = x / std::f64::consts::LN_2;
+            if bits >= unigram.bits_per_char || bits.is_nan() {
+                flags.push(format!(
+                    "{}: {bits:.2} bits/char on the test text, worse than the unigram baseline ({:.2})",
+                    t.name(),
+                    unigram.bits_per_char
+                ));
+            }
+        }
+    }
+    if let Some(k) = r.last_kernel() {
+        if k.ntk_rel_drift >= crate::metrics::LAZY_DRIFT || k.ntk_rel_drift.is_nan() {
+            flags.push(format!(
+                "kernel drift {:.3} ≥ {}: the network left the lazy regime, so its linearization and the NTK kernel tracks do not describe it",
+                k.ntk_rel_drift,
+                crate::metrics::LAZY_DRIFT
+            ));
+        }
+    }
+    flags
+}
+
+/// The report's language-model section: tracks against the n-gram baselines, and the flags.
+pub fn language_model_md(r: &RunRecord) -> String {
+    if r.ngram_baselines.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        "\n\n## Language model\n\n| model | test bits/char | test accuracy |\n|---|---|---|\n"
+            .to_string();
+    for &t in &r.tracks {
+        let bits = Column::Xent(t, Split::Test)
+            .final_value(r)
+            .map(|x| format!("{:.3}", x / std::f64::consts::LN_2))
+            .unwrap_or_else(|| "–".into());
+        let acc = Column::Accuracy(t, Split::Test)
+            .final_value(r)
+            .map(|a| format!("{a:.4}"))
+            .unwrap_or_else(|| "–".into());
+        s += &format!("| {} | {bits} | {acc} |\n", t.name());
+    }
+    for b in &r.ngram_baselines {
+        s += &format!(
+            "| {}-gram (Witten–Bell, whole training text) | {:.3} | {:.4} |\n",
+            b.order, b.bits_per_char, b.accuracy
+        );
+    }
+    s += "\nBaselines: interpolated Witten–Bell n-gram models counted on the whole training part of the text and evaluated on the same test samples as the tracks. For the MSE-trained kernel tracks the bits are those of a softmax of their outputs (a read-out, not their training loss).\n";
+    let flags = text_flags(r);
+    if !flags.is_empty() {
+        s += "\n**Flags:**\n\n";
+        for f in flags {
+            s += &format!("- {f}\n");
+        }
+    }
+    s
+}

@@ -297,7 +297,7 @@ fn samples_md(r: &RunRecord) -> String {
 /// The "Ensemble" section: gaps to the NTK GP, calibration, cost.
 fn ensemble_md(r: &RunRecord, e: &crate::record::ensemble::EnsembleRecord) -> String {
     let mut s = format!(
-        "\n\n## Ensemble\n\n{} networks that differ only in their initialisation seed (experiment.seed + m), each trained with its own linearized twin on the same data, batches and learning rate η, against the infinite-width Gaussian process of gradient descent on the half-MSE at the same step (Lee et al. 2019; neural-tangents `gradient_descent_mse_ensemble`): `ntk_gp` with every layer trained (analytic NTK Θ∞, prior NNGP 𝒦), `nngp_gp` with the readout only (𝒦 drives the dynamics; its t = ∞ limit is the Bayesian posterior). Statistics over members: mean and unbiased variance (divisor M − 1) per test entry; members whose track diverged are left out (network {}, twin {}). The {} members other than the run's own network took {:.1} s ({} at a time).\n\n",
+        "\n\n## Ensemble\n\n{} networks that differ only in their initialisation seed (experiment.seed + m), each trained with its own linearized twin on the same data, batches and learning rate η, against the infinite-width Gaussian process of gradient descent on the half-MSE at the same step (Lee et al. 2019; neural-tangents `gradient_descent_mse_ensemble`): `ntk_gp` with every layer trained (analytic NTK Θ∞, prior NNGP 𝒦), `nngp_gp` with the readout only (𝒦 drives the dynamics; its t = ∞ limit is the Bayesian posterior). Statistics over members: mean and unbiased variance (divisor M − 1) per test entry; members whose track diverged (loss non-finite or past `max_loss`, or a final training loss not below the initial one) are left out (network {}, twin {}). The {} members other than the run's own network took {:.1} s ({} at a time).\n\n",
         e.members,
         e.diverged_members.get(Track::Network).copied().unwrap_or(0),
         e.diverged_members.get(Track::Linearized).copied().unwrap_or(0),
@@ -364,6 +364,7 @@ pub fn report_md(
     if let Some(e) = &r.ensemble {
         s += &ensemble_md(r, e);
     }
+    s += &crate::report::checks::language_model_md(r);
     s += "\n\n## Checks\n\n";
     s += &checks_md(r, exp);
     s += "\n## Measurements\n\n";

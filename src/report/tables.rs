@@ -235,6 +235,28 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
         })
     });
+    let classification = match (classification, r.ngram_baselines.is_empty()) {
+        (Some(serde_json::Value::Object(mut m)), false) => {
+            m.insert(
+                "test_bits_per_char".into(),
+                serde_json::json!(r
+                    .tracks
+                    .iter()
+                    .map(|&t| (t.name().to_string(), bits(t)))
+                    .collect::<serde_json::Map<_, _>>()),
+            );
+            m.insert(
+                "ngram_baselines".into(),
+                serde_json::json!(r.ngram_baselines),
+            );
+            m.insert(
+                "flags".into(),
+                serde_json::json!(crate::report::checks::text_flags(r)),
+            );
+            Some(serde_json::Value::Object(m))
+        }
+        (c, _) => c,
+    };
     let mut summary = serde_json::json!({
         "name": r.name,
         "seed": r.seed,

@@ -200,6 +200,30 @@ fn member_stats(
     (0..len).map(stat).unzip()
 }
 
+/// Marks a member's track diverged when its final training loss is not below its initial one
+/// or is not finite (the phase classifier's divergent rule, [`crate::metrics::Phase`]): with η
+/// set from member 0's η_c, another member's own η_c can be lower, and its twin then grows
+/// without passing `training.max_loss` within the run.
+pub fn mark_divergent(traces: &mut [MemberTrace], data: &Dataset) {
+    let sl = Slices::of(data);
+    let loss = |p: Option<&Vec<f64>>| {
+        p.and_then(|p| metrics::half_mse(p.get(sl.train.clone())?, &data.y_train))
+            .unwrap_or(f64::NAN)
+    };
+    for t in traces.iter_mut() {
+        let last_step = t.steps.last().copied().unwrap_or(0);
+        for (preds, flag) in [
+            (&t.network, &mut t.network_diverged),
+            (&t.linearized, &mut t.linearized_diverged),
+        ] {
+            let (first, last) = (loss(preds.first()), loss(preds.last()));
+            if flag.is_none() && preds.len() > 1 && (!last.is_finite() || last >= first) {
+                *flag = Some(last_step);
+            }
+        }
+    }
+}
+
 fn diverged_at(t: &MemberTrace, track: Track) -> Option<u64> {
     match track {
         Track::Network => t.network_diverged,

@@ -13,6 +13,9 @@ use crate::Result;
 use super::lockstep::Lockstep;
 use super::samples;
 
+/// Highest n-gram order of the text baselines.
+pub const NGRAM_MAX_ORDER: usize = 5;
+
 fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
     let mut v = linalg::sym_eigenvalues(m.as_ref())?;
     v.reverse();
@@ -112,6 +115,18 @@ impl Lockstep<'_> {
             loss: exp.training.loss,
             samples,
             ensemble: None,
+            ngram_baselines: data
+                .text
+                .as_ref()
+                .map(|t| {
+                    crate::metrics::ngram::baselines(
+                        &t.train_text,
+                        &t.test_histories,
+                        &t.vocabulary,
+                        NGRAM_MAX_ORDER,
+                    )
+                })
+                .unwrap_or_default(),
             tracks: self.tracks,
             pairs: self.pairs,
             checkpoints: self.checkpoints,

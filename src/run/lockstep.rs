@@ -11,6 +11,8 @@ use crate::data::Dataset;
 use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use crate::dynamics::linearized::LinearizedTwin;
 use crate::dynamics::network::NetworkTrainer;
+use crate::dynamics::parameter_twin::ParameterTwin;
+use crate::dynamics::TwinSpace;
 use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
@@ -60,6 +62,14 @@ pub fn twin_track(averaged: bool) -> Track {
     }
 }
 
+/// The linearized twin, in function or in parameter space (the same model).
+pub enum Twin {
+    /// `f0 + Θ0(·, X)·β` (see [`LinearizedTwin`]).
+    Function(LinearizedTwin),
+    /// `f0 + J(·; θ0)·δ` by a tangent pass (see [`ParameterTwin`]).
+    Parameter(ParameterTwin),
+}
+
 /// The tracks, their state, and what has been logged.
 pub struct Lockstep<'a> {
     pub(super) exp: &'a Experiment,
@@ -75,7 +85,7 @@ pub struct Lockstep<'a> {
     /// The twin's track (plain or output-averaged).
     pub(super) twin_track: Track,
     pub(super) network: NetworkTrainer,
-    pub(super) twin: LinearizedTwin,
+    pub(super) twin: Twin,
     pub(super) predictors: Vec<(Track, KernelPredictor)>,
     /// Training targets as seen by the tracks (shifted by f0 when centring), row-major.
     y_fit: Vec<f64>,
@@ -169,7 +179,14 @@ impl<'a> Lockstep<'a> {
         } else {
             data.y_train.clone()
         };
-        let averaged = averaged_kernel(exp, k);
+        let form = exp.kernel.form;
+        let rows = form.rows_per_point(k);
+        let space = exp
+            .training
+            .twin
+            .resolve((n_train + data.n_heldout()) * rows, n_train * rows);
+        // The parameter-space twin is the exact linearization whatever the kernel form.
+        let averaged = averaged_kernel(exp, k) && space == TwinSpace::Function;
         let mut tracks = vec![Track::Network, twin_track(averaged)];
         let solutions: &[KernelSolution] = if member { &[] } else { &exp.kernel.solutions };
         tracks.extend(solutions.iter().map(|&s| solution_track(s, averaged)));
@@ -189,16 +206,23 @@ impl<'a> Lockstep<'a> {
                     tensor_from_f64(&y_fit, [n_train, k], mlp.dtype(), &ad),
                 )
             });
-        let form = exp.kernel.form;
         let per_output = form == KernelForm::Trace;
-        let twin = LinearizedTwin::new(
-            init.theta0.clone(),
-            as_rows(&init.f0_all, k, per_output),
-            form.rows_per_point(k),
-            lr,
-            exp.training.momentum,
-        )
-        .with_loss(exp.training.loss);
+        let twin = match space {
+            TwinSpace::Parameter => Twin::Parameter(
+                ParameterTwin::new(init.mlp0.clone(), lr, exp.training.momentum)
+                    .with_loss(exp.training.loss),
+            ),
+            _ => Twin::Function(
+                LinearizedTwin::new(
+                    init.theta0.clone(),
+                    as_rows(&init.f0_all, k, per_output),
+                    rows,
+                    lr,
+                    exp.training.momentum,
+                )
+                .with_loss(exp.training.loss),
+            ),
+        };
         Ok(Lockstep {
             exp,
             data,
@@ -293,7 +317,11 @@ impl<'a> Lockstep<'a> {
             (Track::Network, network),
             (
                 self.twin_track,
-                linalg::mat_to_rows(self.twin.predictions().as_ref()),
+                match &self.twin {
+                    Twin::Function(t) => linalg::mat_to_rows(t.predictions().as_ref()),
+                    Twin::Parameter(_) if step == 0 => self.init.f0_all.clone(),
+                    Twin::Parameter(t) => t.predict(&self.x_all, n_all)?,
+                },
             ),
         ];
         for (t, p) in &self.predictors {
@@ -422,26 +450,31 @@ impl<'a> Lockstep<'a> {
         let batch = self.schedule.next_batch();
         let (d, k) = (self.data.input_dim, self.data.n_outputs);
         let max_loss = self.exp.training.max_loss;
-        if self
-            .diverged
-            .get(Track::Network)
-            .copied()
-            .flatten()
-            .is_none()
-        {
-            let loss = match &self.full_batch {
-                Some((x, y)) => self.network.step_tensors(x.clone(), y.clone())?,
-                None => {
-                    let xb: Vec<f64> = batch
-                        .iter()
-                        .flat_map(|&a| self.data.x_train[a * d..(a + 1) * d].iter().copied())
-                        .collect();
-                    let yb: Vec<f64> = batch
-                        .iter()
-                        .flat_map(|&a| self.y_fit[a * k..(a + 1) * k].iter().copied())
-                        .collect();
-                    self.network.step(&xb, &yb, batch.len())?
-                }
+        let live = |t: Track, diverged: &PerTrack<Option<u64>>| {
+            diverged.get(t).copied().flatten().is_none()
+        };
+        // The minibatch as row-major inputs and targets (unless full batch).
+        let minibatch = || -> (Vec<f64>, Vec<f64>) {
+            let xb = batch
+                .iter()
+                .flat_map(|&a| self.data.x_train[a * d..(a + 1) * d].iter().copied())
+                .collect();
+            let yb = batch
+                .iter()
+                .flat_map(|&a| self.y_fit[a * k..(a + 1) * k].iter().copied())
+                .collect();
+            (xb, yb)
+        };
+        let mb = if self.full_batch.is_none() {
+            Some(minibatch())
+        } else {
+            None
+        };
+        if live(Track::Network, &self.diverged) {
+            let loss = match (&self.full_batch, &mb) {
+                (Some((x, y)), _) => self.network.step_tensors(x.clone(), y.clone())?,
+                (None, Some((xb, yb))) => self.network.step(xb, yb, batch.len())?,
+                (None, None) => unreachable!("a minibatch exists without full-batch tensors"),
             };
             if !loss.is_finite() || loss > max_loss {
                 if let Some(d) = self.diverged.get_mut(Track::Network) {
@@ -449,14 +482,19 @@ impl<'a> Lockstep<'a> {
                 }
             }
         }
-        if self
-            .diverged
-            .get(self.twin_track)
-            .copied()
-            .flatten()
-            .is_none()
-        {
-            self.twin.step(&batch, &self.y_rows);
+        if live(self.twin_track, &self.diverged) {
+            match &mut self.twin {
+                Twin::Function(t) => t.step(&batch, &self.y_rows),
+                Twin::Parameter(t) => {
+                    match (&self.full_batch, &mb) {
+                        (Some((x, y)), _) => t.step_tensors(x.clone(), y.clone())?,
+                        (None, Some((xb, yb))) => t.step(xb, yb, batch.len())?,
+                        (None, None) => {
+                            unreachable!("a minibatch exists without full-batch tensors")
+                        }
+                    };
+                }
+            }
         }
         Ok(())
     }
@@ -563,31 +601,47 @@ impl<'a> Lockstep<'a> {
             sensitivity::input_gradients(&self.network.mlp, x, n)?
         };
         let norm = |g: &[Vec<f64>]| sensitivity::mean_jacobian_norm(g, n);
-        // β is in parameter correspondence only for the full kernel (or a single output).
-        let (linearized_norm, linearized_change) = if self.exp.kernel.form == KernelForm::Full
-            || self.data.n_outputs == 1
-        {
-            let beta = linalg::mat_to_rows(self.twin.coefficients().as_ref());
-            if beta.iter().all(|&b| b == 0.0) {
-                // θ_lin = θ0 (before any step): the twin's input Jacobian is f0's.
+        // β is in parameter correspondence only for the full kernel (or a single output); the
+        // parameter-space twin carries δ itself.
+        let delta = match &self.twin {
+            Twin::Parameter(_) if self.checkpoints.is_empty() => None,
+            Twin::Parameter(t) => Some(t.delta().to_vec()),
+            Twin::Function(t)
+                if self.exp.kernel.form == KernelForm::Full || self.data.n_outputs == 1 =>
+            {
+                let beta = linalg::mat_to_rows(t.coefficients().as_ref());
+                if beta.iter().all(|&b| b == 0.0) {
+                    None
+                } else {
+                    Some(sensitivity::displacement(
+                        &init.mlp0,
+                        &self.data.x_train,
+                        self.data.n_train(),
+                        &beta,
+                    )?)
+                }
+            }
+            Twin::Function(_) => {
                 return Ok(InputSensitivity {
                     network_norm: norm(&g),
-                    linearized_norm: norm(g0),
+                    linearized_norm: f64::NAN,
                     network_change: norm(&sensitivity::difference(&g, g0)),
-                    linearized_change: 0.0,
-                });
+                    linearized_change: f64::NAN,
+                })
             }
-            let delta = sensitivity::displacement(
-                &init.mlp0,
-                &self.data.x_train,
-                self.data.n_train(),
-                &beta,
-            )?;
-            let change = sensitivity::linearized_input_gradient_change(&init.mlp0, &delta, x, n)?;
-            (norm(&sensitivity::sum(g0, &change)), norm(&change))
-        } else {
-            (f64::NAN, f64::NAN)
         };
+        let Some(delta) = delta else {
+            // θ_lin = θ0 (before any step): the twin's input Jacobian is f0's.
+            return Ok(InputSensitivity {
+                network_norm: norm(&g),
+                linearized_norm: norm(g0),
+                network_change: norm(&sensitivity::difference(&g, g0)),
+                linearized_change: 0.0,
+            });
+        };
+        let change = sensitivity::linearized_input_gradient_change(&init.mlp0, &delta, x, n)?;
+        let (linearized_norm, linearized_change) =
+            (norm(&sensitivity::sum(g0, &change)), norm(&change));
         Ok(InputSensitivity {
             network_norm: norm(&g),
             linearized_norm,

@@ -106,33 +106,31 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         .saturating_add(mul(&[l, w]).saturating_add(k));
     let batch = exp.training.batch_size.map(|x| x as u64).unwrap_or(n);
     let momentum = u64::from(exp.training.momentum > 0.0);
-    let mut parts: Vec<(String, u64)> = vec![
-        // parameters, θ0, gradients, the update, momentum
-        (
-            "parameters and their training copies".into(),
-            mul(&[params, b, 4 + momentum]),
-        ),
-        (
-            "autodiff graph of a training batch".into(),
-            mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
-        ),
-        ("data".into(), mul(&[a, d.saturating_add(k), 8, 3])),
-        (
-            // All points' signals and, while Θ0 is formed, the training rows' copy.
-            "backprop signals (f64)".into(),
-            mul(&[a.saturating_add(n), d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(&[
-                k,
-                a.saturating_add(n),
-                mul(&[l, w]).saturating_add(k),
-                8,
-            ])),
-        ),
-        (
-            "empirical Θ0 and the twin's copy".into(),
-            mul(&[a, r, n, r, 8, 2]),
-        ),
-        ("analytic kernels".into(), mul(&[a, n, 8, 2])),
-    ];
+    let mut parts: Vec<(String, u64)> =
+        vec![
+            // parameters, θ0, gradients, the update, momentum
+            (
+                "parameters and their training copies".into(),
+                mul(&[params, b, 4 + momentum]),
+            ),
+            (
+                "autodiff graph of a training batch".into(),
+                mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+            ),
+            ("data".into(), mul(&[a, d.saturating_add(k), 8, 3])),
+            (
+                // All points' signals and, while Θ0 is formed, the training rows' copy.
+                "backprop signals (f64)".into(),
+                mul(&[a.saturating_add(n), d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(
+                    &[k, a.saturating_add(n), mul(&[l, w]).saturating_add(k), 8],
+                )),
+            ),
+            (
+                "empirical Θ0 and the twin's copy".into(),
+                mul(&[a, r, n, r, 8, 2]),
+            ),
+            ("analytic kernels".into(), mul(&[a, n, 8, 2])),
+        ];
     let predictor =
         |rows: u64| mul(&[rows, rows, 8, 3]).saturating_add(mul(&[h, rows / n.max(1), rows, 8]));
     let pred: u64 = exp

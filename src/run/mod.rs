@@ -221,7 +221,8 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let mut record = lock.into_record(status)?;
     timer.lap("final kernels");
     if let (Some(own), RunStatus::Completed) = (own_trace, status) {
-        let (traces, seconds) = ensemble::train_members(exp, data, rates, own, opts)?;
+        let (mut traces, seconds) = ensemble::train_members(exp, data, rates, own, opts)?;
+        ensemble::mark_divergent(&mut traces, data);
         timer.lap("ensemble members");
         let gps = ensemble::gaussian_processes(exp, data, &init, rates.lr)?;
         let (mut ens, files) =

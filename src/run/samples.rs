@@ -9,7 +9,7 @@ use crate::record::{TextSample, Track};
 use crate::Result;
 
 use super::initial::Initial;
-use super::lockstep::Lockstep;
+use super::lockstep::{Lockstep, Twin};
 
 /// Characters generated per sample.
 pub const SAMPLE_LENGTH: usize = 120;
@@ -24,8 +24,11 @@ pub fn generate(
     init: &Initial,
     lock: &Lockstep<'_>,
 ) -> Result<Vec<TextSample>> {
-    let beta = lock.twin.coefficients();
     let twin_at = |x: &[f64]| -> Result<Vec<f64>> {
+        let beta = match &lock.twin {
+            Twin::Parameter(t) => return t.predict(x, 1),
+            Twin::Function(t) => t.coefficients(),
+        };
         let s_x = backprop_signals_batched(&init.mlp0, x, 1)?;
         let theta = ntk_from_signals(&init.mlp0, &s_x, &init.s_train, exp.kernel.form).total();
         let f = linalg::matmul(theta.as_ref(), beta.as_ref());
