@@ -151,7 +151,10 @@ fn tiny_character_model_runs_end_to_end() {
     let c = &summary["classification"];
     let baselines = c["ngram_baselines"].as_array().unwrap();
     assert_eq!(
-        baselines.iter().map(|b| b["order"].as_u64().unwrap()).collect::<Vec<_>>(),
+        baselines
+            .iter()
+            .map(|b| b["order"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5]
     );
     let unigram = baselines[0]["bits_per_char"].as_f64().unwrap();
@@ -165,9 +168,16 @@ fn tiny_character_model_runs_end_to_end() {
     for (track, bits) in c["test_bits_per_char"].as_object().unwrap() {
         let bits = bits.as_f64().unwrap();
         let flagged = flags.iter().any(|f| f.starts_with(&format!("{track}:")));
-        assert_eq!(flagged, bits >= unigram, "{track}: {bits} vs unigram {unigram}");
+        assert_eq!(
+            flagged,
+            bits >= unigram,
+            "{track}: {bits} vs unigram {unigram}"
+        );
     }
     let drift = summary["kernel"]["ntk_rel_drift"].as_f64().unwrap();
-    assert_eq!(flags.iter().any(|f| f.contains("lazy regime")), drift >= 0.1);
+    assert_eq!(
+        flags.iter().any(|f| f.contains("lazy regime")),
+        drift >= 0.1
+    );
     assert!(report.contains("## Language model") && report.contains("5-gram"));
 }

@@ -182,22 +182,18 @@ fn scatter_chart(e: &EnsembleRecord, variance: bool) -> LineChart {
 
 /// Over training: ensemble-vs-GP mean RMSE and median variance ratio per track.
 fn gaps_chart(r: &RunRecord) -> LineChart {
-    let mut series = Vec::new();
-    for t in [Track::Network, Track::Linearized] {
-        series.push(Series::line(
-            format!("{}: RMSE(ensemble mean, GP mean)", t.name()),
-            Column::EnsembleGpMeanRmse(t).series(r),
-            track_color(t),
-        ));
-        series.push(
-            Series::line(
-                format!("{}: median variance ratio ensemble/GP", t.name()),
-                Column::EnsembleVarRatio(t).series(r),
-                track_color(t),
-            )
-            .dashed(),
-        );
-    }
+    let series = super::run_charts::paired_series(
+        r,
+        &[Track::Network, Track::Linearized],
+        (
+            &|t| format!("{}: RMSE(ensemble mean, GP mean)", t.name()),
+            &Column::EnsembleGpMeanRmse,
+        ),
+        (
+            &|t| format!("{}: median variance ratio ensemble/GP", t.name()),
+            &Column::EnsembleVarRatio,
+        ),
+    );
     LineChart::new(
         "ensemble vs NTK GP over training (test points)",
         "SGD step",

@@ -10,6 +10,27 @@ use crate::record::{RunRecord, Track};
 /// Relative difference below which two curves count as the same line.
 pub const COINCIDE_RTOL: f64 = 1e-9;
 
+/// How a paired series is labelled and which column it reads, per track.
+pub type SeriesOf<'a> = (&'a dyn Fn(Track) -> String, &'a dyn Fn(Track) -> Column);
+
+/// Per track, a solid line of one column and a dashed line of another, in the track's colour.
+pub fn paired_series(
+    r: &RunRecord,
+    tracks: &[Track],
+    solid: SeriesOf<'_>,
+    dashed: SeriesOf<'_>,
+) -> Vec<Series> {
+    tracks
+        .iter()
+        .flat_map(|&t| {
+            [
+                Series::line(solid.0(t), solid.1(t).series(r), track_color(t)),
+                Series::line(dashed.0(t), dashed.1(t).series(r), track_color(t)).dashed(),
+            ]
+        })
+        .collect()
+}
+
 /// The x axis of every training-time chart.
 const STEP: &str = "SGD step";
 
@@ -419,22 +440,15 @@ fn confusion_figure(r: &RunRecord) -> Figure {
 /// Mean input-Jacobian norm of the network and of its twin, and its change since t = 0.
 fn sensitivity_chart(r: &RunRecord) -> LineChart {
     let twin = r.twin_track();
-    let mut series = Vec::new();
-    for t in [Track::Network, twin] {
-        series.push(Series::line(
-            format!("{} ‖∂f/∂x‖", t.name()),
-            Column::InputGradNorm(t).series(r),
-            track_color(t),
-        ));
-        series.push(
-            Series::line(
-                format!("{} ‖∂f_t/∂x − ∂f_0/∂x‖", t.name()),
-                Column::InputGradChange(t).series(r),
-                track_color(t),
-            )
-            .dashed(),
-        );
-    }
+    let series = paired_series(
+        r,
+        &[Track::Network, twin],
+        (&|t| format!("{} ‖∂f/∂x‖", t.name()), &Column::InputGradNorm),
+        (
+            &|t| format!("{} ‖∂f_t/∂x − ∂f_0/∂x‖", t.name()),
+            &Column::InputGradChange,
+        ),
+    );
     LineChart::new(
         format!(
             "{}: input sensitivity (mean over up to 32 test points)",
