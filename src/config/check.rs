@@ -141,6 +141,22 @@ impl DataSpec {
             }
             DataSpec::Text(s) => {
                 let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+                let validation_fraction = fraction(
+                    "data.validation_fraction",
+                    s.validation_fraction.unwrap_or(0.0),
+                    "a fraction in [0, 1)",
+                    |f| (0.0..1.0).contains(&f),
+                )?;
+                let n_val =
+                    match (validation_fraction > 0.0, s.n_val) {
+                        (true, n) => Some(at_least("data.n_val", n.unwrap_or(n_test), 1)?),
+                        (false, None) => None,
+                        (false, Some(n)) => return Err(Error::value(
+                            "data.n_val",
+                            n,
+                            "only with data.validation_fraction > 0 (there is no validation part)",
+                        )),
+                    };
                 let src = TextSource {
                     path: required(
                         "data.path",
@@ -155,6 +171,8 @@ impl DataSpec {
                         "a fraction in (0, 1) for data.kind = \"text\"",
                         |f| f > 0.0 && f < 1.0,
                     )?,
+                    validation_fraction,
+                    n_val,
                 };
                 (DataSource::Text(src), Some(n_train), Some(n_test))
             }
@@ -446,7 +464,11 @@ impl KernelSpec {
         }
         // The default is capped at the number of training points when that is known, so that
         // the resolved config.toml parses again.
-        let default_probe = n_train.map_or(def::PROBE_SIZE, |n| def::PROBE_SIZE.min(n));
+        let points = match (n_train, self.train_subset) {
+            (Some(n), Some(m)) => Some(n.min(m)),
+            (n, m) => n.or(m),
+        };
+        let default_probe = points.map_or(def::PROBE_SIZE, |n| def::PROBE_SIZE.min(n));
         let probe_size = at_least(
             "kernel.probe_size",
             self.probe_size.unwrap_or(default_probe),
@@ -497,6 +519,10 @@ impl KernelSpec {
                 lo,
                 hi,
             )?,
+            train_subset: match self.train_subset {
+                Some(m) => Some(at_least("kernel.train_subset", m, 1)?),
+                None => None,
+            },
             block_size: match self.block_size {
                 Some(b) => Some(at_least("kernel.block_size", b, 1)?),
                 None => None,
@@ -619,4 +645,54 @@ impl EnsembleSpec {
         }
         Ok(EnsembleConfig { members, parallel })
     }
+}
+
+/// What `kernel.train_subset = m` requires of the other sections: a twin in parameter space
+/// (the function-space twin needs Θ0 on every training point), uncentred outputs (f0 is known
+/// on the subset only), one network, `m` ≤ `data.n_train` and a probe set inside the subset.
+pub fn train_subset(
+    m: usize,
+    training: &TrainingConfig,
+    kernel: &KernelConfig,
+    ensemble: bool,
+    n_train: Option<usize>,
+) -> Result<()> {
+    if let Some(n) = n_train {
+        if m > n {
+            return Err(Error::value(
+                "kernel.train_subset",
+                m,
+                format!("an integer in [1, data.n_train = {n}]"),
+            ));
+        }
+    }
+    if training.twin == crate::dynamics::TwinSpace::Function {
+        return Err(Error::value(
+            "training.twin",
+            "\"function\"",
+            "\"parameter\" or \"auto\" with kernel.train_subset (the function-space twin needs Θ0 on every training point)",
+        ));
+    }
+    if training.center_outputs {
+        return Err(Error::value(
+            "training.center_outputs",
+            true,
+            "false with kernel.train_subset (f0 is computed on the subset only)",
+        ));
+    }
+    if ensemble {
+        return Err(Error::value(
+            "kernel.train_subset",
+            m,
+            "absent in a config with [ensemble] (the Gaussian process uses every training point)",
+        ));
+    }
+    if kernel.probe_size > m {
+        return Err(Error::value(
+            "kernel.probe_size",
+            kernel.probe_size,
+            format!("an integer in [1, kernel.train_subset = {m}] (the probe set is the subset's first points)"),
+        ));
+    }
+    Ok(())
 }

@@ -89,6 +89,9 @@ pub struct KernelConfig {
     /// Row-block size of the empirical kernel (None = all at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<usize>,
+    /// Training points the kernels and train-set figures use (None = all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_subset: Option<usize>,
 }
 
 /// Checked `[logging]`.
@@ -202,6 +205,9 @@ impl ConfigSpec {
             .as_ref()
             .map(|e| e.check(&model, &training))
             .transpose()?;
+        if let Some(m) = kernel.train_subset {
+            check::train_subset(m, &training, &kernel, ensemble.is_some(), data.n_train)?;
+        }
         Ok(Experiment {
             name,
             seed,

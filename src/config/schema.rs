@@ -208,6 +208,11 @@ pub struct TextSpec {
     pub lowercase: Option<bool>,
     /// Held-out final fraction of the text.
     pub test_fraction: Option<f64>,
+    /// Final fraction of the training part held out for validation (early stopping and the
+    /// read-out temperature), in [0, 1).
+    pub validation_fraction: Option<f64>,
+    /// Validation contexts (default: `n_test`).
+    pub n_val: Option<usize>,
 }
 
 /// `[model]`
@@ -278,6 +283,10 @@ pub struct KernelSpec {
     pub quadrature_order: Option<usize>,
     /// Compute the empirical Θ0 in row blocks of this many points.
     pub block_size: Option<usize>,
+    /// Training points the kernels are computed on (a seeded random subset; default: all):
+    /// Θ0, the analytic kernels, the kernel tracks, η_c, the sharpness and every train-set
+    /// figure. The network and its (parameter-space) twin still train on every point.
+    pub train_subset: Option<usize>,
 }
 
 /// `[logging]`

@@ -21,6 +21,11 @@ pub struct TextSource {
     pub lowercase: bool,
     /// Held-out final fraction of the text for test contexts.
     pub test_fraction: f64,
+    /// Final fraction of the training part held out for validation contexts (0: none).
+    pub validation_fraction: f64,
+    /// Validation contexts (only with `validation_fraction` > 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_val: Option<usize>,
 }
 
 /// What generation from a character model needs.
@@ -115,6 +120,10 @@ pub struct TextSampling {
     pub n_train: usize,
     /// Test contexts.
     pub n_test: usize,
+    /// Final fraction of the training part of the text held out for validation contexts.
+    pub validation_fraction: f64,
+    /// Validation contexts (drawn from that part; 0 without it).
+    pub n_val: usize,
 }
 
 /// Loads the text file of a source and samples `n_train` and `n_test` contexts.
@@ -136,12 +145,16 @@ pub fn dataset(
         test_fraction: src.test_fraction,
         n_train,
         n_test,
+        validation_fraction: src.validation_fraction,
+        n_val: src.n_val.unwrap_or(0),
     };
     text_dataset(&text, sampling, rng, &src.path)
 }
 
-/// Builds next-character samples: train contexts from the first `1 − test_fraction` of the text,
-/// test contexts (and their targets) entirely inside the rest, drawn without replacement.
+/// Builds next-character samples: test contexts (and their targets) entirely inside the last
+/// `test_fraction` of the text, validation contexts entirely inside the last
+/// `validation_fraction` of the part before it, training contexts from the rest; each drawn
+/// without replacement.
 pub fn text_dataset(
     text: &str,
     sampling: TextSampling,
@@ -154,6 +167,8 @@ pub fn text_dataset(
         test_fraction,
         n_train,
         n_test,
+        validation_fraction,
+        n_val,
     } = sampling;
     let chars: Vec<char> = if lowercase {
         text.to_lowercase().chars().collect()
@@ -164,8 +179,14 @@ pub fn text_dataset(
     vocabulary.sort_unstable();
     vocabulary.dedup();
     let split = ((chars.len() as f64) * (1.0 - test_fraction)) as usize;
+    let train_end = split - ((split as f64) * validation_fraction).round() as usize;
     // sample i uses chars[p − context .. p] → chars[p]
-    let train_pos: Vec<usize> = (context..split).collect();
+    let train_pos: Vec<usize> = (context..train_end).collect();
+    let val_pos: Vec<usize> = if train_end < split {
+        (train_end + context..split).collect()
+    } else {
+        Vec::new()
+    };
     let test_pos: Vec<usize> = (split + context..chars.len()).collect();
     let err = |m: String| Error::Data {
         path: path.to_path_buf(),
@@ -193,6 +214,14 @@ pub fn text_dataset(
             "the training part ({split} characters) is not longer than data.context = {context}"
         )));
     }
+    if val_pos.len() < n_val {
+        return Err(err(format!(
+            "data.n_val = {n_val} requested but the validation part (the last {:.0} % of the \
+             training text) has only {} contexts",
+            100.0 * validation_fraction,
+            val_pos.len()
+        )));
+    }
     if test_pos.len() < n_test {
         return Err(err(format!(
             "data.n_test = {n_test} requested but the held-out part has only {} contexts",
@@ -207,13 +236,15 @@ pub fn text_dataset(
         p
     };
     let (tr, te) = (pick(&train_pos, n_train, rng), pick(&test_pos, n_test, rng));
+    // Drawn after the others: a run without validation draws what it drew before.
+    let va = pick(&val_pos, n_val, rng);
     let info = TextInfo {
         vocabulary: vocabulary.clone(),
         context,
         prompt: chars[split..(split + context).min(chars.len())]
             .iter()
             .collect(),
-        train_text: chars[..split].to_vec(),
+        train_text: chars[..train_end].to_vec(),
         test_histories: te
             .iter()
             .map(|&p| (chars[p.saturating_sub(NGRAM_HISTORY)..p].to_vec(), chars[p]))
@@ -232,6 +263,7 @@ pub fn text_dataset(
     };
     let (x_train, y_train) = encode_set(&tr);
     let (x_test, y_test) = encode_set(&te);
+    let (x_val, y_val) = encode_set(&va);
     let name = |c: char| {
         if c == '\n' {
             "\\n".to_string()
@@ -247,8 +279,8 @@ pub fn text_dataset(
         x_train,
         y_train,
         x_test,
-        x_val: Vec::new(),
-        y_val: Vec::new(),
+        x_val,
+        y_val,
         y_test,
         feature_names: (0..context)
             .flat_map(|i| vocabulary.iter().map(move |&c| format!("c{i}_{}", name(c))))

@@ -230,3 +230,42 @@ pub fn confusion(outputs: &[f64], targets: &[f64], k: usize) -> Vec<Vec<usize>> 
     }
     m
 }
+
+/// Read-out temperatures [`fit_temperature`] searches: T ∈ [1/1000, 1000].
+pub const TEMPERATURE_RANGE: (f64, f64) = (1e-3, 1e3);
+
+/// The softmax temperature T that minimises the mean cross-entropy of `softmax(f/T)` against
+/// the one-hot (or probability) targets `y` (row-major `n × K`), and that cross-entropy (nats):
+/// temperature scaling (Guo et al. 2017, "On calibration of modern neural networks"), fitted on
+/// held-out points. The cross-entropy is convex in β = 1/T, so it is unimodal in ln β and a
+/// golden-section search over ln T in [`TEMPERATURE_RANGE`] finds the minimum (to 1e-9 in ln T).
+/// None without points or with non-finite outputs.
+pub fn fit_temperature(f: &[f64], y: &[f64], k: usize) -> Option<(f64, f64)> {
+    if f.is_empty() || f.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let xent = |ln_t: f64| -> f64 {
+        let beta = (-ln_t).exp();
+        let scaled: Vec<f64> = f.iter().map(|v| v * beta).collect();
+        crate::dynamics::cross_entropy(&scaled, y, k).unwrap_or(f64::INFINITY)
+    };
+    let (mut lo, mut hi) = (TEMPERATURE_RANGE.0.ln(), TEMPERATURE_RANGE.1.ln());
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
+    let (mut fa, mut fb) = (xent(a), xent(b));
+    while hi - lo > 1e-9 {
+        if fa <= fb {
+            hi = b;
+            (b, fb) = (a, fa);
+            a = hi - g * (hi - lo);
+            fa = xent(a);
+        } else {
+            lo = a;
+            (a, fa) = (b, fb);
+            b = lo + g * (hi - lo);
+            fb = xent(b);
+        }
+    }
+    let ln_t = 0.5 * (lo + hi);
+    Some((ln_t.exp(), xent(ln_t)))
+}

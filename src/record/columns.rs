@@ -69,6 +69,10 @@ pub enum Column {
     Accuracy(Track, Split),
     /// Softmax cross-entropy (nats).
     Xent(Track, Split),
+    /// Read-out temperature fitted on the validation points.
+    Temperature(Track),
+    /// Softmax cross-entropy at the fitted temperature (nats; validation or test).
+    XentCalibrated(Track, Split),
     /// Fraction of points where two tracks predict the same class.
     Agreement(Pair),
     /// RMSE between a track's ensemble mean and the NTK-GP mean (test).
@@ -120,6 +124,8 @@ impl Column {
             Column::InputGradChange(t) => format!("{}_input_grad_change", t.name()),
             Column::Accuracy(t, s) => format!("{}_{}_accuracy", t.name(), s.name()),
             Column::Xent(t, s) => format!("{}_{}_xent", t.name(), s.name()),
+            Column::Temperature(t) => format!("{}_temperature", t.name()),
+            Column::XentCalibrated(t, s) => format!("{}_{}_xent_calibrated", t.name(), s.name()),
             Column::Agreement((a, b)) => format!("agreement_{}_{}", a.name(), b.name()),
             Column::EnsembleGpMeanRmse(t) => format!("ensemble_{}_gp_mean_rmse_test", t.name()),
             Column::EnsembleVarRatio(t) => format!("ensemble_{}_var_ratio_test", t.name()),
@@ -172,7 +178,15 @@ impl Column {
             }
             Column::Xent(t, Split::Train) => class(c, |k| k.train_xent.get(t).copied()),
             Column::Xent(t, Split::Test) => class(c, |k| k.test_xent.get(t).copied().flatten()),
-            Column::Xent(_, Split::Val) => None,
+            Column::Xent(t, Split::Val) => class(c, |k| k.val_xent.get(t).copied().flatten()),
+            Column::Temperature(t) => class(c, |k| k.temperature.get(t).copied().flatten()),
+            Column::XentCalibrated(t, Split::Val) => {
+                class(c, |k| k.val_xent_calibrated.get(t).copied().flatten())
+            }
+            Column::XentCalibrated(t, Split::Test) => {
+                class(c, |k| k.test_xent_calibrated.get(t).copied().flatten())
+            }
+            Column::XentCalibrated(_, Split::Train) => None,
             Column::Agreement(p) => class(c, |k| k.agreement.get(p).copied()),
             Column::EnsembleGpMeanRmse(t) => ens(c, |e| e.gp_mean_rmse.get(t).copied()),
             Column::EnsembleVarRatio(t) => ens(c, |e| e.var_ratio.get(t).copied()),
@@ -262,7 +276,13 @@ pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
                 Column::Xent(t, Split::Test),
             ]);
             if val {
-                cols.push(Column::Accuracy(t, Split::Val));
+                cols.extend([
+                    Column::Accuracy(t, Split::Val),
+                    Column::Xent(t, Split::Val),
+                    Column::Temperature(t),
+                    Column::XentCalibrated(t, Split::Val),
+                    Column::XentCalibrated(t, Split::Test),
+                ]);
             }
         }
         cols.extend(r.pairs.iter().map(|&p| Column::Agreement(p)));
@@ -361,6 +381,12 @@ pub enum Figure {
     Coverage95(Predictive),
     /// Gaussian negative log-likelihood of the test targets under a predictive distribution.
     Nll(Predictive),
+    /// Text: a track's final test cross-entropy in bits per character (softmax of its outputs).
+    TestBitsPerChar(Track),
+    /// Text: final test bits/char of the network minus that of its linearized twin.
+    BitsGapNetworkTwin,
+    /// Text: test bits/char of the Witten–Bell n-gram baseline of an order.
+    NgramBitsPerChar(usize),
 }
 
 impl Figure {
@@ -383,6 +409,9 @@ impl Figure {
             Figure::EnsembleGap(t, g) => format!("ensemble_{}_{}", t.name(), g.name()),
             Figure::Coverage95(p) => format!("{}_coverage95", p.name()),
             Figure::Nll(p) => format!("{}_nll", p.name()),
+            Figure::TestBitsPerChar(t) => format!("{}_test_bits_per_char", t.name()),
+            Figure::BitsGapNetworkTwin => "bits_gap_network_linearized".into(),
+            Figure::NgramBitsPerChar(n) => format!("ngram{n}_test_bits_per_char"),
         }
     }
 
@@ -415,6 +444,18 @@ impl Figure {
                     crate::metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
                 })
             }
+            Figure::TestBitsPerChar(t) => Column::Xent(t, Split::Test)
+                .final_value(r)
+                .map(|x| x / std::f64::consts::LN_2),
+            Figure::BitsGapNetworkTwin => {
+                let bits = |t| Figure::TestBitsPerChar(t).read(r);
+                Some(bits(Track::Network) - bits(r.twin_track()))
+            }
+            Figure::NgramBitsPerChar(n) => r
+                .ngram_baselines
+                .iter()
+                .find(|b| b.order == n)
+                .map(|b| b.bits_per_char),
             Figure::InitNtkVsAnalytic => Some(r.init_ntk_vs_analytic),
             Figure::LearningRate => Some(r.learning_rate),
             Figure::CriticalLearningRate => Some(r.critical_learning_rate),
@@ -473,6 +514,19 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
                 f.push(Figure::EarlyStoppedTestAccuracy(t));
             }
         }
+    }
+    if !r.ngram_baselines.is_empty() {
+        f.extend(r.tracks.iter().map(|&t| Figure::TestBitsPerChar(t)));
+        f.push(Figure::BitsGapNetworkTwin);
+        f.push(Figure::Final(Column::Agreement((
+            Track::Network,
+            r.twin_track(),
+        ))));
+        f.extend(
+            r.ngram_baselines
+                .iter()
+                .map(|b| Figure::NgramBitsPerChar(b.order)),
+        );
     }
     for k in &r.kernel_solutions {
         if k.test_loss_infinite_time.is_some() {

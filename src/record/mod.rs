@@ -140,6 +140,15 @@ pub struct ClassCheckpoint {
     pub train_xent: PerTrack<f64>,
     /// Same on test.
     pub test_xent: PerTrack<Option<f64>>,
+    /// Same on validation (None without validation points).
+    pub val_xent: PerTrack<Option<f64>>,
+    /// The read-out temperature T fitted on the validation points (the T minimising their
+    /// cross-entropy of softmax(f/T); None without validation points).
+    pub temperature: PerTrack<Option<f64>>,
+    /// Validation cross-entropy at that temperature (nats).
+    pub val_xent_calibrated: PerTrack<Option<f64>>,
+    /// Test cross-entropy at that temperature (nats).
+    pub test_xent_calibrated: PerTrack<Option<f64>>,
     /// Fraction of test points (train without test points) where the two tracks of each pair
     /// predict the same class.
     pub agreement: PerPair<f64>,
@@ -266,6 +275,11 @@ pub struct PhaseTiming {
 pub struct RunRecord {
     /// Experiment name.
     pub name: String,
+    /// Where the linearized twin was computed (function or parameter space).
+    pub twin_space: crate::dynamics::TwinSpace,
+    /// Training points the network and its twin trained on; with `kernel.train_subset` more
+    /// than [`RunRecord::n_train`], the points every kernel and train figure is measured on.
+    pub n_train_all: usize,
     /// Seed.
     pub seed: u64,
     /// Resolved config (TOML text).
@@ -357,7 +371,59 @@ pub struct TextSample {
     pub text: String,
 }
 
+/// A track at its early-stopping checkpoint: the one with the lowest validation cross-entropy
+/// at the read-out temperature fitted on the validation points (the earliest of ties).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct EarlyStop {
+    /// Its step.
+    pub step: u64,
+    /// The fitted read-out temperature T there.
+    pub temperature: f64,
+    /// Validation cross-entropy of softmax(f/T), nats.
+    pub val_xent: f64,
+    /// Test cross-entropy of softmax(f/T), nats.
+    pub test_xent: f64,
+    /// Test accuracy there (argmax, unchanged by T).
+    pub test_accuracy: f64,
+}
+
 impl RunRecord {
+    /// The early-stopping checkpoint of a track (None without validation points).
+    pub fn early_stop(&self, t: Track) -> Option<EarlyStop> {
+        let mut best: Option<EarlyStop> = None;
+        for c in &self.checkpoints {
+            let Some(cl) = &c.classification else {
+                continue;
+            };
+            let (Some(temperature), Some(val_xent)) = (
+                cl.temperature.get(t).copied().flatten(),
+                cl.val_xent_calibrated.get(t).copied().flatten(),
+            ) else {
+                continue;
+            };
+            if best.is_none_or(|b| val_xent < b.val_xent) {
+                best = Some(EarlyStop {
+                    step: c.step,
+                    temperature,
+                    val_xent,
+                    test_xent: cl
+                        .test_xent_calibrated
+                        .get(t)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(f64::NAN),
+                    test_accuracy: cl
+                        .test_accuracy
+                        .get(t)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(f64::NAN),
+                });
+            }
+        }
+        best
+    }
+
     /// The linearized twin's track ([`Track::LinearizedAvg`] when it uses the output-averaged
     /// kernel with K > 1).
     pub fn twin_track(&self) -> Track {
@@ -436,12 +502,13 @@ impl RunRecord {
     pub fn phase_evidence(&self) -> crate::metrics::PhaseEvidence {
         use columns::{Column, Split};
         let last_kernel = self.last_kernel();
+        // The loss the network minimises: the half-MSE, or the softmax cross-entropy.
+        let loss = match self.loss {
+            crate::dynamics::Loss::Mse => Column::Loss(Track::Network, Split::Train),
+            crate::dynamics::Loss::CrossEntropy => Column::Xent(Track::Network, Split::Train),
+        };
         crate::metrics::PhaseEvidence {
-            train_loss: Column::Loss(Track::Network, Split::Train)
-                .series(self)
-                .into_iter()
-                .map(|p| p.1)
-                .collect(),
+            train_loss: loss.series(self).into_iter().map(|p| p.1).collect(),
             lr_ratio: self.learning_rate / self.critical_learning_rate,
             final_sharpness: last_kernel.map(|k| k.sharpness_ratio).unwrap_or(f64::NAN),
             final_drift: last_kernel.map(|k| k.ntk_rel_drift).unwrap_or(f64::NAN),

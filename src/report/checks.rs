@@ -37,7 +37,7 @@ pub const EXACT_RTOL: f64 = 1e-8;
 /// The checks of a run.
 pub fn checks(r: &RunRecord, exp: &Experiment) -> Vec<Check> {
     let mut out = Vec::new();
-    let full_batch = exp.training.batch_size.is_none_or(|b| b >= r.n_train());
+    let full_batch = exp.training.batch_size.is_none_or(|b| b >= r.n_train_all);
     let twin = r.twin_track();
     let empirical = if twin == Track::LinearizedAvg {
         Track::KernelEmpiricalAvg
@@ -156,8 +156,8 @@ pub fn measurements_md(r: &RunRecord) -> String {
     s
 }
 
-/// Warnings a text run owes its reader: tracks whose test cross-entropy is worse than the
-/// unigram baseline's (they have learnt less than character frequencies), and kernel drift that
+/// Warnings a text run owes its reader: tracks whose test cross-entropy (early stopped at the
+/// fitted temperature when there are validation points) is worse than the unigram baseline's (they have learnt less than character frequencies), and kernel drift that
 /// puts the run outside the lazy regime the NTK describes (drift ≥ [`crate::metrics::LAZY_DRIFT`]).
 pub fn text_flags(r: &RunRecord) -> Vec<String> {
     let mut flags = Vec::new();
@@ -165,11 +165,19 @@ pub fn text_flags(r: &RunRecord) -> Vec<String> {
         return flags;
     };
     for &t in &r.tracks {
-        if let Some(x) = Column::Xent(t, Split::Test).final_value(r) {
+        // With validation points a track is judged at its early-stopping checkpoint and
+        // fitted read-out temperature, else at the last step with softmax(f).
+        let judged = match r.early_stop(t) {
+            Some(e) => Some((e.test_xent, "early stopped, fitted temperature")),
+            None => Column::Xent(t, Split::Test)
+                .final_value(r)
+                .map(|x| (x, "last step")),
+        };
+        if let Some((x, when)) = judged {
             let bits = x / std::f64::consts::LN_2;
             if bits >= unigram.bits_per_char || bits.is_nan() {
                 flags.push(format!(
-                    "{}: {bits:.2} bits/char on the test text, worse than the unigram baseline ({:.2})",
+                    "{}: {bits:.2} bits/char on the test text ({when}), worse than the unigram baseline ({:.2})",
                     t.name(),
                     unigram.bits_per_char
                 ));
@@ -193,9 +201,14 @@ pub fn language_model_md(r: &RunRecord) -> String {
     if r.ngram_baselines.is_empty() {
         return String::new();
     }
-    let mut s =
+    let early = !r.y_val.is_empty();
+    let mut s = if early {
+        "\n\n## Language model\n\n| model | test bits/char (final) | test accuracy (final) | early stopped: step | T | val bits/char | test bits/char | test accuracy |\n|---|---|---|---|---|---|---|---|\n"
+    } else {
         "\n\n## Language model\n\n| model | test bits/char | test accuracy |\n|---|---|---|\n"
-            .to_string();
+    }
+    .to_string();
+    let ln2 = std::f64::consts::LN_2;
     for &t in &r.tracks {
         let bits = Column::Xent(t, Split::Test)
             .final_value(r)
@@ -205,15 +218,31 @@ pub fn language_model_md(r: &RunRecord) -> String {
             .final_value(r)
             .map(|a| format!("{a:.4}"))
             .unwrap_or_else(|| "–".into());
-        s += &format!("| {} | {bits} | {acc} |\n", t.name());
+        let stopped = match (early, r.early_stop(t)) {
+            (false, _) => String::new(),
+            (true, None) => " – | – | – | – | – |".into(),
+            (true, Some(e)) => format!(
+                " {} | {:.3} | {:.3} | {:.3} | {:.4} |",
+                e.step,
+                e.temperature,
+                e.val_xent / ln2,
+                e.test_xent / ln2,
+                e.test_accuracy
+            ),
+        };
+        s += &format!("| {} | {bits} | {acc} |{stopped}\n", t.name());
     }
+    let blank = if early { " | | | | |" } else { "" };
     for b in &r.ngram_baselines {
         s += &format!(
-            "| {}-gram (Witten–Bell, whole training text) | {:.3} | {:.4} |\n",
+            "| {}-gram (Witten–Bell, whole training text) | {:.3} | {:.4} |{blank}\n",
             b.order, b.bits_per_char, b.accuracy
         );
     }
-    s += "\nBaselines: interpolated Witten–Bell n-gram models counted on the whole training part of the text and evaluated on the same test samples as the tracks. For the MSE-trained kernel tracks the bits are those of a softmax of their outputs (a read-out, not their training loss).\n";
+    s += "\nBaselines: interpolated Witten–Bell n-gram models counted on the whole training part of the text (without its validation part) and evaluated on the same test samples as the tracks. For the MSE-trained kernel tracks the bits are those of a softmax of their outputs (a read-out, not their training loss).\n";
+    if early {
+        s += "\nEarly stopped: each track at the checkpoint with the lowest validation cross-entropy of softmax(f/T), with the read-out temperature T fitted on the validation points at that checkpoint (temperature scaling, Guo et al. 2017); its test figures use the same T. The final columns are softmax(f) at the last step.\n";
+    }
     let flags = text_flags(r);
     if !flags.is_empty() {
         s += "\n**Flags:**\n\n";

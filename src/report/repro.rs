@@ -139,7 +139,9 @@ pub fn report_json(
 fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
     let mut n = vec![
         "Loss L = 1/(2·N·K) Σ (f − y)² for every track; time t = learning_rate × step.".to_string(),
-        if r.twin_track() == Track::LinearizedAvg {
+        if r.twin_space == crate::dynamics::TwinSpace::Parameter {
+            "Linearized twin: the exact first-order Taylor model f(x; θ0) + J(x; θ0)(θ − θ0), trained by the same optimiser on the same batches, computed in parameter space (a forward tangent pass at θ0, training δ = θ − θ0 by first-order autodiff, as neural-tangents' `linearize`).".to_string()
+        } else if r.twin_track() == Track::LinearizedAvg {
             "`linearized_avg` is NOT the linearization: it runs the twin's update with the output-averaged kernel Θ0_avg ⊗ I_K (kernel.form = \"trace\", K > 1), an approximation; likewise `kernel_empirical_avg`. Use kernel.form = \"full\" for the exact linearized model.".to_string()
         } else {
             "Linearized twin: the exact first-order Taylor model f(x; θ0) + J(x; θ0)(θ − θ0), trained by the same optimiser on the same batches, computed in function space with the full empirical Θ0.".to_string()
@@ -151,7 +153,10 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
     if r.loss == Loss::CrossEntropy {
         n.push("Network and linearized twin are trained with softmax cross-entropy; the kernel tracks are the MSE closed form on the one-hot targets (their cross-entropy is that of a softmax of their outputs). The *_loss columns are the half-MSE for every track, so they stay comparable.".into());
     }
-    if exp.training.batch_size.is_some_and(|b| b < r.n_train()) {
+    if r.n_train() < r.n_train_all {
+        n.push(format!("kernel.train_subset: the network and its twin train on all {} training points; the kernels (Θ0, Θ∞, the kernel tracks), η_c, the sharpness and every train-set figure use a random subset of {} of them (drawn with the run's seed). η_c and the sharpness use N = {} in 2(1+μ)NK/λ_max: λ_max of a kernel matrix grows in proportion to its number of points, so they estimate the full set's values (an estimate, not the full kernel's λ_max). The kernel tracks are kernel regression on the subset only.", r.n_train_all, r.n_train(), r.n_train()));
+    }
+    if exp.training.batch_size.is_some_and(|b| b < r.n_train_all) {
         n.push("The network and its linearization use minibatches; the kernel tracks are the full-batch solution, so they are compared at equal step (equal t = η·step), not equal batches.".into());
     }
     if exp.training.center_outputs {

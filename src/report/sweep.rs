@@ -167,6 +167,17 @@ pub fn write_sweep(
             sweep_charts::scaling_figure(sweep, &fits),
         ));
     }
+    if let Some(wk) = width_key(sweep) {
+        if rows
+            .iter()
+            .any(|r| r.figure("network_test_bits_per_char").is_finite())
+        {
+            figures.push((
+                "language".to_string(),
+                sweep_charts::language_figure(sweep, rows, &wk),
+            ));
+        }
+    }
     if let Some(lk) = lr_key(sweep) {
         figures.push(("phases".into(), sweep_charts::phases_figure(sweep, rows)));
         if let Some(wk) = width_key(sweep) {

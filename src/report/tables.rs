@@ -249,6 +249,28 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
                 "ngram_baselines".into(),
                 serde_json::json!(r.ngram_baselines),
             );
+            if !r.y_val.is_empty() {
+                let ln2 = std::f64::consts::LN_2;
+                m.insert(
+                    "early_stopped".into(),
+                    r.tracks
+                        .iter()
+                        .map(|&t| {
+                            let v = r.early_stop(t).map_or(serde_json::Value::Null, |e| {
+                                serde_json::json!({
+                                    "step": e.step,
+                                    "temperature": json_f64(e.temperature),
+                                    "val_bits_per_char": json_f64(e.val_xent / ln2),
+                                    "test_bits_per_char": json_f64(e.test_xent / ln2),
+                                    "test_accuracy": json_f64(e.test_accuracy),
+                                })
+                            });
+                            (t.name().to_string(), v)
+                        })
+                        .collect::<serde_json::Map<_, _>>()
+                        .into(),
+                );
+            }
             m.insert(
                 "flags".into(),
                 serde_json::json!(crate::report::checks::text_flags(r)),
@@ -265,7 +287,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "learning_rate": r.learning_rate,
         "critical_learning_rate": json_f64(r.critical_learning_rate),
         "n_params": r.n_params,
-        "n_train": r.n_train(),
+        "n_train": r.n_train_all,
         "n_test": r.n_test(),
         "n_outputs": r.n_outputs,
         "kernel_form": r.kernel_form,
@@ -287,6 +309,9 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     });
+    if let (true, serde_json::Value::Object(m)) = (r.n_train() < r.n_train_all, &mut summary) {
+        m.insert("kernel_train_subset".into(), serde_json::json!(r.n_train()));
+    }
     if let (Some(e), serde_json::Value::Object(m)) = (&r.ensemble, &mut summary) {
         m.insert("ensemble".into(), serde_json::json!({
             "members": e.members,

@@ -79,6 +79,11 @@ impl Lockstep<'_> {
         };
         Ok(RunRecord {
             name: exp.name.clone(),
+            twin_space: match self.twin {
+                super::lockstep::Twin::Function(_) => crate::dynamics::TwinSpace::Function,
+                super::lockstep::Twin::Parameter(_) => crate::dynamics::TwinSpace::Parameter,
+            },
+            n_train_all: self.train.n_train(),
             seed: exp.seed,
             config_toml: exp.resolved_toml(),
             status,

@@ -4,8 +4,9 @@
 
 use faer::Mat;
 
-use crate::config::Experiment;
+use crate::config::{Experiment, KernelSolution};
 use crate::data::Dataset;
+use crate::dynamics::TwinSpace;
 use crate::linalg;
 use crate::model::{Mlp, Parametrization};
 use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
@@ -26,7 +27,8 @@ pub struct Initial {
     /// Initial outputs on train, validation then test points, row-major `n_all × K`.
     pub f0_all: Vec<f64>,
     /// Empirical Θ0 between all points (train, validation, test) and the training points, in
-    /// the configured form.
+    /// the configured form; train × train only when nothing needs the held-out rows (a
+    /// parameter-space twin and no empirical kernel track).
     pub theta0: Mat<f64>,
     /// Θ0 train × train, output-averaged.
     pub theta0_trace_train: Mat<f64>,
@@ -72,7 +74,9 @@ impl Initial {
         let form = exp.kernel.form;
         progress.start("kernels", 3);
         let clock = std::time::Instant::now();
-        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp)?;
+        let heldout_rows = super::lockstep::twin_space(exp, data) == TwinSpace::Function
+            || exp.kernel.solutions.contains(&KernelSolution::Empirical);
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp, heldout_rows)?;
         let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
         let rows_train = n_train * form.rows_per_point(k);
         let theta0_train = linalg::block(theta0.as_ref(), 0, rows_train, 0, theta0.ncols());
@@ -110,7 +114,7 @@ impl Initial {
     /// network and twin need). The analytic kernels, the probe set and the sensitivity points
     /// are the main run's business and are left empty.
     pub fn member(exp: &Experiment, data: &Dataset, mlp: &Mlp) -> Result<Initial> {
-        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp)?;
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp, true)?;
         let empty = Mat::zeros(0, 0);
         Ok(Initial {
             f0_all,
@@ -129,18 +133,29 @@ impl Initial {
     }
 }
 
-/// The training points' backprop signals, the empirical Θ0 (all points × training points, in
-/// the configured form, in row blocks with `kernel.block_size`) and the initial outputs on all
-/// points.
+/// The training points' backprop signals, the empirical Θ0 (all points × training points, or
+/// training × training points without `heldout_rows`, in the configured form, in row blocks
+/// with `kernel.block_size`) and the initial outputs on all points.
 fn empirical_theta0(
     exp: &Experiment,
     data: &Dataset,
     mlp: &Mlp,
+    heldout_rows: bool,
 ) -> Result<(BackpropSignals, Mat<f64>, Vec<f64>)> {
     let n_train = data.n_train();
     let n_all = n_train + data.n_heldout();
     let x_all = data.x_all();
     let form = exp.kernel.form;
+    if !heldout_rows {
+        let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
+        let theta0 = match exp.kernel.block_size {
+            Some(block) => {
+                empirical_ntk_blocked(mlp, &data.x_train, n_train, &s_train, form, block)?
+            }
+            None => ntk_from_signals(mlp, &s_train, &s_train, form).total(),
+        };
+        return Ok((s_train, theta0, mlp.predict(&x_all, n_all)?));
+    }
     Ok(match exp.kernel.block_size {
         Some(block) => {
             let s_train = backprop_signals(mlp, &data.x_train, n_train)?;

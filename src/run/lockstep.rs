@@ -62,6 +62,19 @@ pub fn twin_track(averaged: bool) -> Track {
     }
 }
 
+/// Where the twin of a run on `data` (the kernel view) lives: parameter space with
+/// `kernel.train_subset`, else as `training.twin` resolves for the size of its Θ0.
+pub fn twin_space(exp: &Experiment, data: &Dataset) -> TwinSpace {
+    if exp.kernel.train_subset.is_some() {
+        return TwinSpace::Parameter;
+    }
+    let rows = exp.kernel.form.rows_per_point(data.n_outputs);
+    exp.training.twin.resolve(
+        (data.n_train() + data.n_heldout()) * rows,
+        data.n_train() * rows,
+    )
+}
+
 /// The linearized twin, in function or in parameter space (the same model).
 pub enum Twin {
     /// `f0 + Θ0(·, X)·β` (see [`LinearizedTwin`]).
@@ -73,6 +86,10 @@ pub enum Twin {
 /// The tracks, their state, and what has been logged.
 pub struct Lockstep<'a> {
     pub(super) exp: &'a Experiment,
+    /// The points the network and its twin train on.
+    pub(super) train: &'a Dataset,
+    /// The points every figure and kernel is computed on: the training points of
+    /// `kernel.train_subset` (all without it) and the held-out points.
     pub(super) data: &'a Dataset,
     pub(super) init: &'a Initial,
     x_all: Vec<f64>,
@@ -87,8 +104,9 @@ pub struct Lockstep<'a> {
     pub(super) network: NetworkTrainer,
     pub(super) twin: Twin,
     pub(super) predictors: Vec<(Track, KernelPredictor)>,
-    /// Training targets as seen by the tracks (shifted by f0 when centring), row-major.
-    y_fit: Vec<f64>,
+    /// The targets of `train` the network and twin step towards (shifted by f0 when centring,
+    /// which `kernel.train_subset` excludes), row-major.
+    y_step: std::borrow::Cow<'a, [f64]>,
     /// The same in the twin's row layout.
     y_rows: Mat<f64>,
     /// Prepared network inputs and targets for full-batch training.
@@ -131,15 +149,18 @@ pub struct MemberTrace {
 }
 
 impl<'a> Lockstep<'a> {
-    /// Sets up the tracks at t = 0 (the network `mlp` is moved into its trainer).
+    /// Sets up the tracks at t = 0 (the network `mlp` is moved into its trainer): the network
+    /// and its twin train on `train`, everything is measured on `data` (the kernel view of
+    /// `train`, see [`super::kernel_view`]), where `init` was computed.
     pub fn new(
         exp: &'a Experiment,
+        train: &'a Dataset,
         data: &'a Dataset,
         init: &'a Initial,
         mlp: Mlp,
         rates: super::Rates,
     ) -> Result<Self> {
-        Self::build(exp, data, init, mlp, rates, false)
+        Self::build(exp, train, data, init, mlp, rates, false)
     }
 
     /// Sets up an ensemble member: the network `mlp` and its twin only, on the shared
@@ -151,11 +172,12 @@ impl<'a> Lockstep<'a> {
         mlp: Mlp,
         rates: super::Rates,
     ) -> Result<Self> {
-        Self::build(exp, data, init, mlp, rates, true)
+        Self::build(exp, data, data, init, mlp, rates, true)
     }
 
     fn build(
         exp: &'a Experiment,
+        train: &'a Dataset,
         data: &'a Dataset,
         init: &'a Initial,
         mlp: Mlp,
@@ -167,7 +189,7 @@ impl<'a> Lockstep<'a> {
             critical_lr,
             lambda_max0,
         } = rates;
-        let (n_train, k) = (data.n_train(), data.n_outputs);
+        let k = data.n_outputs;
         // With centred outputs every track trains towards y + f0 and reports f − f0: the same
         // dynamics as learning y from zero.
         let y_fit: Vec<f64> = if exp.training.center_outputs {
@@ -181,10 +203,7 @@ impl<'a> Lockstep<'a> {
         };
         let form = exp.kernel.form;
         let rows = form.rows_per_point(k);
-        let space = exp
-            .training
-            .twin
-            .resolve((n_train + data.n_heldout()) * rows, n_train * rows);
+        let space = twin_space(exp, data);
         // The parameter-space twin is the exact linearization whatever the kernel form.
         let averaged = averaged_kernel(exp, k) && space == TwinSpace::Function;
         let mut tracks = vec![Track::Network, twin_track(averaged)];
@@ -195,15 +214,21 @@ impl<'a> Lockstep<'a> {
             .map(|(i, j)| (tracks[i], tracks[j]))
             .collect();
         let predictors = build_predictors(exp, solutions, data, init, lr, &y_fit)?;
+        let y_step = if exp.training.center_outputs {
+            std::borrow::Cow::Owned(y_fit.clone())
+        } else {
+            std::borrow::Cow::Borrowed(train.y_train.as_slice())
+        };
+        let n_step = train.n_train();
         let full_batch = exp
             .training
             .batch_size
-            .is_none_or(|b| b == n_train)
+            .is_none_or(|b| b == n_step)
             .then(|| {
                 let ad = mlp.device().clone().autodiff();
                 (
-                    tensor_from_f64(&data.x_train, [n_train, data.input_dim], mlp.dtype(), &ad),
-                    tensor_from_f64(&y_fit, [n_train, k], mlp.dtype(), &ad),
+                    tensor_from_f64(&train.x_train, [n_step, train.input_dim], mlp.dtype(), &ad),
+                    tensor_from_f64(&y_step, [n_step, k], mlp.dtype(), &ad),
                 )
             });
         let per_output = form == KernelForm::Trace;
@@ -225,6 +250,7 @@ impl<'a> Lockstep<'a> {
         };
         Ok(Lockstep {
             exp,
+            train,
             data,
             init,
             x_all: data.x_all(),
@@ -239,11 +265,11 @@ impl<'a> Lockstep<'a> {
             twin,
             predictors,
             y_rows: as_rows(&y_fit, k, per_output),
-            y_fit,
+            y_step,
             full_batch,
             schedule: MinibatchSchedule::new(
-                n_train,
-                exp.training.batch_size.unwrap_or(n_train),
+                n_step,
+                exp.training.batch_size.unwrap_or(n_step),
                 exp.seed,
             ),
             checkpoints: Vec::new(),
@@ -426,7 +452,20 @@ impl<'a> Lockstep<'a> {
         } else {
             sl.test.clone()
         };
+        // Temperature scaling fitted on the validation points, applied to the test points.
+        let fitted = preds.map(|_, v| metrics::fit_temperature(&v[sl.val.clone()], &data.y_val, k));
+        let at_temperature = |t: Track, r: &std::ops::Range<usize>, y: &[f64]| -> Option<f64> {
+            let (temp, _) = (*fitted.get(t)?)?;
+            let scaled: Vec<f64> = preds.get(t)?[r.clone()].iter().map(|v| v / temp).collect();
+            cross_entropy(&scaled, y, k)
+        };
         ClassCheckpoint {
+            val_xent: xent(&sl.val, &data.y_val),
+            temperature: fitted.map(|_, f| f.map(|(t, _)| t)),
+            val_xent_calibrated: fitted.map(|_, f| f.map(|(_, x)| x)),
+            test_xent_calibrated: PerTrack::from_keys(self.tracks.iter().copied(), |t| {
+                at_temperature(t, &sl.test, &data.y_test)
+            }),
             train_accuracy: acc(&sl.train, &data.y_train).map(|_, v| v.unwrap_or(f64::NAN)),
             val_accuracy: acc(&sl.val, &data.y_val),
             test_accuracy: acc(&sl.test, &data.y_test),
@@ -448,7 +487,7 @@ impl<'a> Lockstep<'a> {
     /// frozen).
     fn step(&mut self, step: u64) -> Result<()> {
         let batch = self.schedule.next_batch();
-        let (d, k) = (self.data.input_dim, self.data.n_outputs);
+        let (d, k) = (self.train.input_dim, self.train.n_outputs);
         let max_loss = self.exp.training.max_loss;
         let live = |t: Track, diverged: &PerTrack<Option<u64>>| {
             diverged.get(t).copied().flatten().is_none()
@@ -457,11 +496,11 @@ impl<'a> Lockstep<'a> {
         let minibatch = || -> (Vec<f64>, Vec<f64>) {
             let xb = batch
                 .iter()
-                .flat_map(|&a| self.data.x_train[a * d..(a + 1) * d].iter().copied())
+                .flat_map(|&a| self.train.x_train[a * d..(a + 1) * d].iter().copied())
                 .collect();
             let yb = batch
                 .iter()
-                .flat_map(|&a| self.y_fit[a * k..(a + 1) * k].iter().copied())
+                .flat_map(|&a| self.y_step[a * k..(a + 1) * k].iter().copied())
                 .collect();
             (xb, yb)
         };
@@ -470,29 +509,59 @@ impl<'a> Lockstep<'a> {
         } else {
             None
         };
-        if live(Track::Network, &self.diverged) {
-            let loss = match (&self.full_batch, &mb) {
-                (Some((x, y)), _) => self.network.step_tensors(x.clone(), y.clone())?,
-                (None, Some((xb, yb))) => self.network.step(xb, yb, batch.len())?,
+        let (net_live, twin_live) = (
+            live(Track::Network, &self.diverged),
+            live(self.twin_track, &self.diverged),
+        );
+        let full_batch = &self.full_batch;
+        let n_batch = batch.len();
+        let network = &mut self.network;
+        let mb = &mb;
+        let mut net_step = move || -> Result<Option<f64>> {
+            if !net_live {
+                return Ok(None);
+            }
+            Ok(Some(match (full_batch, mb) {
+                (Some((x, y)), _) => network.step_tensors(x.clone(), y.clone())?,
+                (None, Some((xb, yb))) => network.step(xb, yb, n_batch)?,
                 (None, None) => unreachable!("a minibatch exists without full-batch tensors"),
-            };
+            }))
+        };
+        // The network and a parameter-space twin step at the same time on two threads (each is
+        // mostly one-threaded at minibatch sizes); each computation is the same as in sequence.
+        let net_loss = match &mut self.twin {
+            Twin::Function(t) => {
+                if twin_live {
+                    t.step(&batch, &self.y_rows);
+                }
+                net_step()?
+            }
+            Twin::Parameter(t) => {
+                let mut twin_step = || -> Result<()> {
+                    if twin_live {
+                        match (full_batch, mb) {
+                            (Some((x, y)), _) => t.step_tensors(x.clone(), y.clone())?,
+                            (None, Some((xb, yb))) => t.step(xb, yb, n_batch)?,
+                            (None, None) => {
+                                unreachable!("a minibatch exists without full-batch tensors")
+                            }
+                        };
+                    }
+                    Ok(())
+                };
+                let (net, twin) = std::thread::scope(|scope| {
+                    let handle = scope.spawn(net_step);
+                    let twin = twin_step();
+                    (handle.join(), twin)
+                });
+                twin?;
+                net.map_err(|_| crate::Error::Numerics("the network's step panicked".into()))??
+            }
+        };
+        if let Some(loss) = net_loss {
             if !loss.is_finite() || loss > max_loss {
                 if let Some(d) = self.diverged.get_mut(Track::Network) {
                     *d = Some(step);
-                }
-            }
-        }
-        if live(self.twin_track, &self.diverged) {
-            match &mut self.twin {
-                Twin::Function(t) => t.step(&batch, &self.y_rows),
-                Twin::Parameter(t) => {
-                    match (&self.full_batch, &mb) {
-                        (Some((x, y)), _) => t.step_tensors(x.clone(), y.clone())?,
-                        (None, Some((xb, yb))) => t.step(xb, yb, batch.len())?,
-                        (None, None) => {
-                            unreachable!("a minibatch exists without full-batch tensors")
-                        }
-                    };
                 }
             }
         }

@@ -38,6 +38,8 @@ pub struct Sizes {
     pub input_dim: u64,
     /// Outputs.
     pub n_outputs: u64,
+    /// Training points the kernels are computed on (`kernel.train_subset`, else `n_train`).
+    pub n_kernel: u64,
 }
 
 impl Sizes {
@@ -48,6 +50,18 @@ impl Sizes {
             n_heldout: data.n_heldout() as u64,
             input_dim: data.input_dim as u64,
             n_outputs: data.n_outputs as u64,
+            n_kernel: data.n_train() as u64,
+        }
+    }
+
+    /// With the kernel subset of `exp` (capped at the training points).
+    pub fn with_subset(self, exp: &Experiment) -> Self {
+        Sizes {
+            n_kernel: exp
+                .kernel
+                .train_subset
+                .map_or(self.n_train, |m| (m as u64).min(self.n_train)),
+            ..self
         }
     }
 
@@ -60,12 +74,16 @@ impl Sizes {
             DataSource::Teacher(t) => t.input_dim as u64,
             _ => return None,
         };
-        Some(Sizes {
-            n_train,
-            n_heldout: n_test,
-            input_dim,
-            n_outputs: 1,
-        })
+        Some(
+            Sizes {
+                n_train,
+                n_heldout: n_test,
+                input_dim,
+                n_outputs: 1,
+                n_kernel: n_train,
+            }
+            .with_subset(exp),
+        )
     }
 }
 
@@ -96,41 +114,76 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         crate::backend::Precision::F32 => 4,
         crate::backend::Precision::F64 => 8,
     };
-    let (n, h, d, k) = (s.n_train, s.n_heldout, s.input_dim, s.n_outputs);
+    let (n_all_train, h, d, k) = (s.n_train, s.n_heldout, s.input_dim, s.n_outputs);
+    // Kernels, figures and predictions live on the kernel view: n training points.
+    let n = s.n_kernel;
     let a = n.saturating_add(h);
+    let subset = n < n_all_train;
+    // Θ0's held-out rows serve the function-space twin and the empirical kernel track only.
+    let heldout_rows = exp.kernel.solutions.contains(&KernelSolution::Empirical)
+        || (!subset
+            && exp.training.twin.resolve(
+                (a as usize).saturating_mul(exp.kernel.form.rows_per_point(k as usize)),
+                (n as usize).saturating_mul(exp.kernel.form.rows_per_point(k as usize)),
+            ) == crate::dynamics::TwinSpace::Function);
+    let signal_rows = if heldout_rows { a } else { n };
     let (w, l) = (m.width as u64, m.depth as u64);
     let r = exp.kernel.form.rows_per_point(k as usize) as u64;
     let params = mul(&[d, w])
         .saturating_add(mul(&[l.saturating_sub(1), w, w]))
         .saturating_add(mul(&[w, k]))
         .saturating_add(mul(&[l, w]).saturating_add(k));
-    let batch = exp.training.batch_size.map(|x| x as u64).unwrap_or(n);
+    let batch = exp
+        .training
+        .batch_size
+        .map(|x| x as u64)
+        .unwrap_or(n_all_train);
     let momentum = u64::from(exp.training.momentum > 0.0);
-    let mut parts: Vec<(String, u64)> =
-        vec![
-            // parameters, θ0, gradients, the update, momentum
-            (
-                "parameters and their training copies".into(),
-                mul(&[params, b, 4 + momentum]),
-            ),
-            (
-                "autodiff graph of a training batch".into(),
-                mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
-            ),
-            ("data".into(), mul(&[a, d.saturating_add(k), 8, 3])),
-            (
-                // All points' signals and, while Θ0 is formed, the training rows' copy.
-                "backprop signals (f64)".into(),
-                mul(&[a.saturating_add(n), d.saturating_add(mul(&[l, w])), 8]).saturating_add(mul(
-                    &[k, a.saturating_add(n), mul(&[l, w]).saturating_add(k), 8],
-                )),
-            ),
-            (
-                "empirical Θ0 and the twin's copy".into(),
-                mul(&[a, r, n, r, 8, 2]),
-            ),
-            ("analytic kernels".into(), mul(&[a, n, 8, 2])),
-        ];
+    let mut parts: Vec<(String, u64)> = vec![
+        // parameters, θ0, gradients, the update, momentum
+        (
+            "parameters and their training copies".into(),
+            mul(&[params, b, 4 + momentum]),
+        ),
+        (
+            "autodiff graph of a training batch".into(),
+            mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+        ),
+        (
+            "data".into(),
+            if subset {
+                // every point once, the view's points in its copies
+                mul(&[n_all_train.saturating_add(h), d.saturating_add(k), 8])
+                    .saturating_add(mul(&[a, d.saturating_add(k), 8, 3]))
+            } else {
+                mul(&[a, d.saturating_add(k), 8, 3])
+            },
+        ),
+        (
+            // All points' signals and, while Θ0 is formed, the training rows' copy.
+            "backprop signals (f64)".into(),
+            mul(&[
+                signal_rows.saturating_add(n),
+                d.saturating_add(mul(&[l, w])),
+                8,
+            ])
+            .saturating_add(mul(&[
+                k,
+                signal_rows.saturating_add(n),
+                mul(&[l, w]).saturating_add(k),
+                8,
+            ])),
+        ),
+        (
+            "empirical Θ0 and the twin's copy".into(),
+            if heldout_rows {
+                mul(&[a, r, n, r, 8, 2])
+            } else {
+                mul(&[n, r, n, r, 8])
+            },
+        ),
+        ("analytic kernels".into(), mul(&[a, n, 8, 2])),
+    ];
     let predictor =
         |rows: u64| mul(&[rows, rows, 8, 3]).saturating_add(mul(&[h, rows / n.max(1), rows, 8]));
     let pred: u64 = exp
@@ -205,8 +258,14 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         .saturating_add(figure_bytes + svg_bytes);
     let flops = {
         let p = params as f64;
-        let ntk = 2.0 * a as f64 * p * (1.0 + k as f64)
-            + 2.0 * (l + 1) as f64 * a as f64 * n as f64 * w as f64 * (1.0 + (k * k) as f64);
+        // Signals: a forward and K backward passes per point; Gram products: one per output
+        // (trace form) or per output pair (full form) and layer.
+        let products = match exp.kernel.form {
+            crate::ntk::KernelForm::Full => (k * k) as f64,
+            crate::ntk::KernelForm::Trace => k as f64,
+        };
+        let ntk = 2.0 * signal_rows as f64 * p * (1.0 + k as f64)
+            + 2.0 * (l + 1) as f64 * signal_rows as f64 * n as f64 * w as f64 * (1.0 + products);
         let train = exp.training.steps as f64 * 6.0 * batch as f64 * p;
         let logging = checkpoints as f64 * 2.0 * a as f64 * p;
         let eig = pred as f64 / 24.0 * 10.0 * ((n * r) as f64).sqrt();
@@ -278,7 +337,7 @@ pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<Footprint> {
         }
     }
     check_magnitudes(exp, data)?;
-    let f = estimate(exp, Sizes::of(data));
+    let f = estimate(exp, Sizes::of(data).with_subset(exp));
     check_footprint(&f, &exp.outputs.dir)?;
     Ok(f)
 }

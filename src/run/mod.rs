@@ -9,9 +9,12 @@ pub mod lockstep;
 pub mod memory;
 pub mod samples;
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
+
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
 use crate::backend::Precision;
 use crate::config::{Experiment, LearningRate};
@@ -82,6 +85,50 @@ pub fn mlp_config(exp: &Experiment, data: &Dataset) -> MlpConfig {
         model: exp.model.clone(),
     }
 }
+
+/// The data every kernel and figure of a run is computed on: with `kernel.train_subset = m`
+/// below the number of training points, `m` of them drawn at random (seeded by the run's seed,
+/// kept in their original order) and every held-out point; otherwise the data themselves.
+pub fn kernel_view<'a>(exp: &Experiment, data: &'a Dataset) -> Result<Cow<'a, Dataset>> {
+    let n = data.n_train();
+    let m = match exp.kernel.train_subset {
+        Some(m) if m > n => {
+            return Err(Error::value(
+                "kernel.train_subset",
+                m,
+                format!("an integer in [1, number of training points = {n}]"),
+            ))
+        }
+        Some(m) if m < n => m,
+        _ => return Ok(Cow::Borrowed(data)),
+    };
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.shuffle(&mut StdRng::seed_from_u64(exp.seed ^ KERNEL_SUBSET_SEED));
+    rows.truncate(m);
+    rows.sort_unstable();
+    let gather = |v: &[f64], width: usize| -> Vec<f64> {
+        rows.iter()
+            .flat_map(|&a| v[a * width..(a + 1) * width].iter().copied())
+            .collect()
+    };
+    Ok(Cow::Owned(Dataset {
+        input_dim: data.input_dim,
+        n_outputs: data.n_outputs,
+        x_train: gather(&data.x_train, data.input_dim),
+        y_train: gather(&data.y_train, data.n_outputs),
+        x_val: data.x_val.clone(),
+        y_val: data.y_val.clone(),
+        x_test: data.x_test.clone(),
+        y_test: data.y_test.clone(),
+        feature_names: data.feature_names.clone(),
+        target_names: data.target_names.clone(),
+        classes: data.classes.clone(),
+        text: data.text.clone(),
+    }))
+}
+
+/// Mixed into the run's seed for the draw of `kernel.train_subset`.
+pub const KERNEL_SUBSET_SEED: u64 = 0x5B5E_7000;
 
 /// The timing entry of the empirical Θ0 alone (part of the `kernels` phase).
 pub const EMPIRICAL_NTK_TIMING: &str = "empirical_ntk_init";
@@ -209,11 +256,12 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let mut timer = Timer::start();
     preflight(exp, data)?;
     ensemble::check_data(exp, data)?;
+    let view = kernel_view(exp, data)?;
     let mlp = mlp_config(exp, data).init(exp.seed);
-    let init = Initial::compute(exp, data, &mlp, opts)?;
+    let init = Initial::compute(exp, &view, &mlp, opts)?;
     timer.lap("kernels");
-    let rates = learning_rates(exp, data, &init, &mlp)?;
-    let mut lock = Lockstep::new(exp, data, &init, mlp, rates)?;
+    let rates = learning_rates(exp, &view, &init, &mlp)?;
+    let mut lock = Lockstep::new(exp, data, &view, &init, mlp, rates)?;
     timer.lap("predictor setup");
     let status = lock.train(opts)?;
     timer.lap("training");

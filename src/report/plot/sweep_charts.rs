@@ -215,34 +215,140 @@ type MeansWithIntervals = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
 const NOISE_KEY: &str = "data.label_noise";
 const REG_KEY: &str = "kernel.diag_reg";
 
-/// Mean over seeds with its 95 % t-interval of a figure at each label-noise level (at one
-/// `diag_reg` value when given).
-fn noise_curve(
+/// Mean over seeds with its 95 % t-interval of a figure at each value of the swept key
+/// `x_key` (over the rows `keep` accepts); values without a finite figure are left out.
+fn mean_curve(
     rows: &[SweepRow],
-    levels: &[f64],
+    x_key: &str,
     fig: &str,
-    reg: Option<&String>,
+    keep: &dyn Fn(&SweepRow) -> bool,
 ) -> MeansWithIntervals {
+    let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(x_key)).collect();
+    levels.sort_by(|a, b| a.total_cmp(b));
+    levels.dedup();
     let stats: Vec<(f64, f64, f64)> = levels
         .iter()
-        .map(|&x| {
+        .filter_map(|&x| {
             let v: Vec<f64> = rows
                 .iter()
-                .filter(|r| r.value_f64(NOISE_KEY) == Some(x))
-                .filter(|r| {
-                    reg.is_none() || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
-                })
+                .filter(|r| r.value_f64(x_key) == Some(x) && keep(r))
                 .map(|r| r.figure(fig))
                 .filter(|v| v.is_finite())
                 .collect();
             let (m, h) = mean_ci95(&v);
-            (x, m, if h.is_finite() { h } else { 0.0 })
+            m.is_finite()
+                .then_some((x, m, if h.is_finite() { h } else { 0.0 }))
         })
         .collect();
     (
         stats.iter().map(|s| (s.0, s.1)).collect(),
         stats.iter().map(|s| (s.0, s.1 - s.2, s.1 + s.2)).collect(),
     )
+}
+
+/// Mean over seeds with its 95 % t-interval of a figure at each label-noise level (at one
+/// `diag_reg` value when given).
+fn noise_curve(
+    rows: &[SweepRow],
+    _levels: &[f64],
+    fig: &str,
+    reg: Option<&String>,
+) -> MeansWithIntervals {
+    mean_curve(rows, NOISE_KEY, fig, &|r| {
+        reg.is_none() || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
+    })
+}
+
+/// A language-model width sweep in one figure: test bits/char of the network, its linearized
+/// twin and the kernel track against the n-gram baselines; the network − twin gap in bits/char;
+/// the fraction of test contexts where network and twin predict the same next character; and
+/// the final kernel drift (means over seeds ± 95 % t-intervals).
+pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Figure {
+    let all = |_: &SweepRow| true;
+    let curve = |fig: &str| mean_curve(rows, width_key, fig, &all);
+    let mut bits = Vec::new();
+    for t in [
+        Track::Network,
+        Track::Linearized,
+        Track::LinearizedAvg,
+        Track::KernelAnalytic,
+        Track::KernelEmpirical,
+        Track::KernelEmpiricalAvg,
+    ] {
+        let (m, e) = curve(&format!("{}_test_bits_per_char", t.name()));
+        if !m.is_empty() {
+            bits.push(
+                Series::line(t.name(), m, track_color(t))
+                    .markers()
+                    .with_errors(e),
+            );
+        }
+    }
+    for (order, color) in [(1, RGBColor(120, 120, 120)), (4, RGBColor(0, 0, 0))] {
+        let (m, _) = curve(&format!("ngram{order}_test_bits_per_char"));
+        if !m.is_empty() {
+            bits.push(Series::line(format!("{order}-gram (Witten–Bell)"), m, color).dashed());
+        }
+    }
+    let single = |fig: &str, label: &str, color: RGBColor| -> Vec<Series> {
+        let (m, e) = curve(fig);
+        vec![Series::line(label, m, color).markers().with_errors(e)]
+    };
+    let twin = if rows
+        .iter()
+        .any(|r| r.figure("agreement_network_linearized_avg").is_finite())
+    {
+        "linearized_avg"
+    } else {
+        "linearized"
+    };
+    let charts = vec![
+        LineChart::new(
+            "test bits per character",
+            "width n (log scale)",
+            "bits/char",
+        )
+        .log_x()
+        .with_series(bits),
+        LineChart::new(
+            "network − linearized twin",
+            "width n (log scale)",
+            "test bits/char gap",
+        )
+        .log_x()
+        .with_series(single(
+            "bits_gap_network_linearized",
+            "bits(network) − bits(twin)",
+            PALETTE[0],
+        )),
+        LineChart::new(
+            "same predicted character",
+            "width n (log scale)",
+            "agreement network–twin (test)",
+        )
+        .log_x()
+        .with_series(single(
+            &format!("agreement_network_{twin}"),
+            "fraction of test contexts with equal argmax",
+            PALETTE[1],
+        )),
+        LineChart::new(
+            "kernel movement",
+            "width n (log scale)",
+            "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
+        )
+        .log_x()
+        .log_y()
+        .with_series(single("ntk_rel_drift", "ntk_rel_drift", PALETTE[2])),
+    ];
+    Figure::Grid {
+        title: format!(
+            "{}: the network and its linearization as width grows (mean over seeds ± 95 % t-interval)",
+            sweep.base.name
+        ),
+        cols: 2,
+        charts,
+    }
 }
 
 /// Test accuracy against the fraction of corrupted labels (means over seeds ± 95 %
