@@ -416,13 +416,16 @@ fn collect(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
 fn print_collected(c: &ntk_dynamics::pipeline::sweep::Collected, dir: &Path) {
     println!("sweep directory: {}", dir.display());
     for f in &c.fits {
+        let interval = if f.ci95.is_finite() {
+            format!("± {:.3} (95 %, {} runs)", f.ci95, f.n)
+        } else {
+            format!("({} runs; one seed: no interval)", f.n)
+        };
         println!(
-            "  {} {}: exponent {:.3} ± {:.3} (95 %, {} runs)",
+            "  {} {}: exponent {:.3} {interval}",
             f.figure,
             f.group.clone().unwrap_or_default(),
             f.slope,
-            f.ci95,
-            f.n
         );
     }
     println!(

@@ -571,6 +571,7 @@ impl OutputsSpec {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(def::OUTPUT_DIR)),
             save_kernels: self.save_kernels.unwrap_or(def::SAVE_KERNELS),
+            save_predictions: self.save_predictions.unwrap_or(def::SAVE_PREDICTIONS),
             formats: {
                 let f = self
                     .formats

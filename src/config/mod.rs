@@ -105,6 +105,10 @@ pub struct LoggingConfig {
     pub sensitivity_every: u64,
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// Checked `[outputs]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutputsConfig {
@@ -112,6 +116,9 @@ pub struct OutputsConfig {
     pub dir: PathBuf,
     /// Save kernels.
     pub save_kernels: bool,
+    /// Write `predictions.csv` (written to the resolved config only when false).
+    #[serde(skip_serializing_if = "is_true")]
+    pub save_predictions: bool,
     /// Figure formats (PNG always; SVG optionally).
     pub formats: Vec<crate::report::plot::ImageFormat>,
 }

@@ -310,6 +310,8 @@ pub struct OutputsSpec {
     pub dir: Option<PathBuf>,
     /// Write kernels as `.npy`.
     pub save_kernels: Option<bool>,
+    /// Write `predictions.csv`.
+    pub save_predictions: Option<bool>,
     /// Figure formats: `["png"]` or `["png", "svg"]`.
     pub formats: Option<Vec<crate::report::plot::ImageFormat>>,
 }

@@ -383,6 +383,9 @@ pub enum Figure {
     Nll(Predictive),
     /// Text: a track's final test cross-entropy in bits per character (softmax of its outputs).
     TestBitsPerChar(Track),
+    /// Text with validation points: a track's test bits/char at its early stop (the checkpoint of
+    /// least temperature-calibrated validation cross-entropy), read out at the fitted temperature.
+    EarlyStoppedTestBitsPerChar(Track),
     /// Text: final test bits/char of the network minus that of its linearized twin.
     BitsGapNetworkTwin,
     /// Text: test bits/char of the Witten–Bell n-gram baseline of an order.
@@ -410,6 +413,9 @@ impl Figure {
             Figure::Coverage95(p) => format!("{}_coverage95", p.name()),
             Figure::Nll(p) => format!("{}_nll", p.name()),
             Figure::TestBitsPerChar(t) => format!("{}_test_bits_per_char", t.name()),
+            Figure::EarlyStoppedTestBitsPerChar(t) => {
+                format!("{}_early_stopped_test_bits_per_char", t.name())
+            }
             Figure::BitsGapNetworkTwin => "bits_gap_network_linearized".into(),
             Figure::NgramBitsPerChar(n) => format!("ngram{n}_test_bits_per_char"),
         }
@@ -447,6 +453,9 @@ impl Figure {
             Figure::TestBitsPerChar(t) => Column::Xent(t, Split::Test)
                 .final_value(r)
                 .map(|x| x / std::f64::consts::LN_2),
+            Figure::EarlyStoppedTestBitsPerChar(t) => r
+                .early_stop(t)
+                .map(|e| e.test_xent / std::f64::consts::LN_2),
             Figure::BitsGapNetworkTwin => {
                 let bits = |t| Figure::TestBitsPerChar(t).read(r);
                 Some(bits(Track::Network) - bits(r.twin_track()))
@@ -517,6 +526,13 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
     }
     if !r.ngram_baselines.is_empty() {
         f.extend(r.tracks.iter().map(|&t| Figure::TestBitsPerChar(t)));
+        if !r.y_val.is_empty() {
+            f.extend(
+                r.tracks
+                    .iter()
+                    .map(|&t| Figure::EarlyStoppedTestBitsPerChar(t)),
+            );
+        }
         f.push(Figure::BitsGapNetworkTwin);
         f.push(Figure::Final(Column::Agreement((
             Track::Network,

@@ -397,10 +397,12 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The data files of a run (relative path, bytes): config, metrics, predictions, summary, kernels.
-/// `extra` adds top-level keys to `summary.json` (the report's checks and measurements).
+/// `extra` adds top-level keys to `summary.json` (the report's checks and measurements);
+/// `predictions.csv` only with `with_predictions`.
 pub fn data_files(
     r: &RunRecord,
     extra: serde_json::Map<String, serde_json::Value>,
+    with_predictions: bool,
 ) -> Vec<(String, Vec<u8>)> {
     let mut summary = summary_json(r);
     if let serde_json::Value::Object(m) = &mut summary {
@@ -414,14 +416,19 @@ pub fn data_files(
         ),
         ("metrics.csv".to_string(), metrics_csv(r).into_bytes()),
         (
-            "predictions.csv".to_string(),
-            predictions_csv(r).into_bytes(),
-        ),
-        (
             "summary.json".to_string(),
             (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").into_bytes(),
         ),
     ];
+    if with_predictions {
+        files.insert(
+            2,
+            (
+                "predictions.csv".to_string(),
+                predictions_csv(r).into_bytes(),
+            ),
+        );
+    }
     if let Some(csv) = ensemble_csv(r) {
         files.push(("ensemble.csv".to_string(), csv.into_bytes()));
     }

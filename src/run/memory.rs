@@ -252,8 +252,15 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
     } else {
         0
     };
+    let prediction_columns = if !exp.outputs.save_predictions {
+        0
+    } else if d as usize <= crate::report::tables::MAX_INPUT_COLUMNS {
+        d + tracks + 4
+    } else {
+        tracks + 4
+    };
     let disk = mul(&[checkpoints, columns, 22])
-        .saturating_add(mul(&[a, k, d.min(64) + tracks + 4, 22]))
+        .saturating_add(mul(&[a, k, prediction_columns, 22]))
         .saturating_add(kernel_files)
         .saturating_add(figure_bytes + svg_bytes);
     let flops = {

@@ -276,11 +276,17 @@ pub fn draw_line_chart<DB: DrawingBackend>(
     } else {
         (x0, x1, y1)
     };
+    // Linear axes: a tick within round-off of zero relative to the axis span is zero.
+    let zero_below = |log: bool, lo: f64, hi: f64| if log { 0.0 } else { 1e-9 * (hi - lo) };
+    let zero = (
+        zero_below(spec.log_x, x0, x1),
+        zero_below(spec.log_y, y0, y1),
+    );
     match (spec.log_x, spec.log_y) {
-        (false, false) => draw_on(area, spec, x0..x1, y0..y1),
-        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale()),
-        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1),
-        (true, true) => draw_on(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale()),
+        (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero),
+        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale(), zero),
+        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1, zero),
+        (true, true) => draw_on(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale(), zero),
     }
 }
 
@@ -292,6 +298,7 @@ fn draw_on<DB, XR, YR>(
     spec: &LineChart,
     xr: XR,
     yr: YR,
+    zero: (f64, f64),
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend,
@@ -314,8 +321,8 @@ where
         .y_desc(&spec.y_label)
         .x_labels(8)
         .y_labels(8)
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
+        .x_label_formatter(&|v| tick_label(if v.abs() < zero.0 { 0.0 } else { *v }))
+        .y_label_formatter(&|v| tick_label(if v.abs() < zero.1 { 0.0 } else { *v }))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .draw()

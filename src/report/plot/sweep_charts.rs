@@ -266,6 +266,17 @@ fn noise_curve(
 pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Figure {
     let all = |_: &SweepRow| true;
     let curve = |fig: &str| mean_curve(rows, width_key, fig, &all);
+    // With validation points each track is read out where it early-stops, at its fitted
+    // temperature; without them, at the final step with temperature 1.
+    let early = rows.iter().any(|r| {
+        r.figure("network_early_stopped_test_bits_per_char")
+            .is_finite()
+    });
+    let bits_figure = if early {
+        "early_stopped_test_bits_per_char"
+    } else {
+        "test_bits_per_char"
+    };
     let mut bits = Vec::new();
     for t in [
         Track::Network,
@@ -275,7 +286,7 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
         Track::KernelEmpirical,
         Track::KernelEmpiricalAvg,
     ] {
-        let (m, e) = curve(&format!("{}_test_bits_per_char", t.name()));
+        let (m, e) = curve(&format!("{}_{bits_figure}", t.name()));
         if !m.is_empty() {
             bits.push(
                 Series::line(t.name(), m, track_color(t))
@@ -304,14 +315,18 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
     };
     let charts = vec![
         LineChart::new(
-            "test bits per character",
+            if early {
+                "test bits per character (early stopped on validation, calibrated)"
+            } else {
+                "test bits per character (final step)"
+            },
             "width n (log scale)",
             "bits/char",
         )
         .log_x()
         .with_series(bits),
         LineChart::new(
-            "network − linearized twin",
+            "network − linearized twin (final step, T = 1)",
             "width n (log scale)",
             "test bits/char gap",
         )
@@ -322,7 +337,7 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             PALETTE[0],
         )),
         LineChart::new(
-            "same predicted character",
+            "same predicted character (final step)",
             "width n (log scale)",
             "agreement network–twin (test)",
         )
@@ -338,7 +353,6 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
         )
         .log_x()
-        .log_y()
         .with_series(single("ntk_rel_drift", "ntk_rel_drift", PALETTE[2])),
     ];
     Figure::Grid {
