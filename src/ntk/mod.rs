@@ -3,6 +3,7 @@
 //! closed form).
 
 pub mod analytic;
+pub mod conv;
 pub mod empirical;
 pub mod quadrature;
 

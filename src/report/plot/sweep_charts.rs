@@ -298,7 +298,14 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
     for (order, color) in [(1, RGBColor(120, 120, 120)), (4, RGBColor(0, 0, 0))] {
         let (m, _) = curve(&format!("ngram{order}_test_bits_per_char"));
         if !m.is_empty() {
-            bits.push(Series::line(format!("{order}-gram (Witten–Bell)"), m, color).dashed());
+            bits.push(
+                Series::line(
+                    format!("{order}-gram (Witten–Bell, whole training text)"),
+                    m,
+                    color,
+                )
+                .dashed(),
+            );
         }
     }
     let single = |fig: &str, label: &str, color: RGBColor| -> Vec<Series> {
@@ -353,12 +360,21 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
         )
         .log_x()
-        .with_series(single("ntk_rel_drift", "ntk_rel_drift", PALETTE[2])),
+        .with_series(single("ntk_rel_drift", "NTK drift", PALETTE[2]))
+        .with_hline(
+            crate::metrics::LAZY_DRIFT,
+            format!("lazy below {}", crate::metrics::LAZY_DRIFT),
+        ),
     ];
     Figure::Grid {
         title: format!(
-            "{}: the network and its linearization as width grows (mean over seeds ± 95 % t-interval)",
-            sweep.base.name
+            "{}: the network and its linearization as width grows ({})",
+            sweep.base.name,
+            if sweep.spec.seeds.unwrap_or(1) > 1 {
+                "mean over seeds ± 95 % t-interval"
+            } else {
+                "one seed"
+            }
         ),
         cols: 2,
         charts,

@@ -1,0 +1,342 @@
+//! Analytic infinite-width NNGP and NTK of a convolutional network (the CNTK: Novak et al.
+//! 2019; Arora et al. 2019), as neural-tangents 0.6.5 computes them for
+//! `stax.serial(*[Conv(C, (f, f), padding=P), φ] * depth, Flatten() | GlobalAvgPool(), Dense(1))`
+//! with stride 1. Inputs are NHWC images, each flattened row-major in `(h, w, c)` order.
+//!
+//! For a pair of images (a, b) the state is a covariance per pair of spatial positions
+//! `(p, p')`. The input covariance is `K0(p, p') = Σ_c a[p, c]·b[p', c] / C` (normalised by the
+//! channel count, as `x·x'/d` for a dense input). With `ntk` parametrization a convolution maps
+//! `K ↦ W²·(1/f²) Σ_δ K(p + δ, p' + δ) + b²` (the sum over the f² filter offsets; a zero-padded
+//! position contributes 0 but still counts in f²) and `Θ ↦ K_new + W²·(1/f²) Σ_δ Θ(p + δ, p' + δ)`;
+//! the nonlinearity maps `K(p, p') ↦ E[φ(u)φ(v)]` and `Θ(p, p') ↦ Θ(p, p')·E[φ'(u)φ'(v)]` for
+//! `(u, v) ~ N(0, [[q_a(p), K], [K, q_b(p')]])`, `q_a(p)` being image a's own variance at p.
+//! `Flatten` keeps the mean of the same-position entries `(1/P) Σ_p K(p, p)` and only needs
+//! those (memory per pair ∝ P = H·W); `GlobalAvgPool` keeps the mean of all entries
+//! `(1/P²) Σ_{p,p'} K(p, p')` and needs all position pairs (∝ P²). The final dense layer is the
+//! MLP's. Everything in f64; `q` is taken from the same arithmetic as `K(x, x)`'s diagonal.
+
+use faer::Mat;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Activation, Parametrization};
+use crate::ntk::analytic::{gaussian_moments, AnalyticKernels, MomentMethod};
+
+/// Zero padding of a convolution (stride 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Output as large as the input; `(f − 1)/2` zeros before (rounded down) and the rest after,
+    /// as XLA's `SAME`.
+    Same,
+    /// No padding; the output shrinks by `f − 1` per convolution.
+    Valid,
+}
+
+/// How the last convolution's feature map is read out before the dense output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// Flatten all positions and channels.
+    Flatten,
+    /// Average over positions.
+    GlobalAvgPool,
+}
+
+/// Height and width of a feature map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spatial {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Spatial {
+    /// Number of positions.
+    pub fn positions(self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// A convolutional architecture, as far as its analytic kernels depend on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvKernelConfig {
+    /// Input image size.
+    pub image: Spatial,
+    /// Input channels.
+    pub channels: usize,
+    /// Channels of every convolution (enters only the `standard` NTK).
+    pub conv_channels: usize,
+    /// Square filter size f.
+    pub filter: usize,
+    /// Padding of every convolution.
+    pub padding: Padding,
+    /// Convolutions, each followed by the activation.
+    pub depth: usize,
+    /// Readout before the dense output layer.
+    pub readout: Readout,
+    /// Activation.
+    pub activation: Activation,
+    /// σ_w.
+    pub w_std: f64,
+    /// σ_b.
+    pub b_std: f64,
+    /// Whether the layers have biases.
+    pub bias: bool,
+    /// `ntk` or `standard` (`mup` is not defined for convolutions here).
+    pub parametrization: Parametrization,
+    /// Moment evaluation.
+    pub method: MomentMethod,
+}
+
+/// Offsets of one convolution: the first input row/column read for output 0, the output size.
+#[derive(Debug, Clone, Copy)]
+struct ConvGeometry {
+    input: Spatial,
+    output: Spatial,
+    /// Input index of filter tap 0 for output index 0 (negative: padding).
+    start: isize,
+}
+
+impl ConvKernelConfig {
+    /// The feature-map size after each convolution, or `None` when a `valid` convolution
+    /// would leave no positions.
+    pub fn spatial_sizes(&self) -> Option<Vec<Spatial>> {
+        let mut s = self.image;
+        let mut out = vec![s];
+        for _ in 0..self.depth {
+            s = match self.padding {
+                Padding::Same => s,
+                Padding::Valid => Spatial {
+                    height: (s.height + 1).checked_sub(self.filter).filter(|&h| h > 0)?,
+                    width: (s.width + 1).checked_sub(self.filter).filter(|&w| w > 0)?,
+                },
+            };
+            out.push(s);
+        }
+        Some(out)
+    }
+
+    /// Number of input features of one image, `H·W·C`.
+    pub fn input_dim(&self) -> usize {
+        self.image.positions() * self.channels
+    }
+
+    fn geometries(&self) -> Vec<ConvGeometry> {
+        let sizes = self
+            .spatial_sizes()
+            .expect("a valid convolution leaves positions (checked by the caller)");
+        let start = match self.padding {
+            Padding::Same => -(((self.filter - 1) / 2) as isize),
+            Padding::Valid => 0,
+        };
+        sizes
+            .windows(2)
+            .map(|w| ConvGeometry {
+                input: w[0],
+                output: w[1],
+                start,
+            })
+            .collect()
+    }
+
+    fn bias_var(&self) -> f64 {
+        if self.bias {
+            self.b_std * self.b_std
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether every position pair is needed (global average pooling) or only equal positions.
+    fn full(&self) -> bool {
+        self.readout == Readout::GlobalAvgPool
+    }
+
+    /// `Σ_δ s(p + δ, p' + δ)` over the filter taps inside the input (zero padding), for every
+    /// output position pair (`full`) or every output position (`p = p'`).
+    fn conv_sum(&self, g: ConvGeometry, s: &[f64], full: bool) -> Vec<f64> {
+        let f = self.filter as isize;
+        let (hi, wi) = (g.input.height as isize, g.input.width as isize);
+        let pin = g.input.positions();
+        let pout = g.output.positions();
+        let tap = |o: usize, dy: isize, dx: isize| -> Option<usize> {
+            let (y, x) = (
+                (o / g.output.width) as isize + g.start + dy,
+                (o % g.output.width) as isize + g.start + dx,
+            );
+            ((0..hi).contains(&y) && (0..wi).contains(&x)).then(|| (y * wi + x) as usize)
+        };
+        let mut out = vec![0.0; if full { pout * pout } else { pout }];
+        for (idx, v) in out.iter_mut().enumerate() {
+            let (o1, o2) = if full {
+                (idx / pout, idx % pout)
+            } else {
+                (idx, idx)
+            };
+            let mut acc = 0.0;
+            for dy in 0..f {
+                for dx in 0..f {
+                    if let (Some(i1), Some(i2)) = (tap(o1, dy, dx), tap(o2, dy, dx)) {
+                        acc += if full { s[i1 * pin + i2] } else { s[i1] };
+                    }
+                }
+            }
+            *v = acc;
+        }
+        out
+    }
+
+    /// The input covariance `Σ_c a[p, c]·b[p', c] / C` (all pairs or equal positions).
+    fn input_covariance(&self, a: &[f64], b: &[f64], full: bool) -> Vec<f64> {
+        let c = self.channels;
+        let p = self.image.positions();
+        let cov = |i: usize, j: usize| -> f64 {
+            let mut s = 0.0;
+            for k in 0..c {
+                s += a[i * c + k] * b[j * c + k];
+            }
+            s / c as f64
+        };
+        if full {
+            (0..p * p).map(|idx| cov(idx / p, idx % p)).collect()
+        } else {
+            (0..p).map(|i| cov(i, i)).collect()
+        }
+    }
+
+    /// The pre-activation variances `q_l(p)` of one image after each convolution l = 1..=depth
+    /// (the diagonal of its own covariance, with the same arithmetic).
+    fn variances(&self, x: &[f64]) -> Vec<Vec<f64>> {
+        let w2 = self.w_std * self.w_std;
+        let b2 = self.bias_var();
+        let ff = (self.filter * self.filter) as f64;
+        let mut e = self.input_covariance(x, x, false);
+        let mut out = Vec::with_capacity(self.depth);
+        for g in self.geometries() {
+            let q: Vec<f64> = self
+                .conv_sum(g, &e, false)
+                .into_iter()
+                .map(|s| w2 * (s / ff) + b2)
+                .collect();
+            e = q
+                .iter()
+                .map(|&v| gaussian_moments(self.activation, v, v, v, self.method).0)
+                .collect();
+            out.push(q);
+        }
+        out
+    }
+
+    /// `(nngp, ntk)` of one pair of images, given their variances.
+    fn entry(&self, a: &[f64], b: &[f64], qa: &[Vec<f64>], qb: &[Vec<f64>]) -> (f64, f64) {
+        let full = self.full();
+        let w2 = self.w_std * self.w_std;
+        let b2 = self.bias_var();
+        let bias_one = if self.bias { 1.0 } else { 0.0 };
+        let ff = (self.filter * self.filter) as f64;
+        let n = self.conv_channels as f64;
+        // E[φφ] (the input covariance before the first convolution) and Θ·E[φ'φ'] (0 there).
+        let mut e = self.input_covariance(a, b, full);
+        let mut t = vec![0.0; e.len()];
+        let mut fan_in = self.channels as f64;
+        for (l, g) in self.geometries().into_iter().enumerate() {
+            let ke = self.conv_sum(g, &e, full);
+            let kt = self.conv_sum(g, &t, full);
+            let pout = g.output.positions();
+            e = Vec::with_capacity(ke.len());
+            let mut t_new = Vec::with_capacity(ke.len());
+            for (idx, (&se, &st)) in ke.iter().zip(&kt).enumerate() {
+                let k = w2 * (se / ff) + b2;
+                let theta = match self.parametrization {
+                    Parametrization::Ntk => k + w2 * (st / ff),
+                    // neural-tangents' standard Conv: Θ ← fan_in·K_in + W²·Θ_in + 1 with the
+                    // fan-in C_in·f² and K_in, Θ_in averaged over the filter taps.
+                    Parametrization::Standard | Parametrization::Mup => {
+                        fan_in * ff * (se / ff) + w2 * (st / ff) + bias_one
+                    }
+                };
+                let (pa, pb) = if full {
+                    (idx / pout, idx % pout)
+                } else {
+                    (idx, idx)
+                };
+                let (m, kdot) =
+                    gaussian_moments(self.activation, qa[l][pa], qb[l][pb], k, self.method);
+                e.push(m);
+                t_new.push(theta * kdot);
+            }
+            t = t_new;
+            fan_in = n;
+        }
+        // Readout: the mean over equal positions (flatten) or over all pairs (pooling), the
+        // latter summed as K(p, p) + (K(p, p') + K(p', p)) over p ≤ p' so that swapping the two
+        // images (which transposes the state) gives the same bits.
+        let p_last = self
+            .spatial_sizes()
+            .map_or(1, |s| s[self.depth].positions());
+        let mean = |v: &[f64]| -> f64 {
+            if !full {
+                return v.iter().sum::<f64>() / v.len() as f64;
+            }
+            let mut s = 0.0;
+            for i in 0..p_last {
+                s += v[i * p_last + i];
+                for j in i + 1..p_last {
+                    s += v[i * p_last + j] + v[j * p_last + i];
+                }
+            }
+            s / v.len() as f64
+        };
+        let (re, rt) = (mean(&e), mean(&t));
+        let k = w2 * re + b2;
+        let theta = match self.parametrization {
+            Parametrization::Ntk => k + w2 * rt,
+            Parametrization::Standard | Parametrization::Mup => {
+                let positions = if full {
+                    1.0
+                } else {
+                    self.spatial_sizes()
+                        .map_or(1, |s| s[self.depth].positions()) as f64
+                };
+                positions * fan_in * re + w2 * rt + bias_one
+            }
+        };
+        (k, theta)
+    }
+
+    /// NNGP and NTK between the images in the rows of `x1` (`n1 × H·W·C`) and `x2`.
+    pub fn kernels(&self, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> AnalyticKernels {
+        let d = self.input_dim();
+        assert_eq!(x1.len(), n1 * d);
+        assert_eq!(x2.len(), n2 * d);
+        let q1: Vec<_> = (0..n1)
+            .into_par_iter()
+            .map(|i| self.variances(&x1[i * d..(i + 1) * d]))
+            .collect();
+        let q2: Vec<_> = (0..n2)
+            .into_par_iter()
+            .map(|j| self.variances(&x2[j * d..(j + 1) * d]))
+            .collect();
+        let rows: Vec<Vec<(f64, f64)>> = (0..n1)
+            .into_par_iter()
+            .map(|i| {
+                (0..n2)
+                    .map(|j| {
+                        self.entry(
+                            &x1[i * d..(i + 1) * d],
+                            &x2[j * d..(j + 1) * d],
+                            &q1[i],
+                            &q2[j],
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        AnalyticKernels {
+            nngp: Mat::from_fn(n1, n2, |i, j| rows[i][j].0),
+            ntk: Mat::from_fn(n1, n2, |i, j| rows[i][j].1),
+        }
+    }
+}
