@@ -489,7 +489,7 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     if let Some((then, now)) = &out.fingerprints {
         println!(
-            "reproduction on a different machine fingerprint (recorded: {}, {} threads, {}; here: {}, {} threads, {}): numerical comparison",
+            "reproduction on a different machine fingerprint (recorded: {}, {} threads, {}; here: {}, {} threads, {}): numerical comparison (accuracies and agreements, argmax counts that flip on near-tied outputs, are shown but not judged)",
             then.cpu,
             then.threads,
             then.isa.join(" "),

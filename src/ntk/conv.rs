@@ -319,10 +319,13 @@ impl ConvKernelConfig {
             .into_par_iter()
             .map(|j| self.variances(&x2[j * d..(j + 1) * d]))
             .collect();
+        // The same images on both sides: the kernel is symmetric bit for bit (the state of
+        // (b, a) is the transpose of that of (a, b)), so only j ≥ i is computed.
+        let same = std::ptr::eq(x1, x2);
         let rows: Vec<Vec<(f64, f64)>> = (0..n1)
             .into_par_iter()
             .map(|i| {
-                (0..n2)
+                (if same { i } else { 0 }..n2)
                     .map(|j| {
                         self.entry(
                             &x1[i * d..(i + 1) * d],
@@ -334,9 +337,14 @@ impl ConvKernelConfig {
                     .collect()
             })
             .collect();
+        let at = |i: usize, j: usize| match (same, i <= j) {
+            (false, _) => rows[i][j],
+            (true, true) => rows[i][j - i],
+            (true, false) => rows[j][i - j],
+        };
         AnalyticKernels {
-            nngp: Mat::from_fn(n1, n2, |i, j| rows[i][j].0),
-            ntk: Mat::from_fn(n1, n2, |i, j| rows[i][j].1),
+            nngp: Mat::from_fn(n1, n2, |i, j| at(i, j).0),
+            ntk: Mat::from_fn(n1, n2, |i, j| at(i, j).1),
         }
     }
 }
