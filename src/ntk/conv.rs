@@ -90,13 +90,13 @@ pub struct ConvKernelConfig {
     pub method: MomentMethod,
 }
 
-/// Offsets of one convolution: the first input row/column read for output 0, the output size.
-#[derive(Debug, Clone, Copy)]
-struct ConvGeometry {
-    input: Spatial,
-    output: Spatial,
-    /// Input index of filter tap 0 for output index 0 (negative: padding).
-    start: isize,
+/// The taps of one convolution: for every output position and filter tap (row-major), the input
+/// position it reads, or −1 where it reads zero padding.
+#[derive(Debug, Clone)]
+struct Taps {
+    inputs: usize,
+    outputs: usize,
+    index: Vec<i32>,
 }
 
 impl ConvKernelConfig {
@@ -123,7 +123,7 @@ impl ConvKernelConfig {
         self.image.positions() * self.channels
     }
 
-    fn geometries(&self) -> Vec<ConvGeometry> {
+    fn taps(&self) -> Vec<Taps> {
         let sizes = self
             .spatial_sizes()
             .expect("a valid convolution leaves positions (checked by the caller)");
@@ -131,12 +131,31 @@ impl ConvKernelConfig {
             Padding::Same => -(((self.filter - 1) / 2) as isize),
             Padding::Valid => 0,
         };
+        let f = self.filter as isize;
         sizes
             .windows(2)
-            .map(|w| ConvGeometry {
-                input: w[0],
-                output: w[1],
-                start,
+            .map(|w| {
+                let (input, output) = (w[0], w[1]);
+                let (hi, wi) = (input.height as isize, input.width as isize);
+                let mut index = Vec::with_capacity(output.positions() * self.filter * self.filter);
+                for o in 0..output.positions() {
+                    let (oy, ox) = ((o / output.width) as isize, (o % output.width) as isize);
+                    for dy in 0..f {
+                        for dx in 0..f {
+                            let (y, x) = (oy + start + dy, ox + start + dx);
+                            index.push(if (0..hi).contains(&y) && (0..wi).contains(&x) {
+                                (y * wi + x) as i32
+                            } else {
+                                -1
+                            });
+                        }
+                    }
+                }
+                Taps {
+                    inputs: input.positions(),
+                    outputs: output.positions(),
+                    index,
+                }
             })
             .collect()
     }
@@ -155,37 +174,36 @@ impl ConvKernelConfig {
     }
 
     /// `Σ_δ s(p + δ, p' + δ)` over the filter taps inside the input (zero padding), for every
-    /// output position pair (`full`) or every output position (`p = p'`).
-    fn conv_sum(&self, g: ConvGeometry, s: &[f64], full: bool) -> Vec<f64> {
-        let f = self.filter as isize;
-        let (hi, wi) = (g.input.height as isize, g.input.width as isize);
-        let pin = g.input.positions();
-        let pout = g.output.positions();
-        let tap = |o: usize, dy: isize, dx: isize| -> Option<usize> {
-            let (y, x) = (
-                (o / g.output.width) as isize + g.start + dy,
-                (o % g.output.width) as isize + g.start + dx,
-            );
-            ((0..hi).contains(&y) && (0..wi).contains(&x)).then(|| (y * wi + x) as usize)
-        };
-        let mut out = vec![0.0; if full { pout * pout } else { pout }];
-        for (idx, v) in out.iter_mut().enumerate() {
-            let (o1, o2) = if full {
-                (idx / pout, idx % pout)
-            } else {
-                (idx, idx)
-            };
-            let mut acc = 0.0;
-            for dy in 0..f {
-                for dx in 0..f {
-                    if let (Some(i1), Some(i2)) = (tap(o1, dy, dx), tap(o2, dy, dx)) {
-                        acc += if full { s[i1 * pin + i2] } else { s[i1] };
+    /// output position pair (`full`) or every output position (`p = p'`), into `out`.
+    fn conv_sum(&self, taps: &Taps, s: &[f64], full: bool, out: &mut Vec<f64>) {
+        let ff = self.filter * self.filter;
+        let (pin, pout) = (taps.inputs, taps.outputs);
+        out.clear();
+        if full {
+            for o1 in 0..pout {
+                let t1 = &taps.index[o1 * ff..(o1 + 1) * ff];
+                for o2 in 0..pout {
+                    let t2 = &taps.index[o2 * ff..(o2 + 1) * ff];
+                    let mut acc = 0.0;
+                    for (&i1, &i2) in t1.iter().zip(t2) {
+                        if i1 >= 0 && i2 >= 0 {
+                            acc += s[i1 as usize * pin + i2 as usize];
+                        }
                     }
+                    out.push(acc);
                 }
             }
-            *v = acc;
+        } else {
+            for t in taps.index.chunks_exact(ff) {
+                let mut acc = 0.0;
+                for &i in t {
+                    if i >= 0 {
+                        acc += s[i as usize];
+                    }
+                }
+                out.push(acc);
+            }
         }
-        out
     }
 
     /// The input covariance `Σ_c a[p, c]·b[p', c] / C` (all pairs or equal positions).
@@ -208,18 +226,16 @@ impl ConvKernelConfig {
 
     /// The pre-activation variances `q_l(p)` of one image after each convolution l = 1..=depth
     /// (the diagonal of its own covariance, with the same arithmetic).
-    fn variances(&self, x: &[f64]) -> Vec<Vec<f64>> {
+    fn variances(&self, taps: &[Taps], x: &[f64]) -> Vec<Vec<f64>> {
         let w2 = self.w_std * self.w_std;
         let b2 = self.bias_var();
         let ff = (self.filter * self.filter) as f64;
         let mut e = self.input_covariance(x, x, false);
         let mut out = Vec::with_capacity(self.depth);
-        for g in self.geometries() {
-            let q: Vec<f64> = self
-                .conv_sum(g, &e, false)
-                .into_iter()
-                .map(|s| w2 * (s / ff) + b2)
-                .collect();
+        let mut sums = Vec::new();
+        for g in taps {
+            self.conv_sum(g, &e, false, &mut sums);
+            let q: Vec<f64> = sums.iter().map(|&s| w2 * (s / ff) + b2).collect();
             e = q
                 .iter()
                 .map(|&v| gaussian_moments(self.activation, v, v, v, self.method).0)
@@ -230,7 +246,14 @@ impl ConvKernelConfig {
     }
 
     /// `(nngp, ntk)` of one pair of images, given their variances.
-    fn entry(&self, a: &[f64], b: &[f64], qa: &[Vec<f64>], qb: &[Vec<f64>]) -> (f64, f64) {
+    fn entry(
+        &self,
+        taps: &[Taps],
+        a: &[f64],
+        b: &[f64],
+        qa: &[Vec<f64>],
+        qb: &[Vec<f64>],
+    ) -> (f64, f64) {
         let full = self.full();
         let w2 = self.w_std * self.w_std;
         let b2 = self.bias_var();
@@ -241,11 +264,18 @@ impl ConvKernelConfig {
         let mut e = self.input_covariance(a, b, full);
         let mut t = vec![0.0; e.len()];
         let mut fan_in = self.channels as f64;
-        for (l, g) in self.geometries().into_iter().enumerate() {
-            let ke = self.conv_sum(g, &e, full);
-            let kt = self.conv_sum(g, &t, full);
-            let pout = g.output.positions();
-            e = Vec::with_capacity(ke.len());
+        let (mut ke, mut kt) = (Vec::new(), Vec::new());
+        for (l, g) in taps.iter().enumerate() {
+            self.conv_sum(g, &e, full, &mut ke);
+            if l == 0 {
+                // Θ is 0 below the first convolution.
+                kt.clear();
+                kt.resize(ke.len(), 0.0);
+            } else {
+                self.conv_sum(g, &t, full, &mut kt);
+            }
+            let pout = g.outputs;
+            e.clear();
             let mut t_new = Vec::with_capacity(ke.len());
             for (idx, (&se, &st)) in ke.iter().zip(&kt).enumerate() {
                 let k = w2 * (se / ff) + b2;
@@ -311,13 +341,14 @@ impl ConvKernelConfig {
         let d = self.input_dim();
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
+        let taps = self.taps();
         let q1: Vec<_> = (0..n1)
             .into_par_iter()
-            .map(|i| self.variances(&x1[i * d..(i + 1) * d]))
+            .map(|i| self.variances(&taps, &x1[i * d..(i + 1) * d]))
             .collect();
         let q2: Vec<_> = (0..n2)
             .into_par_iter()
-            .map(|j| self.variances(&x2[j * d..(j + 1) * d]))
+            .map(|j| self.variances(&taps, &x2[j * d..(j + 1) * d]))
             .collect();
         // The same images on both sides: the kernel is symmetric bit for bit (the state of
         // (b, a) is the transpose of that of (a, b)), so only j ≥ i is computed.
@@ -328,6 +359,7 @@ impl ConvKernelConfig {
                 (if same { i } else { 0 }..n2)
                     .map(|j| {
                         self.entry(
+                            &taps,
                             &x1[i * d..(i + 1) * d],
                             &x2[j * d..(j + 1) * d],
                             &q1[i],

@@ -1,5 +1,5 @@
 //! The figure engine (plotters, headless, with the embedded DejaVu Sans font): a [`Figure`] is
-//! data — line charts ([`line`]), grids of them (small multiples) or heat maps with colour bars
+//! data — line charts ([`line`](mod@line)), grids of them (small multiples) or heat maps with colour bars
 //! ([`heatmap`]) — drawn on any plotters backend and encoded as PNG bytes or as an SVG whose
 //! font is embedded, so it renders anywhere. The writers put the bytes on disk atomically.
 //! Figures consume records; they never compute dynamics. The figures of a run are built in
