@@ -31,6 +31,18 @@ pub enum Track {
     KernelEmpiricalAvg,
 }
 
+impl Track {
+    /// Every track, in column order.
+    pub const ALL: [Track; 6] = [
+        Track::Network,
+        Track::Linearized,
+        Track::LinearizedAvg,
+        Track::KernelAnalytic,
+        Track::KernelEmpirical,
+        Track::KernelEmpiricalAvg,
+    ];
+}
+
 /// Two tracks compared (the first is the reference, e.g. the network).
 pub type Pair = (Track, Track);
 

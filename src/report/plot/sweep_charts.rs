@@ -278,14 +278,7 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
         "test_bits_per_char"
     };
     let mut bits = Vec::new();
-    for t in [
-        Track::Network,
-        Track::Linearized,
-        Track::LinearizedAvg,
-        Track::KernelAnalytic,
-        Track::KernelEmpirical,
-        Track::KernelEmpiricalAvg,
-    ] {
+    for t in Track::ALL {
         let (m, e) = curve(&format!("{}_{bits_figure}", t.name()));
         if !m.is_empty() {
             bits.push(
@@ -395,14 +388,7 @@ pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
         .map(|v| v.iter().map(value_text).collect())
         .unwrap_or_default();
     let mut series = Vec::new();
-    for t in [
-        Track::Network,
-        Track::Linearized,
-        Track::LinearizedAvg,
-        Track::KernelAnalytic,
-        Track::KernelEmpirical,
-        Track::KernelEmpiricalAvg,
-    ] {
+    for t in Track::ALL {
         let fin = format!("{}_test_accuracy", t.name());
         if rows.iter().all(|r| r.figure(&fin).is_nan()) {
             continue;
