@@ -81,9 +81,7 @@ fn same_fingerprint(dir: &Path) -> bool {
 
 /// Whether a run's phase is lazy (final NTK drift below the lazy threshold).
 fn lazy(dir: &Path) -> bool {
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
-    summary["phase"]["label"] == "lazy"
+    common::read_json(&dir.join("summary.json"))["phase"]["label"] == "lazy"
 }
 
 #[test]

@@ -87,30 +87,30 @@ fn validation_contexts_sit_between_training_and_test_text() {
         let t = y.iter().position(|&b| b == 1.0).unwrap();
         format!("{}{}", info.decode(x), info.vocabulary[t])
     };
-    let val_windows: Vec<String> = (0..ds.n_val())
-        .map(|a| {
-            window(
-                &ds.x_val[a * context * v..(a + 1) * context * v],
-                &ds.y_val[a * v..(a + 1) * v],
-            )
-        })
-        .collect();
-    let expect_val: Vec<String> = (train_end + context..split)
-        .map(|p| chars[p - context..=p].iter().collect())
-        .collect();
-    assert_eq!(val_windows, expect_val);
-    let expect_train: Vec<String> = (context..train_end)
-        .map(|p| chars[p - context..=p].iter().collect())
-        .collect();
-    let train_windows: Vec<String> = (0..ds.n_train())
-        .map(|a| {
-            window(
-                &ds.x_train[a * context * v..(a + 1) * context * v],
-                &ds.y_train[a * v..(a + 1) * v],
-            )
-        })
-        .collect();
-    assert_eq!(train_windows, expect_train);
+    // Every sample of a split as its text window, and the windows ending at `positions`.
+    let windows = |x: &[f64], y: &[f64], n: usize| -> Vec<String> {
+        (0..n)
+            .map(|a| {
+                window(
+                    &x[a * context * v..(a + 1) * context * v],
+                    &y[a * v..(a + 1) * v],
+                )
+            })
+            .collect()
+    };
+    let ending_at = |positions: std::ops::Range<usize>| -> Vec<String> {
+        positions
+            .map(|p| chars[p - context..=p].iter().collect())
+            .collect()
+    };
+    assert_eq!(
+        windows(&ds.x_val, &ds.y_val, ds.n_val()),
+        ending_at(train_end + context..split)
+    );
+    assert_eq!(
+        windows(&ds.x_train, &ds.y_train, ds.n_train()),
+        ending_at(context..train_end)
+    );
     // Asking for more validation contexts than the part holds is an error naming both.
     let err = text_dataset(
         &text,
@@ -222,8 +222,7 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let out = tmp.path().join("o");
     let o = common::run_into(&cfg, &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_json(&out.join("summary.json"));
     assert_eq!(summary["n_train"], 150);
     assert_eq!(summary["kernel_train_subset"], 40);
     // η_c = 2(1+μ)·m·K/λ_max on the subset's full kernel, and the step-0 sharpness is η/η_c·…

@@ -303,9 +303,7 @@ impl ConvKernelConfig {
         // Readout: the mean over equal positions (flatten) or over all pairs (pooling), the
         // latter summed as K(p, p) + (K(p, p') + K(p', p)) over p ≤ p' so that swapping the two
         // images (which transposes the state) gives the same bits.
-        let p_last = self
-            .spatial_sizes()
-            .map_or(1, |s| s[self.depth].positions());
+        let p_last = taps.last().map_or(self.image.positions(), |t| t.outputs);
         let mean = |v: &[f64]| -> f64 {
             if !full {
                 return v.iter().sum::<f64>() / v.len() as f64;
@@ -324,12 +322,7 @@ impl ConvKernelConfig {
         let theta = match self.parametrization {
             Parametrization::Ntk => k + w2 * rt,
             Parametrization::Standard | Parametrization::Mup => {
-                let positions = if full {
-                    1.0
-                } else {
-                    self.spatial_sizes()
-                        .map_or(1, |s| s[self.depth].positions()) as f64
-                };
+                let positions = if full { 1.0 } else { p_last as f64 };
                 positions * fan_in * re + w2 * rt + bias_one
             }
         };

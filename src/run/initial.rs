@@ -146,22 +146,23 @@ fn empirical_theta0(
     let n_all = n_train + data.n_heldout();
     let x_all = data.x_all();
     let form = exp.kernel.form;
-    if !heldout_rows {
-        let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
-        let theta0 = match exp.kernel.block_size {
-            Some(block) => {
-                empirical_ntk_blocked(mlp, &data.x_train, n_train, &s_train, form, block)?
-            }
-            None => ntk_from_signals(mlp, &s_train, &s_train, form).total(),
-        };
-        return Ok((s_train, theta0, mlp.predict(&x_all, n_all)?));
-    }
+    // The rows of Θ0: every point, or the training points only.
+    let (x_rows, n_rows) = if heldout_rows {
+        (x_all.as_slice(), n_all)
+    } else {
+        (data.x_train.as_slice(), n_train)
+    };
     Ok(match exp.kernel.block_size {
         Some(block) => {
             let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
-            let theta0 = empirical_ntk_blocked(mlp, &x_all, n_all, &s_train, form, block)?;
+            let theta0 = empirical_ntk_blocked(mlp, x_rows, n_rows, &s_train, form, block)?;
             let f0 = mlp.predict(&x_all, n_all)?;
             (s_train, theta0, f0)
+        }
+        None if !heldout_rows => {
+            let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
+            let theta0 = ntk_from_signals(mlp, &s_train, &s_train, form).total();
+            (s_train, theta0, mlp.predict(&x_all, n_all)?)
         }
         None => {
             // The signals' forward pass gives the initial outputs too.

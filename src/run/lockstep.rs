@@ -75,6 +75,47 @@ pub fn twin_space(exp: &Experiment, data: &Dataset) -> TwinSpace {
     )
 }
 
+/// A model trained by minibatch SGD on autodiff tensors: the network and the parameter-space
+/// twin.
+trait SgdStep {
+    /// One step on prepared full-batch tensors; the loss.
+    fn step_tensors(&mut self, x: Tensor<2>, y: Tensor<2>) -> Result<f64>;
+    /// One step on a minibatch of `batch` rows; the loss.
+    fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64>;
+}
+
+impl SgdStep for NetworkTrainer {
+    fn step_tensors(&mut self, x: Tensor<2>, y: Tensor<2>) -> Result<f64> {
+        NetworkTrainer::step_tensors(self, x, y)
+    }
+    fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64> {
+        NetworkTrainer::step(self, x, y, batch)
+    }
+}
+
+impl SgdStep for ParameterTwin {
+    fn step_tensors(&mut self, x: Tensor<2>, y: Tensor<2>) -> Result<f64> {
+        ParameterTwin::step_tensors(self, x, y)
+    }
+    fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64> {
+        ParameterTwin::step(self, x, y, batch)
+    }
+}
+
+/// One step of `model` on the full-batch tensors when there are any, else on the minibatch.
+fn sgd_step(
+    model: &mut impl SgdStep,
+    full_batch: &Option<(Tensor<2>, Tensor<2>)>,
+    minibatch: &Option<(Vec<f64>, Vec<f64>)>,
+    n_batch: usize,
+) -> Result<f64> {
+    match (full_batch, minibatch) {
+        (Some((x, y)), _) => model.step_tensors(x.clone(), y.clone()),
+        (None, Some((xb, yb))) => model.step(xb, yb, n_batch),
+        (None, None) => unreachable!("a minibatch exists without full-batch tensors"),
+    }
+}
+
 /// The linearized twin, in function or in parameter space (the same model).
 pub enum Twin {
     /// `f0 + Θ0(·, X)·β` (see [`LinearizedTwin`]).
@@ -521,11 +562,7 @@ impl<'a> Lockstep<'a> {
             if !net_live {
                 return Ok(None);
             }
-            Ok(Some(match (full_batch, mb) {
-                (Some((x, y)), _) => network.step_tensors(x.clone(), y.clone())?,
-                (None, Some((xb, yb))) => network.step(xb, yb, n_batch)?,
-                (None, None) => unreachable!("a minibatch exists without full-batch tensors"),
-            }))
+            sgd_step(network, full_batch, mb, n_batch).map(Some)
         };
         // The network and a parameter-space twin step at the same time on two threads (each is
         // mostly one-threaded at minibatch sizes); each computation is the same as in sequence.
@@ -539,13 +576,7 @@ impl<'a> Lockstep<'a> {
             Twin::Parameter(t) => {
                 let mut twin_step = || -> Result<()> {
                     if twin_live {
-                        match (full_batch, mb) {
-                            (Some((x, y)), _) => t.step_tensors(x.clone(), y.clone())?,
-                            (None, Some((xb, yb))) => t.step(xb, yb, n_batch)?,
-                            (None, None) => {
-                                unreachable!("a minibatch exists without full-batch tensors")
-                            }
-                        };
+                        sgd_step(t, full_batch, mb, n_batch)?;
                     }
                     Ok(())
                 };

@@ -207,3 +207,8 @@ seeds = 2
         dir.display()
     )
 }
+
+/// A JSON file, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
