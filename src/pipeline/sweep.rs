@@ -79,6 +79,13 @@ fn row_of(
                 .to_string();
             SweepRow::completed(values, point.seed, &r, run_dir, wall_s)
         }
+        // Stopped by a signal before anything was logged: no row, like a run interrupted later
+        // (the scheduler's record says why the point is missing).
+        Err(crate::Error::Interrupted(_)) => {
+            let mut r = SweepRow::failed(values, point.seed, "", point.dir_name(), wall_s);
+            r.status = "interrupted".into();
+            r
+        }
         Err(e) => SweepRow::failed(values, point.seed, &e.to_string(), point.dir_name(), wall_s),
     }
 }
