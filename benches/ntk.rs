@@ -13,7 +13,9 @@ use burn::tensor::{DType, Tensor};
 use ntk_dynamics::backend::{Backend, Precision};
 use ntk_dynamics::dynamics::network::NetworkTrainer;
 use ntk_dynamics::linalg;
-use ntk_dynamics::model::{tensor_from_f64, Activation, MlpConfig, ModelSettings, Parametrization};
+use ntk_dynamics::model::{
+    tensor_from_f64, Activation, ModelSettings, NetworkConfig, Parametrization,
+};
 use ntk_dynamics::ntk::empirical::empirical_ntk;
 use ntk_dynamics::ntk::KernelForm;
 
@@ -46,8 +48,8 @@ fn gemm_gflops(backend: Backend, n: usize) -> f64 {
     2.0 * (n as f64).powi(3) / t / 1e9
 }
 
-fn mlp(backend: Backend, width: usize) -> MlpConfig {
-    MlpConfig {
+fn net(backend: Backend, width: usize) -> NetworkConfig {
+    NetworkConfig {
         input_dim: 16,
         n_outputs: 1,
         model: ModelSettings {
@@ -66,7 +68,7 @@ fn mlp(backend: Backend, width: usize) -> MlpConfig {
 
 /// FLOPs of the structured empirical NTK: forward, one backward (signals only) per output, and the
 /// per-layer Gram products.
-fn ntk_flops(c: &MlpConfig, n: usize) -> f64 {
+fn ntk_flops(c: &NetworkConfig, n: usize) -> f64 {
     let (n, d, w, k) = (
         n as f64,
         c.input_dim as f64,
@@ -125,7 +127,7 @@ fn main() {
             cases.push((1024, 1024));
         }
         for (n, w) in cases {
-            let c = mlp(backend, w);
+            let c = net(backend, w);
             let net = c.init(0);
             let x: Vec<f64> = (0..n * 16)
                 .map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0)
@@ -145,7 +147,7 @@ fn main() {
             println!("empirical NTK  N={n:<5} width={w:<5} depth=3: {t:8.4} s  {gf:7.1} GFLOP/s  ({:.0}% of GEMM)", 100.0 * gf / gemm);
         }
         for &w in widths {
-            let c = mlp(backend, w);
+            let c = net(backend, w);
             let b = 256;
             let x: Vec<f64> = (0..b * 16)
                 .map(|i| ((i * 31) % 100) as f64 / 50.0 - 1.0)
@@ -173,7 +175,7 @@ fn main() {
     }
     if !quick {
         // Peak memory of the empirical NTK alone (peak RSS reset through /proc/self/clear_refs).
-        let c = mlp(Backend::Flex, 4096);
+        let c = net(Backend::Flex, 4096);
         let net = c.init(0);
         let n = 1024;
         let x: Vec<f64> = (0..n * 16)

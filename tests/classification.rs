@@ -89,7 +89,7 @@ fn cross_entropy_twin_equals_parameter_space_model() {
         .precision(Precision::F64)
         .backend(Backend::Flex)
         .build();
-    let mlp = c.init(4);
+    let net = c.init(4);
     let x: Vec<f64> = (0..(n + m) * d)
         .map(|i| ((i * 37 % 17) as f64 - 8.0) / 6.0)
         .collect();
@@ -98,13 +98,13 @@ fn cross_entropy_twin_equals_parameter_space_model() {
         .iter()
         .flat_map(|&l| (0..k).map(move |j| if j == l { 1.0 } else { 0.0 }))
         .collect();
-    let jac = naive_jacobian(&mlp, &x, n + m).unwrap();
+    let jac = naive_jacobian(&net, &x, n + m).unwrap();
     let p = jac.ncols();
     let theta = linalg::gram(
         jac.as_ref(),
         linalg::block(jac.as_ref(), 0, n * k, 0, p).as_ref(),
     );
-    let f0 = mlp.predict(&x, n + m).unwrap();
+    let f0 = net.predict(&x, n + m).unwrap();
     let (lr, mu) = (0.5, 0.5);
     let mut twin =
         LinearizedTwin::new(theta, linalg::mat_from_rows(&f0, (n + m) * k, 1), k, lr, mu)

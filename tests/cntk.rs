@@ -6,7 +6,7 @@
 //! Tolerance: f64 throughout; 1e-12 relative to the largest entry of the matrix compared.
 
 use ntk_dynamics::backend::{Backend, Precision};
-use ntk_dynamics::model::{Activation, MlpConfig, ModelSettings, Parametrization};
+use ntk_dynamics::model::{Activation, ModelSettings, NetworkConfig, Parametrization};
 use ntk_dynamics::ntk::analytic::{AnalyticConfig, MomentMethod};
 use ntk_dynamics::ntk::conv::{ConvKernelConfig, Padding, Readout, Spatial};
 
@@ -309,8 +309,8 @@ fn a_one_pixel_image_with_one_by_one_filters_is_the_dense_network() {
             cfg.activation = act;
             let (x1, x2) = images(&cfg);
             let conv = cfg.kernels(&x1, 3, &x2, 2);
-            let mlp = AnalyticConfig::new(
-                &MlpConfig {
+            let net = AnalyticConfig::new(
+                &NetworkConfig {
                     input_dim: 6,
                     n_outputs: 1,
                     model: ModelSettings {
@@ -328,8 +328,8 @@ fn a_one_pixel_image_with_one_by_one_filters_is_the_dense_network() {
                 64,
             )
             .kernels(&x1, 3, &x2, 2);
-            let e = rel_err(&flat(&conv.ntk), &flat(&mlp.ntk));
-            let en = rel_err(&flat(&conv.nngp), &flat(&mlp.nngp));
+            let e = rel_err(&flat(&conv.ntk), &flat(&net.ntk));
+            let en = rel_err(&flat(&conv.nngp), &flat(&net.nngp));
             assert!(
                 e < RTOL && en < RTOL,
                 "{parametrization:?} {act:?}: {e:e} {en:e}"

@@ -9,7 +9,7 @@ use common::net;
 use faer::Mat;
 use ntk_dynamics::backend::{Backend, Precision};
 use ntk_dynamics::linalg;
-use ntk_dynamics::model::{Activation, MlpConfig, Parametrization};
+use ntk_dynamics::model::{Activation, NetworkConfig, Parametrization};
 use ntk_dynamics::ntk::analytic::{closed_form, gaussian_moments, AnalyticConfig, MomentMethod};
 use ntk_dynamics::ntk::empirical::{empirical_ntk, naive_empirical_ntk, trace_of_full};
 use ntk_dynamics::ntk::quadrature::GaussLegendre;
@@ -29,7 +29,7 @@ fn cfg(
     bias: bool,
     par: Parametrization,
     precision: Precision,
-) -> MlpConfig {
+) -> NetworkConfig {
     net(d, k, width, depth)
         .act(act)
         .bias(bias)
@@ -49,17 +49,17 @@ fn structured_equals_naive_for_every_activation_and_parametrization() {
             for bias in [true, false] {
                 for k in [1, 3] {
                     let c = cfg(d, 16, 2, k, act, bias, par, Precision::F32);
-                    let mlp = c.init(7);
-                    let naive = naive_empirical_ntk(&mlp, &x1, n1, &x2, n2).unwrap();
+                    let net = c.init(7);
+                    let naive = naive_empirical_ntk(&net, &x1, n1, &x2, n2).unwrap();
                     let full =
-                        empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Full).unwrap();
+                        empirical_ntk(&net, &x1, n1, Some((&x2, n2)), KernelForm::Full).unwrap();
                     let e = linalg::rel_frobenius(full.total().as_ref(), naive.as_ref());
                     assert!(
                         e < 1e-6,
                         "{act:?} {par:?} bias={bias} K={k}: full rel err {e}"
                     );
                     let tr =
-                        empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), KernelForm::Trace).unwrap();
+                        empirical_ntk(&net, &x1, n1, Some((&x2, n2)), KernelForm::Trace).unwrap();
                     let e2 = linalg::rel_frobenius(
                         tr.total().as_ref(),
                         trace_of_full(&naive, k).as_ref(),
@@ -81,9 +81,9 @@ fn structured_equals_naive_in_f64_tightly() {
     let (n, d) = (6, 4);
     let x = inputs(n, d, 3);
     for act in [Activation::Relu, Activation::Erf, Activation::Tanh] {
-        let mlp = cfg(d, 24, 3, 2, act, true, Parametrization::Ntk, Precision::F64).init(11);
-        let naive = naive_empirical_ntk(&mlp, &x, n, &x, n).unwrap();
-        let full = empirical_ntk(&mlp, &x, n, None, KernelForm::Full).unwrap();
+        let net = cfg(d, 24, 3, 2, act, true, Parametrization::Ntk, Precision::F64).init(11);
+        let naive = naive_empirical_ntk(&net, &x, n, &x, n).unwrap();
+        let full = empirical_ntk(&net, &x, n, None, KernelForm::Full).unwrap();
         let e = linalg::rel_frobenius(full.total().as_ref(), naive.as_ref());
         assert!(e < 1e-12, "{act:?}: f64 rel err {e}");
     }
@@ -203,13 +203,13 @@ fn gradients_match_finite_differences() {
     let x = inputs(n, d, 5);
     for act in [Activation::Tanh, Activation::Gelu, Activation::Softplus] {
         let c = cfg(d, 6, 2, 2, act, true, Parametrization::Ntk, Precision::F64);
-        let mlp = c.init(3);
-        let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&mlp, &x, n).unwrap();
-        let flat = mlp.flatten().unwrap();
+        let net = c.init(3);
+        let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&net, &x, n).unwrap();
+        let flat = net.flatten().unwrap();
         let h = 1e-6;
         for pidx in (0..flat.len()).step_by(7) {
-            let mut plus = mlp.clone();
-            let mut minus = mlp.clone();
+            let mut plus = net.clone();
+            let mut minus = net.clone();
             let mut fp = flat.clone();
             fp[pidx] += h;
             plus.set_flat(&fp);
@@ -509,8 +509,8 @@ fn mup_kernel_is_the_learning_rate_weighted_ntk() {
         Parametrization::Mup,
         Precision::F64,
     );
-    let mlp = c.init(3);
-    let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&mlp, &x, n).unwrap();
+    let net = c.init(3);
+    let jac = ntk_dynamics::ntk::empirical::naive_jacobian(&net, &x, n).unwrap();
     // per-parameter multipliers in flatten order (weights row-major, then bias, per layer)
     let mut m = Vec::new();
     for s in c.shapes() {
@@ -519,7 +519,7 @@ fn mup_kernel_is_the_learning_rate_weighted_ntk() {
     }
     let scaled = faer::Mat::from_fn(jac.nrows(), jac.ncols(), |i, j| jac[(i, j)] * m[j].sqrt());
     let weighted = linalg::gram(scaled.as_ref(), scaled.as_ref());
-    let structured = empirical_ntk(&mlp, &x, n, None, KernelForm::Full)
+    let structured = empirical_ntk(&net, &x, n, None, KernelForm::Full)
         .unwrap()
         .total();
     let e = linalg::rel_frobenius(structured.as_ref(), weighted.as_ref());
@@ -534,7 +534,7 @@ fn mup_kernel_is_the_learning_rate_weighted_ntk() {
         (16.0, 1.0, 1.0 / 16.0)
     );
     // output weights ~ N(0, σ²/n²): their sample std is close to σ/n
-    let flat = mlp.flatten_layers().unwrap();
+    let flat = net.flatten_layers().unwrap();
     let out_w = &flat[2][..16 * 2];
     let std = (out_w.iter().map(|v| v * v).sum::<f64>() / out_w.len() as f64).sqrt();
     assert!(
@@ -550,7 +550,7 @@ fn blocked_empirical_ntk_equals_unblocked() {
     let x1 = inputs(n1, d, 31);
     let x2 = inputs(n2, d, 32);
     // f64: with f32 the batch size changes burn's kernels and results differ at 1e-8.
-    let mlp = cfg(
+    let net = cfg(
         d,
         32,
         2,
@@ -561,14 +561,14 @@ fn blocked_empirical_ntk_equals_unblocked() {
         Precision::F64,
     )
     .init(2);
-    let s2 = ntk_dynamics::ntk::empirical::backprop_signals(&mlp, &x2, n2).unwrap();
+    let s2 = ntk_dynamics::ntk::empirical::backprop_signals(&net, &x2, n2).unwrap();
     for form in [KernelForm::Full, KernelForm::Trace] {
-        let one = empirical_ntk(&mlp, &x1, n1, Some((&x2, n2)), form)
+        let one = empirical_ntk(&net, &x1, n1, Some((&x2, n2)), form)
             .unwrap()
             .total();
         for block in [1, 4, 11, 50] {
             let b = ntk_dynamics::ntk::empirical::empirical_ntk_blocked(
-                &mlp, &x1, n1, &s2, form, block,
+                &net, &x1, n1, &s2, form, block,
             )
             .unwrap();
             let e = linalg::rel_frobenius(b.as_ref(), one.as_ref());
@@ -593,11 +593,11 @@ fn batched_signals_equal_per_output_signals() {
         Parametrization::Ntk,
         Precision::F64,
     );
-    let mlp = c.init(2);
+    let net = c.init(2);
     let x = inputs(n, d, 9);
     let (a, b) = (
-        backprop_signals(&mlp, &x, n).unwrap(),
-        backprop_signals_batched(&mlp, &x, n).unwrap(),
+        backprop_signals(&net, &x, n).unwrap(),
+        backprop_signals_batched(&net, &x, n).unwrap(),
     );
     for l in 0..3 {
         assert!(linalg::rel_frobenius(a.inputs[l].as_ref(), b.inputs[l].as_ref()) < 1e-14);

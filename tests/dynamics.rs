@@ -15,12 +15,12 @@ use ntk_dynamics::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use ntk_dynamics::dynamics::linearized::LinearizedTwin;
 use ntk_dynamics::dynamics::MinibatchSchedule;
 use ntk_dynamics::linalg;
-use ntk_dynamics::model::{Activation, MlpConfig, Parametrization};
+use ntk_dynamics::model::{Activation, NetworkConfig, Parametrization};
 use ntk_dynamics::ntk::empirical::{empirical_ntk, naive_jacobian};
 use ntk_dynamics::ntk::KernelForm;
 use ntk_dynamics::run::{self, RunOptions};
 
-fn tiny(k: usize, act: Activation) -> MlpConfig {
+fn tiny(k: usize, act: Activation) -> NetworkConfig {
     net(3, k, 12, 2)
         .act(act)
         .stds(1.3, 0.4)
@@ -35,11 +35,11 @@ fn tiny(k: usize, act: Activation) -> MlpConfig {
 fn full_batch_twin_equals_discrete_closed_form() {
     let (n, m, k) = (6, 4, 2);
     let c = tiny(k, Activation::Tanh);
-    let mlp = c.init(3);
+    let net = c.init(3);
     let x_all = gauss((n + m) * 3, 1);
     let y = linalg::mat_from_rows(&gauss(n * k, 2), n * k, 1);
     let theta_all = empirical_ntk(
-        &mlp,
+        &net,
         &x_all,
         n + m,
         Some((&x_all[..n * 3], n)),
@@ -47,7 +47,7 @@ fn full_batch_twin_equals_discrete_closed_form() {
     )
     .unwrap()
     .total();
-    let f0 = mlp.predict(&x_all, n + m).unwrap();
+    let f0 = net.predict(&x_all, n + m).unwrap();
     let f0m = linalg::mat_from_rows(&f0, (n + m) * k, 1);
     let lr = 0.3 * 2.0 * (n * k) as f64
         / linalg::sym_eigenvalues(linalg::block(theta_all.as_ref(), 0, n * k, 0, n * k).as_ref())
@@ -96,17 +96,17 @@ fn full_batch_twin_equals_discrete_closed_form() {
 fn function_space_twin_equals_parameter_space_model() {
     let (n, m, k, d) = (8, 3, 2, 3);
     let c = tiny(k, Activation::Gelu);
-    let mlp = c.init(5);
+    let net = c.init(5);
     let x_all = gauss((n + m) * d, 7);
     let y_vals = gauss(n * k, 8);
     let y = linalg::mat_from_rows(&y_vals, n * k, 1);
-    let jac = naive_jacobian(&mlp, &x_all, n + m).unwrap(); // ((n+m)·K) × P
+    let jac = naive_jacobian(&net, &x_all, n + m).unwrap(); // ((n+m)·K) × P
     let p = jac.ncols();
     let theta_all = linalg::gram(
         jac.as_ref(),
         linalg::block(jac.as_ref(), 0, n * k, 0, p).as_ref(),
     );
-    let f0 = mlp.predict(&x_all, n + m).unwrap();
+    let f0 = net.predict(&x_all, n + m).unwrap();
     let (lr, mu) = (0.05, 0.7);
     let mut twin = LinearizedTwin::new(
         theta_all,
@@ -370,12 +370,12 @@ fn singular_kernels_give_finite_predictions() {
     let first: Vec<f64> = x[..3].to_vec();
     x[3..6].copy_from_slice(&first); // duplicate point
     let c = tiny(1, Activation::Relu);
-    let mlp = c.init(2);
-    let theta = empirical_ntk(&mlp, &x, n, None, KernelForm::Full)
+    let net = c.init(2);
+    let theta = empirical_ntk(&net, &x, n, None, KernelForm::Full)
         .unwrap()
         .total();
     let y = linalg::mat_from_rows(&gauss(n, 9), n, 1);
-    let f0 = linalg::mat_from_rows(&mlp.predict(&x, n).unwrap(), n, 1);
+    let f0 = linalg::mat_from_rows(&net.predict(&x, n).unwrap(), n, 1);
     let tst = linalg::block(theta.as_ref(), 0, 2, 0, n);
     let g0 = linalg::block(f0.as_ref(), 0, 2, 0, 1);
     for reg in [
@@ -419,10 +419,10 @@ fn singular_kernels_give_finite_predictions() {
 /// The twin's input Jacobian (central difference along δ of autodiff input gradients) matches a
 /// finite difference in x of the explicit parameter-space model `f0(x) + J(x) δ`.
 /// `f_lin(x) = f(x; θ0) + J(x; θ0)·δ` evaluated explicitly in f64 with a naive Jacobian.
-fn explicit_twin(mlp64: &ntk_dynamics::model::Mlp, delta: &[f64], x: &[f64]) -> Vec<f64> {
-    let k = mlp64.config.n_outputs;
-    let f0 = mlp64.predict(x, 1).unwrap();
-    let j = naive_jacobian(mlp64, x, 1).unwrap();
+fn explicit_twin(net64: &ntk_dynamics::model::Network, delta: &[f64], x: &[f64]) -> Vec<f64> {
+    let k = net64.config.n_outputs;
+    let f0 = net64.predict(x, 1).unwrap();
+    let j = naive_jacobian(net64, x, 1).unwrap();
     (0..k)
         .map(|o| f0[o] + (0..delta.len()).map(|p| j[(o, p)] * delta[p]).sum::<f64>())
         .collect()
@@ -456,34 +456,34 @@ fn twin_input_gradient_is_exact_under_relu_at_default_width() {
         .stds(std::f64::consts::SQRT_2, 0.1)
         .precision(Precision::F32)
         .build();
-    let mlp = c.init(4);
+    let net = c.init(4);
     let mut c64 = c.clone();
     c64.model.precision = Precision::F64;
-    let mut mlp64 = c64.init(4);
-    mlp64.set_flat(&mlp.flatten().unwrap()); // the same (f32-representable) θ0, in f64
+    let mut net64 = c64.init(4);
+    net64.set_flat(&net.flatten().unwrap()); // the same (f32-representable) θ0, in f64
     let pi = std::f64::consts::PI;
     let x_train: Vec<f64> = (0..n)
         .map(|i| -pi + 2.0 * pi * (i as f64 + 0.3) / n as f64)
         .collect();
     let beta: Vec<f64> = gauss(n, 2).iter().map(|v| 0.05 * v).collect();
-    let jac = naive_jacobian(&mlp64, &x_train, n).unwrap();
+    let jac = naive_jacobian(&net64, &x_train, n).unwrap();
     let delta: Vec<f64> = (0..jac.ncols())
         .map(|p| (0..n).map(|r| jac[(r, p)] * beta[r]).sum())
         .collect();
     let x: Vec<f64> = vec![-2.71, -0.93, 0.41, 1.37, 2.89];
     let change = {
-        let dl = sensitivity::displacement(&mlp, &x_train, n, &beta).unwrap();
+        let dl = sensitivity::displacement(&net, &x_train, n, &beta).unwrap();
         let e = flat(&dl);
         let err = ntk_dynamics::metrics::rel_change(&e, &delta);
         assert!(err < 1e-4, "δ = Jᵀβ: relative error {err}");
-        sensitivity::linearized_input_gradient_change(&mlp, &dl, &x, x.len()).unwrap()
+        sensitivity::linearized_input_gradient_change(&net, &dl, &x, x.len()).unwrap()
     };
-    let g0 = sensitivity::input_gradients(&mlp, &x, x.len()).unwrap();
+    let g0 = sensitivity::input_gradients(&net, &x, x.len()).unwrap();
     let h = 1e-6;
     let (mut num, mut den) = (0.0, 0.0);
     for (a, &xa) in x.iter().enumerate() {
-        let fd = (explicit_twin(&mlp64, &delta, &[xa + h])[0]
-            - explicit_twin(&mlp64, &delta, &[xa - h])[0])
+        let fd = (explicit_twin(&net64, &delta, &[xa + h])[0]
+            - explicit_twin(&net64, &delta, &[xa - h])[0])
             / (2.0 * h);
         let got = g0[0][a] + change[0][a];
         num += (fd - got).powi(2);
@@ -505,13 +505,13 @@ fn twin_displacement_carries_the_mup_learning_rates() {
         .stds(1.3, 0.4)
         .param(Parametrization::Mup)
         .build();
-    let mlp = c.init(8);
+    let net = c.init(8);
     let x_train = gauss(n * d, 1);
     let beta = gauss(n * k, 2);
-    let delta = sensitivity::displacement(&mlp, &x_train, n, &beta).unwrap();
+    let delta = sensitivity::displacement(&net, &x_train, n, &beta).unwrap();
     let x = gauss(3 * d, 3);
-    let tangent = mlp.jvp(&x, 3, &delta).unwrap();
-    let theta = empirical_ntk(&mlp, &x, 3, Some((&x_train, n)), KernelForm::Full)
+    let tangent = net.jvp(&x, 3, &delta).unwrap();
+    let theta = empirical_ntk(&net, &x, 3, Some((&x_train, n)), KernelForm::Full)
         .unwrap()
         .total();
     let kernel_pred = linalg::mat_to_rows(
@@ -523,8 +523,8 @@ fn twin_displacement_carries_the_mup_learning_rates() {
     );
     let err = ntk_dynamics::metrics::rel_change(&tangent, &kernel_pred);
     assert!(err < 1e-10, "J(x)·δ vs Θ_D(x, X)·β: {err}");
-    let change = sensitivity::linearized_input_gradient_change(&mlp, &delta, &x, 3).unwrap();
-    let g0 = sensitivity::input_gradients(&mlp, &x, 3).unwrap();
+    let change = sensitivity::linearized_input_gradient_change(&net, &delta, &x, 3).unwrap();
+    let g0 = sensitivity::input_gradients(&net, &x, 3).unwrap();
     let dflat = flat(&delta);
     let h = 1e-5;
     for a in 0..3 {
@@ -534,8 +534,8 @@ fn twin_displacement_carries_the_mup_learning_rates() {
             xp[i] += h;
             xm[i] -= h;
             let (fp, fm) = (
-                explicit_twin(&mlp, &dflat, &xp),
-                explicit_twin(&mlp, &dflat, &xm),
+                explicit_twin(&net, &dflat, &xp),
+                explicit_twin(&net, &dflat, &xm),
             );
             for o in 0..k {
                 let fd = (fp[o] - fm[o]) / (2.0 * h);
@@ -564,14 +564,14 @@ fn critical_learning_rate_uses_the_full_kernel_and_momentum() {
     for form in ["full", "trace"] {
         let exp = config::parse_str(&text(form), None).unwrap();
         let ds = data::load(&exp.data, exp.seed).unwrap();
-        let mlp = run::mlp_config(&exp, &ds).init(exp.seed);
-        let init = run::Initial::compute(&exp, &ds, &mlp, &run::RunOptions::default()).unwrap();
-        let critical = run::learning_rates(&exp, &ds, &init, &mlp)
+        let net = run::network_config(&exp, &ds).init(exp.seed);
+        let init = run::Initial::compute(&exp, &ds, &net, &run::RunOptions::default()).unwrap();
+        let critical = run::learning_rates(&exp, &ds, &init, &net)
             .unwrap()
             .critical_lr;
         rates.push(critical);
         if form == "full" {
-            let jac = naive_jacobian(&mlp, &ds.x_train, ds.n_train()).unwrap();
+            let jac = naive_jacobian(&net, &ds.x_train, ds.n_train()).unwrap();
             let theta = linalg::gram(jac.as_ref(), jac.as_ref());
             let lambda = *linalg::sym_eigenvalues(theta.as_ref())
                 .unwrap()

@@ -6,14 +6,14 @@ use burn::tensor::{activation, Tensor};
 
 use crate::dynamics::Loss;
 
-use crate::model::{tensor_from_f64, LayerParams, LayerShape, Mlp};
+use crate::model::{tensor_from_f64, LayerParams, LayerShape, Network};
 use crate::Result;
 
 /// SGD state of the network.
 #[derive(Debug, Clone)]
 pub struct NetworkTrainer {
     /// The network being trained.
-    pub mlp: Mlp,
+    pub net: Network,
     velocity: Option<Vec<LayerParams>>,
     learning_rate: f64,
     momentum: f64,
@@ -21,10 +21,10 @@ pub struct NetworkTrainer {
 }
 
 impl NetworkTrainer {
-    /// A trainer for `mlp`.
-    pub fn new(mlp: Mlp, learning_rate: f64, momentum: f64) -> Self {
+    /// A trainer for `net`.
+    pub fn new(net: Network, learning_rate: f64, momentum: f64) -> Self {
         NetworkTrainer {
-            mlp,
+            net,
             velocity: None,
             learning_rate,
             momentum,
@@ -41,27 +41,27 @@ impl NetworkTrainer {
     /// One SGD step on a batch (`x: |B| × d`, `y: |B| × K`, row-major f64). Returns the batch
     /// loss before the step.
     pub fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64> {
-        let k = self.mlp.config.n_outputs;
-        let xt = self.mlp.input(x, batch).autodiff();
+        let k = self.net.config.n_outputs;
+        let xt = self.net.input(x, batch).autodiff();
         let yt = tensor_from_f64(
             y,
             [batch, k],
-            self.mlp.dtype(),
-            &self.mlp.device().clone().autodiff(),
+            self.net.dtype(),
+            &self.net.device().clone().autodiff(),
         );
         self.step_tensors(xt, yt)
     }
 
     /// One SGD step on prepared autodiff tensors `[|B|, d]`, `[|B|, K]`.
     pub fn step_tensors(&mut self, x: Tensor<2>, y: Tensor<2>) -> Result<f64> {
-        let params = self.mlp.params_requiring_grad();
-        let out = self.mlp.forward_with(&params, x);
+        let params = self.net.params_requiring_grad();
+        let out = self.net.forward_with(&params, x);
         let (loss_value, grads) = loss_and_gradients(out, y, self.loss, &params)?;
         // Release the autodiff leaves so that the update can reuse buffers.
         drop(params);
-        let shapes = self.mlp.shapes.clone();
-        self.mlp.params = sgd_update(
-            std::mem::take(&mut self.mlp.params),
+        let shapes = self.net.shapes.clone();
+        self.net.params = sgd_update(
+            std::mem::take(&mut self.net.params),
             grads,
             &mut self.velocity,
             (self.learning_rate, self.momentum),

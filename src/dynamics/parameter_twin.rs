@@ -10,13 +10,13 @@ use burn::tensor::Tensor;
 
 use crate::dynamics::network::{loss_and_gradients, sgd_update};
 use crate::dynamics::Loss;
-use crate::model::{tensor_from_f64, tensor_to_f64, LayerParams, Mlp};
+use crate::model::{tensor_from_f64, tensor_to_f64, LayerParams, Network};
 use crate::Result;
 
 /// The parameter-space twin: θ0 (fixed) and the displacement δ with its SGD state.
 #[derive(Debug, Clone)]
 pub struct ParameterTwin {
-    mlp0: Mlp,
+    net0: Network,
     delta: Vec<LayerParams>,
     velocity: Option<Vec<LayerParams>>,
     learning_rate: f64,
@@ -25,9 +25,9 @@ pub struct ParameterTwin {
 }
 
 impl ParameterTwin {
-    /// The twin of `mlp0` (δ = 0), trained with learning rate η and heavy-ball momentum μ.
-    pub fn new(mlp0: Mlp, learning_rate: f64, momentum: f64) -> Self {
-        let delta = mlp0
+    /// The twin of `net0` (δ = 0), trained with learning rate η and heavy-ball momentum μ.
+    pub fn new(net0: Network, learning_rate: f64, momentum: f64) -> Self {
+        let delta = net0
             .params
             .iter()
             .map(|p| LayerParams {
@@ -36,7 +36,7 @@ impl ParameterTwin {
             })
             .collect();
         ParameterTwin {
-            mlp0,
+            net0,
             delta,
             velocity: None,
             learning_rate,
@@ -59,7 +59,7 @@ impl ParameterTwin {
     /// One SGD step on prepared autodiff tensors `x: [|B|, d]`, `y: [|B|, K]`; returns the batch
     /// loss before the step.
     pub fn step_tensors(&mut self, x: Tensor<2>, y: Tensor<2>) -> Result<f64> {
-        let theta0 = self.mlp0.params_constant_autodiff();
+        let theta0 = self.net0.params_constant_autodiff();
         let delta: Vec<LayerParams> = self
             .delta
             .iter()
@@ -68,7 +68,7 @@ impl ParameterTwin {
                 bias: p.bias.clone().map(|b| b.autodiff().require_grad()),
             })
             .collect();
-        let (f0, f_dot) = self.mlp0.forward_tangent(&theta0, &delta, x);
+        let (f0, f_dot) = self.net0.forward_tangent(&theta0, &delta, x);
         let (loss, grads) = loss_and_gradients(f0 + f_dot, y, self.loss, &delta)?;
         drop(delta);
         self.delta = sgd_update(
@@ -76,17 +76,17 @@ impl ParameterTwin {
             grads,
             &mut self.velocity,
             (self.learning_rate, self.momentum),
-            &self.mlp0.shapes,
+            &self.net0.shapes,
         );
         Ok(loss)
     }
 
     /// One SGD step on a batch (`x: |B| × d`, `y: |B| × K`, row-major f64).
     pub fn step(&mut self, x: &[f64], y: &[f64], batch: usize) -> Result<f64> {
-        let k = self.mlp0.config.n_outputs;
-        let ad = self.mlp0.device().clone().autodiff();
-        let xt = self.mlp0.input(x, batch).autodiff();
-        let yt = tensor_from_f64(y, [batch, k], self.mlp0.dtype(), &ad);
+        let k = self.net0.config.n_outputs;
+        let ad = self.net0.device().clone().autodiff();
+        let xt = self.net0.input(x, batch).autodiff();
+        let yt = tensor_from_f64(y, [batch, k], self.net0.dtype(), &ad);
         self.step_tensors(xt, yt)
     }
 
@@ -96,8 +96,8 @@ impl ParameterTwin {
             return Ok(Vec::new());
         }
         let (f0, f_dot) =
-            self.mlp0
-                .forward_tangent(&self.mlp0.params, &self.delta, self.mlp0.input(x, n));
+            self.net0
+                .forward_tangent(&self.net0.params, &self.delta, self.net0.input(x, n));
         tensor_to_f64(f0 + f_dot)
     }
 }

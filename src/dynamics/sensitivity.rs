@@ -7,19 +7,19 @@
 //! the tangent pass `J(x; θ0)·δ` ([`crate::model::tangent`]) with respect to `x`
 //! (first-order autodiff only).
 
-use crate::model::{tensor_to_f64, LayerParams, Mlp};
+use crate::model::{tensor_to_f64, LayerParams, Network};
 use crate::Result;
 
 /// Input gradients of every output, `[k][point·d + i]`.
 pub type InputGradients = Vec<Vec<f64>>;
 
 /// Input gradients `∂f_k/∂x` of every output, `[k][point·d + i]`.
-pub fn input_gradients(mlp: &Mlp, x: &[f64], n: usize) -> Result<InputGradients> {
-    let params = mlp.params_constant_autodiff();
-    (0..mlp.config.n_outputs)
+pub fn input_gradients(net: &Network, x: &[f64], n: usize) -> Result<InputGradients> {
+    let params = net.params_constant_autodiff();
+    (0..net.config.n_outputs)
         .map(|k| {
-            let xin = mlp.input(x, n).autodiff().require_grad();
-            let out = mlp.forward_with(&params, xin.clone());
+            let xin = net.input(x, n).autodiff().require_grad();
+            let out = net.forward_with(&params, xin.clone());
             let grads = out.narrow(1, k, 1).sum().backward();
             tensor_to_f64(xin.grad(&grads).expect("input gradient"))
         })
@@ -50,24 +50,24 @@ pub fn mean_jacobian_norm(grads: &[Vec<f64>], n: usize) -> f64 {
 /// coefficients β accumulate (`f_lin − f0 = J·δ = Θ_D·β` with the learning-rate-weighted
 /// kernel `Θ_D = J·D·Jᵀ`).
 pub fn displacement(
-    mlp0: &Mlp,
+    net0: &Network,
     x_train: &[f64],
     n_train: usize,
     beta: &[f64],
 ) -> Result<Vec<LayerParams>> {
-    mlp0.vjp(x_train, n_train, beta, true)
+    net0.vjp(x_train, n_train, beta, true)
 }
 
 /// Input gradients `∂/∂x [J(x; θ0)·δ]` (`[k][point·d + i]`): the change of the linearized
 /// model's input Jacobian, by first-order autodiff of the tangent pass (exact; for kinked
 /// activations almost everywhere). The twin's input Jacobian is `∂f(x; θ0)/∂x` plus this.
 pub fn linearized_input_gradient_change(
-    mlp0: &Mlp,
+    net0: &Network,
     delta: &[LayerParams],
     x: &[f64],
     n: usize,
 ) -> Result<InputGradients> {
-    let params = mlp0.params_constant_autodiff();
+    let params = net0.params_constant_autodiff();
     let tangent: Vec<LayerParams> = delta
         .iter()
         .map(|t| LayerParams {
@@ -75,10 +75,10 @@ pub fn linearized_input_gradient_change(
             bias: t.bias.clone().map(|b| b.autodiff()),
         })
         .collect();
-    (0..mlp0.config.n_outputs)
+    (0..net0.config.n_outputs)
         .map(|k| {
-            let xin = mlp0.input(x, n).autodiff().require_grad();
-            let (_, f_dot) = mlp0.forward_tangent(&params, &tangent, xin.clone());
+            let xin = net0.input(x, n).autodiff().require_grad();
+            let (_, f_dot) = net0.forward_tangent(&params, &tangent, xin.clone());
             let grads = f_dot.narrow(1, k, 1).sum().backward();
             let g = xin
                 .grad(&grads)

@@ -51,7 +51,7 @@ impl Parametrization {
 }
 
 /// The checked `[model]` table: one description from which both the burn network
-/// ([`MlpConfig::init`]) and the analytic kernels ([`crate::ntk::analytic`]) are built. Field
+/// ([`NetworkConfig::init`]) and the analytic kernels ([`crate::ntk::analytic`]) are built. Field
 /// names and serialisation are those of the config file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSettings {
@@ -75,10 +75,10 @@ pub struct ModelSettings {
     pub backend: Backend,
 }
 
-/// A [`ModelSettings`] on a data set's input and output sizes; [`MlpConfig::init`] builds the
-/// [`Mlp`].
+/// A [`ModelSettings`] on a data set's input and output sizes; [`NetworkConfig::init`] builds the
+/// [`Network`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct MlpConfig {
+pub struct NetworkConfig {
     /// Input features d.
     pub input_dim: usize,
     /// Outputs K.
@@ -115,9 +115,9 @@ pub struct LayerParams {
 
 /// The network. `forward` maps `[n, input_dim] → [n, n_outputs]`.
 #[derive(Debug, Clone)]
-pub struct Mlp {
+pub struct Network {
     /// Its configuration.
-    pub config: MlpConfig,
+    pub config: NetworkConfig,
     /// Per-layer shapes (depth + 1 dense layers).
     pub shapes: Vec<LayerShape>,
     /// Per-layer parameters, on the plain (non-autodiff) device.
@@ -125,7 +125,7 @@ pub struct Mlp {
     device: Device,
 }
 
-impl MlpConfig {
+impl NetworkConfig {
     /// Number of dense layers (hidden layers + readout).
     pub fn n_layers(&self) -> usize {
         self.model.depth + 1
@@ -184,7 +184,7 @@ impl MlpConfig {
     /// `seed` and those indices, so the chunks are drawn in parallel and the parameters are
     /// bit-identical for any thread count. Values are drawn in f64 and stored in the network's
     /// precision.
-    pub fn init(&self, seed: u64) -> Mlp {
+    pub fn init(&self, seed: u64) -> Network {
         let shapes = self.shapes();
         let device = self.model.backend.device();
         let dtype = self.model.precision.dtype();
@@ -221,7 +221,7 @@ impl MlpConfig {
                 }
             })
             .collect();
-        Mlp {
+        Network {
             config: self.clone(),
             shapes,
             params,
@@ -230,7 +230,7 @@ impl MlpConfig {
     }
 }
 
-/// Values per random stream of [`MlpConfig::init`].
+/// Values per random stream of [`NetworkConfig::init`].
 pub const INIT_CHUNK: usize = 1 << 16;
 
 /// The seed of one stream (SplitMix64 of the seed and the stream's indices).
@@ -311,7 +311,7 @@ pub fn tensor_to_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
         .map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
-impl Mlp {
+impl Network {
     /// The plain device the parameters live on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -410,7 +410,7 @@ impl Mlp {
         Ok(self.flatten_layers()?.concat())
     }
 
-    /// Builds per-layer parameters from a flat vector (inverse of [`Mlp::flatten`]).
+    /// Builds per-layer parameters from a flat vector (inverse of [`Network::flatten`]).
     pub fn unflatten(&self, flat: &[f64]) -> Vec<LayerParams> {
         let mut offset = 0;
         let dtype = self.dtype();
@@ -534,7 +534,7 @@ fn spectral_norm(w: &Tensor<2>, p: Precision) -> Result<f64> {
     Ok(l.max(0.0).sqrt())
 }
 
-impl Mlp {
+impl Network {
     /// Spectral norms ‖W‖₂ of every layer's weight matrix.
     pub fn weight_spectral_norms(&self) -> Result<Vec<f64>> {
         let p = self.config.model.precision;
@@ -546,8 +546,8 @@ impl Mlp {
 
     /// Changes of these parameters relative to `init`'s (the same network earlier), in the
     /// network's precision with f64 sums; `init_spectral` are `init`'s
-    /// [`Mlp::weight_spectral_norms`].
-    pub fn change_from(&self, init: &Mlp, init_spectral: &[f64]) -> Result<ParameterChange> {
+    /// [`Network::weight_spectral_norms`].
+    pub fn change_from(&self, init: &Network, init_spectral: &[f64]) -> Result<ParameterChange> {
         let p = self.config.model.precision;
         let mut c = ParameterChange {
             total: 0.0,
@@ -589,8 +589,8 @@ impl Mlp {
 mod tests {
     use super::*;
 
-    fn net(seed: u64) -> Mlp {
-        MlpConfig {
+    fn net(seed: u64) -> Network {
+        NetworkConfig {
             input_dim: 5,
             n_outputs: 3,
             model: ModelSettings {
@@ -637,7 +637,7 @@ mod tests {
         };
         let expected = svd(&dw) / svd(&w0);
         assert!((c.weight_spectral[1] - expected).abs() < 1e-8 * expected);
-        let flat = |m: &Mlp| m.flatten().unwrap();
+        let flat = |m: &Network| m.flatten().unwrap();
         let total = crate::metrics::rel_change(&flat(&now), &flat(&init));
         assert!((c.total - total).abs() < 1e-13 * total);
     }
@@ -648,7 +648,7 @@ mod tests {
         assert_eq!(a.flatten().unwrap(), net(5).flatten().unwrap());
         assert_ne!(a.flatten().unwrap(), net(6).flatten().unwrap());
         // a wide layer's weights have std σ_w/√n_in (standard parametrization)
-        let c = MlpConfig {
+        let c = NetworkConfig {
             input_dim: 400,
             n_outputs: 1,
             model: ModelSettings {

@@ -11,10 +11,10 @@
 
 use burn::tensor::Tensor;
 
-use super::{tensor_from_f64, tensor_to_f64, LayerParams, Mlp};
+use super::{tensor_from_f64, tensor_to_f64, LayerParams, Network};
 use crate::Result;
 
-impl Mlp {
+impl Network {
     /// `(f(x; θ), J(x; θ)·t)` for parameters `params` and a tangent `t` of the same shapes
     /// (plain or autodiff tensors). `x: [n, d]` → two `[n, K]` tensors.
     pub fn forward_tangent(

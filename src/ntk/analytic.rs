@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 use faer::Mat;
 use rayon::prelude::*;
 
-use crate::model::{Activation, MlpConfig, Parametrization};
+use crate::model::{Activation, NetworkConfig, Parametrization};
 use crate::ntk::quadrature::GaussLegendre;
 
 /// How Gaussian moments of the activation are evaluated.
@@ -21,13 +21,13 @@ pub enum MomentMethod {
     Quadrature(usize),
 }
 
-/// The analytic kernels of a network description: its architecture (the same [`MlpConfig`]
+/// The analytic kernels of a network description: its architecture (the same [`NetworkConfig`]
 /// the burn network is built from; precision and backend play no part) and how Gaussian
 /// moments are evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyticConfig {
     /// The network (`model.width` enters only the `standard` NTK).
-    pub arch: MlpConfig,
+    pub arch: NetworkConfig,
     /// Moment evaluation.
     pub method: MomentMethod,
 }
@@ -35,7 +35,7 @@ pub struct AnalyticConfig {
 impl AnalyticConfig {
     /// The kernels of `arch` with moments in closed form where one exists and quadrature of
     /// `quadrature_order` nodes per piece otherwise.
-    pub fn new(arch: &MlpConfig, quadrature_order: usize) -> Self {
+    pub fn new(arch: &NetworkConfig, quadrature_order: usize) -> Self {
         AnalyticConfig {
             arch: arch.clone(),
             method: MomentMethod::Auto(quadrature_order),

@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use faer::Mat;
 
 use crate::linalg;
-use crate::model::{tensor_to_f64, LayerParams, Mlp};
+use crate::model::{tensor_to_f64, LayerParams, Network};
 use crate::ntk::KernelForm;
 use crate::Result;
 
@@ -78,19 +78,19 @@ fn to_mat(t: Tensor<2>) -> Result<Mat<f64>> {
 
 /// Forward with probes: returns the layer inputs and the outputs, and the probe leaves.
 fn forward_probed(
-    mlp: &Mlp,
+    net: &Network,
     params: &[LayerParams],
     x: Tensor<2>,
     record_inputs: bool,
 ) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Tensor<2>) {
     let n = x.dims()[0];
-    let ad_device = mlp.device().clone().autodiff();
-    let dtype = mlp.dtype();
-    let last = mlp.shapes.len() - 1;
+    let ad_device = net.device().clone().autodiff();
+    let dtype = net.dtype();
+    let last = net.shapes.len() - 1;
     let mut inputs = Vec::new();
     let mut probes = Vec::new();
     let mut h = x;
-    for (l, (s, p)) in mlp.shapes.iter().zip(params).enumerate() {
+    for (l, (s, p)) in net.shapes.iter().zip(params).enumerate() {
         if record_inputs {
             inputs.push(h.clone().inner());
         }
@@ -107,7 +107,7 @@ fn forward_probed(
         h = if l == last {
             z
         } else {
-            mlp.config.model.activation.forward(z)
+            net.config.model.activation.forward(z)
         };
     }
     (inputs, probes, h)
@@ -115,21 +115,25 @@ fn forward_probed(
 
 /// Layer inputs `H_l` and backprop signals `Δ_l^k` of the rows of `x` (`n × d`, row-major):
 /// one forward and one backward pass per output unit, parameters as constants.
-pub fn backprop_signals(mlp: &Mlp, x: &[f64], n: usize) -> Result<BackpropSignals> {
-    Ok(signals_and_outputs(mlp, x, n)?.0)
+pub fn backprop_signals(net: &Network, x: &[f64], n: usize) -> Result<BackpropSignals> {
+    Ok(signals_and_outputs(net, x, n)?.0)
 }
 
 /// [`backprop_signals`] and the network's outputs on the same rows (row-major `n × K`, f64),
 /// taken from the first forward pass.
-pub fn signals_and_outputs(mlp: &Mlp, x: &[f64], n: usize) -> Result<(BackpropSignals, Vec<f64>)> {
-    let k_out = mlp.config.n_outputs;
-    let params = mlp.params_constant_autodiff();
-    let xin = mlp.input(x, n).autodiff();
+pub fn signals_and_outputs(
+    net: &Network,
+    x: &[f64],
+    n: usize,
+) -> Result<(BackpropSignals, Vec<f64>)> {
+    let k_out = net.config.n_outputs;
+    let params = net.params_constant_autodiff();
+    let xin = net.input(x, n).autodiff();
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     let mut deltas = Vec::with_capacity(k_out);
     for k in 0..k_out {
-        let (ins, probes, out) = forward_probed(mlp, &params, xin.clone(), k == 0);
+        let (ins, probes, out) = forward_probed(net, &params, xin.clone(), k == 0);
         if k == 0 {
             inputs = ins.into_iter().map(to_mat).collect::<Result<_>>()?;
             outputs = tensor_to_f64(out.clone().inner())?;
@@ -156,23 +160,23 @@ pub fn signals_and_outputs(mlp: &Mlp, x: &[f64], n: usize) -> Result<(BackpropSi
 /// repeated K times and row `(i, k)` is seeded with output k (`Σ_{i,k} f_k(x_i)` over the
 /// matching rows). Same numbers as [`backprop_signals`] up to round-off, with one pass instead of
 /// K — the faster choice for a few points and many outputs (e.g. generating text).
-pub fn backprop_signals_batched(mlp: &Mlp, x: &[f64], n: usize) -> Result<BackpropSignals> {
-    let k_out = mlp.config.n_outputs;
-    let d = mlp.config.input_dim;
+pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<BackpropSignals> {
+    let k_out = net.config.n_outputs;
+    let d = net.config.input_dim;
     let rep: Vec<f64> = (0..n)
         .flat_map(|i| (0..k_out).flat_map(move |_| x[i * d..(i + 1) * d].iter().copied()))
         .collect();
-    let params = mlp.params_constant_autodiff();
-    let xin = mlp.input(&rep, n * k_out).autodiff();
-    let (ins, probes, out) = forward_probed(mlp, &params, xin, true);
+    let params = net.params_constant_autodiff();
+    let xin = net.input(&rep, n * k_out).autodiff();
+    let (ins, probes, out) = forward_probed(net, &params, xin, true);
     let eye: Vec<f64> = (0..n * k_out)
         .flat_map(|r| (0..k_out).map(move |k| if r % k_out == k { 1.0 } else { 0.0 }))
         .collect();
     let mask = crate::model::tensor_from_f64(
         &eye,
         [n * k_out, k_out],
-        mlp.dtype(),
-        &mlp.device().clone().autodiff(),
+        net.dtype(),
+        &net.device().clone().autodiff(),
     );
     let grads = (out * mask).sum().backward();
     // rows i·K + k: the inputs are repeated, the signals belong to output k
@@ -198,20 +202,20 @@ pub fn backprop_signals_batched(mlp: &Mlp, x: &[f64], n: usize) -> Result<Backpr
 
 /// Structured empirical NTK between the rows of `x1` and `x2` from their backprop signals.
 pub fn ntk_from_signals(
-    mlp: &Mlp,
+    net: &Network,
     s1: &BackpropSignals,
     s2: &BackpropSignals,
     form: KernelForm,
 ) -> EmpiricalNtk {
-    let k_out = mlp.config.n_outputs;
+    let k_out = net.config.n_outputs;
     let n1 = s1.inputs[0].nrows();
     let n2 = s2.inputs[0].nrows();
-    let mut per_layer = Vec::with_capacity(mlp.shapes.len());
-    for (l, s) in mlp.shapes.iter().enumerate() {
+    let mut per_layer = Vec::with_capacity(net.shapes.len());
+    for (l, s) in net.shapes.iter().enumerate() {
         // Learning-rate multipliers (1 except under mup) weight each term, so that the kernel is
         // the one that governs SGD: Θ = Σ_l η_l/η · J_l J_lᵀ.
         let cw = s.weight_scale * s.weight_scale * s.weight_lr;
-        let cb = if mlp.config.model.bias {
+        let cb = if net.config.model.bias {
             s.bias_scale * s.bias_scale * s.bias_lr
         } else {
             0.0
@@ -258,18 +262,18 @@ pub fn ntk_from_signals(
 
 /// Structured empirical NTK between `x1` (`n1` rows) and `x2` (`n2` rows; `None` = `x1`).
 pub fn empirical_ntk(
-    mlp: &Mlp,
+    net: &Network,
     x1: &[f64],
     n1: usize,
     x2: Option<(&[f64], usize)>,
     form: KernelForm,
 ) -> Result<EmpiricalNtk> {
-    let s1 = backprop_signals(mlp, x1, n1)?;
+    let s1 = backprop_signals(net, x1, n1)?;
     match x2 {
-        None => Ok(ntk_from_signals(mlp, &s1, &s1, form)),
+        None => Ok(ntk_from_signals(net, &s1, &s1, form)),
         Some((x2, n2)) => {
-            let s2 = backprop_signals(mlp, x2, n2)?;
-            Ok(ntk_from_signals(mlp, &s1, &s2, form))
+            let s2 = backprop_signals(net, x2, n2)?;
+            Ok(ntk_from_signals(net, &s1, &s2, form))
         }
     }
 }
@@ -277,23 +281,23 @@ pub fn empirical_ntk(
 /// Structured NTK between the rows of `x` and points whose signals are `s_cols`, computed in
 /// row blocks of `block` points, so that only one block's signals are in memory at a time.
 pub fn empirical_ntk_blocked(
-    mlp: &Mlp,
+    net: &Network,
     x: &[f64],
     n: usize,
     s_cols: &BackpropSignals,
     form: KernelForm,
     block: usize,
 ) -> Result<Mat<f64>> {
-    let d = mlp.config.input_dim;
-    let rpp = form.rows_per_point(mlp.config.n_outputs);
+    let d = net.config.input_dim;
+    let rpp = form.rows_per_point(net.config.n_outputs);
     let cols = s_cols.inputs[0].nrows() * rpp;
     let mut out = Mat::zeros(n * rpp, cols);
     let block = block.max(1);
     let mut r0 = 0;
     while r0 < n {
         let nb = block.min(n - r0);
-        let s = backprop_signals(mlp, &x[r0 * d..(r0 + nb) * d], nb)?;
-        let t = ntk_from_signals(mlp, &s, s_cols, form).total();
+        let s = backprop_signals(net, &x[r0 * d..(r0 + nb) * d], nb)?;
+        let t = ntk_from_signals(net, &s, s_cols, form).total();
         out.submatrix_mut(r0 * rpp, 0, nb * rpp, cols)
             .copy_from(t.as_ref());
         r0 += nb;
@@ -303,16 +307,16 @@ pub fn empirical_ntk_blocked(
 
 /// Explicit Jacobian `(n·K) × P` (row `i·K + k`), one backward pass per sample and output.
 /// Tests only: this is exactly what the structured kernel avoids.
-pub fn naive_jacobian(mlp: &Mlp, x: &[f64], n: usize) -> Result<Mat<f64>> {
-    let k_out = mlp.config.n_outputs;
-    let d = mlp.config.input_dim;
-    let p = mlp.config.n_params();
+pub fn naive_jacobian(net: &Network, x: &[f64], n: usize) -> Result<Mat<f64>> {
+    let k_out = net.config.n_outputs;
+    let d = net.config.input_dim;
+    let p = net.config.n_params();
     let mut jac = Mat::zeros(n * k_out, p);
     for i in 0..n {
         for k in 0..k_out {
-            let params = mlp.params_requiring_grad();
-            let xi = mlp.input(&x[i * d..(i + 1) * d], 1).autodiff();
-            let out = mlp.forward_with(&params, xi);
+            let params = net.params_requiring_grad();
+            let xi = net.input(&x[i * d..(i + 1) * d], 1).autodiff();
+            let out = net.forward_with(&params, xi);
             let fk = out.narrow(1, k, 1).sum();
             let grads = fk.backward();
             let mut row = Vec::with_capacity(p);
@@ -334,14 +338,14 @@ pub fn naive_jacobian(mlp: &Mlp, x: &[f64], n: usize) -> Result<Mat<f64>> {
 
 /// Naive empirical NTK, full form `(n1·K) × (n2·K)`, from explicit Jacobians.
 pub fn naive_empirical_ntk(
-    mlp: &Mlp,
+    net: &Network,
     x1: &[f64],
     n1: usize,
     x2: &[f64],
     n2: usize,
 ) -> Result<Mat<f64>> {
-    let j1 = naive_jacobian(mlp, x1, n1)?;
-    let j2 = naive_jacobian(mlp, x2, n2)?;
+    let j1 = naive_jacobian(net, x1, n1)?;
+    let j2 = naive_jacobian(net, x2, n2)?;
     Ok(linalg::gram(j1.as_ref(), j2.as_ref()))
 }
 

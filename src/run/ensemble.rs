@@ -23,7 +23,7 @@ use crate::{Error, Result};
 
 use super::initial::Initial;
 use super::lockstep::{Lockstep, MemberTrace, Slices};
-use super::{mlp_config, Rates, RunOptions};
+use super::{network_config, Rates, RunOptions};
 
 /// Per entry: mean and unbiased variance over members.
 type MeanVar = (Vec<f64>, Vec<f64>);
@@ -123,9 +123,9 @@ pub fn train_members(
 /// Member `m`: a network initialised with seed `experiment.seed + m` and its twin, trained in
 /// lockstep (no kernel tracks, no kernel figures).
 fn train_member(exp: &Experiment, data: &Dataset, rates: Rates, m: usize) -> Result<MemberTrace> {
-    let mlp = mlp_config(exp, data).init(exp.seed.wrapping_add(m as u64));
-    let init = Initial::member(exp, data, &mlp)?;
-    let mut lock = Lockstep::member(exp, data, &init, mlp, rates)?;
+    let net = network_config(exp, data).init(exp.seed.wrapping_add(m as u64));
+    let init = Initial::member(exp, data, &net)?;
+    let mut lock = Lockstep::member(exp, data, &init, net, rates)?;
     lock.train(&RunOptions::default())?;
     lock.take_trace()
         .ok_or_else(|| Error::Interrupted("an ensemble member kept no trace".into()))
@@ -141,7 +141,7 @@ pub fn gaussian_processes(
 ) -> Result<Vec<EnsembleGp>> {
     let (n, k) = (data.n_train(), data.n_outputs);
     let (n_val, m) = (data.n_val(), data.n_test());
-    let arch = mlp_config(exp, data);
+    let arch = network_config(exp, data);
     let nngp_test = AnalyticConfig::new(&arch, exp.kernel.quadrature_order)
         .kernels(&data.x_test, m, &data.x_test, m)
         .nngp;

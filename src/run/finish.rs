@@ -28,7 +28,7 @@ impl Lockstep<'_> {
         let (exp, data, init) = (self.exp, self.data, self.init);
         let (n_train, k) = (data.n_train(), data.n_outputs);
         let form = exp.kernel.form;
-        let mlp = &self.network.mlp;
+        let net = &self.network.net;
         let preds = self
             .last_preds
             .as_ref()
@@ -53,8 +53,8 @@ impl Lockstep<'_> {
             KernelForm::Trace
         };
         let theta_final = if trained {
-            let s_final = backprop_signals(mlp, &data.x_train, n_train)?;
-            ntk_from_signals(mlp, &s_final, &s_final, saved_form).total()
+            let s_final = backprop_signals(net, &data.x_train, n_train)?;
+            ntk_from_signals(net, &s_final, &s_final, saved_form).total()
         } else {
             let rows = n_train * form.rows_per_point(k);
             let t0 = linalg::block(init.theta0.as_ref(), 0, rows, 0, rows);
@@ -87,8 +87,8 @@ impl Lockstep<'_> {
             seed: exp.seed,
             config_toml: exp.resolved_toml(),
             status,
-            n_layers: mlp.shapes.len(),
-            n_params: mlp.config.n_params(),
+            n_layers: net.shapes.len(),
+            n_params: net.config.n_params(),
             input_dim: data.input_dim,
             n_outputs: k,
             feature_names: data.feature_names.clone(),

@@ -8,7 +8,7 @@ use crate::config::{Experiment, KernelSolution};
 use crate::data::Dataset;
 use crate::dynamics::TwinSpace;
 use crate::linalg;
-use crate::model::{Mlp, Parametrization};
+use crate::model::{Network, Parametrization};
 use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
 use crate::ntk::empirical::{
     backprop_signals, empirical_ntk_blocked, ntk_from_signals, signals_and_outputs, trace_of_full,
@@ -41,7 +41,7 @@ pub struct Initial {
     /// Θ0 on the probe set (output-averaged).
     pub theta0_probe: Mat<f64>,
     /// The network at initialisation (for the twin's input gradients and new points).
-    pub mlp0: Mlp,
+    pub net0: Network,
     /// Backprop signals of the training points at θ0 (for the twin at new points).
     pub s_train: BackpropSignals,
     /// Points where input sensitivity is measured (row-major) and their count.
@@ -54,11 +54,11 @@ pub struct Initial {
 }
 
 impl Initial {
-    /// Computes the initial state of `mlp` on `data`.
+    /// Computes the initial state of `net` on `data`.
     pub fn compute(
         exp: &Experiment,
         data: &Dataset,
-        mlp: &Mlp,
+        net: &Network,
         opts: &RunOptions<'_>,
     ) -> Result<Initial> {
         let progress = opts.progress;
@@ -76,7 +76,7 @@ impl Initial {
         let clock = std::time::Instant::now();
         let heldout_rows = super::lockstep::twin_space(exp, data) == TwinSpace::Function
             || exp.kernel.solutions.contains(&KernelSolution::Empirical);
-        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp, heldout_rows)?;
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, net, heldout_rows)?;
         let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
         let rows_train = n_train * form.rows_per_point(k);
         let theta0_train = linalg::block(theta0.as_ref(), 0, rows_train, 0, theta0.ncols());
@@ -85,12 +85,12 @@ impl Initial {
             KernelForm::Trace => theta0_train,
         };
         progress.advance(1);
-        let analytic = analytic_kernels(exp, mlp, &x_all, n_all, &data.x_train, n_train, &stop)
+        let analytic = analytic_kernels(exp, net, &x_all, n_all, &data.x_train, n_train, &stop)
             .ok_or_else(|| Error::Interrupted("while computing the analytic kernels".into()))?;
         progress.advance(1);
         let p = exp.kernel.probe_size.min(n_train);
         let s_probe = s_train.head(p);
-        let probe = ntk_from_signals(mlp, &s_probe, &s_probe, KernelForm::Trace);
+        let probe = ntk_from_signals(net, &s_probe, &s_probe, KernelForm::Trace);
         progress.advance(1);
         progress.finish();
         let (sens_x, sens_n) = sensitivity_points(data);
@@ -102,7 +102,7 @@ impl Initial {
             analytic_nngp: analytic.nngp,
             theta0_probe: probe.total(),
             probe_layers: probe.per_layer,
-            mlp0: mlp.clone(),
+            net0: net.clone(),
             s_train,
             sens_x,
             sens_n,
@@ -113,8 +113,8 @@ impl Initial {
     /// The initial state of one member of an ensemble: its outputs and empirical Θ0 (what its
     /// network and twin need). The analytic kernels, the probe set and the sensitivity points
     /// are the main run's business and are left empty.
-    pub fn member(exp: &Experiment, data: &Dataset, mlp: &Mlp) -> Result<Initial> {
-        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, mlp, true)?;
+    pub fn member(exp: &Experiment, data: &Dataset, net: &Network) -> Result<Initial> {
+        let (s_train, theta0, f0_all) = empirical_theta0(exp, data, net, true)?;
         let empty = Mat::zeros(0, 0);
         Ok(Initial {
             f0_all,
@@ -124,7 +124,7 @@ impl Initial {
             analytic_nngp: empty.clone(),
             probe_layers: Vec::new(),
             theta0_probe: empty,
-            mlp0: mlp.clone(),
+            net0: net.clone(),
             s_train,
             sens_x: Vec::new(),
             sens_n: 0,
@@ -139,7 +139,7 @@ impl Initial {
 fn empirical_theta0(
     exp: &Experiment,
     data: &Dataset,
-    mlp: &Mlp,
+    net: &Network,
     heldout_rows: bool,
 ) -> Result<(BackpropSignals, Mat<f64>, Vec<f64>)> {
     let n_train = data.n_train();
@@ -154,21 +154,21 @@ fn empirical_theta0(
     };
     Ok(match exp.kernel.block_size {
         Some(block) => {
-            let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
-            let theta0 = empirical_ntk_blocked(mlp, x_rows, n_rows, &s_train, form, block)?;
-            let f0 = mlp.predict(&x_all, n_all)?;
+            let s_train = backprop_signals(net, &data.x_train, n_train)?;
+            let theta0 = empirical_ntk_blocked(net, x_rows, n_rows, &s_train, form, block)?;
+            let f0 = net.predict(&x_all, n_all)?;
             (s_train, theta0, f0)
         }
         None if !heldout_rows => {
-            let s_train = backprop_signals(mlp, &data.x_train, n_train)?;
-            let theta0 = ntk_from_signals(mlp, &s_train, &s_train, form).total();
-            (s_train, theta0, mlp.predict(&x_all, n_all)?)
+            let s_train = backprop_signals(net, &data.x_train, n_train)?;
+            let theta0 = ntk_from_signals(net, &s_train, &s_train, form).total();
+            (s_train, theta0, net.predict(&x_all, n_all)?)
         }
         None => {
             // The signals' forward pass gives the initial outputs too.
-            let (s_all, f0) = signals_and_outputs(mlp, &x_all, n_all)?;
+            let (s_all, f0) = signals_and_outputs(net, &x_all, n_all)?;
             let s_train = s_all.head(n_train);
-            let theta0 = ntk_from_signals(mlp, &s_all, &s_train, form).total();
+            let theta0 = ntk_from_signals(net, &s_all, &s_train, form).total();
             (s_train, theta0, f0)
         }
     })
@@ -179,21 +179,21 @@ fn empirical_theta0(
 /// for the analytic track.
 fn analytic_kernels(
     exp: &Experiment,
-    mlp: &Mlp,
+    net: &Network,
     x1: &[f64],
     n1: usize,
     x2: &[f64],
     n2: usize,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Option<AnalyticKernels> {
-    if mlp.config.model.parametrization == Parametrization::Mup {
+    if net.config.model.parametrization == Parametrization::Mup {
         let nan = Mat::from_fn(n1, n2, |_, _| f64::NAN);
         return Some(AnalyticKernels {
             nngp: nan.clone(),
             ntk: nan,
         });
     }
-    AnalyticConfig::new(&mlp.config, exp.kernel.quadrature_order)
+    AnalyticConfig::new(&net.config, exp.kernel.quadrature_order)
         .kernels_until(x1, n1, x2, n2, stop)
 }
 

@@ -16,7 +16,7 @@ use crate::dynamics::TwinSpace;
 use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
 use crate::metrics;
-use crate::model::{tensor_from_f64, Mlp};
+use crate::model::{tensor_from_f64, Network};
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals};
 use crate::ntk::KernelForm;
 use crate::record::{
@@ -190,7 +190,7 @@ pub struct MemberTrace {
 }
 
 impl<'a> Lockstep<'a> {
-    /// Sets up the tracks at t = 0 (the network `mlp` is moved into its trainer): the network
+    /// Sets up the tracks at t = 0 (the network `net` is moved into its trainer): the network
     /// and its twin train on `train`, everything is measured on `data` (the kernel view of
     /// `train`, see [`super::kernel_view`]), where `init` was computed.
     pub fn new(
@@ -198,22 +198,22 @@ impl<'a> Lockstep<'a> {
         train: &'a Dataset,
         data: &'a Dataset,
         init: &'a Initial,
-        mlp: Mlp,
+        net: Network,
         rates: super::Rates,
     ) -> Result<Self> {
-        Self::build(exp, train, data, init, mlp, rates, false)
+        Self::build(exp, train, data, init, net, rates, false)
     }
 
-    /// Sets up an ensemble member: the network `mlp` and its twin only, on the shared
+    /// Sets up an ensemble member: the network `net` and its twin only, on the shared
     /// minibatch schedule, logging losses and predictions (no kernel tracks or figures).
     pub fn member(
         exp: &'a Experiment,
         data: &'a Dataset,
         init: &'a Initial,
-        mlp: Mlp,
+        net: Network,
         rates: super::Rates,
     ) -> Result<Self> {
-        Self::build(exp, data, data, init, mlp, rates, true)
+        Self::build(exp, data, data, init, net, rates, true)
     }
 
     fn build(
@@ -221,7 +221,7 @@ impl<'a> Lockstep<'a> {
         train: &'a Dataset,
         data: &'a Dataset,
         init: &'a Initial,
-        mlp: Mlp,
+        net: Network,
         rates: super::Rates,
         member: bool,
     ) -> Result<Self> {
@@ -266,16 +266,16 @@ impl<'a> Lockstep<'a> {
             .batch_size
             .is_none_or(|b| b == n_step)
             .then(|| {
-                let ad = mlp.device().clone().autodiff();
+                let ad = net.device().clone().autodiff();
                 (
-                    tensor_from_f64(&train.x_train, [n_step, train.input_dim], mlp.dtype(), &ad),
-                    tensor_from_f64(&y_step, [n_step, k], mlp.dtype(), &ad),
+                    tensor_from_f64(&train.x_train, [n_step, train.input_dim], net.dtype(), &ad),
+                    tensor_from_f64(&y_step, [n_step, k], net.dtype(), &ad),
                 )
             });
         let per_output = form == KernelForm::Trace;
         let twin = match space {
             TwinSpace::Parameter => Twin::Parameter(
-                ParameterTwin::new(init.mlp0.clone(), lr, exp.training.momentum)
+                ParameterTwin::new(init.net0.clone(), lr, exp.training.momentum)
                     .with_loss(exp.training.loss),
             ),
             _ => Twin::Function(
@@ -301,7 +301,7 @@ impl<'a> Lockstep<'a> {
             twin_track: twin_track(averaged),
             tracks,
             pairs,
-            network: NetworkTrainer::new(mlp, lr, exp.training.momentum)
+            network: NetworkTrainer::new(net, lr, exp.training.momentum)
                 .with_loss(exp.training.loss),
             twin,
             predictors,
@@ -378,7 +378,7 @@ impl<'a> Lockstep<'a> {
         let network = if step == 0 {
             self.init.f0_all.clone()
         } else {
-            self.network.mlp.predict(&self.x_all, n_all)?
+            self.network.net.predict(&self.x_all, n_all)?
         };
         let mut all = vec![
             (Track::Network, network),
@@ -603,28 +603,28 @@ impl<'a> Lockstep<'a> {
     /// probe set (the first `probe_size` training points) against Θ0 there, λ_max of its full
     /// training kernel (the sharpness), and the parameter changes; also that probe kernel.
     fn kernel_checkpoint(&mut self) -> Result<(KernelCheckpoint, Mat<f64>)> {
-        let mlp = &self.network.mlp;
+        let net = &self.network.net;
         let init = self.init;
-        let d = mlp.config.input_dim;
+        let d = net.config.input_dim;
         let n = self.data.n_train();
         let p = self.exp.kernel.probe_size.min(n);
         let k = self.data.n_outputs;
         let (s, lambda_full) = if n * k <= super::EXPLICIT_FULL_MAX_ROWS {
-            let s_all = backprop_signals(mlp, &self.data.x_train, n)?;
-            let lambda = super::lambda_max_full(mlp, &s_all, &self.data.x_train)?;
+            let s_all = backprop_signals(net, &self.data.x_train, n)?;
+            let lambda = super::lambda_max_full(net, &s_all, &self.data.x_train)?;
             (s_all.head(p), lambda)
         } else {
-            let s = backprop_signals(mlp, &self.data.x_train[..p * d], p)?;
+            let s = backprop_signals(net, &self.data.x_train[..p * d], p)?;
             let x = &self.data.x_train;
-            (s, super::lambda_max_full_matrix_free(mlp, x, n)?)
+            (s, super::lambda_max_full_matrix_free(net, x, n)?)
         };
-        let ntk = ntk_from_signals(mlp, &s, &s, KernelForm::Trace);
+        let ntk = ntk_from_signals(net, &s, &s, KernelForm::Trace);
         let total = ntk.total();
         if self.spectral0.is_none() {
-            self.spectral0 = Some(init.mlp0.weight_spectral_norms()?);
+            self.spectral0 = Some(init.net0.weight_spectral_norms()?);
         }
         let spectral0 = self.spectral0.as_deref().unwrap_or_default();
-        let change = mlp.change_from(&init.mlp0, spectral0)?;
+        let change = net.change_from(&init.net0, spectral0)?;
         let kc = KernelCheckpoint {
             ntk_rel_drift: linalg::rel_frobenius(total.as_ref(), init.theta0_probe.as_ref()),
             ntk_kernel_distance: linalg::kernel_distance(
@@ -657,9 +657,9 @@ impl<'a> Lockstep<'a> {
     /// The kernel figures at θ0, from what is already known: no drift or parameter change, the
     /// probe kernel's and the full kernel's λ_max (the latter is the one η_c comes from).
     fn initial_kernel_checkpoint(&self) -> Result<(KernelCheckpoint, Mat<f64>)> {
-        let l = self.network.mlp.shapes.len();
+        let l = self.network.net.shapes.len();
         let zeros = vec![0.0; l];
-        let bias = if self.network.mlp.config.model.bias {
+        let bias = if self.network.net.config.model.bias {
             zeros.clone()
         } else {
             vec![f64::NAN; l]
@@ -687,7 +687,7 @@ impl<'a> Lockstep<'a> {
         if self.sens_g0.is_none() {
             let init = self.init;
             self.sens_g0 = Some(sensitivity::input_gradients(
-                &init.mlp0,
+                &init.net0,
                 &init.sens_x,
                 init.sens_n,
             )?);
@@ -698,7 +698,7 @@ impl<'a> Lockstep<'a> {
         let g = if self.checkpoints.is_empty() {
             g0.clone()
         } else {
-            sensitivity::input_gradients(&self.network.mlp, x, n)?
+            sensitivity::input_gradients(&self.network.net, x, n)?
         };
         let norm = |g: &[Vec<f64>]| sensitivity::mean_jacobian_norm(g, n);
         // β is in parameter correspondence only for the full kernel (or a single output); the
@@ -714,7 +714,7 @@ impl<'a> Lockstep<'a> {
                     None
                 } else {
                     Some(sensitivity::displacement(
-                        &init.mlp0,
+                        &init.net0,
                         &self.data.x_train,
                         self.data.n_train(),
                         &beta,
@@ -739,7 +739,7 @@ impl<'a> Lockstep<'a> {
                 linearized_change: 0.0,
             });
         };
-        let change = sensitivity::linearized_input_gradient_change(&init.mlp0, &delta, x, n)?;
+        let change = sensitivity::linearized_input_gradient_change(&init.net0, &delta, x, n)?;
         let (linearized_norm, linearized_change) =
             (norm(&sensitivity::sum(g0, &change)), norm(&change));
         Ok(InputSensitivity {

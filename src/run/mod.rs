@@ -20,7 +20,7 @@ use crate::backend::Precision;
 use crate::config::{Experiment, LearningRate};
 use crate::data::Dataset;
 use crate::linalg;
-use crate::model::{Mlp, MlpConfig};
+use crate::model::{Network, NetworkConfig};
 use crate::ntk::empirical::{ntk_from_signals, BackpropSignals};
 use crate::ntk::KernelForm;
 use crate::record::{PhaseTiming, RunRecord, RunStatus};
@@ -78,8 +78,8 @@ impl Default for RunOptions<'_> {
 }
 
 /// The network of an experiment on a data set.
-pub fn mlp_config(exp: &Experiment, data: &Dataset) -> MlpConfig {
-    MlpConfig {
+pub fn network_config(exp: &Experiment, data: &Dataset) -> NetworkConfig {
+    NetworkConfig {
         input_dim: data.input_dim,
         n_outputs: data.n_outputs,
         model: exp.model.clone(),
@@ -165,27 +165,27 @@ pub const MATRIX_FREE_MAX_ITER: usize = 100;
 /// (built from backprop signals, at most 32 MB); above it, matrix-free products are cheaper.
 pub const EXPLICIT_FULL_MAX_ROWS: usize = 2048;
 
-/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `mlp` on the `n` points whose backprop
+/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `net` on the `n` points whose backprop
 /// signals are `signals` (rows of `x`): from the explicit kernel when `N·K` ≤
 /// [`EXPLICIT_FULL_MAX_ROWS`], else matrix-free.
-pub fn lambda_max_full(mlp: &Mlp, signals: &BackpropSignals, x: &[f64]) -> Result<f64> {
+pub fn lambda_max_full(net: &Network, signals: &BackpropSignals, x: &[f64]) -> Result<f64> {
     let n = signals.n_points();
-    if n * mlp.config.n_outputs <= EXPLICIT_FULL_MAX_ROWS {
-        let full = ntk_from_signals(mlp, signals, signals, KernelForm::Full).total();
+    if n * net.config.n_outputs <= EXPLICIT_FULL_MAX_ROWS {
+        let full = ntk_from_signals(net, signals, signals, KernelForm::Full).total();
         linalg::lambda_max(full.as_ref())
     } else {
-        lambda_max_full_matrix_free(mlp, x, n)
+        lambda_max_full_matrix_free(net, x, n)
     }
 }
 
-/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `mlp` on the rows of `x` (learning-rate
+/// λ_max of the full `(N·K) × (N·K)` empirical NTK of `net` on the rows of `x` (learning-rate
 /// weighted under mup), by Lanczos on `v ↦ J·D·Jᵀ·v` (no kernel matrix is built).
-pub fn lambda_max_full_matrix_free(mlp: &Mlp, x: &[f64], n: usize) -> Result<f64> {
+pub fn lambda_max_full_matrix_free(net: &Network, x: &[f64], n: usize) -> Result<f64> {
     linalg::lanczos_lambda_max(
-        n * mlp.config.n_outputs,
-        |v| mlp.ntk_matvec(x, n, v),
+        n * net.config.n_outputs,
+        |v| net.ntk_matvec(x, n, v),
         MATRIX_FREE_MAX_ITER,
-        matrix_free_rtol(mlp.config.model.precision),
+        matrix_free_rtol(net.config.model.precision),
     )
 }
 
@@ -216,14 +216,14 @@ pub fn learning_rates(
     exp: &Experiment,
     data: &Dataset,
     init: &Initial,
-    mlp: &Mlp,
+    net: &Network,
 ) -> Result<Rates> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
     let lambda_max0 = if exp.kernel.form == KernelForm::Full || k == 1 {
         let rows = n_train * exp.kernel.form.rows_per_point(k);
         linalg::lambda_max(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows).as_ref())?
     } else {
-        lambda_max_full(mlp, &init.s_train, &data.x_train)?
+        lambda_max_full(net, &init.s_train, &data.x_train)?
     };
     let critical_lr = if lambda_max0 > 0.0 {
         2.0 * (1.0 + exp.training.momentum) * (n_train * k) as f64 / lambda_max0
@@ -257,11 +257,11 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     preflight(exp, data)?;
     ensemble::check_data(exp, data)?;
     let view = kernel_view(exp, data)?;
-    let mlp = mlp_config(exp, data).init(exp.seed);
-    let init = Initial::compute(exp, &view, &mlp, opts)?;
+    let net = network_config(exp, data).init(exp.seed);
+    let init = Initial::compute(exp, &view, &net, opts)?;
     timer.lap("kernels");
-    let rates = learning_rates(exp, &view, &init, &mlp)?;
-    let mut lock = Lockstep::new(exp, data, &view, &init, mlp, rates)?;
+    let rates = learning_rates(exp, &view, &init, &net)?;
+    let mut lock = Lockstep::new(exp, data, &view, &init, net, rates)?;
     timer.lap("predictor setup");
     let status = lock.train(opts)?;
     timer.lap("training");

@@ -29,10 +29,10 @@ pub fn generate(
             Twin::Parameter(t) => return t.predict(x, 1),
             Twin::Function(t) => t.coefficients(),
         };
-        let s_x = backprop_signals_batched(&init.mlp0, x, 1)?;
-        let theta = ntk_from_signals(&init.mlp0, &s_x, &init.s_train, exp.kernel.form).total();
+        let s_x = backprop_signals_batched(&init.net0, x, 1)?;
+        let theta = ntk_from_signals(&init.net0, &s_x, &init.s_train, exp.kernel.form).total();
         let f = linalg::matmul(theta.as_ref(), beta.as_ref());
-        let f0 = init.mlp0.predict(x, 1)?;
+        let f0 = init.net0.predict(x, 1)?;
         Ok(linalg::mat_to_rows(f.as_ref())
             .iter()
             .zip(&f0)
@@ -45,7 +45,7 @@ pub fn generate(
             let seed = exp.seed ^ 0x7E47;
             let text = match model {
                 Track::Network => info.generate(
-                    |x| lock.network.mlp.predict(x, 1),
+                    |x| lock.network.net.predict(x, 1),
                     temperature,
                     seed,
                     SAMPLE_LENGTH,

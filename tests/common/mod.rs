@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ntk_dynamics::backend::{Backend, Precision};
-use ntk_dynamics::model::{Activation, MlpConfig, ModelSettings, Parametrization};
+use ntk_dynamics::model::{Activation, ModelSettings, NetworkConfig, Parametrization};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -68,11 +68,11 @@ pub fn gauss(n: usize, seed: u64) -> Vec<f64> {
 /// An MLP description with test defaults (relu, σ_w = 1.5, σ_b = 0.3, biases, ntk, f64, flex),
 /// adjusted by the builder methods.
 #[derive(Debug, Clone)]
-pub struct Net(pub MlpConfig);
+pub struct Net(pub NetworkConfig);
 
 /// `d` inputs, `k` outputs, `width`, `depth` hidden layers.
 pub fn net(d: usize, k: usize, width: usize, depth: usize) -> Net {
-    Net(MlpConfig {
+    Net(NetworkConfig {
         input_dim: d,
         n_outputs: k,
         model: ModelSettings {
@@ -122,7 +122,7 @@ impl Net {
         self
     }
     /// The description.
-    pub fn build(self) -> MlpConfig {
+    pub fn build(self) -> NetworkConfig {
         self.0
     }
 }
