@@ -53,6 +53,7 @@ fn net(backend: Backend, width: usize) -> NetworkConfig {
         input_dim: 16,
         n_outputs: 1,
         model: ModelSettings {
+            architecture: ntk_dynamics::model::Architecture::Mlp,
             width,
             depth: 3,
             activation: Activation::Relu,

@@ -314,6 +314,7 @@ fn a_one_pixel_image_with_one_by_one_filters_is_the_dense_network() {
                     input_dim: 6,
                     n_outputs: 1,
                     model: ModelSettings {
+                        architecture: ntk_dynamics::model::Architecture::Mlp,
                         width: 512,
                         depth: cfg.depth,
                         activation: act,

@@ -10,7 +10,7 @@ use crate::data::{
 };
 use crate::dynamics::kernel::DiagReg;
 use crate::dynamics::Loss;
-use crate::model::{ModelSettings, Parametrization};
+use crate::model::{Architecture, ConvSettings, ImageShape, ModelSettings, Parametrization};
 use crate::report::plot::ImageFormat;
 use crate::{Error, Result};
 
@@ -286,6 +286,20 @@ impl CsvSpec {
                 |f| (0.0..1.0).contains(&f),
             )?,
             one_hot,
+            image_shape: self
+                .image_shape
+                .map(|shape| {
+                    if shape.contains(&0) {
+                        Err(Error::value(
+                            "data.image_shape",
+                            format!("{shape:?}"),
+                            "[height, width, channels], each at least 1",
+                        ))
+                    } else {
+                        Ok(shape)
+                    }
+                })
+                .transpose()?,
         })
     }
 }
@@ -300,9 +314,9 @@ fn headroom(p: crate::backend::Precision) -> f64 {
 }
 
 impl ModelSpec {
-    /// The checked `[model]` table.
-    pub fn check(&self) -> Result<ModelSettings> {
-        let m = self.unchecked()?;
+    /// The checked `[model]` table; `image` is `data.image_shape` (needed by a conv net).
+    pub fn check(&self, image: Option<[usize; 3]>) -> Result<ModelSettings> {
+        let m = self.unchecked(image)?;
         // Each layer multiplies activations by about max(σ_w, 1) and adds about σ_b: refuse
         // scales that overflow the network's precision before the first step.
         let growth = (m.depth + 1) as f64 * m.w_std.max(1.0).log10() + m.b_std.max(1.0).log10();
@@ -341,20 +355,78 @@ impl ModelSpec {
         Ok(m)
     }
 
-    fn unchecked(&self) -> Result<ModelSettings> {
+    /// The architecture: conv keys only with `architecture = "conv"`, which needs an image
+    /// shape, a filter that fits it and positions left after every `valid` convolution.
+    fn architecture(&self, image: Option<[usize; 3]>, depth: usize) -> Result<Architecture> {
+        let name = self.architecture.unwrap_or(ArchitectureName::Mlp);
+        if name == ArchitectureName::Mlp {
+            for (key, present) in [
+                ("model.filter", self.filter.is_some()),
+                ("model.padding", self.padding.is_some()),
+                ("model.readout", self.readout.is_some()),
+            ] {
+                if present {
+                    return Err(Error::value(
+                        key,
+                        "(set)",
+                        "only with model.architecture = \"conv\"",
+                    ));
+                }
+            }
+            return Ok(Architecture::Mlp);
+        }
+        let image = ImageShape::from_array(required(
+            "data.image_shape",
+            image,
+            "[height, width, channels] of each row's image, required by model.architecture = \"conv\" (data.kind = \"csv\")",
+        )?);
+        if self.parametrization == Some(Parametrization::Mup) {
+            return Err(Error::value(
+                "model.parametrization",
+                "mup",
+                "\"ntk\" or \"standard\" with model.architecture = \"conv\" (mup is defined here for dense layers only)",
+            ));
+        }
+        let side = image.height.min(image.width);
+        let filter = in_range("model.filter", self.filter.unwrap_or(def::FILTER), 1, side)?;
+        let conv = ConvSettings {
+            filter,
+            padding: self.padding.unwrap_or(def::PADDING),
+            readout: self.readout.unwrap_or(def::READOUT),
+            image,
+        };
+        if conv.spatial_sizes(depth).is_none() {
+            return Err(Error::value(
+                "model.depth",
+                depth,
+                format!(
+                    "at most {} \"valid\" convolutions of a {filter}×{filter} filter on a {}×{} image (each removes {} rows and columns)",
+                    (side - 1) / (filter - 1).max(1),
+                    image.height,
+                    image.width,
+                    filter - 1
+                ),
+            ));
+        }
+        Ok(Architecture::Conv(conv))
+    }
+
+    fn unchecked(&self, image: Option<[usize; 3]>) -> Result<ModelSettings> {
+        let depth = in_range(
+            "model.depth",
+            self.depth.unwrap_or(def::DEPTH),
+            1,
+            def::MAX_DEPTH,
+        )?;
         Ok(ModelSettings {
+            architecture: self.architecture(image, depth)?,
             width: in_range(
                 "model.width",
                 self.width.unwrap_or(def::WIDTH),
                 1,
                 def::MAX_WIDTH,
             )?,
-            depth: in_range(
-                "model.depth",
-                self.depth.unwrap_or(def::DEPTH),
-                1,
-                def::MAX_DEPTH,
-            )?,
+            depth,
             activation: self.activation.unwrap_or(def::ACTIVATION),
             w_std: positive("model.w_std", self.w_std.unwrap_or(def::W_STD))?,
             b_std: non_negative("model.b_std", self.b_std.unwrap_or(def::B_STD))?,

@@ -39,6 +39,12 @@ pub const MAX_WIDTH: usize = 1 << 20;
 pub const DEPTH: usize = 2;
 /// Largest `model.depth`.
 pub const MAX_DEPTH: usize = 64;
+/// `model.filter` (conv).
+pub const FILTER: usize = 3;
+/// `model.padding`.
+pub const PADDING: crate::model::layers::Padding = crate::model::layers::Padding::Same;
+/// `model.readout`.
+pub const READOUT: crate::model::layers::Readout = crate::model::layers::Readout::Flatten;
 /// `model.activation`.
 pub const ACTIVATION: Activation = Activation::Relu;
 /// `model.w_std`.

@@ -18,7 +18,7 @@ use serde::Serialize;
 pub use schema::{ConfigSpec, KernelSolution};
 pub use spans::KeyLines;
 
-use crate::data::DataConfig;
+use crate::data::{DataConfig, DataSource};
 use crate::dynamics::kernel::{DiagReg, TimeMode};
 use crate::dynamics::Loss;
 use crate::model::ModelSettings;
@@ -204,7 +204,11 @@ impl ConfigSpec {
     pub fn check(&self) -> Result<Experiment> {
         let (name, seed) = self.experiment.check()?;
         let data = self.data.check()?;
-        let model = self.model.check()?;
+        let image = match &data.source {
+            DataSource::Csv(c) => c.image_shape,
+            _ => None,
+        };
+        let model = self.model.check(image)?;
         let training = self.training.check(data.n_train)?;
         let kernel = self.kernel.check(model.parametrization, data.n_train)?;
         let ensemble = self

@@ -190,6 +190,9 @@ pub struct CsvSpec {
     pub label_noise: Option<f64>,
     /// Fraction of the training split held out for validation (early stopping), in [0, 1).
     pub validation_fraction: Option<f64>,
+    /// `[height, width, channels]` of the image each row holds (row-major NHWC); needed by
+    /// `model.architecture = "conv"`.
+    pub image_shape: Option<[usize; 3]>,
 }
 
 /// `[data]` with `kind = "text"`.
@@ -219,7 +222,15 @@ pub struct TextSpec {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Hidden width.
+    /// `mlp` (default) or `conv`.
+    pub architecture: Option<ArchitectureName>,
+    /// Conv only: square filter size (stride 1).
+    pub filter: Option<usize>,
+    /// Conv only: `same | valid`.
+    pub padding: Option<crate::model::layers::Padding>,
+    /// Conv only: `flatten | global_avg_pool`.
+    pub readout: Option<crate::model::layers::Readout>,
+    /// Hidden width (channels of every convolution).
     pub width: Option<usize>,
     /// Hidden layers.
     pub depth: Option<usize>,
@@ -237,6 +248,16 @@ pub struct ModelSpec {
     pub precision: Option<Precision>,
     /// `flex | ndarray` (and GPU backends when compiled in).
     pub backend: Option<Backend>,
+}
+
+/// `model.architecture`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchitectureName {
+    /// Dense hidden layers.
+    Mlp,
+    /// Convolutional hidden layers.
+    Conv,
 }
 
 /// `[training]`

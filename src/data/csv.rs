@@ -35,6 +35,10 @@ pub struct CsvSource {
     /// One-hot class targets (None = regression targets).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub one_hot: Option<OneHot>,
+    /// `[height, width, channels]` of each row's image (its product is the number of feature
+    /// columns, checked on loading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<[usize; 3]>,
 }
 
 /// One-hot class targets from a single label column.
@@ -107,6 +111,21 @@ pub fn dataset(
             None,
             "no feature columns (every column is a target)".into(),
         ));
+    }
+    if let Some(shape) = src.image_shape {
+        let product = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        if product != Some(feat_idx.len()) {
+            return Err(Error::value(
+                "data.image_shape",
+                format!("{shape:?}"),
+                format!(
+                    "[height, width, channels] whose product equals the {} feature columns of {} (this one's product is {})",
+                    feat_idx.len(),
+                    src.path.display(),
+                    product.map_or("too large".to_string(), |p| p.to_string())
+                ),
+            ));
+        }
     }
     let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> {
         rows.iter()

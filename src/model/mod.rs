@@ -11,6 +11,7 @@
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
 
 pub mod activation;
+pub mod layers;
 pub mod tangent;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -19,6 +20,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 pub use activation::Activation;
+pub use layers::{Architecture, ConvSettings, ImageShape, LayerInput};
 
 use crate::backend::{Backend, Precision};
 use crate::{Error, Result};
@@ -55,9 +57,12 @@ impl Parametrization {
 /// names and serialisation are those of the config file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSettings {
-    /// Hidden width n.
+    /// MLP or conv net (with its filter, padding, readout and input image).
+    #[serde(flatten)]
+    pub architecture: Architecture,
+    /// Hidden width n (channels of every convolution in a conv net).
     pub width: usize,
-    /// Number of hidden layers L (≥ 1).
+    /// Number of hidden layers L (≥ 1): dense layers, or convolutions in a conv net.
     pub depth: usize,
     /// Nonlinearity after every hidden layer.
     pub activation: Activation,
@@ -90,9 +95,11 @@ pub struct NetworkConfig {
 /// Shape and scale constants of one dense layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerShape {
-    /// Fan-in.
+    /// How the weights see the previous layer's output.
+    pub input: LayerInput,
+    /// Fan-in (`f²·C` for a convolution).
     pub n_in: usize,
-    /// Fan-out.
+    /// Fan-out (output channels for a convolution).
     pub n_out: usize,
     /// Factor on `h·W` (σ_w/√n_in under ntk, 1 under standard).
     pub weight_scale: f64,
@@ -131,20 +138,60 @@ impl NetworkConfig {
         self.model.depth + 1
     }
 
+    /// `(input, n_in, n_out)` of every layer.
+    fn layer_inputs(&self) -> Vec<(LayerInput, usize, usize)> {
+        let (depth, width, k) = (self.model.depth, self.model.width, self.n_outputs);
+        match self.model.architecture {
+            Architecture::Mlp => (0..=depth)
+                .map(|l| {
+                    let n_in = if l == 0 { self.input_dim } else { width };
+                    let n_out = if l == depth { k } else { width };
+                    (LayerInput::Dense, n_in, n_out)
+                })
+                .collect(),
+            Architecture::Conv(c) => {
+                let sizes = c
+                    .spatial_sizes(depth)
+                    .expect("the config check keeps positions after every convolution");
+                let mut layers: Vec<(LayerInput, usize, usize)> = sizes
+                    .windows(2)
+                    .enumerate()
+                    .map(|(l, w)| {
+                        let channels = if l == 0 { c.image.channels } else { width };
+                        let g = layers::ConvGeometry {
+                            input: w[0],
+                            output: w[1],
+                            channels,
+                            filter: c.filter,
+                            pad: c.pad(),
+                        };
+                        (
+                            LayerInput::Patches(g),
+                            c.filter * c.filter * channels,
+                            width,
+                        )
+                    })
+                    .collect();
+                let positions = sizes[depth].positions();
+                layers.push(match c.readout {
+                    layers::Readout::Flatten => {
+                        (LayerInput::Flatten { positions }, positions * width, k)
+                    }
+                    layers::Readout::GlobalAvgPool => {
+                        (LayerInput::AveragePool { positions }, width, k)
+                    }
+                });
+                layers
+            }
+        }
+    }
+
     /// Layer shapes and scale constants.
     pub fn shapes(&self) -> Vec<LayerShape> {
-        (0..self.n_layers())
-            .map(|l| {
-                let n_in = if l == 0 {
-                    self.input_dim
-                } else {
-                    self.model.width
-                };
-                let n_out = if l == self.model.depth {
-                    self.n_outputs
-                } else {
-                    self.model.width
-                };
+        self.layer_inputs()
+            .into_iter()
+            .enumerate()
+            .map(|(l, (input, n_in, n_out))| {
                 let (weight_scale, bias_scale) = match self.model.parametrization {
                     Parametrization::Ntk => {
                         (self.model.w_std / (n_in as f64).sqrt(), self.model.b_std)
@@ -160,6 +207,7 @@ impl NetworkConfig {
                     _ => (1.0, 1.0),
                 };
                 LayerShape {
+                    input,
                     n_in,
                     n_out,
                     weight_scale,
@@ -334,10 +382,11 @@ impl Network {
         let mut h = x;
         let last = self.shapes.len() - 1;
         for (l, (s, p)) in self.shapes.iter().zip(params).enumerate() {
+            let a = s.input.present(h);
             let mut z = if s.weight_scale == 1.0 {
-                h.matmul(p.weight.clone())
+                a.matmul(p.weight.clone())
             } else {
-                h.matmul(p.weight.clone()).mul_scalar(s.weight_scale)
+                a.matmul(p.weight.clone()).mul_scalar(s.weight_scale)
             };
             if let Some(b) = &p.bias {
                 let b = if s.bias_scale == 1.0 {
@@ -594,6 +643,7 @@ mod tests {
             input_dim: 5,
             n_outputs: 3,
             model: ModelSettings {
+                architecture: Architecture::Mlp,
                 width: 7,
                 depth: 1,
                 activation: Activation::Relu,
@@ -652,6 +702,7 @@ mod tests {
             input_dim: 400,
             n_outputs: 1,
             model: ModelSettings {
+                architecture: Architecture::Mlp,
                 width: 500,
                 ..net(0).config.model
             },

@@ -1,8 +1,9 @@
 //! First-order products with the network's parameter Jacobian `J = ∂f/∂θ`, without building it:
 //! the tangent (forward-mode) pass `J(x)·t` and the cotangent (reverse-mode) pass `J(X)ᵀ·u`.
 //!
-//! The tangent pass carries `ż` alongside `z` through every dense layer,
-//! `ż_l = s_w·(ḣ_{l−1}·W_l + h_{l−1}·δW_l) + s_b·δb_l`, `ḣ_l = φ′(z_l) ⊙ ż_l` (`ḣ_0 = 0`), and
+//! The tangent pass carries `ż` alongside `z` through every layer,
+//! `ż_l = s_w·(A(ḣ_{l−1})·W_l + A(h_{l−1})·δW_l) + s_b·δb_l` (`A` the layer's linear input map,
+//! [`crate::model::LayerInput`]), `ḣ_l = φ′(z_l) ⊙ ż_l` (`ḣ_0 = 0`), and
 //! returns `ż_L = J(x)·t`. φ′ is evaluated as a tensor function of `z`
 //! ([`crate::model::Activation::derivative_tensor`]), so first-order autodiff of the pass with
 //! respect to `x` gives the exact input derivative of `J(x)·t` (φ″ terms included; for kinked
@@ -28,10 +29,12 @@ impl Network {
         let mut h = x;
         let mut h_dot: Option<Tensor<2>> = None;
         for (l, ((s, p), t)) in self.shapes.iter().zip(params).zip(tangent).enumerate() {
-            let mut z = h.clone().matmul(p.weight.clone());
-            let mut z_dot = h.matmul(t.weight.clone());
+            // A is linear: the tangent of A(h) is A(ḣ).
+            let a = s.input.present(h);
+            let mut z = a.clone().matmul(p.weight.clone());
+            let mut z_dot = a.matmul(t.weight.clone());
             if let Some(hd) = h_dot {
-                z_dot = z_dot + hd.matmul(p.weight.clone());
+                z_dot = z_dot + s.input.present(hd).matmul(p.weight.clone());
             }
             if s.weight_scale != 1.0 {
                 z = z.mul_scalar(s.weight_scale);
@@ -47,7 +50,7 @@ impl Network {
             h_dot = Some(act.derivative_tensor(z.clone()) * z_dot);
             h = act.forward(z);
         }
-        unreachable!("an MLP has at least one layer")
+        unreachable!("a network has at least one layer")
     }
 
     /// `J(X; θ)ᵀ·u` per layer for the rows of `x` (`n × d`, row-major) and `u` (`n × K`,

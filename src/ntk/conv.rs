@@ -17,47 +17,10 @@
 
 use faer::Mat;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use crate::model::{Activation, Parametrization};
+pub use crate::model::layers::{Padding, Readout, Spatial};
+use crate::model::{Activation, Architecture, NetworkConfig, Parametrization};
 use crate::ntk::analytic::{gaussian_moments, AnalyticKernels, MomentMethod};
-
-/// Zero padding of a convolution (stride 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Padding {
-    /// Output as large as the input; `(f − 1)/2` zeros before (rounded down) and the rest after,
-    /// as XLA's `SAME`.
-    Same,
-    /// No padding; the output shrinks by `f − 1` per convolution.
-    Valid,
-}
-
-/// How the last convolution's feature map is read out before the dense output layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Readout {
-    /// Flatten all positions and channels.
-    Flatten,
-    /// Average over positions.
-    GlobalAvgPool,
-}
-
-/// Height and width of a feature map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spatial {
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
-
-impl Spatial {
-    /// Number of positions.
-    pub fn positions(self) -> usize {
-        self.height * self.width
-    }
-}
 
 /// A convolutional architecture, as far as its analytic kernels depend on it.
 #[derive(Debug, Clone, PartialEq)]
@@ -329,8 +292,43 @@ impl ConvKernelConfig {
         (k, theta)
     }
 
+    /// The analytic kernels of a conv net built from `arch` (None for an MLP).
+    pub fn of_network(arch: &NetworkConfig, method: MomentMethod) -> Option<ConvKernelConfig> {
+        let Architecture::Conv(c) = arch.model.architecture else {
+            return None;
+        };
+        Some(ConvKernelConfig {
+            image: c.image.spatial(),
+            channels: c.image.channels,
+            conv_channels: arch.model.width,
+            filter: c.filter,
+            padding: c.padding,
+            depth: arch.model.depth,
+            readout: c.readout,
+            activation: arch.model.activation,
+            w_std: arch.model.w_std,
+            b_std: arch.model.b_std,
+            bias: arch.model.bias,
+            parametrization: arch.model.parametrization,
+            method,
+        })
+    }
+
     /// NNGP and NTK between the images in the rows of `x1` (`n1 × H·W·C`) and `x2`.
     pub fn kernels(&self, x1: &[f64], n1: usize, x2: &[f64], n2: usize) -> AnalyticKernels {
+        self.kernels_until(x1, n1, x2, n2, &|| false)
+            .expect("never stopped")
+    }
+
+    /// [`ConvKernelConfig::kernels`], checking `stop` before every pair; `None` when stopped.
+    pub fn kernels_until(
+        &self,
+        x1: &[f64],
+        n1: usize,
+        x2: &[f64],
+        n2: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<AnalyticKernels> {
         let d = self.input_dim();
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
@@ -351,25 +349,27 @@ impl ConvKernelConfig {
             .map(|i| {
                 (if same { i } else { 0 }..n2)
                     .map(|j| {
-                        self.entry(
-                            &taps,
-                            &x1[i * d..(i + 1) * d],
-                            &x2[j * d..(j + 1) * d],
-                            &q1[i],
-                            &q2[j],
-                        )
+                        (!stop()).then(|| {
+                            self.entry(
+                                &taps,
+                                &x1[i * d..(i + 1) * d],
+                                &x2[j * d..(j + 1) * d],
+                                &q1[i],
+                                &q2[j],
+                            )
+                        })
                     })
-                    .collect()
+                    .collect::<Option<Vec<_>>>()
             })
-            .collect();
+            .collect::<Option<Vec<_>>>()?;
         let at = |i: usize, j: usize| match (same, i <= j) {
             (false, _) => rows[i][j],
             (true, true) => rows[i][j - i],
             (true, false) => rows[j][i - j],
         };
-        AnalyticKernels {
+        Some(AnalyticKernels {
             nngp: Mat::from_fn(n1, n2, |i, j| at(i, j).0),
             ntk: Mat::from_fn(n1, n2, |i, j| at(i, j).1),
-        }
+        })
     }
 }

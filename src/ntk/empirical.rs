@@ -6,6 +6,11 @@
 //! `Θ = Σ_l s_w²·(H1 H2ᵀ) ⊙ (Δ1 Δ2ᵀ) + s_b²·(Δ1 Δ2ᵀ)`.
 //! One forward pass gives every `H`; one backward pass per output unit, with a zero "probe"
 //! leaf added to each pre-activation, gives every `Δ` for a whole batch of independent samples.
+//! A convolution is a dense layer on its im2col rows (one per image and output position,
+//! [`crate::model::LayerInput`]); its weight gradient for image i is the sum over positions
+//! `G_i = Σ_p A_{i,p}ᵀ Δ_{i,p}` (one small GEMM per image) and its kernel term is
+//! `s_w²·⟨G_i, G_j⟩ + s_b²·⟨Σ_p Δ_{i,p}, Σ_q Δ_{j,q}⟩`, the Gram matrix of these per-image
+//! gradients (`f²·C·C_out` numbers per image and output, never the whole Jacobian).
 //! The `n × P` Jacobian is never built; the Gram products are accumulated in f64 (faer).
 //! Under `mup` each term is weighted by its layer's learning-rate multiplier (the kernel that
 //! governs SGD with per-layer learning rates); the naive kernel below is the unweighted `J Jᵀ`.
@@ -24,29 +29,93 @@ use crate::Result;
 /// Layer inputs and backprop signals of a batch.
 #[derive(Debug, Clone)]
 pub struct BackpropSignals {
-    /// `inputs[l]`: the input of dense layer `l`, `n × n_in`.
+    /// `inputs[l]`: the input of layer `l` as its weights see it, `A(h)`: `(n·R_l) × n_in`.
     pub inputs: Vec<Mat<f64>>,
-    /// `deltas[k][l]`: `∂f_k/∂z_l`, `n × n_out` (f64 copies of the network's numbers).
+    /// `deltas[k][l]`: `∂f_k/∂z_l`, `(n·R_l) × n_out` (f64 copies of the network's numbers).
     pub deltas: Vec<Vec<Mat<f64>>>,
+    /// `R_l`: rows per point of layer `l` (output positions of a convolution, else 1).
+    pub rows_per_point: Vec<usize>,
 }
 
 impl BackpropSignals {
-    /// The signals of rows `0..n` (the first `n` points of the batch they were computed on).
+    /// The signals of points `0..n` (the first `n` points of the batch they were computed on).
     pub fn head(&self, n: usize) -> BackpropSignals {
-        let head = |m: &Mat<f64>| linalg::block(m.as_ref(), 0, n, 0, m.ncols());
+        let head = |(m, r): (&Mat<f64>, &usize)| linalg::block(m.as_ref(), 0, n * r, 0, m.ncols());
         BackpropSignals {
-            inputs: self.inputs.iter().map(head).collect(),
+            inputs: self
+                .inputs
+                .iter()
+                .zip(&self.rows_per_point)
+                .map(head)
+                .collect(),
             deltas: self
                 .deltas
                 .iter()
-                .map(|d| d.iter().map(head).collect())
+                .map(|d| d.iter().zip(&self.rows_per_point).map(head).collect())
                 .collect(),
+            rows_per_point: self.rows_per_point.clone(),
         }
     }
 
     /// Number of points.
     pub fn n_points(&self) -> usize {
-        self.inputs.first().map(|m| m.nrows()).unwrap_or(0)
+        match (self.inputs.first(), self.rows_per_point.first()) {
+            (Some(m), Some(&r)) => m.nrows() / r.max(1),
+            _ => 0,
+        }
+    }
+}
+
+/// Per-point parameter gradients of one convolution for one output: column i holds
+/// `vec(Σ_p A_{i,p}ᵀ Δ_{i,p})` (`n_in·n_out` numbers), column-major `(n_in·n_out) × n`.
+struct PointGradients {
+    values: Vec<f64>,
+    dim: usize,
+    /// `Σ_p Δ_{i,p}`, `n × n_out` (the bias gradients).
+    bias: Mat<f64>,
+}
+
+impl PointGradients {
+    fn new(a: &Mat<f64>, d: &Mat<f64>, rows: usize) -> PointGradients {
+        use rayon::prelude::*;
+        let n = a.nrows() / rows;
+        let (ni, no) = (a.ncols(), d.ncols());
+        let dim = ni * no;
+        let mut values = vec![0.0; n * dim];
+        values
+            .par_chunks_mut(dim.max(1))
+            .enumerate()
+            .for_each(|(i, out)| {
+                let g = faer::MatMut::from_column_major_slice_mut(out, ni, no);
+                faer::linalg::matmul::matmul(
+                    g,
+                    faer::Accum::Replace,
+                    a.as_ref().subrows(i * rows, rows).transpose(),
+                    d.as_ref().subrows(i * rows, rows),
+                    1.0,
+                    faer::Par::Seq,
+                );
+            });
+        let bias = Mat::from_fn(n, no, |i, c| {
+            (0..rows).map(|p| d[(i * rows + p, c)]).sum::<f64>()
+        });
+        PointGradients { values, dim, bias }
+    }
+
+    fn as_ref(&self) -> faer::MatRef<'_, f64> {
+        faer::MatRef::from_column_major_slice(&self.values, self.dim, self.bias.nrows())
+    }
+
+    /// `cw·⟨G1_i, G2_j⟩ + cb·⟨B1_i, B2_j⟩`.
+    fn kernel(&self, other: &PointGradients, cw: f64, cb: f64) -> Mat<f64> {
+        let mut m = linalg::matmul(self.as_ref().transpose(), other.as_ref());
+        m *= faer::Scale(cw);
+        if cb != 0.0 {
+            let mut b = linalg::gram(self.bias.as_ref(), other.bias.as_ref());
+            b *= faer::Scale(cb);
+            m += &b;
+        }
+        m
     }
 }
 
@@ -91,11 +160,13 @@ fn forward_probed(
     let mut probes = Vec::new();
     let mut h = x;
     for (l, (s, p)) in net.shapes.iter().zip(params).enumerate() {
+        let a = s.input.present(h);
         if record_inputs {
-            inputs.push(h.clone().inner());
+            inputs.push(a.clone().inner());
         }
-        let probe = Tensor::<2>::zeros([n, s.n_out], (&ad_device, dtype)).require_grad();
-        let mut z = h.matmul(p.weight.clone());
+        let rows = n * s.input.rows_per_image();
+        let probe = Tensor::<2>::zeros([rows, s.n_out], (&ad_device, dtype)).require_grad();
+        let mut z = a.matmul(p.weight.clone());
         if s.weight_scale != 1.0 {
             z = z.mul_scalar(s.weight_scale);
         }
@@ -153,7 +224,14 @@ pub fn signals_and_outputs(
             .collect::<Result<Vec<_>>>()?;
         deltas.push(dk);
     }
-    Ok((BackpropSignals { inputs, deltas }, outputs))
+    Ok((
+        BackpropSignals {
+            inputs,
+            deltas,
+            rows_per_point: rows_per_point(net),
+        },
+        outputs,
+    ))
 }
 
 /// Backprop signals of the rows of `x` for every output in **one** backward pass: each point is
@@ -179,11 +257,17 @@ pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<Ba
         &net.device().clone().autodiff(),
     );
     let grads = (out * mask).sum().backward();
-    // rows i·K + k: the inputs are repeated, the signals belong to output k
-    let pick = |m: Mat<f64>, k: usize| Mat::from_fn(n, m.ncols(), |i, c| m[(i * k_out + k, c)]);
+    // point i·K + k (its R rows): the inputs are repeated, the signals belong to output k
+    let rpp = rows_per_point(net);
+    let pick = |m: Mat<f64>, k: usize, r: usize| {
+        Mat::from_fn(n * r, m.ncols(), |row, c| {
+            m[((row / r * k_out + k) * r + row % r, c)]
+        })
+    };
     let inputs = ins
         .into_iter()
-        .map(|t| Ok(pick(to_mat(t)?, 0)))
+        .zip(&rpp)
+        .map(|(t, &r)| Ok(pick(to_mat(t)?, 0, r)))
         .collect::<Result<Vec<_>>>()?;
     let all: Vec<Mat<f64>> = probes
         .iter()
@@ -195,9 +279,77 @@ pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<Ba
         })
         .collect::<Result<_>>()?;
     let deltas = (0..k_out)
-        .map(|k| all.iter().map(|m| pick(m.clone(), k)).collect())
+        .map(|k| {
+            all.iter()
+                .zip(&rpp)
+                .map(|(m, &r)| pick(m.clone(), k, r))
+                .collect()
+        })
         .collect();
-    Ok(BackpropSignals { inputs, deltas })
+    Ok(BackpropSignals {
+        inputs,
+        deltas,
+        rows_per_point: rpp,
+    })
+}
+
+/// Rows per point of every layer of `net`.
+fn rows_per_point(net: &Network) -> Vec<usize> {
+    net.shapes
+        .iter()
+        .map(|s| s.input.rows_per_image())
+        .collect()
+}
+
+/// One convolution's kernel term from per-point gradients, in the configured form.
+fn conv_layer_kernel(
+    s1: &BackpropSignals,
+    s2: &BackpropSignals,
+    l: usize,
+    (cw, cb): (f64, f64),
+    form: KernelForm,
+) -> Mat<f64> {
+    let k_out = s1.deltas.len();
+    let r = s1.rows_per_point[l];
+    let same = std::ptr::eq(s1, s2);
+    let grads =
+        |s: &BackpropSignals, k: usize| PointGradients::new(&s.inputs[l], &s.deltas[k][l], r);
+    let (n1, n2) = (s1.n_points(), s2.n_points());
+    match form {
+        KernelForm::Trace => {
+            let mut m = Mat::zeros(n1, n2);
+            for k in 0..k_out {
+                let g1 = grads(s1, k);
+                let term = if same {
+                    g1.kernel(&g1, cw, cb)
+                } else {
+                    g1.kernel(&grads(s2, k), cw, cb)
+                };
+                m += &term;
+            }
+            m *= faer::Scale(1.0 / k_out as f64);
+            m
+        }
+        KernelForm::Full => {
+            let mut full = Mat::zeros(n1 * k_out, n2 * k_out);
+            for k in 0..k_out {
+                let g1 = grads(s1, k);
+                for kp in 0..k_out {
+                    let c = if same && kp == k {
+                        g1.kernel(&g1, cw, cb)
+                    } else {
+                        g1.kernel(&grads(s2, kp), cw, cb)
+                    };
+                    for i in 0..n1 {
+                        for j in 0..n2 {
+                            full[(i * k_out + k, j * k_out + kp)] = c[(i, j)];
+                        }
+                    }
+                }
+            }
+            full
+        }
+    }
 }
 
 /// Structured empirical NTK between the rows of `x1` and `x2` from their backprop signals.
@@ -208,8 +360,8 @@ pub fn ntk_from_signals(
     form: KernelForm,
 ) -> EmpiricalNtk {
     let k_out = net.config.n_outputs;
-    let n1 = s1.inputs[0].nrows();
-    let n2 = s2.inputs[0].nrows();
+    let n1 = s1.n_points();
+    let n2 = s2.n_points();
     let mut per_layer = Vec::with_capacity(net.shapes.len());
     for (l, s) in net.shapes.iter().enumerate() {
         // Learning-rate multipliers (1 except under mup) weight each term, so that the kernel is
@@ -220,6 +372,10 @@ pub fn ntk_from_signals(
         } else {
             0.0
         };
+        if s.input.rows_per_image() > 1 {
+            per_layer.push(conv_layer_kernel(s1, s2, l, (cw, cb), form));
+            continue;
+        }
         let gh = linalg::gram(s1.inputs[l].as_ref(), s2.inputs[l].as_ref());
         let combine =
             |gd: &Mat<f64>| Mat::from_fn(n1, n2, |i, j| (cw * gh[(i, j)] + cb) * gd[(i, j)]);
@@ -290,7 +446,7 @@ pub fn empirical_ntk_blocked(
 ) -> Result<Mat<f64>> {
     let d = net.config.input_dim;
     let rpp = form.rows_per_point(net.config.n_outputs);
-    let cols = s_cols.inputs[0].nrows() * rpp;
+    let cols = s_cols.n_points() * rpp;
     let mut out = Mat::zeros(n * rpp, cols);
     let block = block.max(1);
     let mut r0 = 0;

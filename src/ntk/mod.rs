@@ -1,6 +1,6 @@
 //! Neural tangent kernels: the empirical kernel of a finite burn network ([`empirical`]) and the
-//! analytic infinite-width NNGP/NTK ([`analytic`], with [`quadrature`] for activations without a
-//! closed form).
+//! analytic infinite-width NNGP/NTK of the MLP ([`analytic`]) and of the conv net ([`conv`]),
+//! with [`quadrature`] for activations without a closed form.
 
 pub mod analytic;
 pub mod conv;
@@ -8,6 +8,42 @@ pub mod empirical;
 pub mod quadrature;
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::NetworkConfig;
+use analytic::{AnalyticConfig, AnalyticKernels, MomentMethod};
+
+/// The analytic NNGP and NTK of `arch` (the MLP's or the conv net's) between the rows of `x1`
+/// and `x2`, moments in closed form where one exists and quadrature of `quadrature_order`
+/// nodes per piece otherwise; `None` when `stop` returned true.
+pub fn analytic_kernels_until(
+    arch: &NetworkConfig,
+    quadrature_order: usize,
+    (x1, n1): (&[f64], usize),
+    (x2, n2): (&[f64], usize),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<AnalyticKernels> {
+    match conv::ConvKernelConfig::of_network(arch, MomentMethod::Auto(quadrature_order)) {
+        // Rows that begin with the columns' points (all points × training points): the square
+        // block is symmetric and computed once per pair, then the remaining rows.
+        Some(c) if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 => {
+            let square = c.kernels_until(x2, n2, x2, n2, stop)?;
+            let rest = c.kernels_until(&x1[x2.len()..], n1 - n2, x2, n2, stop)?;
+            let stack = |a: &faer::Mat<f64>, b: &faer::Mat<f64>| {
+                faer::Mat::from_fn(
+                    n1,
+                    n2,
+                    |i, j| if i < n2 { a[(i, j)] } else { b[(i - n2, j)] },
+                )
+            };
+            Some(AnalyticKernels {
+                nngp: stack(&square.nngp, &rest.nngp),
+                ntk: stack(&square.ntk, &rest.ntk),
+            })
+        }
+        Some(c) => c.kernels_until(x1, n1, x2, n2, stop),
+        None => AnalyticConfig::new(arch, quadrature_order).kernels_until(x1, n1, x2, n2, stop),
+    }
+}
 
 /// How a multi-output kernel is represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

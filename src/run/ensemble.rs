@@ -14,7 +14,6 @@ use crate::data::Dataset;
 use crate::dynamics::gp::{EnsembleGp, GaussianOutputs, GpInputs, GpKernel};
 use crate::linalg;
 use crate::metrics::{self, stats};
-use crate::ntk::analytic::AnalyticConfig;
 use crate::record::ensemble::{
     Calibration, EnsembleCheckpoint, EnsembleGap, EnsembleOutputs, EnsembleRecord, Predictive,
 };
@@ -142,9 +141,15 @@ pub fn gaussian_processes(
     let (n, k) = (data.n_train(), data.n_outputs);
     let (n_val, m) = (data.n_val(), data.n_test());
     let arch = network_config(exp, data);
-    let nngp_test = AnalyticConfig::new(&arch, exp.kernel.quadrature_order)
-        .kernels(&data.x_test, m, &data.x_test, m)
-        .nngp;
+    let nngp_test = crate::ntk::analytic_kernels_until(
+        &arch,
+        exp.kernel.quadrature_order,
+        (&data.x_test, m),
+        (&data.x_test, m),
+        &|| false,
+    )
+    .ok_or_else(|| Error::Interrupted("while computing the test NNGP".into()))?
+    .nngp;
     let train = |a: &Mat<f64>| linalg::block(a.as_ref(), 0, n, 0, n);
     let test_train = |a: &Mat<f64>| linalg::block(a.as_ref(), n + n_val, m, 0, n);
     let (ntk_train, ntk_tt) = (train(&init.analytic_ntk), test_train(&init.analytic_ntk));

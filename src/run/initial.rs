@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::dynamics::TwinSpace;
 use crate::linalg;
 use crate::model::{Network, Parametrization};
-use crate::ntk::analytic::{AnalyticConfig, AnalyticKernels};
+use crate::ntk::analytic::AnalyticKernels;
 use crate::ntk::empirical::{
     backprop_signals, empirical_ntk_blocked, ntk_from_signals, signals_and_outputs, trace_of_full,
     BackpropSignals,
@@ -193,8 +193,13 @@ fn analytic_kernels(
             ntk: nan,
         });
     }
-    AnalyticConfig::new(&net.config, exp.kernel.quadrature_order)
-        .kernels_until(x1, n1, x2, n2, stop)
+    crate::ntk::analytic_kernels_until(
+        &net.config,
+        exp.kernel.quadrature_order,
+        (x1, n1),
+        (x2, n2),
+        stop,
+    )
 }
 
 /// Up to [`SENSITIVITY_POINTS`] points spread evenly over the test set (the training set when

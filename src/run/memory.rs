@@ -129,10 +129,50 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
     let signal_rows = if heldout_rows { a } else { n };
     let (w, l) = (m.width as u64, m.depth as u64);
     let r = exp.kernel.form.rows_per_point(k as usize) as u64;
-    let params = mul(&[d, w])
-        .saturating_add(mul(&[l.saturating_sub(1), w, w]))
-        .saturating_add(mul(&[w, k]))
-        .saturating_add(mul(&[l, w]).saturating_add(k));
+    // A conv net's layers: (rows per point, fan-in, fan-out) from the same shapes the network
+    // is built with (sizes are checked; the shapes allocate nothing).
+    let conv: Option<Vec<(u64, u64, u64)>> = match m.architecture {
+        crate::model::Architecture::Mlp => None,
+        crate::model::Architecture::Conv(_) => Some(
+            crate::model::NetworkConfig {
+                input_dim: d as usize,
+                n_outputs: k as usize,
+                model: m.clone(),
+            }
+            .shapes()
+            .iter()
+            .map(|s| {
+                (
+                    s.input.rows_per_image() as u64,
+                    s.n_in as u64,
+                    s.n_out as u64,
+                )
+            })
+            .collect(),
+        ),
+    };
+    let params = match &conv {
+        None => mul(&[d, w])
+            .saturating_add(mul(&[l.saturating_sub(1), w, w]))
+            .saturating_add(mul(&[w, k]))
+            .saturating_add(mul(&[l, w]).saturating_add(k)),
+        Some(layers) => layers.iter().fold(0u64, |a, &(_, i, o)| {
+            a.saturating_add(mul(&[i, o]).saturating_add(o))
+        }),
+    };
+    // Per point: numbers of every layer's presented input, and of its outputs.
+    let (inputs_per_point, outputs_per_point) = match &conv {
+        None => (
+            d.saturating_add(mul(&[l, w])),
+            mul(&[l, w]).saturating_add(k),
+        ),
+        Some(layers) => layers.iter().fold((0u64, 0u64), |(a, b), &(r, i, o)| {
+            (
+                a.saturating_add(mul(&[r, i])),
+                b.saturating_add(mul(&[r, o])),
+            )
+        }),
+    };
     let batch = exp
         .training
         .batch_size
@@ -147,7 +187,15 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         ),
         (
             "autodiff graph of a training batch".into(),
-            mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+            match &conv {
+                None => mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+                Some(_) => mul(&[
+                    batch,
+                    inputs_per_point.saturating_add(mul(&[outputs_per_point, 2])),
+                    b,
+                    4,
+                ]),
+            },
         ),
         (
             "data".into(),
@@ -162,17 +210,24 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         (
             // All points' signals and, while Θ0 is formed, the training rows' copy.
             "backprop signals (f64)".into(),
-            mul(&[
-                signal_rows.saturating_add(n),
-                d.saturating_add(mul(&[l, w])),
-                8,
-            ])
-            .saturating_add(mul(&[
+            mul(&[signal_rows.saturating_add(n), inputs_per_point, 8]).saturating_add(mul(&[
                 k,
                 signal_rows.saturating_add(n),
-                mul(&[l, w]).saturating_add(k),
+                outputs_per_point,
                 8,
             ])),
+        ),
+        (
+            // A convolution's per-point weight gradients of one output, both sides of Θ0.
+            "per-point conv gradients (f64)".into(),
+            conv.as_ref().map_or(0, |layers| {
+                layers
+                    .iter()
+                    .filter(|(r, _, _)| *r > 1)
+                    .map(|&(_, i, o)| mul(&[signal_rows.saturating_add(n), i, o, 8]))
+                    .max()
+                    .unwrap_or(0)
+            }),
         ),
         (
             "empirical Θ0 and the twin's copy".into(),
@@ -264,19 +319,52 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         .saturating_add(kernel_files)
         .saturating_add(figure_bytes + svg_bytes);
     let flops = {
-        let p = params as f64;
+        // multiply-adds of one point's forward pass
+        let p = match &conv {
+            None => params as f64,
+            Some(layers) => layers.iter().map(|&(r, i, o)| (r * i * o) as f64).sum(),
+        };
         // Signals: a forward and K backward passes per point; Gram products: one per output
         // (trace form) or per output pair (full form) and layer.
         let products = match exp.kernel.form {
             crate::ntk::KernelForm::Full => (k * k) as f64,
             crate::ntk::KernelForm::Trace => k as f64,
         };
+        let gram_width = match &conv {
+            None => (l + 1) as f64 * w as f64,
+            // per-point gradients of a convolution are n_in·n_out wide
+            Some(layers) => layers
+                .iter()
+                .map(|&(r, i, o)| {
+                    if r > 1 {
+                        (i * o) as f64
+                    } else {
+                        (i + o) as f64
+                    }
+                })
+                .sum(),
+        };
         let ntk = 2.0 * signal_rows as f64 * p * (1.0 + k as f64)
-            + 2.0 * (l + 1) as f64 * signal_rows as f64 * n as f64 * w as f64 * (1.0 + products);
+            + 2.0 * signal_rows as f64 * n as f64 * gram_width * (1.0 + products);
+        // The analytic CNTK: per pair and convolution, a filter sum per kept position pair
+        // (P of them with a flatten readout, P² with global average pooling) and a moment each.
+        let cntk = match m.architecture {
+            crate::model::Architecture::Conv(c) => {
+                let p = c.image.spatial().positions() as f64;
+                let pairs_of_positions = match c.readout {
+                    crate::model::layers::Readout::Flatten => p,
+                    crate::model::layers::Readout::GlobalAvgPool => p * p,
+                };
+                let per_pair =
+                    l as f64 * pairs_of_positions * (2.0 * (c.filter * c.filter) as f64 + 30.0);
+                a as f64 * n as f64 * per_pair
+            }
+            crate::model::Architecture::Mlp => 0.0,
+        };
         let train = exp.training.steps as f64 * 6.0 * batch as f64 * p;
         let logging = checkpoints as f64 * 2.0 * a as f64 * p;
         let eig = pred as f64 / 24.0 * 10.0 * ((n * r) as f64).sqrt();
-        (ntk + train + logging) * (1 + member_flops) as f64 + eig
+        (ntk + train + logging) * (1 + member_flops) as f64 + eig + cntk
     };
     Footprint {
         peak_bytes: peak,

@@ -76,6 +76,7 @@ pub fn net(d: usize, k: usize, width: usize, depth: usize) -> Net {
         input_dim: d,
         n_outputs: k,
         model: ModelSettings {
+            architecture: ntk_dynamics::model::Architecture::Mlp,
             width,
             depth,
             activation: Activation::Relu,
@@ -211,4 +212,29 @@ seeds = 2
 /// A JSON file, parsed.
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A conv net on `image = [height, width, channels]` images with `k` outputs: `depth`
+/// convolutions of `channels` channels (`filter`, `padding`), a `readout`, test defaults as
+/// [`net`].
+pub fn conv_net(
+    image: [usize; 3],
+    k: usize,
+    channels: usize,
+    depth: usize,
+    (filter, padding, readout): (
+        usize,
+        ntk_dynamics::model::layers::Padding,
+        ntk_dynamics::model::layers::Readout,
+    ),
+) -> Net {
+    let mut n = net(image.iter().product(), k, channels, depth);
+    n.0.model.architecture =
+        ntk_dynamics::model::Architecture::Conv(ntk_dynamics::model::ConvSettings {
+            filter,
+            padding,
+            readout,
+            image: ntk_dynamics::model::ImageShape::from_array(image),
+        });
+    n
 }

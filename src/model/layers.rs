@@ -1,0 +1,271 @@
+//! What kind each layer of the network is. Every layer is linear in its weight matrix,
+//! `z = s_w·A(h)·W + s_b·b`, where `A` presents the previous layer's output `h` to the weights:
+//! - [`LayerInput::Dense`]: `A(h) = h` (`[n, n_in]`);
+//! - [`LayerInput::Patches`]: a stride-1 convolution as a product with the im2col matrix, one row
+//!   per (image, output position) holding the `f × f × C` patch it reads (zeros where it reads
+//!   padding), so `W` is `[f²·C, C_out]` with row `(dy·f + dx)·C + c` and the layer's fan-in is
+//!   `C·f²`, as neural-tangents' `stax.Conv`;
+//! - [`LayerInput::Flatten`], [`LayerInput::AveragePool`]: the readouts after the last
+//!   convolution (neural-tangents' `Flatten`, `GlobalAvgPool`).
+//!
+//! Feature maps travel as `[n·P, C]` tensors: row `i·P + p` is image `i` at position `p`
+//! (row-major over height and width), which is also the NHWC layout of an input row `[n, H·W·C]`.
+//! Because `A` is linear, tangents (`J·t`) and backprop signals pass through it unchanged, and the
+//! weight gradient of one image is `Σ_p A(h)_{p}ᵀ δ_p` (a sum over its rows).
+
+use burn::tensor::{ops::PadMode, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Zero padding of a convolution (stride 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Output as large as the input; `(f − 1)/2` zeros before (rounded down) and the rest after,
+    /// as XLA's `SAME`.
+    Same,
+    /// No padding; the output shrinks by `f − 1` per convolution.
+    Valid,
+}
+
+/// How the last convolution's feature map is read out before the dense output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// Flatten all positions and channels.
+    Flatten,
+    /// Average over positions.
+    GlobalAvgPool,
+}
+
+/// Height and width of a feature map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spatial {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Spatial {
+    /// Number of positions.
+    pub fn positions(self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// An image's shape (NHWC): each data row is the image flattened row-major in `(h, w, c)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Channels.
+    pub channels: usize,
+}
+
+impl ImageShape {
+    /// From `data.image_shape = [height, width, channels]`.
+    pub fn from_array(a: [usize; 3]) -> Self {
+        ImageShape {
+            height: a[0],
+            width: a[1],
+            channels: a[2],
+        }
+    }
+
+    /// `[height, width, channels]`.
+    pub fn to_array(self) -> [usize; 3] {
+        [self.height, self.width, self.channels]
+    }
+
+    /// Features per image, `H·W·C` (None on overflow).
+    pub fn features(self) -> Option<usize> {
+        self.height
+            .checked_mul(self.width)?
+            .checked_mul(self.channels)
+    }
+
+    /// Height and width.
+    pub fn spatial(self) -> Spatial {
+        Spatial {
+            height: self.height,
+            width: self.width,
+        }
+    }
+}
+
+/// The convolutional part of `[model]` with `architecture = "conv"`: `depth` convolutions of
+/// `width` channels (`f × f`, stride 1), each followed by the activation, a readout, and one dense
+/// layer to the outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvSettings {
+    /// Square filter size f.
+    pub filter: usize,
+    /// Zero padding of every convolution.
+    pub padding: Padding,
+    /// Readout before the dense output layer.
+    pub readout: Readout,
+    /// The input image (from `data.image_shape`; serialised with the data, not the model).
+    pub image: ImageShape,
+}
+
+impl ConvSettings {
+    /// Feature-map size after each convolution (the image first), or `None` when a `valid`
+    /// convolution would leave no positions.
+    pub fn spatial_sizes(&self, depth: usize) -> Option<Vec<Spatial>> {
+        let mut s = self.image.spatial();
+        let mut out = vec![s];
+        for _ in 0..depth {
+            s = match self.padding {
+                Padding::Same => s,
+                Padding::Valid => Spatial {
+                    height: (s.height + 1).checked_sub(self.filter).filter(|&h| h > 0)?,
+                    width: (s.width + 1).checked_sub(self.filter).filter(|&w| w > 0)?,
+                },
+            };
+            out.push(s);
+        }
+        Some(out)
+    }
+
+    /// Zeros before the first row (and column) of a padded feature map, and after the last.
+    pub fn pad(&self) -> (usize, usize) {
+        match self.padding {
+            Padding::Same => {
+                let before = (self.filter - 1) / 2;
+                (before, self.filter - 1 - before)
+            }
+            Padding::Valid => (0, 0),
+        }
+    }
+}
+
+/// The network's architecture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Architecture {
+    /// Dense hidden layers.
+    Mlp,
+    /// Convolutional hidden layers.
+    Conv(ConvSettings),
+}
+
+impl Architecture {
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Mlp => "mlp",
+            Architecture::Conv(_) => "conv",
+        }
+    }
+}
+
+/// Serialises into the `[model]` table: nothing for the MLP (the default; configs written before
+/// convolutions existed stay byte-identical), `architecture`, `filter`, `padding` and `readout`
+/// for a conv net.
+impl Serialize for Architecture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Architecture::Mlp => s.serialize_map(Some(0))?.end(),
+            Architecture::Conv(c) => {
+                let mut m = s.serialize_map(Some(4))?;
+                m.serialize_entry("architecture", "conv")?;
+                m.serialize_entry("filter", &c.filter)?;
+                m.serialize_entry("padding", &c.padding)?;
+                m.serialize_entry("readout", &c.readout)?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// The geometry of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input feature-map size.
+    pub input: Spatial,
+    /// Output feature-map size.
+    pub output: Spatial,
+    /// Input channels.
+    pub channels: usize,
+    /// Filter size f.
+    pub filter: usize,
+    /// Zeros before and after each spatial axis.
+    pub pad: (usize, usize),
+}
+
+/// How a layer's weights see the previous layer's output (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerInput {
+    /// `[n, n_in]` as it is.
+    Dense,
+    /// im2col patches of a feature map `[n·P_in, C]` → `[n·P_out, f²·C]`.
+    Patches(ConvGeometry),
+    /// `[n·P, C]` → `[n, P·C]`.
+    Flatten {
+        /// Positions P.
+        positions: usize,
+    },
+    /// `[n·P, C]` → `[n, C]`, the mean over positions.
+    AveragePool {
+        /// Positions P.
+        positions: usize,
+    },
+}
+
+impl LayerInput {
+    /// Rows per image of the layer's presented input and of its output (positions of a
+    /// convolution's output; 1 otherwise).
+    pub fn rows_per_image(&self) -> usize {
+        match self {
+            LayerInput::Patches(g) => g.output.positions(),
+            _ => 1,
+        }
+    }
+
+    /// `A(h)`: the layer's input as its weights see it (plain or autodiff tensors).
+    pub fn present(&self, h: Tensor<2>) -> Tensor<2> {
+        match *self {
+            LayerInput::Dense => h,
+            LayerInput::Flatten { positions } => {
+                let [rows, c] = h.dims();
+                h.reshape([rows / positions, positions * c])
+            }
+            LayerInput::AveragePool { positions } => {
+                let [rows, c] = h.dims();
+                h.reshape([rows / positions, positions, c])
+                    .mean_dim(1)
+                    .reshape([rows / positions, c])
+            }
+            LayerInput::Patches(g) => {
+                let [rows, cols] = h.dims();
+                let c = g.channels;
+                let n = rows * cols / (g.input.positions() * c);
+                let x = h.reshape([n, g.input.height, g.input.width, c]);
+                let (before, after) = g.pad;
+                let x = if before + after > 0 {
+                    x.pad(
+                        [(before, after), (before, after), (0, 0)],
+                        PadMode::Constant(0.0),
+                    )
+                } else {
+                    x
+                };
+                let (ho, wo, f) = (g.output.height, g.output.width, g.filter);
+                let taps: Vec<Tensor<4>> = (0..f * f)
+                    .map(|t| {
+                        let (dy, dx) = (t / f, t % f);
+                        x.clone().slice([0..n, dy..dy + ho, dx..dx + wo, 0..c])
+                    })
+                    .collect();
+                let patches = if taps.len() == 1 {
+                    taps.into_iter().next().expect("one tap")
+                } else {
+                    Tensor::cat(taps, 3)
+                };
+                patches.reshape([n * ho * wo, f * f * c])
+            }
+        }
+    }
+}
