@@ -51,6 +51,29 @@ fn shipped_config_parses_and_resolved_config_round_trips() {
 }
 
 #[test]
+fn conv_config_resolves_and_round_trips() {
+    let text = include_str!("../experiments/digits_cnn.toml");
+    let exp = config::parse_str(text, None).unwrap();
+    let resolved = exp.resolved_toml();
+    for line in [
+        "architecture = \"conv\"",
+        "filter = 3",
+        "padding = \"same\"",
+        "readout = \"flatten\"",
+        "image_shape = [8, 8, 1]",
+    ] {
+        assert!(resolved.contains(line), "{line} missing from\n{resolved}");
+    }
+    assert_eq!(config::parse_str(&resolved, None).unwrap(), exp);
+    // An MLP's resolved config names no architecture (configs written before conv nets existed
+    // resolve to the same text).
+    assert!(!config::parse_str(VALID, None)
+        .unwrap()
+        .resolved_toml()
+        .contains("architecture"));
+}
+
+#[test]
 fn loader_never_panics_on_random_or_mutated_input() {
     let mut rng = StdRng::seed_from_u64(2024);
     let alphabet: Vec<char> = "[]=\"'.,#\n _-0123456789abcdefghijklmnopqrstuvwxyz{}+eE"
@@ -212,6 +235,47 @@ fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
             &["experiment.name", "at most 128"],
         ),
     ];
+    // Conv nets: the image comes from the data; conv keys only with architecture = "conv".
+    let digits = "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nimage_shape = [8, 8, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\n";
+    let conv_cases: Vec<(String, &[&str])> = vec![
+        (
+            base.replace("[model]", "[model]\narchitecture = \"conv\""),
+            &[
+                "data.image_shape",
+                "required",
+                "model.architecture = \"conv\"",
+            ],
+        ),
+        (
+            base.replace("[model]", "[model]\nfilter = 3"),
+            &["model.filter", "only with model.architecture = \"conv\""],
+        ),
+        (
+            base.replace("[model]", "[model]\narchitecture = \"resnet\""),
+            &["model.architecture", "resnet", "mlp", "conv"],
+        ),
+        (
+            format!("{digits}filter = 9\n"),
+            &["model.filter", "9", "[1, 8]"],
+        ),
+        (
+            format!("{digits}padding = \"valid\"\ndepth = 4\n"),
+            &["model.depth", "at most 3", "8×8"],
+        ),
+        (
+            format!("{digits}parametrization = \"mup\"\n"),
+            &["model.parametrization", "mup", "conv"],
+        ),
+        (
+            format!("{digits}readout = \"max\"\n"),
+            &["model.readout", "max", "flatten", "global_avg_pool"],
+        ),
+        (
+            digits.replace("[8, 8, 1]", "[8, 0, 1]"),
+            &["data.image_shape", "[8, 0, 1]", "at least 1"],
+        ),
+    ];
+    let cases: Vec<(String, &[&str])> = cases.into_iter().chain(conv_cases).collect();
     for (i, (text, needles)) in cases.iter().enumerate() {
         let file = format!("bad{i}.toml");
         let err = config::parse_str(text, Some(Path::new(&file)))

@@ -314,3 +314,26 @@ fn empirical_conv_ntk_approaches_the_analytic_cntk_as_channels_grow() {
     );
     assert!(errs[2] < 0.15, "{errs:?}");
 }
+
+#[test]
+fn an_image_shape_that_does_not_match_the_feature_columns_is_refused_naming_both() {
+    let dir = std::env::temp_dir().join(format!("conv-shape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = common::write(
+        &dir,
+        "bad.toml",
+        &format!(
+            "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"{}/experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nimage_shape = [8, 8, 2]\n[model]\narchitecture = \"conv\"\nwidth = 4\n[outputs]\ndir = \"{}\"\n",
+            env!("CARGO_MANIFEST_DIR"),
+            dir.join("results").display()
+        ),
+    );
+    let o = common::run_into(&cfg, &dir.join("run"));
+    let err = common::stderr(&o);
+    assert!(!o.status.success());
+    for needle in ["data.image_shape", "[8, 8, 2]", "64 feature columns", "128"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!dir.join("run").exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+}

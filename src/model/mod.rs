@@ -219,6 +219,42 @@ impl NetworkConfig {
             .collect()
     }
 
+    /// The network in words, e.g. `conv net: 2 × [Conv(64 channels, 3×3, stride 1, same
+    /// padding), relu] → flatten → dense(10) on 8×8×1 images; ntk parametrization`.
+    pub fn describe(&self) -> String {
+        let m = &self.model;
+        let act = m.activation.name();
+        let body = match m.architecture {
+            Architecture::Mlp => format!(
+                "MLP: {} × [dense({}), {act}] → dense({}) on {} inputs",
+                m.depth, m.width, self.n_outputs, self.input_dim
+            ),
+            Architecture::Conv(c) => format!(
+                "conv net: {} × [Conv({} channels, {f}×{f}, stride 1, {} padding), {act}] → {} → dense({}) on {}×{}×{} images",
+                m.depth,
+                m.width,
+                match c.padding {
+                    layers::Padding::Same => "same",
+                    layers::Padding::Valid => "valid",
+                },
+                match c.readout {
+                    layers::Readout::Flatten => "flatten",
+                    layers::Readout::GlobalAvgPool => "global average pool",
+                },
+                self.n_outputs,
+                c.image.height,
+                c.image.width,
+                c.image.channels,
+                f = c.filter,
+            ),
+        };
+        format!(
+            "{body}; {} parametrization{}",
+            m.parametrization.name(),
+            if m.bias { "" } else { ", no biases" }
+        )
+    }
+
     /// Number of trainable parameters P.
     pub fn n_params(&self) -> usize {
         self.shapes()

@@ -304,7 +304,10 @@ pub struct RunRecord {
     pub pairs: Vec<Pair>,
     /// Checkpoints.
     pub checkpoints: Vec<Checkpoint>,
-    /// Number of dense layers.
+    /// The network in words ([`crate::model::NetworkConfig::describe`]; not serialised).
+    #[serde(skip)]
+    pub network: String,
+    /// Number of layers with parameters.
     pub n_layers: usize,
     /// Trainable parameters.
     pub n_params: usize,

@@ -181,7 +181,12 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
 /// The final-figures section of the report (also the binary's end-of-run summary): losses per
 /// track, divergences, kernel drift, classification and the kernel tracks at t = ∞.
 pub fn final_figures_md(r: &RunRecord) -> String {
-    let mut s = format!("learning rate η = {:.6}, critical rate η_c = 2(1+μ)·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
+    let mut s = if r.network.is_empty() {
+        String::new()
+    } else {
+        format!("Network: {}.\n\n", r.network)
+    };
+    s += &format!("learning rate η = {:.6}, critical rate η_c = 2(1+μ)·N·K/λ_max(Θ0) = {:.6}; {} parameters; ‖Θ0 − Θ∞‖/‖Θ∞‖ = {:.4}.\n\n", r.learning_rate, r.critical_learning_rate, r.n_params, r.init_ntk_vs_analytic);
     s += "| track | train loss | test loss | diverged at |\n|---|---|---|---|\n";
     let cell = |v: Option<f64>| v.map(tables::fmt_f64).unwrap_or_else(|| "–".into());
     if let Some(c) = r.last() {

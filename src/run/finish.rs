@@ -89,6 +89,7 @@ impl Lockstep<'_> {
             status,
             n_layers: net.shapes.len(),
             n_params: net.config.n_params(),
+            network: net.config.describe(),
             input_dim: data.input_dim,
             n_outputs: k,
             feature_names: data.feature_names.clone(),
