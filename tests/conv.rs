@@ -337,3 +337,67 @@ fn an_image_shape_that_does_not_match_the_feature_columns_is_refused_naming_both
     assert!(!dir.join("run").exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A small conv-net config on the first digits (flags appended to `[training]`, extra sections).
+fn tiny_digits(dir: &std::path::Path, training: &str, extra: &str) -> std::path::PathBuf {
+    common::write(
+        dir,
+        "conv.toml",
+        &format!(
+            "[experiment]\nname = \"conv\"\n[data]\nkind = \"csv\"\npath = \"{}/experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\nn_train = 24\nn_test = 16\nimage_shape = [8, 8, 1]\n[model]\narchitecture = \"conv\"\nwidth = 6\ndepth = 2\npadding = \"valid\"\nreadout = \"global_avg_pool\"\nprecision = \"f64\"\n[training]\nlr_scale = 0.5\nsteps = 20\n{training}\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nform = \"full\"\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 10\n{extra}\n[outputs]\ndir = \"{}\"\n",
+            env!("CARGO_MANIFEST_DIR"),
+            dir.join("results").display()
+        ),
+    )
+}
+
+fn column(dir: &std::path::Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let c = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("{name}"));
+    lines
+        .map(|l| l.split(',').nth(c).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_conv_run_and_a_conv_ensemble_run_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("conv-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The function-space twin with the full Θ0 is the exact linearization and, under
+    // full-batch gradient descent, the same model as the empirical kernel track.
+    let cfg = tiny_digits(&dir, "twin = \"function\"", "");
+    let run = dir.join("run");
+    let o = common::run_into(&cfg, &run);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (twin, kernel) = (
+        column(&run, "linearized_test_loss"),
+        column(&run, "kernel_empirical_test_loss"),
+    );
+    for (a, b) in twin.iter().zip(&kernel) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{a} vs {b}");
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("conv net: 2 × [Conv(6 channels, 3×3, stride 1, valid padding), relu] → global average pool → dense(10) on 8×8×1 images"), "{report}");
+    // The parameter-space twin agrees with the function-space one (both exact, f64).
+    let cfg = tiny_digits(&dir, "twin = \"parameter\"", "");
+    let run_p = dir.join("run_p");
+    let o = common::run_into(&cfg, &run_p);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    for (a, b) in column(&run_p, "linearized_test_loss").iter().zip(&twin) {
+        assert!((a - b).abs() <= 1e-7 * b.abs(), "{a} vs {b}");
+    }
+    // An ensemble of conv nets against the CNTK Gaussian process.
+    let cfg = tiny_digits(&dir, "", "[ensemble]\nmembers = 3\nparallel = 1");
+    let run_e = dir.join("run_e");
+    let o = common::run_into(&cfg, &run_e);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(run_e.join("ensemble.csv").exists());
+    let report = std::fs::read_to_string(run_e.join("report.md")).unwrap();
+    assert!(report.contains("## Ensemble"), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
