@@ -27,6 +27,43 @@ pub enum Padding {
     Valid,
 }
 
+impl Padding {
+    /// Zeros before the first row (and column) of a feature map and after the last, for an
+    /// `f × f` filter.
+    pub fn zeros(self, filter: usize) -> (usize, usize) {
+        match self {
+            Padding::Same => {
+                let before = (filter - 1) / 2;
+                (before, filter - 1 - before)
+            }
+            Padding::Valid => (0, 0),
+        }
+    }
+
+    /// Feature-map size after each of `depth` convolutions with an `f × f` filter (`image`
+    /// first), or `None` when a `valid` convolution would leave no positions.
+    pub fn spatial_sizes(
+        self,
+        image: Spatial,
+        filter: usize,
+        depth: usize,
+    ) -> Option<Vec<Spatial>> {
+        let mut s = image;
+        let mut out = vec![s];
+        for _ in 0..depth {
+            s = match self {
+                Padding::Same => s,
+                Padding::Valid => Spatial {
+                    height: (s.height + 1).checked_sub(filter).filter(|&h| h > 0)?,
+                    width: (s.width + 1).checked_sub(filter).filter(|&w| w > 0)?,
+                },
+            };
+            out.push(s);
+        }
+        Some(out)
+    }
+}
+
 /// How the last convolution's feature map is read out before the dense output layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,30 +151,8 @@ impl ConvSettings {
     /// Feature-map size after each convolution (the image first), or `None` when a `valid`
     /// convolution would leave no positions.
     pub fn spatial_sizes(&self, depth: usize) -> Option<Vec<Spatial>> {
-        let mut s = self.image.spatial();
-        let mut out = vec![s];
-        for _ in 0..depth {
-            s = match self.padding {
-                Padding::Same => s,
-                Padding::Valid => Spatial {
-                    height: (s.height + 1).checked_sub(self.filter).filter(|&h| h > 0)?,
-                    width: (s.width + 1).checked_sub(self.filter).filter(|&w| w > 0)?,
-                },
-            };
-            out.push(s);
-        }
-        Some(out)
-    }
-
-    /// Zeros before the first row (and column) of a padded feature map, and after the last.
-    pub fn pad(&self) -> (usize, usize) {
-        match self.padding {
-            Padding::Same => {
-                let before = (self.filter - 1) / 2;
-                (before, self.filter - 1 - before)
-            }
-            Padding::Valid => (0, 0),
-        }
+        self.padding
+            .spatial_sizes(self.image.spatial(), self.filter, depth)
     }
 }
 

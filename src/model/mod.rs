@@ -163,7 +163,7 @@ impl NetworkConfig {
                             output: w[1],
                             channels,
                             filter: c.filter,
-                            pad: c.pad(),
+                            pad: c.padding.zeros(c.filter),
                         };
                         (
                             LayerInput::Patches(g),

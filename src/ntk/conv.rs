@@ -66,19 +66,8 @@ impl ConvKernelConfig {
     /// The feature-map size after each convolution, or `None` when a `valid` convolution
     /// would leave no positions.
     pub fn spatial_sizes(&self) -> Option<Vec<Spatial>> {
-        let mut s = self.image;
-        let mut out = vec![s];
-        for _ in 0..self.depth {
-            s = match self.padding {
-                Padding::Same => s,
-                Padding::Valid => Spatial {
-                    height: (s.height + 1).checked_sub(self.filter).filter(|&h| h > 0)?,
-                    width: (s.width + 1).checked_sub(self.filter).filter(|&w| w > 0)?,
-                },
-            };
-            out.push(s);
-        }
-        Some(out)
+        self.padding
+            .spatial_sizes(self.image, self.filter, self.depth)
     }
 
     /// Number of input features of one image, `H·W·C`.
@@ -90,10 +79,7 @@ impl ConvKernelConfig {
         let sizes = self
             .spatial_sizes()
             .expect("a valid convolution leaves positions (checked by the caller)");
-        let start = match self.padding {
-            Padding::Same => -(((self.filter - 1) / 2) as isize),
-            Padding::Valid => 0,
-        };
+        let start = -(self.padding.zeros(self.filter).0 as isize);
         let f = self.filter as isize;
         sizes
             .windows(2)

@@ -293,6 +293,16 @@ pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<Ba
     })
 }
 
+/// Writes the `(k, k')` output block `c` (`n1 × n2`) into a full-form kernel (index
+/// `point·K + output`).
+fn place_output_block(full: &mut Mat<f64>, c: &Mat<f64>, (k, kp): (usize, usize), k_out: usize) {
+    for i in 0..c.nrows() {
+        for j in 0..c.ncols() {
+            full[(i * k_out + k, j * k_out + kp)] = c[(i, j)];
+        }
+    }
+}
+
 /// Rows per point of every layer of `net`.
 fn rows_per_point(net: &Network) -> Vec<usize> {
     net.shapes
@@ -340,11 +350,7 @@ fn conv_layer_kernel(
                     } else {
                         g1.kernel(&grads(s2, kp), cw, cb)
                     };
-                    for i in 0..n1 {
-                        for j in 0..n2 {
-                            full[(i * k_out + k, j * k_out + kp)] = c[(i, j)];
-                        }
-                    }
+                    place_output_block(&mut full, &c, (k, kp), k_out);
                 }
             }
             full
@@ -401,11 +407,7 @@ pub fn ntk_from_signals(
                     for kp in 0..k_out {
                         let gd = linalg::gram(s1.deltas[k][l].as_ref(), s2.deltas[kp][l].as_ref());
                         let c = combine(&gd);
-                        for i in 0..n1 {
-                            for j in 0..n2 {
-                                full[(i * k_out + k, j * k_out + kp)] = c[(i, j)];
-                            }
-                        }
+                        place_output_block(&mut full, &c, (k, kp), k_out);
                     }
                 }
                 full

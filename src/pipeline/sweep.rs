@@ -59,17 +59,22 @@ impl Shard {
 /// The config copy every process of a sweep reads.
 pub const PLAN_FILE: &str = "sweep.toml";
 
+/// The swept keys of a point and their values as text.
+fn point_values(point: &SweepPoint) -> Vec<(String, String)> {
+    point
+        .values
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect()
+}
+
 fn row_of(
     point: &SweepPoint,
     result: crate::Result<(crate::record::RunRecord, std::path::PathBuf)>,
     sweep_dir: &Path,
     wall_s: f64,
 ) -> SweepRow {
-    let values = point
-        .values
-        .iter()
-        .map(|(k, v)| (k.clone(), value_text(v)))
-        .collect();
+    let values = point_values(point);
     match result {
         Ok((r, dir)) => {
             let run_dir = dir
@@ -81,25 +86,27 @@ fn row_of(
         }
         // Stopped by a signal before anything was logged: no row, like a run interrupted later
         // (the scheduler's record says why the point is missing).
-        Err(crate::Error::Interrupted(_)) => {
-            let mut r = SweepRow::failed(values, point.seed, "", point.dir_name(), wall_s);
-            r.status = "interrupted".into();
-            r
-        }
+        Err(crate::Error::Interrupted(_)) => SweepRow::unfinished(
+            values,
+            point.seed,
+            "interrupted".into(),
+            point.dir_name(),
+            wall_s,
+        ),
         Err(e) => SweepRow::failed(values, point.seed, &e.to_string(), point.dir_name(), wall_s),
     }
 }
 
 /// The row of a point that has none yet (`missing`, with why when known).
 fn missing_row(point: &SweepPoint, why: &str) -> SweepRow {
-    let values = point
-        .values
-        .iter()
-        .map(|(k, v)| (k.clone(), value_text(v)))
-        .collect();
-    let mut r = SweepRow::failed(values, point.seed, "", point.dir_name(), 0.0);
-    r.status = format!("missing: {why}");
-    r
+    let values = point_values(point);
+    SweepRow::unfinished(
+        values,
+        point.seed,
+        format!("missing: {why}"),
+        point.dir_name(),
+        0.0,
+    )
 }
 
 /// Points of `shard` that still have to run: no row, or a row that did not complete.

@@ -69,10 +69,22 @@ impl SweepRow {
         run_dir: String,
         wall_s: f64,
     ) -> Self {
+        Self::unfinished(values, seed, format!("failed: {error}"), run_dir, wall_s)
+    }
+
+    /// The row of a point without a record, with its `status` (`interrupted`, `missing: …`,
+    /// `failed: …`).
+    pub fn unfinished(
+        values: Vec<(String, String)>,
+        seed: u64,
+        status: String,
+        run_dir: String,
+        wall_s: f64,
+    ) -> Self {
         SweepRow {
             values,
             seed,
-            status: format!("failed: {error}"),
+            status,
             run_dir,
             wall_s,
             phase: None,
