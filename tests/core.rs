@@ -89,6 +89,43 @@ fn structured_equals_naive_in_f64_tightly() {
     }
 }
 
+/// More points than one block row of the symmetric Gram product (128), so that only its lower
+/// triangle is multiplied and the rest is mirrored: both forms equal the naive Jacobian Gram
+/// (f64) and are exactly symmetric.
+#[test]
+fn symmetric_structured_kernel_of_many_points_equals_naive() {
+    use ntk_dynamics::ntk::empirical::trace_of_full;
+    let (n, d) = (200, 3);
+    let x = inputs(n, d, 5);
+    for k in [1, 3] {
+        let net = cfg(
+            d,
+            16,
+            2,
+            k,
+            Activation::Relu,
+            true,
+            Parametrization::Ntk,
+            Precision::F64,
+        )
+        .init(4);
+        let naive = naive_empirical_ntk(&net, &x, n, &x, n).unwrap();
+        for (form, want) in [
+            (KernelForm::Full, naive.clone()),
+            (KernelForm::Trace, trace_of_full(&naive, k)),
+        ] {
+            let got = empirical_ntk(&net, &x, n, None, form).unwrap().total();
+            let e = linalg::rel_frobenius(got.as_ref(), want.as_ref());
+            assert!(e < 1e-12, "K {k} {form:?}: {e}");
+            for i in 0..got.nrows() {
+                for j in 0..i {
+                    assert_eq!(got[(i, j)], got[(j, i)], "K {k} {form:?} ({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn backends_agree_to_f32_tolerance() {
     let (n, d) = (8, 3);
@@ -600,7 +637,10 @@ fn explicit_dense_signals_equal_autodiff_signals() {
                 let (b, fb) = autodiff_signals_and_outputs(&net, &x, n).unwrap();
                 let case = format!("{} bias {bias} K {k} {par:?}", act.name());
                 for (u, v) in fa.iter().zip(&fb) {
-                    assert!((u - v).abs() <= 1e-14 * (1.0 + v.abs()), "{case}: f {u} vs {v}");
+                    assert!(
+                        (u - v).abs() <= 1e-14 * (1.0 + v.abs()),
+                        "{case}: f {u} vs {v}"
+                    );
                 }
                 for l in 0..4 {
                     let e = linalg::rel_frobenius(a.input(l), b.input(l));
