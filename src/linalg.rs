@@ -18,7 +18,11 @@ pub fn mat_from_rows(values: &[f64], nrows: usize, ncols: usize) -> Mat<f64> {
 /// transposed into faer's column-major layout tile by tile (a plain element-by-element copy
 /// strides through memory and was ~8 % of the empirical NTK's time).
 pub fn mat_from_rows_of<T: Copy + Into<f64>>(values: &[T], nrows: usize, ncols: usize) -> Mat<f64> {
-    assert_eq!(values.len(), nrows * ncols, "mat_from_rows_of: wrong length");
+    assert_eq!(
+        values.len(),
+        nrows * ncols,
+        "mat_from_rows_of: wrong length"
+    );
     const TILE: usize = 64;
     let mut m = Mat::<f64>::zeros(nrows, ncols);
     for i0 in (0..nrows).step_by(TILE) {
@@ -40,7 +44,11 @@ pub fn mat_t_from_rows_of<T: Copy + Into<f64>>(
     nrows: usize,
     ncols: usize,
 ) -> Mat<f64> {
-    assert_eq!(values.len(), nrows * ncols, "mat_t_from_rows_of: wrong length");
+    assert_eq!(
+        values.len(),
+        nrows * ncols,
+        "mat_t_from_rows_of: wrong length"
+    );
     Mat::from_fn(ncols, nrows, |j, i| values[i * ncols + j].into())
 }
 

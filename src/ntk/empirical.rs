@@ -197,7 +197,12 @@ fn to_mat_t(t: Tensor<2>) -> Result<Mat<f64>> {
 /// `Bᵀ` in f64 for each of the `blocks` equal row blocks `B` of `t`, widened straight from the
 /// tensor's own precision (no intermediate f64 vector, no transposition).
 fn to_mats_t(t: Tensor<2>, blocks: usize) -> Result<Vec<Mat<f64>>> {
-    fn split<T: Copy + Into<f64>>(v: &[T], rows: usize, cols: usize, blocks: usize) -> Vec<Mat<f64>> {
+    fn split<T: Copy + Into<f64>>(
+        v: &[T],
+        rows: usize,
+        cols: usize,
+        blocks: usize,
+    ) -> Vec<Mat<f64>> {
         (0..blocks)
             .map(|b| {
                 let block = &v[b * rows * cols..(b + 1) * rows * cols];
@@ -456,12 +461,7 @@ pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<Ba
         })
         .collect::<Result<_>>()?;
     let deltas = (0..k_out)
-        .map(|k| {
-            all.iter()
-                .zip(&rpp)
-                .map(|(m, &r)| pick(m, k, r))
-                .collect()
-        })
+        .map(|k| all.iter().zip(&rpp).map(|(m, &r)| pick(m, k, r)).collect())
         .collect();
     Ok(BackpropSignals {
         inputs_t: inputs,
@@ -499,8 +499,7 @@ fn conv_layer_kernel(
     let k_out = s1.n_outputs();
     let r = s1.rows_per_point[l];
     let same = std::ptr::eq(s1, s2);
-    let grads =
-        |s: &BackpropSignals, k: usize| PointGradients::new(s.input(l), s.delta(k, l), r);
+    let grads = |s: &BackpropSignals, k: usize| PointGradients::new(s.input(l), s.delta(k, l), r);
     let (n1, n2) = (s1.n_points(), s2.n_points());
     match form {
         KernelForm::Trace => {
@@ -610,11 +609,20 @@ pub fn ntk_from_signals(
                 for k in 0..k_out {
                     for kp in 0..k_out {
                         if same && k == kp {
-                            linalg::gram_lower_into(gd.as_mut(), s1.delta(k, l), faer::Accum::Replace);
+                            linalg::gram_lower_into(
+                                gd.as_mut(),
+                                s1.delta(k, l),
+                                faer::Accum::Replace,
+                            );
                             combine(&gh, &mut gd);
                             linalg::mirror_lower(&mut gd);
                         } else {
-                            linalg::gram_into(gd.as_mut(), s1.delta(k, l), s2.delta(kp, l), faer::Accum::Replace);
+                            linalg::gram_into(
+                                gd.as_mut(),
+                                s1.delta(k, l),
+                                s2.delta(kp, l),
+                                faer::Accum::Replace,
+                            );
                             combine(&gh, &mut gd);
                         }
                         place_output_block(&mut full, &gd, (k, kp), k_out);
