@@ -89,6 +89,43 @@ fn structured_equals_naive_in_f64_tightly() {
     }
 }
 
+/// More points than one block row of the symmetric Gram product (128), so that only its lower
+/// triangle is multiplied and the rest is mirrored: both forms equal the naive Jacobian Gram
+/// (f64) and are exactly symmetric.
+#[test]
+fn symmetric_structured_kernel_of_many_points_equals_naive() {
+    use ntk_dynamics::ntk::empirical::trace_of_full;
+    let (n, d) = (200, 3);
+    let x = inputs(n, d, 5);
+    for k in [1, 3] {
+        let net = cfg(
+            d,
+            16,
+            2,
+            k,
+            Activation::Relu,
+            true,
+            Parametrization::Ntk,
+            Precision::F64,
+        )
+        .init(4);
+        let naive = naive_empirical_ntk(&net, &x, n, &x, n).unwrap();
+        for (form, want) in [
+            (KernelForm::Full, naive.clone()),
+            (KernelForm::Trace, trace_of_full(&naive, k)),
+        ] {
+            let got = empirical_ntk(&net, &x, n, None, form).unwrap().total();
+            let e = linalg::rel_frobenius(got.as_ref(), want.as_ref());
+            assert!(e < 1e-12, "K {k} {form:?}: {e}");
+            for i in 0..got.nrows() {
+                for j in 0..i {
+                    assert_eq!(got[(i, j)], got[(j, i)], "K {k} {form:?} ({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn backends_agree_to_f32_tolerance() {
     let (n, d) = (8, 3);
@@ -577,33 +614,43 @@ fn blocked_empirical_ntk_equals_unblocked() {
     }
 }
 
-/// One backward pass for all outputs (points repeated K times) gives the same signals as one
-/// backward pass per output (f64 network, K = 4).
+/// The explicit backward recursion of dense networks (all K outputs stacked in one pass) gives
+/// the signals and outputs that autodiff gives (a zero probe leaf per layer, one backward pass
+/// per output), for every activation and parametrization, with and without bias, K = 1 and 4
+/// (f64 networks).
 #[test]
-fn batched_signals_equal_per_output_signals() {
-    use ntk_dynamics::ntk::empirical::{backprop_signals, backprop_signals_batched};
-    let (n, d, k) = (3, 5, 4);
-    let c = cfg(
-        d,
-        16,
-        2,
-        k,
-        Activation::Tanh,
-        true,
-        Parametrization::Ntk,
-        Precision::F64,
-    );
-    let net = c.init(2);
-    let x = inputs(n, d, 9);
-    let (a, b) = (
-        backprop_signals(&net, &x, n).unwrap(),
-        backprop_signals_batched(&net, &x, n).unwrap(),
-    );
-    for l in 0..3 {
-        assert!(linalg::rel_frobenius(a.inputs[l].as_ref(), b.inputs[l].as_ref()) < 1e-14);
-        for o in 0..k {
-            let e = linalg::rel_frobenius(a.deltas[o][l].as_ref(), b.deltas[o][l].as_ref());
-            assert!(e < 1e-13, "layer {l} output {o}: {e}");
+fn explicit_dense_signals_equal_autodiff_signals() {
+    use ntk_dynamics::ntk::empirical::{autodiff_signals_and_outputs, signals_and_outputs};
+    let (n, d) = (3, 5);
+    for act in Activation::all() {
+        for bias in [true, false] {
+            for (k, par) in [
+                (1, Parametrization::Ntk),
+                (4, Parametrization::Ntk),
+                (1, Parametrization::Standard),
+                (4, Parametrization::Mup),
+            ] {
+                let c = cfg(d, 16, 3, k, act, bias, par, Precision::F64);
+                let net = c.init(2);
+                let x = inputs(n, d, 9);
+                let (a, fa) = signals_and_outputs(&net, &x, n).unwrap();
+                let (b, fb) = autodiff_signals_and_outputs(&net, &x, n).unwrap();
+                let case = format!("{} bias {bias} K {k} {par:?}", act.name());
+                for (u, v) in fa.iter().zip(&fb) {
+                    assert!(
+                        (u - v).abs() <= 1e-14 * (1.0 + v.abs()),
+                        "{case}: f {u} vs {v}"
+                    );
+                }
+                for l in 0..4 {
+                    let e = linalg::rel_frobenius(a.input(l), b.input(l));
+                    assert!(e < 1e-14, "{case} layer {l} input: {e}");
+                    for o in 0..k {
+                        let e = linalg::rel_frobenius(a.delta(o, l), b.delta(o, l));
+                        assert!(e < 1e-13, "{case} layer {l} output {o}: {e}");
+                    }
+                }
+            }
         }
     }
 }

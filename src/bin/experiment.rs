@@ -489,13 +489,15 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     if let Some((then, now)) = &out.fingerprints {
         println!(
-            "reproduction on a different machine fingerprint (recorded: {}, {} threads, {}; here: {}, {} threads, {}): numerical comparison (accuracies and agreements, argmax counts that flip on near-tied outputs, are shown but not judged)",
+            "reproduction on a different machine or build fingerprint (recorded: {}, {} threads, {}, numerics {}; here: {}, {} threads, {}, numerics {}): numerical comparison (accuracies and agreements, argmax counts that flip on near-tied outputs, are shown but not judged)",
             then.cpu,
             then.threads,
             then.isa.join(" "),
+            then.numerics,
             now.cpu,
             now.threads,
-            now.isa.join(" ")
+            now.isa.join(" "),
+            now.numerics
         );
     } else {
         println!("reproduction on the same machine fingerprint: bitwise comparison");

@@ -94,7 +94,11 @@ impl Activation {
             z.zeros_like().add_scalar(below).mask_fill(positive, above)
         };
         match self {
-            Activation::Relu => step(z, 0.0, 1.0),
+            // 1[z > 0] as a number (one pass; building it by mask_fill was ~7 % of the NTK).
+            Activation::Relu => {
+                let dtype = z.dtype();
+                z.greater_elem(0.0).float().cast(dtype)
+            }
             Activation::LeakyRelu { alpha } => step(z, alpha, 1.0),
             Activation::Abs => step(z, -1.0, 1.0),
             Activation::Erf => z

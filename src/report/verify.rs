@@ -31,6 +31,35 @@ pub struct Fingerprint {
     pub precision: String,
     /// Threads available.
     pub threads: usize,
+    /// The numerics of this build: the revision of the order of operations
+    /// ([`NUMERICS_REVISION`]) and the SIMD level the f32/f64 GEMM kernels dispatch to. Runs
+    /// recorded before the field existed read as revision 1 (AVX2 GEMM kernels).
+    #[serde(default = "numerics_revision_1")]
+    pub numerics: String,
+}
+
+/// Bumped whenever the order of floating-point operations changes (so a reproduction with a
+/// newer build is compared numerically, not bitwise). 2: AVX-512 GEMM kernels where the CPU has
+/// them; the empirical NTK's signals of dense networks by the explicit backward recursion.
+pub const NUMERICS_REVISION: u32 = 2;
+
+fn numerics_revision_1() -> String {
+    "rev 1, gemm avx2".into()
+}
+
+/// The SIMD level of the GEMM kernels on this CPU (burn and faer use the `gemm` crate with its
+/// `x86-v4` feature: AVX-512 where detected at run time, else AVX2+FMA).
+fn gemm_simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "avx2";
+        }
+    }
+    "portable"
 }
 
 /// Instruction-set flags that change which SIMD kernels the numerics run.
@@ -71,6 +100,7 @@ impl Fingerprint {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            numerics: format!("rev {NUMERICS_REVISION}, gemm {}", gemm_simd_level()),
         }
     }
 }

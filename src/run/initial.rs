@@ -165,10 +165,22 @@ fn empirical_theta0(
             (s_train, theta0, net.predict(&x_all, n_all)?)
         }
         None => {
-            // The signals' forward pass gives the initial outputs too.
+            // The signals' forward pass gives the initial outputs too. The training block is
+            // symmetric (computed on its lower triangle), the held-out rows against it.
             let (s_all, f0) = signals_and_outputs(net, &x_all, n_all)?;
-            let s_train = s_all.head(n_train);
-            let theta0 = ntk_from_signals(net, &s_all, &s_train, form).total();
+            let (s_train, s_heldout) = s_all.split_at(n_train);
+            let train = ntk_from_signals(net, &s_train, &s_train, form).total();
+            let heldout = ntk_from_signals(net, &s_heldout, &s_train, form).total();
+            drop(s_heldout);
+            let mut theta0 = Mat::zeros(train.nrows() + heldout.nrows(), train.ncols());
+            theta0
+                .as_mut()
+                .submatrix_mut(0, 0, train.nrows(), train.ncols())
+                .copy_from(train.as_ref());
+            theta0
+                .as_mut()
+                .submatrix_mut(train.nrows(), 0, heldout.nrows(), heldout.ncols())
+                .copy_from(heldout.as_ref());
             (s_train, theta0, f0)
         }
     })
