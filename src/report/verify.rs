@@ -39,20 +39,21 @@ pub struct Fingerprint {
 }
 
 /// Bumped whenever the order of floating-point operations changes (so a reproduction with a
-/// newer build is compared numerically, not bitwise). 2: AVX-512 GEMM kernels where the CPU has
-/// them; the empirical NTK's signals of dense networks by the explicit backward recursion.
+/// newer build is compared numerically, not bitwise). 2: the empirical NTK's signals of dense
+/// networks by the explicit backward recursion, symmetric Gram products by block rows (and, with
+/// the `avx512` feature, AVX-512 GEMM kernels where the CPU has them).
 pub const NUMERICS_REVISION: u32 = 2;
 
 fn numerics_revision_1() -> String {
     "rev 1, gemm avx2".into()
 }
 
-/// The SIMD level of the GEMM kernels on this CPU (burn and faer use the `gemm` crate with its
-/// `x86-v4` feature: AVX-512 where detected at run time, else AVX2+FMA).
+/// The SIMD level of the GEMM kernels on this CPU (burn and faer use the `gemm` crate: AVX2+FMA
+/// by default; built with the `avx512` feature, AVX-512 where detected at run time).
 fn gemm_simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
             return "avx512f";
         }
         if std::arch::is_x86_feature_detected!("fma") {
