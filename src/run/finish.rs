@@ -68,6 +68,13 @@ impl Lockstep<'_> {
             KernelForm::Trace => theta_final.clone(),
         };
         let analytic_train = linalg::block(init.analytic_ntk.as_ref(), 0, n_train, 0, n_train);
+        let spectrum_init = descending_eigenvalues(&init.theta0_trace_train)?;
+        // Untrained, the final kernel is Θ0's block itself: its spectrum is the initial one.
+        let spectrum_final = if trained {
+            descending_eigenvalues(&theta_final_trace)?
+        } else {
+            spectrum_init.clone()
+        };
         let kernels = if exp.outputs.save_kernels {
             self.kernel_matrices(&analytic_train, theta_final)
         } else {
@@ -108,8 +115,8 @@ impl Lockstep<'_> {
                 init.theta0_trace_train.as_ref(),
                 analytic_train.as_ref(),
             ),
-            spectrum_init: descending_eigenvalues(&init.theta0_trace_train)?,
-            spectrum_final: descending_eigenvalues(&theta_final_trace)?,
+            spectrum_init,
+            spectrum_final,
             spectrum_analytic: descending_eigenvalues(&analytic_train)?,
             probe_ntk_init: linalg::mat_to_rows(init.theta0_probe.as_ref()),
             probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
