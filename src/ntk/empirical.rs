@@ -4,8 +4,12 @@
 //! an output w.r.t. `W` is the outer product of the layer input `h` and the backprop signal
 //! `Δ = ∂f/∂z`, so
 //! `Θ = Σ_l s_w²·(H1 H2ᵀ) ⊙ (Δ1 Δ2ᵀ) + s_b²·(Δ1 Δ2ᵀ)`.
-//! One forward pass gives every `H`; one backward pass per output unit, with a zero "probe"
-//! leaf added to each pre-activation, gives every `Δ` for a whole batch of independent samples.
+//! One forward pass gives every `H`. For dense networks the explicit backward recursion
+//! `Δ_l = (Δ_{l+1}·s_w·W_{l+1}ᵀ) ⊙ φ′(z_l)`, all K outputs stacked, gives every `Δ` with one GEMM
+//! per layer; for conv nets one autodiff backward pass per output unit, with a zero "probe" leaf
+//! added to each pre-activation, gives them for a whole batch of independent samples.
+//! Where both sides are the same points the Gram products are taken on the lower triangle by
+//! block rows and mirrored once per term.
 //! A convolution is a dense layer on its im2col rows (one per image and output position,
 //! [`crate::model::LayerInput`]); its weight gradient for image i is the sum over positions
 //! `G_i = Σ_p A_{i,p}ᵀ Δ_{i,p}` (one small GEMM per image) and its kernel term is
