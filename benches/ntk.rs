@@ -68,7 +68,9 @@ fn net(backend: Backend, width: usize) -> NetworkConfig {
 }
 
 /// FLOPs of the structured empirical NTK: forward, one backward (signals only) per output, and the
-/// per-layer Gram products.
+/// per-layer Gram products of one point set with itself, counted on their N(N+1)/2 distinct
+/// entries (the engine computes the lower triangle by block rows; a count of full N×N products
+/// would credit it with work it skips). The Gram products run in f64, the rest in f32.
 fn ntk_flops(c: &NetworkConfig, n: usize) -> f64 {
     let (n, d, w, k) = (
         n as f64,
@@ -82,7 +84,7 @@ fn ntk_flops(c: &NetworkConfig, n: usize) -> f64 {
     let gram: f64 = c
         .shapes()
         .iter()
-        .map(|s| 2.0 * n * n * (s.n_in as f64 + k * s.n_out as f64))
+        .map(|s| n * (n + 1.0) * (s.n_in as f64 + k * s.n_out as f64))
         .sum();
     fwd + bwd + gram
 }
