@@ -9,20 +9,10 @@ pub fn par() -> Par {
     Par::rayon(0)
 }
 
-/// A matrix from row-major values.
+/// A matrix from row-major values, transposed into faer's column-major layout tile by tile (a
+/// plain element-by-element copy strides through memory).
 pub fn mat_from_rows(values: &[f64], nrows: usize, ncols: usize) -> Mat<f64> {
-    mat_from_rows_of(values, nrows, ncols)
-}
-
-/// A matrix from row-major values of any precision that widens to f64 (f32 network numbers),
-/// transposed into faer's column-major layout tile by tile (a plain element-by-element copy
-/// strides through memory and was ~8 % of the empirical NTK's time).
-pub fn mat_from_rows_of<T: Copy + Into<f64>>(values: &[T], nrows: usize, ncols: usize) -> Mat<f64> {
-    assert_eq!(
-        values.len(),
-        nrows * ncols,
-        "mat_from_rows_of: wrong length"
-    );
+    assert_eq!(values.len(), nrows * ncols, "mat_from_rows: wrong length");
     const TILE: usize = 64;
     let mut m = Mat::<f64>::zeros(nrows, ncols);
     for i0 in (0..nrows).step_by(TILE) {
@@ -30,7 +20,7 @@ pub fn mat_from_rows_of<T: Copy + Into<f64>>(values: &[T], nrows: usize, ncols: 
         for j in 0..ncols {
             let col = &mut m.col_as_slice_mut(j)[i0..i1];
             for (c, i) in col.iter_mut().zip(i0..i1) {
-                *c = values[i * ncols + j].into();
+                *c = values[i * ncols + j];
             }
         }
     }
@@ -75,18 +65,10 @@ pub fn gram_into(out: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>, a
     faer::linalg::matmul::matmul(out, accum, a, b.transpose(), 1.0, par());
 }
 
-/// The lower triangle (with the diagonal) of `a · aᵀ`, by block rows: block row `I` is one
-/// product with the rows `0..end(I)` of `a` (about half the products of [`gram`], in large
-/// GEMMs). Entries above the diagonal are unspecified (zero or the product); complete the matrix
-/// with [`mirror_lower`].
-pub fn gram_lower(a: MatRef<'_, f64>) -> Mat<f64> {
-    let n = a.nrows();
-    let mut out = Mat::zeros(n, n);
-    gram_lower_into(out.as_mut(), a, Accum::Replace);
-    out
-}
-
-/// [`gram_lower`] into `out` (`n × n`), replacing or adding to its lower triangle.
+/// The lower triangle (with the diagonal) of `a · aᵀ` into `out` (`n × n`), replacing or adding,
+/// by block rows: block row `I` is one product with the rows `0..end(I)` of `a` (about half the
+/// products of [`gram`], in large GEMMs). Entries above the diagonal are unspecified (zero or the
+/// product); complete the matrix with [`mirror_lower`].
 pub fn gram_lower_into(mut out: MatMut<'_, f64>, a: MatRef<'_, f64>, accum: Accum) {
     let n = a.nrows();
     let block = n.div_ceil(8).max(128);
@@ -121,9 +103,10 @@ pub fn mirror_lower(m: &mut Mat<f64>) {
     }
 }
 
-/// `a · aᵀ` from [`gram_lower`] and [`mirror_lower`]: exactly symmetric.
+/// `a · aᵀ` from [`gram_lower_into`] and [`mirror_lower`]: exactly symmetric.
 pub fn gram_sym(a: MatRef<'_, f64>) -> Mat<f64> {
-    let mut out = gram_lower(a);
+    let mut out = Mat::zeros(a.nrows(), a.nrows());
+    gram_lower_into(out.as_mut(), a, Accum::Replace);
     mirror_lower(&mut out);
     out
 }
@@ -238,6 +221,23 @@ pub fn sym_eigenvalues(m: MatRef<'_, f64>) -> Result<Vec<f64>> {
 /// Sub-block `[r0..r0+nr, c0..c0+nc]` as an owned matrix.
 pub fn block(m: MatRef<'_, f64>, r0: usize, nr: usize, c0: usize, nc: usize) -> Mat<f64> {
     m.submatrix(r0, c0, nr, nc).to_owned()
+}
+
+/// `top` over `bottom` (same number of columns).
+pub fn stack_rows(top: MatRef<'_, f64>, bottom: MatRef<'_, f64>) -> Mat<f64> {
+    assert_eq!(
+        top.ncols(),
+        bottom.ncols(),
+        "stack_rows: column counts differ"
+    );
+    let mut m = Mat::zeros(top.nrows() + bottom.nrows(), top.ncols());
+    m.as_mut()
+        .submatrix_mut(0, 0, top.nrows(), top.ncols())
+        .copy_from(top);
+    m.as_mut()
+        .submatrix_mut(top.nrows(), 0, bottom.nrows(), bottom.ncols())
+        .copy_from(bottom);
+    m
 }
 
 /// Whether every entry is finite.

@@ -612,6 +612,17 @@ pub fn ntk_from_signals(
                 let mut gd = Mat::zeros(n1, n2);
                 for k in 0..k_out {
                     for kp in 0..k_out {
+                        if same && kp < k {
+                            // Block (k, kp) is block (kp, k) transposed (GH is symmetric), taken
+                            // when k was kp: not multiplied twice, and the kernel exactly symmetric.
+                            for i in 0..n1 {
+                                for j in 0..n2 {
+                                    full[(i * k_out + k, j * k_out + kp)] =
+                                        full[(j * k_out + kp, i * k_out + k)];
+                                }
+                            }
+                            continue;
+                        }
                         if same && k == kp {
                             linalg::gram_lower_into(
                                 gd.as_mut(),

@@ -28,16 +28,9 @@ pub fn analytic_kernels_until(
         Some(c) if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 => {
             let square = c.kernels_until(x2, n2, x2, n2, stop)?;
             let rest = c.kernels_until(&x1[x2.len()..], n1 - n2, x2, n2, stop)?;
-            let stack = |a: &faer::Mat<f64>, b: &faer::Mat<f64>| {
-                faer::Mat::from_fn(
-                    n1,
-                    n2,
-                    |i, j| if i < n2 { a[(i, j)] } else { b[(i - n2, j)] },
-                )
-            };
             Some(AnalyticKernels {
-                nngp: stack(&square.nngp, &rest.nngp),
-                ntk: stack(&square.ntk, &rest.ntk),
+                nngp: crate::linalg::stack_rows(square.nngp.as_ref(), rest.nngp.as_ref()),
+                ntk: crate::linalg::stack_rows(square.ntk.as_ref(), rest.ntk.as_ref()),
             })
         }
         Some(c) => c.kernels_until(x1, n1, x2, n2, stop),

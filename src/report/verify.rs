@@ -40,7 +40,8 @@ pub struct Fingerprint {
 
 /// Bumped whenever the order of floating-point operations changes (so a reproduction with a
 /// newer build is compared numerically, not bitwise). 2: the empirical NTK's signals of dense
-/// networks by the explicit backward recursion, symmetric Gram products by block rows (and, with
+/// networks by the explicit backward recursion, symmetric Gram products by block rows, a full
+/// multi-output kernel's blocks below the output diagonal as transposes (and, with
 /// the `avx512` feature, AVX-512 GEMM kernels where the CPU has them).
 pub const NUMERICS_REVISION: u32 = 2;
 

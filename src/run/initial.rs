@@ -172,15 +172,7 @@ fn empirical_theta0(
             let train = ntk_from_signals(net, &s_train, &s_train, form).total();
             let heldout = ntk_from_signals(net, &s_heldout, &s_train, form).total();
             drop(s_heldout);
-            let mut theta0 = Mat::zeros(train.nrows() + heldout.nrows(), train.ncols());
-            theta0
-                .as_mut()
-                .submatrix_mut(0, 0, train.nrows(), train.ncols())
-                .copy_from(train.as_ref());
-            theta0
-                .as_mut()
-                .submatrix_mut(train.nrows(), 0, heldout.nrows(), heldout.ncols())
-                .copy_from(heldout.as_ref());
+            let theta0 = linalg::stack_rows(train.as_ref(), heldout.as_ref());
             (s_train, theta0, f0)
         }
     })
