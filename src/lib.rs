@@ -25,6 +25,7 @@ pub mod config;
 pub mod data;
 pub mod dynamics;
 pub mod error;
+pub mod krylov;
 pub mod linalg;
 pub mod metrics;
 pub mod model;
@@ -33,5 +34,6 @@ pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use crate::data::{
-    CsvSource, DataConfig, DataSource, OneHot, SineSource, TeacherSource, TextSource,
-    DEFAULT_N_TEST, DEFAULT_N_TRAIN,
+    CsvSource, DataConfig, DataSource, IdxSource, OneHot, PixelScaling, SineSource, TeacherSource,
+    TextSource, DEFAULT_N_TEST, DEFAULT_N_TRAIN,
 };
 use crate::dynamics::kernel::DiagReg;
 use crate::dynamics::Loss;
@@ -182,6 +182,12 @@ impl DataSpec {
                 }
                 (DataSource::Csv(s.check()?), s.n_train, s.n_test)
             }
+            DataSpec::Idx(s) => {
+                if let Some(n) = s.n_train {
+                    at_least("data.n_train", n, 1)?;
+                }
+                (DataSource::Idx(s.check()?), s.n_train, s.n_test)
+            }
         };
         Ok(DataConfig {
             source,
@@ -300,6 +306,63 @@ impl CsvSpec {
                     }
                 })
                 .transpose()?,
+        })
+    }
+}
+
+impl IdxSpec {
+    fn check(&self) -> Result<IdxSource> {
+        let path = |key: &str, v: &Option<PathBuf>| {
+            required(
+                key,
+                v.clone(),
+                "an IDX file path is required for data.kind = \"idx\" (Fashion-MNIST: apt-get install dataset-fashion-mnist, files in /usr/share/datasets/fashion-mnist/)",
+            )
+        };
+        let train_images = path("data.train_images", &self.train_images)?;
+        let v = self.one_hot_values.unwrap_or(def::ONE_HOT_VALUES);
+        if !(v[0].is_finite() && v[1].is_finite() && v[0] != v[1]) {
+            return Err(Error::value(
+                "data.one_hot_values",
+                format!("{v:?}"),
+                "[on, off] with finite, different values",
+            ));
+        }
+        if let Some(names) = &self.class_names {
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted.len() != names.len() || names.iter().any(|n| n.trim().is_empty()) {
+                return Err(Error::value(
+                    "data.class_names",
+                    format!("{names:?}"),
+                    "distinct, non-empty names, one per label 0, 1, …",
+                ));
+            }
+        }
+        // The image shape comes from the file, so that a conv net can be checked now.
+        let image_shape = crate::data::idx::image_shape(&train_images).map_err(|e| {
+            Error::value(
+                "data.train_images",
+                train_images.display(),
+                format!("an IDX image file (MNIST-family: items × rows × columns unsigned bytes, plain or .gz): {e}"),
+            )
+        })?;
+        Ok(IdxSource {
+            train_labels: path("data.train_labels", &self.train_labels)?,
+            test_images: path("data.test_images", &self.test_images)?,
+            test_labels: path("data.test_labels", &self.test_labels)?,
+            train_images,
+            scaling: self.scaling.unwrap_or(PixelScaling::Unit),
+            one_hot_values: v,
+            class_names: self.class_names.clone(),
+            validation_fraction: fraction(
+                "data.validation_fraction",
+                self.validation_fraction.unwrap_or(0.0),
+                "a fraction in [0, 1)",
+                |f| (0.0..1.0).contains(&f),
+            )?,
+            image_shape,
         })
     }
 }

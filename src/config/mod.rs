@@ -206,6 +206,7 @@ impl ConfigSpec {
         let data = self.data.check()?;
         let image = match &data.source {
             DataSource::Csv(c) => c.image_shape,
+            DataSource::Idx(c) => Some(c.image_shape),
             _ => None,
         };
         let model = self.model.check(image)?;

@@ -122,6 +122,8 @@ pub enum DataSpec {
     Teacher(TeacherSpec),
     /// A CSV file.
     Csv(CsvSpec),
+    /// Images and labels in IDX files.
+    Idx(IdxSpec),
     /// Next-character prediction on a text file.
     Text(TextSpec),
 }
@@ -193,6 +195,33 @@ pub struct CsvSpec {
     /// `[height, width, channels]` of the image each row holds (row-major NHWC); needed by
     /// `model.architecture = "conv"`.
     pub image_shape: Option<[usize; 3]>,
+}
+
+/// `[data]` with `kind = "idx"`: images and labels in the IDX files of MNIST, Fashion-MNIST or
+/// KMNIST (plain or gzip-compressed).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdxSpec {
+    /// Training images. Required.
+    pub train_images: Option<PathBuf>,
+    /// Training labels. Required.
+    pub train_labels: Option<PathBuf>,
+    /// Test images. Required.
+    pub test_images: Option<PathBuf>,
+    /// Test labels. Required.
+    pub test_labels: Option<PathBuf>,
+    /// Training images used: a seeded random subset when fewer than the file holds (default all).
+    pub n_train: Option<usize>,
+    /// Test images used (default all).
+    pub n_test: Option<usize>,
+    /// `"unit"` (pixels / 255) or `"standardize"` (then per pixel with training statistics).
+    pub scaling: Option<crate::data::PixelScaling>,
+    /// Values of the true class and of the others.
+    pub one_hot_values: Option<[f64; 2]>,
+    /// Names of the classes 0, 1, ….
+    pub class_names: Option<Vec<String>>,
+    /// Fraction of the training images held out for validation, in [0, 1).
+    pub validation_fraction: Option<f64>,
 }
 
 /// `[data]` with `kind = "text"`.

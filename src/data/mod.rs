@@ -1,8 +1,10 @@
 //! Data sets: the checked `[data]` table ([`DataConfig`]) and the train/test [`Dataset`] built
-//! from it: synthetic ([`synthetic`]: sine, teacher), CSV files ([`csv`]) and text ([`text`]).
+//! from it: synthetic ([`synthetic`]: sine, teacher), CSV files ([`csv`]), IDX image files
+//! ([`idx`]: MNIST, Fashion-MNIST, KMNIST) and text ([`text`]).
 //! All matrices are row-major f64.
 
 pub mod csv;
+pub mod idx;
 pub mod synthetic;
 pub mod text;
 
@@ -11,6 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 pub use self::csv::{CsvSource, OneHot};
+pub use idx::{IdxSource, PixelScaling};
 pub use synthetic::{SineSource, TeacherSource};
 pub use text::{TextInfo, TextSource};
 
@@ -107,6 +110,8 @@ pub enum DataSource {
     Teacher(TeacherSource),
     /// A CSV file.
     Csv(CsvSource),
+    /// Images and labels in IDX files (MNIST, Fashion-MNIST, KMNIST).
+    Idx(IdxSource),
     /// Next-character prediction on a text file.
     Text(TextSource),
 }
@@ -132,7 +137,7 @@ impl DataSource {
             DataSource::Sine(s) => s.noise,
             DataSource::Teacher(s) => s.noise,
             DataSource::Csv(s) => s.noise,
-            DataSource::Text(_) => 0.0,
+            DataSource::Idx(_) | DataSource::Text(_) => 0.0,
         }
     }
 }
@@ -147,6 +152,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
         DataSource::Teacher(src) => synthetic::teacher(src, n_train, n_test, &mut rng),
         DataSource::Text(src) => text::dataset(src, n_train, n_test, &mut rng)?,
         DataSource::Csv(src) => csv::dataset(src, cfg.n_train, cfg.n_test, &mut rng)?,
+        DataSource::Idx(src) => idx::dataset(src, cfg.n_train, cfg.n_test, seed)?,
     };
     let noise = cfg.source.noise();
     if noise > 0.0 {

@@ -155,31 +155,13 @@ impl KernelPredictor {
 
     /// `(train decay factor, test factor)` of one eigenvalue after `steps`.
     fn factors(&self, e: f64, steps: u64) -> (f64, f64) {
-        let a = self.learning_rate / self.n_targets;
-        let s = steps as f64;
-        match self.time {
-            TimeMode::Discrete if self.momentum > 0.0 => {
-                heavy_ball_factors(a, e, self.momentum, steps)
-            }
-            TimeMode::Continuous => {
-                let a = a / (1.0 - self.momentum);
-                let x = -a * s * e;
-                let test = if e > 0.0 { x.exp_m1() / e } else { -a * s };
-                (x.exp(), test)
-            }
-            TimeMode::Discrete => {
-                let x = -a * e;
-                if e == 0.0 {
-                    (1.0, -a * s)
-                } else if x.abs() < 0.5 {
-                    let l = x.ln_1p() * s;
-                    (l.exp(), l.exp_m1() / e)
-                } else {
-                    let d = (1.0 + x).powf(s);
-                    (d, (d - 1.0) / e)
-                }
-            }
-        }
+        mode_factors(
+            self.time,
+            self.learning_rate / self.n_targets,
+            self.momentum,
+            e,
+            steps,
+        )
     }
 
     /// The eigenvalues (ascending, clamped at 0) and eigenvectors of the regularised train
@@ -250,6 +232,36 @@ impl KernelPredictor {
             }
         });
         (self.y.clone(), test)
+    }
+}
+
+/// `(train decay factor, test factor)` of one eigenvalue `e` of the (regularised) kernel after
+/// `steps` steps of rate `a = η/|Y|` and momentum μ: `((1 − a·e)^s, ((1 − a·e)^s − 1)/e)` in
+/// discrete time, `(exp(−a·s·e), expm1(−a·s·e)/e)` in continuous time (rate `a/(1 − μ)` with
+/// momentum), [`heavy_ball_factors`] for discrete time with momentum; the limits at `e = 0` are
+/// `(1, −a·s)`.
+pub fn mode_factors(time: TimeMode, a: f64, momentum: f64, e: f64, steps: u64) -> (f64, f64) {
+    let s = steps as f64;
+    match time {
+        TimeMode::Discrete if momentum > 0.0 => heavy_ball_factors(a, e, momentum, steps),
+        TimeMode::Continuous => {
+            let a = a / (1.0 - momentum);
+            let x = -a * s * e;
+            let test = if e > 0.0 { x.exp_m1() / e } else { -a * s };
+            (x.exp(), test)
+        }
+        TimeMode::Discrete => {
+            let x = -a * e;
+            if e == 0.0 {
+                (1.0, -a * s)
+            } else if x.abs() < 0.5 {
+                let l = x.ln_1p() * s;
+                (l.exp(), l.exp_m1() / e)
+            } else {
+                let d = (1.0 + x).powf(s);
+                (d, (d - 1.0) / e)
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! minibatch order ([`MinibatchSchedule`]).
 
 pub mod gp;
+pub mod iterative;
 pub mod kernel;
 pub mod linearized;
 pub mod network;
