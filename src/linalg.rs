@@ -240,6 +240,38 @@ pub fn stack_rows(top: MatRef<'_, f64>, bottom: MatRef<'_, f64>) -> Mat<f64> {
     m
 }
 
+/// For each row of `x` (`n × d`, row-major), the index of the first row bitwise identical to
+/// it (itself when it is the first): rows are bucketed by a hash of their bits, then compared
+/// exactly within a bucket.
+pub fn identical_rows(x: &[f64], n: usize) -> Vec<usize> {
+    use std::hash::{Hash, Hasher};
+    if n == 0 {
+        return Vec::new();
+    }
+    let d = x.len() / n;
+    let row = |i: usize| &x[i * d..(i + 1) * d];
+    let mut buckets: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    let mut first: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for v in row(i) {
+            v.to_bits().hash(&mut h);
+        }
+        let bucket = buckets.entry(h.finish()).or_default();
+        if let Some(&j) = bucket.iter().find(|&&j| {
+            row(j)
+                .iter()
+                .zip(row(i))
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        }) {
+            first[i] = j;
+        } else {
+            bucket.push(i);
+        }
+    }
+    first
+}
+
 /// Whether every entry is finite.
 pub fn is_finite(m: MatRef<'_, f64>) -> bool {
     m.col_iter().all(|c| c.iter().all(|v| v.is_finite()))

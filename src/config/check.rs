@@ -662,6 +662,38 @@ impl KernelSpec {
                 Some(b) => Some(at_least("kernel.block_size", b, 1)?),
                 None => None,
             },
+            solver: self.solver.unwrap_or_default(),
+            iterative: self.iterative_settings()?,
+            plan: None,
+        })
+    }
+
+    fn iterative_settings(&self) -> Result<super::IterativeSettings> {
+        let tol = self.solver_tolerance.unwrap_or(def::SOLVER_TOLERANCE);
+        if !(tol.is_finite() && tol > 0.0) {
+            return Err(Error::value(
+                "kernel.solver_tolerance",
+                tol,
+                "a finite number > 0 (the estimated largest error of a prediction, in output units)",
+            ));
+        }
+        Ok(super::IterativeSettings {
+            storage: self.storage.unwrap_or_default(),
+            store: self.store.unwrap_or_default(),
+            store_dir: self.store_dir.clone(),
+            keep_store: self.keep_store.unwrap_or(false),
+            solver_tolerance: tol,
+            solver_max_iterations: in_range(
+                "kernel.solver_max_iterations",
+                self.solver_max_iterations
+                    .unwrap_or(def::SOLVER_MAX_ITERATIONS),
+                1,
+                1_000_000,
+            )?,
+            preconditioner_rank: match self.preconditioner_rank {
+                Some(r) => Some(in_range("kernel.preconditioner_rank", r, 0, 100_000)?),
+                None => None,
+            },
         })
     }
 }

@@ -110,3 +110,16 @@ pub const SAVE_PREDICTIONS: bool = true;
 
 /// Most networks in an ensemble.
 pub const MAX_ENSEMBLE_MEMBERS: usize = 4096;
+
+/// `kernel.solver = "auto"` solves iteratively above this many kernel rows (training points
+/// times rows per point): the exact path's eigendecomposition of an `n × n` f64 matrix takes
+/// minutes and `8n²` bytes from here on.
+pub const AUTO_ITERATIVE_ROWS: usize = 8192;
+/// Default `kernel.solver_tolerance` (output units; targets are O(1)).
+pub const SOLVER_TOLERANCE: f64 = 1e-4;
+/// Default `kernel.solver_max_iterations`.
+pub const SOLVER_MAX_ITERATIONS: usize = 1000;
+/// Default rows per block of a stored kernel.
+pub const STORE_BLOCK_ROWS: usize = 1024;
+/// Most rank of the default Nyström preconditioner (the default is `n/10` up to this).
+pub const MAX_DEFAULT_PRECONDITIONER_RANK: usize = 3000;

@@ -24,6 +24,7 @@ use crate::dynamics::Loss;
 use crate::model::ModelSettings;
 use crate::ntk::KernelForm;
 use crate::{Error, Result};
+pub use schema::{SolverChoice, StorePlace};
 
 impl KernelSolution {
     /// Config name.
@@ -31,6 +32,7 @@ impl KernelSolution {
         match self {
             KernelSolution::Analytic => "analytic",
             KernelSolution::Empirical => "empirical",
+            KernelSolution::Nngp => "nngp",
         }
     }
 }
@@ -92,6 +94,44 @@ pub struct KernelConfig {
     /// Training points the kernels and train-set figures use (None = all).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_subset: Option<usize>,
+    /// The solver as written (`auto` is not written to the resolved config).
+    #[serde(skip_serializing_if = "SolverChoice::is_auto")]
+    pub solver: SolverChoice,
+    /// The iterative solver's settings as checked (written through `plan`).
+    #[serde(skip)]
+    pub iterative: IterativeSettings,
+    /// The iterative solver's settings once the data decided that this run is iterative
+    /// ([`Experiment::resolved_for`]); written to the resolved config only then.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<IterativeSettings>,
+}
+
+/// Settings of the iterative kernel solver (`[kernel]` keys).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IterativeSettings {
+    /// Entry precision of the stores.
+    pub storage: crate::store::StoragePrecision,
+    /// Memory or disk.
+    pub store: StorePlace,
+    /// Directory of stores on disk (None: `<outputs.dir>/<name>/kernel-store`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_dir: Option<PathBuf>,
+    /// Keep the stores after the run.
+    pub keep_store: bool,
+    /// Target of the estimated largest prediction error.
+    pub solver_tolerance: f64,
+    /// Most operator products per solve.
+    pub solver_max_iterations: usize,
+    /// Nyström preconditioner rank (None: by the number of points).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preconditioner_rank: Option<usize>,
+}
+
+impl SolverChoice {
+    /// Whether this is `auto`.
+    pub fn is_auto(&self) -> bool {
+        *self == SolverChoice::Auto
+    }
 }
 
 /// Checked `[logging]`.
@@ -193,6 +233,76 @@ impl Serialize for Experiment {
 }
 
 impl Experiment {
+    /// The kernel rows of this experiment on `data` (training points of the kernel view times
+    /// rows per point).
+    pub fn kernel_rows(&self, data: &crate::data::Dataset) -> usize {
+        let n = self
+            .kernel
+            .train_subset
+            .map_or(data.n_train(), |m| m.min(data.n_train()));
+        n * self.kernel.form.rows_per_point(data.n_outputs)
+    }
+
+    /// Whether the kernel tracks of this experiment on `data` are solved iteratively.
+    pub fn iterative_for(&self, data: &crate::data::Dataset) -> bool {
+        match self.kernel.solver {
+            SolverChoice::Exact => false,
+            SolverChoice::Iterative => true,
+            SolverChoice::Auto => self.kernel_rows(data) > defaults::AUTO_ITERATIVE_ROWS,
+        }
+    }
+
+    /// The experiment as it runs on `data`: with the iterative solver's settings resolved
+    /// (store directory, block rows, preconditioner rank) when the kernel tracks are solved
+    /// iteratively, and the combinations that path cannot serve refused with the reason.
+    pub fn resolved_for(&self, data: &crate::data::Dataset) -> Result<Experiment> {
+        let mut exp = self.clone();
+        if !self.iterative_for(data) {
+            return Ok(exp);
+        }
+        let rows = self.kernel_rows(data);
+        let why = |key: &str, value: String, allowed: &str| -> Error {
+            Error::value(
+                key,
+                value,
+                format!("{allowed} when the kernel tracks are solved iteratively ({rows} kernel rows; kernel.solver = \"exact\" keeps the eigendecomposition path up to what memory allows)"),
+            )
+        };
+        if self.kernel.form == KernelForm::Full && data.n_outputs > 1 {
+            return Err(why(
+                "kernel.form",
+                "\"full\"".into(),
+                "\"trace\" (the output-averaged kernel; the parameter-space twin stays the exact linearization)",
+            ));
+        }
+        if self.ensemble.is_some() {
+            return Err(why(
+                "ensemble",
+                "[ensemble]".into(),
+                "no [ensemble] (its Gaussian process needs the eigendecomposition)",
+            ));
+        }
+        if self.training.twin == crate::dynamics::TwinSpace::Function {
+            return Err(why("training.twin", "\"function\"".into(), "\"parameter\" or \"auto\" (the function-space twin needs Θ0 between all points as a dense matrix)"));
+        }
+        if self.outputs.save_kernels {
+            return Err(why("outputs.save_kernels", "true".into(), "false (the kernels live in the store; kernel.keep_store = true keeps its block files)"));
+        }
+        let mut plan = self.kernel.iterative.clone();
+        let n = rows / self.kernel.form.rows_per_point(data.n_outputs).max(1);
+        plan.preconditioner_rank = Some(
+            plan.preconditioner_rank
+                .unwrap_or((n / 10).clamp(1, defaults::MAX_DEFAULT_PRECONDITIONER_RANK)),
+        );
+        if plan.store_dir.is_none() && plan.store != StorePlace::Memory {
+            plan.store_dir = Some(self.outputs.dir.join(".kernel-store").join(&self.name));
+        }
+        exp.kernel.block_size = Some(self.kernel.block_size.unwrap_or(defaults::STORE_BLOCK_ROWS));
+        exp.kernel.solver = SolverChoice::Iterative;
+        exp.kernel.plan = Some(plan);
+        Ok(exp)
+    }
+
     /// The resolved config (every default filled in) as TOML text.
     pub fn resolved_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# could not serialise the config: {e}\n"))

@@ -21,6 +21,35 @@ pub enum KernelSolution {
     Analytic,
     /// Empirical NTK at initialisation Θ0.
     Empirical,
+    /// Analytic infinite-width NNGP K∞ (gradient descent on the readout of an infinitely wide
+    /// network: the NNGP kernel regression of Lee et al. 2019).
+    Nngp,
+}
+
+/// How the kernel tracks are solved (`kernel.solver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverChoice {
+    /// Iterative above [`crate::config::defaults::AUTO_ITERATIVE_ROWS`] kernel rows, exact below.
+    #[default]
+    Auto,
+    /// One symmetric eigendecomposition of each dense train kernel.
+    Exact,
+    /// Stored kernels, Lanczos for time t, preconditioned CG for t = ∞.
+    Iterative,
+}
+
+/// Where an iterative run keeps its kernels (`kernel.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorePlace {
+    /// In memory when all stores fit in half the available memory, else on disk.
+    #[default]
+    Auto,
+    /// In memory.
+    Memory,
+    /// Files in `kernel.store_dir`.
+    Disk,
 }
 
 /// The whole config file as written by the user.
@@ -337,6 +366,22 @@ pub struct KernelSpec {
     /// Θ0, the analytic kernels, the kernel tracks, η_c, the sharpness and every train-set
     /// figure. The network and its (parameter-space) twin still train on every point.
     pub train_subset: Option<usize>,
+    /// `auto | exact | iterative`.
+    pub solver: Option<SolverChoice>,
+    /// Entry precision of stored kernels (iterative solver): `f64 | f32`.
+    pub storage: Option<crate::store::StoragePrecision>,
+    /// `auto | memory | disk`.
+    pub store: Option<StorePlace>,
+    /// Directory of the kernel stores on disk (default `<outputs.dir>/<name>/kernel-store`).
+    pub store_dir: Option<PathBuf>,
+    /// Keep the stores after the run (default: removed when the run completes).
+    pub keep_store: Option<bool>,
+    /// Target of the estimated largest prediction error of the iterative solves.
+    pub solver_tolerance: Option<f64>,
+    /// Most operator products of each iterative solve.
+    pub solver_max_iterations: Option<usize>,
+    /// Rank of the Nyström preconditioner of the t = ∞ solve.
+    pub preconditioner_rank: Option<usize>,
 }
 
 /// `[logging]`

@@ -347,43 +347,14 @@ pub fn average_duplicates(m: &mut Mat<f64>, groups: &[Vec<usize>]) {
     }
 }
 
-/// Groups (of ≥ 2) of rows of `x` (`n × d`, row-major) that are bitwise identical: rows are
-/// bucketed by a hash of their bits, then compared exactly within a bucket.
+/// Groups (of ≥ 2) of rows of `x` (`n × d`, row-major) that are bitwise identical.
 pub fn duplicate_groups(x: &[f64], n: usize) -> Vec<Vec<usize>> {
-    use std::hash::{Hash, Hasher};
-    if n == 0 {
-        return Vec::new();
+    let first = linalg::identical_rows(x, n);
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, f) in first.into_iter().enumerate() {
+        groups.entry(f).or_default().push(i);
     }
-    let d = x.len() / n;
-    let row = |i: usize| &x[i * d..(i + 1) * d];
-    let mut buckets: std::collections::HashMap<u64, Vec<usize>> = Default::default();
-    for i in 0..n {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for v in row(i) {
-            v.to_bits().hash(&mut h);
-        }
-        buckets.entry(h.finish()).or_default().push(i);
-    }
-    let mut groups = Vec::new();
-    for bucket in buckets.into_values().filter(|b| b.len() > 1) {
-        let mut left = bucket;
-        while let Some(first) = left.first().copied() {
-            let same_bits = |i: usize| {
-                row(i)
-                    .iter()
-                    .zip(row(first))
-                    .all(|(a, b)| a.to_bits() == b.to_bits())
-            };
-            let (group, rest): (Vec<usize>, Vec<usize>) =
-                left.into_iter().partition(|&i| same_bits(i));
-            if group.len() > 1 {
-                groups.push(group);
-            }
-            left = rest;
-        }
-    }
-    groups.sort();
-    groups
+    groups.into_values().filter(|g| g.len() > 1).collect()
 }
 
 /// `‖·‖_max` of a matrix (for tests and reports).

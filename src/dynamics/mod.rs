@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod linearized;
 pub mod network;
 pub mod parameter_twin;
+pub mod predictor;
 pub mod sensitivity;
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};

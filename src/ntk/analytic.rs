@@ -135,7 +135,7 @@ impl AnalyticConfig {
 
     /// `(nngp, ntk)` of one pair from its input kernel `k0 = x·x'/d` and the per-layer
     /// pre-activation variances of the two points (`qa[l]`, `qb[l]` for layers 0..=L).
-    fn entry(&self, k0: f64, qa: &[f64], qb: &[f64]) -> (f64, f64) {
+    pub(crate) fn entry(&self, k0: f64, qa: &[f64], qb: &[f64]) -> (f64, f64) {
         let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
         let bias_one = if self.arch.model.bias { 1.0 } else { 0.0 };
@@ -164,7 +164,7 @@ impl AnalyticConfig {
 
     /// Pre-activation variances `q_l(x)`, l = 0..=L, computed with the same arithmetic as the
     /// diagonal of `K` (so that duplicate points give `qq' − K² = 0` exactly).
-    fn variances(&self, x: &[f64]) -> Vec<f64> {
+    pub(crate) fn variances(&self, x: &[f64]) -> Vec<f64> {
         let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
         let mut q = w2 * input_kernel(x, x) + b2;

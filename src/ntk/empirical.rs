@@ -111,6 +111,13 @@ impl BackpropSignals {
         )
     }
 
+    /// Bytes of the f64 matrices.
+    pub fn bytes(&self) -> u64 {
+        let m = |m: &Mat<f64>| (m.nrows() * m.ncols() * 8) as u64;
+        self.inputs_t.iter().map(m).sum::<u64>()
+            + self.deltas_t.iter().flatten().map(m).sum::<u64>()
+    }
+
     /// Number of points.
     pub fn n_points(&self) -> usize {
         match (self.inputs_t.first(), self.rows_per_point.first()) {

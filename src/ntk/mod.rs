@@ -3,6 +3,7 @@
 //! with [`quadrature`] for activations without a closed form.
 
 pub mod analytic;
+pub mod blocked;
 pub mod conv;
 pub mod empirical;
 pub mod quadrature;

@@ -24,6 +24,8 @@ pub fn run_into(
 ) -> Result<(RunRecord, PathBuf)> {
     run::preflight_config(exp)?;
     let ds = data::load(&exp.data, exp.seed)?;
+    let resolved = exp.resolved_for(&ds)?;
+    let exp = &resolved;
     let footprint = run::preflight(exp, &ds)?;
     if footprint.seconds > run::memory::LONG_RUN_SECONDS {
         opts.progress.note(&format!(

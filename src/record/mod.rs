@@ -29,17 +29,20 @@ pub enum Track {
     /// Kernel regression with the output-averaged empirical NTK `Θ0_avg ⊗ I_K` (an
     /// approximation of [`Track::KernelEmpirical`] for K > 1).
     KernelEmpiricalAvg,
+    /// Kernel regression with the analytic NNGP K∞.
+    KernelNngp,
 }
 
 impl Track {
     /// Every track, in column order.
-    pub const ALL: [Track; 6] = [
+    pub const ALL: [Track; 7] = [
         Track::Network,
         Track::Linearized,
         Track::LinearizedAvg,
         Track::KernelAnalytic,
         Track::KernelEmpirical,
         Track::KernelEmpiricalAvg,
+        Track::KernelNngp,
     ];
 }
 
@@ -103,6 +106,7 @@ impl Track {
             Track::KernelAnalytic => "kernel_analytic",
             Track::KernelEmpirical => "kernel_empirical",
             Track::KernelEmpiricalAvg => "kernel_empirical_avg",
+            Track::KernelNngp => "kernel_nngp",
         }
     }
 }

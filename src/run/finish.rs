@@ -16,6 +16,15 @@ use super::samples;
 /// Highest n-gram order of the text baselines.
 pub const NGRAM_MAX_ORDER: usize = 5;
 
+/// Spectra of the training kernels and the initial empirical kernel's distance from the
+/// analytic one.
+struct Spectra {
+    init_vs_analytic: f64,
+    init: Vec<f64>,
+    fin: Vec<f64>,
+    analytic: Vec<f64>,
+}
+
 fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
     let mut v = linalg::sym_eigenvalues(m.as_ref())?;
     v.reverse();
@@ -44,41 +53,9 @@ impl Lockstep<'_> {
                 diverged_at_step: self.diverged.get(t).copied().flatten(),
             })
             .collect();
-        // The final kernel feeds the spectrum (output-averaged) and, when saved, the .npy file
-        // (in the configured form): nothing more is computed. Without a step it is Θ0.
-        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
-        let saved_form = if exp.outputs.save_kernels {
-            form
-        } else {
-            KernelForm::Trace
-        };
-        let theta_final = if trained {
-            let s_final = backprop_signals(net, &data.x_train, n_train)?;
-            ntk_from_signals(net, &s_final, &s_final, saved_form).total()
-        } else {
-            let rows = n_train * form.rows_per_point(k);
-            let t0 = linalg::block(init.theta0.as_ref(), 0, rows, 0, rows);
-            match (form, saved_form) {
-                (KernelForm::Full, KernelForm::Trace) => trace_of_full(&t0, k),
-                _ => t0,
-            }
-        };
-        let theta_final_trace = match saved_form {
-            KernelForm::Full => trace_of_full(&theta_final, k),
-            KernelForm::Trace => theta_final.clone(),
-        };
-        let analytic_train = linalg::block(init.analytic_ntk.as_ref(), 0, n_train, 0, n_train);
-        let spectrum_init = descending_eigenvalues(&init.theta0_trace_train)?;
-        // Untrained, the final kernel is Θ0's block itself: its spectrum is the initial one.
-        let spectrum_final = if trained {
-            descending_eigenvalues(&theta_final_trace)?
-        } else {
-            spectrum_init.clone()
-        };
-        let kernels = if exp.outputs.save_kernels {
-            self.kernel_matrices(&analytic_train, theta_final)
-        } else {
-            KernelMatrices::default()
+        let (spectra, kernels) = match &init.stored {
+            Some(stored) => (self.probe_spectra(stored)?, KernelMatrices::default()),
+            None => self.train_spectra()?,
         };
         let samples = match &data.text {
             Some(info) => samples::generate(exp, info, init, &self)?,
@@ -111,13 +88,10 @@ impl Lockstep<'_> {
             kernel_solutions: self.kernel_solutions(),
             learning_rate: self.lr,
             critical_learning_rate: self.critical_lr,
-            init_ntk_vs_analytic: linalg::rel_frobenius(
-                init.theta0_trace_train.as_ref(),
-                analytic_train.as_ref(),
-            ),
-            spectrum_init,
-            spectrum_final,
-            spectrum_analytic: descending_eigenvalues(&analytic_train)?,
+            init_ntk_vs_analytic: spectra.init_vs_analytic,
+            spectrum_init: spectra.init,
+            spectrum_final: spectra.fin,
+            spectrum_analytic: spectra.analytic,
             probe_ntk_init: linalg::mat_to_rows(init.theta0_probe.as_ref()),
             probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
             probe_size: exp.kernel.probe_size.min(n_train),
@@ -146,6 +120,84 @@ impl Lockstep<'_> {
         })
     }
 
+    /// Spectra of the output-averaged training kernels (empirical at θ0 and at the end, analytic)
+    /// and the initial empirical kernel's distance from the analytic one; with the kernels
+    /// written as `.npy` files when asked for. The final kernel is computed in the form and rows
+    /// a figure uses; without a step it is Θ0.
+    fn train_spectra(&self) -> Result<(Spectra, KernelMatrices)> {
+        let (exp, data, init) = (self.exp, self.data, self.init);
+        let (n_train, k) = (data.n_train(), data.n_outputs);
+        let form = exp.kernel.form;
+        let net = &self.network.net;
+        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
+        let saved_form = if exp.outputs.save_kernels {
+            form
+        } else {
+            KernelForm::Trace
+        };
+        let theta_final = if trained {
+            let s_final = backprop_signals(net, &data.x_train, n_train)?;
+            ntk_from_signals(net, &s_final, &s_final, saved_form).total()
+        } else {
+            let rows = n_train * form.rows_per_point(k);
+            let t0 = linalg::block(init.theta0.as_ref(), 0, rows, 0, rows);
+            match (form, saved_form) {
+                (KernelForm::Full, KernelForm::Trace) => trace_of_full(&t0, k),
+                _ => t0,
+            }
+        };
+        let theta_final_trace = match saved_form {
+            KernelForm::Full => trace_of_full(&theta_final, k),
+            KernelForm::Trace => theta_final.clone(),
+        };
+        let analytic_train = linalg::block(init.analytic_ntk.as_ref(), 0, n_train, 0, n_train);
+        let spectrum_init = descending_eigenvalues(&init.theta0_trace_train)?;
+        // Untrained, the final kernel is Θ0's block itself: its spectrum is the initial one.
+        let spectrum_final = if trained {
+            descending_eigenvalues(&theta_final_trace)?
+        } else {
+            spectrum_init.clone()
+        };
+        let spectra = Spectra {
+            init_vs_analytic: linalg::rel_frobenius(
+                init.theta0_trace_train.as_ref(),
+                analytic_train.as_ref(),
+            ),
+            analytic: descending_eigenvalues(&analytic_train)?,
+            init: spectrum_init,
+            fin: spectrum_final,
+        };
+        let kernels = if exp.outputs.save_kernels {
+            self.kernel_matrices(&analytic_train, theta_final)
+        } else {
+            KernelMatrices::default()
+        };
+        Ok((spectra, kernels))
+    }
+
+    /// [`Lockstep::train_spectra`] of an iterative run: on the probe set (the first
+    /// `kernel.probe_size` training points), whose kernels are dense; the distance between the
+    /// empirical and analytic kernels from the stores when both exist.
+    fn probe_spectra(&self, stored: &super::initial::Stored) -> Result<Spectra> {
+        let init = self.init;
+        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
+        let spectrum_init = descending_eigenvalues(&init.theta0_probe)?;
+        Ok(Spectra {
+            init_vs_analytic: stored.empirical_vs_analytic.0,
+            analytic: if stored.probe_analytic_ntk.nrows() > 0 {
+                descending_eigenvalues(&stored.probe_analytic_ntk)?
+            } else {
+                Vec::new()
+            },
+            fin: if trained {
+                descending_eigenvalues(&self.last_probe)?
+            } else {
+                spectrum_init.clone()
+            },
+            init: spectrum_init,
+        })
+    }
+
     /// The kernel tracks' closed-form figures and t = ∞ test predictions.
     fn kernel_solutions(&self) -> Vec<KernelSolutionSummary> {
         let sl = super::lockstep::Slices::of(self.data);
@@ -166,9 +218,9 @@ impl Lockstep<'_> {
                 }
                 KernelSolutionSummary {
                     track: *track,
-                    lambda: pr.lambda,
-                    condition_number: pr.condition_number,
-                    lambda_max: pr.lambda_max,
+                    lambda: pr.lambda(),
+                    condition_number: pr.condition_number().unwrap_or(f64::NAN),
+                    lambda_max: pr.lambda_max(),
                     test_loss_infinite_time: metrics::half_mse(&test, &self.data.y_test),
                     test_infinite_time: test,
                 }

@@ -51,6 +51,22 @@ pub struct Initial {
     /// Wall time of the empirical Θ0 alone (backprop signals and Gram products, train and
     /// test rows), seconds.
     pub empirical_ntk_seconds: f64,
+    /// An iterative run's stored kernels (then `theta0`, `theta0_trace_train` and the analytic
+    /// matrices are empty, and `s_train` holds the probe points' signals only).
+    pub stored: Option<Stored>,
+}
+
+/// The kernels of an iterative run and what is measured on them at t = 0.
+pub struct Stored {
+    /// Where they are and what they are.
+    pub plan: super::stored::StorePlan,
+    /// The stores.
+    pub kernels: crate::ntk::blocked::JobStores,
+    /// The analytic NTK on the probe set (output-averaged form; empty without analytic kernels).
+    pub probe_analytic_ntk: Mat<f64>,
+    /// `‖Θ0 − Θ∞‖_F/‖Θ∞‖_F` between the empirical and analytic training kernels, and on how many
+    /// points it was measured (all training points when both stores exist, else the probe set).
+    pub empirical_vs_analytic: (f64, usize),
 }
 
 impl Initial {
@@ -61,6 +77,9 @@ impl Initial {
         net: &Network,
         opts: &RunOptions<'_>,
     ) -> Result<Initial> {
+        if let Some(plan) = super::stored::StorePlan::of(exp, data) {
+            return Self::compute_stored(exp, data, net, opts, plan);
+        }
         let progress = opts.progress;
         let flag = opts.interrupt.clone();
         let stop = move || {
@@ -107,6 +126,66 @@ impl Initial {
             sens_x,
             sens_n,
             empirical_ntk_seconds,
+            stored: None,
+        })
+    }
+
+    /// [`Initial::compute`] of an iterative run: kernels into stores, probe-set kernels dense.
+    fn compute_stored(
+        exp: &Experiment,
+        data: &Dataset,
+        net: &Network,
+        opts: &RunOptions<'_>,
+        plan: super::stored::StorePlan,
+    ) -> Result<Initial> {
+        let n_train = data.n_train();
+        let x_all = data.x_all();
+        let f0_all = net.predict(&x_all, x_all.len() / data.input_dim.max(1))?;
+        let clock = std::time::Instant::now();
+        let kernels = super::stored::compute(&plan, exp, data, net, opts, None)?
+            .expect("all units computed without a shard");
+        let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
+        let p = exp.kernel.probe_size.min(n_train);
+        let x_probe = &data.x_train[..p * data.input_dim];
+        let s_probe = backprop_signals(net, x_probe, p)?;
+        let probe = ntk_from_signals(net, &s_probe, &s_probe, KernelForm::Trace);
+        let theta0_probe = probe.total();
+        let probe_analytic_ntk = match &kernels.ntk {
+            Some(k) => k.train.leading(p)?,
+            None => Mat::zeros(0, 0),
+        };
+        let empirical_vs_analytic = match (&kernels.empirical, &kernels.ntk) {
+            (Some(e), Some(a)) => (
+                e.train.frobenius_products(&a.train)?.rel_distance(),
+                n_train,
+            ),
+            (None, Some(_)) => (
+                linalg::rel_frobenius(theta0_probe.as_ref(), probe_analytic_ntk.as_ref()),
+                p,
+            ),
+            _ => (f64::NAN, 0),
+        };
+        let (sens_x, sens_n) = sensitivity_points(data);
+        let empty = Mat::zeros(0, 0);
+        Ok(Initial {
+            f0_all,
+            theta0: empty.clone(),
+            theta0_trace_train: empty.clone(),
+            analytic_ntk: empty.clone(),
+            analytic_nngp: empty,
+            theta0_probe,
+            probe_layers: probe.per_layer,
+            net0: net.clone(),
+            s_train: s_probe,
+            sens_x,
+            sens_n,
+            empirical_ntk_seconds,
+            stored: Some(Stored {
+                plan,
+                kernels,
+                probe_analytic_ntk,
+                empirical_vs_analytic,
+            }),
         })
     }
 
@@ -129,6 +208,7 @@ impl Initial {
             sens_x: Vec::new(),
             sens_n: 0,
             empirical_ntk_seconds: 0.0,
+            stored: None,
         })
     }
 }

@@ -8,10 +8,12 @@ use faer::Mat;
 
 use crate::config::{Experiment, KernelSolution};
 use crate::data::Dataset;
+use crate::dynamics::iterative::{duplicate_groups, IterativeInputs, IterativePredictor};
 use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
 use crate::dynamics::linearized::LinearizedTwin;
 use crate::dynamics::network::NetworkTrainer;
 use crate::dynamics::parameter_twin::ParameterTwin;
+use crate::dynamics::predictor::Predictor;
 use crate::dynamics::TwinSpace;
 use crate::dynamics::{cross_entropy, sensitivity, MinibatchSchedule};
 use crate::linalg;
@@ -48,6 +50,7 @@ pub fn averaged_kernel(exp: &Experiment, k: usize) -> bool {
 pub fn solution_track(s: KernelSolution, averaged: bool) -> Track {
     match s {
         KernelSolution::Analytic => Track::KernelAnalytic,
+        KernelSolution::Nngp => Track::KernelNngp,
         KernelSolution::Empirical if averaged => Track::KernelEmpiricalAvg,
         KernelSolution::Empirical => Track::KernelEmpirical,
     }
@@ -63,9 +66,11 @@ pub fn twin_track(averaged: bool) -> Track {
 }
 
 /// Where the twin of a run on `data` (the kernel view) lives: parameter space with
-/// `kernel.train_subset`, else as `training.twin` resolves for the size of its Θ0.
+/// `kernel.train_subset` or the iterative solver, else as `training.twin` resolves for the size
+/// of its Θ0.
 pub fn twin_space(exp: &Experiment, data: &Dataset) -> TwinSpace {
-    if exp.kernel.train_subset.is_some() {
+    // An iterative run has no dense Θ0 for a function-space twin.
+    if exp.kernel.train_subset.is_some() || exp.kernel.plan.is_some() {
         return TwinSpace::Parameter;
     }
     let rows = exp.kernel.form.rows_per_point(data.n_outputs);
@@ -144,7 +149,7 @@ pub struct Lockstep<'a> {
     pub(super) twin_track: Track,
     pub(super) network: NetworkTrainer,
     pub(super) twin: Twin,
-    pub(super) predictors: Vec<(Track, KernelPredictor)>,
+    pub(super) predictors: Vec<(Track, Predictor)>,
     /// The targets of `train` the network and twin step towards (shifted by f0 when centring,
     /// which `kernel.train_subset` excludes), row-major.
     y_step: std::borrow::Cow<'a, [f64]>,
@@ -249,12 +254,21 @@ impl<'a> Lockstep<'a> {
         let averaged = averaged_kernel(exp, k) && space == TwinSpace::Function;
         let mut tracks = vec![Track::Network, twin_track(averaged)];
         let solutions: &[KernelSolution] = if member { &[] } else { &exp.kernel.solutions };
-        tracks.extend(solutions.iter().map(|&s| solution_track(s, averaged)));
+        // The empirical kernel track uses the output-averaged kernel with the trace form and
+        // K > 1 whatever space the twin lives in.
+        tracks.extend(
+            solutions
+                .iter()
+                .map(|&s| solution_track(s, averaged_kernel(exp, k))),
+        );
         let pairs = (0..tracks.len())
             .flat_map(|i| (i + 1..tracks.len()).map(move |j| (i, j)))
             .map(|(i, j)| (tracks[i], tracks[j]))
             .collect();
-        let predictors = build_predictors(exp, solutions, data, init, lr, &y_fit)?;
+        let predictors = match &init.stored {
+            Some(stored) => iterative_predictors(exp, solutions, data, init, stored, lr, &y_fit)?,
+            None => build_predictors(exp, solutions, data, init, lr, &y_fit)?,
+        };
         let y_step = if exp.training.center_outputs {
             std::borrow::Cow::Owned(y_fit.clone())
         } else {
@@ -393,7 +407,7 @@ impl<'a> Lockstep<'a> {
         ];
         for (t, p) in &self.predictors {
             // Predictor rows are point-major like the others.
-            let (tr, te) = p.predict(step);
+            let (tr, te) = p.predict(step)?;
             let mut v = linalg::mat_to_rows(tr.as_ref());
             if let Some(te) = te {
                 v.extend(linalg::mat_to_rows(te.as_ref()));
@@ -793,7 +807,7 @@ fn build_predictors(
     init: &Initial,
     lr: f64,
     y_fit: &[f64],
-) -> Result<Vec<(Track, KernelPredictor)>> {
+) -> Result<Vec<(Track, Predictor)>> {
     let (n_train, n_held, k) = (data.n_train(), data.n_heldout(), data.n_outputs);
     let form = exp.kernel.form;
     let f0_train = &init.f0_all[..n_train * k];
@@ -803,6 +817,7 @@ fn build_predictors(
         .map(|&s| {
             let (theta, rows, per_out) = match s {
                 KernelSolution::Analytic => (&init.analytic_ntk, 1, true),
+                KernelSolution::Nngp => (&init.analytic_nngp, 1, true),
                 KernelSolution::Empirical => (
                     &init.theta0,
                     form.rows_per_point(k),
@@ -827,7 +842,77 @@ fn build_predictors(
                 time: exp.kernel.time,
                 diag_reg: exp.kernel.diag_reg,
             })?;
-            Ok((solution_track(s, averaged_kernel(exp, k)), predictor))
+            Ok((
+                solution_track(s, averaged_kernel(exp, k)),
+                Predictor::Exact(predictor),
+            ))
+        })
+        .collect()
+}
+
+/// The steps at which a run logs a checkpoint when it is not interrupted.
+pub fn planned_steps(exp: &Experiment) -> Vec<u64> {
+    let (steps, every) = (exp.training.steps, exp.logging.every.max(1));
+    let mut v: Vec<u64> = (0..=steps).step_by(every as usize).collect();
+    if v.last() != Some(&steps) {
+        v.push(steps);
+    }
+    v
+}
+
+/// The kernel-regression tracks of an iterative run, from its stored kernels (every kernel per
+/// output: the analytic ones as Θ∞ ⊗ I_K, the empirical one output-averaged, `Θ0_avg ⊗ I_K`).
+fn iterative_predictors(
+    exp: &Experiment,
+    solutions: &[KernelSolution],
+    data: &Dataset,
+    init: &Initial,
+    stored: &super::initial::Stored,
+    lr: f64,
+    y_fit: &[f64],
+) -> Result<Vec<(Track, Predictor)>> {
+    let (n_train, k) = (data.n_train(), data.n_outputs);
+    let f0_train = as_rows(&init.f0_all[..n_train * k], k, true);
+    let f0_test = as_rows(&init.f0_all[n_train * k..], k, true);
+    let y = as_rows(y_fit, k, true);
+    let groups = duplicate_groups(&data.x_train, n_train);
+    let settings = &stored.plan.settings;
+    let rank = settings.preconditioner_rank.unwrap_or(0);
+    solutions
+        .iter()
+        .map(|&s| {
+            let kernel = match s {
+                KernelSolution::Analytic => stored.kernels.ntk.as_ref(),
+                KernelSolution::Nngp => stored.kernels.nngp.as_ref(),
+                KernelSolution::Empirical => stored.kernels.empirical.as_ref(),
+            }
+            .ok_or_else(|| crate::Error::Numerics(format!("no stored kernel for {}", s.name())))?;
+            let p = IterativePredictor::new(IterativeInputs {
+                train: kernel.train.clone(),
+                heldout: kernel.heldout.clone(),
+                heldout_diag_max: kernel.heldout_diag_max(),
+                f0_train: &f0_train,
+                f0_test: kernel.heldout.as_ref().map(|_| &f0_test),
+                y_train: &y,
+                n_targets: n_train * k,
+                learning_rate: lr,
+                momentum: exp.training.momentum,
+                time: exp.kernel.time,
+                diag_reg: exp.kernel.diag_reg,
+                planned_steps: planned_steps(exp),
+                duplicate_groups: groups.clone(),
+                settings: crate::krylov::SolveSettings {
+                    tolerance: settings.solver_tolerance,
+                    max_iterations: settings.solver_max_iterations,
+                    delay: 5,
+                    preconditioner_rank: rank,
+                    seed: exp.seed,
+                },
+            })?;
+            Ok((
+                solution_track(s, averaged_kernel(exp, k)),
+                Predictor::Iterative(Box::new(p)),
+            ))
         })
         .collect()
 }

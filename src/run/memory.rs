@@ -107,8 +107,143 @@ fn mul(xs: &[u64]) -> u64 {
     xs.iter().fold(1u64, |a, &x| a.saturating_mul(x))
 }
 
-/// The footprint of `exp` on data of `sizes`.
+/// The footprint of `exp` on data of `sizes`: the dense path's, or the iterative path's when the
+/// config resolved to it.
 pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
+    match &exp.kernel.plan {
+        Some(plan) => estimate_iterative(exp, s, plan),
+        None => estimate_dense(exp, s),
+    }
+}
+
+/// Seconds per stored entry of one analytic MLP kernel block (GEMM and layer recursion, both
+/// kernels), measured on this project's 2-core reference machine (Fashion-MNIST, 3 ReLU layers).
+pub const ANALYTIC_SECONDS_PER_ENTRY: f64 = 4.5e-8;
+/// Seconds per stored entry of one operator product with 10 columns (measured, see the README).
+pub const APPLY_SECONDS_PER_ENTRY: f64 = 0.8e-9;
+/// Lanczos vectors assumed per output for the memory estimate (the solves stop earlier on the
+/// runs measured; `solver_max_iterations` bounds it).
+pub const ASSUMED_LANCZOS_VECTORS: u64 = 300;
+/// Operator products assumed per kernel (Lanczos and CG together) for the time estimate.
+pub const ASSUMED_PRODUCTS: f64 = 400.0;
+
+/// The iterative path's footprint: network training as on the dense path, kernels in stores
+/// (in memory, or on disk and not resident), the empirical kernel's signal cache, the Lanczos
+/// bases, the Nyström factor and the held-out predictions of every planned step.
+fn estimate_iterative(
+    exp: &Experiment,
+    s: Sizes,
+    plan: &crate::config::IterativeSettings,
+) -> Footprint {
+    let dense = estimate_dense_training_only(exp, s);
+    let (n, h, k) = (s.n_kernel, s.n_heldout, s.n_outputs);
+    let m = &exp.model;
+    let analytic = exp
+        .kernel
+        .solutions
+        .iter()
+        .any(|x| matches!(x, KernelSolution::Analytic | KernelSolution::Nngp));
+    let empirical = exp.kernel.solutions.contains(&KernelSolution::Empirical);
+    let block = exp
+        .kernel
+        .block_size
+        .unwrap_or(crate::config::defaults::STORE_BLOCK_ROWS);
+    let store_bytes = super::stored::StorePlan::bytes_of(
+        analytic, empirical, n as usize, h as usize, block, plan,
+    );
+    let in_memory = match plan.store {
+        crate::config::StorePlace::Memory => true,
+        crate::config::StorePlace::Disk => false,
+        crate::config::StorePlace::Auto => {
+            store_bytes as f64
+                <= super::stored::MEMORY_STORE_FRACTION * available_memory_bytes() as f64
+        }
+    };
+    let (w, l) = (m.width as u64, m.depth as u64);
+    // One point's signals: every layer's input and its K backprop signals (dense layers).
+    let per_point = (s.input_dim + l * w) * 8 + k * (l * w + k) * 8;
+    let cache = if empirical {
+        mul(&[n, per_point])
+            .min((super::stored::SIGNAL_CACHE_FRACTION * available_memory_bytes() as f64) as u64)
+    } else {
+        0
+    };
+    let tracks = exp.kernel.solutions.len() as u64;
+    let rank = plan.preconditioner_rank.unwrap_or(0) as u64;
+    let planned = exp.training.steps / exp.logging.every.max(1) + 2;
+    let lanczos = ASSUMED_LANCZOS_VECTORS.min(plan.solver_max_iterations as u64);
+    let mut parts = dense.parts;
+    parts.push((
+        if in_memory {
+            "kernel stores (in memory)"
+        } else {
+            "kernel stores (on disk: not resident)"
+        }
+        .into(),
+        if in_memory { store_bytes } else { 0 },
+    ));
+    parts.push(("empirical kernel's signal cache (f64)".into(), cache));
+    parts.push((
+        "one block of kernel rows being computed".into(),
+        mul(&[block as u64, n.saturating_add(h), 8, 3]),
+    ));
+    parts.push((
+        "Lanczos bases of the kernel tracks".into(),
+        mul(&[tracks, k, n, lanczos, 8]),
+    ));
+    parts.push(("Nyström preconditioner".into(), mul(&[n, rank, 8, 2])));
+    parts.push((
+        "held-out predictions of the planned steps".into(),
+        mul(&[tracks, planned, h, k, 8]).saturating_add(mul(&[32, n, k, 8])),
+    ));
+    let peak = parts
+        .iter()
+        .fold(BASE_BYTES, |a, (_, v)| a.saturating_add(*v));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let entries = crate::store::symmetric_entries(n, block as u64) + n * h;
+    let kernel_seconds = if analytic {
+        entries as f64 * ANALYTIC_SECONDS_PER_ENTRY
+    } else {
+        0.0
+    };
+    let emp_flops = if empirical {
+        let gram_width = (s.input_dim + l * w + k * l * w) as f64;
+        2.0 * entries as f64 * gram_width
+    } else {
+        0.0
+    };
+    let solve_seconds = tracks as f64
+        * ASSUMED_PRODUCTS
+        * crate::store::symmetric_entries(n, block as u64) as f64
+        * APPLY_SECONDS_PER_ENTRY;
+    let flops = dense.flops + emp_flops + (kernel_seconds + solve_seconds) * ASSUMED_FLOPS;
+    Footprint {
+        peak_bytes: peak,
+        disk_bytes: dense.disk_bytes,
+        flops,
+        seconds: flops / ASSUMED_FLOPS,
+        parts,
+    }
+}
+
+/// The dense path's footprint without its kernels (the network, its training and outputs).
+fn estimate_dense_training_only(exp: &Experiment, s: Sizes) -> Footprint {
+    let mut e = exp.clone();
+    e.kernel.solutions = Vec::new();
+    e.kernel.plan = None;
+    let mut f = estimate_dense(&e, Sizes { n_kernel: 0, ..s });
+    f.parts.retain(|(what, _)| {
+        !(what.starts_with("backprop")
+            || what.starts_with("per-point")
+            || what.starts_with("empirical")
+            || what.starts_with("analytic")
+            || what.starts_with("kernel"))
+    });
+    f
+}
+
+/// The dense (eigendecomposition) path's footprint.
+fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     let m = &exp.model;
     let b: u64 = match m.precision {
         crate::backend::Precision::F32 => 4,
@@ -246,7 +381,7 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
         .solutions
         .iter()
         .map(|s| match s {
-            KernelSolution::Analytic => predictor(n),
+            KernelSolution::Analytic | KernelSolution::Nngp => predictor(n),
             KernelSolution::Empirical => predictor(n.saturating_mul(r)),
         })
         .sum();

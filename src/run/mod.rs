@@ -8,6 +8,7 @@ pub mod initial;
 pub mod lockstep;
 pub mod memory;
 pub mod samples;
+pub mod stored;
 
 use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
@@ -219,7 +220,10 @@ pub fn learning_rates(
     net: &Network,
 ) -> Result<Rates> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
-    let lambda_max0 = if exp.kernel.form == KernelForm::Full || k == 1 {
+    let lambda_max0 = if init.stored.is_some() {
+        // An iterative run has no dense Θ0 (nor every point's signals).
+        lambda_max_full_matrix_free(net, &data.x_train, n_train)?
+    } else if exp.kernel.form == KernelForm::Full || k == 1 {
         let rows = n_train * exp.kernel.form.rows_per_point(k);
         linalg::lambda_max(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows).as_ref())?
     } else {

@@ -46,6 +46,7 @@ pub fn track_color(t: Track) -> RGBColor {
         Track::Linearized | Track::LinearizedAvg => RGBColor(255, 127, 14),
         Track::KernelAnalytic => RGBColor(44, 160, 44),
         Track::KernelEmpirical | Track::KernelEmpiricalAvg => RGBColor(214, 39, 40),
+        Track::KernelNngp => RGBColor(148, 103, 189),
     }
 }
 
