@@ -207,6 +207,7 @@ fn main() {
                 diag_reg: reg,
                 planned_steps: Vec::new(),
                 duplicate_groups: Vec::new(),
+                resident_budget_bytes: u64::MAX,
                 settings: SolveSettings {
                     tolerance: 1e-4,
                     max_iterations: 1000,

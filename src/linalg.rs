@@ -251,25 +251,28 @@ pub fn identical_rows(x: &[f64], n: usize) -> Vec<usize> {
     let d = x.len() / n;
     let row = |i: usize| &x[i * d..(i + 1) * d];
     let mut buckets: std::collections::HashMap<u64, Vec<usize>> = Default::default();
-    let mut first: Vec<usize> = (0..n).collect();
-    for i in 0..n {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for v in row(i) {
-            v.to_bits().hash(&mut h);
-        }
-        let bucket = buckets.entry(h.finish()).or_default();
-        if let Some(&j) = bucket.iter().find(|&&j| {
-            row(j)
-                .iter()
-                .zip(row(i))
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        }) {
-            first[i] = j;
-        } else {
-            bucket.push(i);
-        }
-    }
-    first
+    (0..n)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for v in row(i) {
+                v.to_bits().hash(&mut h);
+            }
+            let bucket = buckets.entry(h.finish()).or_default();
+            let same = |j: &&usize| {
+                row(**j)
+                    .iter()
+                    .zip(row(i))
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            };
+            match bucket.iter().find(same) {
+                Some(&j) => j,
+                None => {
+                    bucket.push(i);
+                    i
+                }
+            }
+        })
+        .collect()
 }
 
 /// Whether every entry is finite.

@@ -109,7 +109,7 @@ fn plain_and_gzip_files_give_the_same_data_with_the_shape_from_the_header() {
         (20, 3, 30, 10)
     );
     // All points by default, in file order; pixels / 255; one-hot labels i mod 3.
-    assert_eq!(a.x_train[5], ((5 % 256) as f64) / 255.0);
+    assert_eq!(a.x_train[5], 5.0 / 255.0);
     assert_eq!(&a.y_train[..6], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     let exp = config::parse_str(
         &idx_toml(

@@ -180,6 +180,7 @@ fn compare(p: &Problem, case: &Case, stores: (KernelStore, KernelStore), tol: f6
         planned_steps: steps.clone(),
         duplicate_groups: duplicate_groups(&p.x[..n * (p.x.len() / p.k.nrows())], n),
         settings: settings(tol),
+        resident_budget_bytes: u64::MAX,
     })
     .unwrap();
     assert!(
@@ -389,6 +390,7 @@ fn the_error_estimate_tracks_the_actual_error_when_stopped_early() {
             planned_steps: vec![20_000],
             duplicate_groups: Vec::new(),
             settings: s,
+            resident_budget_bytes: 0,
         })
         .unwrap();
         let (_, te) = exact.predict(20_000);

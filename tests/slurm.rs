@@ -27,6 +27,9 @@ fn loud_skip(why: &str) {
     );
 }
 
+/// One cluster at a time: the tests of this file start and stop the same daemons.
+static CLUSTER_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Stops the daemons when dropped (also on panic).
 struct Cluster;
 
@@ -103,6 +106,7 @@ fn summary_without_timings(p: &Path) -> serde_json::Value {
 
 #[test]
 fn a_sweep_runs_as_a_slurm_array_survives_a_killed_task_and_equals_the_local_sweep() {
+    let _lock = CLUSTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         loud_skip("not root (the single-node Slurm needs root to install and run its daemons)");
@@ -202,5 +206,178 @@ fn a_sweep_runs_as_a_slurm_array_survives_a_killed_task_and_equals_the_local_swe
             summary_without_timings(&dir.join(&name).join("summary.json"))
         );
     }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = Default::default();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A small image data set in IDX files (90 training and 20 test images of 6×6, 3 classes).
+fn idx_files(dir: &Path) -> [PathBuf; 4] {
+    use ntk_dynamics::data::idx::write_idx;
+    let mut paths = Vec::new();
+    for (name, n) in [("train", 90usize), ("test", 20)] {
+        let px: Vec<u8> = (0..n * 36)
+            .map(|p| ((p * 37 + p / 36 * 11) % 256) as u8)
+            .collect();
+        let img = dir.join(format!("{name}-images"));
+        write_idx(&img, &[n, 6, 6], &px, false).unwrap();
+        let lab = dir.join(format!("{name}-labels"));
+        write_idx(
+            &lab,
+            &[n],
+            &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>(),
+            false,
+        )
+        .unwrap();
+        paths.push(img);
+        paths.push(lab);
+    }
+    [
+        paths[0].clone(),
+        paths[1].clone(),
+        paths[2].clone(),
+        paths[3].clone(),
+    ]
+}
+
+fn kernel_config(base: &Path, data: &[PathBuf; 4], store: &str) -> PathBuf {
+    common::write(
+        base,
+        &format!("{store}.toml"),
+        &format!(
+            "[experiment]\nname = \"slurm_kernel\"\n[data]\nkind = \"idx\"\ntrain_images = \"{}\"\ntrain_labels = \"{}\"\ntest_images = \"{}\"\ntest_labels = \"{}\"\n\
+             [model]\nwidth = 32\n[training]\nlearning_rate = 0.5\nsteps = 20\n[kernel]\nform = \"trace\"\nsolutions = [\"analytic\", \"empirical\"]\n\
+             solver = \"iterative\"\nstore = \"disk\"\nstore_dir = \"{}\"\nkeep_store = true\nblock_size = 16\nprobe_size = 8\n\
+             [logging]\nevery = 10\nkernel_every = 10\n[outputs]\ndir = \"{}\"\n[slurm]\ntasks = 3\ncpus_per_task = 1\n",
+            data[0].display(),
+            data[1].display(),
+            data[2].display(),
+            data[3].display(),
+            base.join(store).display(),
+            base.join("results").display(),
+        ),
+    )
+}
+
+#[test]
+fn a_runs_kernel_blocks_on_a_slurm_array_equal_the_one_process_kernel_bit_for_bit() {
+    let _lock = CLUSTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        loud_skip("not root (the single-node Slurm needs root to install and run its daemons)");
+        return;
+    }
+    if !script("install") {
+        loud_skip("could not install slurmctld/slurmd/munge with apt-get (no package mirror?)");
+        return;
+    }
+    let _cluster = Cluster;
+    assert!(script("start"), "the single-node Slurm did not start");
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("slurm-kernel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let data = idx_files(&base);
+
+    // One process: every block, then the run.
+    let cfg_a = kernel_config(&base, &data, "store_a");
+    let run_a = base.join("run_a");
+    let o = run(&[
+        cfg_a.to_str().unwrap(),
+        "--out",
+        run_a.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "one process: {}", common::stderr(&o));
+
+    // The same run with its blocks split: one shard by hand first (a re-submission must not
+    // recompute what is stored), then the rest as a Slurm array followed by the run.
+    let cfg_b = kernel_config(&base, &data, "store_b");
+    let o = run(&[cfg_b.to_str().unwrap(), "--kernel-shard", "1/3"]);
+    assert!(o.status.success(), "shard: {}", common::stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        said.contains("kernel shard 1/3") && said.contains("of 16 stored"),
+        "{said}"
+    );
+    let stamp = |dir: &Path| -> std::collections::BTreeMap<String, std::time::SystemTime> {
+        files(dir)
+            .keys()
+            .filter(|k| k.ends_with(".bin"))
+            .map(|k| {
+                (
+                    k.clone(),
+                    std::fs::metadata(dir.join(k)).unwrap().modified().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first = stamp(&base.join("store_b"));
+    assert!(
+        !first.is_empty() && first.len() < 24,
+        "{} blocks after one shard",
+        first.len()
+    );
+    let run_b = base.join("run_b");
+    let o = run(&[
+        cfg_b.to_str().unwrap(),
+        "--out",
+        run_b.to_str().unwrap(),
+        "--slurm",
+        "--wait",
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "slurm: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        common::stderr(&o)
+    );
+    let after = stamp(&base.join("store_b"));
+    for (k, t) in &first {
+        assert_eq!(after.get(k), Some(t), "{k} was computed again");
+    }
+    // The assembled kernel is the one-process kernel, bit for bit, block file by block file.
+    let (a, b) = (files(&base.join("store_a")), files(&base.join("store_b")));
+    let blocks = |m: &std::collections::BTreeMap<String, Vec<u8>>| {
+        m.iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with("manifest.json"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        blocks(&a).len(),
+        24 + 6,
+        "24 blocks (the analytic units fill the NNGP and the NTK) and 6 manifests"
+    );
+    assert_eq!(blocks(&a), blocks(&b));
+    // And the run continued from it: the same figures as the one-process run.
+    for f in ["metrics.csv", "predictions.csv"] {
+        assert_eq!(
+            std::fs::read(run_a.join(f)).unwrap(),
+            std::fs::read(run_b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        summary_without_timings(&run_a.join("summary.json")),
+        summary_without_timings(&run_b.join("summary.json"))
+    );
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -282,14 +282,15 @@ fn shards_and_slurm_submissions_refuse_bad_requests_before_creating_anything() {
     std::fs::write(&single, tiny_sine_toml(tmp.path(), "")).unwrap();
     let r = common::run_bin(&[single.to_str().unwrap(), "--out", o, "--shard", "0/1"]);
     assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
-    // [slurm] only in sweep configs, and checked.
+    // [slurm] is checked in sweep configs and in single runs (whose kernel blocks it can
+    // spread over a job array).
     let e = ntk_dynamics::config::parse_str(
-        &(tiny_sine_toml(tmp.path(), "") + "[slurm]\ntasks = 2\n"),
+        &(tiny_sine_toml(tmp.path(), "") + "[slurm]\ntasks = 0\n"),
         None,
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("slurm"), "{e}");
+    assert!(e.contains("slurm.tasks"), "{e}");
     for (extra, key) in [
         ("[slurm]\ntasks = 0\n", "slurm.tasks"),
         ("[slurm]\ntime = \"\"\n", "slurm.time"),

@@ -61,6 +61,11 @@ struct Cli {
     /// With --slurm: wait until the array ends, then collect (exit 1 when a point failed).
     #[arg(long, requires = "slurm")]
     wait: bool,
+    /// Single runs with the iterative solver and kernel.store = "disk": compute the kernel
+    /// blocks u ≡ I (mod N) not stored yet into kernel.store_dir, then exit (the run itself,
+    /// started afterwards, continues from the stored blocks).
+    #[arg(long, value_name = "I/N")]
+    kernel_shard: Option<String>,
 }
 
 /// Progress bars on a terminal, plain log lines otherwise.
@@ -165,16 +170,22 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     if sweep::is_sweep(&text) {
         return run_sweep(cli, path, &text);
     }
-    if cli.shard.is_some() || cli.slurm {
+    if cli.shard.is_some() {
         anyhow::bail!(Error::value(
-            if cli.slurm { "--slurm" } else { "--shard" },
+            "--shard",
             path.display(),
-            "a sweep config (one with a [sweep] section)"
+            "a sweep config (one with a [sweep] section); a single run's kernel blocks are split with --kernel-shard"
         ));
     }
     let mut exp = config::parse_str(&text, Some(path))?;
     if let Some(seed) = cli.seed {
         exp.seed = seed;
+    }
+    if let Some(shard) = &cli.kernel_shard {
+        return kernel_shard(cli, &exp, shard);
+    }
+    if cli.slurm {
+        return submit_kernel_job(cli, &exp, path);
     }
     let progress = CliProgress {
         quiet: cli.quiet,
@@ -182,7 +193,8 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         bar: Default::default(),
     };
     let interrupt = interrupt_flag();
-    let (record, dir) = run_into(&exp, cli.out.as_deref(), &progress, Some(interrupt))?;
+    let (record, dir) = run_into(&exp, cli.out.as_deref(), &progress, Some(interrupt))
+        .map_err(|e| locate_in(e, &text, path))?;
     if !cli.quiet {
         print_summary(&record, &exp, &dir);
     }
@@ -190,6 +202,75 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The config path of a command line that has one.
+fn path_of(cli: &Cli) -> &Path {
+    cli.config.as_deref().unwrap_or(Path::new("<config>"))
+}
+
+/// A config value error found once the data were loaded, with the config's file and line.
+fn locate_in(e: anyhow::Error, text: &str, path: &Path) -> anyhow::Error {
+    match e.downcast::<Error>() {
+        Ok(err) => config::locate(err, &config::KeyLines::new(text), Some(path)).into(),
+        Err(e) => e,
+    }
+}
+
+/// `--kernel-shard I/N`: one shard of a run's kernel blocks.
+fn kernel_shard(cli: &Cli, exp: &config::Experiment, shard: &str) -> anyhow::Result<ExitCode> {
+    use ntk_dynamics::pipeline::{kernel_shards, sweep::Shard};
+    let shard = Shard::parse(shard)?;
+    let progress = CliProgress {
+        quiet: cli.quiet,
+        tty: std::io::stderr().is_terminal(),
+        bar: Default::default(),
+    };
+    let opts = RunOptions {
+        interrupt: Some(interrupt_flag()),
+        progress: &progress,
+    };
+    let r = kernel_shards::kernel_shard(exp, shard, &opts).map_err(|e| {
+        locate_in(
+            e.into(),
+            &std::fs::read_to_string(path_of(cli)).unwrap_or_default(),
+            path_of(cli),
+        )
+    })?;
+    if !cli.quiet {
+        println!(
+            "kernel shard {}/{}: {} block(s) computed; {} of {} stored in {}",
+            shard.index,
+            shard.count,
+            r.computed,
+            r.stored,
+            r.total,
+            r.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--slurm` on a single run: its missing kernel blocks as a job array, then the run.
+fn submit_kernel_job(cli: &Cli, exp: &config::Experiment, path: &Path) -> anyhow::Result<ExitCode> {
+    use ntk_dynamics::pipeline::kernel_shards;
+    let s = kernel_shards::submit(exp, path, cli.out.as_deref(), cli.wait).map_err(|e| {
+        locate_in(
+            e.into(),
+            &std::fs::read_to_string(path).unwrap_or_default(),
+            path,
+        )
+    })?;
+    if !cli.quiet {
+        match &s.array {
+            Some(a) => println!("submitted the kernel blocks as array job {a} and the run as job {} (after it); scripts and logs in {}", s.run, s.slurm_dir.display()),
+            None => println!("every kernel block is stored; submitted the run as job {}; logs in {}", s.run, s.slurm_dir.display()),
+        }
+    }
+    Ok(match s.status {
+        Some(0) | None => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(1),
     })
 }
 

@@ -694,6 +694,11 @@ impl KernelSpec {
                 Some(r) => Some(in_range("kernel.preconditioner_rank", r, 0, 100_000)?),
                 None => None,
             },
+            sharpness_points: at_least(
+                "kernel.sharpness_points",
+                self.sharpness_points.unwrap_or(def::SHARPNESS_POINTS),
+                1,
+            )?,
         })
     }
 }

@@ -123,3 +123,5 @@ pub const SOLVER_MAX_ITERATIONS: usize = 1000;
 pub const STORE_BLOCK_ROWS: usize = 1024;
 /// Most rank of the default Nyström preconditioner (the default is `n/10` up to this).
 pub const MAX_DEFAULT_PRECONDITIONER_RANK: usize = 3000;
+/// Default `kernel.sharpness_points`.
+pub const SHARPNESS_POINTS: usize = 2048;

@@ -125,6 +125,9 @@ pub struct IterativeSettings {
     /// Nyström preconditioner rank (None: by the number of points).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preconditioner_rank: Option<usize>,
+    /// Training points (the first ones) on which λ_max of the full kernel — η_c and the
+    /// sharpness — is estimated.
+    pub sharpness_points: usize,
 }
 
 impl SolverChoice {
@@ -194,6 +197,9 @@ pub struct Experiment {
     pub outputs: OutputsConfig,
     /// An ensemble of networks against the infinite-width GP (None: one network).
     pub ensemble: Option<EnsembleConfig>,
+    /// `[slurm]` of a single run: how `--slurm` submits its kernel blocks (not part of the
+    /// resolved config: it changes where, not what, is computed).
+    pub slurm: Option<schema::SlurmSpec>,
 }
 
 impl Serialize for Experiment {
@@ -340,6 +346,7 @@ impl ConfigSpec {
             logging: self.logging.check()?,
             outputs: self.outputs.check()?,
             ensemble,
+            slurm: self.slurm.clone().map(sweep::check_slurm).transpose()?,
         })
     }
 }
@@ -364,17 +371,6 @@ pub fn read_config(path: &Path) -> Result<String> {
 pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
     let lines = KeyLines::new(text);
     let spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
-    if spec.slurm.is_some() && spec.sweep.is_none() {
-        return Err(locate(
-            Error::value(
-                "slurm",
-                "[slurm]",
-                "a [slurm] section only in a sweep config (one with [sweep])",
-            ),
-            &lines,
-            file,
-        ));
-    }
     spec.check().map_err(|e| locate(e, &lines, file))
 }
 

@@ -382,6 +382,8 @@ pub struct KernelSpec {
     pub solver_max_iterations: Option<usize>,
     /// Rank of the Nyström preconditioner of the t = ∞ solve.
     pub preconditioner_rank: Option<usize>,
+    /// Training points on which the iterative path estimates λ_max of the full kernel.
+    pub sharpness_points: Option<usize>,
 }
 
 /// `[logging]`

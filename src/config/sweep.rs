@@ -251,7 +251,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
 }
 
 /// Checks `[slurm]`: counts ≥ 1, strings that sbatch can take on one line.
-fn check_slurm(s: SlurmSpec) -> Result<SlurmSpec> {
+pub fn check_slurm(s: SlurmSpec) -> Result<SlurmSpec> {
     for (key, v) in [
         ("slurm.tasks", s.tasks),
         ("slurm.cpus_per_task", s.cpus_per_task),

@@ -64,6 +64,9 @@ pub struct IterativeInputs<'a> {
     pub duplicate_groups: Vec<Vec<usize>>,
     /// Tolerance, iteration caps, preconditioner rank, seed.
     pub settings: SolveSettings,
+    /// Bytes a store on disk may take to be read into memory for the solves (each of which
+    /// reads it a few hundred times).
+    pub resident_budget_bytes: u64,
 }
 
 /// What the iterative predictor reports about its solves.
@@ -134,7 +137,15 @@ impl IterativePredictor {
     /// Runs the solves (see the module doc).
     pub fn new(p: IterativeInputs<'_>) -> Result<Self> {
         let n = p.train.nrows();
-        let trace: f64 = p.train.diagonal()?.iter().sum();
+        // The solves read the kernel a few hundred times: from memory when it fits.
+        let train = if p.train.is_on_disk()
+            && p.train.manifest().total_bytes() <= p.resident_budget_bytes
+        {
+            Arc::new(p.train.load_into_memory()?)
+        } else {
+            p.train.clone()
+        };
+        let trace: f64 = train.diagonal()?.iter().sum();
         let lambda = if p.diag_reg.absolute {
             p.diag_reg.value
         } else {
@@ -150,7 +161,7 @@ impl IterativePredictor {
         };
         let clock = std::time::Instant::now();
         let columns = lanczos::lanczos(
-            p.train.as_ref(),
+            train.as_ref(),
             lambda,
             r0.as_ref(),
             &funcs,
@@ -165,7 +176,7 @@ impl IterativePredictor {
         let clock = std::time::Instant::now();
         let factor = if p.settings.preconditioner_rank > 0 {
             rp_cholesky(
-                p.train.as_ref(),
+                train.as_ref(),
                 p.settings.preconditioner_rank,
                 p.settings.seed,
             )?
@@ -181,7 +192,7 @@ impl IterativePredictor {
             average_duplicates(&mut rhs, &p.duplicate_groups);
         }
         let sol = cg::solve(
-            p.train.as_ref(),
+            train.as_ref(),
             lambda,
             rhs.as_ref(),
             precond.as_ref(),
@@ -189,6 +200,7 @@ impl IterativePredictor {
             &p.settings,
         )?;
         let t_cg = clock.elapsed().as_secs_f64();
+        drop(train);
         let report = IterativeReport {
             lanczos: worst(columns.iter().map(|c| c.report)),
             cg: worst(sol.reports.iter().copied()),

@@ -10,7 +10,7 @@ use crate::Result;
 /// A kernel track's predictor.
 pub enum Predictor {
     /// Dense train kernel, one symmetric eigendecomposition.
-    Exact(KernelPredictor),
+    Exact(Box<KernelPredictor>),
     /// Stored kernel, Lanczos and preconditioned CG.
     Iterative(Box<IterativePredictor>),
 }

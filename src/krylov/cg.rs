@@ -72,7 +72,7 @@ pub fn solve(
             let rz = dot(&r, &z);
             Column {
                 x: vec![0.0; n],
-                done: !(rz > 0.0),
+                done: rz.is_nan() || rz <= 0.0,
                 p: z,
                 r,
                 rz,
@@ -80,7 +80,7 @@ pub fn solve(
                 report: SolveReport {
                     iterations: 0,
                     error_estimate: 0.0,
-                    converged: !(rz > 0.0),
+                    converged: rz.is_nan() || rz <= 0.0,
                 },
             }
         })
@@ -99,16 +99,20 @@ pub fn solve(
             let cj = &mut cols[j];
             let apj = ap.col_as_slice(a);
             let pap = dot(&cj.p, apj);
-            if !(pap > 0.0) {
+            if pap.is_nan() || pap <= 0.0 {
                 // The direction has no energy: the residual lies in the null space.
                 cj.done = true;
                 cj.report.converged = true;
                 continue;
             }
             let alpha = cj.rz / pap;
-            for i in 0..n {
-                cj.x[i] += alpha * cj.p[i];
-                cj.r[i] -= alpha * apj[i];
+            for ((x, r), (p, a)) in
+                cj.x.iter_mut()
+                    .zip(cj.r.iter_mut())
+                    .zip(cj.p.iter().zip(apj))
+            {
+                *x += alpha * p;
+                *r -= alpha * a;
             }
             cj.terms.push(alpha * cj.rz);
             cj.report.iterations = it + 1;
@@ -132,15 +136,15 @@ pub fn solve(
             }
             let zj = z.col_as_slice(a);
             let rz_new = dot(&cj.r, zj);
-            if !(rz_new > 0.0) {
+            if rz_new.is_nan() || rz_new <= 0.0 {
                 cj.report.converged = true;
                 cj.report.error_estimate = 0.0;
                 cj.done = true;
                 continue;
             }
             let beta = rz_new / cj.rz;
-            for i in 0..n {
-                cj.p[i] = zj[i] + beta * cj.p[i];
+            for (p, z) in cj.p.iter_mut().zip(zj) {
+                *p = z + beta * *p;
             }
             cj.rz = rz_new;
         }

@@ -244,7 +244,7 @@ pub fn lanczos(
                 continue;
             }
             let m = sj.alpha.len();
-            if m == m_max || (m > d && m % CHECK_EVERY == 0) {
+            if m == m_max || (m > d && m.is_multiple_of(CHECK_EVERY)) {
                 let worst = tridiagonal(sj, d)?.worst_estimate(funcs, scale);
                 sj.report.error_estimate = worst;
                 if worst <= s.tolerance {
@@ -301,7 +301,7 @@ fn step(sj: &mut State, av: &[f64], iterations: usize) {
         .iter()
         .chain(&sj.beta)
         .fold(0.0f64, |a, b| a.max(b.abs()));
-    if !(beta > 1e-12 * size.max(f64::MIN_POSITIVE)) || m == n {
+    if beta.is_nan() || beta <= 1e-12 * size.max(f64::MIN_POSITIVE) || m == n {
         // An invariant subspace: the approximation is exact.
         sj.exhausted = true;
         sj.done = true;

@@ -36,7 +36,7 @@ pub fn rp_cholesky(op: &dyn SymOperator, rank: usize, seed: u64) -> Result<Mat<f
     let mut rng = StdRng::seed_from_u64(seed ^ 0x4E59_5354);
     while f.ncols() < rank {
         let total: f64 = d.iter().sum();
-        if !(total > 1e-14 * trace0) {
+        if total.is_nan() || total <= 1e-14 * trace0 {
             break;
         }
         let want = PIVOT_BLOCK.min(rank - f.ncols());

@@ -131,12 +131,7 @@ fn point_data(cfg: &AnalyticConfig, x: &[f64], n: usize, offset: u64) -> PointDa
 
 impl KernelJob<'_> {
     fn d(&self) -> usize {
-        let n = self.n_train();
-        if n == 0 {
-            1
-        } else {
-            self.x_train.len() / n
-        }
+        self.x_train.len().checked_div(self.n_train()).unwrap_or(1)
     }
 
     fn n_train(&self) -> usize {

@@ -2,6 +2,7 @@
 //! data, check, create the directory, compute, write), and a sweep's points each into its own
 //! ([`sweep`]).
 
+pub mod kernel_shards;
 pub mod slurm;
 pub mod sweep;
 pub mod verify;

@@ -254,6 +254,36 @@ pub struct KernelSolutionSummary {
     pub test_loss_infinite_time: Option<f64>,
     /// Test predictions at t = ∞, row-major.
     pub test_infinite_time: Vec<f64>,
+    /// The iterative solves (None on the eigendecomposition path).
+    pub solver: Option<IterativeSolve>,
+}
+
+/// Where an iterative run measured the figures that need a whole kernel.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IterativeRun {
+    /// Probe points of the drift and of the spectra.
+    pub probe_points: usize,
+    /// Training points of the full-kernel λ_max (η_c and sharpness).
+    pub sharpness_points: usize,
+    /// Training points of `‖Θ0 − Θ∞‖_F/‖Θ∞‖_F`.
+    pub comparison_points: usize,
+    /// Bytes of the kernel stores, and whether they were on disk.
+    pub store_bytes: u64,
+    /// Whether the stores were files on disk.
+    pub store_on_disk: bool,
+}
+
+/// What an iterative kernel track reports about its solves.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IterativeSolve {
+    /// Lanczos and CG iterations, error estimates, preconditioner rank, seconds.
+    pub report: crate::dynamics::iterative::IterativeReport,
+    /// Estimated largest error of the train and held-out predictions at the final step.
+    pub final_step_error: (f64, f64),
+    /// Entry precision of the stored kernel.
+    pub storage: crate::store::StoragePrecision,
+    /// The solver tolerance.
+    pub tolerance: f64,
 }
 
 /// Kernels kept for saving and plotting (row-major, with their shapes).
@@ -291,6 +321,9 @@ pub struct PhaseTiming {
 pub struct RunRecord {
     /// Experiment name.
     pub name: String,
+    /// How an iterative run measured what needs a whole kernel (None on the eigendecomposition
+    /// path).
+    pub iterative: Option<IterativeRun>,
     /// Where the linearized twin was computed (function or parameter space).
     pub twin_space: crate::dynamics::TwinSpace,
     /// Training points the network and its twin trained on; with `kernel.train_subset` more

@@ -173,7 +173,33 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
         }
     }
     for k in &r.kernel_solutions {
-        n.push(format!("`{}`: λ (diag_reg) = {:.3e}, condition number of the train kernel = {:.3e}; t = ∞ uses a pseudo-inverse dropping eigenvalues below 1e-12·λ_max.", k.track.name(), k.lambda, k.condition_number));
+        match &k.solver {
+            None => n.push(format!("`{}`: λ (diag_reg) = {:.3e}, condition number of the train kernel = {:.3e}; t = ∞ uses a pseudo-inverse dropping eigenvalues below 1e-12·λ_max.", k.track.name(), k.lambda, k.condition_number)),
+            Some(s) => n.push(format!(
+                "`{}`: solved iteratively from its kernel stored in blocks ({} entries), λ (diag_reg) = {:.3e}. At each logged step by Lanczos with full reorthogonalisation ({} vectors; estimated largest error of any prediction {:.1e}, {:.1e} at the final step on the held-out points — the difference of the m- and (m−5)-vector approximations, Saad 1992, and for held-out points its energy norm times max √Θ(x, x)); at t = ∞ by conjugate gradients with a rank-{} Nyström (randomly pivoted Cholesky) preconditioner ({} iterations; estimated largest error of a held-out prediction {:.1e}: the Hestenes–Stiefel/Strakoš–Tichý energy-norm estimate times max √Θ(x, x)){}; tolerance {:.0e}. λ_max is the largest Ritz value; the condition number is not computed. Exactly repeated training inputs with λ = 0 are handled as the pseudo-inverse handles them (their residuals averaged).",
+                k.track.name(),
+                s.storage.name(),
+                k.lambda,
+                s.report.lanczos.iterations,
+                s.report.lanczos.error_estimate,
+                s.final_step_error.1,
+                s.report.preconditioner_rank,
+                s.report.cg.iterations,
+                s.report.cg.error_estimate,
+                if s.report.lanczos.converged && s.report.cg.converged { "" } else { " — NOT within the tolerance: the iteration cap kernel.solver_max_iterations was reached" },
+                s.tolerance,
+            )),
+        }
+    }
+    if let Some(it) = &r.iterative {
+        n.push(format!(
+            "Iterative path: no N × N matrix is decomposed. The kernels ({:.2} GB, {}) were computed block by block; the kernel drift and the spectra are those of the output-averaged kernels on the probe set ({} points); λ_max of the full empirical NTK (η_c and the sharpness ratio) is estimated on the first {} training points, λ_max(Θ_S)/|S| standing for λ_max(Θ_N)/N (both tend to the top eigenvalue of the kernel's integral operator; Koltchinskii & Giné 2000); ‖Θ0 − Θ∞‖_F/‖Θ∞‖_F is measured on {} training points.",
+            it.store_bytes as f64 / 1e9,
+            if it.store_on_disk { "stored on disk" } else { "held in memory" },
+            it.probe_points,
+            it.sharpness_points,
+            it.comparison_points,
+        ));
     }
     n
 }

@@ -299,14 +299,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "loss": r.loss,
         "text_samples": r.samples,
         "classification": classification,
-        "kernel_solutions": r.kernel_solutions.iter().map(|k| serde_json::json!({
-            "track": k.track.name(),
-            "lambda": k.lambda,
-            "condition_number": json_f64(k.condition_number),
-            "singular": k.condition_number.is_infinite(),
-            "lambda_max": k.lambda_max,
-            "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
-        })).collect::<Vec<_>>(),
+        "kernel_solutions": r.kernel_solutions.iter().map(kernel_solution_json).collect::<Vec<_>>(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     });
     if let (true, serde_json::Value::Object(m)) = (r.n_train() < r.n_train_all, &mut summary) {
@@ -325,6 +318,39 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
 
 /// Marks a non-finite value until [`plain_numbers`] replaces it by `null`.
 const NON_FINITE: &str = "\u{0}non-finite:";
+
+/// One kernel track's closed-form figures (with its iterative solves when it had them).
+fn kernel_solution_json(k: &crate::record::KernelSolutionSummary) -> serde_json::Value {
+    match &k.solver {
+        None => serde_json::json!({
+            "track": k.track.name(),
+            "lambda": k.lambda,
+            "condition_number": json_f64(k.condition_number),
+            "singular": k.condition_number.is_infinite(),
+            "lambda_max": k.lambda_max,
+            "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
+        }),
+        Some(s) => serde_json::json!({
+            "track": k.track.name(),
+            "lambda": k.lambda,
+            "lambda_max_ritz": k.lambda_max,
+            "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
+            "solver": {
+                "storage": s.storage.name(),
+                "tolerance": s.tolerance,
+                "lanczos_vectors": s.report.lanczos.iterations,
+                "lanczos_error_estimate": json_f64(s.report.lanczos.error_estimate),
+                "lanczos_converged": s.report.lanczos.converged,
+                "final_step_error_estimate_train": json_f64(s.final_step_error.0),
+                "final_step_error_estimate_test": json_f64(s.final_step_error.1),
+                "cg_iterations": s.report.cg.iterations,
+                "cg_error_estimate": json_f64(s.report.cg.error_estimate),
+                "cg_converged": s.report.cg.converged,
+                "preconditioner_rank": s.report.preconditioner_rank,
+            },
+        }),
+    }
+}
 
 /// A float for JSON: finite values are numbers; non-finite ones are marked and become `null`
 /// (with their kind listed under `non_finite`) in [`plain_numbers`].

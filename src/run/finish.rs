@@ -62,6 +62,13 @@ impl Lockstep<'_> {
             None => Vec::new(),
         };
         Ok(RunRecord {
+            iterative: init.stored.as_ref().map(|st| crate::record::IterativeRun {
+                probe_points: exp.kernel.probe_size.min(n_train),
+                sharpness_points: super::sharpness_sample(exp, data).1,
+                comparison_points: st.empirical_vs_analytic.1,
+                store_bytes: st.plan.bytes(),
+                store_on_disk: st.plan.dir.is_some(),
+            }),
             name: exp.name.clone(),
             twin_space: match self.twin {
                 super::lockstep::Twin::Function(_) => crate::dynamics::TwinSpace::Function,
@@ -223,6 +230,16 @@ impl Lockstep<'_> {
                     lambda_max: pr.lambda_max(),
                     test_loss_infinite_time: metrics::half_mse(&test, &self.data.y_test),
                     test_infinite_time: test,
+                    solver: pr.solver_report().map(|report| {
+                        let last = self.checkpoints.last().map_or(0, |c| c.step);
+                        let plan = self.exp.kernel.plan.as_ref();
+                        crate::record::IterativeSolve {
+                            report,
+                            final_step_error: pr.error_estimate(last),
+                            storage: plan.map(|p| p.storage).unwrap_or_default(),
+                            tolerance: plan.map_or(0.0, |p| p.solver_tolerance),
+                        }
+                    }),
                 }
             })
             .collect()

@@ -623,7 +623,14 @@ impl<'a> Lockstep<'a> {
         let n = self.data.n_train();
         let p = self.exp.kernel.probe_size.min(n);
         let k = self.data.n_outputs;
-        let (s, lambda_full) = if n * k <= super::EXPLICIT_FULL_MAX_ROWS {
+        let (x_sharp, n_sharp) = super::sharpness_sample(self.exp, self.data);
+        let (s, lambda_full) = if self.init.stored.is_some() {
+            let s = backprop_signals(net, &self.data.x_train[..p * d], p)?;
+            (
+                s,
+                super::lambda_max_full_matrix_free(net, x_sharp, n_sharp)?,
+            )
+        } else if n * k <= super::EXPLICIT_FULL_MAX_ROWS {
             let s_all = backprop_signals(net, &self.data.x_train, n)?;
             let lambda = super::lambda_max_full(net, &s_all, &self.data.x_train)?;
             (s_all.head(p), lambda)
@@ -651,7 +658,7 @@ impl<'a> Lockstep<'a> {
                 self.exp,
                 self.lr,
                 lambda_full,
-                n * self.data.n_outputs,
+                n_sharp * self.data.n_outputs,
             ),
             ntk_rel_drift_per_layer: ntk
                 .per_layer
@@ -678,7 +685,7 @@ impl<'a> Lockstep<'a> {
         } else {
             vec![f64::NAN; l]
         };
-        let n_targets = self.data.n_train() * self.data.n_outputs;
+        let n_targets = super::sharpness_sample(self.exp, self.data).1 * self.data.n_outputs;
         let kc = KernelCheckpoint {
             ntk_rel_drift: 0.0,
             ntk_kernel_distance: 0.0,
@@ -844,7 +851,7 @@ fn build_predictors(
             })?;
             Ok((
                 solution_track(s, averaged_kernel(exp, k)),
-                Predictor::Exact(predictor),
+                Predictor::Exact(Box::new(predictor)),
             ))
         })
         .collect()
@@ -901,6 +908,8 @@ fn iterative_predictors(
                 diag_reg: exp.kernel.diag_reg,
                 planned_steps: planned_steps(exp),
                 duplicate_groups: groups.clone(),
+                resident_budget_bytes: (0.6 * super::memory::available_memory_bytes() as f64)
+                    as u64,
                 settings: crate::krylov::SolveSettings {
                     tolerance: settings.solver_tolerance,
                     max_iterations: settings.solver_max_iterations,

@@ -190,6 +190,20 @@ pub fn lambda_max_full_matrix_free(net: &Network, x: &[f64], n: usize) -> Result
     )
 }
 
+/// The training points on which λ_max of the full kernel is measured and their number: all of
+/// them, or on the iterative path the first `kernel.sharpness_points` — there
+/// `λ_max(Θ_S)/|S|` estimates `λ_max(Θ_N)/N` (both tend to the top eigenvalue of the kernel's
+/// integral operator, Koltchinskii & Giné 2000), which is what η_c and the sharpness ratio use.
+pub fn sharpness_sample<'a>(exp: &Experiment, data: &'a Dataset) -> (&'a [f64], usize) {
+    let n = data.n_train();
+    let m = exp
+        .kernel
+        .plan
+        .as_ref()
+        .map_or(n, |p| p.sharpness_points.min(n));
+    (&data.x_train[..m * data.input_dim], m)
+}
+
 /// `η·λ_max/(2·(1+μ)·N·K)`: 1 is the edge of stability of heavy-ball gradient descent
 /// (`v ← μv + g`, `θ ← θ − ηv`) on a quadratic loss `½·mean (f − y)²` whose kernel has largest
 /// eigenvalue λ_max.
@@ -220,9 +234,11 @@ pub fn learning_rates(
     net: &Network,
 ) -> Result<Rates> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
+    let (x_sharp, n_sharp) = sharpness_sample(exp, data);
     let lambda_max0 = if init.stored.is_some() {
-        // An iterative run has no dense Θ0 (nor every point's signals).
-        lambda_max_full_matrix_free(net, &data.x_train, n_train)?
+        // An iterative run has no dense Θ0 (nor every point's signals): matrix-free products
+        // on its sharpness points.
+        lambda_max_full_matrix_free(net, x_sharp, n_sharp)?
     } else if exp.kernel.form == KernelForm::Full || k == 1 {
         let rows = n_train * exp.kernel.form.rows_per_point(k);
         linalg::lambda_max(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows).as_ref())?
@@ -230,7 +246,7 @@ pub fn learning_rates(
         lambda_max_full(net, &init.s_train, &data.x_train)?
     };
     let critical_lr = if lambda_max0 > 0.0 {
-        2.0 * (1.0 + exp.training.momentum) * (n_train * k) as f64 / lambda_max0
+        2.0 * (1.0 + exp.training.momentum) * (n_sharp * k) as f64 / lambda_max0
     } else {
         f64::INFINITY
     };
@@ -271,6 +287,13 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     timer.lap("training");
     let own_trace = lock.take_trace();
     let mut record = lock.into_record(status)?;
+    if let Some(st) = &init.stored {
+        // A completed run's stores are removed unless kept (an interrupted run keeps them to be
+        // resumed).
+        if status == RunStatus::Completed {
+            stored::clean_up(&st.plan);
+        }
+    }
     timer.lap("final kernels");
     if let (Some(own), RunStatus::Completed) = (own_trace, status) {
         let (mut traces, seconds) = ensemble::train_members(exp, data, rates, own, opts)?;
