@@ -1,7 +1,8 @@
-//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--disk DIR]`: the
+//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--unit] [--disk DIR]`: the
 //! matrix-free kernel-regression path on Fashion-MNIST (the Debian package's IDX files) — the
 //! analytic NTK and NNGP of neural-tangents' reference FC net (3 hidden ReLU layers, W_std² = 2,
-//! b_std = 0.05, readout W_std = 1; pixels/255 standardised with training statistics; one-hot
+//! b_std = 0.05, readout W_std = 1; pixels/255 standardised with training statistics (`--unit`:
+//! pixels/255 only); one-hot
 //! targets; diag_reg 1e-4 relative; t = ∞; all 10,000 test images) on the first N training images
 //! of a seeded permutation: kernel time, solve time, preconditioner, CG iterations, error
 //! estimate, accuracy, peak RSS, and — with `--exact` where N allows — the eigendecomposition
@@ -98,6 +99,11 @@ fn main() {
         .collect();
     let f32_store = args.iter().any(|a| a == "--f32");
     let exact = args.iter().any(|a| a == "--exact");
+    let scaling = if args.iter().any(|a| a == "--unit") {
+        PixelScaling::Unit
+    } else {
+        PixelScaling::Standardize
+    };
     let disk = args
         .iter()
         .position(|a| a == "--disk")
@@ -123,7 +129,7 @@ fn main() {
             train_labels: format!("{FASHION}/train-labels-idx1-ubyte.gz").into(),
             test_images: format!("{FASHION}/t10k-images-idx3-ubyte.gz").into(),
             test_labels: format!("{FASHION}/t10k-labels-idx1-ubyte.gz").into(),
-            scaling: PixelScaling::Standardize,
+            scaling,
             one_hot_values: [1.0, 0.0],
             class_names: None,
             validation_fraction: 0.0,

@@ -187,6 +187,12 @@ pub fn write_sweep(
             ));
         }
     }
+    if sweep.spec.vary.contains_key(sweep_charts::N_TRAIN_KEY) {
+        figures.push((
+            "learning_curve".into(),
+            sweep_charts::learning_curve_figure(sweep, rows),
+        ));
+    }
     if sweep.spec.vary.contains_key("data.label_noise") {
         figures.push(("noise".into(), sweep_charts::noise_figure(sweep, rows)));
     }

@@ -374,6 +374,49 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
     }
 }
 
+/// The swept key of a learning curve.
+pub const N_TRAIN_KEY: &str = "data.n_train";
+
+/// The learning curve: test accuracy of every track at the final step and of each kernel track
+/// at t = ∞ against the number of training points (log axis; means over seeds ± 95 %
+/// t-intervals when there are several seeds) — the finite-versus-infinite comparison of Lee et
+/// al. (2020, "Finite versus infinite neural networks").
+pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
+    let all = |_: &SweepRow| true;
+    let mut series = Vec::new();
+    for t in Track::ALL {
+        let fin = format!("{}_test_accuracy", t.name());
+        if rows.iter().all(|r| r.figure(&fin).is_nan()) {
+            continue;
+        }
+        let (m, e) = mean_curve(rows, N_TRAIN_KEY, &fin, &all);
+        series.push(
+            Series::line(format!("{}: final step", t.name()), m, track_color(t))
+                .markers()
+                .with_errors(e),
+        );
+        let inf = format!("{}_infinite_time_test_accuracy", t.name());
+        if rows.iter().any(|r| r.figure(&inf).is_finite()) {
+            let (m, e) = mean_curve(rows, N_TRAIN_KEY, &inf, &all);
+            series.push(
+                Series::line(format!("{}: t = ∞", t.name()), m, track_color(t))
+                    .dashed()
+                    .markers()
+                    .with_errors(e),
+            );
+        }
+    }
+    Figure::Line(
+        LineChart::new(
+            format!("{}: test accuracy against training points", sweep.base.name),
+            "training points N",
+            "test accuracy",
+        )
+        .log_x()
+        .with_series(series),
+    )
+}
+
 /// Test accuracy against the fraction of corrupted labels (means over seeds ± 95 %
 /// t-intervals). With `kernel.diag_reg` swept too, the trained tracks are shown for its first
 /// value and the t = ∞ kernel solution for each value.
