@@ -63,7 +63,7 @@ pub enum Error {
         message: String,
     },
     /// A computation would need more memory than the machine has.
-    #[error("{what} needs about {needed_bytes} bytes but only {available_bytes} are available; reduce the number of points or outputs, or set kernel.block_size")]
+    #[error("{what} needs about {needed_bytes} bytes but only {available_bytes} are available; {advice}")]
     Memory {
         /// What would be computed.
         what: String,
@@ -71,6 +71,8 @@ pub enum Error {
         needed_bytes: u64,
         /// Available bytes.
         available_bytes: u64,
+        /// The setting that shrinks the largest part.
+        advice: String,
     },
     /// A numerical routine failed (e.g. an eigendecomposition did not converge).
     #[error("numerics: {0}")]

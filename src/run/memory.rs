@@ -191,7 +191,10 @@ fn estimate_iterative(
         "Lanczos bases of the kernel tracks".into(),
         mul(&[tracks, k, n, lanczos, 8]),
     ));
-    parts.push(("Nyström preconditioner".into(), mul(&[n, rank, 8, 2])));
+    parts.push((
+        "Nyström preconditioner".into(),
+        mul(&[n, rank, 8, 2, tracks.min(1)]),
+    ));
     parts.push((
         "held-out predictions of the planned steps".into(),
         mul(&[tracks, planned, h, k, 8]).saturating_add(mul(&[32, n, k, 8])),
@@ -514,6 +517,26 @@ fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// The setting that shrinks a named part of the footprint.
+pub fn advice_for(part: &str) -> &'static str {
+    match part {
+        p if p.starts_with("empirical Θ0") => "training.twin = \"parameter\" (no function-space copy) or kernel.solver = \"iterative\" (no dense Θ0), or fewer points (data.n_train, kernel.train_subset)",
+        p if p.starts_with("kernel predictors") || p.starts_with("analytic kernels") => "kernel.solver = \"iterative\" (no N × N matrix is decomposed) or kernel.train_subset",
+        p if p.starts_with("backprop signals") || p.starts_with("per-point conv") => "kernel.block_size (signals of one row block at a time) or kernel.solver = \"iterative\"",
+        p if p.starts_with("kernel stores (in memory)") => "kernel.store = \"disk\" or kernel.storage = \"f32\" (half the bytes)",
+        p if p.starts_with("empirical kernel's signal cache") => "fewer kernel.solutions (drop \"empirical\") or a narrower network",
+        p if p.starts_with("one block of kernel rows") => "a smaller kernel.block_size",
+        p if p.starts_with("Lanczos bases") => "a looser kernel.solver_tolerance or a smaller kernel.solver_max_iterations",
+        p if p.starts_with("Nyström") => "a smaller kernel.preconditioner_rank",
+        p if p.starts_with("held-out predictions") => "a larger logging.every (fewer logged steps)",
+        p if p.starts_with("ensemble") => "ensemble.parallel (fewer members at once) or fewer ensemble.members",
+        p if p.starts_with("autodiff graph") => "a smaller training.batch_size",
+        p if p.starts_with("data") => "fewer points (data.n_train, data.n_test)",
+        p if p.starts_with("logged checkpoints") => "a larger logging.every",
+        _ => "fewer points (data.n_train) or a narrower network (model.width)",
+    }
+}
+
 /// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
 /// (unless [`FORCE`] is set).
 pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> {
@@ -536,6 +559,15 @@ pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> 
             ),
             needed_bytes: f.peak_bytes,
             available_bytes: available,
+            advice: f
+                .parts
+                .first()
+                .map_or("reduce the number of points".into(), |(what, _)| {
+                    format!(
+                        "the largest part, {what}, shrinks with {}",
+                        advice_for(what)
+                    )
+                }),
         });
     }
     if let Some(free) = free_disk_bytes(out_root) {
@@ -548,6 +580,7 @@ pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> 
                 ),
                 needed_bytes: f.disk_bytes,
                 available_bytes: free,
+                advice: "free disk space, or set outputs.save_kernels = false or outputs.save_predictions = false".into(),
             });
         }
     }
@@ -629,6 +662,8 @@ pub fn preflight_config(exp: &Experiment) -> Result<()> {
                 what: format!("reading {}", path.display()),
                 needed_bytes: need,
                 available_bytes: available_memory_bytes(),
+                advice: "use a smaller file (data.n_train caps the rows used, not the rows read)"
+                    .into(),
             });
         }
     }
