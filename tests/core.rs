@@ -617,10 +617,12 @@ fn blocked_empirical_ntk_equals_unblocked() {
 /// The explicit backward recursion of dense networks (all K outputs stacked in one pass) gives
 /// the signals and outputs that autodiff gives (a zero probe leaf per layer, one backward pass
 /// per output), for every activation and parametrization, with and without bias, K = 1 and 4
-/// (f64 networks).
+/// (f64 networks); so does the output-averaged kernel built from them.
 #[test]
 fn explicit_dense_signals_equal_autodiff_signals() {
-    use ntk_dynamics::ntk::empirical::{autodiff_signals_and_outputs, signals_and_outputs};
+    use ntk_dynamics::ntk::empirical::{
+        autodiff_signals_and_outputs, ntk_from_signals, signals_and_outputs,
+    };
     let (n, d) = (3, 5);
     for act in Activation::all() {
         for bias in [true, false] {
@@ -650,6 +652,12 @@ fn explicit_dense_signals_equal_autodiff_signals() {
                         assert!(e < 1e-13, "{case} layer {l} output {o}: {e}");
                     }
                 }
+                // The output-averaged kernel: the dense signals sum the last hidden layer's
+                // outputs through its narrow trace factor, the autodiff ones term by term.
+                let ka = ntk_from_signals(&net, &a, &a, KernelForm::Trace).total();
+                let kb = ntk_from_signals(&net, &b, &b, KernelForm::Trace).total();
+                let e = linalg::rel_frobenius(ka.as_ref(), kb.as_ref());
+                assert!(e < 1e-13, "{case} trace kernel: {e}");
             }
         }
     }

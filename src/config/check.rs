@@ -625,6 +625,7 @@ impl KernelSpec {
         Ok(KernelConfig {
             solutions,
             time: self.time.unwrap_or(def::TIME),
+            initial_outputs: self.initial_outputs.unwrap_or_default(),
             diag_reg: DiagReg {
                 value: {
                     let v =

@@ -24,7 +24,7 @@ use crate::dynamics::Loss;
 use crate::model::ModelSettings;
 use crate::ntk::KernelForm;
 use crate::{Error, Result};
-pub use schema::{SolverChoice, StorePlace};
+pub use schema::{InitialOutputs, SolverChoice, StorePlace};
 
 impl KernelSolution {
     /// Config name.
@@ -79,6 +79,8 @@ pub struct KernelConfig {
     pub solutions: Vec<KernelSolution>,
     /// Time mode.
     pub time: TimeMode,
+    /// Where the kernel tracks start.
+    pub initial_outputs: InitialOutputs,
     /// Regulariser.
     #[serde(flatten)]
     pub diag_reg: DiagReg,
@@ -333,6 +335,13 @@ impl ConfigSpec {
             .as_ref()
             .map(|e| e.check(&model, &training))
             .transpose()?;
+        if training.center_outputs && kernel.initial_outputs == InitialOutputs::Zero {
+            return Err(Error::value(
+                "kernel.initial_outputs",
+                "zero",
+                "\"network\" with training.center_outputs = true (centred outputs already start every track, the kernel tracks included, at zero)",
+            ));
+        }
         if let Some(m) = kernel.train_subset {
             check::train_subset(m, &training, &kernel, ensemble.is_some(), data.n_train)?;
         }

@@ -26,6 +26,30 @@ pub enum KernelSolution {
     Nngp,
 }
 
+/// Where the kernel-regression tracks start (`kernel.initial_outputs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialOutputs {
+    /// From the network's own outputs at initialisation, `f(·; θ0)`: the linearization of this
+    /// network, paired with it (Lee et al. 2019, eq. 9 and 10).
+    #[default]
+    Network,
+    /// From zero: the mean of the Gaussian process over initialisations (Lee et al. 2019,
+    /// eq. 15 and 16), i.e. plain kernel regression, as neural-tangents' `predict` functions
+    /// with their default `fx_train_0 = 0`.
+    Zero,
+}
+
+impl InitialOutputs {
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InitialOutputs::Network => "network",
+            InitialOutputs::Zero => "zero",
+        }
+    }
+}
+
 /// How the kernel tracks are solved (`kernel.solver`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -350,6 +374,8 @@ pub struct KernelSpec {
     pub solutions: Option<Vec<KernelSolution>>,
     /// `discrete | continuous`.
     pub time: Option<TimeMode>,
+    /// `network | zero`: where the kernel tracks start.
+    pub initial_outputs: Option<InitialOutputs>,
     /// Diagonal regulariser, relative to trace(Θ)/n unless `diag_reg_absolute`.
     pub diag_reg: Option<f64>,
     /// Use `diag_reg` as an absolute value.

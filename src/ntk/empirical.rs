@@ -43,6 +43,9 @@ pub struct BackpropSignals {
     deltas_t: Vec<Vec<Mat<f64>>>,
     /// `R_l`: rows per point of layer `l` (output positions of a convolution, else 1).
     pub rows_per_point: Vec<usize>,
+    /// `trace_factors_t[l]`, where known: `Uᵀ` (`r × n`) with `U·Uᵀ = Σ_k Δ_l^k·Δ_l^kᵀ`, a
+    /// narrower factor of the output-summed signal Gram (see [`last_hidden_trace_factor`]).
+    trace_factors_t: Vec<Option<Mat<f64>>>,
 }
 
 impl BackpropSignals {
@@ -54,6 +57,11 @@ impl BackpropSignals {
     /// `Δ_l^k = ∂f_k/∂z_l`: `(n·R_l) × n_out`.
     pub fn delta(&self, k: usize, l: usize) -> MatRef<'_, f64> {
         self.deltas_t[k][l].transpose()
+    }
+
+    /// `U` (`(n·R_l) × r`) with `U·Uᵀ = Σ_k Δ_l^k·Δ_l^kᵀ`, where layer `l` has one.
+    pub fn trace_factor(&self, l: usize) -> Option<MatRef<'_, f64>> {
+        self.trace_factors_t[l].as_ref().map(|u| u.transpose())
     }
 
     /// Number of outputs K.
@@ -77,6 +85,12 @@ impl BackpropSignals {
                 .map(|d| d.iter().zip(&self.rows_per_point).map(head).collect())
                 .collect(),
             rows_per_point: self.rows_per_point.clone(),
+            trace_factors_t: self
+                .trace_factors_t
+                .iter()
+                .zip(&self.rows_per_point)
+                .map(|(u, r)| u.as_ref().map(|u| head((u, r))))
+                .collect(),
         }
     }
 
@@ -97,16 +111,30 @@ impl BackpropSignals {
         };
         let (inputs_head, inputs_tail) = split(self.inputs_t);
         let (deltas_head, deltas_tail) = self.deltas_t.into_iter().map(split).unzip();
+        let (factors_head, factors_tail) = self
+            .trace_factors_t
+            .into_iter()
+            .zip(&rpp)
+            .map(|(u, &r)| match u {
+                Some(u) => {
+                    let (h, t) = split_one(u, n * r);
+                    (Some(h), Some(t))
+                }
+                None => (None, None),
+            })
+            .unzip();
         (
             BackpropSignals {
                 inputs_t: inputs_head,
                 deltas_t: deltas_head,
                 rows_per_point: rpp.clone(),
+                trace_factors_t: factors_head,
             },
             BackpropSignals {
                 inputs_t: inputs_tail,
                 deltas_t: deltas_tail,
                 rows_per_point: rpp,
+                trace_factors_t: factors_tail,
             },
         )
     }
@@ -336,6 +364,7 @@ pub fn autodiff_signals_and_outputs(
         BackpropSignals {
             inputs_t: inputs,
             deltas_t: deltas,
+            trace_factors_t: vec![None; net.shapes.len()],
             rows_per_point: rows_per_point(net),
         },
         outputs,
@@ -389,6 +418,7 @@ fn dense_signals_and_outputs(
     let mut delta =
         crate::model::tensor_from_f64(&seeds, [k_out * n, k_out], net.dtype(), net.device());
     let mut by_layer = vec![Vec::new(); last + 1];
+    let mut trace_factors_t = vec![None; last + 1];
     for l in (0..last).rev() {
         let next = &net.shapes[l + 1];
         let mut g = delta
@@ -400,6 +430,9 @@ fn dense_signals_and_outputs(
         by_layer[l + 1] = to_mats_t(delta, k_out)?;
         let width = g.dims()[1];
         let slope = slopes.pop().expect("one slope per hidden layer");
+        if l + 1 == last && k_out > 1 {
+            trace_factors_t[l] = Some(last_hidden_trace_factor(net, slope.clone())?);
+        }
         delta = if k_out == 1 {
             g * slope
         } else {
@@ -419,9 +452,42 @@ fn dense_signals_and_outputs(
             inputs_t: inputs,
             deltas_t: deltas,
             rows_per_point: vec![1; last + 1],
+            trace_factors_t,
         },
         outputs,
     ))
+}
+
+/// The trace factor of the last hidden layer of a dense network: its signals are
+/// `Δ^k = φ′(z) ⊙ s_w·W_L[:, k]ᵀ` (the readout is linear), so
+/// `Σ_k Δ^k(x)_i·Δ^k(x′)_i = φ′_i(x)·φ′_i(x′)·c_i` with `c_i = s_w²·Σ_k W_L[i, k]²`:
+/// `U = φ′(z)·diag(√c)` has one column per unit instead of one per unit and output, and the
+/// output-summed Gram of that layer costs a K-th of the products.
+fn last_hidden_trace_factor(net: &Network, slope: Tensor<2>) -> Result<Mat<f64>> {
+    let last = net.shapes.len() - 1;
+    let readout = tensor_to_f64(net.params[last].weight.clone())?;
+    let k_out = net.config.n_outputs;
+    let s_w = net.shapes[last].weight_scale;
+    let root_c: Vec<f64> = readout
+        .chunks(k_out)
+        .map(|row| s_w * row.iter().map(|w| w * w).sum::<f64>().sqrt())
+        .collect();
+    let mut u_t = to_mat_t(slope)?;
+    for j in 0..u_t.ncols() {
+        for (u, c) in u_t.col_as_slice_mut(j).iter_mut().zip(&root_c) {
+            *u *= c;
+        }
+    }
+    Ok(u_t)
+}
+
+/// Splits the columns of `m` at `cut` (clamped to its width).
+fn split_one(m: Mat<f64>, cut: usize) -> (Mat<f64>, Mat<f64>) {
+    let cut = cut.min(m.ncols());
+    (
+        linalg::block(m.as_ref(), 0, m.nrows(), 0, cut),
+        linalg::block(m.as_ref(), 0, m.nrows(), cut, m.ncols() - cut),
+    )
 }
 
 /// Backprop signals of the rows of `x` for every output in **one** backward pass: each point is
@@ -477,6 +543,7 @@ pub fn backprop_signals_batched(net: &Network, x: &[f64], n: usize) -> Result<Ba
     Ok(BackpropSignals {
         inputs_t: inputs,
         deltas_t: deltas,
+        trace_factors_t: vec![None; rpp.len()],
         rows_per_point: rpp,
     })
 }
@@ -594,13 +661,17 @@ pub fn ntk_from_signals(
             KernelForm::Trace => {
                 // Σ_k Δ1^k Δ2^kᵀ / K, accumulated in one matrix.
                 let mut gd = Mat::zeros(n1, n2);
-                for k in 0..k_out {
-                    let accum = if k == 0 {
-                        faer::Accum::Replace
-                    } else {
-                        faer::Accum::Add
-                    };
-                    product(s1.delta(k, l), s2.delta(k, l), &mut gd, accum);
+                if let (Some(u1), Some(u2)) = (s1.trace_factor(l), s2.trace_factor(l)) {
+                    product(u1, u2, &mut gd, faer::Accum::Replace);
+                } else {
+                    for k in 0..k_out {
+                        let accum = if k == 0 {
+                            faer::Accum::Replace
+                        } else {
+                            faer::Accum::Add
+                        };
+                        product(s1.delta(k, l), s2.delta(k, l), &mut gd, accum);
+                    }
                 }
                 if k_out > 1 {
                     gd *= faer::Scale(1.0 / k_out as f64);

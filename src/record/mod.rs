@@ -326,6 +326,8 @@ pub struct RunRecord {
     pub iterative: Option<IterativeRun>,
     /// Where the linearized twin was computed (function or parameter space).
     pub twin_space: crate::dynamics::TwinSpace,
+    /// Where the kernel tracks started (the network's initial outputs or zero).
+    pub kernel_start: crate::config::InitialOutputs,
     /// Training points the network and its twin trained on; with `kernel.train_subset` more
     /// than [`RunRecord::n_train`], the points every kernel and train figure is measured on.
     pub n_train_all: usize,

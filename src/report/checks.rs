@@ -123,7 +123,11 @@ pub fn measurements(r: &RunRecord) -> Vec<Measurement> {
             out.push(Measurement {
                 name: format!("RMSE(network, {}) / RMS(y) ({split}, final step)", other.name()),
                 value: v,
-                theory: if other == Track::KernelAnalytic {
+                theory: if other == Track::KernelAnalytic
+                    && r.kernel_start == crate::config::InitialOutputs::Zero
+                {
+                    "O(1): the kernel track starts from zero (kernel.initial_outputs = \"zero\"), the network from its random f(·; θ0), whose part outside the kernel's reach stays (Lee et al. 2019, eq. 15 against eq. 9)".into()
+                } else if other == Track::KernelAnalytic {
                     "O(n^−1/2) plus Θ0's own fluctuation (Lee et al. 2019, Theorem 2.1 and §2.3)".into()
                 } else {
                     "O(n^−1/2) for the exact linearization under gradient descent below η_c (Lee et al. 2019, Theorem 2.1); an averaged twin adds the averaging error".into()

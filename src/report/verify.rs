@@ -42,8 +42,10 @@ pub struct Fingerprint {
 /// newer build is compared numerically, not bitwise). 2: the empirical NTK's signals of dense
 /// networks by the explicit backward recursion, symmetric Gram products by block rows, a full
 /// multi-output kernel's blocks below the output diagonal as transposes (and, with
-/// the `avx512` feature, AVX-512 GEMM kernels where the CPU has them).
-pub const NUMERICS_REVISION: u32 = 2;
+/// the `avx512` feature, AVX-512 GEMM kernels where the CPU has them). 3: the output-averaged
+/// empirical NTK of a dense network sums its last hidden layer's outputs through one narrow
+/// factor (`φ′(z)·diag(√c)`) instead of output by output.
+pub const NUMERICS_REVISION: u32 = 3;
 
 fn numerics_revision_1() -> String {
     "rev 1, gemm avx2".into()

@@ -70,6 +70,7 @@ impl Lockstep<'_> {
                 store_on_disk: st.plan.dir.is_some(),
             }),
             name: exp.name.clone(),
+            kernel_start: exp.kernel.initial_outputs,
             twin_space: match self.twin {
                 super::lockstep::Twin::Function(_) => crate::dynamics::TwinSpace::Function,
                 super::lockstep::Twin::Parameter(_) => crate::dynamics::TwinSpace::Parameter,

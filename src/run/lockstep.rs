@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use burn::tensor::Tensor;
 use faer::Mat;
 
-use crate::config::{Experiment, KernelSolution};
+use crate::config::{Experiment, InitialOutputs, KernelSolution};
 use crate::data::Dataset;
 use crate::dynamics::iterative::{duplicate_groups, IterativeInputs, IterativePredictor};
 use crate::dynamics::kernel::{KernelPredictor, PredictorInputs};
@@ -805,6 +805,15 @@ struct Measure {
     sensitivity: bool,
 }
 
+/// The outputs the kernel tracks start from (train points, then held-out points): the network's
+/// at initialisation, or zero (`kernel.initial_outputs`).
+fn kernel_start<'a>(exp: &Experiment, init: &'a Initial) -> std::borrow::Cow<'a, [f64]> {
+    match exp.kernel.initial_outputs {
+        InitialOutputs::Network => std::borrow::Cow::Borrowed(&init.f0_all),
+        InitialOutputs::Zero => std::borrow::Cow::Owned(vec![0.0; init.f0_all.len()]),
+    }
+}
+
 /// The kernel-regression predictors of the configured solutions: the analytic kernel acts per
 /// output (Θ∞ ⊗ I_K), the empirical one in the configured form.
 fn build_predictors(
@@ -817,8 +826,9 @@ fn build_predictors(
 ) -> Result<Vec<(Track, Predictor)>> {
     let (n_train, n_held, k) = (data.n_train(), data.n_heldout(), data.n_outputs);
     let form = exp.kernel.form;
-    let f0_train = &init.f0_all[..n_train * k];
-    let f0_test = &init.f0_all[n_train * k..];
+    let f0 = kernel_start(exp, init);
+    let f0_train = &f0[..n_train * k];
+    let f0_test = &f0[n_train * k..];
     solutions
         .iter()
         .map(|&s| {
@@ -879,8 +889,9 @@ fn iterative_predictors(
     y_fit: &[f64],
 ) -> Result<Vec<(Track, Predictor)>> {
     let (n_train, k) = (data.n_train(), data.n_outputs);
-    let f0_train = as_rows(&init.f0_all[..n_train * k], k, true);
-    let f0_test = as_rows(&init.f0_all[n_train * k..], k, true);
+    let f0 = kernel_start(exp, init);
+    let f0_train = as_rows(&f0[..n_train * k], k, true);
+    let f0_test = as_rows(&f0[n_train * k..], k, true);
     let y = as_rows(y_fit, k, true);
     let groups = duplicate_groups(&data.x_train, n_train);
     let settings = &stored.plan.settings;
