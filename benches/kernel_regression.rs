@@ -1,4 +1,4 @@
-//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--unit] [--disk DIR]`: the
+//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--unit] [--disk DIR] [--data DIR]`: the
 //! matrix-free kernel-regression path on Fashion-MNIST (the Debian package's IDX files) — the
 //! analytic NTK and NNGP of neural-tangents' reference FC net (3 hidden ReLU layers, W_std² = 2,
 //! b_std = 0.05, readout W_std = 1; pixels/255 standardised with training statistics (`--unit`:
@@ -7,7 +7,9 @@
 //! of a seeded permutation: kernel time, solve time, preconditioner, CG iterations, error
 //! estimate, accuracy, peak RSS, and — with `--exact` where N allows — the eigendecomposition
 //! path's accuracy and the largest difference of the test predictions. Writes
-//! `target/bench/kernel_regression.json`. Default N: 10000.
+//! `target/bench/kernel_regression.json`. Default N: 10000. `--data DIR`: IDX files with the
+//! standard names in DIR instead of the Debian package's (e.g. files holding exactly the first N
+//! training images, so that the subset is the one `benches/fashion_kernels_nt.py` takes).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,22 +115,26 @@ fn main() {
         time_apply(n);
         return;
     }
+    let data_dir = args
+        .iter()
+        .position(|a| a == "--data")
+        .map_or(FASHION.to_string(), |i| args[i + 1].clone());
     let ns: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let ns = if ns.is_empty() { vec![10000] } else { ns };
-    if !std::path::Path::new(FASHION)
+    if !std::path::Path::new(&data_dir)
         .join("train-images-idx3-ubyte.gz")
         .exists()
     {
-        eprintln!("NOT RUN: {FASHION} is absent (apt-get install dataset-fashion-mnist)");
+        eprintln!("NOT RUN: {data_dir} is absent (apt-get install dataset-fashion-mnist)");
         return;
     }
     let mut records = Vec::new();
     for n in ns {
         let src = IdxSource {
-            train_images: format!("{FASHION}/train-images-idx3-ubyte.gz").into(),
-            train_labels: format!("{FASHION}/train-labels-idx1-ubyte.gz").into(),
-            test_images: format!("{FASHION}/t10k-images-idx3-ubyte.gz").into(),
-            test_labels: format!("{FASHION}/t10k-labels-idx1-ubyte.gz").into(),
+            train_images: format!("{data_dir}/train-images-idx3-ubyte.gz").into(),
+            train_labels: format!("{data_dir}/train-labels-idx1-ubyte.gz").into(),
+            test_images: format!("{data_dir}/t10k-images-idx3-ubyte.gz").into(),
+            test_labels: format!("{data_dir}/t10k-labels-idx1-ubyte.gz").into(),
             scaling,
             one_hot_values: [1.0, 0.0],
             class_names: None,

@@ -408,7 +408,7 @@ fn a_conv_run_and_a_conv_ensemble_run_end_to_end() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue #17's acceptance: the committed `experiments/digits_cnn.toml` run reaches ≥ 97 %
+/// The conv-net acceptance: the committed `experiments/digits_cnn.toml` run reaches ≥ 97 %
 /// network test accuracy (and `tests/committed.rs` reproduces that run under `--verify`, so the
 /// figure is the code's, not a stored claim). Counted here from its predictions, not read from
 /// the summary.

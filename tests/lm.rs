@@ -1,4 +1,4 @@
-//! Language modelling at scale (issue #21): the text validation split, the kernel subset, the
+//! Language modelling at scale: the text validation split, the kernel subset, the
 //! read-out temperature and early stopping. Oracles: the text itself, brute-force searches and
 //! the metrics file recomputed independently.
 

@@ -67,7 +67,7 @@ pub enum SolverChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StorePlace {
-    /// In memory when all stores fit in half the available memory, else on disk.
+    /// In memory when all stores fit in 40 % of the available memory, else on disk.
     #[default]
     Auto,
     /// In memory.

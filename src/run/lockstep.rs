@@ -919,7 +919,8 @@ fn iterative_predictors(
                 diag_reg: exp.kernel.diag_reg,
                 planned_steps: planned_steps(exp),
                 duplicate_groups: groups.clone(),
-                resident_budget_bytes: (0.6 * super::memory::available_memory_bytes() as f64)
+                resident_budget_bytes: (super::memory::RESIDENT_FRACTION
+                    * super::memory::available_memory_bytes() as f64)
                     as u64,
                 settings: crate::krylov::SolveSettings {
                     tolerance: settings.solver_tolerance,
