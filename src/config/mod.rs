@@ -79,7 +79,9 @@ pub struct KernelConfig {
     pub solutions: Vec<KernelSolution>,
     /// Time mode.
     pub time: TimeMode,
-    /// Where the kernel tracks start.
+    /// Where the kernel tracks start (written to the resolved config only when `zero`, so that
+    /// the resolved configs of earlier runs stay byte for byte what they were).
+    #[serde(skip_serializing_if = "InitialOutputs::is_network")]
     pub initial_outputs: InitialOutputs,
     /// Regulariser.
     #[serde(flatten)]
@@ -115,7 +117,7 @@ pub struct IterativeSettings {
     pub storage: crate::store::StoragePrecision,
     /// Memory or disk.
     pub store: StorePlace,
-    /// Directory of stores on disk (None: `<outputs.dir>/<name>/kernel-store`).
+    /// Directory of stores on disk (None: `<outputs.dir>/.kernel-store/<name>/<kernel identity>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_dir: Option<PathBuf>,
     /// Keep the stores after the run.

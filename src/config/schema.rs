@@ -31,16 +31,21 @@ pub enum KernelSolution {
 #[serde(rename_all = "lowercase")]
 pub enum InitialOutputs {
     /// From the network's own outputs at initialisation, `f(·; θ0)`: the linearization of this
-    /// network, paired with it (Lee et al. 2019, eq. 9 and 10).
+    /// network, paired with it (Lee et al. 2019).
     #[default]
     Network,
-    /// From zero: the mean of the Gaussian process over initialisations (Lee et al. 2019,
-    /// eq. 15 and 16), i.e. plain kernel regression, as neural-tangents' `predict` functions
-    /// with their default `fx_train_0 = 0`.
+    /// From zero: plain kernel regression, as neural-tangents' `predict` functions compute with
+    /// their default `fx_train_0 = 0`; for the analytic kernels the mean over initialisations of
+    /// infinitely wide networks (Lee et al. 2019).
     Zero,
 }
 
 impl InitialOutputs {
+    /// Whether this is the default, `network`.
+    pub fn is_network(&self) -> bool {
+        *self == InitialOutputs::Network
+    }
+
     /// Config name.
     pub fn name(self) -> &'static str {
         match self {
@@ -398,7 +403,7 @@ pub struct KernelSpec {
     pub storage: Option<crate::store::StoragePrecision>,
     /// `auto | memory | disk`.
     pub store: Option<StorePlace>,
-    /// Directory of the kernel stores on disk (default `<outputs.dir>/<name>/kernel-store`).
+    /// Directory of the kernel stores on disk (default `<outputs.dir>/.kernel-store/<name>/<kernel identity>`).
     pub store_dir: Option<PathBuf>,
     /// Keep the stores after the run (default: removed when the run completes).
     pub keep_store: Option<bool>,

@@ -126,7 +126,7 @@ pub fn measurements(r: &RunRecord) -> Vec<Measurement> {
                 theory: if other == Track::KernelAnalytic
                     && r.kernel_start == crate::config::InitialOutputs::Zero
                 {
-                    "O(1): the kernel track starts from zero (kernel.initial_outputs = \"zero\"), the network from its random f(·; θ0), whose part outside the kernel's reach stays (Lee et al. 2019, eq. 15 against eq. 9)".into()
+                    "O(1): the kernel track starts from zero (kernel.initial_outputs = \"zero\"), the network from its random f(·; θ0), whose part outside the kernel's reach stays (Lee et al. 2019: the mean prediction against one network's)".into()
                 } else if other == Track::KernelAnalytic {
                     "O(n^−1/2) plus Θ0's own fluctuation (Lee et al. 2019, Theorem 2.1 and §2.3)".into()
                 } else {

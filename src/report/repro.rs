@@ -160,7 +160,7 @@ fn notes(r: &RunRecord, exp: &Experiment) -> Vec<String> {
         n.push("The network and its linearization use minibatches; the kernel tracks are the full-batch solution, so they are compared at equal step (equal t = η·step), not equal batches.".into());
     }
     if exp.kernel.initial_outputs == crate::config::InitialOutputs::Zero {
-        n.push("kernel.initial_outputs = \"zero\": the kernel tracks start from zero — plain kernel regression, the mean over initialisations (Lee et al. 2019, eq. 15–16; neural-tangents' predict functions with fx_train_0 = 0) — while the network and its twin start from the network's own f(·; θ0); differences between them include that start.".into());
+        n.push("kernel.initial_outputs = \"zero\": the kernel tracks start from zero — plain kernel regression (neural-tangents' predict functions with fx_train_0 = 0; for the analytic kernels the mean over initialisations, Lee et al. 2019) — while the network and its twin start from the network's own f(·; θ0); differences between them include that start.".into());
     }
     if exp.training.center_outputs {
         n.push("center_outputs: every track reports f − f0, which starts at 0 and learns y (the network trains towards y + f0).".into());
