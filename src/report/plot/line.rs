@@ -45,6 +45,17 @@ pub struct Series {
     pub errors: Vec<(f64, f64, f64)>,
     /// A shaded band `(x, low, high)` behind the line.
     pub band: Vec<(f64, f64, f64)>,
+    /// Markers drawn on a line's points too (a marker-only series always has dots).
+    pub marker: Option<Marker>,
+}
+
+/// A marker drawn on the points of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A filled dot.
+    Dot,
+    /// An open ring.
+    Ring,
 }
 
 impl Series {
@@ -58,7 +69,14 @@ impl Series {
             width: 2,
             errors: Vec::new(),
             band: Vec::new(),
+            marker: None,
         }
+    }
+
+    /// With markers on the line's points.
+    pub fn with_marker(mut self, marker: Marker) -> Self {
+        self.marker = Some(marker);
+        self
     }
 
     /// With vertical error bars `(x, low, high)`.
@@ -115,6 +133,9 @@ pub struct LineChart {
     /// A floor `(value, label)` on a log axis: smaller values are drawn on it and left out of
     /// the axis range (e.g. the f64 round-off level of differences between exact solutions).
     pub floor: Option<(f64, String)>,
+    /// The x values labelled on a log x axis (empty: plotters' own choice, which labels only
+    /// powers of ten).
+    pub x_ticks: Vec<f64>,
 }
 
 impl LineChart {
@@ -133,7 +154,14 @@ impl LineChart {
             series: Vec::new(),
             hlines: Vec::new(),
             floor: None,
+            x_ticks: Vec::new(),
         }
+    }
+
+    /// Labels exactly these x values on a log x axis (e.g. the swept sizes).
+    pub fn with_x_ticks(mut self, ticks: Vec<f64>) -> Self {
+        self.x_ticks = ticks;
+        self
     }
 
     /// With a floor (see [`LineChart::floor`]).
@@ -285,6 +313,16 @@ pub fn draw_line_chart<DB: DrawingBackend>(
     match (spec.log_x, spec.log_y) {
         (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero),
         (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale(), zero),
+        (true, false) if !spec.x_ticks.is_empty() => {
+            let ticks = spec.x_ticks.clone();
+            draw_on(
+                area,
+                spec,
+                (x0..x1).log_scale().with_key_points(ticks),
+                y0..y1,
+                zero,
+            )
+        }
         (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1, zero),
         (true, true) => draw_on(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale(), zero),
     }
@@ -389,7 +427,7 @@ where
             Stroke::Dashed => {
                 let style = ShapeStyle::from(&color).stroke_width(s.width);
                 let anno = chart
-                    .draw_series(DashedLineSeries::new(points, 8, 5, style))
+                    .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
                     .map_err(e)?;
                 if !s.label.is_empty() {
                     anno.label(&s.label)
@@ -399,12 +437,33 @@ where
             Stroke::Solid => {
                 let style = ShapeStyle::from(&color).stroke_width(s.width);
                 let anno = chart
-                    .draw_series(LineSeries::new(points, style))
+                    .draw_series(LineSeries::new(points.clone(), style))
                     .map_err(e)?;
                 if !s.label.is_empty() {
                     anno.label(&s.label)
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 }
+            }
+        }
+    }
+    for s in &spec.series {
+        let points = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&p| usable(p, log_x, log_y));
+        match (s.style, s.marker) {
+            (Stroke::Markers, _) | (_, None) => {}
+            (_, Some(Marker::Dot)) => {
+                chart
+                    .draw_series(points.map(|p| Circle::new(p, 4, s.color.filled())))
+                    .map_err(e)?;
+            }
+            (_, Some(Marker::Ring)) => {
+                let ring = s.color.stroke_width(2);
+                chart
+                    .draw_series(points.map(|p| Circle::new(p, 5, ring)))
+                    .map_err(e)?;
             }
         }
     }

@@ -21,7 +21,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use heatmap::{ColorScale, HeatMap};
-pub use line::{LineChart, Series, Stroke};
+pub use line::{LineChart, Marker, Series, Stroke};
 
 use crate::record::Track;
 use crate::{Error, Result};

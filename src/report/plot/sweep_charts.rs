@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, Figure, LineChart, Series, PALETTE};
+use super::{track_color, Figure, LineChart, Marker, Series, PALETTE};
 use crate::config::sweep::{value_text, Sweep};
 use crate::metrics::stats::mean_ci95;
 use crate::metrics::Phase;
@@ -383,6 +383,12 @@ pub const N_TRAIN_KEY: &str = "data.n_train";
 /// al. (2020, "Finite versus infinite neural networks").
 pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
     let all = |_: &SweepRow| true;
+    let mut sizes: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.value_f64(N_TRAIN_KEY))
+        .collect();
+    sizes.sort_by(|a, b| a.total_cmp(b));
+    sizes.dedup();
     let mut series = Vec::new();
     for t in Track::ALL {
         let fin = format!("{}_test_accuracy", t.name());
@@ -392,17 +398,21 @@ pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
         let (m, e) = mean_curve(rows, N_TRAIN_KEY, &fin, &all);
         series.push(
             Series::line(format!("{}: final step", t.name()), m, track_color(t))
-                .markers()
+                .with_marker(Marker::Dot)
                 .with_errors(e),
         );
         let inf = format!("{}_infinite_time_test_accuracy", t.name());
         if rows.iter().any(|r| r.figure(&inf).is_finite()) {
             let (m, e) = mean_curve(rows, N_TRAIN_KEY, &inf, &all);
             series.push(
-                Series::line(format!("{}: t = ∞", t.name()), m, track_color(t))
-                    .dashed()
-                    .markers()
-                    .with_errors(e),
+                Series::line(
+                    format!("{}: t = ∞ (dashed, rings)", t.name()),
+                    m,
+                    track_color(t),
+                )
+                .dashed()
+                .with_marker(Marker::Ring)
+                .with_errors(e),
             );
         }
     }
@@ -413,6 +423,7 @@ pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
             "test accuracy",
         )
         .log_x()
+        .with_x_ticks(sizes)
         .with_series(series),
     )
 }
