@@ -30,6 +30,11 @@ fn run_dirs() -> Vec<PathBuf> {
     out
 }
 
+/// Files of committed single runs left out of the repository for their size (the run's
+/// `report.json` keeps their SHA-256; re-running the config regenerates them; see .gitignore and
+/// results/README.md).
+const LEFT_OUT: &[(&str, &str)] = &[("fashion_mlp", "predictions.csv")];
+
 #[test]
 fn committed_single_runs_are_intact_and_sweep_points_match_their_reports() {
     let mut singles = 0;
@@ -58,7 +63,16 @@ fn committed_single_runs_are_intact_and_sweep_points_match_their_reports() {
         } else {
             let report = repro::read_report(&dir).unwrap();
             let hashes = repro::recorded_hashes(&report).unwrap();
-            let integrity = verify::integrity(&dir, &hashes).unwrap();
+            let mut integrity = verify::integrity(&dir, &hashes).unwrap();
+            if LEFT_OUT
+                .iter()
+                .any(|(run, _)| dir.parent().is_some_and(|p| p.ends_with(run)))
+            {
+                // Only the named large file may be absent; everything else must match.
+                integrity
+                    .missing
+                    .retain(|f| !LEFT_OUT.iter().any(|(_, file)| f == file));
+            }
             assert!(integrity.ok(), "{}: {integrity:?}", dir.display());
             assert!(!dir.join("INCOMPLETE").exists());
             singles += 1;

@@ -250,10 +250,15 @@ pub fn final_figures_md(r: &RunRecord) -> String {
     }
     for k in &r.kernel_solutions {
         s += &format!(
-            "\n`{}` at t = ∞: test loss {}.",
+            "\n`{}` at t = ∞: test loss {}",
             k.track.name(),
             cell(k.test_loss_infinite_time)
         );
+        // Written for the iterative path only (the earlier records' reports keep their bytes).
+        match super::tables::infinite_time_accuracy(r, k).filter(|_| k.solver.is_some()) {
+            Some(a) => s += &format!(", test accuracy {a:.4}."),
+            None => s += ".",
+        }
     }
     s
 }

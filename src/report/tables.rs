@@ -299,7 +299,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "loss": r.loss,
         "text_samples": r.samples,
         "classification": classification,
-        "kernel_solutions": r.kernel_solutions.iter().map(kernel_solution_json).collect::<Vec<_>>(),
+        "kernel_solutions": r.kernel_solutions.iter().map(|k| kernel_solution_json(k, infinite_time_accuracy(r, k))).collect::<Vec<_>>(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     });
     if let (true, serde_json::Value::Object(m)) = (r.n_train() < r.n_train_all, &mut summary) {
@@ -319,8 +319,22 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
 /// Marks a non-finite value until [`plain_numbers`] replaces it by `null`.
 const NON_FINITE: &str = "\u{0}non-finite:";
 
-/// One kernel track's closed-form figures (with its iterative solves when it had them).
-fn kernel_solution_json(k: &crate::record::KernelSolutionSummary) -> serde_json::Value {
+/// Test accuracy of a kernel track's t = ∞ solution (classification only).
+pub fn infinite_time_accuracy(
+    r: &RunRecord,
+    k: &crate::record::KernelSolutionSummary,
+) -> Option<f64> {
+    let classes = r.classes.as_ref()?;
+    crate::metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
+}
+
+/// One kernel track's closed-form figures (with its iterative solves when it had them; the
+/// t = ∞ test accuracy is written for those, the eigendecomposition path's records keeping
+/// their earlier fields).
+fn kernel_solution_json(
+    k: &crate::record::KernelSolutionSummary,
+    accuracy: Option<f64>,
+) -> serde_json::Value {
     match &k.solver {
         None => serde_json::json!({
             "track": k.track.name(),
@@ -335,6 +349,7 @@ fn kernel_solution_json(k: &crate::record::KernelSolutionSummary) -> serde_json:
             "lambda": k.lambda,
             "lambda_max_ritz": k.lambda_max,
             "test_loss_infinite_time": k.test_loss_infinite_time.map(json_f64),
+            "test_accuracy_infinite_time": accuracy,
             "solver": {
                 "storage": s.storage.name(),
                 "tolerance": s.tolerance,

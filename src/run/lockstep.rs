@@ -194,6 +194,20 @@ pub struct MemberTrace {
     pub linearized_diverged: Option<u64>,
 }
 
+/// What a [`Lockstep`] is built for.
+enum Role<'p> {
+    /// A whole run: every kernel track, its solves reported to the progress sink.
+    Run(&'p dyn super::Progress),
+    /// An ensemble member: the network and its twin only.
+    Member,
+}
+
+/// What the kernel tracks are fitted to: the learning rate and the (possibly centred) targets.
+struct Targets<'y> {
+    lr: f64,
+    y_fit: &'y [f64],
+}
+
 impl<'a> Lockstep<'a> {
     /// Sets up the tracks at t = 0 (the network `net` is moved into its trainer): the network
     /// and its twin train on `train`, everything is measured on `data` (the kernel view of
@@ -205,8 +219,9 @@ impl<'a> Lockstep<'a> {
         init: &'a Initial,
         net: Network,
         rates: super::Rates,
+        progress: &dyn super::Progress,
     ) -> Result<Self> {
-        Self::build(exp, train, data, init, net, rates, false)
+        Self::build(exp, train, data, init, net, rates, Role::Run(progress))
     }
 
     /// Sets up an ensemble member: the network `net` and its twin only, on the shared
@@ -218,7 +233,7 @@ impl<'a> Lockstep<'a> {
         net: Network,
         rates: super::Rates,
     ) -> Result<Self> {
-        Self::build(exp, data, data, init, net, rates, true)
+        Self::build(exp, data, data, init, net, rates, Role::Member)
     }
 
     fn build(
@@ -228,8 +243,9 @@ impl<'a> Lockstep<'a> {
         init: &'a Initial,
         net: Network,
         rates: super::Rates,
-        member: bool,
+        role: Role<'_>,
     ) -> Result<Self> {
+        let member = matches!(role, Role::Member);
         let super::Rates {
             lr,
             critical_lr,
@@ -266,7 +282,14 @@ impl<'a> Lockstep<'a> {
             .map(|(i, j)| (tracks[i], tracks[j]))
             .collect();
         let predictors = match &init.stored {
-            Some(stored) => iterative_predictors(exp, solutions, data, init, stored, lr, &y_fit)?,
+            Some(stored) => {
+                let progress = match role {
+                    Role::Run(p) => p,
+                    Role::Member => &super::Silent,
+                };
+                let targets = Targets { lr, y_fit: &y_fit };
+                iterative_predictors(exp, solutions, data, init, stored, targets, progress)?
+            }
             None => build_predictors(exp, solutions, data, init, lr, &y_fit)?,
         };
         let y_step = if exp.training.center_outputs {
@@ -885,9 +908,10 @@ fn iterative_predictors(
     data: &Dataset,
     init: &Initial,
     stored: &super::initial::Stored,
-    lr: f64,
-    y_fit: &[f64],
+    targets: Targets<'_>,
+    progress: &dyn super::Progress,
 ) -> Result<Vec<(Track, Predictor)>> {
+    let Targets { lr, y_fit } = targets;
     let (n_train, k) = (data.n_train(), data.n_outputs);
     let f0 = kernel_start(exp, init);
     let f0_train = as_rows(&f0[..n_train * k], k, true);
@@ -896,7 +920,9 @@ fn iterative_predictors(
     let groups = duplicate_groups(&data.x_train, n_train);
     let settings = &stored.plan.settings;
     let rank = settings.preconditioner_rank.unwrap_or(0);
-    solutions
+    // One unit a kernel track: its Lanczos basis, Nyström preconditioner and CG solve.
+    progress.start("kernel solves", solutions.len() as u64);
+    let out = solutions
         .iter()
         .map(|&s| {
             let kernel = match s {
@@ -930,10 +956,13 @@ fn iterative_predictors(
                     seed: exp.seed,
                 },
             })?;
+            progress.advance(1);
             Ok((
                 solution_track(s, averaged_kernel(exp, k)),
                 Predictor::Iterative(Box::new(p)),
             ))
         })
-        .collect()
+        .collect();
+    progress.finish();
+    out
 }

@@ -120,9 +120,13 @@ pub fn estimate(exp: &Experiment, s: Sizes) -> Footprint {
 /// together), measured on this project's 2-core reference machine: Fashion-MNIST, 3 ReLU layers,
 /// N = 60,000 with 10,000 held-out rows (2.43·10⁹ entries in 318 s).
 pub const ANALYTIC_SECONDS_PER_ENTRY: f64 = 1.3e-7;
-/// Seconds per stored entry of one operator product with 10 columns (1.3–1.5 ns measured here
-/// with `cargo bench --bench kernel_regression -- --apply 20000`, f64 and f32 stores alike).
-pub const APPLY_SECONDS_PER_ENTRY: f64 = 1.4e-9;
+/// Seconds per stored entry of one solver iteration with 10 columns, everything included (the
+/// product with the store, the Nyström preconditioner's two products, the vector updates):
+/// 1,938 s for 1,480 iterations and pivot passes of the three 60,000-point f32 kernels of
+/// `experiments/fashion_mlp.toml` on this project's 2-core AVX-512 reference machine (the
+/// product alone: 0.53 ns per stored f32 entry, 0.68 ns per f64 entry, `cargo bench --bench
+/// kernel_regression -- --apply 20000`).
+pub const APPLY_SECONDS_PER_ENTRY: f64 = 0.73e-9;
 /// Fraction of the available memory a disk store may take when it is read into memory for its
 /// solves (see `run::lockstep`).
 pub const RESIDENT_FRACTION: f64 = 0.6;
@@ -132,10 +136,10 @@ pub const GRAM_FLOPS_PER_SECOND: f64 = 8.3e10;
 /// Lanczos vectors assumed per output for the memory estimate (the solves stop earlier on the
 /// runs measured; `solver_max_iterations` bounds it).
 pub const ASSUMED_LANCZOS_VECTORS: u64 = 300;
-/// Operator products assumed per kernel (Lanczos and CG together) for the time estimate: a lower
-/// bound from the 60,000-point Fashion-MNIST run, whose solves ran over 50 minutes without finishing
-/// the third kernel (over 1300 products at 2.3 s each, 1.3 ns an entry).
-pub const ASSUMED_PRODUCTS: f64 = 500.0;
+/// Operator products assumed per kernel (Lanczos and CG together) for the time estimate: the
+/// mean of the 60,000-point Fashion-MNIST run (analytic NTK 287, NNGP 616, empirical 505 at a
+/// tolerance of 10⁻³).
+pub const ASSUMED_PRODUCTS: f64 = 470.0;
 
 /// The iterative path's footprint: network training as on the dense path, kernels in stores
 /// (in memory, or on disk and not resident), the empirical kernel's signal cache, the Lanczos

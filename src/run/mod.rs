@@ -281,7 +281,7 @@ pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Resul
     let init = Initial::compute(exp, &view, &net, opts)?;
     timer.lap("kernels");
     let rates = learning_rates(exp, &view, &init, &net)?;
-    let mut lock = Lockstep::new(exp, data, &view, &init, net, rates)?;
+    let mut lock = Lockstep::new(exp, data, &view, &init, net, rates, opts.progress)?;
     timer.lap("predictor setup");
     let status = lock.train(opts)?;
     timer.lap("training");
