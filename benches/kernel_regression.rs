@@ -1,4 +1,4 @@
-//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--unit] [--disk DIR] [--data DIR]`: the
+//! `cargo bench --bench kernel_regression -- [N ...] [--f32] [--exact] [--unit] [--disk DIR] [--data DIR] [--tol T]`: the
 //! matrix-free kernel-regression path on Fashion-MNIST (the Debian package's IDX files) — the
 //! analytic NTK and NNGP of neural-tangents' reference FC net (3 hidden ReLU layers, W_std² = 2,
 //! b_std = 0.05, readout W_std = 1; pixels/255 standardised with training statistics (`--unit`:
@@ -10,6 +10,7 @@
 //! `target/bench/kernel_regression.json`. Default N: 10000. `--data DIR`: IDX files with the
 //! standard names in DIR instead of the Debian package's (e.g. files holding exactly the first N
 //! training images, so that the subset is the one `benches/fashion_kernels_nt.py` takes).
+//! `--tol T`: the solver tolerance (estimated largest prediction error; default 1e-4).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -110,6 +111,11 @@ fn main() {
         .iter()
         .position(|a| a == "--disk")
         .map(|i| std::path::PathBuf::from(&args[i + 1]));
+    let tolerance: f64 = args
+        .iter()
+        .position(|a| a == "--tol")
+        .map(|i| args[i + 1].parse().expect("--tol T"))
+        .unwrap_or(1e-4);
     if let Some(i) = args.iter().position(|a| a == "--apply") {
         let n: usize = args[i + 1].parse().expect("N");
         time_apply(n);
@@ -221,7 +227,7 @@ fn main() {
                 duplicate_groups: Vec::new(),
                 resident_budget_bytes: u64::MAX,
                 settings: SolveSettings {
-                    tolerance: 1e-4,
+                    tolerance,
                     max_iterations: 1000,
                     delay: 5,
                     preconditioner_rank: (n / 10).clamp(256, 3000),
@@ -235,7 +241,7 @@ fn main() {
             let acc = accuracy(&test, &data.y_test);
             let mut rec = serde_json::json!({
                 "n": n, "kernel": name, "storage": precision.name(), "disk": disk.is_some(),
-                "kernels_s": kernel_s, "solve_s": solve_s, "accuracy": acc,
+                "kernels_s": kernel_s, "solve_s": solve_s, "accuracy": acc, "tolerance": tolerance,
                 "cg": it.report.cg, "preconditioner_rank": it.report.preconditioner_rank,
                 "seconds_lanczos_precond_cg": it.report.seconds, "peak_rss_mb": peak_rss_mb(),
             });
