@@ -277,9 +277,19 @@ fn estimate_iterative(
     let solve_seconds =
         tracks as f64 * (ASSUMED_PRODUCTS + pivot_passes) * train_entries * APPLY_SECONDS_PER_ENTRY;
     let seconds = dense.flops / ASSUMED_FLOPS + emp_seconds + kernel_seconds + solve_seconds;
+    // The training points' rows of predictions.csv (the dense estimate above counted the
+    // held-out ones): one column a track and four index columns, ~22 bytes a number.
+    let train_predictions = if exp.outputs.save_predictions {
+        mul(&[n, k, tracks + 2 + 4, 22])
+    } else {
+        0
+    };
     Footprint {
         peak_bytes: peak,
-        disk_bytes: dense.disk_bytes,
+        disk_bytes: dense
+            .disk_bytes
+            .saturating_add(train_predictions)
+            .saturating_add(if in_memory { 0 } else { store_bytes }),
         flops: seconds * ASSUMED_FLOPS,
         seconds,
         parts,
@@ -637,7 +647,7 @@ pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> 
                 ),
                 needed_bytes: f.disk_bytes,
                 available_bytes: free,
-                advice: "free disk space, or set outputs.save_kernels = false or outputs.save_predictions = false".into(),
+                advice: "free disk space, or set outputs.save_kernels = false or outputs.save_predictions = false (on the iterative path with kernel.store = \"disk\": kernel.storage = \"f32\", or kernel.store_dir on a larger disk)".into(),
             });
         }
     }
