@@ -337,7 +337,8 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     for p in &sw.points {
         run::preflight_config(&p.experiment)?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
-        run::preflight(&p.experiment, &ds)?;
+        // As the run itself checks it: resolved for its data (e.g. the iterative solver).
+        run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?;
     }
     let dir = match out {
         Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
