@@ -255,7 +255,11 @@ pub fn final_figures_md(r: &RunRecord) -> String {
             cell(k.test_loss_infinite_time)
         );
         // Written for the iterative path only (the earlier records' reports keep their bytes).
-        match super::tables::infinite_time_accuracy(r, k).filter(|_| k.solver.is_some()) {
+        match k
+            .solver
+            .as_ref()
+            .and_then(|_| super::tables::infinite_time_accuracy(r, k))
+        {
             Some(a) => s += &format!(", test accuracy {a:.4}."),
             None => s += ".",
         }

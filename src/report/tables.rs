@@ -299,7 +299,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "loss": r.loss,
         "text_samples": r.samples,
         "classification": classification,
-        "kernel_solutions": r.kernel_solutions.iter().map(|k| kernel_solution_json(k, infinite_time_accuracy(r, k))).collect::<Vec<_>>(),
+        "kernel_solutions": r.kernel_solutions.iter().map(|k| kernel_solution_json(k, k.solver.as_ref().and_then(|_| infinite_time_accuracy(r, k)))).collect::<Vec<_>>(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     });
     if let (true, serde_json::Value::Object(m)) = (r.n_train() < r.n_train_all, &mut summary) {

@@ -120,6 +120,13 @@ pub struct KernelStore {
     backing: Backing,
 }
 
+/// Block `b` of a store in memory, or an error when it was never computed.
+fn computed(blocks: &[Option<BlockData>], b: usize) -> Result<&BlockData> {
+    blocks[b]
+        .as_ref()
+        .ok_or_else(|| Error::Numerics(format!("kernel block {b} was never computed")))
+}
+
 fn store_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Data {
         path: path.to_path_buf(),
@@ -293,9 +300,7 @@ impl KernelStore {
         let mut buf: Vec<f64> = Vec::new();
         match &self.backing {
             Backing::Memory(blocks) => {
-                let data = blocks[b].as_ref().ok_or_else(|| {
-                    Error::Numerics(format!("kernel block {b} was never computed"))
-                })?;
+                let data = computed(blocks, b)?;
                 let mut r = r0;
                 while r < r1 {
                     let nr = chunk_rows.min(r1 - r);
@@ -419,9 +424,7 @@ impl KernelStore {
         let cols = self.block_cols(b);
         match &self.backing {
             Backing::Memory(blocks) => {
-                let data = blocks[b].as_ref().ok_or_else(|| {
-                    Error::Numerics(format!("kernel block {b} was never computed"))
-                })?;
+                let data = computed(blocks, b)?;
                 let mut row = r0;
                 while row < r1 {
                     let nr = TILE_ROWS.min(r1 - row);

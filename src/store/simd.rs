@@ -80,6 +80,22 @@ pub struct Columns<'a> {
 /// Most columns of `V` handled per pass of a kernel (accumulators held in registers).
 const GROUP: usize = 10;
 
+/// Which of a tile's two products a kernel computes.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// `A_t·V`: dot products along the tile's rows.
+    Rows,
+    /// `A_tᵀ·V`: the tile's columns against broadcast entries of `V`.
+    Mirror,
+}
+
+impl<T> Tile<'_, T> {
+    /// Whether every entry of the tile lies in `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0 || self.offset + (self.rows - 1) * self.stride + self.cols <= self.data.len()
+    }
+}
+
 /// `out[row0 + i, k] += Σ_j tile[i, j]·v[col0 + j, k]` for every `k`.
 pub fn rows_product<T: Entry>(
     tile: Tile<'_, T>,
@@ -89,21 +105,8 @@ pub fn rows_product<T: Entry>(
     ld_out: usize,
     row0: usize,
 ) {
-    assert!(
-        tile.rows == 0
-            || tile.offset + (tile.rows - 1) * tile.stride + tile.cols <= tile.data.len()
-    );
-    let c = v.data.len() / v.ld.max(1);
-    assert!(col0 + tile.cols <= v.ld && row0 + tile.rows <= ld_out && out.len() >= c * ld_out);
-    let mut k0 = 0;
-    while k0 < c {
-        let g = GROUP.min(c - k0);
-        let vp = v.data[k0 * v.ld + col0..].as_ptr();
-        let op = out[k0 * ld_out + row0..].as_mut_ptr();
-        // SAFETY: bounds asserted above; `available()` checked by the caller (store::apply).
-        unsafe { dispatch_rows(g, tile, vp, v.ld, op, ld_out) };
-        k0 += g;
-    }
+    assert!(col0 + tile.cols <= v.ld && row0 + tile.rows <= ld_out);
+    product(Pass::Rows, tile, tile.cols, v, col0, out, ld_out, row0);
 }
 
 /// `out[col0 + j, k] += Σ_i tile[i, j]·v[row0 + i, k]` for the first `mirror_cols` columns.
@@ -117,19 +120,44 @@ pub fn mirror_product<T: Entry>(
     col0: usize,
 ) {
     assert!(mirror_cols <= tile.cols);
-    assert!(
-        tile.rows == 0
-            || tile.offset + (tile.rows - 1) * tile.stride + tile.cols <= tile.data.len()
-    );
+    assert!(row0 + tile.rows <= v.ld && col0 + mirror_cols <= ld_out);
+    product(Pass::Mirror, tile, mirror_cols, v, row0, out, ld_out, col0);
+}
+
+/// Runs `pass` over the columns of `v` in groups of at most [`GROUP`], reading `v` from row
+/// `v_row` and adding into `out` from row `out_row`; `cols` is the tile's column count
+/// (`Rows`) or the number of mirrored columns (`Mirror`).
+#[allow(clippy::too_many_arguments)]
+fn product<T: Entry>(
+    pass: Pass,
+    tile: Tile<'_, T>,
+    cols: usize,
+    v: &Columns<'_>,
+    v_row: usize,
+    out: &mut [f64],
+    ld_out: usize,
+    out_row: usize,
+) {
+    assert!(tile.in_bounds());
     let c = v.data.len() / v.ld.max(1);
-    assert!(row0 + tile.rows <= v.ld && col0 + mirror_cols <= ld_out && out.len() >= c * ld_out);
+    assert!(out.len() >= c * ld_out);
+    let a = tile.data[tile.offset..].as_ptr();
+    let (lda, nr) = (tile.stride, tile.rows);
     let mut k0 = 0;
     while k0 < c {
         let g = GROUP.min(c - k0);
-        let vp = v.data[k0 * v.ld + row0..].as_ptr();
-        let op = out[k0 * ld_out + col0..].as_mut_ptr();
-        // SAFETY: as in `rows_product`.
-        unsafe { dispatch_mirror(g, tile, mirror_cols, vp, v.ld, op, ld_out) };
+        let vp = v.data[k0 * v.ld + v_row..].as_ptr();
+        let op = out[k0 * ld_out + out_row..].as_mut_ptr();
+        // SAFETY: bounds asserted by the callers and above; `available()` checked by the
+        // caller (store::apply).
+        unsafe {
+            match pass {
+                Pass::Rows => by_group!(g, rows_kernel, a, lda, nr, cols, vp, v.ld, op, ld_out),
+                Pass::Mirror => {
+                    by_group!(g, mirror_kernel, a, lda, nr, cols, vp, v.ld, op, ld_out)
+                }
+            }
+        }
         k0 += g;
     }
 }
@@ -150,57 +178,7 @@ macro_rules! by_group {
         }
     };
 }
-
-unsafe fn dispatch_rows<T: Entry>(
-    g: usize,
-    tile: Tile<'_, T>,
-    v: *const f64,
-    ldv: usize,
-    out: *mut f64,
-    ldo: usize,
-) {
-    let a = unsafe { tile.data.as_ptr().add(tile.offset) };
-    unsafe {
-        by_group!(
-            g,
-            rows_kernel,
-            a,
-            tile.stride,
-            tile.rows,
-            tile.cols,
-            v,
-            ldv,
-            out,
-            ldo
-        )
-    }
-}
-
-unsafe fn dispatch_mirror<T: Entry>(
-    g: usize,
-    tile: Tile<'_, T>,
-    mirror_cols: usize,
-    v: *const f64,
-    ldv: usize,
-    out: *mut f64,
-    ldo: usize,
-) {
-    let a = unsafe { tile.data.as_ptr().add(tile.offset) };
-    unsafe {
-        by_group!(
-            g,
-            mirror_kernel,
-            a,
-            tile.stride,
-            tile.rows,
-            mirror_cols,
-            v,
-            ldv,
-            out,
-            ldo
-        )
-    }
-}
+use by_group;
 
 /// Dot products of two tile rows at a time with `G` columns of `v`.
 #[target_feature(enable = "avx512f,avx512vl")]
