@@ -54,7 +54,8 @@ fn one_hot_classes_survive_the_split() {
     let ds = data::load(&exp.data, 0).unwrap();
     assert_eq!(ds.n_outputs, 10);
     assert_eq!(ds.n_train() + ds.n_test(), 1797);
-    let file = data::csv::read_csv(std::path::Path::new("experiments/data/digits.csv")).unwrap();
+    let file =
+        data::csv::read_csv(std::path::Path::new("experiments/data/digits.csv"), None).unwrap();
     let col = file.header.iter().position(|h| h == "label").unwrap();
     for class in 0..10 {
         let in_file = file.rows.iter().filter(|r| r[col] == class as f64).count();

@@ -20,7 +20,7 @@ use super::{
     EnsembleConfig, KernelConfig, LearningRate, LoggingConfig, OutputsConfig, TrainingConfig,
 };
 
-fn positive(key: &str, v: f64) -> Result<f64> {
+pub(super) fn positive(key: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
@@ -28,7 +28,7 @@ fn positive(key: &str, v: f64) -> Result<f64> {
     }
 }
 
-fn non_negative(key: &str, v: f64) -> Result<f64> {
+pub(super) fn non_negative(key: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
@@ -36,7 +36,7 @@ fn non_negative(key: &str, v: f64) -> Result<f64> {
     }
 }
 
-fn at_least(key: &str, v: usize, min: usize) -> Result<usize> {
+pub(super) fn at_least(key: &str, v: usize, min: usize) -> Result<usize> {
     if v >= min {
         Ok(v)
     } else {
@@ -52,7 +52,7 @@ fn in_range(key: &str, v: usize, lo: usize, hi: usize) -> Result<usize> {
     }
 }
 
-fn fraction(key: &str, v: f64, allowed: &str, ok: impl Fn(f64) -> bool) -> Result<f64> {
+pub(super) fn fraction(key: &str, v: f64, allowed: &str, ok: impl Fn(f64) -> bool) -> Result<f64> {
     if v.is_finite() && ok(v) {
         Ok(v)
     } else {
@@ -60,7 +60,7 @@ fn fraction(key: &str, v: f64, allowed: &str, ok: impl Fn(f64) -> bool) -> Resul
     }
 }
 
-fn required<T>(key: &str, v: Option<T>, what: &str) -> Result<T> {
+pub(super) fn required<T>(key: &str, v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| Error::value(key, "(missing)", what))
 }
 
@@ -188,6 +188,12 @@ impl DataSpec {
                 }
                 (DataSource::Idx(s.check()?), s.n_train, s.n_test)
             }
+            DataSpec::Npy(s) => {
+                if let Some(n) = s.n_train {
+                    at_least("data.n_train", n, 1)?;
+                }
+                (DataSource::Npy(s.check()?), s.n_train, s.n_test)
+            }
         };
         Ok(DataConfig {
             source,
@@ -242,44 +248,21 @@ impl CsvSpec {
                     "exactly one label column with data.one_hot = true",
                 ));
             }
-            let v = self.one_hot_values.unwrap_or(def::ONE_HOT_VALUES);
-            if !(v[0].is_finite() && v[1].is_finite() && v[0] != v[1]) {
-                return Err(Error::value(
-                    "data.one_hot_values",
-                    format!("{v:?}"),
-                    "[on, off] with finite, different values",
-                ));
-            }
-            let label_noise = fraction(
-                "data.label_noise",
-                self.label_noise.unwrap_or(0.0),
-                "a fraction in [0, 1]",
-                |f| (0.0..=1.0).contains(&f),
-            )?;
-            Some(OneHot {
-                enabled: true,
-                values: v,
-                label_noise,
-            })
+            Some(one_hot_settings(self.one_hot_values, self.label_noise)?)
         } else {
-            for (key, present) in [
-                ("data.one_hot_values", self.one_hot_values.is_some()),
-                ("data.label_noise", self.label_noise.is_some()),
-            ] {
-                if present {
-                    return Err(Error::value(
-                        key,
-                        "(set)",
-                        "only valid with data.one_hot = true",
-                    ));
-                }
-            }
+            no_one_hot_keys(self.one_hot_values, self.label_noise)?;
             None
         };
+        let features = self
+            .features
+            .as_ref()
+            .map(|f| distinct_columns(f, &target))
+            .transpose()?;
         Ok(CsvSource {
             path,
             test_path: self.test_path.clone(),
             target,
+            features,
             standardize: self.standardize.unwrap_or(true),
             test_fraction,
             shuffle: self.shuffle.unwrap_or(true),
@@ -308,6 +291,70 @@ impl CsvSpec {
                 .transpose()?,
         })
     }
+}
+
+/// The one-hot keys (`data.one_hot_values`, `data.label_noise`) checked.
+pub(super) fn one_hot_settings(
+    values: Option<[f64; 2]>,
+    label_noise: Option<f64>,
+) -> Result<OneHot> {
+    let v = values.unwrap_or(def::ONE_HOT_VALUES);
+    if !(v[0].is_finite() && v[1].is_finite() && v[0] != v[1]) {
+        return Err(Error::value(
+            "data.one_hot_values",
+            format!("{v:?}"),
+            "[on, off] with finite, different values",
+        ));
+    }
+    let label_noise = fraction(
+        "data.label_noise",
+        label_noise.unwrap_or(0.0),
+        "a fraction in [0, 1]",
+        |f| (0.0..=1.0).contains(&f),
+    )?;
+    Ok(OneHot {
+        enabled: true,
+        values: v,
+        label_noise,
+    })
+}
+
+/// Refuses the one-hot keys without one-hot targets.
+pub(super) fn no_one_hot_keys(values: Option<[f64; 2]>, label_noise: Option<f64>) -> Result<()> {
+    for (key, present) in [
+        ("data.one_hot_values", values.is_some()),
+        ("data.label_noise", label_noise.is_some()),
+    ] {
+        if present {
+            return Err(Error::value(
+                key,
+                "(set)",
+                "only valid with one-hot targets (data.one_hot = true, or integer labels in data.y)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `data.features`: at least one, distinct, and none of them a target column.
+fn distinct_columns(features: &[String], target: &[String]) -> Result<Vec<String>> {
+    let bad = |why: &str| Err(Error::value("data.features", format!("{features:?}"), why));
+    if features.is_empty() {
+        return bad(
+            "at least one feature column name (or leave the key out: every non-target column)",
+        );
+    }
+    for (i, f) in features.iter().enumerate() {
+        if features[..i].contains(f) {
+            return bad(&format!("distinct column names ({f:?} appears twice)"));
+        }
+        if target.contains(f) {
+            return bad(&format!(
+                "columns that are not targets ({f:?} is in data.target)"
+            ));
+        }
+    }
+    Ok(features.to_vec())
 }
 
 impl IdxSpec {

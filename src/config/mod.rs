@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod defaults;
+mod npy_check;
 pub mod schema;
 pub mod spans;
 pub mod sweep;
@@ -327,6 +328,7 @@ impl ConfigSpec {
         let image = match &data.source {
             DataSource::Csv(c) => c.image_shape,
             DataSource::Idx(c) => Some(c.image_shape),
+            DataSource::Npy(c) => c.image_shape,
             _ => None,
         };
         let model = self.model.check(image)?;

@@ -182,6 +182,8 @@ pub enum DataSpec {
     Csv(CsvSpec),
     /// Images and labels in IDX files.
     Idx(IdxSpec),
+    /// NumPy arrays (`.npy` files or one `.npz` archive).
+    Npy(NpySpec),
     /// Next-character prediction on a text file.
     Text(TextSpec),
 }
@@ -234,6 +236,8 @@ pub struct CsvSpec {
     pub test_path: Option<PathBuf>,
     /// Target column names. Required.
     pub target: Option<Vec<String>>,
+    /// Feature column names (default: every column that is not a target).
+    pub features: Option<Vec<String>>,
     /// Standardise features (and regression targets) with training statistics.
     pub standardize: Option<bool>,
     /// Held-out fraction when there is no `test_path`.
@@ -280,6 +284,46 @@ pub struct IdxSpec {
     pub class_names: Option<Vec<String>>,
     /// Fraction of the training images held out for validation, in [0, 1).
     pub validation_fraction: Option<f64>,
+}
+
+/// `[data]` with `kind = "npy"`: NumPy arrays, as `.npy` files or named arrays in one `.npz`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NpySpec {
+    /// Cap on the training points (default: all).
+    pub n_train: Option<usize>,
+    /// Cap on the test points (default: all).
+    pub n_test: Option<usize>,
+    /// Std of Gaussian noise on the training targets.
+    pub noise: Option<f64>,
+    /// An `.npz` archive holding the arrays (then `x`, `y`, … name arrays in it).
+    pub npz: Option<PathBuf>,
+    /// Inputs: a `.npy` file, or with `npz` the array's name (default `"x"`).
+    pub x: Option<String>,
+    /// Targets: a `.npy` file, or with `npz` the array's name (default `"y"`).
+    pub y: Option<String>,
+    /// Test inputs (with `y_test`; default with `npz`: `"x_test"` when the archive has it).
+    pub x_test: Option<String>,
+    /// Test targets.
+    pub y_test: Option<String>,
+    /// Standardise features (and regression targets) with training statistics.
+    pub standardize: Option<bool>,
+    /// Held-out fraction when there are no test arrays.
+    pub test_fraction: Option<f64>,
+    /// Shuffle points before the split.
+    pub shuffle: Option<bool>,
+    /// Factor on every feature after loading (and standardising).
+    pub feature_scale: Option<f64>,
+    /// Class labels encoded one-hot (default: when `y` holds integers or bools, one per point).
+    pub one_hot: Option<bool>,
+    /// With `one_hot`: values of the true class and of the others.
+    pub one_hot_values: Option<[f64; 2]>,
+    /// With `one_hot`: fraction of training labels replaced by a random other class.
+    pub label_noise: Option<f64>,
+    /// Fraction of the training split held out for validation, in [0, 1).
+    pub validation_fraction: Option<f64>,
+    /// `[height, width, channels]` of a 2-d `x`'s rows (a 3-d or 4-d `x` gives its own).
+    pub image_shape: Option<[usize; 3]>,
 }
 
 /// `[data]` with `kind = "text"`.

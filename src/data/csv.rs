@@ -20,6 +20,10 @@ pub struct CsvSource {
     pub test_path: Option<PathBuf>,
     /// Target columns.
     pub target: Vec<String>,
+    /// Feature columns, in this order (None: every column that is not a target). Columns
+    /// neither selected nor targets are not parsed, so they may hold text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
     /// Standardise features (and regression targets) with training statistics.
     pub standardize: bool,
     /// Held-out fraction when there is no test file.
@@ -82,28 +86,56 @@ pub fn dataset(
     n_test: Option<usize>,
     rng: &mut StdRng,
 ) -> Result<Dataset> {
-    let main = read_csv(&src.path)?;
-    let (train, test) = split_rows(src, &main, n_train, n_test, rng)?;
+    let keep = src
+        .features
+        .as_ref()
+        .map(|f| [f.as_slice(), &src.target].concat());
+    let main = read_csv(&src.path, keep.as_deref())?;
+    let test = match &src.test_path {
+        Some(tp) => Some(read_csv(tp, keep.as_deref())?),
+        None => None,
+    };
+    from_tables(src, &main, test.as_ref(), n_train, n_test, rng)
+}
+
+/// Builds the data set of a table already in memory (`test`: the rows of a separate test file,
+/// with the same header); `src.path` and `src.test_path` only name the tables in messages.
+pub fn from_tables(
+    src: &CsvSource,
+    main: &CsvTable,
+    test: Option<&CsvTable>,
+    n_train: Option<usize>,
+    n_test: Option<usize>,
+    rng: &mut StdRng,
+) -> Result<Dataset> {
+    let (train, test) = split_rows(src, main, test, n_train, n_test, rng)?;
+    let column = |name: &String, what: &str| {
+        main.header.iter().position(|h| h == name).ok_or_else(|| {
+            data_error(
+                &src.path,
+                Some(1),
+                Some(name.clone()),
+                format!(
+                    "{what} column not found; the header has: {}",
+                    main.header.join(", ")
+                ),
+            )
+        })
+    };
     let target_idx = src
         .target
         .iter()
-        .map(|t| {
-            main.header.iter().position(|h| h == t).ok_or_else(|| {
-                data_error(
-                    &src.path,
-                    Some(1),
-                    Some(t.clone()),
-                    format!(
-                        "target column not found; the header has: {}",
-                        main.header.join(", ")
-                    ),
-                )
-            })
-        })
+        .map(|t| column(t, "target"))
         .collect::<Result<Vec<usize>>>()?;
-    let feat_idx: Vec<usize> = (0..main.header.len())
-        .filter(|i| !target_idx.contains(i))
-        .collect();
+    let feat_idx: Vec<usize> = match &src.features {
+        Some(names) => names
+            .iter()
+            .map(|f| column(f, "feature"))
+            .collect::<Result<Vec<usize>>>()?,
+        None => (0..main.header.len())
+            .filter(|i| !target_idx.contains(i))
+            .collect(),
+    };
     if feat_idx.is_empty() {
         return Err(data_error(
             &src.path,
@@ -205,16 +237,16 @@ pub fn dataset(
 fn split_rows(
     src: &CsvSource,
     main: &CsvTable,
+    test: Option<&CsvTable>,
     n_train: Option<usize>,
     n_test: Option<usize>,
     rng: &mut StdRng,
 ) -> Result<(Rows, Rows)> {
-    let (mut train, mut test) = match &src.test_path {
-        Some(tp) => {
-            let t = read_csv(tp)?;
+    let (mut train, mut test) = match test {
+        Some(t) => {
             if t.header != main.header {
                 return Err(data_error(
-                    tp,
+                    src.test_path.as_ref().unwrap_or(&src.path),
                     Some(1),
                     None,
                     format!(
@@ -227,7 +259,7 @@ fn split_rows(
             if src.shuffle {
                 tr.shuffle(rng);
             }
-            (tr, t.rows)
+            (tr, t.rows.clone())
         }
         None => {
             let mut rows = main.rows.clone();
@@ -380,16 +412,17 @@ fn column_stats(values: impl Iterator<Item = f64> + Clone, n: usize) -> (f64, f6
     two_pass(m.max(f64::MIN_POSITIVE))
 }
 
-/// Reads a numeric CSV with a header row. Rejects ragged rows, non-numeric and non-finite cells
-/// with an error naming file, line and column.
-pub fn read_csv(path: &Path) -> Result<CsvTable> {
+/// Reads a numeric CSV with a header row; `keep` (when given) names the columns read, the others
+/// are skipped unparsed. Rejects ragged rows, non-numeric and non-finite cells with an error
+/// naming file, line and column.
+pub fn read_csv(path: &Path, keep: Option<&[String]>) -> Result<CsvTable> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| data_error(path, None, None, format!("cannot read the data file: {e}")))?;
-    parse_csv(&text, path)
+    parse_csv(&text, path, keep)
 }
 
 /// Parses CSV text (see [`read_csv`]).
-pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
+pub fn parse_csv(text: &str, path: &Path, keep: Option<&[String]>) -> Result<CsvTable> {
     // A UTF-8 byte-order mark is dropped; lines end in \n, \r\n or a bare \r.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
@@ -412,28 +445,30 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
         .split(',')
         .map(|s| s.trim().trim_matches('"').to_string())
         .collect();
-    for (i, h) in header.iter().enumerate() {
-        if header[..i].contains(h) {
-            return Err(data_error(
-                path,
-                Some(1),
-                Some(h.clone()),
-                format!(
-                    "column name {h:?} appears more than once (columns {} and {})",
-                    header[..i].iter().position(|x| x == h).unwrap_or(0) + 1,
-                    i + 1
-                ),
-            ));
+    check_header(&header, path)?;
+    let selected: Vec<usize> = match keep {
+        None => (0..header.len()).collect(),
+        Some(names) => {
+            for n in names {
+                if !header.contains(n) {
+                    return Err(data_error(
+                        path,
+                        Some(1),
+                        Some(n.clone()),
+                        format!("column not found; the header has: {}", header.join(", ")),
+                    ));
+                }
+            }
+            (0..header.len())
+                .filter(|&i| names.contains(&header[i]))
+                .collect()
         }
-    }
-    if let Some(pos) = header.iter().position(|h| h.is_empty()) {
-        return Err(data_error(
-            path,
-            Some(1),
-            None,
-            format!("empty column name at position {}", pos + 1),
-        ));
-    }
+    };
+    let hint = if keep.is_none() {
+        " (every column is read unless data.features names the feature columns)"
+    } else {
+        ""
+    };
     let mut rows = Vec::new();
     for (i, line) in lines {
         let cells: Vec<&str> = line.split(',').collect();
@@ -449,15 +484,15 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
                 ),
             ));
         }
-        let mut row = Vec::with_capacity(cells.len());
-        for (c, cell) in cells.iter().enumerate() {
-            let s = cell.trim();
+        let mut row = Vec::with_capacity(selected.len());
+        for &c in &selected {
+            let s = cells[c].trim();
             let v: f64 = s.parse().map_err(|_| {
                 data_error(
                     path,
                     Some(i + 1),
                     Some(header[c].clone()),
-                    format!("not a number: {s:?}"),
+                    format!("not a number: {s:?}{hint}"),
                 )
             })?;
             if !v.is_finite() {
@@ -480,5 +515,35 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<CsvTable> {
             "no data rows after the header".into(),
         ));
     }
-    Ok(CsvTable { header, rows })
+    Ok(CsvTable {
+        header: selected.iter().map(|&i| header[i].clone()).collect(),
+        rows,
+    })
+}
+
+/// Column names: distinct and non-empty.
+fn check_header(header: &[String], path: &Path) -> Result<()> {
+    for (i, h) in header.iter().enumerate() {
+        if header[..i].contains(h) {
+            return Err(data_error(
+                path,
+                Some(1),
+                Some(h.clone()),
+                format!(
+                    "column name {h:?} appears more than once (columns {} and {})",
+                    header[..i].iter().position(|x| x == h).unwrap_or(0) + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if let Some(pos) = header.iter().position(|h| h.is_empty()) {
+        return Err(data_error(
+            path,
+            Some(1),
+            None,
+            format!("empty column name at position {}", pos + 1),
+        ));
+    }
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! Data sets: the checked `[data]` table ([`DataConfig`]) and the train/test [`Dataset`] built
 //! from it: synthetic ([`synthetic`]: sine, teacher), CSV files ([`csv`]), IDX image files
-//! ([`idx`]: MNIST, Fashion-MNIST, KMNIST) and text ([`text`]).
+//! ([`idx`]: MNIST, Fashion-MNIST, KMNIST), NumPy arrays ([`npy`]) and text ([`text`]).
 //! All matrices are row-major f64.
 
 pub mod csv;
 pub mod idx;
+pub mod npy;
 pub mod synthetic;
 pub mod text;
 
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub use self::csv::{CsvSource, OneHot};
 pub use idx::{IdxSource, PixelScaling};
+pub use npy::{NpyFiles, NpySource};
 pub use synthetic::{SineSource, TeacherSource};
 pub use text::{TextInfo, TextSource};
 
@@ -114,6 +116,8 @@ pub enum DataSource {
     Idx(IdxSource),
     /// Next-character prediction on a text file.
     Text(TextSource),
+    /// NumPy arrays.
+    Npy(NpySource),
 }
 
 /// The checked `[data]` table.
@@ -137,6 +141,7 @@ impl DataSource {
             DataSource::Sine(s) => s.noise,
             DataSource::Teacher(s) => s.noise,
             DataSource::Csv(s) => s.noise,
+            DataSource::Npy(s) => s.noise,
             DataSource::Idx(_) | DataSource::Text(_) => 0.0,
         }
     }
@@ -153,6 +158,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
         DataSource::Text(src) => text::dataset(src, n_train, n_test, &mut rng)?,
         DataSource::Csv(src) => csv::dataset(src, cfg.n_train, cfg.n_test, &mut rng)?,
         DataSource::Idx(src) => idx::dataset(src, cfg.n_train, cfg.n_test, seed)?,
+        DataSource::Npy(src) => npy::dataset(src, cfg.n_train, cfg.n_test, &mut rng)?,
     };
     let noise = cfg.source.noise();
     if noise > 0.0 {
