@@ -89,7 +89,7 @@ fn same_fingerprint(dir: &Path) -> bool {
     let report = repro::read_report(dir).unwrap();
     let recorded: verify::Fingerprint =
         serde_json::from_value(report["fingerprint"].clone()).unwrap();
-    let exp = ntk_dynamics::config::load(&dir.join("config.toml")).unwrap();
+    let (exp, _) = ntk_dynamics::config::paths::load_recorded(dir).unwrap();
     verify::Fingerprint::detect(&exp) == recorded
 }
 
@@ -99,7 +99,7 @@ fn same_fingerprint(dir: &Path) -> bool {
 /// with the same GEMM kernel set by 2 % in a layer's drift and in the network's outputs; the
 /// GEMM's cache blocking, sized from the CPU's caches, changes the order of its sums).
 fn lazy(dir: &Path) -> bool {
-    let exp = ntk_dynamics::config::load(&dir.join("config.toml")).unwrap();
+    let (exp, _) = ntk_dynamics::config::paths::load_recorded(dir).unwrap();
     common::read_json(&dir.join("summary.json"))["phase"]["label"] == "lazy"
         && exp.training.momentum == 0.0
 }

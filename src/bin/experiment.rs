@@ -177,7 +177,8 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
             "a sweep config (one with a [sweep] section); a single run's kernel blocks are split with --kernel-shard"
         ));
     }
-    let mut exp = config::parse_str(&text, Some(path))?;
+    let (mut exp, notes) = config::parse_str_noted(&text, Some(path))?;
+    print_notes(&notes, cli.quiet);
     if let Some(seed) = cli.seed {
         exp.seed = seed;
     }
@@ -203,6 +204,15 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Notes on how a config's paths were read (on standard error, unless quiet).
+fn print_notes(notes: &[String], quiet: bool) {
+    if !quiet {
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+    }
 }
 
 /// The config path of a command line that has one.
@@ -322,6 +332,8 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         ntk_dynamics::pipeline::slurm::find_sbatch()?;
     }
     let sw = sweep::expand(text, Some(path))?;
+    print_notes(&sw.notes, cli.quiet);
+    let config_dir = ntk_dynamics::config::paths::base_of(Some(path));
     let out = cli.out.as_deref();
     if (shard.is_some() || cli.slurm) && out.is_none() {
         anyhow::bail!(Error::value(
@@ -342,9 +354,9 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     }
     let dir = match out {
         Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
-            psweep::open_dir(o, text)?
+            psweep::open_dir(o, text, &config_dir)?
         }
-        _ => psweep::create_dir(&sw, text, out)?,
+        _ => psweep::create_dir(&sw, text, &config_dir, out)?,
     };
     if cli.slurm {
         return submit_slurm(cli, &sw, &dir);
@@ -554,6 +566,7 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
         progress: &progress,
     };
     let out = pipeline::verify::verify(dir, &opts)?;
+    print_notes(&out.notes, quiet);
     let i = &out.integrity;
     println!(
         "integrity: {} file(s) match their recorded SHA-256{}",

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod defaults;
 mod npy_check;
+pub mod paths;
 pub mod schema;
 pub mod spans;
 pub mod sweep;
@@ -380,11 +381,20 @@ pub fn read_config(path: &Path) -> Result<String> {
     })
 }
 
-/// Parses and validates config text; `file` names it in error messages.
+/// Parses and validates config text; `file` names it in error messages, and its directory is
+/// the base of relative paths ([`paths`]).
 pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
+    parse_str_noted(text, file).map(|(exp, _)| exp)
+}
+
+/// [`parse_str`], with the notes on how paths were read (a config written before relative paths
+/// followed the config file).
+pub fn parse_str_noted(text: &str, file: Option<&Path>) -> Result<(Experiment, Vec<String>)> {
     let lines = KeyLines::new(text);
-    let spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
-    spec.check().map_err(|e| locate(e, &lines, file))
+    let mut spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    let notes = spec.rebase(&paths::base_of(file));
+    let exp = spec.check().map_err(|e| locate(e, &lines, file))?;
+    Ok((exp, notes))
 }
 
 /// A parser error with the file and the dotted key it concerns (when it can be found).

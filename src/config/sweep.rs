@@ -82,6 +82,8 @@ pub struct Sweep {
     pub points: Vec<SweepPoint>,
     /// `[slurm]` settings (all defaults when absent).
     pub slurm: SlurmSpec,
+    /// How paths were read (see [`super::paths`]).
+    pub notes: Vec<String>,
 }
 
 /// Whether config text has a `[sweep]` section.
@@ -164,7 +166,10 @@ fn swept_line(lines: &KeyLines, sweep: &SweepSpec, key: &str) -> Option<usize> {
 /// Expands a sweep config into validated points.
 pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
     let lines = KeyLines::new(text);
-    let spec_all: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    let mut spec_all: ConfigSpec =
+        toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    let base_dir = super::paths::base_of(file);
+    let notes = spec_all.rebase(&base_dir);
     let sweep = spec_all
         .sweep
         .clone()
@@ -231,7 +236,10 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
                     key: None,
                     message: e.to_string().trim_end().to_string(),
                 })
-                .and_then(|spec| spec.check())
+                .and_then(|mut spec| {
+                    spec.rebase(&base_dir);
+                    spec.check()
+                })
                 .map_err(point)?;
             points.push(SweepPoint {
                 index: points.len(),
@@ -247,6 +255,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
         spec: sweep,
         points,
         slurm,
+        notes,
     })
 }
 

@@ -38,7 +38,7 @@ pub fn run_into(
         ));
     }
     let dir = io::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
-    let record = match run::execute(exp, &ds, opts) {
+    let mut record = match run::execute(exp, &ds, opts) {
         Ok(r) => r,
         Err(e) => {
             // Nothing is written before the run ends: a run that fails leaves no directory
@@ -61,6 +61,7 @@ pub fn run_into(
             });
         }
     };
+    record.config_toml = exp.resolved_toml_in(&dir);
     report::write_run(&dir, &record, exp, &footprint)?;
     Ok((record, dir))
 }

@@ -16,6 +16,7 @@ use crate::run::RunOptions;
 use crate::{Error, Result};
 
 use super::run_into;
+use crate::config::paths;
 
 /// The points a process runs: shard `index` of `count` (index ≡ point index mod count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,16 +196,25 @@ pub fn run(
 }
 
 /// Creates a fresh sweep directory (`out`, or `<outputs.dir>/<name>/sweep-<UTC stamp>`) with
-/// its plan (`sweep.toml`, the config text every process expands the same way).
-pub fn create_dir(sweep: &Sweep, text: &str, out: Option<&Path>) -> Result<PathBuf> {
+/// its plan (`sweep.toml`, the config text every process expands the same way, its relative
+/// paths rewritten from `config_dir`, the directory of the config, to the sweep directory).
+pub fn create_dir(
+    sweep: &Sweep,
+    text: &str,
+    config_dir: &Path,
+    out: Option<&Path>,
+) -> Result<PathBuf> {
     let dir = io::create_sweep_dir(&sweep.base.outputs.dir, &sweep.base.name, out)?;
-    io::write_atomic(&dir.join(PLAN_FILE), text.as_bytes())?;
+    let plan = paths::rebased_text(text, config_dir, &dir)?;
+    io::write_atomic(&dir.join(PLAN_FILE), plan.as_bytes())?;
     Ok(dir)
 }
 
 /// Reopens the sweep directory `dir` for a shard or a resubmission, creating it with its plan
 /// when it does not exist yet. An existing directory must hold the same plan.
-pub fn open_dir(dir: &Path, text: &str) -> Result<PathBuf> {
+pub fn open_dir(dir: &Path, text: &str, config_dir: &Path) -> Result<PathBuf> {
+    let text = paths::rebased_text(text, config_dir, dir)?;
+    let text = text.as_str();
     let plan = dir.join(PLAN_FILE);
     let same_plan = || -> Result<Option<bool>> {
         if !plan.exists() {

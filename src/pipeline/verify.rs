@@ -26,6 +26,9 @@ pub struct VerifyOutcome {
     pub files: Vec<(String, Verdict)>,
     /// Whether the reproduction was interrupted.
     pub interrupted: bool,
+    /// How the recorded config's paths were read (a run recorded before relative paths
+    /// followed the config file).
+    pub notes: Vec<String>,
 }
 
 impl VerifyOutcome {
@@ -69,7 +72,7 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     let report = repro::read_report(dir)?;
     let recorded = repro::recorded_hashes(&report)?;
     let integrity = integrity(dir, &recorded)?;
-    let exp = config::load(&dir.join("config.toml"))?;
+    let (exp, notes) = config::paths::load_recorded(dir)?;
     let here = Fingerprint::detect(&exp);
     let then: Option<Fingerprint> = report
         .get("fingerprint")
@@ -88,6 +91,10 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     let interrupted = record.status == crate::record::RunStatus::Interrupted;
     let mut files = Vec::new();
     for name in recorded.keys().filter(|n| repro::is_verified_file(n)) {
+        if name == "config.toml" {
+            files.push((name.clone(), same_config(dir, &tmp.0)));
+            continue;
+        }
         let verdict = match (
             std::fs::read(dir.join(name)),
             std::fs::read(tmp.0.join(name)),
@@ -111,5 +118,18 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         fingerprints: (!bitwise_expected).then(|| (then.unwrap_or_else(|| here.clone()), here)),
         files,
         interrupted,
+        notes,
     })
+}
+
+/// The recorded and the reproduced `config.toml` compared as configs: each read with its paths
+/// relative to its own directory, so the same files and settings are the same config wherever
+/// the two directories are.
+fn same_config(recorded: &Path, reproduced: &Path) -> Verdict {
+    let read = |d: &Path| config::paths::load_recorded(d).map(|(e, _)| e.with_absolute_paths());
+    match (read(recorded), read(reproduced)) {
+        (Ok(a), Ok(b)) if a == b => Verdict::Identical,
+        (Ok(_), Ok(_)) => Verdict::Mismatch("a different config (settings or files)".into()),
+        (Err(e), _) | (_, Err(e)) => Verdict::Mismatch(format!("unreadable: {e}")),
+    }
 }

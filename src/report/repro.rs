@@ -111,7 +111,7 @@ pub fn report_json(
     env: &Environment,
     file_hashes: &[(String, String)],
 ) -> serde_json::Value {
-    let cfg = exp.resolved_toml();
+    let cfg = &r.config_toml;
     serde_json::json!({
         "status": r.status,
         "name": r.name,
@@ -388,7 +388,7 @@ pub fn report_md(
     file_hashes: &[(String, String)],
     plots: &[String],
 ) -> String {
-    let cfg = exp.resolved_toml();
+    let cfg = &r.config_toml;
     let mut s = format!(
         "# Run report: {}\n\nStatus: **{:?}**. Seed {}. Config SHA-256 `{}`.\n\n",
         r.name,
