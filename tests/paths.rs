@@ -165,3 +165,37 @@ fn relative_paths_follow_the_config_file_not_the_working_directory() {
         "{e}"
     );
 }
+
+#[test]
+fn verify_names_a_changed_input_file_before_re_running_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = project(tmp.path(), "");
+    let run = tmp.path().join("run");
+    let o = common::run_into(&cfg, &run);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let report = common::read_json(&run.join("report.json"));
+    let data = tmp.path().join("proj/data/d.csv");
+    let text = std::fs::read_to_string(&data).unwrap();
+    assert_eq!(
+        report["inputs"]["data.path"]["bytes"].as_u64(),
+        Some(text.len() as u64)
+    );
+    assert_eq!(report["inputs"]["data.path"]["file"], "../proj/data/d.csv");
+    // One changed cell.
+    let edited = text.replacen(',', ",9", 1);
+    std::fs::write(&data, &edited).unwrap();
+    let o = common::run_bin(&["--verify", run.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("input data changed:")
+            && out.contains("d.csv")
+            && out.contains("nothing was re-run"),
+        "{out}"
+    );
+    assert!(!out.contains("metrics.csv"), "nothing compared: {out}");
+    std::fs::remove_file(&data).unwrap();
+    let o = common::run_bin(&["--verify", run.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("input data missing:"), "{out}");
+}

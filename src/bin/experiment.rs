@@ -582,6 +582,15 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
             println!("  {what:<8} {f}");
         }
     }
+    if !out.input_changes.is_empty() {
+        for c in &out.input_changes {
+            println!("{c}");
+        }
+        println!(
+            "NOT reproduced: the input data differ from the recorded run's (nothing was re-run)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if let Some((then, now)) = &out.fingerprints {
         println!(
             "reproduction on a different machine or build fingerprint (recorded: {}, {} threads, {}, numerics {}; here: {}, {} threads, {}, numerics {}): numerical comparison (accuracies and agreements, argmax counts that flip on near-tied outputs, are shown but not judged)",

@@ -135,6 +135,40 @@ pub struct DataConfig {
 }
 
 impl DataSource {
+    /// The input files this source reads, each with its config key (one entry per file).
+    pub fn input_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        match self {
+            DataSource::Sine(_) | DataSource::Teacher(_) => Vec::new(),
+            DataSource::Csv(c) => std::iter::once(("data.path", c.path.clone()))
+                .chain(c.test_path.clone().map(|p| ("data.test_path", p)))
+                .collect(),
+            DataSource::Text(t) => vec![("data.path", t.path.clone())],
+            DataSource::Idx(i) => vec![
+                ("data.train_images", i.train_images.clone()),
+                ("data.train_labels", i.train_labels.clone()),
+                ("data.test_images", i.test_images.clone()),
+                ("data.test_labels", i.test_labels.clone()),
+            ],
+            DataSource::Npy(n) => match &n.files {
+                NpyFiles::Archive { npz, .. } => vec![("data.npz", npz.clone())],
+                NpyFiles::Files {
+                    x,
+                    y,
+                    x_test,
+                    y_test,
+                } => [
+                    Some(("data.x", x.clone())),
+                    Some(("data.y", y.clone())),
+                    x_test.clone().map(|p| ("data.x_test", p)),
+                    y_test.clone().map(|p| ("data.y_test", p)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            },
+        }
+    }
+
     /// Standard deviation of the Gaussian noise added to the training targets (0 for text).
     pub fn noise(&self) -> f64 {
         match self {

@@ -3,6 +3,7 @@
 //! (3) comparison — bitwise where the recorded machine fingerprint matches this machine's,
 //! numerically within the recorded tolerances otherwise.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config;
@@ -29,12 +30,15 @@ pub struct VerifyOutcome {
     /// How the recorded config's paths were read (a run recorded before relative paths
     /// followed the config file).
     pub notes: Vec<String>,
+    /// Input files that are missing or differ from the recorded ones (then nothing was re-run).
+    pub input_changes: Vec<String>,
 }
 
 impl VerifyOutcome {
     /// Integrity holds and every compared file is identical or within tolerance.
     pub fn ok(&self) -> bool {
         !self.interrupted
+            && self.input_changes.is_empty()
             && self.integrity.ok()
             && self
                 .files
@@ -72,7 +76,19 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     let report = repro::read_report(dir)?;
     let recorded = repro::recorded_hashes(&report)?;
     let integrity = integrity(dir, &recorded)?;
-    let (exp, notes) = config::paths::load_recorded(dir)?;
+    let (exp, mut notes) = config::paths::load_recorded(dir)?;
+    let input_changes = input_changes(&report, &exp, &mut notes);
+    if !input_changes.is_empty() {
+        return Ok(VerifyOutcome {
+            integrity,
+            bitwise_expected: false,
+            fingerprints: None,
+            files: Vec::new(),
+            interrupted: false,
+            notes,
+            input_changes,
+        });
+    }
     let here = Fingerprint::detect(&exp);
     let then: Option<Fingerprint> = report
         .get("fingerprint")
@@ -119,7 +135,48 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         files,
         interrupted,
         notes,
+        input_changes,
     })
+}
+
+/// The recorded input files (`report.json`'s `inputs`) against the files the recorded config
+/// reads now: one line per file that is missing or differs.
+fn input_changes(
+    report: &serde_json::Value,
+    exp: &config::Experiment,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let Some(recorded) = report.get("inputs").and_then(|v| {
+        serde_json::from_value::<BTreeMap<String, repro::InputRecord>>(v.clone()).ok()
+    }) else {
+        if !exp.data.source.input_files().is_empty() {
+            notes.push("no input-file hashes recorded (a run recorded before they were): the input data are not checked".into());
+        }
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    for (key, path) in exp.data.source.input_files() {
+        let shown = path.display();
+        let Some(then) = recorded.get(key) else {
+            changes.push(format!(
+                "input data changed: {shown} ({key} has no recorded hash)"
+            ));
+            continue;
+        };
+        match repro::file_digest(&path) {
+            Err(e) => changes.push(format!("input data missing: {shown} ({key}: {e})")),
+            Ok((sha, bytes)) if sha != then.sha256 || bytes != then.bytes => {
+                changes.push(format!(
+                    "input data changed: {shown} ({key}: recorded {} bytes, SHA-256 {}…; now {bytes} bytes, SHA-256 {}…)",
+                    then.bytes,
+                    &then.sha256[..then.sha256.len().min(12)],
+                    &sha[..12]
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    changes
 }
 
 /// The recorded and the reproduced `config.toml` compared as configs: each read with its paths

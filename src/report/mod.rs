@@ -55,6 +55,8 @@ pub fn write_run(
     }
     let env = repro::Environment::detect();
     let mut json = repro::report_json(record, exp, &env, &hashes);
+    let inputs = repro::input_records(exp, dir)?;
+    json["inputs"] = serde_json::json!(inputs);
     json["resources"] = serde_json::json!({
         "estimated_peak_bytes": footprint.peak_bytes,
         "measured_peak_rss_bytes": crate::run::memory::peak_rss_bytes(),
@@ -68,7 +70,7 @@ pub fn write_run(
     )?;
     io::write_atomic(
         &dir.join("report.md"),
-        repro::report_md(record, exp, &env, &hashes, &plots).as_bytes(),
+        repro::report_md(record, exp, &env, &hashes, &plots, &inputs).as_bytes(),
     )?;
     io::mark_complete(dir)?;
     Ok(hashes)

@@ -2,6 +2,7 @@
 //! tolerances, and the SHA-256 of every output file; and `--verify`, which re-runs a recorded
 //! config and compares the hashes of its metrics files.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -12,6 +13,7 @@ use crate::dynamics::Loss;
 use crate::record::{RunRecord, RunStatus, Track};
 use crate::report::checks::{checks, measurements, measurements_md};
 use crate::report::tables;
+use crate::{Error, Result};
 
 /// SHA-256 of bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -30,6 +32,62 @@ pub fn is_verified_file(name: &str) -> bool {
         || name == "summary.json"
         || name == "ensemble.csv"
         || name.starts_with("kernels/")
+}
+
+/// SHA-256 and size of a file, read in pieces (an input may be larger than memory allows twice).
+pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        bytes,
+    ))
+}
+
+/// One input file as `report.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct InputRecord {
+    /// The file, relative to the run directory (as in its `config.toml`).
+    pub file: String,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Every input file of `exp` with its hash and size, keyed by its config key; `dir` is the run
+/// directory the paths are written relative to.
+pub fn input_records(exp: &Experiment, dir: &Path) -> Result<BTreeMap<String, InputRecord>> {
+    exp.data
+        .source
+        .input_files()
+        .into_iter()
+        .map(|(key, path)| {
+            let (sha256, bytes) = file_digest(&path).map_err(|e| Error::io(&path, e))?;
+            let file = crate::config::paths::relative_to(&path, dir)
+                .display()
+                .to_string();
+            Ok((
+                key.to_string(),
+                InputRecord {
+                    file,
+                    sha256,
+                    bytes,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The machine and build a run happened on.
@@ -387,6 +445,7 @@ pub fn report_md(
     env: &Environment,
     file_hashes: &[(String, String)],
     plots: &[String],
+    inputs: &BTreeMap<String, InputRecord>,
 ) -> String {
     let cfg = &r.config_toml;
     let mut s = format!(
@@ -397,6 +456,16 @@ pub fn report_md(
         sha256_hex(cfg.as_bytes())
     );
     s += &environment_md(exp, env);
+    if !inputs.is_empty() {
+        s += "## Input data\n\nChecked by `--verify` before anything is re-run.\n\n| key | file (relative to this directory) | bytes | SHA-256 |\n|---|---|---|---|\n";
+        for (key, i) in inputs {
+            s += &format!(
+                "| `{key}` | `{}` | {} | `{}` |\n",
+                i.file, i.bytes, i.sha256
+            );
+        }
+        s += "\n";
+    }
     s += "## Wall time per phase\n\n| phase | seconds |\n|---|---|\n";
     for t in &r.timings {
         s += &format!("| {} | {:.3} |\n", t.phase, t.seconds);
