@@ -181,6 +181,38 @@ pub fn kernel_distance(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     1.0 - ab / (aa.sqrt() * bb.sqrt())
 }
 
+/// `H m H` with `H = I − 11ᵀ/n`: a square matrix with its row and column means removed.
+pub fn double_centered(m: MatRef<'_, f64>) -> Mat<f64> {
+    let n = m.nrows();
+    let nf = n as f64;
+    let row: Vec<f64> = (0..n)
+        .map(|i| (0..n).map(|j| m[(i, j)]).sum::<f64>() / nf)
+        .collect();
+    let col: Vec<f64> = (0..n)
+        .map(|j| (0..n).map(|i| m[(i, j)]).sum::<f64>() / nf)
+        .collect();
+    let all = row.iter().sum::<f64>() / nf;
+    Mat::from_fn(n, n, |i, j| m[(i, j)] - row[i] - col[j] + all)
+}
+
+/// Centred kernel alignment `⟨HaH, HbH⟩_F / (‖HaH‖_F ‖HbH‖_F)` of two kernels on the same
+/// points (Cortes, Mohri & Rostamizadeh 2012; as CKA, Kornblith et al. 2019): 1 for kernels
+/// equal up to scale after centring, invariant to scaling either one. NaN when either centred
+/// kernel vanishes (e.g. targets constant over the points).
+pub fn centered_alignment(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
+    let (ac, bc) = (double_centered(a), double_centered(b));
+    1.0 - kernel_distance(ac.as_ref(), bc.as_ref())
+}
+
+/// The target kernel `y yᵀ` of `n` points with `k` outputs each (row-major `n × k` targets):
+/// `Σ_k y_k y_kᵀ`, whose alignment with an output-averaged kernel is the kernel–target
+/// alignment.
+pub fn target_kernel(y: &[f64], n: usize, k: usize) -> Mat<f64> {
+    Mat::from_fn(n, n, |i, j| {
+        (0..k).map(|c| y[i * k + c] * y[j * k + c]).sum::<f64>()
+    })
+}
+
 /// Symmetric part `(m + mᵀ)/2`, which removes rounding asymmetry before an eigendecomposition.
 pub fn symmetrize(m: MatRef<'_, f64>) -> Mat<f64> {
     Mat::from_fn(m.nrows(), m.ncols(), |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))

@@ -168,7 +168,8 @@ fn digits_network_reaches_ninety_percent() {
             "solutions = [\"analytic\", \"empirical\"]",
             "solutions = [\"analytic\"]",
         );
-    let exp = config::parse_str(&text, None).unwrap();
+    let exp =
+        config::parse_str(&text, Some(std::path::Path::new("experiments/digits.toml"))).unwrap();
     assert_eq!(exp.model.width, 1024);
     let ds = data::load(&exp.data, exp.seed).unwrap();
     let rec = run::execute(&exp, &ds, &RunOptions::default()).unwrap();

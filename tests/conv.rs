@@ -422,14 +422,17 @@ fn the_committed_digits_cnn_run_reaches_97_percent_network_test_accuracy() {
         .filter(|p| p.join("predictions.csv").is_file())
         .max()
         .expect("a committed digits_cnn run");
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    let here = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/digits_cnn.toml"),
+    // The same config: settings and data files (where results go is not part of it).
+    let (recorded, _) = ntk_dynamics::config::paths::load_recorded(&run).unwrap();
+    let mut here = ntk_dynamics::config::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/digits_cnn.toml"),
     )
-    .unwrap();
+    .unwrap()
+    .with_absolute_paths();
+    here.outputs.dir = recorded.outputs.dir.clone();
     assert_eq!(
-        ntk_dynamics::config::parse_str(&config, None).unwrap(),
-        ntk_dynamics::config::parse_str(&here, None).unwrap(),
+        recorded.with_absolute_paths(),
+        here,
         "the committed run is of the shipped config"
     );
     // predictions.csv: one row per (split, point, output) with the target and each track.

@@ -202,17 +202,18 @@ fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported
     ] {
         assert!(report.contains(needle), "{needle} not in the report");
     }
-    // The resolved config runs the same computation again.
-    let again = run(
-        d,
-        "again",
+    // The resolved config runs the same computation again (from its own directory: its paths
+    // are relative to it), with stores of its own.
+    let again_cfg = common::write(
+        &iterative,
+        "again.toml",
         &std::fs::read_to_string(iterative.join("config.toml"))
             .unwrap()
-            .replace(
-                &d.join("results").display().to_string(),
-                &d.join("results2").display().to_string(),
-            ),
+            .replace(".kernel-store", ".kernel-store-again"),
     );
+    let again = d.join("again");
+    let o = common::run_into(&again_cfg, &again);
+    assert!(o.status.success(), "again: {}", common::stderr(&o));
     assert_eq!(
         std::fs::read(iterative.join("metrics.csv")).unwrap(),
         std::fs::read(again.join("metrics.csv")).unwrap()

@@ -792,6 +792,8 @@ impl OutputsSpec {
                 .unwrap_or_else(|| PathBuf::from(def::OUTPUT_DIR)),
             save_kernels: self.save_kernels.unwrap_or(def::SAVE_KERNELS),
             save_predictions: self.save_predictions.unwrap_or(def::SAVE_PREDICTIONS),
+            save_kernel_checkpoints: self.save_kernel_checkpoints.unwrap_or(false),
+            save_parameters: self.save_parameters.unwrap_or(false),
             formats: {
                 let f = self
                     .formats

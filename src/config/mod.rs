@@ -158,6 +158,10 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Checked `[outputs]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutputsConfig {
@@ -168,6 +172,12 @@ pub struct OutputsConfig {
     /// Write `predictions.csv` (written to the resolved config only when false).
     #[serde(skip_serializing_if = "is_true")]
     pub save_predictions: bool,
+    /// Write Θ_t at every kernel checkpoint (written to the resolved config only when true).
+    #[serde(skip_serializing_if = "is_false")]
+    pub save_kernel_checkpoints: bool,
+    /// Write θ0 and θ_final as `.npz` (written to the resolved config only when true).
+    #[serde(skip_serializing_if = "is_false")]
+    pub save_parameters: bool,
     /// Figure formats (PNG always; SVG optionally).
     pub formats: Vec<crate::report::plot::ImageFormat>,
 }
@@ -299,6 +309,9 @@ impl Experiment {
         }
         if self.outputs.save_kernels {
             return Err(why("outputs.save_kernels", "true".into(), "false (the kernels live in the store; kernel.keep_store = true keeps its block files)"));
+        }
+        if self.outputs.save_kernel_checkpoints {
+            return Err(why("outputs.save_kernel_checkpoints", "true".into(), "false (Θ_t between all training points is the kernel this path never forms; the probe-set figures stay)"));
         }
         let mut plan = self.kernel.iterative.clone();
         let n = rows / self.kernel.form.rows_per_point(data.n_outputs).max(1);

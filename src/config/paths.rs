@@ -153,8 +153,12 @@ impl ConfigSpec {
             },
             DataSpec::Sine(_) | DataSpec::Teacher(_) => {}
         }
-        if let Some(p) = &mut self.outputs.dir {
-            output(p, base.config);
+        match &mut self.outputs.dir {
+            Some(p) => output(p, base.config),
+            // The default results root is under the working directory.
+            None => {
+                self.outputs.dir = Some(absolute(Path::new(super::defaults::OUTPUT_DIR)));
+            }
         }
         if let Some(p) = &mut self.kernel.store_dir {
             output(p, base.config);

@@ -484,6 +484,10 @@ pub struct OutputsSpec {
     pub save_kernels: Option<bool>,
     /// Write `predictions.csv`.
     pub save_predictions: Option<bool>,
+    /// Write Θ_t (train × train, test × train) at every kernel checkpoint.
+    pub save_kernel_checkpoints: Option<bool>,
+    /// Write θ0 and θ_final as `.npz` (one named array per layer, stax's layout).
+    pub save_parameters: Option<bool>,
     /// Figure formats: `["png"]` or `["png", "svg"]`.
     pub formats: Option<Vec<crate::report::plot::ImageFormat>>,
 }

@@ -140,6 +140,11 @@ pub struct KernelCheckpoint {
     pub bias_rel_change_per_layer: Vec<f64>,
     /// ‖W_t − W_0‖₂ / ‖W_0‖₂ (spectral norms) per dense layer.
     pub weight_spectral_change_per_layer: Vec<f64>,
+    /// Centred alignment of Θ_t with the targets' kernel `y yᵀ` on the probe set
+    /// ([`crate::linalg::centered_alignment`]; `kernel_alignment.csv`).
+    pub ntk_target_alignment: f64,
+    /// Centred alignment (CKA) of Θ_t with Θ0 on the probe set (`kernel_alignment.csv`).
+    pub ntk_cka_init: f64,
 }
 
 /// Classification figures at a checkpoint.
@@ -299,6 +304,12 @@ pub struct KernelMatrices {
     pub empirical_ntk_init: Option<(Vec<f64>, [usize; 2])>,
     /// Θ_final train × train (in the configured form).
     pub empirical_ntk_final: Option<(Vec<f64>, [usize; 2])>,
+    /// Θ0 test × train (in the configured form), when the run formed it (an empirical kernel
+    /// track or the function-space twin).
+    pub empirical_ntk_test_train_init: Option<(Vec<f64>, [usize; 2])>,
+    /// With `outputs.save_kernel_checkpoints`: Θ_t train × train and test × train at every
+    /// kernel checkpoint, by file stem (`empirical_ntk_step<k>`, `empirical_ntk_test_train_step<k>`).
+    pub checkpoints: Vec<NamedMatrix>,
     /// With `[ensemble]`: the GPs' test means (`n_test × K`) and covariances
     /// (`n_test × n_test`), by file stem (`ntk_gp_mean_test`, …).
     pub ensemble_gp: Vec<NamedMatrix>,

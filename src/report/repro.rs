@@ -31,6 +31,7 @@ pub fn is_verified_file(name: &str) -> bool {
         || name == "predictions.csv"
         || name == "summary.json"
         || name == "ensemble.csv"
+        || name == "kernel_alignment.csv"
         || name.starts_with("kernels/")
 }
 

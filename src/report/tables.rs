@@ -423,6 +423,10 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
         ),
         ("kernels/empirical_ntk_init.npy", &k.empirical_ntk_init),
         ("kernels/empirical_ntk_final.npy", &k.empirical_ntk_final),
+        (
+            "kernels/empirical_ntk_test_train_init.npy",
+            &k.empirical_ntk_test_train_init,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, m)| {
@@ -432,6 +436,7 @@ pub fn kernel_files(r: &RunRecord) -> Vec<(String, Vec<u8>)> {
     .chain(
         k.ensemble_gp
             .iter()
+            .chain(&k.checkpoints)
             .map(|(stem, (v, s))| (format!("kernels/{stem}.npy"), npy::encode_f64(v, s))),
     )
     .collect()
@@ -473,8 +478,32 @@ pub fn data_files(
     if let Some(csv) = ensemble_csv(r) {
         files.push(("ensemble.csv".to_string(), csv.into_bytes()));
     }
+    if let Some(csv) = kernel_alignment_csv(r) {
+        files.push(("kernel_alignment.csv".to_string(), csv.into_bytes()));
+    }
     files.extend(kernel_files(r));
     files
+}
+
+/// `kernel_alignment.csv`: at every kernel checkpoint, the centred alignment of the network's
+/// output-averaged empirical NTK on the probe set with the targets' kernel `y yᵀ` and with Θ0
+/// there (None when no checkpoint has kernel figures).
+pub fn kernel_alignment_csv(r: &RunRecord) -> Option<String> {
+    let mut out = String::from("step,t,ntk_target_alignment,ntk_cka_init\n");
+    let mut any = false;
+    for c in &r.checkpoints {
+        if let Some(k) = &c.kernel {
+            any = true;
+            out += &format!(
+                "{},{},{},{}\n",
+                c.step,
+                fmt_f64(c.time),
+                fmt_f64(k.ntk_target_alignment),
+                fmt_f64(k.ntk_cka_init)
+            );
+        }
+    }
+    any.then_some(out)
 }
 
 /// Whether any recorded loss, divergence or output is non-finite (flagged in the report).

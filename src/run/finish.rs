@@ -33,7 +33,7 @@ fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
 
 impl Lockstep<'_> {
     /// Final kernels, spectra and outputs: the record of the run.
-    pub fn into_record(self, status: RunStatus) -> Result<RunRecord> {
+    pub fn into_record(mut self, status: RunStatus) -> Result<RunRecord> {
         let (exp, data, init) = (self.exp, self.data, self.init);
         let (n_train, k) = (data.n_train(), data.n_outputs);
         let form = exp.kernel.form;
@@ -53,10 +53,11 @@ impl Lockstep<'_> {
                 diverged_at_step: self.diverged.get(t).copied().flatten(),
             })
             .collect();
-        let (spectra, kernels) = match &init.stored {
+        let (spectra, mut kernels) = match &init.stored {
             Some(stored) => (self.probe_spectra(stored)?, KernelMatrices::default()),
             None => self.train_spectra()?,
         };
+        kernels.checkpoints = std::mem::take(&mut self.saved_kernels);
         let samples = match &data.text {
             Some(info) => samples::generate(exp, info, init, &self)?,
             None => Vec::new(),
@@ -273,6 +274,19 @@ impl Lockstep<'_> {
             )),
             empirical_ntk_init: pack(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows)),
             empirical_ntk_final: pack(theta_final),
+            empirical_ntk_test_train_init: (init.theta0.nrows() > rows)
+                .then(|| {
+                    let r = self.exp.kernel.form.rows_per_point(self.data.n_outputs);
+                    pack(linalg::block(
+                        init.theta0.as_ref(),
+                        (n_train + n_val) * r,
+                        n_test * r,
+                        0,
+                        rows,
+                    ))
+                })
+                .flatten(),
+            checkpoints: Vec::new(),
             ensemble_gp: Vec::new(),
         }
     }

@@ -160,6 +160,8 @@ pub struct Lockstep<'a> {
     pub(super) diverged: PerTrack<Option<u64>>,
     schedule: MinibatchSchedule,
     pub(super) checkpoints: Vec<Checkpoint>,
+    /// With `outputs.save_kernel_checkpoints`: Θ_t at every kernel checkpoint.
+    pub(super) saved_kernels: Vec<crate::record::NamedMatrix>,
     /// The probe-set kernel at the last kernel checkpoint.
     pub(super) last_probe: Mat<f64>,
     /// Every track's predictions at the last checkpoint.
@@ -351,6 +353,7 @@ impl<'a> Lockstep<'a> {
                 exp.seed,
             ),
             checkpoints: Vec::new(),
+            saved_kernels: Vec::new(),
             last_probe: init.theta0_probe.clone(),
             last_preds: None,
             lambda_max0,
@@ -502,6 +505,10 @@ impl<'a> Lockstep<'a> {
             };
             self.last_probe = probe;
             ck.kernel = Some(kc);
+            if self.exp.outputs.save_kernel_checkpoints && !self.member {
+                let saved = self.checkpoint_kernels(step)?;
+                self.saved_kernels.extend(saved);
+            }
         }
         self.checkpoints.push(ck);
         if let Some(t) = &mut self.trace {
@@ -694,6 +701,8 @@ impl<'a> Lockstep<'a> {
             weight_rel_change_per_layer: change.weight,
             bias_rel_change_per_layer: change.bias,
             weight_spectral_change_per_layer: change.weight_spectral,
+            ntk_target_alignment: self.target_alignment(total.as_ref()),
+            ntk_cka_init: linalg::centered_alignment(total.as_ref(), init.theta0_probe.as_ref()),
         };
         Ok((kc, total))
     }
@@ -721,8 +730,37 @@ impl<'a> Lockstep<'a> {
             weight_rel_change_per_layer: zeros.clone(),
             bias_rel_change_per_layer: bias,
             weight_spectral_change_per_layer: zeros,
+            ntk_target_alignment: self.target_alignment(self.init.theta0_probe.as_ref()),
+            ntk_cka_init: linalg::centered_alignment(
+                self.init.theta0_probe.as_ref(),
+                self.init.theta0_probe.as_ref(),
+            ),
         };
         Ok((kc, self.init.theta0_probe.clone()))
+    }
+
+    /// Θ_t of the network now, train × train and test × train in the run's form, under their
+    /// `.npy` file stems (`outputs.save_kernel_checkpoints`).
+    fn checkpoint_kernels(&self, step: u64) -> Result<Vec<crate::record::NamedMatrix>> {
+        let (net, data, form) = (&self.network.net, self.data, self.exp.kernel.form);
+        let pack = |m: Mat<f64>| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]);
+        let s_train = backprop_signals(net, &data.x_train, data.n_train())?;
+        let train = ntk_from_signals(net, &s_train, &s_train, form).total();
+        let mut out = vec![(format!("empirical_ntk_step{step}"), pack(train))];
+        if data.n_test() > 0 {
+            let s_test = backprop_signals(net, &data.x_test, data.n_test())?;
+            let test = ntk_from_signals(net, &s_test, &s_train, form).total();
+            out.push((format!("empirical_ntk_test_train_step{step}"), pack(test)));
+        }
+        Ok(out)
+    }
+
+    /// Centred kernel–target alignment of a probe-set kernel: with `y yᵀ` of the probe points'
+    /// training targets (Cortes et al. 2012; as tracked during training by Baratin et al. 2021).
+    fn target_alignment(&self, probe_kernel: faer::MatRef<'_, f64>) -> f64 {
+        let (p, k) = (probe_kernel.nrows(), self.data.n_outputs);
+        let y = linalg::target_kernel(&self.data.y_train[..p * k], p, k);
+        linalg::centered_alignment(probe_kernel, y.as_ref())
     }
 
     /// Input-Jacobian norms of the network and of its linearized twin, and their changes since

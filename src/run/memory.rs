@@ -506,6 +506,23 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     } else {
         0
     };
+    // Θ_t train × train and held-out × train at every kernel checkpoint, held until the run's
+    // files are written (the same bytes again on disk).
+    let checkpoint_kernels = if exp.outputs.save_kernel_checkpoints {
+        let kernel_checkpoints = exp.training.steps / exp.logging.kernel_every.max(1) + 1;
+        mul(&[kernel_checkpoints, a, r, n, r, 8])
+    } else {
+        0
+    };
+    if checkpoint_kernels > 0 {
+        parts.push((
+            "kernel checkpoints (outputs.save_kernel_checkpoints)".into(),
+            checkpoint_kernels,
+        ));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    }
+    let peak = peak.saturating_add(checkpoint_kernels);
+    let kernel_files = kernel_files.saturating_add(checkpoint_kernels);
     let figure_bytes = 3 << 20;
     let svg_bytes = if exp.outputs.formats.len() > 1 {
         16 << 20

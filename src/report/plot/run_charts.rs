@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, ColorScale, Figure, HeatMap, LineChart, Series, PALETTE};
+use super::{track_color, ColorScale, Figure, HeatMap, LineChart, Marker, Series, PALETTE};
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
 
@@ -131,6 +131,35 @@ fn kernel_drift_chart(r: &RunRecord) -> LineChart {
     )
     .log_y()
     .with_series(series)
+}
+
+/// Centred alignments of the probe-set kernel Θ_t: with the targets' kernel `y yᵀ` and with Θ0
+/// (`kernel_alignment.csv`).
+fn kernel_alignment_chart(r: &RunRecord) -> LineChart {
+    let of = |f: fn(&crate::record::KernelCheckpoint) -> f64| -> Vec<(f64, f64)> {
+        r.checkpoints
+            .iter()
+            .filter_map(|c| c.kernel.as_ref().map(|k| (c.step as f64, f(k))))
+            .collect()
+    };
+    LineChart::new(
+        format!(
+            "{}: centred alignment of Θt (output-averaged, {} probe points)",
+            r.name, r.probe_size
+        ),
+        STEP,
+        "centred kernel alignment (1 = same up to scale)",
+    )
+    .with_series(vec![
+        Series::line(
+            "with the targets' kernel y yᵀ",
+            of(|k| k.ntk_target_alignment),
+            PALETTE[0],
+        )
+        .with_marker(Marker::Dot),
+        Series::line("with Θ0 (CKA)", of(|k| k.ntk_cka_init), BLACK).with_marker(Marker::Ring),
+    ])
+    .with_hline(0.0, "0: no alignment after centring")
 }
 
 fn param_drift_chart(r: &RunRecord) -> LineChart {
@@ -481,7 +510,14 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
     let mut out: Vec<(String, Figure)> = vec![
         ("loss".into(), Figure::Line(loss_chart(r))),
         ("divergence".into(), divergence_figure(r)),
-        ("kernel_drift".into(), Figure::Line(kernel_drift_chart(r))),
+        (
+            "kernel_drift".into(),
+            Figure::Grid {
+                title: format!("{}: how the empirical NTK moves", r.name),
+                cols: 2,
+                charts: vec![kernel_drift_chart(r), kernel_alignment_chart(r)],
+            },
+        ),
         ("sharpness".into(), Figure::Line(sharpness_chart(r))),
         ("param_drift".into(), Figure::Line(param_drift_chart(r))),
         ("predictions".into(), Figure::Line(predictions_chart(r))),
