@@ -135,3 +135,201 @@ fn saved_checkpoint_kernels_reproduce_the_logged_alignments() {
     let (_, tt_step0) = read(&run.join("kernels/empirical_ntk_test_train_step0.npy"));
     assert!(max_rel(&tt0, &tt_step0) < 1e-12);
 }
+
+/// The saved arrays of an `.npz` by name (read by the npz reader of the data path).
+fn npz_array(file: &Path, name: &str) -> (Vec<usize>, Vec<f64>) {
+    let (h, v) = npy::read_array(&npy::ArrayLocation {
+        file: file.to_path_buf(),
+        name: Some(name.into()),
+    })
+    .unwrap();
+    (h.shape, v)
+}
+
+/// The network's outputs column of `predictions.csv` for the test split, `n_test × K`.
+fn network_test_outputs(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (split, net) = (
+        header.iter().position(|h| *h == "split").unwrap(),
+        header.iter().position(|h| *h == "network").unwrap(),
+    );
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[split] == "test")
+        .map(|f| f[net].parse().unwrap())
+        .collect()
+}
+
+/// The test inputs as the run saw them (`predictions.csv` feature columns, test split).
+fn test_inputs(run: &Path, d: usize) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let first = header.iter().position(|h| *h == "output").unwrap() + 1;
+    let (split, output) = (0, first - 1);
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[split] == "test" && f[output] == "0")
+        .map(|f| {
+            f[first..first + d]
+                .iter()
+                .map(|v| v.parse().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// A dense layer as stax computes it under `parameterization="ntk"`:
+/// `σ_w/√n_in · h W + σ_b · b`.
+fn dense(h: &[f64], w: &[f64], b: &[f64], n_in: usize, n_out: usize) -> Vec<f64> {
+    let (sw, sb) = (2f64.sqrt(), 0.1);
+    (0..n_out)
+        .map(|o| {
+            sw / (n_in as f64).sqrt() * (0..n_in).map(|i| h[i] * w[i * n_out + o]).sum::<f64>()
+                + sb * b[o]
+        })
+        .collect()
+}
+
+fn relu(v: Vec<f64>) -> Vec<f64> {
+    v.into_iter().map(|x| x.max(0.0)).collect()
+}
+
+/// A stride-1 SAME convolution (⌊(f−1)/2⌋ zeros before) of an NHWC image with an HWIO kernel,
+/// as `stax.Conv(..., padding="SAME", parameterization="ntk")`.
+fn conv_same(x: &[f64], hw: usize, c: usize, w: &[f64], b: &[f64], f: usize, o: usize) -> Vec<f64> {
+    let (sw, sb) = (2f64.sqrt(), 0.1);
+    let pad = (f - 1) / 2;
+    let mut out = vec![0.0; hw * hw * o];
+    for y in 0..hw {
+        for xx in 0..hw {
+            for oc in 0..o {
+                let mut s = 0.0;
+                for dy in 0..f {
+                    for dx in 0..f {
+                        let (iy, ix) = (y + dy, xx + dx);
+                        if iy < pad || ix < pad || iy - pad >= hw || ix - pad >= hw {
+                            continue;
+                        }
+                        for ic in 0..c {
+                            s += x[((iy - pad) * hw + (ix - pad)) * c + ic]
+                                * w[((dy * f + dx) * c + ic) * o + oc];
+                        }
+                    }
+                }
+                out[(y * hw + xx) * o + oc] = sw / ((f * f * c) as f64).sqrt() * s + sb * b[oc];
+            }
+        }
+    }
+    out
+}
+
+fn parameters_run(tmp: &Path, model: &str, d: usize, extra_data: &str) -> std::path::PathBuf {
+    let x = common::gauss(40 * d, 5);
+    let mut csv = (0..d)
+        .map(|j| format!("x{j}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",y0,y1\n";
+    for i in 0..40 {
+        let r = &x[d * i..d * (i + 1)];
+        csv += &(r
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+            + &format!(",{},{}\n", r[0] * r[1], r[d - 1]));
+    }
+    let data = common::write(tmp, "d.csv", &csv);
+    let cfg = common::write(
+        tmp,
+        "p.toml",
+        &format!(
+            "[experiment]\nname = \"params\"\n[data]\nkind = \"csv\"\npath = \"{}\"\n\
+             target = [\"y0\", \"y1\"]\nstandardize = false\ntest_fraction = 0.25\n{extra_data}\n\
+             [model]\nprecision = \"f64\"\n{model}\n[training]\nlr_scale = 0.5\nsteps = 6\n\
+             [kernel]\nsolutions = []\n[outputs]\nsave_parameters = true\n",
+            data.display()
+        ),
+    );
+    let run = tmp.join("run");
+    let o = common::run_into(&cfg, &run);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    run
+}
+
+#[test]
+fn saved_mlp_parameters_reproduce_the_network_in_an_independent_forward_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = parameters_run(tmp.path(), "width = 16\ndepth = 2", 3, "");
+    let file = run.join("parameters_final.npz");
+    let layers: Vec<(Vec<usize>, Vec<f64>, Vec<f64>)> = (0..3)
+        .map(|l| {
+            let (shape, w) = npz_array(&file, &format!("layer{l}_W"));
+            let (_, b) = npz_array(&file, &format!("layer{l}_b"));
+            (shape, w, b)
+        })
+        .collect();
+    assert_eq!(
+        layers.iter().map(|l| l.0.clone()).collect::<Vec<_>>(),
+        vec![vec![3, 16], vec![16, 16], vec![16, 2]]
+    );
+    let mut ours = Vec::new();
+    for x in test_inputs(&run, 3) {
+        let mut h = x;
+        for (l, (shape, w, b)) in layers.iter().enumerate() {
+            let z = dense(&h, w, b, shape[0], shape[1]);
+            h = if l < 2 { relu(z) } else { z };
+        }
+        ours.extend(h);
+    }
+    let recorded = network_test_outputs(&run);
+    assert_eq!(ours.len(), recorded.len());
+    assert!(
+        max_rel(&recorded, &ours) < 1e-9,
+        "{}",
+        max_rel(&recorded, &ours)
+    );
+    // θ0 holds the standard-normal draws of the ntk parametrization.
+    let (_, w0) = npz_array(&run.join("parameters_init.npz"), "layer1_W");
+    let mean = w0.iter().sum::<f64>() / w0.len() as f64;
+    let std = (w0.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / w0.len() as f64).sqrt();
+    assert!(mean.abs() < 0.2 && (std - 1.0).abs() < 0.15, "{mean} {std}");
+}
+
+#[test]
+fn saved_conv_parameters_are_hwio_and_reproduce_the_network_in_an_independent_forward_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hw, c, f, width) = (4, 2, 3, 5);
+    let run = parameters_run(
+        tmp.path(),
+        &format!("architecture = \"conv\"\nwidth = {width}\ndepth = 2\nfilter = {f}"),
+        hw * hw * c,
+        "image_shape = [4, 4, 2]",
+    );
+    let file = run.join("parameters_final.npz");
+    let (s0, w0) = npz_array(&file, "layer0_W");
+    let (s1, w1) = npz_array(&file, "layer1_W");
+    let (s2, w2) = npz_array(&file, "layer2_W");
+    assert_eq!(s0, vec![f, f, c, width]);
+    assert_eq!(s1, vec![f, f, width, width]);
+    assert_eq!(s2, vec![hw * hw * width, 2]);
+    let b: Vec<Vec<f64>> = (0..3)
+        .map(|l| npz_array(&file, &format!("layer{l}_b")).1)
+        .collect();
+    let mut ours = Vec::new();
+    for x in test_inputs(&run, hw * hw * c) {
+        let h = relu(conv_same(&x, hw, c, &w0, &b[0], f, width));
+        let h = relu(conv_same(&h, hw, width, &w1, &b[1], f, width));
+        ours.extend(dense(&h, &w2, &b[2], hw * hw * width, 2));
+    }
+    let recorded = network_test_outputs(&run);
+    assert_eq!(ours.len(), recorded.len());
+    assert!(
+        max_rel(&recorded, &ours) < 1e-9,
+        "{}",
+        max_rel(&recorded, &ours)
+    );
+}

@@ -490,6 +490,34 @@ impl Network {
             .collect()
     }
 
+    /// The parameters as neural-tangents' `stax` lays them out, one named array per layer `l`:
+    /// `layer<l>_W` (`[n_in, n_out]` for a dense layer, `[f, f, C_in, C_out]` — HWIO — for a
+    /// convolution) and `layer<l>_b` (`[n_out]`), the values as stored (under `ntk` the
+    /// standard-normal draws that the forward pass scales by σ_w/√n_in and σ_b, as
+    /// `stax.Dense`/`stax.Conv` with `parameterization="ntk"`).
+    pub fn named_parameters(&self) -> Result<Vec<crate::record::NamedArray>> {
+        let mut out = Vec::new();
+        for (l, (s, p)) in self.shapes.iter().zip(&self.params).enumerate() {
+            let shape = match s.input {
+                layers::LayerInput::Patches(g) => vec![g.filter, g.filter, g.channels, s.n_out],
+                _ => vec![s.n_in, s.n_out],
+            };
+            out.push((
+                format!("layer{l}_W"),
+                tensor_to_f64(p.weight.clone())?,
+                shape,
+            ));
+            if let Some(b) = &p.bias {
+                out.push((
+                    format!("layer{l}_b"),
+                    tensor_to_f64(b.clone())?,
+                    vec![s.n_out],
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// All parameters as one f64 vector (layer by layer).
     pub fn flatten(&self) -> Result<Vec<f64>> {
         Ok(self.flatten_layers()?.concat())

@@ -318,6 +318,9 @@ pub struct KernelMatrices {
 /// A row-major matrix `(values, [rows, cols])` under a file stem.
 pub type NamedMatrix = (String, (Vec<f64>, [usize; 2]));
 
+/// A row-major array of any rank `(name, values, shape)`.
+pub type NamedArray = (String, Vec<f64>, Vec<usize>);
+
 /// Wall time of a phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PhaseTiming {
@@ -407,6 +410,10 @@ pub struct RunRecord {
     /// Kernels for `.npy` files (when `save_kernels`).
     #[serde(skip)]
     pub kernels: KernelMatrices,
+    /// With `outputs.save_parameters`: θ0 and θ_final, one named array per layer
+    /// (`parameters_init.npz`, `parameters_final.npz`).
+    #[serde(skip)]
+    pub parameters: Option<[Vec<NamedArray>; 2]>,
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
     /// Which kernel form the linearized twin used.

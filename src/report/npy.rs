@@ -33,6 +33,22 @@ pub fn encode_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// An `.npz` archive (what `numpy.savez` writes: one `<name>.npy` per array, stored
+/// uncompressed) of f64 arrays; entries carry a fixed timestamp so that the same arrays give the
+/// same bytes.
+pub fn encode_npz(arrays: &[crate::record::NamedArray]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::FileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    for (name, values, shape) in arrays {
+        zip.start_file(format!("{name}.npy"), options)?;
+        zip.write_all(&encode_f64(values, shape))?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

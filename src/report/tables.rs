@@ -478,6 +478,14 @@ pub fn data_files(
     if let Some(csv) = ensemble_csv(r) {
         files.push(("ensemble.csv".to_string(), csv.into_bytes()));
     }
+    if let Some([init, fin]) = &r.parameters {
+        for (name, arrays) in [("parameters_init.npz", init), ("parameters_final.npz", fin)] {
+            // Written into memory: the archive cannot fail on I/O.
+            if let Ok(bytes) = npy::encode_npz(arrays) {
+                files.push((name.to_string(), bytes));
+            }
+        }
+    }
     if let Some(csv) = kernel_alignment_csv(r) {
         files.push(("kernel_alignment.csv".to_string(), csv.into_bytes()));
     }

@@ -105,6 +105,14 @@ impl Lockstep<'_> {
             probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
             probe_size: exp.kernel.probe_size.min(n_train),
             kernels,
+            parameters: if exp.outputs.save_parameters {
+                Some([
+                    init.net0.named_parameters()?,
+                    self.network.net.named_parameters()?,
+                ])
+            } else {
+                None
+            },
             timings: Vec::new(),
             kernel_form: form,
             classes: data.classes.clone(),

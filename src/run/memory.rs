@@ -523,6 +523,13 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     }
     let peak = peak.saturating_add(checkpoint_kernels);
     let kernel_files = kernel_files.saturating_add(checkpoint_kernels);
+    // θ0 and θ_final as f64 `.npz` files.
+    let parameter_files = if exp.outputs.save_parameters {
+        mul(&[params, 8, 2])
+    } else {
+        0
+    };
+    let kernel_files = kernel_files.saturating_add(parameter_files);
     let figure_bytes = 3 << 20;
     let svg_bytes = if exp.outputs.formats.len() > 1 {
         16 << 20
