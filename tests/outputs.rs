@@ -333,3 +333,112 @@ fn saved_conv_parameters_are_hwio_and_reproduce_the_network_in_an_independent_fo
         max_rel(&recorded, &ours)
     );
 }
+
+fn csv_columns(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    (
+        header,
+        lines
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect(),
+    )
+}
+
+#[test]
+fn predictions_at_every_checkpoint_give_back_the_logged_losses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = common::tiny_sine_toml(tmp.path(), "")
+        .replace("save_kernels = true", "save_predictions = \"checkpoints\"");
+    let cfg = common::write(tmp.path(), "s.toml", &text);
+    let run = tmp.path().join("run");
+    let o = common::run_into(&cfg, &run);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let index = common::read_json(&run.join("predictions_steps.json"));
+    let (shape, values) = read(&run.join("predictions_steps.npy"));
+    let tracks: Vec<String> = index["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let (n_train, n_points) = (8, 20);
+    assert_eq!(shape, vec![7, tracks.len(), n_points, 1]);
+    assert_eq!(index["points"]["train"], serde_json::json!([0, 8]));
+    // L = ½ · mean (f − y)² on the training points, per track and checkpoint, against metrics.csv.
+    let (mh, rows) = csv_columns(&run.join("metrics.csv"));
+    let (ph, prow) = csv_columns(&run.join("predictions.csv"));
+    let col = |h: &[String], n: &str| h.iter().position(|c| c == n).unwrap();
+    let y: Vec<f64> = prow
+        .iter()
+        .filter(|r| r[0] == "train")
+        .map(|r| r[col(&ph, "target")].parse().unwrap())
+        .collect();
+    for (c, row) in rows.iter().enumerate() {
+        assert_eq!(
+            index["steps"][c].as_u64().unwrap(),
+            row[0].parse::<u64>().unwrap()
+        );
+        for (ti, t) in tracks.iter().enumerate() {
+            let f = &values[(c * tracks.len() + ti) * n_points..][..n_train];
+            let loss =
+                0.5 * f.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n_train as f64;
+            let logged: f64 = row[col(&mh, &format!("{t}_train_loss"))].parse().unwrap();
+            assert!(
+                (loss - logged).abs() <= 1e-12 * logged.abs().max(1e-300),
+                "{t} at checkpoint {c}: {loss} vs {logged}"
+            );
+        }
+    }
+    // The last checkpoint is what predictions.csv holds.
+    let last = rows.len() - 1;
+    for (ti, t) in tracks.iter().enumerate() {
+        let f = &values[(last * tracks.len() + ti) * n_points..][..n_points];
+        let csv: Vec<f64> = prow
+            .iter()
+            .map(|r| r[col(&ph, t)].parse().unwrap())
+            .collect();
+        assert_eq!(f, &csv[..], "{t}");
+    }
+}
+
+#[test]
+fn ensemble_members_average_to_the_recorded_ensemble_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = common::tiny_sine_toml(tmp.path(), "") + "\n[ensemble]\nmembers = 4\n";
+    let text = text.replace("save_kernels = true", "save_kernels = false");
+    let cfg = common::write(tmp.path(), "e.toml", &text);
+    let run = tmp.path().join("run");
+    let o = common::run_into(&cfg, &run);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let index = common::read_json(&run.join("ensemble_members.json"));
+    let (shape, values) = read(&run.join("ensemble_members.npy"));
+    assert_eq!(shape[1..], [4, 12, 1]);
+    let (h, rows) = csv_columns(&run.join("ensemble.csv"));
+    let test: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "test").collect();
+    for (ti, t) in index["tracks"].as_array().unwrap().iter().enumerate() {
+        let t = t.as_str().unwrap();
+        let (mean_col, var_col) = (
+            h.iter().position(|c| *c == format!("{t}_mean")).unwrap(),
+            h.iter().position(|c| *c == format!("{t}_var")).unwrap(),
+        );
+        for (i, r) in test.iter().enumerate() {
+            let m: Vec<f64> = (0..4).map(|m| values[(ti * 4 + m) * 12 + i]).collect();
+            let mean = m.iter().sum::<f64>() / 4.0;
+            let recorded: f64 = r[mean_col].parse().unwrap();
+            assert!(
+                (mean - recorded).abs() < 1e-12 * recorded.abs().max(1.0),
+                "{t} {i}"
+            );
+            // The recorded variance is the unbiased sample variance over the members.
+            let ss = m.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+            let var: f64 = r[var_col].parse().unwrap();
+            assert!(
+                (var - ss / 3.0).abs() <= 1e-9 * var.max(1e-300),
+                "{t} {i}: {var} vs {}",
+                ss / 3.0
+            );
+        }
+    }
+}

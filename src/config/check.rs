@@ -17,7 +17,8 @@ use crate::{Error, Result};
 use super::defaults as def;
 use super::schema::*;
 use super::{
-    EnsembleConfig, KernelConfig, LearningRate, LoggingConfig, OutputsConfig, TrainingConfig,
+    EnsembleConfig, KernelConfig, LearningRate, LoggingConfig, OutputsConfig, Predictions,
+    TrainingConfig,
 };
 
 pub(super) fn positive(key: &str, v: f64) -> Result<f64> {
@@ -791,7 +792,19 @@ impl OutputsSpec {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(def::OUTPUT_DIR)),
             save_kernels: self.save_kernels.unwrap_or(def::SAVE_KERNELS),
-            save_predictions: self.save_predictions.unwrap_or(def::SAVE_PREDICTIONS),
+            predictions: match &self.save_predictions {
+                None => Predictions::Final,
+                Some(toml::Value::Boolean(true)) => Predictions::Final,
+                Some(toml::Value::Boolean(false)) => Predictions::Off,
+                Some(toml::Value::String(s)) if s == "checkpoints" => Predictions::Checkpoints,
+                Some(v) => {
+                    return Err(Error::value(
+                        "outputs.save_predictions",
+                        v.to_string(),
+                        "true (predictions.csv, every track's final outputs), false, or \"checkpoints\" (also every track's outputs at every checkpoint, predictions_steps.npy)",
+                    ))
+                }
+            },
             save_kernel_checkpoints: self.save_kernel_checkpoints.unwrap_or(false),
             save_parameters: self.save_parameters.unwrap_or(false),
             formats: {

@@ -105,8 +105,6 @@ pub const KERNEL_EVERY: u64 = 50;
 pub const OUTPUT_DIR: &str = "results";
 /// `outputs.save_kernels`.
 pub const SAVE_KERNELS: bool = false;
-/// `outputs.save_predictions`.
-pub const SAVE_PREDICTIONS: bool = true;
 
 /// Most networks in an ensemble.
 pub const MAX_ENSEMBLE_MEMBERS: usize = 4096;

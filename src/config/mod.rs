@@ -154,12 +154,42 @@ pub struct LoggingConfig {
     pub sensitivity_every: u64,
 }
 
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// `outputs.save_predictions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Predictions {
+    /// `false`: no `predictions.csv`.
+    Off,
+    /// `true` (the default): `predictions.csv`, every track's final outputs.
+    Final,
+    /// `"checkpoints"`: `predictions.csv` and every track's outputs at every checkpoint
+    /// (`predictions_steps.npy`).
+    Checkpoints,
+}
+
+impl Predictions {
+    /// Whether `predictions.csv` is written.
+    pub fn csv(self) -> bool {
+        self != Predictions::Off
+    }
+
+    /// Whether this is the default.
+    pub fn is_final(&self) -> bool {
+        *self == Predictions::Final
+    }
+}
+
+impl Serialize for Predictions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Predictions::Off => s.serialize_bool(false),
+            Predictions::Final => s.serialize_bool(true),
+            Predictions::Checkpoints => s.serialize_str("checkpoints"),
+        }
+    }
 }
 
 /// Checked `[outputs]`.
@@ -169,9 +199,13 @@ pub struct OutputsConfig {
     pub dir: PathBuf,
     /// Save kernels.
     pub save_kernels: bool,
-    /// Write `predictions.csv` (written to the resolved config only when false).
-    #[serde(skip_serializing_if = "is_true")]
-    pub save_predictions: bool,
+    /// Which predictions are written (`save_predictions`; in the resolved config only when not
+    /// the default).
+    #[serde(
+        rename = "save_predictions",
+        skip_serializing_if = "Predictions::is_final"
+    )]
+    pub predictions: Predictions,
     /// Write Θ_t at every kernel checkpoint (written to the resolved config only when true).
     #[serde(skip_serializing_if = "is_false")]
     pub save_kernel_checkpoints: bool,

@@ -482,8 +482,9 @@ pub struct OutputsSpec {
     pub dir: Option<PathBuf>,
     /// Write kernels as `.npy`.
     pub save_kernels: Option<bool>,
-    /// Write `predictions.csv`.
-    pub save_predictions: Option<bool>,
+    /// Write `predictions.csv`: `true`, `false`, or `"checkpoints"` (also every track's
+    /// outputs at every checkpoint, `predictions_steps.npy`).
+    pub save_predictions: Option<toml::Value>,
     /// Write Θ_t (train × train, test × train) at every kernel checkpoint.
     pub save_kernel_checkpoints: Option<bool>,
     /// Write θ0 and θ_final as `.npz` (one named array per layer, stax's layout).

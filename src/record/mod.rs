@@ -318,6 +318,25 @@ pub struct KernelMatrices {
 /// A row-major matrix `(values, [rows, cols])` under a file stem.
 pub type NamedMatrix = (String, (Vec<f64>, [usize; 2]));
 
+/// Every track's outputs at every checkpoint (`outputs.save_predictions = "checkpoints"`),
+/// written as `predictions_steps.npy` with shape `[checkpoints, tracks, points, K]` (points:
+/// train, then validation, then test) and its index in `predictions_steps.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PredictionSteps {
+    /// Checkpoint steps.
+    pub steps: Vec<u64>,
+    /// t = η · step at each.
+    pub times: Vec<f64>,
+    /// The tracks, in the array's order.
+    pub tracks: Vec<Track>,
+    /// Points (train, validation, test).
+    pub n_points: usize,
+    /// Outputs K.
+    pub n_outputs: usize,
+    /// Row-major values (NaN where a track has no output at a checkpoint).
+    pub values: Vec<f64>,
+}
+
 /// A row-major array of any rank `(name, values, shape)`.
 pub type NamedArray = (String, Vec<f64>, Vec<usize>);
 
@@ -414,6 +433,9 @@ pub struct RunRecord {
     /// (`parameters_init.npz`, `parameters_final.npz`).
     #[serde(skip)]
     pub parameters: Option<[Vec<NamedArray>; 2]>,
+    /// With `outputs.save_predictions = "checkpoints"`.
+    #[serde(skip)]
+    pub prediction_steps: Option<PredictionSteps>,
     /// Phase timings.
     pub timings: Vec<PhaseTiming>,
     /// Which kernel form the linearized twin used.

@@ -38,7 +38,7 @@ pub fn write_run(
         "measurements".into(),
         serde_json::json!(checks::measurements(record)),
     );
-    for (name, bytes) in tables::data_files(record, extra, exp.outputs.save_predictions) {
+    for (name, bytes) in tables::data_files(record, extra, exp.outputs.predictions.csv()) {
         io::write_atomic(&dir.join(&name), &bytes)?;
         hashes.push((name, repro::sha256_hex(&bytes)));
     }

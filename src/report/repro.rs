@@ -32,6 +32,10 @@ pub fn is_verified_file(name: &str) -> bool {
         || name == "summary.json"
         || name == "ensemble.csv"
         || name == "kernel_alignment.csv"
+        || name == "predictions_steps.npy"
+        || name == "predictions_steps.json"
+        || name == "ensemble_members.npy"
+        || name == "ensemble_members.json"
         || name.starts_with("kernels/")
 }
 

@@ -478,6 +478,34 @@ pub fn data_files(
     if let Some(csv) = ensemble_csv(r) {
         files.push(("ensemble.csv".to_string(), csv.into_bytes()));
     }
+    if let Some((bytes, index)) = ensemble_members(r) {
+        files.push(("ensemble_members.npy".to_string(), bytes));
+        files.push(("ensemble_members.json".to_string(), index.into_bytes()));
+    }
+    if let Some(p) = &r.prediction_steps {
+        let shape = [p.steps.len(), p.tracks.len(), p.n_points, p.n_outputs];
+        files.push((
+            "predictions_steps.npy".to_string(),
+            npy::encode_f64(&p.values, &shape),
+        ));
+        let index = serde_json::json!({
+            "shape": ["checkpoint", "track", "point", "output"],
+            "sizes": shape,
+            "steps": p.steps,
+            "times": p.times,
+            "tracks": p.tracks.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            "points": {
+                "train": [0, r.x_train.len() / r.input_dim.max(1)],
+                "val": [r.x_train.len() / r.input_dim.max(1), (r.x_train.len() + r.x_val.len()) / r.input_dim.max(1)],
+                "test": [(r.x_train.len() + r.x_val.len()) / r.input_dim.max(1), p.n_points],
+            },
+            "missing": "NaN where a track has no output at a checkpoint",
+        });
+        files.push((
+            "predictions_steps.json".to_string(),
+            (serde_json::to_string_pretty(&index).unwrap_or_default() + "\n").into_bytes(),
+        ));
+    }
     if let Some([init, fin]) = &r.parameters {
         for (name, arrays) in [("parameters_init.npz", init), ("parameters_final.npz", fin)] {
             // Written into memory: the archive cannot fail on I/O.
@@ -491,6 +519,39 @@ pub fn data_files(
     }
     files.extend(kernel_files(r));
     files
+}
+
+/// `ensemble_members.npy` (shape `[tracks, members, n_test, K]`: each member's network and
+/// twin outputs on the test points at the last checkpoint; NaN for a member without them) and
+/// its index.
+fn ensemble_members(r: &RunRecord) -> Option<(Vec<u8>, String)> {
+    let e = r.ensemble.as_ref()?;
+    let tracks: Vec<(Track, &Vec<Vec<f64>>)> = e.member_test.iter().collect();
+    let width = tracks
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(Vec::len))
+        .max()?;
+    let k = r.n_outputs.max(1);
+    let mut values = Vec::with_capacity(tracks.len() * e.members * width);
+    for (_, rows) in &tracks {
+        for m in 0..e.members {
+            match rows.get(m) {
+                Some(v) if v.len() == width => values.extend_from_slice(v),
+                _ => values.extend(std::iter::repeat_n(f64::NAN, width)),
+            }
+        }
+    }
+    let shape = [tracks.len(), e.members, width / k, k];
+    let index = serde_json::json!({
+        "shape": ["track", "member", "test point", "output"],
+        "sizes": shape,
+        "tracks": tracks.iter().map(|(t, _)| t.name()).collect::<Vec<_>>(),
+        "members": "in seed order (experiment.seed + m); rows of NaN at the end when fewer members have outputs at the last checkpoint (an interrupted run)",
+    });
+    Some((
+        npy::encode_f64(&values, &shape),
+        serde_json::to_string_pretty(&index).unwrap_or_default() + "\n",
+    ))
 }
 
 /// `kernel_alignment.csv`: at every kernel checkpoint, the centred alignment of the network's

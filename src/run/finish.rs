@@ -105,6 +105,7 @@ impl Lockstep<'_> {
             probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
             probe_size: exp.kernel.probe_size.min(n_train),
             kernels,
+            prediction_steps: self.prediction_steps_record(),
             parameters: if exp.outputs.save_parameters {
                 Some([
                     init.net0.named_parameters()?,
@@ -253,6 +254,38 @@ impl Lockstep<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Every track's outputs at every checkpoint as one array (when they were kept).
+    fn prediction_steps_record(&self) -> Option<crate::record::PredictionSteps> {
+        let first = &self.prediction_steps.first()?.1;
+        let tracks: Vec<crate::record::Track> = first.keys().collect();
+        let (n_points, k) = (
+            self.data.n_train() + self.data.n_heldout(),
+            self.data.n_outputs,
+        );
+        let mut values =
+            Vec::with_capacity(self.prediction_steps.len() * tracks.len() * n_points * k);
+        for (_, preds) in &self.prediction_steps {
+            for &t in &tracks {
+                match preds.get(t) {
+                    Some(v) if v.len() == n_points * k => values.extend_from_slice(v),
+                    _ => values.extend(std::iter::repeat_n(f64::NAN, n_points * k)),
+                }
+            }
+        }
+        Some(crate::record::PredictionSteps {
+            steps: self.prediction_steps.iter().map(|(s, _)| *s).collect(),
+            times: self
+                .prediction_steps
+                .iter()
+                .map(|(s, _)| self.lr * *s as f64)
+                .collect(),
+            tracks,
+            n_points,
+            n_outputs: k,
+            values,
+        })
     }
 
     /// The kernels written as `.npy` files (non-finite ones are left out).

@@ -160,6 +160,9 @@ pub struct Lockstep<'a> {
     pub(super) diverged: PerTrack<Option<u64>>,
     schedule: MinibatchSchedule,
     pub(super) checkpoints: Vec<Checkpoint>,
+    /// With `outputs.save_predictions = "checkpoints"`: every track's outputs at every
+    /// checkpoint.
+    pub(super) prediction_steps: Vec<(u64, PerTrack<Vec<f64>>)>,
     /// With `outputs.save_kernel_checkpoints`: Θ_t at every kernel checkpoint.
     pub(super) saved_kernels: Vec<crate::record::NamedMatrix>,
     /// The probe-set kernel at the last kernel checkpoint.
@@ -354,6 +357,7 @@ impl<'a> Lockstep<'a> {
             ),
             checkpoints: Vec::new(),
             saved_kernels: Vec::new(),
+            prediction_steps: Vec::new(),
             last_probe: init.theta0_probe.clone(),
             last_preds: None,
             lambda_max0,
@@ -511,6 +515,9 @@ impl<'a> Lockstep<'a> {
             }
         }
         self.checkpoints.push(ck);
+        if self.exp.outputs.predictions == crate::config::Predictions::Checkpoints && !self.member {
+            self.prediction_steps.push((step, preds.clone()));
+        }
         if let Some(t) = &mut self.trace {
             t.steps.push(step);
             t.network

@@ -279,7 +279,7 @@ fn estimate_iterative(
     let seconds = dense.flops / ASSUMED_FLOPS + emp_seconds + kernel_seconds + solve_seconds;
     // The training points' rows of predictions.csv (the dense estimate above counted the
     // held-out ones): one column a track and four index columns, ~22 bytes a number.
-    let train_predictions = if exp.outputs.save_predictions {
+    let train_predictions = if exp.outputs.predictions.csv() {
         mul(&[n, k, tracks + 2 + 4, 22])
     } else {
         0
@@ -530,13 +530,22 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         0
     };
     let kernel_files = kernel_files.saturating_add(parameter_files);
+    // Every track's outputs at every checkpoint, held and then written once.
+    let prediction_steps = if exp.outputs.predictions == crate::config::Predictions::Checkpoints {
+        let logged = exp.training.steps / exp.logging.every.max(1) + 1;
+        mul(&[logged, tracks, a, k, 8])
+    } else {
+        0
+    };
+    let peak = peak.saturating_add(prediction_steps);
+    let kernel_files = kernel_files.saturating_add(prediction_steps);
     let figure_bytes = 3 << 20;
     let svg_bytes = if exp.outputs.formats.len() > 1 {
         16 << 20
     } else {
         0
     };
-    let prediction_columns = if !exp.outputs.save_predictions {
+    let prediction_columns = if !exp.outputs.predictions.csv() {
         0
     } else if d as usize <= crate::report::tables::MAX_INPUT_COLUMNS {
         d + tracks + 4
