@@ -442,3 +442,42 @@ fn ensemble_members_average_to_the_recorded_ensemble_mean() {
         }
     }
 }
+
+#[test]
+fn width_sweeps_carry_the_final_alignments_of_their_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::write(
+        tmp.path(),
+        "w.toml",
+        "[experiment]\nname = \"w\"\n[data]\nkind = \"sine\"\nn_train = 8\nn_test = 8\n\
+         [model]\nwidth = 32\n[training]\nlr_scale = 0.5\nsteps = 20\n[kernel]\nsolutions = []\n\
+         probe_size = 8\n[logging]\nevery = 10\nkernel_every = 10\n\
+         [sweep]\nseeds = 1\n[sweep.vary]\n\"model.width\" = [32, 128]\n",
+    );
+    let out = tmp.path().join("sw");
+    let o = common::run_bin(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (h, rows) = csv_columns(&out.join("sweep.csv"));
+    let col = |n: &str| h.iter().position(|c| c == n).unwrap();
+    for r in &rows {
+        let dir = out.join(r[col("run_dir")].trim_matches('"'));
+        let (_, ka) = csv_columns(&dir.join("kernel_alignment.csv"));
+        let (first, last) = (&ka[0], &ka[ka.len() - 1]);
+        let num = |s: &str| s.parse::<f64>().unwrap();
+        assert_eq!(num(&r[col("ntk_cka_distance")]), 1.0 - num(&last[3]));
+        assert_eq!(
+            num(&r[col("ntk_target_alignment_gain")]),
+            num(&last[2]) - num(&first[2])
+        );
+    }
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("ntk_cka_distance"),
+        "fitted against width: {md}"
+    );
+}

@@ -375,6 +375,11 @@ pub enum Figure {
     CriticalLearningRate,
     /// λ_max(Θ_final)/λ_max(Θ0) on the probe set.
     LambdaRatio,
+    /// `1 − CKA(Θ_final, Θ0)` on the probe set: how far the kernel turned (0 for a kernel that
+    /// only rescaled).
+    CkaDistance,
+    /// Centred kernel–target alignment of Θ_final minus that of Θ0 on the probe set.
+    TargetAlignmentGain,
     /// A final gap between a track's ensemble and the NTK GP.
     EnsembleGap(Track, GapFigure),
     /// Fraction of test targets inside a predictive distribution's 95 % interval.
@@ -409,6 +414,8 @@ impl Figure {
             Figure::LearningRate => "learning_rate".into(),
             Figure::CriticalLearningRate => "critical_learning_rate".into(),
             Figure::LambdaRatio => "lambda_ratio".into(),
+            Figure::CkaDistance => "ntk_cka_distance".into(),
+            Figure::TargetAlignmentGain => "ntk_target_alignment_gain".into(),
             Figure::EnsembleGap(t, g) => format!("ensemble_{}_{}", t.name(), g.name()),
             Figure::Coverage95(p) => format!("{}_coverage95", p.name()),
             Figure::Nll(p) => format!("{}_nll", p.name()),
@@ -466,6 +473,13 @@ impl Figure {
                 .find(|b| b.order == n)
                 .map(|b| b.bits_per_char),
             Figure::InitNtkVsAnalytic => Some(r.init_ntk_vs_analytic),
+            Figure::CkaDistance => r.last_kernel().map(|k| 1.0 - k.ntk_cka_init),
+            Figure::TargetAlignmentGain => r
+                .checkpoints
+                .iter()
+                .find_map(|c| c.kernel.as_ref())
+                .zip(r.last_kernel())
+                .map(|(first, last)| last.ntk_target_alignment - first.ntk_target_alignment),
             Figure::LearningRate => Some(r.learning_rate),
             Figure::CriticalLearningRate => Some(r.critical_learning_rate),
             Figure::LambdaRatio => Some(r.lambda_ratio()),
@@ -511,6 +525,7 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
             ]
             .map(Figure::Final),
         );
+        f.extend([Figure::CkaDistance, Figure::TargetAlignmentGain]);
         f.extend(
             (0..k.param_rel_change_per_layer.len())
                 .map(|l| Figure::Final(Column::ParamRelChangeLayer(l))),

@@ -20,6 +20,8 @@ pub fn scaling_figures(rows: &[SweepRow]) -> Vec<String> {
         "rel_rmse_network_linearized",
         "rel_rmse_network_kernel_analytic",
         "init_ntk_vs_analytic",
+        "ntk_cka_distance",
+        "ntk_target_alignment_gain",
     ]
     .map(String::from)
     .to_vec();
