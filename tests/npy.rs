@@ -332,7 +332,7 @@ fn malformed_cases() -> Vec<Case> {
             what: "NaN",
             arrays: vec![("x", f64_npy(&[4, 2], &nan)), ("y", y())],
             extra: "",
-            expect: &["\"x\"", "non-finite", "flat index 5"],
+            expect: &["\"x\"", "non-finite", "index [2, 1]", "data.x"],
         },
         Case {
             what: "lengths",
@@ -392,6 +392,16 @@ fn malformed_cases() -> Vec<Case> {
             ],
             extra: "",
             expect: &["data.x_test", "2 features"],
+        },
+        Case {
+            what: "an archive with one test array",
+            arrays: vec![
+                ("x", x()),
+                ("y", y()),
+                ("x_test", f64_npy(&[2, 2], &[0.0; 4])),
+            ],
+            extra: "",
+            expect: &["data.npz", "only x_test"],
         },
         Case {
             what: "one-hot of a matrix",

@@ -91,6 +91,16 @@ impl NpySpec {
             (None, None) if has("x_test") && has("y_test") => {
                 (Some("x_test".into()), Some("y_test".into()))
             }
+            (None, None) if has("x_test") || has("y_test") => {
+                return Err(Error::value(
+                    "data.npz",
+                    npz.display(),
+                    format!(
+                        "an archive with both test arrays x_test and y_test, or neither: it holds only {} (name the test arrays with data.x_test and data.y_test, or leave the other out of the archive)",
+                        if has("x_test") { "x_test" } else { "y_test" }
+                    ),
+                ))
+            }
             (None, None) => (None, None),
             _ => return Err(test_pair()),
         };

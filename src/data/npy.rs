@@ -433,22 +433,36 @@ pub fn read_array(at: &ArrayLocation) -> Result<(ArrayHeader, Vec<f64>)> {
             .map(|b| if b { 1.0 } else { 0.0 })
             .collect(),
     };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(array_error(
-            at,
-            format!("non-finite value {} at flat index {i} (C order)", values[i]),
-        ));
-    }
     let values = if header.fortran_order {
         fortran_to_c(&values, &header.shape)
     } else {
         values
     };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(array_error(
+            at,
+            format!(
+                "non-finite value {} at index {:?} (flat index {i}); every value must be finite",
+                values[i],
+                multi_index(i, &header.shape)
+            ),
+        ));
+    }
     Ok((header, values))
 }
 
 fn to_f64<T: Into<f64>>(v: Vec<T>) -> Vec<f64> {
     v.into_iter().map(Into::into).collect()
+}
+
+/// The index tuple of a row-major flat index.
+fn multi_index(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        index[d] = flat % shape[d].max(1);
+        flat /= shape[d].max(1);
+    }
+    index
 }
 
 /// The values of a column-major array in row-major order.
@@ -578,8 +592,8 @@ fn table(src: &NpySource, x_role: Role, y_role: Role) -> Result<Option<CsvTable>
     let (Some(xl), Some(yl)) = (src.files.location(x_role), src.files.location(y_role)) else {
         return Ok(None);
     };
-    let (xh, x) = read_array(&xl)?;
-    let (yh, y) = read_array(&yl)?;
+    let (xh, x) = read_array(&xl).map_err(|e| keyed(e, x_role))?;
+    let (yh, y) = read_array(&yl).map_err(|e| keyed(e, y_role))?;
     let (n, d, _) = input_layout(&xl, &xh)?;
     let (ny, k) = target_layout(&yl, &yh)?;
     if ny != n {
@@ -608,6 +622,24 @@ fn table(src: &NpySource, x_role: Role, y_role: Role) -> Result<Option<CsvTable>
         .map(|i| [&x[i * d..(i + 1) * d], &y[i * k..(i + 1) * k]].concat())
         .collect();
     Ok(Some(CsvTable { header, rows }))
+}
+
+/// An array's error with the config key that names the array.
+fn keyed(e: Error, role: Role) -> Error {
+    match e {
+        Error::Data {
+            path,
+            line,
+            column,
+            message,
+        } => Error::Data {
+            path,
+            line,
+            column,
+            message: format!("{message} ({} in the config)", role.key()),
+        },
+        other => other,
+    }
 }
 
 /// Builds the data set of a NumPy source; `n_train`/`n_test` cap the splits.

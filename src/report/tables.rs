@@ -558,7 +558,7 @@ fn ensemble_members(r: &RunRecord) -> Option<(Vec<u8>, String)> {
 /// output-averaged empirical NTK on the probe set with the targets' kernel `y yᵀ` and with Θ0
 /// there (None when no checkpoint has kernel figures).
 pub fn kernel_alignment_csv(r: &RunRecord) -> Option<String> {
-    let mut out = String::from("step,t,ntk_target_alignment,ntk_cka_init\n");
+    let mut out = String::from("step,time,ntk_target_alignment,ntk_cka_init\n");
     let mut any = false;
     for c in &r.checkpoints {
         if let Some(k) = &c.kernel {

@@ -186,7 +186,7 @@ impl Lockstep<'_> {
             fin: spectrum_final,
         };
         let kernels = if exp.outputs.save_kernels {
-            self.kernel_matrices(&analytic_train, theta_final)
+            self.kernel_matrices(&analytic_train, theta_final)?
         } else {
             KernelMatrices::default()
         };
@@ -289,15 +289,37 @@ impl Lockstep<'_> {
     }
 
     /// The kernels written as `.npy` files (non-finite ones are left out).
-    fn kernel_matrices(&self, analytic_train: &Mat<f64>, theta_final: Mat<f64>) -> KernelMatrices {
+    fn kernel_matrices(
+        &self,
+        analytic_train: &Mat<f64>,
+        theta_final: Mat<f64>,
+    ) -> Result<KernelMatrices> {
         let (n_train, n_val, n_test) = (self.data.n_train(), self.data.n_val(), self.data.n_test());
-        let rows = n_train * self.exp.kernel.form.rows_per_point(self.data.n_outputs);
+        let r = self.exp.kernel.form.rows_per_point(self.data.n_outputs);
+        let rows = n_train * r;
         let init = self.init;
+        // Θ0 test × train: the rows the run formed, or computed from θ0 now.
+        let test_train_init = if n_test == 0 {
+            None
+        } else if init.theta0.nrows() > rows {
+            Some(linalg::block(
+                init.theta0.as_ref(),
+                (n_train + n_val) * r,
+                n_test * r,
+                0,
+                rows,
+            ))
+        } else {
+            let net0 = &init.net0;
+            let s_train = backprop_signals(net0, &self.data.x_train, n_train)?;
+            let s_test = backprop_signals(net0, &self.data.x_test, n_test)?;
+            Some(ntk_from_signals(net0, &s_test, &s_train, self.exp.kernel.form).total())
+        };
         let pack = |m: Mat<f64>| {
             linalg::is_finite(m.as_ref())
                 .then(|| (linalg::mat_to_rows(m.as_ref()), [m.nrows(), m.ncols()]))
         };
-        KernelMatrices {
+        Ok(KernelMatrices {
             analytic_ntk: pack(analytic_train.clone()),
             analytic_nngp: pack(linalg::block(
                 init.analytic_nngp.as_ref(),
@@ -315,20 +337,9 @@ impl Lockstep<'_> {
             )),
             empirical_ntk_init: pack(linalg::block(init.theta0.as_ref(), 0, rows, 0, rows)),
             empirical_ntk_final: pack(theta_final),
-            empirical_ntk_test_train_init: (init.theta0.nrows() > rows)
-                .then(|| {
-                    let r = self.exp.kernel.form.rows_per_point(self.data.n_outputs);
-                    pack(linalg::block(
-                        init.theta0.as_ref(),
-                        (n_train + n_val) * r,
-                        n_test * r,
-                        0,
-                        rows,
-                    ))
-                })
-                .flatten(),
+            empirical_ntk_test_train_init: test_train_init.and_then(pack),
             checkpoints: Vec::new(),
             ensemble_gp: Vec::new(),
-        }
+        })
     }
 }
