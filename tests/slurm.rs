@@ -5,8 +5,10 @@
 //! compared with the same sweep run locally: identical point files and an identical `sweep.csv`
 //! apart from wall times.
 //!
-//! Needs root and the Debian package mirror (CI has both). Where either is missing the test says
-//! so loudly on stderr and does not pretend to have run.
+//! Installing and starting daemons changes the machine, so it is opt-in: it runs only with
+//! `NTK_SLURM_TESTS=1` in the environment (`.ci/run` sets it), and needs root and the Debian
+//! package mirror (CI has both). Where any is missing the test says so loudly on stderr and does
+//! not pretend to have run.
 
 mod common;
 
@@ -25,6 +27,20 @@ fn loud_skip(why: &str) {
         "!".repeat(78),
         "!".repeat(78)
     );
+}
+
+/// The environment variable that opts in to installing and starting a single-node Slurm.
+const OPT_IN: &str = "NTK_SLURM_TESTS";
+
+/// Whether the Slurm tests may change the machine (else a loud skip).
+fn opted_in() -> bool {
+    let yes = std::env::var(OPT_IN).is_ok_and(|v| v == "1");
+    if !yes {
+        loud_skip(&format!(
+            "{OPT_IN}=1 not set (the test installs slurmctld, slurmd and munge with apt-get and starts them; .ci/run sets it)"
+        ));
+    }
+    yes
 }
 
 /// One cluster at a time: the tests of this file start and stop the same daemons.
@@ -107,6 +123,9 @@ fn summary_without_timings(p: &Path) -> serde_json::Value {
 #[test]
 fn a_sweep_runs_as_a_slurm_array_survives_a_killed_task_and_equals_the_local_sweep() {
     let _lock = CLUSTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !opted_in() {
+        return;
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         loud_skip("not root (the single-node Slurm needs root to install and run its daemons)");
@@ -278,6 +297,9 @@ fn kernel_config(base: &Path, data: &[PathBuf; 4], store: &str) -> PathBuf {
 #[test]
 fn a_runs_kernel_blocks_on_a_slurm_array_equal_the_one_process_kernel_bit_for_bit() {
     let _lock = CLUSTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !opted_in() {
+        return;
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         loud_skip("not root (the single-node Slurm needs root to install and run its daemons)");
