@@ -304,6 +304,18 @@ pub fn draw_line_chart<DB: DrawingBackend>(
     } else {
         (x0, x1, y1)
     };
+    let (width, height) = super::legend::plotting_size(area.dim_in_pixel());
+    let (corner, y1) = super::legend::place(
+        spec,
+        super::legend::Frame {
+            x: (x0, x1),
+            y: (y0, y1),
+            log_x: spec.log_x,
+            log_y: spec.log_y,
+            width,
+            height,
+        },
+    );
     // Linear axes: a tick within round-off of zero relative to the axis span is zero.
     let zero_below = |log: bool, lo: f64, hi: f64| if log { 0.0 } else { 1e-9 * (hi - lo) };
     let zero = (
@@ -311,8 +323,8 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         zero_below(spec.log_y, y0, y1),
     );
     match (spec.log_x, spec.log_y) {
-        (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero),
-        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale(), zero),
+        (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero, corner),
+        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale(), zero, corner),
         (true, false) if !spec.x_ticks.is_empty() => {
             let ticks = spec.x_ticks.clone();
             draw_on(
@@ -321,10 +333,18 @@ pub fn draw_line_chart<DB: DrawingBackend>(
                 (x0..x1).log_scale().with_key_points(ticks),
                 y0..y1,
                 zero,
+                corner,
             )
         }
-        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1, zero),
-        (true, true) => draw_on(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale(), zero),
+        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1, zero, corner),
+        (true, true) => draw_on(
+            area,
+            spec,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+            zero,
+            corner,
+        ),
     }
 }
 
@@ -337,6 +357,7 @@ fn draw_on<DB, XR, YR>(
     xr: XR,
     yr: YR,
     zero: (f64, f64),
+    corner: usize,
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend,
@@ -503,13 +524,13 @@ where
             .label(label)
             .legend(move |(x, y)| dashed_key!(x, y, style));
     }
-    let corner = emptiest_corner(spec, chart.x_range(), chart.y_range());
+    let legend_at = super::legend::position(corner, chart.plotting_area().dim_in_pixel(), spec);
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 14))
-        .position(corner)
+        .position(legend_at)
         .draw()
         .map_err(e)?;
     Ok(())
@@ -563,43 +584,6 @@ pub fn tick_label(v: f64) -> String {
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
-/// The corner of the plot holding the fewest data points, for the legend.
-fn emptiest_corner(
-    spec: &LineChart,
-    xr: std::ops::Range<f64>,
-    yr: std::ops::Range<f64>,
-) -> SeriesLabelPosition {
-    let frac = |v: f64, r: &std::ops::Range<f64>, log: bool| {
-        if log {
-            (v.ln() - r.start.ln()) / (r.end.ln() - r.start.ln())
-        } else {
-            (v - r.start) / (r.end - r.start)
-        }
-    };
-    // upper right, upper left, lower right, lower left
-    let mut counts = [0usize; 4];
-    for p in spec
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(|&p| usable(p, spec.log_x, spec.log_y))
-    {
-        let (x, y) = (frac(p.0, &xr, spec.log_x), frac(p.1, &yr, spec.log_y));
-        let (right, left, upper, lower) = (x > 0.5, x < 0.5, y > 0.45, y < 0.55);
-        counts[0] += usize::from(right && upper);
-        counts[1] += usize::from(left && upper);
-        counts[2] += usize::from(right && lower);
-        counts[3] += usize::from(left && lower);
-    }
-    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
-    match best {
-        0 => SeriesLabelPosition::UpperRight,
-        1 => SeriesLabelPosition::UpperLeft,
-        2 => SeriesLabelPosition::LowerRight,
-        _ => SeriesLabelPosition::LowerLeft,
     }
 }
 

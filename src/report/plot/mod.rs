@@ -7,6 +7,7 @@
 
 pub mod ensemble_charts;
 pub mod heatmap;
+pub mod legend;
 pub mod line;
 pub mod run_charts;
 pub mod sweep_charts;
