@@ -392,3 +392,33 @@ fn walk_has(d: &Path, name: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn slurm_scripts_refuse_paths_that_would_break_out_of_their_lines() {
+    use ntk_dynamics::pipeline::slurm::script_path;
+    use std::path::Path;
+    // A newline would end an #SBATCH line or a comment and run the rest as a shell command.
+    let e = script_path("--out", Path::new("/tmp/a\nrm -rf ~"), false).unwrap_err();
+    assert!(
+        e.to_string().contains("--out") && e.to_string().contains("control"),
+        "{e}"
+    );
+    // #SBATCH directives are not shell-quoted: spaces, quotes and % are refused there.
+    for bad in ["/tmp/a b", "/tmp/a'b", "/tmp/a%b", "/tmp/a\"b"] {
+        assert!(script_path("--out", Path::new(bad), true).is_err(), "{bad}");
+        assert!(
+            script_path("--out", Path::new(bad), false).is_ok(),
+            "{bad} (quoted elsewhere)"
+        );
+    }
+    assert_eq!(
+        script_path("--out", Path::new("/scratch/sweep-1"), true).unwrap(),
+        "/scratch/sweep-1"
+    );
+    // Build identity: recorded from the source tree this binary was built from.
+    let env = ntk_dynamics::report::repro::Environment::detect();
+    assert!(
+        env.build_git_commit.as_ref().is_none_or(|c| c.len() == 40),
+        "{env:?}"
+    );
+}

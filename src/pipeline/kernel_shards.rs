@@ -102,13 +102,17 @@ pub fn scripts(
     slurm_dir: &Path,
     exe: &Path,
     tasks: usize,
-) -> (String, String) {
+) -> Result<(String, String)> {
+    use super::slurm::script_path;
     let spec = exp.slurm.clone().unwrap_or_default();
+    let logs = script_path("kernel.store_dir", slurm_dir, true)?;
+    let exe = script_path("<this binary>", exe, false)?;
+    let config = script_path("CONFIG", config, false)?;
+    let out = out.map(|o| script_path("--out", o, false)).transpose()?;
     let header = |name: &str, log: &str| {
         let mut s = format!(
-            "#!/bin/bash\n#SBATCH --job-name=ntk-{}-{name}\n#SBATCH --output={}\n",
+            "#!/bin/bash\n#SBATCH --job-name=ntk-{}-{name}\n#SBATCH --output={logs}/{log}\n",
             exp.name,
-            slurm_dir.join(log).display()
         );
         let opt = |flag: &str, v: Option<String>| v.map(|v| format!("#SBATCH --{flag}={v}\n"));
         s.extend(
@@ -130,8 +134,8 @@ pub fn scripts(
         .max_parallel
         .map(|m| format!("%{m}"))
         .unwrap_or_default();
-    let exe_q = quote(&exe.display().to_string());
-    let cfg_q = quote(&config.display().to_string());
+    let exe_q = quote(&exe);
+    let cfg_q = quote(&config);
     let array = format!(
         "{}# Written by ntk-dynamics for the run `{name}`: its kernel blocks in {tasks} array tasks;\n\
          # task I computes the blocks u ≡ I (mod {tasks}) not stored yet.\n\
@@ -141,14 +145,14 @@ pub fn scripts(
         last = tasks - 1,
     );
     let out_arg = out
-        .map(|o| format!(" --out {}", quote(&o.display().to_string())))
+        .map(|o| format!(" --out {}", quote(&o)))
         .unwrap_or_default();
     let run = format!(
         "{}# Written by ntk-dynamics: the run `{name}` itself, once every kernel block is stored.\nset -eu\nexec {exe_q} {cfg_q}{out_arg} --quiet\n",
         header("run", "run-%j.log"),
         name = exp.name,
     );
-    (array, run)
+    Ok((array, run))
 }
 
 /// What `--slurm` submitted for a run.
@@ -216,7 +220,7 @@ pub fn submit(
     let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("<this binary>"), e))?;
     let config = std::fs::canonicalize(config).map_err(|e| Error::io(config, e))?;
     let tasks = task_count(exp, missing);
-    let (array_text, run_text) = scripts(exp, &config, out, &slurm_dir, &exe, tasks);
+    let (array_text, run_text) = scripts(exp, &config, out, &slurm_dir, &exe, tasks)?;
     let array_script = slurm_dir.join("kernel.sbatch");
     let run_script = slurm_dir.join("run.sbatch");
     io::write_atomic(&array_script, array_text.as_bytes())?;

@@ -37,8 +37,40 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The batch script of a sweep in `dir` run by the binary `exe`.
-pub fn sbatch_script(sweep: &Sweep, dir: &Path, exe: &Path) -> String {
+/// A path as it may be written into a batch script: refused when it holds a control character
+/// (a newline would end a `#` comment or an `#SBATCH` line and run the rest as a shell command
+/// in every task), and — in an `#SBATCH` directive (`directive`), which sbatch reads without
+/// shell quoting — a space, a quote, a backslash or `%` (sbatch's file-name pattern character).
+pub fn script_path(key: &str, p: &Path, directive: bool) -> Result<String> {
+    let s = p.display().to_string();
+    let bad_char = s
+        .chars()
+        .find(|c| c.is_control() || (directive && (c.is_whitespace() || "'\"\\%".contains(*c))));
+    match bad_char {
+        None => Ok(s),
+        Some(c) => Err(Error::value(
+            key,
+            format!("{s:?}"),
+            format!(
+                "a path without {} ({c:?} found): it is written into the Slurm batch script{}; choose a plainer directory",
+                if directive {
+                    "control characters, spaces, quotes, backslashes or %"
+                } else {
+                    "control characters (newlines, tabs, …)"
+                },
+                if directive { " as an #SBATCH directive, which is not shell-quoted" } else { "" }
+            ),
+        )),
+    }
+}
+
+/// The batch script of a sweep in `dir` run by the binary `exe` (paths checked with
+/// [`script_path`]).
+pub fn sbatch_script(sweep: &Sweep, dir: &Path, exe: &Path) -> Result<String> {
+    let dir_text = script_path("--out", dir, false)?;
+    let log = script_path("--out", &dir.join(SLURM_DIR).join("task-%A_%a.log"), false)?;
+    script_path("--out", dir, true)?;
+    let exe_text = script_path("<this binary>", exe, false)?;
     let spec: &SlurmSpec = &sweep.slurm;
     let n = task_count(sweep);
     let throttle = spec
@@ -55,9 +87,8 @@ pub fn sbatch_script(sweep: &Sweep, dir: &Path, exe: &Path) -> String {
          #SBATCH --output={log}\n",
         name = sweep.base.name,
         points = sweep.points.len(),
-        dir = dir.display(),
+        dir = dir_text,
         last = n - 1,
-        log = dir.join(SLURM_DIR).join("task-%A_%a.log").display(),
     );
     let opt = |flag: &str, v: Option<String>| v.map(|v| format!("#SBATCH --{flag}={v}\n"));
     s.extend(
@@ -75,11 +106,11 @@ pub fn sbatch_script(sweep: &Sweep, dir: &Path, exe: &Path) -> String {
     }
     s += &format!(
         "set -eu\nexec {exe} {plan} --out {dir} --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" --quiet\n",
-        exe = quote(&exe.display().to_string()),
+        exe = quote(&exe_text),
         plan = quote(&dir.join(super::sweep::PLAN_FILE).display().to_string()),
-        dir = quote(&dir.display().to_string()),
+        dir = quote(&dir_text),
     );
-    s
+    Ok(s)
 }
 
 /// `sbatch` on the PATH, or a clear error (nothing is submitted or written).
@@ -126,7 +157,7 @@ pub fn check_shared(dir: &Path) -> Result<()> {
 pub fn submit(sweep: &Sweep, dir: &Path, wait: bool) -> Result<(String, Option<i32>)> {
     let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("<this binary>"), e))?;
     let script = dir.join(SLURM_DIR).join("sweep.sbatch");
-    io::write_atomic(&script, sbatch_script(sweep, dir, &exe).as_bytes())?;
+    io::write_atomic(&script, sbatch_script(sweep, dir, &exe)?.as_bytes())?;
     let mut cmd = Command::new("sbatch");
     cmd.arg("--parsable");
     if wait {

@@ -100,10 +100,11 @@ pub fn input_records(exp: &Experiment, dir: &Path) -> Result<BTreeMap<String, In
 pub struct Environment {
     /// Crate version.
     pub crate_version: String,
-    /// `git rev-parse HEAD` of the working directory, when it is a git checkout.
-    pub git_commit: Option<String>,
-    /// Whether the checkout had uncommitted changes.
-    pub git_dirty: Option<bool>,
+    /// The commit of the source tree this binary was built from (captured at build time by
+    /// `build.rs`; None when it was not built from a git checkout of its own).
+    pub build_git_commit: Option<String>,
+    /// Whether that source tree had uncommitted changes to tracked files when it was built.
+    pub build_git_dirty: Option<bool>,
     /// rustc version at build time.
     pub rustc: String,
     /// OS (and distribution).
@@ -117,19 +118,12 @@ pub struct Environment {
 impl Environment {
     /// Probes the current environment.
     pub fn detect() -> Self {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let commit = Some(env!("NTK_BUILD_COMMIT").to_string()).filter(|c| !c.is_empty());
+        let dirty = match env!("NTK_BUILD_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
         };
-        let commit = git(&["rev-parse", "HEAD"]);
-        let dirty = commit
-            .as_ref()
-            .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
-            .map(|s| !s.is_empty());
         let distro = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
@@ -150,8 +144,8 @@ impl Environment {
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Environment {
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit: commit,
-            git_dirty: dirty,
+            build_git_commit: commit,
+            build_git_dirty: dirty,
             rustc: env!("NTK_RUSTC_VERSION").to_string(),
             os: format!(
                 "{} {}{}",
@@ -382,8 +376,8 @@ pub fn checks_md(r: &RunRecord, exp: &Experiment) -> String {
 
 fn environment_md(exp: &Experiment, env: &Environment) -> String {
     let mut s = "## Environment\n\n| item | value |\n|---|---|\n".to_string();
-    s += &format!("| ntk-dynamics | {} |\n| git commit | {} |\n| tree dirty | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
-        env.crate_version, env.git_commit.as_deref().unwrap_or("(not a git checkout)"), env.git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
+    s += &format!("| ntk-dynamics | {} |\n| built from commit (captured at build time) | {} |\n| source tree dirty when built | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
+        env.crate_version, env.build_git_commit.as_deref().unwrap_or("(not built from a git checkout)"), env.build_git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
     s
 }
 
