@@ -422,3 +422,63 @@ fn slurm_scripts_refuse_paths_that_would_break_out_of_their_lines() {
         "{env:?}"
     );
 }
+
+#[test]
+fn meaningless_setups_and_endless_inputs_are_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let run = |name: &str, toml: &str| {
+        let cfg = common::write(d, name, toml);
+        let o = common::run_bin(&[
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            d.join(name).with_extension("out").to_str().unwrap(),
+        ]);
+        (o.status.code(), common::stderr(&o))
+    };
+    // Cross-entropy on a one-output regression would train towards 1 − y.
+    let (code, e) = run(
+        "xent.toml",
+        "[experiment]\nname = \"x\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n",
+    );
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("training.loss") && e.contains("one-hot"), "{e}");
+    // A text of one repeated character has nothing to predict.
+    let text = common::write(d, "a.txt", &"a".repeat(500));
+    let (code, e) = run(
+        "vocab.toml",
+        &format!("[experiment]\nname = \"v\"\n[data]\nkind = \"text\"\npath = \"{}\"\n[model]\nwidth = 8\n[training]\nsteps = 2\n", text.display()),
+    );
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("vocabulary of 1"), "{e}");
+    // The same target twice would train two identical outputs.
+    let csv = common::write(d, "t.csv", "a,y\n1,2\n2,3\n3,5\n4,4\n5,1\n");
+    let (code, e) = run(
+        "dup.toml",
+        &common::csv_toml(d, &csv, "").replace("target = [\"y\"]", "target = [\"y\", \"y\"]"),
+    );
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("data.target") && e.contains("twice"), "{e}");
+    // Endless or special files are not read.
+    let o = common::run_bin(&["/dev/zero", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        common::stderr(&o).contains("not a regular file"),
+        "{}",
+        common::stderr(&o)
+    );
+    let (code, e) = run(
+        "zero.toml",
+        &common::csv_toml(d, std::path::Path::new("/dev/zero"), ""),
+    );
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("not a regular file"), "{e}");
+    // A teacher too large for memory is refused before it is drawn, naming its key.
+    let (code, e) = run(
+        "teacher.toml",
+        "[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\nteacher_width = 1000000000\n[model]\nwidth = 8\n[training]\nsteps = 2\n",
+    );
+    assert_ne!(code, Some(0), "{e}");
+    assert!(e.contains("data.teacher_width"), "{e}");
+}

@@ -223,6 +223,17 @@ impl CsvSpec {
                 "at least one target column",
             ));
         }
+        if let Some(t) = target
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| target[..i].contains(t).then_some(t))
+        {
+            return Err(Error::value(
+                "data.target",
+                format!("{target:?}"),
+                format!("distinct target columns ({t:?} appears twice: the outputs would be identical copies)"),
+            ));
+        }
         if self.test_path.is_some() && self.test_fraction.is_some_and(|f| f != 0.0) {
             return Err(Error::value(
                 "data.test_fraction",

@@ -420,11 +420,13 @@ pub fn load(path: &Path) -> Result<Experiment> {
 
 /// The text of a config file (a file that cannot be read is bad input, not a failure).
 pub fn read_config(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::ConfigParse {
-        file: path.to_path_buf(),
-        line: None,
-        key: None,
-        message: format!("cannot read the config: {e}"),
+    crate::data::read_text_capped(path, crate::data::MAX_CONFIG_BYTES, "config").map_err(|m| {
+        Error::ConfigParse {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: m,
+        }
     })
 }
 

@@ -416,8 +416,8 @@ fn column_stats(values: impl Iterator<Item = f64> + Clone, n: usize) -> (f64, f6
 /// are skipped unparsed. Rejects ragged rows, non-numeric and non-finite cells with an error
 /// naming file, line and column.
 pub fn read_csv(path: &Path, keep: Option<&[String]>) -> Result<CsvTable> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| data_error(path, None, None, format!("cannot read the data file: {e}")))?;
+    let text = super::read_text_capped(path, super::data_file_cap(), "data file")
+        .map_err(|m| data_error(path, None, None, m))?;
     parse_csv(&text, path, keep)
 }
 

@@ -181,6 +181,50 @@ impl DataSource {
     }
 }
 
+/// Largest config file read, in bytes (a config is a few kilobytes; more is not a config).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a text file of at most `cap` bytes, refusing a longer one (or an endless one such as
+/// `/dev/zero`) after reading `cap + 1` bytes, never more. `what` names the file's role.
+pub fn read_text_capped(
+    path: &std::path::Path,
+    cap: u64,
+    what: &str,
+) -> std::result::Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the {what} is not a regular file (a device, pipe or directory is not read)"
+        ));
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "the {what} has {} bytes, more than the {cap} read",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!(
+            "the {what} is larger than {cap} bytes (or endless), more than is read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("the {what} is not UTF-8 text: {e}"))
+}
+
+/// The most bytes of a data file read as text: a quarter of the available memory (parsing
+/// holds the text, its rows and the data set at once).
+pub fn data_file_cap() -> u64 {
+    crate::run::memory::available_memory_bytes() / 4
+}
+
 /// Builds the data set of a config (`seed` drives sampling, noise and splits).
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5EED);

@@ -133,12 +133,14 @@ pub fn dataset(
     n_test: usize,
     rng: &mut StdRng,
 ) -> Result<Dataset> {
-    let text = std::fs::read_to_string(&src.path).map_err(|e| Error::Data {
-        path: src.path.clone(),
-        line: None,
-        column: None,
-        message: format!("cannot read the text file: {e}"),
-    })?;
+    let text = super::read_text_capped(&src.path, super::data_file_cap(), "text file").map_err(
+        |message| Error::Data {
+            path: src.path.clone(),
+            line: None,
+            column: None,
+            message,
+        },
+    )?;
     let sampling = TextSampling {
         context: src.context,
         lowercase: src.lowercase,
@@ -178,6 +180,18 @@ pub fn text_dataset(
     let mut vocabulary = chars.clone();
     vocabulary.sort_unstable();
     vocabulary.dedup();
+    if vocabulary.len() < 2 {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!(
+                "a vocabulary of {} character(s){}: next-character prediction needs at least two distinct characters (there is nothing to predict)",
+                vocabulary.len(),
+                if lowercase { " after lowercasing" } else { "" }
+            ),
+        });
+    }
     let split = ((chars.len() as f64) * (1.0 - test_fraction)) as usize;
     let train_end = split - ((split as f64) * validation_fraction).round() as usize;
     // sample i uses chars[p − context .. p] → chars[p]

@@ -27,7 +27,7 @@ pub fn run_into(
     let ds = data::load(&exp.data, exp.seed)?;
     let resolved = exp.resolved_for(&ds)?;
     let exp = &resolved;
-    let footprint = run::preflight(exp, &ds)?;
+    let footprint = run::memory::preflight_into(exp, &ds, out)?;
     if footprint.seconds > run::memory::LONG_RUN_SECONDS {
         opts.progress.note(&format!(
             "{}: estimated ~{:.0} min at {:.0} GFLOP/s (peak memory ~{:.1} GiB)",

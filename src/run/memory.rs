@@ -687,8 +687,19 @@ pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> 
     Ok(())
 }
 
-/// Checks a config against its data before any work or output: batch size, footprint.
+/// Checks a config against its data before any work or output: batch size, footprint (the disk
+/// part against `outputs.dir`).
 pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<Footprint> {
+    preflight_into(exp, data, None)
+}
+
+/// [`preflight`] of a run written into `out` (`--out`) when given, else under `outputs.dir`:
+/// the disk estimate is checked against the filesystem the files will actually go to.
+pub fn preflight_into(
+    exp: &Experiment,
+    data: &Dataset,
+    out: Option<&std::path::Path>,
+) -> Result<Footprint> {
     let n_train = data.n_train();
     if let Some(b) = exp.training.batch_size {
         if b > n_train {
@@ -700,8 +711,18 @@ pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<Footprint> {
         }
     }
     check_magnitudes(exp, data)?;
+    if exp.training.loss == crate::dynamics::Loss::CrossEntropy && data.classes.is_none() {
+        return Err(Error::value(
+            "training.loss",
+            "\"cross_entropy\"",
+            format!(
+                "\"mse\" for these targets: softmax cross-entropy needs one-hot class targets (data.one_hot = true for CSV, integer labels in .npy/.npz, idx or text data), and these are {} real-valued output(s), along which it would train towards 1 − y",
+                data.n_outputs
+            ),
+        ));
+    }
     let f = estimate(exp, Sizes::of(data).with_subset(exp));
-    check_footprint(&f, &exp.outputs.dir)?;
+    check_footprint(&f, out.unwrap_or(&exp.outputs.dir))?;
     Ok(f)
 }
 
@@ -746,6 +767,22 @@ fn check_magnitudes(exp: &Experiment, data: &Dataset) -> Result<()> {
 /// Checks what can be checked before the data are loaded: the footprint of synthetic data
 /// (whose sizes the config fixes) and the size of data files.
 pub fn preflight_config(exp: &Experiment) -> Result<()> {
+    if let DataSource::Teacher(t) = &exp.data.source {
+        // The teacher's weights (d × m, and m) are drawn before anything else.
+        let need = mul(&[t.input_dim as u64, t.teacher_width as u64, 8])
+            .saturating_add(mul(&[t.teacher_width as u64, 8]));
+        if need > available_memory_bytes() && !FORCE.load(Ordering::SeqCst) {
+            return Err(Error::Memory {
+                what: format!(
+                    "the teacher network of data.teacher_width = {} on {} inputs",
+                    t.teacher_width, t.input_dim
+                ),
+                needed_bytes: need,
+                available_bytes: available_memory_bytes(),
+                advice: "a smaller data.teacher_width (the default is 256)".into(),
+            });
+        }
+    }
     if let Some(s) = Sizes::from_config(exp) {
         return check_footprint(&estimate(exp, s), &exp.outputs.dir);
     }
