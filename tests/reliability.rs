@@ -482,3 +482,29 @@ fn meaningless_setups_and_endless_inputs_are_refused_with_the_reason() {
     assert_ne!(code, Some(0), "{e}");
     assert!(e.contains("data.teacher_width"), "{e}");
 }
+
+#[test]
+fn an_overflowing_scale_is_blamed_on_the_key_that_causes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (model, key) in [
+        ("b_std = 1e300", "model.b_std"),
+        (
+            "activation = { name = \"leaky_relu\", alpha = 1e300 }",
+            "model.activation.alpha",
+        ),
+        ("w_std = 1e200", "model.w_std"),
+    ] {
+        let cfg = common::write(
+            tmp.path(),
+            "s.toml",
+            &format!("[experiment]\nname = \"s\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n{model}\n[training]\nsteps = 2\n"),
+        );
+        let o = common::run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
+        assert_eq!(o.status.code(), Some(2), "{model}");
+        let e = common::stderr(&o);
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains("s.toml:"),
+            "{model}: {e}"
+        );
+    }
+}

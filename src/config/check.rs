@@ -454,13 +454,42 @@ impl ModelSpec {
                 ),
             ));
         }
+        // A leaky ReLU's negative slope scales negative pre-activations by |α| in every hidden
+        // layer.
+        let alpha = match m.activation {
+            crate::model::Activation::LeakyRelu { alpha } => Some(alpha),
+            _ => None,
+        };
+        if let Some(a) = alpha.filter(|a| !a.is_finite()) {
+            return Err(Error::value(
+                "model.activation.alpha",
+                a,
+                "a finite negative slope (leaky ReLU's α, typically in [0, 1))",
+            ));
+        }
+        let alpha_growth = m.depth as f64 * alpha.map_or(0.0, |a| a.abs().max(1.0).log10());
+        let growth = growth + alpha_growth;
         if growth > headroom(m.precision) {
-            let key = if m.w_std > 1.0 {
-                "model.w_std"
+            // Blame the largest contribution.
+            let terms = [
+                (
+                    "model.w_std",
+                    (m.depth + 1) as f64 * m.w_std.max(1.0).log10(),
+                    m.w_std,
+                ),
+                ("model.b_std", m.b_std.max(1.0).log10(), m.b_std),
+                ("model.activation.alpha", alpha_growth, alpha.unwrap_or(0.0)),
+            ];
+            let (key, _, value) = terms
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or(terms[0]);
+            let value = if value.abs() >= 1e15 {
+                format!("{value:e}")
             } else {
-                "model.b_std"
+                value.to_string()
             };
-            let value = if m.w_std > 1.0 { m.w_std } else { m.b_std };
             return Err(Error::value(
                 key,
                 value,

@@ -537,6 +537,14 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     } else {
         0
     };
+    if prediction_steps > 0 {
+        parts.push((
+            "every track's outputs at every checkpoint (outputs.save_predictions = \"checkpoints\")"
+                .into(),
+            prediction_steps,
+        ));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    }
     let peak = peak.saturating_add(prediction_steps);
     let kernel_files = kernel_files.saturating_add(prediction_steps);
     let figure_bytes = 3 << 20;
@@ -633,6 +641,8 @@ pub fn advice_for(part: &str) -> &'static str {
         p if p.starts_with("autodiff graph") => "a smaller training.batch_size",
         p if p.starts_with("data") => "fewer points (data.n_train, data.n_test)",
         p if p.starts_with("logged checkpoints") => "a larger logging.every",
+        p if p.starts_with("kernel checkpoints") => "outputs.save_kernel_checkpoints = false or a larger logging.kernel_every",
+        p if p.starts_with("every track's outputs") => "outputs.save_predictions = true (final outputs only) or a larger logging.every",
         _ => "fewer points (data.n_train) or a narrower network (model.width)",
     }
 }
