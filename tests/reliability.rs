@@ -508,3 +508,26 @@ fn an_overflowing_scale_is_blamed_on_the_key_that_causes_it() {
         );
     }
 }
+
+#[test]
+fn a_sweep_whose_simultaneous_points_do_not_fit_together_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Each point alone needs well under the memory; 1000 of them at once do not fit.
+    let cfg = common::write(
+        tmp.path(),
+        "p.toml",
+        "[experiment]\nname = \"p\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n[training]\nsteps = 2\n\
+         [sweep]\nseeds = 1000\nparallel = 1000\n[sweep.vary]\n\"model.depth\" = [1]\n",
+    );
+    let out = tmp.path().join("sw");
+    let o = common::run_bin(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let e = common::stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("sweep.parallel"), "{e}");
+    assert!(!out.exists(), "nothing is created");
+}

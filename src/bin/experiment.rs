@@ -345,13 +345,16 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     if cli.slurm {
         ntk_dynamics::pipeline::slurm::check_shared(out.unwrap_or(Path::new(".")))?;
     }
-    // Check every point's data and footprint before creating anything.
+    // Check every point's data and footprint before creating anything, and the points that run
+    // at the same time together.
+    let mut peaks = Vec::with_capacity(sw.points.len());
     for p in &sw.points {
         run::preflight_config(&p.experiment)?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         // As the run itself checks it: resolved for its data (e.g. the iterative solver).
-        run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?;
+        peaks.push(run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?.peak_bytes);
     }
+    run::memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1))?;
     let dir = match out {
         Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
             psweep::open_dir(o, text, &config_dir)?

@@ -647,6 +647,42 @@ pub fn advice_for(part: &str) -> &'static str {
     }
 }
 
+/// Refuses a sweep whose `parallel` largest points (by estimated peak memory) do not fit in the
+/// available memory together (unless [`FORCE`] is set): each point alone may fit while the
+/// points that run at the same time do not.
+pub fn check_concurrent_points(peaks: &mut [u64], parallel: usize) -> Result<()> {
+    if FORCE.load(Ordering::SeqCst) || parallel <= 1 {
+        return Ok(());
+    }
+    peaks.sort_unstable_by(|a, b| b.cmp(a));
+    let at_once = parallel.min(peaks.len());
+    let need = peaks[..at_once]
+        .iter()
+        .fold(0u64, |a, &b| a.saturating_add(b));
+    let available = available_memory_bytes();
+    if need > available {
+        let fits = peaks
+            .iter()
+            .scan(0u64, |acc, &p| {
+                *acc = acc.saturating_add(p);
+                Some(*acc)
+            })
+            .take_while(|&s| s <= available)
+            .count()
+            .max(1);
+        return Err(Error::Memory {
+            what: format!(
+                "{at_once} sweep points at the same time (sweep.parallel = {parallel}; the largest {} each)",
+                gib(peaks[0])
+            ),
+            needed_bytes: need,
+            available_bytes: available,
+            advice: format!("sweep.parallel = {fits} or fewer (that many of the largest points fit together)"),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
 /// (unless [`FORCE`] is set).
 pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> {
