@@ -418,3 +418,23 @@ fn no_test_points_is_valid_for_every_kind() {
         );
     }
 }
+
+#[test]
+fn verify_and_collect_take_no_other_job() {
+    // Each of these used to drop one of its parts silently.
+    for args in [
+        vec!["--verify", "a", "--collect", "b"],
+        vec!["--verify", "a", "--out", "b"],
+        vec!["--verify", "a", "--seed", "3"],
+        vec!["--collect", "a", "--out", "b"],
+        vec!["--collect", "a", "cfg.toml"],
+    ] {
+        let o = common::run_bin(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            common::stderr(&o).contains("cannot be used with"),
+            "{args:?}: {}",
+            common::stderr(&o)
+        );
+    }
+}

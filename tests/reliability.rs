@@ -149,6 +149,8 @@ fn nothing_is_accepted_silently_in_sweeps() {
             || err("\"model.width\" = [16, 16.0]").contains("model.width")
     );
     assert!(err("\"kernel.quadrature_order\" = [8, 16]").contains("no effect"));
+    assert!(err("\"outputs.dir\" = [\"a\", \"b\"]").contains("no effect"));
+    assert!(err("\"experiment.name\" = [\"a\", \"b\"]").contains("no effect"));
     // seeds that would wrap around u64
     let text = common::sweep_toml(tmp.path(), "\"model.width\" = [16]", "")
         .replace("seed = 0", "seed = 9223372036854775807");

@@ -44,7 +44,11 @@ struct Cli {
     #[arg(long)]
     force: bool,
     /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        conflicts_with_all = ["config", "collect", "shard", "slurm", "kernel_shard", "seed", "out"]
+    )]
     verify: Option<PathBuf>,
     /// Sweeps: run only the points with index ≡ I (mod N) that are not completed, into the
     /// sweep directory given by --out (created with its plan by the first shard).
@@ -52,7 +56,11 @@ struct Cli {
     shard: Option<String>,
     /// Build sweep.csv / sweep.json / sweep.md and the plots of a sweep directory from its
     /// finished points; names missing and failed ones (exit 1 while any is not completed).
-    #[arg(long, value_name = "SWEEP_DIR")]
+    #[arg(
+        long,
+        value_name = "SWEEP_DIR",
+        conflicts_with_all = ["config", "shard", "slurm", "kernel_shard", "seed", "out"]
+    )]
     collect: Option<PathBuf>,
     /// Sweeps: write <--out>/slurm/sweep.sbatch and submit it with sbatch as a job array (one
     /// task per shard); resubmitting runs only points that are missing or failed.

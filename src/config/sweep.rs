@@ -135,6 +135,13 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
                 "a key other than experiment.seed (repeat points over seeds with sweep.seeds)",
             ));
         }
+        if k == "outputs.dir" || k == "experiment.name" {
+            return Err(Error::value(
+                &key,
+                k,
+                "a key that changes the computation: every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
+            ));
+        }
         let parts: Vec<&str> = k.split('.').collect();
         if parts.len() != 2 || parts[0] == "sweep" {
             return Err(Error::value(
