@@ -245,6 +245,47 @@ fn range(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     }
 }
 
+/// Labelled ticks of a log axis over `[lo, hi]`: powers of ten, with 2 and 5 times them when the
+/// axis spans fewer than four decades, and finer steps (1, 1.5, 2, 3, 5, 7) when that still
+/// gives fewer than three; over many decades every k-th power, at most about ten labels.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
+        return Vec::new();
+    }
+    let (e0, e1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let within = |mults: &[f64], step: i32| -> Vec<f64> {
+        (e0..=e1)
+            .filter(|e| (e - e0) % step == 0)
+            .flat_map(|e| mults.iter().map(move |m| m * 10f64.powi(e)))
+            .filter(|v| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
+            .collect()
+    };
+    let decades = (hi / lo).log10();
+    if decades > 4.0 {
+        let step = ((decades / 9.0).ceil() as i32).max(1);
+        return within(&[1.0], step);
+    }
+    let coarse = within(&[1.0, 2.0, 5.0], 1);
+    if coarse.len() >= 3 {
+        return coarse;
+    }
+    let fine = within(&[1.0, 1.5, 2.0, 3.0, 5.0, 7.0], 1);
+    if fine.len() >= 3 {
+        return fine;
+    }
+    // Under about a factor of two: evenly spaced round values, as on a linear axis.
+    let raw = (hi - lo) / 4.0;
+    let p = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|st| (hi - lo) / st <= 6.0)
+        .unwrap_or(10.0 * p);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
 /// Draws a line chart on an area.
 pub fn draw_line_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -322,26 +363,36 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         zero_below(spec.log_x, x0, x1),
         zero_below(spec.log_y, y0, y1),
     );
+    // Log axes are labelled at 1-2-5 (or finer) steps, so that at least three ticks are read.
+    let xt = if spec.x_ticks.is_empty() {
+        log_ticks(x0, x1)
+    } else {
+        spec.x_ticks.clone()
+    };
+    let yt = log_ticks(y0, y1);
     match (spec.log_x, spec.log_y) {
         (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero, corner),
-        (false, true) => draw_on(area, spec, x0..x1, (y0..y1).log_scale(), zero, corner),
-        (true, false) if !spec.x_ticks.is_empty() => {
-            let ticks = spec.x_ticks.clone();
-            draw_on(
-                area,
-                spec,
-                (x0..x1).log_scale().with_key_points(ticks),
-                y0..y1,
-                zero,
-                corner,
-            )
-        }
-        (true, false) => draw_on(area, spec, (x0..x1).log_scale(), y0..y1, zero, corner),
+        (false, true) => draw_on(
+            area,
+            spec,
+            x0..x1,
+            (y0..y1).log_scale().with_key_points(yt),
+            zero,
+            corner,
+        ),
+        (true, false) => draw_on(
+            area,
+            spec,
+            (x0..x1).log_scale().with_key_points(xt),
+            y0..y1,
+            zero,
+            corner,
+        ),
         (true, true) => draw_on(
             area,
             spec,
-            (x0..x1).log_scale(),
-            (y0..y1).log_scale(),
+            (x0..x1).log_scale().with_key_points(xt),
+            (y0..y1).log_scale().with_key_points(yt),
             zero,
             corner,
         ),
@@ -590,6 +641,27 @@ pub fn tick_label(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_axes_get_at_least_three_labelled_ticks() {
+        for (lo, hi) in [
+            (0.38, 1.3),
+            (0.44, 0.54),
+            (1e-3, 2e-3),
+            (0.02, 0.3),
+            (1e-12, 1.0),
+            (3.0, 4.0),
+        ] {
+            let t = log_ticks(lo, hi);
+            assert!(t.len() >= 3, "{lo}..{hi}: {t:?}");
+            assert!(
+                t.iter().all(|v| *v >= lo * 0.999 && *v <= hi * 1.001),
+                "{t:?}"
+            );
+            assert!(t.len() <= 14, "{lo}..{hi}: {t:?}");
+        }
+        assert_eq!(log_ticks(0.02, 0.3), vec![0.02, 0.05, 0.1, 0.2]);
+    }
 
     #[test]
     fn tick_labels_are_compact() {
