@@ -142,12 +142,7 @@ impl DataSpec {
             }
             DataSpec::Text(s) => {
                 let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
-                let validation_fraction = fraction(
-                    "data.validation_fraction",
-                    s.validation_fraction.unwrap_or(0.0),
-                    "a fraction in [0, 1)",
-                    |f| (0.0..1.0).contains(&f),
-                )?;
+                let validation_fraction = validation_fraction(s.validation_fraction)?;
                 let n_val =
                     match (validation_fraction > 0.0, s.n_val) {
                         (true, n) => Some(at_least("data.n_val", n.unwrap_or(n_test), 1)?),
@@ -234,23 +229,11 @@ impl CsvSpec {
                 format!("distinct target columns ({t:?} appears twice: the outputs would be identical copies)"),
             ));
         }
-        if self.test_path.is_some() && self.test_fraction.is_some_and(|f| f != 0.0) {
-            return Err(Error::value(
-                "data.test_fraction",
-                self.test_fraction.unwrap_or_default(),
-                "0 (or absent) when data.test_path is given",
-            ));
-        }
-        let default_fraction = if self.test_path.is_some() {
-            0.0
-        } else {
-            def::CSV_TEST_FRACTION
-        };
-        let test_fraction = fraction(
-            "data.test_fraction",
-            self.test_fraction.unwrap_or(default_fraction),
-            "a number in [0, 1)",
-            |f| (0.0..1.0).contains(&f),
+        let test_fraction = test_fraction(
+            self.test_fraction,
+            self.test_path
+                .is_some()
+                .then_some("data.test_path is given"),
         )?;
         let one_hot = if self.one_hot.unwrap_or(false) {
             if target.len() != 1 {
@@ -280,12 +263,7 @@ impl CsvSpec {
             shuffle: self.shuffle.unwrap_or(true),
             feature_scale: positive("data.feature_scale", self.feature_scale.unwrap_or(1.0))?,
             noise: non_negative("data.noise", self.noise.unwrap_or(0.0))?,
-            validation_fraction: fraction(
-                "data.validation_fraction",
-                self.validation_fraction.unwrap_or(0.0),
-                "a fraction in [0, 1)",
-                |f| (0.0..1.0).contains(&f),
-            )?,
+            validation_fraction: validation_fraction(self.validation_fraction)?,
             one_hot,
             image_shape: self
                 .image_shape
@@ -302,6 +280,35 @@ impl CsvSpec {
                 })
                 .transpose()?,
         })
+    }
+}
+
+/// `data.validation_fraction`: in [0, 1), default 0.
+pub(super) fn validation_fraction(v: Option<f64>) -> Result<f64> {
+    fraction(
+        "data.validation_fraction",
+        v.unwrap_or(0.0),
+        "a fraction in [0, 1)",
+        |f| (0.0..1.0).contains(&f),
+    )
+}
+
+/// `data.test_fraction` of a table: 0 when the test points come separately (`separate` says
+/// how), else in [0, 1) with the CSV default.
+pub(super) fn test_fraction(v: Option<f64>, separate: Option<&str>) -> Result<f64> {
+    match (separate, v) {
+        (Some(how), Some(f)) if f != 0.0 => Err(Error::value(
+            "data.test_fraction",
+            f,
+            format!("0 (or absent) when {how}"),
+        )),
+        (Some(_), _) => Ok(0.0),
+        (None, v) => fraction(
+            "data.test_fraction",
+            v.unwrap_or(def::CSV_TEST_FRACTION),
+            "a number in [0, 1)",
+            |f| (0.0..1.0).contains(&f),
+        ),
     }
 }
 
@@ -415,12 +422,7 @@ impl IdxSpec {
             scaling: self.scaling.unwrap_or(PixelScaling::Unit),
             one_hot_values: v,
             class_names: self.class_names.clone(),
-            validation_fraction: fraction(
-                "data.validation_fraction",
-                self.validation_fraction.unwrap_or(0.0),
-                "a fraction in [0, 1)",
-                |f| (0.0..1.0).contains(&f),
-            )?,
+            validation_fraction: validation_fraction(self.validation_fraction)?,
             image_shape,
         })
     }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use crate::data::npy::{self, ArrayLocation, NpyFiles, NpySource, Role};
 use crate::{Error, Result};
 
-use super::check::{fraction, no_one_hot_keys, non_negative, one_hot_settings, positive};
-use super::defaults as def;
+use super::check::{
+    no_one_hot_keys, non_negative, one_hot_settings, positive, test_fraction, validation_fraction,
+};
 use super::schema::NpySpec;
 
 impl NpySpec {
@@ -52,16 +53,14 @@ impl NpySpec {
         Ok(NpySource {
             files,
             standardize: self.standardize.unwrap_or(image_shape.is_none()),
-            test_fraction: self.test_fraction(has_test)?,
+            test_fraction: test_fraction(
+                self.test_fraction,
+                has_test.then_some("test arrays are given"),
+            )?,
             shuffle: self.shuffle.unwrap_or(true),
             feature_scale: positive("data.feature_scale", self.feature_scale.unwrap_or(1.0))?,
             noise: non_negative("data.noise", self.noise.unwrap_or(0.0))?,
-            validation_fraction: fraction(
-                "data.validation_fraction",
-                self.validation_fraction.unwrap_or(0.0),
-                "a fraction in [0, 1)",
-                |f| (0.0..1.0).contains(&f),
-            )?,
+            validation_fraction: validation_fraction(self.validation_fraction)?,
             one_hot,
             image_shape,
             target_columns: k,
@@ -177,25 +176,6 @@ impl NpySpec {
                 Ok(Some(c))
             }
         }
-    }
-
-    fn test_fraction(&self, has_test: bool) -> Result<f64> {
-        if has_test {
-            return match self.test_fraction {
-                Some(f) if f != 0.0 => Err(Error::value(
-                    "data.test_fraction",
-                    f,
-                    "0 (or absent) when test arrays are given",
-                )),
-                _ => Ok(0.0),
-            };
-        }
-        fraction(
-            "data.test_fraction",
-            self.test_fraction.unwrap_or(def::CSV_TEST_FRACTION),
-            "a number in [0, 1)",
-            |f| (0.0..1.0).contains(&f),
-        )
     }
 }
 

@@ -12,7 +12,6 @@ use std::path::{Component, Path, PathBuf};
 
 use super::schema::{ConfigSpec, DataSpec};
 use super::Experiment;
-use crate::data::{DataSource, NpyFiles};
 
 /// `p` made absolute (against the working directory) and normalised lexically (`.` dropped,
 /// `..` applied), without touching the filesystem.
@@ -201,40 +200,8 @@ pub fn load_recorded(run_dir: &Path) -> crate::Result<(Experiment, Vec<String>)>
 
 /// Applies `f` to every path of a checked experiment.
 fn each_path(exp: &mut Experiment, f: &mut dyn FnMut(&mut PathBuf)) {
-    match &mut exp.data.source {
-        DataSource::Csv(c) => {
-            f(&mut c.path);
-            if let Some(p) = &mut c.test_path {
-                f(p);
-            }
-        }
-        DataSource::Text(t) => f(&mut t.path),
-        DataSource::Idx(i) => {
-            for p in [
-                &mut i.train_images,
-                &mut i.train_labels,
-                &mut i.test_images,
-                &mut i.test_labels,
-            ] {
-                f(p);
-            }
-        }
-        DataSource::Npy(s) => match &mut s.files {
-            NpyFiles::Files {
-                x,
-                y,
-                x_test,
-                y_test,
-            } => {
-                f(x);
-                f(y);
-                for p in [x_test, y_test].into_iter().flatten() {
-                    f(p);
-                }
-            }
-            NpyFiles::Archive { npz, .. } => f(npz),
-        },
-        DataSource::Sine(_) | DataSource::Teacher(_) => {}
+    for (_, p) in exp.data.source.input_files_mut() {
+        f(p);
     }
     f(&mut exp.outputs.dir);
     if let Some(p) = &mut exp.kernel.iterative.store_dir {

@@ -137,30 +137,40 @@ pub struct DataConfig {
 impl DataSource {
     /// The input files this source reads, each with its config key (one entry per file).
     pub fn input_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        let mut copy = self.clone();
+        copy.input_files_mut()
+            .into_iter()
+            .map(|(key, p)| (key, p.clone()))
+            .collect()
+    }
+
+    /// [`DataSource::input_files`], to be rewritten in place (relative paths, see
+    /// [`crate::config::paths`]).
+    pub fn input_files_mut(&mut self) -> Vec<(&'static str, &mut std::path::PathBuf)> {
         match self {
             DataSource::Sine(_) | DataSource::Teacher(_) => Vec::new(),
-            DataSource::Csv(c) => std::iter::once(("data.path", c.path.clone()))
-                .chain(c.test_path.clone().map(|p| ("data.test_path", p)))
+            DataSource::Csv(c) => std::iter::once(("data.path", &mut c.path))
+                .chain(c.test_path.as_mut().map(|p| ("data.test_path", p)))
                 .collect(),
-            DataSource::Text(t) => vec![("data.path", t.path.clone())],
+            DataSource::Text(t) => vec![("data.path", &mut t.path)],
             DataSource::Idx(i) => vec![
-                ("data.train_images", i.train_images.clone()),
-                ("data.train_labels", i.train_labels.clone()),
-                ("data.test_images", i.test_images.clone()),
-                ("data.test_labels", i.test_labels.clone()),
+                ("data.train_images", &mut i.train_images),
+                ("data.train_labels", &mut i.train_labels),
+                ("data.test_images", &mut i.test_images),
+                ("data.test_labels", &mut i.test_labels),
             ],
-            DataSource::Npy(n) => match &n.files {
-                NpyFiles::Archive { npz, .. } => vec![("data.npz", npz.clone())],
+            DataSource::Npy(n) => match &mut n.files {
+                NpyFiles::Archive { npz, .. } => vec![("data.npz", npz)],
                 NpyFiles::Files {
                     x,
                     y,
                     x_test,
                     y_test,
                 } => [
-                    Some(("data.x", x.clone())),
-                    Some(("data.y", y.clone())),
-                    x_test.clone().map(|p| ("data.x_test", p)),
-                    y_test.clone().map(|p| ("data.y_test", p)),
+                    Some(("data.x", x)),
+                    Some(("data.y", y)),
+                    x_test.as_mut().map(|p| ("data.x_test", p)),
+                    y_test.as_mut().map(|p| ("data.y_test", p)),
                 ]
                 .into_iter()
                 .flatten()

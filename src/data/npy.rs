@@ -405,34 +405,20 @@ pub fn read_array(at: &ArrayLocation) -> Result<(ArrayHeader, Vec<f64>)> {
     let npy = NpyFile::new(&bytes[..])
         .map_err(|e| array_error(at, format!("unreadable .npy header: {e}")))?;
     let read = |e: std::io::Error| array_error(at, format!("unreadable data: {e}"));
-    let values: Vec<f64> = match header.element {
-        Element::Float(4) => to_f64(npy.into_vec::<f32>().map_err(read)?),
-        Element::Float(_) => npy.into_vec::<f64>().map_err(read)?,
-        Element::Int(1) => to_f64(npy.into_vec::<i8>().map_err(read)?),
-        Element::Int(2) => to_f64(npy.into_vec::<i16>().map_err(read)?),
-        Element::Int(4) => to_f64(npy.into_vec::<i32>().map_err(read)?),
-        Element::Int(_) => npy
-            .into_vec::<i64>()
-            .map_err(read)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        Element::Uint(1) => to_f64(npy.into_vec::<u8>().map_err(read)?),
-        Element::Uint(2) => to_f64(npy.into_vec::<u16>().map_err(read)?),
-        Element::Uint(4) => to_f64(npy.into_vec::<u32>().map_err(read)?),
-        Element::Uint(_) => npy
-            .into_vec::<u64>()
-            .map_err(read)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        Element::Bool => npy
-            .into_vec::<bool>()
-            .map_err(read)?
-            .into_iter()
-            .map(|b| if b { 1.0 } else { 0.0 })
-            .collect(),
-    };
+    let values = match header.element {
+        Element::Float(4) => as_f64::<f32>(npy, f64::from),
+        Element::Float(_) => as_f64::<f64>(npy, |v| v),
+        Element::Int(1) => as_f64::<i8>(npy, f64::from),
+        Element::Int(2) => as_f64::<i16>(npy, f64::from),
+        Element::Int(4) => as_f64::<i32>(npy, f64::from),
+        Element::Int(_) => as_f64::<i64>(npy, |v| v as f64),
+        Element::Uint(1) => as_f64::<u8>(npy, f64::from),
+        Element::Uint(2) => as_f64::<u16>(npy, f64::from),
+        Element::Uint(4) => as_f64::<u32>(npy, f64::from),
+        Element::Uint(_) => as_f64::<u64>(npy, |v| v as f64),
+        Element::Bool => as_f64::<bool>(npy, |b| f64::from(u8::from(b))),
+    }
+    .map_err(read)?;
     let values = if header.fortran_order {
         fortran_to_c(&values, &header.shape)
     } else {
@@ -451,8 +437,9 @@ pub fn read_array(at: &ArrayLocation) -> Result<(ArrayHeader, Vec<f64>)> {
     Ok((header, values))
 }
 
-fn to_f64<T: Into<f64>>(v: Vec<T>) -> Vec<f64> {
-    v.into_iter().map(Into::into).collect()
+/// The values of an array of element type `T`, each converted by `f`.
+fn as_f64<T: npyz::Deserialize>(npy: NpyFile<&[u8]>, f: fn(T) -> f64) -> std::io::Result<Vec<f64>> {
+    Ok(npy.into_vec::<T>()?.into_iter().map(f).collect())
 }
 
 /// The index tuple of a row-major flat index.

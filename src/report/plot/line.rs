@@ -213,7 +213,7 @@ impl LineChart {
     }
 }
 
-fn usable(v: (f64, f64), log_x: bool, log_y: bool) -> bool {
+pub(super) fn usable(v: (f64, f64), log_x: bool, log_y: bool) -> bool {
     // Values beyond ±1e300 (a diverged track) are left off the chart: plotters cannot place
     // ticks on an axis that reaches infinity.
     let ok = |x: f64, log: bool| x.is_finite() && x.abs() < 1e300 && (!log || x > 1e-300);
