@@ -1,7 +1,7 @@
 //! Where a line chart's legend goes so that it covers no data: the legend box (its size
 //! estimated from the number of entries and the longest label at the legend's font) is tried in
-//! the four corners of the plotting area against every drawn segment, marker, error bar and
-//! reference line, in pixels; the first corner it misses wins. When every corner is hit, the
+//! the four corners of the plotting area against every drawn segment, marker, error bar, band
+//! edge and reference line, in pixels; the first corner it misses wins. When every corner is hit, the
 //! y axis gets headroom at the top (the data keep their shape, squeezed down by the box's
 //! height) and the upper corners are tried again.
 
@@ -125,14 +125,7 @@ fn segment_hits(a: (f64, f64), b: (f64, f64), r: Rect) -> bool {
 
 /// How many drawn elements (segments, markers, error bars, reference lines) meet `r`.
 pub fn hits(spec: &LineChart, frame: &Frame, r: Rect) -> usize {
-    let usable = |(x, y): (f64, f64)| {
-        x.is_finite()
-            && y.is_finite()
-            && x.abs() < 1e300
-            && y.abs() < 1e300
-            && (!frame.log_x || x > 1e-300)
-            && (!frame.log_y || y > 1e-300)
-    };
+    let usable = |p: (f64, f64)| super::line::usable(p, frame.log_x, frame.log_y);
     let grown = (
         r.0 - MARKER_PX,
         r.1 - MARKER_PX,
@@ -158,6 +151,23 @@ pub fn hits(spec: &LineChart, frame: &Frame, r: Rect) -> usize {
         }
         if s.style == Stroke::Markers || s.marker.is_some() || pts.len() == 1 {
             n += pts.iter().filter(|&&p| inside(p)).count();
+        }
+        // A shaded band's two edges count as drawn lines.
+        for edge in [
+            |b: &(f64, f64, f64)| (b.0, b.1),
+            |b: &(f64, f64, f64)| (b.0, b.2),
+        ] {
+            let pts: Vec<(f64, f64)> = s
+                .band
+                .iter()
+                .map(edge)
+                .filter(|&p| usable(p))
+                .map(|p| frame.px(p))
+                .collect();
+            n += pts
+                .windows(2)
+                .filter(|w| segment_hits(w[0], w[1], r))
+                .count();
         }
         for &(x, lo, hi) in &s.errors {
             if usable((x, lo)) && usable((x, hi)) {
@@ -288,5 +298,21 @@ mod tests {
         let (corner, top) = place(&chart, f);
         assert_eq!(top, 1.05);
         assert_eq!(corner, 2, "lower right");
+    }
+
+    #[test]
+    fn a_band_edge_under_a_corner_counts_as_data() {
+        // The line stays low; its band's upper edge climbs into the upper right corner.
+        let line: Vec<(f64, f64)> = (0..=100).map(|i| (i as f64, 0.0)).collect();
+        let band: Vec<(f64, f64, f64)> = (0..=100)
+            .map(|i| (i as f64, -0.1, if i > 70 { 1.0 } else { 0.1 }))
+            .collect();
+        let chart =
+            LineChart::new("t", "x", "y")
+                .with_series(vec![Series::line("mean ± 2σ", line, BLACK).with_band(band)]);
+        let f = frame(&chart, (-0.2, 1.05));
+        let size = legend_size(&chart);
+        assert!(hits(&chart, &f, corner_rect(0, &f, size)) > 0);
+        assert_ne!(place(&chart, f).0, 0, "not the upper right");
     }
 }
