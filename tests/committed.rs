@@ -104,6 +104,16 @@ fn lazy(dir: &Path) -> bool {
         && exp.training.momentum == 0.0
 }
 
+/// Single runs kept as recorded after a re-recording with the current phase rule (2026-12-05):
+/// their `summary.json` describes the earlier rule, which this build no longer writes, so they
+/// are integrity-checked only; results/README.md names the run that supersedes each.
+const SUPERSEDED: &[&str] = &[
+    "diabetes/20261128T233046Z-seed0",
+    "digits/20261128T233120Z-seed0",
+    "ensemble_sine/20261129T001447Z-seed0",
+    "wide_mlp/20261128T233036Z-seed0",
+];
+
 /// Recorded wall time above which a committed run is not re-run here: CI checks its integrity
 /// (the test above) and `results/README.md` says how it was reproduced by hand.
 const LONG_RUN_SECONDS: f64 = 300.0;
@@ -142,6 +152,13 @@ fn every_committed_single_run_reproduces_under_verify() {
         .collect();
     assert!(singles.len() >= 4);
     for dir in singles {
+        if SUPERSEDED.iter().any(|s| dir.ends_with(s)) {
+            eprintln!(
+                "{}: superseded (recorded with an earlier phase rule's text): integrity checked",
+                dir.display()
+            );
+            continue;
+        }
         if long_run(&dir) {
             eprintln!(
                 "{}: a long run (over {LONG_RUN_SECONDS} s): integrity checked, reproduced by hand (results/README.md)",

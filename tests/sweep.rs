@@ -86,53 +86,92 @@ fn fitted_slopes_recover_known_exponents() {
     assert!((s + 0.75).abs() < 1e-12 && se < 1e-10);
 }
 
-/// Hand-made runs of each regime, labelled from η/η_c, the loss path, the final sharpness
-/// η·λ_max/(2(1+μ)NK) and the kernel drift.
+/// Hand-made runs of each regime, labelled from the loss path, η/η_c, the sharpness ratio
+/// η·λ_max/(2(1+μ)NK) at each kernel checkpoint and the kernel drift.
 #[test]
 fn phase_classifier_labels_hand_made_runs() {
     let decay: Vec<f64> = (0..50).map(|t| (-0.1 * t as f64).exp()).collect();
     let mut spike = vec![1.0, 3.0, 40.0, 12.0, 2.0, 0.5];
     spike.extend((0..20).map(|t| 0.4 * (-0.2 * t as f64).exp()));
-    let run = |loss: &[f64], lr_ratio: f64, sharp: f64, drift: f64, diverged: bool| PhaseEvidence {
-        train_loss: loss.to_vec(),
-        lr_ratio,
-        final_sharpness: sharp,
-        final_drift: drift,
-        diverged,
+    let run = |loss: &[f64], lr_ratio: f64, sharpness: &[f64], drift: f64, diverged: bool| {
+        PhaseEvidence {
+            train_loss: loss.to_vec(),
+            lr_ratio,
+            sharpness: sharpness.to_vec(),
+            final_drift: drift,
+            diverged,
+        }
     };
-    // below η_c: lazy when the kernel hardly moves, feature learning when it moves far
-    assert_eq!(run(&decay, 0.5, 0.5, 0.01, false).classify(), Phase::Lazy);
+    // below η_c, far from the edge: lazy when the kernel hardly moves, feature learning when
+    // it moves far
+    let flat = [0.5; 6];
+    assert_eq!(run(&decay, 0.5, &flat, 0.01, false).classify(), Phase::Lazy);
     assert_eq!(
-        run(&decay, 0.5, 0.9, 0.8, false).classify(),
+        run(&decay, 0.5, &[0.5, 0.6, 0.7, 0.75, 0.8, 0.8], 0.8, false).classify(),
         Phase::FeatureLearning
     );
-    // above η_c: the loss spikes, the kernel's λ_max falls below the edge → catapult
-    let c = run(&spike, 1.5, 0.7, 0.3, false);
+    // progressive sharpening to the edge below η_c (the committed mup runs: 0.5 → 0.92–0.998,
+    // held): edge of stability, not feature learning
+    let sharpen = [0.5, 0.7, 0.85, 0.93, 0.96, 0.99, 0.97, 0.98];
+    assert_eq!(
+        run(&decay, 0.5, &sharpen, 0.6, false).classify(),
+        Phase::EdgeOfStability
+    );
+    // one phenomenon, one label: at 1.5 η_c, ending at 1.009 and at 0.997 are both the edge
+    for end in [1.009, 0.997] {
+        let s = [1.5, 1.2, 1.0, end, end, end, end, end];
+        assert_eq!(
+            run(&spike, 1.5, &s, 0.5, false).classify(),
+            Phase::EdgeOfStability
+        );
+    }
+    // above η_c, the loss spikes and λ_max falls well below the edge → catapult
+    let c = run(&spike, 1.5, &[1.5, 1.1, 0.8, 0.7, 0.7, 0.7], 0.3, false);
     assert!(c.spiked());
     assert_eq!(c.classify(), Phase::Catapult);
     // a ReLU run far above 2·η_c that still converges is a catapult too: label what happened
     assert_eq!(
-        run(&spike, 6.0, 0.8, 0.9, false).classify(),
+        run(&spike, 6.0, &[6.0, 2.0, 0.8, 0.8], 0.9, false).classify(),
         Phase::Catapult
     );
-    // converging while hovering at the edge
+    // above η_c without a loss spike: no catapult (feature learning by its drift)
     assert_eq!(
-        run(&decay, 1.3, 1.02, 0.4, false).classify(),
+        run(&decay, 1.3, &[1.3, 1.0, 0.7, 0.6, 0.6], 0.4, false).classify(),
+        Phase::FeatureLearning
+    );
+    // a spike, but the final sharpness is at the edge, not below it
+    assert_eq!(
+        run(&spike, 1.3, &[1.3, 1.2, 1.05, 1.02, 1.02], 0.4, false).classify(),
         Phase::EdgeOfStability
+    );
+    // passing through the band is not holding it; under three kernel checkpoints, no verdict
+    assert_eq!(
+        run(&decay, 0.5, &[0.5, 0.95, 0.95, 0.95, 0.95, 0.7], 0.3, false).classify(),
+        Phase::FeatureLearning
+    );
+    assert_eq!(
+        run(&decay, 0.5, &[0.95, 0.95], 0.02, false).classify(),
+        Phase::Lazy
     );
     // divergent: blown up, no progress, NaN, or marked
     let up: Vec<f64> = (0..20).map(|t| (0.5 * t as f64).exp()).collect();
-    assert_eq!(run(&up, 3.0, 5.0, 2.0, false).classify(), Phase::Divergent);
     assert_eq!(
-        run(&[1.0, 0.5, f64::NAN], 0.5, 0.5, 0.0, false).classify(),
+        run(&up, 3.0, &[3.0, 5.0, 5.0], 2.0, false).classify(),
         Phase::Divergent
     );
     assert_eq!(
-        run(&decay, 0.5, 0.5, 0.0, true).classify(),
+        run(&[1.0, 0.5, f64::NAN], 0.5, &flat, 0.0, false).classify(),
+        Phase::Divergent
+    );
+    assert_eq!(
+        run(&decay, 0.5, &flat, 0.0, true).classify(),
         Phase::Divergent
     );
     // the old classifier called every λ_max decrease a catapult, even at 0.5·η_c
-    assert_eq!(run(&decay, 0.5, 0.3, 0.05, false).classify(), Phase::Lazy);
+    assert_eq!(
+        run(&decay, 0.5, &[0.5, 0.4, 0.3, 0.3], 0.05, false).classify(),
+        Phase::Lazy
+    );
 }
 
 #[test]

@@ -604,7 +604,11 @@ impl RunRecord {
         crate::metrics::PhaseEvidence {
             train_loss: loss.series(self).into_iter().map(|p| p.1).collect(),
             lr_ratio: self.learning_rate / self.critical_learning_rate,
-            final_sharpness: last_kernel.map(|k| k.sharpness_ratio).unwrap_or(f64::NAN),
+            sharpness: self
+                .checkpoints
+                .iter()
+                .filter_map(|c| c.kernel.as_ref().map(|k| k.sharpness_ratio))
+                .collect(),
             final_drift: last_kernel.map(|k| k.ntk_rel_drift).unwrap_or(f64::NAN),
             diverged: self
                 .outputs_of(Track::Network)

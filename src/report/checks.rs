@@ -144,9 +144,20 @@ pub fn measurements(r: &RunRecord) -> Vec<Measurement> {
     }
     let e = r.phase_evidence();
     out.push(Measurement {
-        name: format!("regime: {} (η/η_c = {:.3}, final sharpness ratio {:.3}, loss spike {})", e.classify().name(), e.lr_ratio, e.final_sharpness, if e.spiked() { "yes" } else { "no" }),
+        name: format!(
+            "regime: {} (η/η_c = {:.3}, final sharpness ratio {:.3}, loss spike {})",
+            e.classify().name(),
+            e.lr_ratio,
+            e.final_sharpness(),
+            if e.spiked() { "yes" } else { "no" }
+        ),
         value: e.final_drift,
-        theory: format!("lazy below η_c with drift < {}; feature learning below η_c otherwise; catapult above η_c when λ_max falls below the stability edge (Lewkowycz et al. 2020); edge of stability when it stays there (Cohen et al. 2021); the value is the final drift", crate::metrics::LAZY_DRIFT),
+        theory: format!(
+            "edge of stability when the sharpness ratio stays in [{}, {}] over the last quarter of training, whatever η/η_c (Cohen et al. 2021; the late ratios are in report.json's phase); catapult when η > η_c, the loss spikes and the final sharpness ends below that band (Lewkowycz et al. 2020); otherwise lazy with drift < {}, feature learning above; the value is the final drift",
+            crate::metrics::EDGE_BAND.0,
+            crate::metrics::EDGE_BAND.1,
+            crate::metrics::LAZY_DRIFT
+        ),
     });
     out
 }

@@ -211,7 +211,9 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
     let phase = serde_json::json!({
         "label": evidence.classify().name(),
         "lr_over_critical": json_f64(evidence.lr_ratio),
-        "final_sharpness_ratio": json_f64(evidence.final_sharpness),
+        "final_sharpness_ratio": json_f64(evidence.final_sharpness()),
+        "late_sharpness_ratios": evidence.late_sharpness().iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+        "edge_band": [crate::metrics::EDGE_BAND.0, crate::metrics::EDGE_BAND.1],
         "final_ntk_rel_drift": json_f64(evidence.final_drift),
         "loss_spike": evidence.spiked(),
     });
