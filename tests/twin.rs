@@ -131,3 +131,46 @@ fn auto_keeps_small_twins_in_function_space_and_the_choice_is_recorded_only_when
     .to_string();
     assert!(err.contains("twin"), "{err}");
 }
+
+/// The exact (parameter-space) twin next to the output-averaged empirical kernel track
+/// (`kernel.form = "trace"`, K = 3, `solutions = ["empirical"]`): it runs (this combination once
+/// panicked), the twin is the exact `linearized` and the kernel track `kernel_empirical_avg`
+/// (named for the approximation it is), and no check claims the two are one model.
+#[test]
+fn parameter_twin_beside_the_output_averaged_empirical_kernel_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string("experiments/data/digits.csv").unwrap();
+    let mut lines = src.lines();
+    let header = lines.next().unwrap();
+    let label = header.split(',').position(|h| h == "label").unwrap();
+    let rows: Vec<&str> = lines
+        .filter(|l| l.split(',').nth(label).unwrap().parse::<f64>().unwrap() < 3.0)
+        .take(30)
+        .collect();
+    let csv = common::write(
+        tmp.path(),
+        "d.csv",
+        &format!("{header}\n{}\n", rows.join("\n")),
+    );
+    let text = format!(
+        "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\ntest_fraction = 0.3\n[model]\nwidth = 32\n[training]\nlr_scale = 0.5\nsteps = 20\n[kernel]\nsolutions = [\"empirical\"]\nform = \"trace\"\n[logging]\nevery = 5\nkernel_every = 10\n",
+        csv.display()
+    );
+    let r = run_with_twin(&text, "parameter");
+    assert_eq!(
+        r.tracks,
+        vec![Track::Network, Track::Linearized, Track::KernelEmpiricalAvg]
+    );
+    let exp = config::parse_str(
+        &text.replace("[training]\n", "[training]\ntwin = \"parameter\"\n"),
+        None,
+    )
+    .unwrap();
+    for c in ntk_dynamics::report::checks::checks(&r, &exp) {
+        assert!(
+            !c.name.contains("≡"),
+            "no identity check between different models: {}",
+            c.name
+        );
+    }
+}

@@ -190,10 +190,7 @@ impl PhaseEvidence {
     /// Whether every late sharpness ratio lies in [`EDGE_BAND`].
     pub fn held_at_edge(&self) -> bool {
         let late = self.late_sharpness();
-        !late.is_empty()
-            && late
-                .iter()
-                .all(|s| (EDGE_BAND.0..=EDGE_BAND.1).contains(s))
+        !late.is_empty() && late.iter().all(|s| (EDGE_BAND.0..=EDGE_BAND.1).contains(s))
     }
 
     /// The regime, in this order: divergent (blown up or no progress); edge of stability when
@@ -211,8 +208,7 @@ impl PhaseEvidence {
         }
         if self.held_at_edge() {
             Phase::EdgeOfStability
-        } else if self.lr_ratio > 1.0 && self.spiked() && self.final_sharpness() < EDGE_BAND.0
-        {
+        } else if self.lr_ratio > 1.0 && self.spiked() && self.final_sharpness() < EDGE_BAND.0 {
             Phase::Catapult
         } else if self.final_drift < LAZY_DRIFT {
             Phase::Lazy
