@@ -77,7 +77,12 @@ fn validation_contexts_sit_between_training_and_test_text() {
     )
     .unwrap();
     let info = ds.text.clone().unwrap();
-    assert_eq!(info.train_text, chars[..train_end].to_vec());
+    // The n-gram baselines count exactly the training samples: every target from position
+    // `context` to the end of the training part, after its (up to) 4 previous characters.
+    let expected: Vec<(Vec<char>, char)> = (context..train_end)
+        .map(|p| (chars[p.saturating_sub(4)..p].to_vec(), chars[p]))
+        .collect();
+    assert_eq!(info.train_histories, expected);
     assert_eq!(ds.n_train(), train_end - context, "every training context");
     assert_eq!(ds.n_val(), n_val_available, "every validation context");
     let v = info.vocabulary.len();

@@ -37,8 +37,9 @@ pub struct TextInfo {
     pub context: usize,
     /// A prompt from the held-out part of the text.
     pub prompt: String,
-    /// The whole training part of the text (what the n-gram baselines count).
-    pub train_text: Vec<char>,
+    /// Per training sample: the (up to) [`NGRAM_HISTORY`] characters before its target, and the
+    /// target (what the n-gram baselines count: the training samples the network sees).
+    pub train_histories: Vec<(Vec<char>, char)>,
     /// Per test sample: the (up to) [`NGRAM_HISTORY`] characters before its target, and the
     /// target (what the n-gram baselines are evaluated on).
     pub test_histories: Vec<(Vec<char>, char)>,
@@ -46,6 +47,14 @@ pub struct TextInfo {
 
 /// Characters of history kept for the n-gram baselines (5-grams).
 pub const NGRAM_HISTORY: usize = 4;
+
+/// The (up to) [`NGRAM_HISTORY`] characters before each target position, and the target.
+fn histories(chars: &[char], positions: &[usize]) -> Vec<(Vec<char>, char)> {
+    positions
+        .iter()
+        .map(|&p| (chars[p.saturating_sub(NGRAM_HISTORY)..p].to_vec(), chars[p]))
+        .collect()
+}
 
 impl TextInfo {
     /// One-hot encoding of a context (`context · V` features, character-major).
@@ -258,11 +267,8 @@ pub fn text_dataset(
         prompt: chars[split..(split + context).min(chars.len())]
             .iter()
             .collect(),
-        train_text: chars[..train_end].to_vec(),
-        test_histories: te
-            .iter()
-            .map(|&p| (chars[p.saturating_sub(NGRAM_HISTORY)..p].to_vec(), chars[p]))
-            .collect(),
+        train_histories: histories(&chars, &tr),
+        test_histories: histories(&chars, &te),
     };
     let v = vocabulary.len();
     let encode_set = |pos: &[usize]| -> (Vec<f64>, Vec<f64>) {

@@ -1,6 +1,7 @@
 //! Character n-gram baselines for text runs: interpolated Witten–Bell smoothing (Witten & Bell
-//! 1991; the form of Chen & Goodman 1999, §2.5), trained on the whole training part of the text
-//! and evaluated on the run's test samples.
+//! 1991; the form of Chen & Goodman 1999, §2.5), counted on exactly the training samples the
+//! network sees (each sample's target after its last n − 1 context characters) and evaluated on
+//! the run's test samples.
 //!
 //! With history h (the previous n − 1 characters) and its shortening h′ (drop the oldest):
 //! `P(c | h) = (C(h c) + T(h)·P(c | h′)) / (C(h) + T(h))`, where `C(h c)` counts h followed by
@@ -24,18 +25,33 @@ pub struct NgramModel {
 impl NgramModel {
     /// Counts every n-gram (n ≤ `order`) of `text`.
     pub fn train(text: &[char], order: usize, vocabulary: &[char]) -> Self {
+        let samples: Vec<(&[char], char)> = (0..text.len())
+            .map(|i| (&text[i.saturating_sub(order.max(1) - 1)..i], text[i]))
+            .collect();
+        Self::train_samples(&samples, order, vocabulary)
+    }
+
+    /// Counts, for every `(history, target)` sample, the target after each suffix of its history
+    /// of length 0 … `order − 1` (as far as the history reaches): the n-grams of exactly those
+    /// samples.
+    pub fn train_samples<H: AsRef<[char]>>(
+        samples: &[(H, char)],
+        order: usize,
+        vocabulary: &[char],
+    ) -> Self {
         let order = order.max(1);
         let mut counts = vec![BTreeMap::new(); order];
-        for i in 0..text.len() {
+        for (history, target) in samples {
+            let history = history.as_ref();
             for (len, table) in counts.iter_mut().enumerate() {
-                if i < len {
+                if history.len() < len {
                     break;
                 }
-                let h = text[i - len..i].to_vec();
+                let h = history[history.len() - len..].to_vec();
                 *table
                     .entry(h)
                     .or_insert_with(BTreeMap::new)
-                    .entry(text[i])
+                    .entry(*target)
                     .or_insert(0) += 1;
             }
         }
@@ -87,15 +103,15 @@ pub struct NgramBaseline {
     pub accuracy: f64,
 }
 
-/// Unigram … `max_order`-gram baselines trained on `train` and evaluated on `(history,
-/// target)` samples.
+/// Unigram … `max_order`-gram baselines counted on the `(history, target)` training samples
+/// and evaluated on the `(history, target)` test samples.
 pub fn baselines(
-    train: &[char],
+    train: &[(Vec<char>, char)],
     eval: &[(Vec<char>, char)],
     vocabulary: &[char],
     max_order: usize,
 ) -> Vec<NgramBaseline> {
-    let model = NgramModel::train(train, max_order, vocabulary);
+    let model = NgramModel::train_samples(train, max_order, vocabulary);
     (1..=max_order)
         .map(|order| {
             let n = eval.len().max(1) as f64;
@@ -157,10 +173,41 @@ mod tests {
         }
         // Evaluated on "ab" → targets: unigram bits = −log2(4/9), bigram uses P(b|a).
         let eval = vec![(vec!['a'], 'b')];
-        let b = baselines(&text, &eval, &vocab, 2);
+        let samples: Vec<(Vec<char>, char)> = (0..text.len())
+            .map(|i| (text[i.saturating_sub(1)..i].to_vec(), text[i]))
+            .collect();
+        let b = baselines(&samples, &eval, &vocab, 2);
         assert!((b[0].bits_per_char + (4.0f64 / 9.0).log2()).abs() < 1e-14);
         assert!((b[1].bits_per_char + (22.0f64 / 27.0).log2()).abs() < 1e-14);
         // Unigram argmax: a and b tie at 4/9, the first in vocabulary order wins (a ≠ b).
         assert_eq!((b[0].accuracy, b[1].accuracy), (0.0, 1.0));
+    }
+
+    #[test]
+    fn counting_samples_counts_only_their_ngrams() {
+        // Two training samples of "xabcab": history "ab" → 'c' and history "ca" → 'b'. Bigram
+        // counts: a→? none (only suffixes of the histories before their own targets): after 'b'
+        // comes 'c' once, after 'a' comes 'b' once; unigram counts c:1, b:1 (N = 2, T = 2).
+        let vocab = ['a', 'b', 'c', 'x'];
+        let samples = vec![(vec!['a', 'b'], 'c'), (vec!['c', 'a'], 'b')];
+        let m = NgramModel::train_samples(&samples, 3, &vocab);
+        // P(c) = (1 + 2/4)/(2 + 2) = 3/8; P(a) = (0 + 2/4)/4 = 1/8.
+        assert!((m.prob(&[], 'c') - 3.0 / 8.0).abs() < 1e-15);
+        assert!((m.prob(&[], 'a') - 1.0 / 8.0).abs() < 1e-15);
+        // P(c | b) = (1 + 1·3/8)/(1 + 1) = 11/16 (the text's "x" never counted).
+        assert!((m.prob(&['b'], 'c') - 11.0 / 16.0).abs() < 1e-15);
+        assert!((m.prob(&['x'], 'a') - 1.0 / 8.0).abs() < 1e-15);
+        // A whole text counted as samples equals counting the text.
+        let text: Vec<char> = "abcabcaab".chars().collect();
+        let whole = NgramModel::train(&text, 3, &vocab);
+        let as_samples: Vec<(Vec<char>, char)> = (0..text.len())
+            .map(|i| (text[i.saturating_sub(2)..i].to_vec(), text[i]))
+            .collect();
+        let m = NgramModel::train_samples(&as_samples, 3, &vocab);
+        for h in [&[][..], &['a'][..], &['c', 'a'][..]] {
+            for &c in &vocab {
+                assert_eq!(m.prob(h, c), whole.prob(h, c));
+            }
+        }
     }
 }

@@ -250,11 +250,14 @@ pub fn language_model_md(r: &RunRecord) -> String {
     let blank = if early { " | | | | |" } else { "" };
     for b in &r.ngram_baselines {
         s += &format!(
-            "| {}-gram (Witten–Bell, whole training text) | {:.3} | {:.4} |{blank}\n",
-            b.order, b.bits_per_char, b.accuracy
+            "| {}-gram (Witten–Bell, on the training samples; sees {} characters) | {:.3} | {:.4} |{blank}\n",
+            b.order,
+            b.order - 1,
+            b.bits_per_char,
+            b.accuracy
         );
     }
-    s += "\nBaselines: interpolated Witten–Bell n-gram models counted on the whole training part of the text (without its validation part) and evaluated on the same test samples as the tracks. For the MSE-trained kernel tracks the bits are those of a softmax of their outputs (a read-out, not their training loss).\n";
+    s += "\nBaselines: interpolated Witten–Bell n-gram models counted on exactly the run's training samples (the target after the last n − 1 characters of each sample's context) and evaluated on the same test samples as the tracks. An n-gram model sees the previous n − 1 characters; the network and its twin see the whole context (data.context characters). For the MSE-trained kernel tracks the bits are those of a softmax of their outputs (a read-out, not their training loss).\n";
     if early {
         s += "\nEarly stopped: each track at the checkpoint with the lowest validation cross-entropy of softmax(f/T), with the read-out temperature T fitted on the validation points at that checkpoint (temperature scaling, Guo et al. 2017); its test figures use the same T. The final columns are softmax(f) at the last step.\n";
     }

@@ -125,7 +125,7 @@ impl Lockstep<'_> {
                 .as_ref()
                 .map(|t| {
                     crate::metrics::ngram::baselines(
-                        &t.train_text,
+                        &t.train_histories,
                         &t.test_histories,
                         &t.vocabulary,
                         NGRAM_MAX_ORDER,

@@ -288,12 +288,16 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             );
         }
     }
-    for (order, color) in [(1, RGBColor(120, 120, 120)), (4, RGBColor(0, 0, 0))] {
+    for (order, color) in [
+        (1, RGBColor(150, 150, 150)),
+        (3, RGBColor(90, 90, 90)),
+        (4, RGBColor(0, 0, 0)),
+    ] {
         let (m, _) = curve(&format!("ngram{order}_test_bits_per_char"));
         if !m.is_empty() {
             bits.push(
                 Series::line(
-                    format!("{order}-gram (Witten–Bell, whole training text)"),
+                    format!("{order}-gram (Witten–Bell, on the training samples)"),
                     m,
                     color,
                 )
