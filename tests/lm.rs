@@ -292,4 +292,42 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("kernel.train_subset") && report.contains("Early stopped"));
     assert!(report.contains("computed in parameter space"));
+    // Per-context bits: one row per test context; each track's mean is its early-stopped test
+    // bits/char and each n-gram column's mean its baseline (computed by other code: the
+    // cross-entropy over all contexts, the baseline's own sum).
+    let (bhead, brows) = read_csv(&out.join("test_bits_per_context.csv"));
+    assert_eq!(brows.len(), 40);
+    let mean = |name: &str| -> f64 {
+        let c = bhead.iter().position(|h| h == name).unwrap();
+        brows
+            .iter()
+            .map(|r| r[c].parse::<f64>().unwrap())
+            .sum::<f64>()
+            / brows.len() as f64
+    };
+    for track in ["network", "linearized", "kernel_analytic"] {
+        let bits = early[track]["test_bits_per_char"].as_f64().unwrap();
+        assert!(
+            (mean(track) - bits).abs() < 1e-9 * bits,
+            "{track}: {} vs {bits}",
+            mean(track)
+        );
+    }
+    let baselines = summary["classification"]["ngram_baselines"]
+        .as_array()
+        .unwrap();
+    for b in baselines {
+        let order = b["order"].as_u64().unwrap();
+        let bits = b["bits_per_char"].as_f64().unwrap();
+        assert!(
+            (mean(&format!("ngram{order}")) - bits).abs() < 1e-12 * bits,
+            "{order}"
+        );
+    }
+    // The paired comparison is the mean of the per-context differences.
+    let paired = &summary["classification"]["paired_vs_network"];
+    let d = paired["ngram5"]["mean_difference_bits"].as_f64().unwrap();
+    assert!((d - (mean("network") - mean("ngram5"))).abs() < 1e-9);
+    assert_eq!(paired["ngram5"]["context_chars"], 4);
+    assert!(report.contains("Paired on the same 40 test contexts"));
 }

@@ -144,6 +144,12 @@ fn phase_classifier_labels_hand_made_runs() {
         run(&spike, 1.3, &[1.3, 1.2, 1.05, 1.02, 1.02], 0.4, false).classify(),
         Phase::EdgeOfStability
     );
+    // started inside the band (η ≈ η_c) with a frozen kernel: at the edge by the choice of η,
+    // not by the dynamics
+    assert_eq!(
+        run(&decay, 0.95, &[0.95, 0.95, 0.95, 0.95, 0.95], 0.02, false).classify(),
+        Phase::Lazy
+    );
     // passing through the band is not holding it; under three kernel checkpoints, no verdict
     assert_eq!(
         run(&decay, 0.5, &[0.5, 0.95, 0.95, 0.95, 0.95, 0.7], 0.3, false).classify(),

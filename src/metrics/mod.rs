@@ -102,7 +102,8 @@ pub enum Phase {
     /// the kernel's λ_max well below the stability edge `2(1+μ)·N·K/η` (below the edge band):
     /// the catapult mechanism.
     Catapult,
-    /// The sharpness stays in the band [`EDGE_BAND`] around the stability edge over the last
+    /// The sharpness reaches the band [`EDGE_BAND`] around the stability edge from outside it
+    /// (from below by progressive sharpening, or from above) and stays there over the last
     /// quarter of training while the loss converges, whatever η/η_c was.
     EdgeOfStability,
     /// The loss blows up (NaN/inf, past the bound) or ends at or above where it started.
@@ -146,7 +147,9 @@ pub const SPIKE: f64 = 0.05;
 /// whose sharpness rises to 2/η (2(1+μ)/η with momentum μ, their App. C) and then "hovers
 /// right at, or just above" it, oscillating by a few per cent. The ±10 % band is this
 /// project's stated tolerance for that hovering and for λ_max being sampled only at kernel
-/// checkpoints (on the probe set); a catapult must end below the band.
+/// checkpoints (on the probe set); a catapult must end below the band. The ratio is built from
+/// λ_max of the NTK, the Gauss–Newton part of the loss Hessian; Cohen et al. measure the
+/// Hessian itself, which the Gauss–Newton matrix equals at zero residual (near-converged runs).
 pub const EDGE_BAND: (f64, f64) = (0.9, 1.1);
 
 /// What the phase of a run is judged from.
@@ -177,8 +180,9 @@ impl PhaseEvidence {
         self.sharpness.last().copied().unwrap_or(f64::NAN)
     }
 
-    /// The sharpness ratios of the last quarter of the kernel checkpoints (at least two; empty
-    /// when fewer than three were taken, too few to tell a held band from a passage).
+    /// The sharpness ratios of the last quarter of the kernel checkpoints: the last
+    /// max(2, ⌊n/4⌋) of n; empty when fewer than three were taken, too few to tell a held band
+    /// from a passage.
     pub fn late_sharpness(&self) -> &[f64] {
         let n = self.sharpness.len();
         if n < 3 {
@@ -187,14 +191,21 @@ impl PhaseEvidence {
         &self.sharpness[n - (n / 4).max(2)..]
     }
 
-    /// Whether every late sharpness ratio lies in [`EDGE_BAND`].
+    /// Whether the dynamics brought the sharpness to the edge and kept it there: every late
+    /// ratio lies in [`EDGE_BAND`] and the first one (η/η_c at θ0) lay outside it, below
+    /// (progressive sharpening) or above (a rate past η_c whose curvature fell to the edge). A
+    /// run started inside the band sits at the edge by the choice of η, not by what training
+    /// did, and is not labelled by it.
     pub fn held_at_edge(&self) -> bool {
+        let band = EDGE_BAND.0..=EDGE_BAND.1;
         let late = self.late_sharpness();
-        !late.is_empty() && late.iter().all(|s| (EDGE_BAND.0..=EDGE_BAND.1).contains(s))
+        let arrived = self.sharpness.first().is_some_and(|s0| !band.contains(s0));
+        arrived && !late.is_empty() && late.iter().all(|s| band.contains(s))
     }
 
     /// The regime, in this order: divergent (blown up or no progress); edge of stability when
-    /// the sharpness is held in [`EDGE_BAND`] over the last quarter of training; catapult when
+    /// the sharpness came into [`EDGE_BAND`] from outside and is held there over the last
+    /// quarter of training ([`PhaseEvidence::held_at_edge`]); catapult when
     /// η > η_c, the loss spiked and the final sharpness is below the band; otherwise lazy if
     /// the kernel drift is under [`LAZY_DRIFT`] and feature learning if not.
     pub fn classify(&self) -> Phase {

@@ -115,15 +115,14 @@ pub fn baselines(
     (1..=max_order)
         .map(|order| {
             let n = eval.len().max(1) as f64;
-            let (mut bits, mut hits) = (0.0, 0usize);
-            for (h, target) in eval {
-                let keep = h.len().min(order - 1);
-                let h = &h[h.len() - keep..];
-                bits -= model.prob_len(h, *target).log2();
-                if model.predict_len(h) == *target {
-                    hits += 1;
-                }
-            }
+            let bits: f64 = model.bits_per_sample(eval, order).iter().sum();
+            let hits = eval
+                .iter()
+                .filter(|(h, target)| {
+                    let keep = h.len().min(order - 1);
+                    model.predict_len(&h[h.len() - keep..]) == *target
+                })
+                .count();
             NgramBaseline {
                 order,
                 bits_per_char: bits / n,
@@ -133,7 +132,32 @@ pub fn baselines(
         .collect()
 }
 
+/// Per evaluation sample, `−log₂ P(target | history)` of the unigram … `max_order`-gram
+/// models counted on `train` (one vector per order, in sample order): the raw material of
+/// paired comparisons.
+pub fn bits_per_sample(
+    train: &[(Vec<char>, char)],
+    eval: &[(Vec<char>, char)],
+    vocabulary: &[char],
+    max_order: usize,
+) -> Vec<Vec<f64>> {
+    let model = NgramModel::train_samples(train, max_order, vocabulary);
+    (1..=max_order)
+        .map(|order| model.bits_per_sample(eval, order))
+        .collect()
+}
+
 impl NgramModel {
+    /// `−log₂ P(target | last order − 1 characters of history)` per sample.
+    fn bits_per_sample(&self, eval: &[(Vec<char>, char)], order: usize) -> Vec<f64> {
+        eval.iter()
+            .map(|(h, target)| {
+                let keep = h.len().min(order.max(1) - 1);
+                -self.prob_len(&h[h.len() - keep..], *target).log2()
+            })
+            .collect()
+    }
+
     fn predict_len(&self, h: &[char]) -> char {
         let mut best = (f64::NEG_INFINITY, ' ');
         for &c in &self.vocabulary {

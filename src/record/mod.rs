@@ -450,6 +450,67 @@ pub struct RunRecord {
     pub ensemble: Option<ensemble::EnsembleRecord>,
     /// Text data: unigram … 5-gram baselines on the test samples.
     pub ngram_baselines: Vec<crate::metrics::ngram::NgramBaseline>,
+    /// Text data: every model's `−log₂ p(target)` on every test context (paired comparisons).
+    #[serde(skip)]
+    pub context_bits: Vec<ContextBits>,
+}
+
+/// One model's `−log₂ p(target)` on each test context, in test order: a track early stopped
+/// and read out at its fitted temperature, or an n-gram baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextBits {
+    /// Column name: the track's name or `ngram<n>`.
+    pub model: String,
+    /// Characters of context the model reads.
+    pub context_chars: usize,
+    /// Bits per test context.
+    pub bits: Vec<f64>,
+}
+
+/// Contiguous blocks of the paired comparison's batch means.
+pub const PAIRED_BLOCKS: usize = 50;
+
+/// A paired comparison of two models on the same test contexts: the mean over contexts of
+/// `bits(a) − bits(b)` and the half-width of its 95 % interval. Neighbouring contexts of one
+/// text overlap and their differences are correlated, so the interval is by batch means: the
+/// contexts (in text order) are cut into [`PAIRED_BLOCKS`] contiguous blocks of equal size (the
+/// remainder dropped from the interval, not from the mean) and the interval is Student's t on
+/// the block means (49 degrees of freedom); with fewer than 2 contexts per block, on the
+/// per-context differences.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PairedBits {
+    /// Mean of bits(a) − bits(b) (negative: a is better).
+    pub mean_difference: f64,
+    /// Half-width of the 95 % interval of that mean.
+    pub ci95: f64,
+    /// Contexts compared.
+    pub n: usize,
+}
+
+impl PairedBits {
+    /// The comparison of `a` against `b` (None when their lengths differ or are empty).
+    pub fn of(a: &[f64], b: &[f64]) -> Option<PairedBits> {
+        if a.len() != b.len() || a.is_empty() {
+            return None;
+        }
+        let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        let per_block = d.len() / PAIRED_BLOCKS;
+        let ci95 = if per_block >= 2 {
+            let means: Vec<f64> = d
+                .chunks_exact(per_block)
+                .take(PAIRED_BLOCKS)
+                .map(crate::metrics::stats::mean)
+                .collect();
+            crate::metrics::stats::mean_ci95(&means).1
+        } else {
+            crate::metrics::stats::mean_ci95(&d).1
+        };
+        Some(PairedBits {
+            mean_difference: crate::metrics::stats::mean(&d),
+            ci95,
+            n: d.len(),
+        })
+    }
 }
 
 /// Text generated from a prompt by one model.
@@ -623,5 +684,33 @@ impl RunRecord {
             .iter()
             .rev()
             .find_map(|c| c.kernel.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paired_bits_uses_batch_means_of_contiguous_blocks() {
+        // 100 contexts, differences 0, 1, 0, 1, …: 50 blocks of 2, every block mean 0.5, so
+        // the mean is 0.5 and the batch-means interval has zero width (a per-context t would
+        // give ±0.1).
+        let a: Vec<f64> = (0..100).map(|i| (i % 2) as f64).collect();
+        let b = vec![0.0; 100];
+        let p = PairedBits::of(&a, &b).unwrap();
+        assert_eq!((p.mean_difference, p.ci95, p.n), (0.5, 0.0, 100));
+        // Block means 0 (first 50 contexts) and 1 (the rest): 25 blocks of each. The interval
+        // is t(0.975, 49)·s/√50 with s² = 50·0.25/49 (the block means' sample variance).
+        let a: Vec<f64> = (0..100).map(|i| if i < 50 { 0.0 } else { 1.0 }).collect();
+        let p = PairedBits::of(&a, &b).unwrap();
+        let s = (50.0 * 0.25 / 49.0f64).sqrt();
+        let t49 = 2.009575234489209; // scipy.stats.t.ppf(0.975, 49)
+        assert!((p.ci95 - t49 * s / 50f64.sqrt()).abs() < 1e-9, "{}", p.ci95);
+        // Too few contexts for blocks: the per-context t-interval.
+        let p = PairedBits::of(&[1.0, 2.0, 3.0], &[0.0; 3]).unwrap();
+        let t2 = 4.302652729911275; // scipy.stats.t.ppf(0.975, 2)
+        assert!((p.ci95 - t2 * 1.0 / 3f64.sqrt()).abs() < 1e-9);
+        assert!(PairedBits::of(&[1.0], &[]).is_none());
     }
 }

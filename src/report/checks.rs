@@ -153,7 +153,7 @@ pub fn measurements(r: &RunRecord) -> Vec<Measurement> {
         ),
         value: e.final_drift,
         theory: format!(
-            "edge of stability when the sharpness ratio stays in [{}, {}] over the last quarter of training, whatever η/η_c (Cohen et al. 2021; the late ratios are in report.json's phase); catapult when η > η_c, the loss spikes and the final sharpness ends below that band (Lewkowycz et al. 2020); otherwise lazy with drift < {}, feature learning above; the value is the final drift",
+            "edge of stability when the sharpness ratio, starting outside [{}, {}], comes into that band and stays there over the last quarter of the kernel checkpoints (at least two), whatever η/η_c (Cohen et al. 2021; the ratio uses the NTK, the Gauss–Newton part of the Hessian; the late ratios are in report.json's phase); catapult when η > η_c, the loss spikes and the final sharpness ends below that band (Lewkowycz et al. 2020); otherwise lazy with drift < {}, feature learning above; the value is the final drift",
             crate::metrics::EDGE_BAND.0,
             crate::metrics::EDGE_BAND.1,
             crate::metrics::LAZY_DRIFT
@@ -211,6 +211,34 @@ pub fn text_flags(r: &RunRecord) -> Vec<String> {
     flags
 }
 
+/// The paired comparison of the network with every other model on the same test contexts.
+fn paired_md(r: &RunRecord) -> String {
+    let rows = super::tables::paired_vs_network(r);
+    let Some((_, first)) = rows.first() else {
+        return String::new();
+    };
+    let context = r
+        .context_bits
+        .iter()
+        .find(|c| c.model == "network")
+        .map_or(0, |c| c.context_chars);
+    let mut s = format!(
+        "\nPaired on the same {} test contexts (`test_bits_per_context.csv`; every track early stopped at its fitted temperature, the network reads {context} characters): the mean over contexts of bits(network) − bits(model), with the 95 % interval of that mean by batch means (the contexts in text order cut into 50 contiguous blocks, Student's t on the block means, since neighbouring contexts overlap). Negative: the network is better.\n\n| model | characters read | network − model (bits/char) | 95 % interval |\n|---|---|---|---|\n",
+        first.n
+    );
+    for (c, p) in &rows {
+        s += &format!(
+            "| {} | {} | {:+.4} | [{:+.4}, {:+.4}] |\n",
+            c.model,
+            c.context_chars,
+            p.mean_difference,
+            p.mean_difference - p.ci95,
+            p.mean_difference + p.ci95
+        );
+    }
+    s
+}
+
 /// The report's language-model section: tracks against the n-gram baselines, and the flags.
 pub fn language_model_md(r: &RunRecord) -> String {
     if r.ngram_baselines.is_empty() {
@@ -261,6 +289,7 @@ pub fn language_model_md(r: &RunRecord) -> String {
     if early {
         s += "\nEarly stopped: each track at the checkpoint with the lowest validation cross-entropy of softmax(f/T), with the read-out temperature T fitted on the validation points at that checkpoint (temperature scaling, Guo et al. 2017); its test figures use the same T. The final columns are softmax(f) at the last step.\n";
     }
+    s += &paired_md(r);
     let flags = text_flags(r);
     if !flags.is_empty() {
         s += "\n**Flags:**\n\n";

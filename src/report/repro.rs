@@ -32,6 +32,7 @@ pub fn is_verified_file(name: &str) -> bool {
         || name == "summary.json"
         || name == "ensemble.csv"
         || name == "kernel_alignment.csv"
+        || name == "test_bits_per_context.csv"
         || name == "predictions_steps.npy"
         || name == "predictions_steps.json"
         || name == "ensemble_members.npy"

@@ -251,6 +251,9 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
                 "ngram_baselines".into(),
                 serde_json::json!(r.ngram_baselines),
             );
+            if let Some(paired) = paired_json(r) {
+                m.insert("paired_vs_network".into(), paired);
+            }
             if !r.y_val.is_empty() {
                 let ln2 = std::f64::consts::LN_2;
                 m.insert(
@@ -519,6 +522,9 @@ pub fn data_files(
     if let Some(csv) = kernel_alignment_csv(r) {
         files.push(("kernel_alignment.csv".to_string(), csv.into_bytes()));
     }
+    if let Some(csv) = context_bits_csv(r) {
+        files.push(("test_bits_per_context.csv".to_string(), csv.into_bytes()));
+    }
     files.extend(kernel_files(r));
     files
 }
@@ -593,4 +599,67 @@ pub fn has_non_finite(r: &RunRecord) -> bool {
         .outputs
         .iter()
         .any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
+}
+
+/// `test_bits_per_context.csv`: one row per test context (in test order, the rows of
+/// `predictions.csv`'s test split), `index` and each model's `−log₂ p(target)`: every track
+/// early stopped at its fitted temperature, then `ngram1` … `ngram5`.
+fn context_bits_csv(r: &RunRecord) -> Option<String> {
+    let first = r.context_bits.first()?;
+    let mut s = "index".to_string();
+    for c in &r.context_bits {
+        s += ",";
+        s += &c.model;
+    }
+    s.push('\n');
+    for i in 0..first.bits.len() {
+        s += &i.to_string();
+        for c in &r.context_bits {
+            s += ",";
+            s += &c.bits.get(i).map_or("nan".to_string(), |v| v.to_string());
+        }
+        s.push('\n');
+    }
+    Some(s)
+}
+
+/// Every model against the network on the same test contexts (see
+/// [`crate::record::PairedBits`]), with the context each model reads.
+pub fn paired_vs_network(
+    r: &RunRecord,
+) -> Vec<(&crate::record::ContextBits, crate::record::PairedBits)> {
+    let Some(net) = r
+        .context_bits
+        .iter()
+        .find(|c| c.model == Track::Network.name())
+    else {
+        return Vec::new();
+    };
+    r.context_bits
+        .iter()
+        .filter(|c| c.model != net.model)
+        .filter_map(|c| crate::record::PairedBits::of(&net.bits, &c.bits).map(|p| (c, p)))
+        .collect()
+}
+
+fn paired_json(r: &RunRecord) -> Option<serde_json::Value> {
+    let rows = paired_vs_network(r);
+    if rows.is_empty() {
+        return None;
+    }
+    Some(serde_json::Value::Object(
+        rows.into_iter()
+            .map(|(c, p)| {
+                (
+                    c.model.clone(),
+                    serde_json::json!({
+                        "context_chars": c.context_chars,
+                        "mean_difference_bits": json_f64(p.mean_difference),
+                        "ci95_bits": json_f64(p.ci95),
+                        "n_contexts": p.n,
+                    }),
+                )
+            })
+            .collect(),
+    ))
 }

@@ -239,6 +239,11 @@ pub fn tolerances(
         }
         out.insert("ensemble.csv".into(), of(names));
     }
+    if !r.context_bits.is_empty() {
+        let mut names: Vec<String> = vec!["index".into()];
+        names.extend(r.context_bits.iter().map(|c| c.model.clone()));
+        out.insert("test_bits_per_context.csv".into(), of(names));
+    }
     // summary.json keys are judged by their name like the CSV columns; these stand for the
     // kinds of keys.
     out.insert(

@@ -7,7 +7,9 @@ use crate::linalg;
 use crate::metrics;
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full};
 use crate::ntk::KernelForm;
-use crate::record::{KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs};
+use crate::record::{
+    ContextBits, KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs,
+};
 use crate::Result;
 
 use super::lockstep::Lockstep;
@@ -32,6 +34,42 @@ fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
 }
 
 impl Lockstep<'_> {
+    /// Text runs: `−log₂ p(target)` on every test context for each track (early stopped, at
+    /// its fitted temperature) and each n-gram baseline.
+    fn context_bits(&self) -> Vec<ContextBits> {
+        let (data, k) = (self.data, self.data.n_outputs);
+        let Some(text) = &data.text else {
+            return Vec::new();
+        };
+        let targets = crate::metrics::argmax_rows(&data.y_test, k);
+        let mut out: Vec<ContextBits> = self
+            .stopped_test
+            .iter()
+            .map(|s| ContextBits {
+                model: s.track.name().to_string(),
+                context_chars: text.context,
+                bits: s
+                    .test
+                    .chunks(k)
+                    .zip(&targets)
+                    .map(|(row, &c)| softmax_bits(row, s.temperature, c))
+                    .collect(),
+            })
+            .collect();
+        let ngrams = crate::metrics::ngram::bits_per_sample(
+            &text.train_histories,
+            &text.test_histories,
+            &text.vocabulary,
+            NGRAM_MAX_ORDER,
+        );
+        out.extend(ngrams.into_iter().enumerate().map(|(i, bits)| ContextBits {
+            model: format!("ngram{}", i + 1),
+            context_chars: i,
+            bits,
+        }));
+        out
+    }
+
     /// Final kernels, spectra and outputs: the record of the run.
     pub fn into_record(mut self, status: RunStatus) -> Result<RunRecord> {
         let (exp, data, init) = (self.exp, self.data, self.init);
@@ -132,6 +170,7 @@ impl Lockstep<'_> {
                     )
                 })
                 .unwrap_or_default(),
+            context_bits: self.context_bits(),
             tracks: self.tracks,
             pairs: self.pairs,
             checkpoints: self.checkpoints,
@@ -342,4 +381,17 @@ impl Lockstep<'_> {
             ensemble_gp: Vec::new(),
         })
     }
+}
+
+/// `−log₂ softmax(f/T)[c]`, computed stably (log-sum-exp).
+fn softmax_bits(f: &[f64], temperature: f64, c: usize) -> f64 {
+    let max = f
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(v / temperature));
+    let lse = max
+        + f.iter()
+            .map(|&v| (v / temperature - max).exp())
+            .sum::<f64>()
+            .ln();
+    (lse - f[c] / temperature) / std::f64::consts::LN_2
 }

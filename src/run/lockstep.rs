@@ -40,6 +40,16 @@ pub fn as_rows(values: &[f64], k: usize, per_output: bool) -> Mat<f64> {
     }
 }
 
+/// A track's test outputs at its early-stopping checkpoint so far.
+#[derive(Debug, Clone)]
+pub(super) struct StoppedTest {
+    pub(super) track: Track,
+    pub(super) val_xent: f64,
+    pub(super) temperature: f64,
+    /// Test outputs, row-major `n_test × K`.
+    pub(super) test: Vec<f64>,
+}
+
 /// Whether the twin and the empirical-kernel track use the output-averaged kernel
 /// `Θ0_avg ⊗ I_K` (an approximation of the linearization when K > 1).
 pub fn averaged_kernel(exp: &Experiment, k: usize) -> bool {
@@ -169,6 +179,10 @@ pub struct Lockstep<'a> {
     pub(super) last_probe: Mat<f64>,
     /// Every track's predictions at the last checkpoint.
     pub(super) last_preds: Option<PerTrack<Vec<f64>>>,
+    /// Text runs: per track, its test outputs at its early-stopping checkpoint so far (the
+    /// least calibrated validation cross-entropy, the earliest of ties, as
+    /// [`crate::record::RunRecord::early_stop`]) and the fitted temperature.
+    pub(super) stopped_test: Vec<StoppedTest>,
     /// λ_max of the full training kernel at θ0 (the one η_c comes from).
     lambda_max0: f64,
     /// Spectral norms of the initial weight matrices (computed at the first kernel checkpoint
@@ -360,6 +374,7 @@ impl<'a> Lockstep<'a> {
             prediction_steps: Vec::new(),
             last_probe: init.theta0_probe.clone(),
             last_preds: None,
+            stopped_test: Vec::new(),
             lambda_max0,
             spectral0: None,
             sens_g0: None,
@@ -514,6 +529,11 @@ impl<'a> Lockstep<'a> {
                 self.saved_kernels.extend(saved);
             }
         }
+        if self.data.text.is_some() {
+            if let Some(cl) = &ck.classification {
+                self.keep_stopped_test(cl, &preds, &sl);
+            }
+        }
         self.checkpoints.push(ck);
         if self.exp.outputs.predictions == crate::config::Predictions::Checkpoints && !self.member {
             self.prediction_steps.push((step, preds.clone()));
@@ -527,6 +547,37 @@ impl<'a> Lockstep<'a> {
         }
         self.last_preds = Some(preds);
         Ok(())
+    }
+
+    /// Keeps each track's test outputs where its calibrated validation cross-entropy is the
+    /// lowest so far.
+    fn keep_stopped_test(&mut self, cl: &ClassCheckpoint, preds: &PerTrack<Vec<f64>>, sl: &Slices) {
+        for (t, v) in preds.iter() {
+            let (Some(temperature), Some(val_xent)) = (
+                cl.temperature.get(t).copied().flatten(),
+                cl.val_xent_calibrated.get(t).copied().flatten(),
+            ) else {
+                continue;
+            };
+            let test = v[sl.test.clone()].to_vec();
+            match self.stopped_test.iter_mut().find(|s| s.track == t) {
+                Some(s) if val_xent < s.val_xent => {
+                    *s = StoppedTest {
+                        track: t,
+                        val_xent,
+                        temperature,
+                        test,
+                    };
+                }
+                Some(_) => {}
+                None => self.stopped_test.push(StoppedTest {
+                    track: t,
+                    val_xent,
+                    temperature,
+                    test,
+                }),
+            }
+        }
     }
 
     fn class_checkpoint(&self, preds: &PerTrack<Vec<f64>>, sl: &Slices) -> ClassCheckpoint {

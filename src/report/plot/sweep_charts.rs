@@ -223,6 +223,16 @@ fn mean_curve(
     fig: &str,
     keep: &dyn Fn(&SweepRow) -> bool,
 ) -> MeansWithIntervals {
+    mean_curve_of(rows, x_key, &|r| r.figure(fig), keep)
+}
+
+/// [`mean_curve`] of a value computed from each row.
+fn mean_curve_of(
+    rows: &[SweepRow],
+    x_key: &str,
+    value: &dyn Fn(&SweepRow) -> f64,
+    keep: &dyn Fn(&SweepRow) -> bool,
+) -> MeansWithIntervals {
     let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(x_key)).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
@@ -232,7 +242,7 @@ fn mean_curve(
             let v: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.value_f64(x_key) == Some(x) && keep(r))
-                .map(|r| r.figure(fig))
+                .map(value)
                 .filter(|v| v.is_finite())
                 .collect();
             let (m, h) = mean_ci95(&v);
@@ -281,16 +291,22 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
     for t in Track::ALL {
         let (m, e) = curve(&format!("{}_{bits_figure}", t.name()));
         if !m.is_empty() {
+            let label = match t {
+                Track::KernelAnalytic => {
+                    "kernel_analytic (infinite-width NTK regression)".to_string()
+                }
+                _ => t.name().to_string(),
+            };
             bits.push(
-                Series::line(t.name(), m, track_color(t))
+                Series::line(label, m, track_color(t))
                     .markers()
                     .with_errors(e),
             );
         }
     }
     for (order, color) in [
-        (1, RGBColor(150, 150, 150)),
-        (3, RGBColor(90, 90, 90)),
+        (1, RGBColor(160, 160, 160)),
+        (3, RGBColor(140, 86, 75)),
         (4, RGBColor(0, 0, 0)),
     ] {
         let (m, _) = curve(&format!("ngram{order}_test_bits_per_char"));
@@ -330,16 +346,36 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
         .log_x()
         .with_series(bits),
         LineChart::new(
-            "network − linearized twin (final step, T = 1)",
+            "network − linearized twin, test bits/char",
             "width n (log scale)",
             "test bits/char gap",
         )
         .log_x()
-        .with_series(single(
-            "bits_gap_network_linearized",
-            "bits(network) − bits(twin)",
-            PALETTE[0],
-        )),
+        .with_series({
+            let mut gap = single(
+                "bits_gap_network_linearized",
+                "final step, T = 1",
+                PALETTE[0],
+            );
+            if early {
+                let twin_name = twin.to_string();
+                let (m, e) = mean_curve_of(
+                    rows,
+                    width_key,
+                    &|r| {
+                        r.figure("network_early_stopped_test_bits_per_char")
+                            - r.figure(&format!("{twin_name}_early_stopped_test_bits_per_char"))
+                    },
+                    &all,
+                );
+                gap.push(
+                    Series::line("each early stopped, calibrated", m, PALETTE[1])
+                        .markers()
+                        .with_errors(e),
+                );
+            }
+            gap
+        }),
         LineChart::new(
             "same predicted character (final step)",
             "width n (log scale)",
