@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
-RUNS = {"mlp": "results/digits/20261205T014420Z-seed0",
+RUNS = {"mlp": "results/digits/20261205T022427Z-seed0",
         "cnn": "results/digits_cnn/20261203T201256Z-seed0"}
 W, B = np.sqrt(2.0), 0.1
 
