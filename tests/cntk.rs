@@ -60,6 +60,58 @@ fn images(cfg: &ConvKernelConfig) -> (Vec<f64>, Vec<f64>) {
     (x1, x2)
 }
 
+/// The configuration of one fixture case: each key from the case, or from the file's top level
+/// (the product fixture keeps the shared sizes there); `bias` defaults to true.
+fn case_config(doc: &serde_json::Value, case: &serde_json::Value) -> ConvKernelConfig {
+    let get = |k: &str| case.get(k).unwrap_or(&doc[k]);
+    let n = |k: &str| get(k).as_u64().unwrap() as usize;
+    let s = |k: &str| get(k).as_str().unwrap().to_string();
+    let mut cfg = base();
+    cfg.image = Spatial {
+        height: n("height"),
+        width: n("width"),
+    };
+    cfg.channels = n("channels");
+    cfg.conv_channels = n("conv_channels");
+    cfg.filter = n("filter");
+    cfg.depth = n("depth");
+    cfg.padding = if s("padding") == "same" {
+        Padding::Same
+    } else {
+        Padding::Valid
+    };
+    cfg.readout = if s("readout") == "flatten" {
+        Readout::Flatten
+    } else {
+        Readout::GlobalAvgPool
+    };
+    cfg.activation = activation(&s("activation"));
+    cfg.w_std = get("w_std").as_f64().unwrap();
+    cfg.b_std = get("b_std").as_f64().unwrap();
+    cfg.bias = case.get("bias").is_none_or(|b| b.as_bool().unwrap());
+    cfg.parametrization = if s("parametrization") == "ntk" {
+        Parametrization::Ntk
+    } else {
+        Parametrization::Standard
+    };
+    cfg
+}
+
+/// The activation of a fixture's name (neural-tangents' stax layer names).
+fn activation(name: &str) -> Activation {
+    match name {
+        "relu" => Activation::Relu,
+        "leaky_relu_0.1" => Activation::LeakyRelu { alpha: 0.1 },
+        "abs" => Activation::Abs,
+        "erf" => Activation::Erf,
+        "gelu" => Activation::Gelu,
+        "sin" => Activation::Sin,
+        "cos" => Activation::Cos,
+        "identity" => Activation::Identity,
+        a => panic!("{a}"),
+    }
+}
+
 /// Max |a − b| over max |b|.
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -367,39 +419,7 @@ fn kernels_equal_neural_tangents() {
     assert!(cases.len() >= 20);
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        let n = |k: &str| c[k].as_u64().unwrap() as usize;
-        let mut cfg = base();
-        cfg.image = Spatial {
-            height: n("height"),
-            width: n("width"),
-        };
-        cfg.channels = n("channels");
-        cfg.conv_channels = n("conv_channels");
-        cfg.filter = n("filter");
-        cfg.depth = n("depth");
-        cfg.padding = match c["padding"].as_str().unwrap() {
-            "same" => Padding::Same,
-            _ => Padding::Valid,
-        };
-        cfg.readout = match c["readout"].as_str().unwrap() {
-            "flatten" => Readout::Flatten,
-            _ => Readout::GlobalAvgPool,
-        };
-        cfg.activation = match c["activation"].as_str().unwrap() {
-            "relu" => Activation::Relu,
-            "erf" => Activation::Erf,
-            "gelu" => Activation::Gelu,
-            "abs" => Activation::Abs,
-            "sin" => Activation::Sin,
-            "leaky_relu_0.1" => Activation::LeakyRelu { alpha: 0.1 },
-            a => panic!("{a}"),
-        };
-        cfg.w_std = c["w_std"].as_f64().unwrap();
-        cfg.b_std = c["b_std"].as_f64().unwrap();
-        cfg.parametrization = match c["parametrization"].as_str().unwrap() {
-            "ntk" => Parametrization::Ntk,
-            _ => Parametrization::Standard,
-        };
+        let cfg = case_config(&doc, c);
         // neural-tangents' own round-off on self-pairs of ReLU-type nets with C ≥ 2 (its input
         // covariance's diagonal and its variances differ by an ulp; sqrt(qq' − K²) turns that
         // into ~1e-10): those entries are compared at 1e-8 (tests/data/cntk_conventions.md §7).
@@ -451,50 +471,12 @@ fn kernels_equal_neural_tangents_over_the_product_of_the_conv_keys() {
         .join("tests/data/cntk_product_reference.json");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let n = |k: &str| doc[k].as_u64().unwrap() as usize;
     let cases = doc["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 576);
     let mut failures = Vec::new();
     for c in cases {
         let s = |k: &str| c[k].as_str().unwrap().to_string();
-        let mut cfg = base();
-        cfg.image = Spatial {
-            height: n("height"),
-            width: n("width"),
-        };
-        cfg.channels = n("channels");
-        cfg.conv_channels = n("conv_channels");
-        cfg.filter = n("filter");
-        cfg.w_std = doc["w_std"].as_f64().unwrap();
-        cfg.depth = c["depth"].as_u64().unwrap() as usize;
-        cfg.padding = if s("padding") == "same" {
-            Padding::Same
-        } else {
-            Padding::Valid
-        };
-        cfg.readout = if s("readout") == "flatten" {
-            Readout::Flatten
-        } else {
-            Readout::GlobalAvgPool
-        };
-        cfg.activation = match s("activation").as_str() {
-            "relu" => Activation::Relu,
-            "leaky_relu_0.1" => Activation::LeakyRelu { alpha: 0.1 },
-            "abs" => Activation::Abs,
-            "erf" => Activation::Erf,
-            "gelu" => Activation::Gelu,
-            "sin" => Activation::Sin,
-            "cos" => Activation::Cos,
-            "identity" => Activation::Identity,
-            a => panic!("{a}"),
-        };
-        cfg.parametrization = if s("parametrization") == "ntk" {
-            Parametrization::Ntk
-        } else {
-            Parametrization::Standard
-        };
-        cfg.bias = c["bias"].as_bool().unwrap();
-        cfg.b_std = c["b_std"].as_f64().unwrap();
+        let cfg = case_config(&doc, c);
         let label = format!(
             "{} depth {} {} {} {} bias {} b_std {}",
             s("activation"),

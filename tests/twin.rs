@@ -46,6 +46,19 @@ fn twin_gap(text: &str) -> f64 {
     diff / scale
 }
 
+/// The first 30 rows of the digits file with labels 0, 1 or 2, as `d.csv` in `dir`.
+fn three_digit_classes(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = std::fs::read_to_string("experiments/data/digits.csv").unwrap();
+    let mut lines = src.lines();
+    let header = lines.next().unwrap();
+    let label = header.split(',').position(|h| h == "label").unwrap();
+    let rows: Vec<&str> = lines
+        .filter(|l| l.split(',').nth(label).unwrap().parse::<f64>().unwrap() < 3.0)
+        .take(30)
+        .collect();
+    common::write(dir, "d.csv", &format!("{header}\n{}\n", rows.join("\n")))
+}
+
 fn sine(extra_model: &str, extra_training: &str) -> String {
     format!(
         "[experiment]\nname = \"t\"\nseed = 4\n[data]\nkind = \"sine\"\nn_train = 12\nn_test = 9\n[model]\nwidth = 48\ndepth = 2\nprecision = \"f64\"\nb_std = 0.5\n{extra_model}\n[training]\nlr_scale = 0.7\nsteps = 40\n{extra_training}\n[kernel]\nsolutions = []\n[logging]\nevery = 10\nkernel_every = 20\n"
@@ -83,22 +96,7 @@ fn parameter_and_function_twins_agree_in_f64() {
 fn parameter_twin_matches_with_cross_entropy_and_several_outputs() {
     // Three classes from the digits file (a few rows), one-hot, full multi-output kernel.
     let tmp = tempfile::tempdir().unwrap();
-    let src = std::fs::read_to_string("experiments/data/digits.csv").unwrap();
-    let mut lines = src.lines();
-    let header = lines.next().unwrap();
-    let label = header.split(',').position(|h| h == "label").unwrap();
-    let rows: Vec<&str> = lines
-        .filter(|l| {
-            let v: f64 = l.split(',').nth(label).unwrap().parse().unwrap();
-            v < 3.0
-        })
-        .take(30)
-        .collect();
-    let csv = common::write(
-        tmp.path(),
-        "d.csv",
-        &format!("{header}\n{}\n", rows.join("\n")),
-    );
+    let csv = three_digit_classes(tmp.path());
     for (loss, extra) in [
         ("mse", ""),
         ("cross_entropy", "batch_size = 8\nmomentum = 0.5\n"),
@@ -139,19 +137,7 @@ fn auto_keeps_small_twins_in_function_space_and_the_choice_is_recorded_only_when
 #[test]
 fn parameter_twin_beside_the_output_averaged_empirical_kernel_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = std::fs::read_to_string("experiments/data/digits.csv").unwrap();
-    let mut lines = src.lines();
-    let header = lines.next().unwrap();
-    let label = header.split(',').position(|h| h == "label").unwrap();
-    let rows: Vec<&str> = lines
-        .filter(|l| l.split(',').nth(label).unwrap().parse::<f64>().unwrap() < 3.0)
-        .take(30)
-        .collect();
-    let csv = common::write(
-        tmp.path(),
-        "d.csv",
-        &format!("{header}\n{}\n", rows.join("\n")),
-    );
+    let csv = three_digit_classes(tmp.path());
     let text = format!(
         "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\ntest_fraction = 0.3\n[model]\nwidth = 32\n[training]\nlr_scale = 0.5\nsteps = 20\n[kernel]\nsolutions = [\"empirical\"]\nform = \"trace\"\n[logging]\nevery = 5\nkernel_every = 10\n",
         csv.display()
