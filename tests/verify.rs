@@ -71,7 +71,7 @@ fn verify_checks_integrity_reproduces_and_compares() {
         "{out}"
     );
     assert!(
-        out.contains("network_train_loss") && out.contains("within the recorded tolerances"),
+        out.contains("network_train_loss") && out.contains("within the tolerances this build sets"),
         "{out}"
     );
     // … and beyond it (f32 tolerance 1e-3 relative)
@@ -165,4 +165,94 @@ fn outputs_do_not_depend_on_the_thread_count() {
             );
         }
     }
+}
+
+/// A directory cannot talk `--verify` into passing: what it should hold and how closely come
+/// from the config and this binary, and its own report.json and report.md are re-derived and
+/// compared. Each forgery is named.
+#[test]
+fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
+    let verify = |dir: &Path| {
+        let o = run_bin(&["--verify", dir.to_str().unwrap(), "--quiet"]);
+        (o.status.code(), stdout(&o))
+    };
+    let fresh = |name: &str| {
+        let run = tmp.path().join(name);
+        assert!(run_into(&cfg, &run).status.success());
+        run
+    };
+    // 1. loss × 10 with its hash updated, another CPU recorded, every tolerance widened
+    let run = fresh("wide");
+    perturb_loss(&run, 10.0);
+    edit_report(&run, |v| {
+        v["fingerprint"]["cpu"] = serde_json::json!("Some Other CPU");
+        for (_, file) in v["tolerances"].as_object_mut().unwrap().iter_mut() {
+            for (_, t) in file.as_object_mut().unwrap().iter_mut() {
+                *t = serde_json::json!({"rtol": 1e300, "atol": 1e300});
+            }
+        }
+    });
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("MISMATCH         metrics.csv"), "{out}");
+    assert!(
+        out.contains("MISMATCH         report.json") && out.contains("tolerance policy"),
+        "{out}"
+    );
+    // 2. a file and its hash entry deleted
+    let run = fresh("deleted");
+    std::fs::remove_file(run.join("predictions.csv")).unwrap();
+    edit_report(&run, |v| {
+        v["files_sha256"]
+            .as_object_mut()
+            .unwrap()
+            .remove("predictions.csv");
+    });
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("MISMATCH         predictions.csv")
+            && out.contains("missing from the run directory"),
+        "{out}"
+    );
+    // 3. report.md edited
+    let run = fresh("md");
+    let p = run.join("report.md");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        text.replacen("**Completed**", "**Completed, verified by hand**", 1),
+    )
+    .unwrap();
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("MISMATCH         report.md"), "{out}");
+    // 4. status and seed in report.json edited
+    for (name, key, value) in [
+        ("status", "status", serde_json::json!("verified")),
+        ("seed", "seed", serde_json::json!(7)),
+    ] {
+        let run = fresh(name);
+        edit_report(&run, |v| v[key] = value.clone());
+        let (code, out) = verify(&run);
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(
+            out.contains("MISMATCH         report.json"),
+            "{name}: {out}"
+        );
+    }
+    // 5. an extra verified-kind file the config does not write
+    let run = fresh("extra");
+    std::fs::write(run.join("kernels/forged.npy"), b"x").unwrap_or_else(|_| {
+        std::fs::create_dir_all(run.join("kernels")).unwrap();
+        std::fs::write(run.join("kernels/forged.npy"), b"x").unwrap();
+    });
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("kernels/forged.npy") && out.contains("not written by this config"),
+        "{out}"
+    );
 }

@@ -640,7 +640,7 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
         } else if out.bitwise() {
             "reproduced: bitwise identical"
         } else {
-            "reproduced: within the recorded tolerances"
+            "reproduced: within the tolerances this build sets for the config (the same as recorded)"
         }
     );
     Ok(if out.ok() {

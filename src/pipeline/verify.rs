@@ -1,9 +1,13 @@
 //! `--verify RUN_DIR`: (1) integrity — every file on disk against the hashes recorded in
 //! `report.json`; (2) reproduction — the recorded config re-run into a temporary directory;
-//! (3) comparison — bitwise where the recorded machine fingerprint matches this machine's,
-//! numerically within the recorded tolerances otherwise.
+//! (3) comparison — of every deterministic file the reproduction wrote or the directory holds
+//! (a file missing on either side fails), of `report.json` and `report.md` without their
+//! wall times, machine fields and paths, and of the recorded tolerances with this binary's:
+//! bitwise where the recorded machine fingerprint matches this machine's, numerically within
+//! this binary's tolerances for the config otherwise. The directory's description of itself
+//! is compared, never believed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config;
@@ -11,6 +15,7 @@ use crate::report::repro;
 use crate::report::verify::{
     compare_file, integrity, network_rtol, Fingerprint, Integrity, Verdict,
 };
+use crate::report::verify_report as report_check;
 use crate::run::RunOptions;
 use crate::{Error, Result};
 
@@ -50,6 +55,24 @@ impl VerifyOutcome {
     pub fn bitwise(&self) -> bool {
         self.files.iter().all(|(_, v)| *v == Verdict::Identical)
     }
+}
+
+/// The files of `dir` that `--verify` compares (deterministic outputs), with `kernels/…`.
+fn verified_files(dir: &Path) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, prefix)) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+            let e = e.map_err(|e| Error::io(&d, e))?;
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            if e.path().is_dir() {
+                stack.push((e.path(), format!("{name}/")));
+            } else if repro::is_verified_file(&name) {
+                out.insert(name);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A temporary directory removed when dropped (also on errors and interruption).
@@ -94,10 +117,6 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         .get("fingerprint")
         .and_then(|f| serde_json::from_value(f.clone()).ok());
     let bitwise_expected = then.as_ref() == Some(&here);
-    let tolerances = report
-        .get("tolerances")
-        .and_then(|t| serde_json::from_value(t.clone()).ok())
-        .unwrap_or_default();
     let tmp = TempDir(std::env::temp_dir().join(format!(
         "ntk-verify-{}-{}",
         std::process::id(),
@@ -105,8 +124,15 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     )));
     let (record, _) = super::run_into(&exp, Some(&tmp.0), opts)?;
     let interrupted = record.status == crate::record::RunStatus::Interrupted;
+    // What the directory should hold and how closely is what this binary says for this
+    // config: the files the reproduction wrote, and this binary's tolerance policy; the
+    // directory's own report.json is compared, never believed.
+    let tolerances = crate::report::verify::tolerances(&record, &exp);
+    let rtol = network_rtol(exp.model.precision);
+    let mut names: BTreeSet<String> = verified_files(dir)?;
+    names.extend(verified_files(&tmp.0)?);
     let mut files = Vec::new();
-    for name in recorded.keys().filter(|n| repro::is_verified_file(n)) {
+    for name in &names {
         if name == "config.toml" {
             files.push((name.clone(), same_config(dir, &tmp.0)));
             continue;
@@ -115,19 +141,24 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
             std::fs::read(dir.join(name)),
             std::fs::read(tmp.0.join(name)),
         ) {
-            (Ok(a), Ok(b)) => compare_file(
-                name,
-                &a,
-                &b,
-                &tolerances,
-                network_rtol(exp.model.precision),
-                bitwise_expected,
+            (Ok(a), Ok(b)) => compare_file(name, &a, &b, &tolerances, rtol, bitwise_expected),
+            (Err(_), _) => {
+                Verdict::Mismatch("missing from the run directory (this config writes it)".into())
+            }
+            (_, Err(_)) => Verdict::Mismatch(
+                "not written by this config and build: a file the run did not produce".into(),
             ),
-            (Err(_), _) => Verdict::Mismatch("missing from the run directory".into()),
-            (_, Err(_)) => Verdict::Mismatch("not produced by the reproduction".into()),
         };
         files.push((name.clone(), verdict));
     }
+    files.push((
+        "report.json".into(),
+        report_check::compare_report_json(dir, &tmp.0, &tolerances, rtol, bitwise_expected),
+    ));
+    files.push((
+        "report.md".into(),
+        report_check::compare_report_md(dir, &tmp.0, bitwise_expected),
+    ));
     Ok(VerifyOutcome {
         integrity,
         bitwise_expected,

@@ -11,6 +11,7 @@ pub mod repro;
 pub mod sweep;
 pub mod tables;
 pub mod verify;
+pub mod verify_report;
 
 use std::path::Path;
 

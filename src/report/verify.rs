@@ -366,7 +366,7 @@ pub fn integrity(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<Inte
 pub enum Verdict {
     /// Byte for byte (for `summary.json`: every value, wall times aside).
     Identical,
-    /// Numerically within the recorded tolerances.
+    /// Numerically within the tolerances.
     WithinTolerance(Worst),
     /// Not reproduced.
     Mismatch(String),
@@ -629,7 +629,7 @@ pub fn compare_npy(a: &[u8], b: &[u8], tol: Tolerance) -> Verdict {
 }
 
 /// Compares a reproduced file with the recorded one: bitwise when `bitwise` (same
-/// fingerprint), else numerically with the recorded tolerances.
+/// fingerprint), else numerically with the given tolerances (this build's policy for the config).
 pub fn compare_file(
     name: &str,
     recorded: &[u8],
