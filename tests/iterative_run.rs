@@ -81,19 +81,6 @@ dir = "{}"
     )
 }
 
-/// `predictions.csv` as rows of cells.
-fn predictions(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().split(',').map(String::from).collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect(),
-    )
-}
-
 fn column(h: &[String], name: &str) -> usize {
     h.iter()
         .position(|c| c == name)
@@ -125,8 +112,8 @@ fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported
         ),
     );
     // Training is the same computation on both paths.
-    let (he, pe) = predictions(&exact);
-    let (hi, pi) = predictions(&iterative);
+    let (he, pe) = common::read_csv(&exact.join("predictions.csv"));
+    let (hi, pi) = common::read_csv(&iterative.join("predictions.csv"));
     assert_eq!(he, hi);
     for track in ["network", "linearized"] {
         let (ce, ci) = (column(&he, track), column(&hi, track));

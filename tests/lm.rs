@@ -198,18 +198,6 @@ fn refused_kernel_subset_and_validation_configs() {
     );
 }
 
-fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let head = lines.next().unwrap().split(',').map(String::from).collect();
-    (
-        head,
-        lines
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect(),
-    )
-}
-
 #[test]
 fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
@@ -235,7 +223,7 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
         summary["learning_rate"].as_f64().unwrap(),
         summary["critical_learning_rate"].as_f64().unwrap(),
     );
-    let (head, rows) = read_csv(&out.join("metrics.csv"));
+    let (head, rows) = common::read_csv(&out.join("metrics.csv"));
     let col = |name: &str| {
         head.iter()
             .position(|h| h == name)
@@ -247,7 +235,7 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let sharp0: f64 = rows[0][col("sharpness_ratio")].parse().unwrap();
     assert!((sharp0 - eta / eta_c).abs() < 1e-9 * sharp0.max(1e-300));
     // Train figures are on the subset: predictions.csv holds its 40 training rows per output.
-    let (phead, prow) = read_csv(&out.join("predictions.csv"));
+    let (phead, prow) = common::read_csv(&out.join("predictions.csv"));
     let split = phead.iter().position(|h| h == "split").unwrap();
     let train_rows = prow.iter().filter(|r| r[split] == "train").count();
     assert_eq!(train_rows as f64, 40.0 * k);
@@ -295,7 +283,7 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     // Per-context bits: one row per test context; each track's mean is its early-stopped test
     // bits/char and each n-gram column's mean its baseline (computed by other code: the
     // cross-entropy over all contexts, the baseline's own sum).
-    let (bhead, brows) = read_csv(&out.join("test_bits_per_context.csv"));
+    let (bhead, brows) = common::read_csv(&out.join("test_bits_per_context.csv"));
     assert_eq!(brows.len(), 40);
     let mean = |name: &str| -> f64 {
         let c = bhead.iter().position(|h| h == name).unwrap();

@@ -334,18 +334,6 @@ fn saved_conv_parameters_are_hwio_and_reproduce_the_network_in_an_independent_fo
     );
 }
 
-fn csv_columns(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().split(',').map(String::from).collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect(),
-    )
-}
-
 #[test]
 fn predictions_at_every_checkpoint_give_back_the_logged_losses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -367,8 +355,8 @@ fn predictions_at_every_checkpoint_give_back_the_logged_losses() {
     assert_eq!(shape, vec![7, tracks.len(), n_points, 1]);
     assert_eq!(index["points"]["train"], serde_json::json!([0, 8]));
     // L = ½ · mean (f − y)² on the training points, per track and checkpoint, against metrics.csv.
-    let (mh, rows) = csv_columns(&run.join("metrics.csv"));
-    let (ph, prow) = csv_columns(&run.join("predictions.csv"));
+    let (mh, rows) = common::read_csv(&run.join("metrics.csv"));
+    let (ph, prow) = common::read_csv(&run.join("predictions.csv"));
     let col = |h: &[String], n: &str| h.iter().position(|c| c == n).unwrap();
     let y: Vec<f64> = prow
         .iter()
@@ -415,7 +403,7 @@ fn ensemble_members_average_to_the_recorded_ensemble_mean() {
     let index = common::read_json(&run.join("ensemble_members.json"));
     let (shape, values) = read(&run.join("ensemble_members.npy"));
     assert_eq!(shape[1..], [4, 12, 1]);
-    let (h, rows) = csv_columns(&run.join("ensemble.csv"));
+    let (h, rows) = common::read_csv(&run.join("ensemble.csv"));
     let test: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "test").collect();
     for (ti, t) in index["tracks"].as_array().unwrap().iter().enumerate() {
         let t = t.as_str().unwrap();
@@ -462,11 +450,11 @@ fn width_sweeps_carry_the_final_alignments_of_their_points() {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let (h, rows) = csv_columns(&out.join("sweep.csv"));
+    let (h, rows) = common::read_csv(&out.join("sweep.csv"));
     let col = |n: &str| h.iter().position(|c| c == n).unwrap();
     for r in &rows {
         let dir = out.join(r[col("run_dir")].trim_matches('"'));
-        let (_, ka) = csv_columns(&dir.join("kernel_alignment.csv"));
+        let (_, ka) = common::read_csv(&dir.join("kernel_alignment.csv"));
         let (first, last) = (&ka[0], &ka[ka.len() - 1]);
         let num = |s: &str| s.parse::<f64>().unwrap();
         assert_eq!(num(&r[col("ntk_cka_distance")]), 1.0 - num(&last[3]));

@@ -157,20 +157,24 @@ pub fn cross_entropy(f: &[f64], y: &[f64], k: usize) -> Option<f64> {
         return None;
     }
     let n = (f.len() / k) as f64;
-    Some(
-        f.chunks(k)
-            .zip(y.chunks(k))
-            .map(|(fa, ya)| {
-                let m = fa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let lse = m + fa.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-                ya.iter()
-                    .zip(fa)
-                    .map(|(yk, fk)| -yk * (fk - lse))
-                    .sum::<f64>()
-            })
+    Some(cross_entropy_rows(f, y, k).sum::<f64>() / n)
+}
+
+/// The softmax cross-entropy (nats) of each row of row-major `n × K` outputs against its
+/// targets.
+pub fn cross_entropy_per_row(f: &[f64], y: &[f64], k: usize) -> Vec<f64> {
+    cross_entropy_rows(f, y, k).collect()
+}
+
+fn cross_entropy_rows<'a>(f: &'a [f64], y: &'a [f64], k: usize) -> impl Iterator<Item = f64> + 'a {
+    f.chunks(k).zip(y.chunks(k)).map(|(fa, ya)| {
+        let m = fa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + fa.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        ya.iter()
+            .zip(fa)
+            .map(|(yk, fk)| -yk * (fk - lse))
             .sum::<f64>()
-            / n,
-    )
+    })
 }
 
 #[cfg(test)]

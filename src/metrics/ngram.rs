@@ -104,18 +104,20 @@ pub struct NgramBaseline {
 }
 
 /// Unigram … `max_order`-gram baselines counted on the `(history, target)` training samples
-/// and evaluated on the `(history, target)` test samples.
-pub fn baselines(
+/// and evaluated on the `(history, target)` test samples, with every sample's
+/// `−log₂ P(target | history)` per order (the raw material of paired comparisons; the
+/// baseline's bits per character is their mean).
+pub fn evaluate(
     train: &[(Vec<char>, char)],
     eval: &[(Vec<char>, char)],
     vocabulary: &[char],
     max_order: usize,
-) -> Vec<NgramBaseline> {
+) -> (Vec<NgramBaseline>, Vec<Vec<f64>>) {
     let model = NgramModel::train_samples(train, max_order, vocabulary);
+    let n = eval.len().max(1) as f64;
     (1..=max_order)
         .map(|order| {
-            let n = eval.len().max(1) as f64;
-            let bits: f64 = model.bits_per_sample(eval, order).iter().sum();
+            let bits = model.bits_per_sample(eval, order);
             let hits = eval
                 .iter()
                 .filter(|(h, target)| {
@@ -123,28 +125,14 @@ pub fn baselines(
                     model.predict_len(&h[h.len() - keep..]) == *target
                 })
                 .count();
-            NgramBaseline {
+            let baseline = NgramBaseline {
                 order,
-                bits_per_char: bits / n,
+                bits_per_char: bits.iter().sum::<f64>() / n,
                 accuracy: hits as f64 / n,
-            }
+            };
+            (baseline, bits)
         })
-        .collect()
-}
-
-/// Per evaluation sample, `−log₂ P(target | history)` of the unigram … `max_order`-gram
-/// models counted on `train` (one vector per order, in sample order): the raw material of
-/// paired comparisons.
-pub fn bits_per_sample(
-    train: &[(Vec<char>, char)],
-    eval: &[(Vec<char>, char)],
-    vocabulary: &[char],
-    max_order: usize,
-) -> Vec<Vec<f64>> {
-    let model = NgramModel::train_samples(train, max_order, vocabulary);
-    (1..=max_order)
-        .map(|order| model.bits_per_sample(eval, order))
-        .collect()
+        .unzip()
 }
 
 impl NgramModel {
@@ -200,7 +188,7 @@ mod tests {
         let samples: Vec<(Vec<char>, char)> = (0..text.len())
             .map(|i| (text[i.saturating_sub(1)..i].to_vec(), text[i]))
             .collect();
-        let b = baselines(&samples, &eval, &vocab, 2);
+        let (b, _) = evaluate(&samples, &eval, &vocab, 2);
         assert!((b[0].bits_per_char + (4.0f64 / 9.0).log2()).abs() < 1e-14);
         assert!((b[1].bits_per_char + (22.0f64 / 27.0).log2()).abs() < 1e-14);
         // Unigram argmax: a and b tie at 4/9, the first in vocabulary order wins (a ≠ b).

@@ -59,20 +59,12 @@ impl VerifyOutcome {
 
 /// The files of `dir` that `--verify` compares (deterministic outputs), with `kernels/…`.
 fn verified_files(dir: &Path) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, prefix)) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
-            let e = e.map_err(|e| Error::io(&d, e))?;
-            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
-            if e.path().is_dir() {
-                stack.push((e.path(), format!("{name}/")));
-            } else if repro::is_verified_file(&name) {
-                out.insert(name);
-            }
-        }
-    }
-    Ok(out)
+    let mut all = Vec::new();
+    crate::report::verify::list_files(dir, "", &mut all)?;
+    Ok(all
+        .into_iter()
+        .filter(|n| repro::is_verified_file(n))
+        .collect())
 }
 
 /// A temporary directory removed when dropped (also on errors and interruption).

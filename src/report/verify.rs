@@ -329,7 +329,8 @@ impl Integrity {
     }
 }
 
-fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+/// Every file below `dir`, as paths relative to it (`kernels/…`).
+pub fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let e = e.map_err(|e| Error::io(dir, e))?;
         let name = format!("{prefix}{}", e.file_name().to_string_lossy());

@@ -5,6 +5,7 @@ use faer::Mat;
 
 use crate::linalg;
 use crate::metrics;
+use crate::metrics::ngram::NgramBaseline;
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full};
 use crate::ntk::KernelForm;
 use crate::record::{
@@ -34,40 +35,40 @@ fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
 }
 
 impl Lockstep<'_> {
-    /// Text runs: `−log₂ p(target)` on every test context for each track (early stopped, at
-    /// its fitted temperature) and each n-gram baseline.
-    fn context_bits(&self) -> Vec<ContextBits> {
+    /// Text runs: the n-gram baselines, and `−log₂ p(target)` on every test context for each
+    /// track (early stopped, at its fitted temperature) and each n-gram order.
+    fn text_evaluation(&self) -> (Vec<NgramBaseline>, Vec<ContextBits>) {
         let (data, k) = (self.data, self.data.n_outputs);
         let Some(text) = &data.text else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        let targets = crate::metrics::argmax_rows(&data.y_test, k);
-        let mut out: Vec<ContextBits> = self
+        let mut bits: Vec<ContextBits> = self
             .stopped_test
             .iter()
-            .map(|s| ContextBits {
-                model: s.track.name().to_string(),
-                context_chars: text.context,
-                bits: s
-                    .test
-                    .chunks(k)
-                    .zip(&targets)
-                    .map(|(row, &c)| softmax_bits(row, s.temperature, c))
-                    .collect(),
+            .map(|s| {
+                let scaled: Vec<f64> = s.test.iter().map(|v| v / s.temperature).collect();
+                ContextBits {
+                    model: s.track.name().to_string(),
+                    context_chars: text.context,
+                    bits: crate::dynamics::cross_entropy_per_row(&scaled, &data.y_test, k)
+                        .into_iter()
+                        .map(|nats| nats / std::f64::consts::LN_2)
+                        .collect(),
+                }
             })
             .collect();
-        let ngrams = crate::metrics::ngram::bits_per_sample(
+        let (baselines, per_order) = crate::metrics::ngram::evaluate(
             &text.train_histories,
             &text.test_histories,
             &text.vocabulary,
             NGRAM_MAX_ORDER,
         );
-        out.extend(ngrams.into_iter().enumerate().map(|(i, bits)| ContextBits {
+        bits.extend(per_order.into_iter().enumerate().map(|(i, b)| ContextBits {
             model: format!("ngram{}", i + 1),
             context_chars: i,
-            bits,
+            bits: b,
         }));
-        out
+        (baselines, bits)
     }
 
     /// Final kernels, spectra and outputs: the record of the run.
@@ -100,6 +101,7 @@ impl Lockstep<'_> {
             Some(info) => samples::generate(exp, info, init, &self)?,
             None => Vec::new(),
         };
+        let (ngram_baselines, context_bits) = self.text_evaluation();
         Ok(RunRecord {
             iterative: init.stored.as_ref().map(|st| crate::record::IterativeRun {
                 probe_points: exp.kernel.probe_size.min(n_train),
@@ -158,19 +160,8 @@ impl Lockstep<'_> {
             loss: exp.training.loss,
             samples,
             ensemble: None,
-            ngram_baselines: data
-                .text
-                .as_ref()
-                .map(|t| {
-                    crate::metrics::ngram::baselines(
-                        &t.train_histories,
-                        &t.test_histories,
-                        &t.vocabulary,
-                        NGRAM_MAX_ORDER,
-                    )
-                })
-                .unwrap_or_default(),
-            context_bits: self.context_bits(),
+            ngram_baselines,
+            context_bits,
             tracks: self.tracks,
             pairs: self.pairs,
             checkpoints: self.checkpoints,
@@ -381,17 +372,4 @@ impl Lockstep<'_> {
             ensemble_gp: Vec::new(),
         })
     }
-}
-
-/// `−log₂ softmax(f/T)[c]`, computed stably (log-sum-exp).
-fn softmax_bits(f: &[f64], temperature: f64, c: usize) -> f64 {
-    let max = f
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &v| m.max(v / temperature));
-    let lse = max
-        + f.iter()
-            .map(|&v| (v / temperature - max).exp())
-            .sum::<f64>()
-            .ln();
-    (lse - f[c] / temperature) / std::f64::consts::LN_2
 }

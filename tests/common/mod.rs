@@ -214,6 +214,19 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A CSV file as its header and its rows of cells (no quoting: the run's own CSVs).
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    (
+        header,
+        lines
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect(),
+    )
+}
+
 /// A conv net on `image = [height, width, channels]` images with `k` outputs: `depth`
 /// convolutions of `channels` channels (`filter`, `padding`), a `readout`, test defaults as
 /// [`net`].
