@@ -74,6 +74,9 @@ pub enum Error {
         /// The setting that shrinks the largest part.
         advice: String,
     },
+    /// An allocation failed during the run (possible only past the estimate, with `--force`).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
     /// A numerical routine failed (e.g. an eigendecomposition did not converge).
     #[error("numerics: {0}")]
     Numerics(String),
@@ -122,5 +125,24 @@ impl Error {
             value: value.to_string(),
             allowed: allowed.into(),
         }
+    }
+}
+
+/// Whether a panic message is that of a failed allocation (a library that panics instead of
+/// returning an error when memory runs out, e.g. faer's matrix allocation or `Vec`'s capacity
+/// overflow).
+pub fn is_allocation_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("alloc") || m.contains("capacity overflow") || m.contains("tryreserve")
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::new()
     }
 }

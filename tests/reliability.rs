@@ -533,3 +533,164 @@ fn a_sweep_whose_simultaneous_points_do_not_fit_together_is_refused() {
     assert!(e.contains("sweep.parallel"), "{e}");
     assert!(!out.exists(), "nothing is created");
 }
+
+/// Sends `signal` to a run `after` it created its directory; returns (exit code, seconds from
+/// the signal to the exit).
+fn signal_after(cfg: &Path, out: &Path, signal: &str, after: Duration) -> (Option<i32>, f64) {
+    let mut child = common::spawn_into(cfg, out);
+    wait_for(&out.join("INCOMPLETE"));
+    std::thread::sleep(after);
+    let t = Instant::now();
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    let code = child.wait().unwrap().code();
+    (code, t.elapsed().as_secs_f64())
+}
+
+#[test]
+fn every_phase_stops_within_about_a_second_of_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A quadrature conv kernel with global average pooling: one entry is 2·16⁴ position pairs
+    // of tanh moments (minutes); the kernel loop looks at the request every 64 pairs.
+    let pixels: String = (0..6)
+        .map(|i| {
+            (0..257)
+                .map(|j| format!("{:.3}", ((i * 257 + j) as f64 * 0.37).sin()))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let header = (0..256)
+        .map(|j| format!("p{j}"))
+        .chain(["y".to_string()])
+        .collect::<Vec<_>>()
+        .join(",");
+    let csv = write(tmp.path(), "img.csv", &format!("{header}\n{pixels}"));
+    let conv = write(
+        tmp.path(),
+        "conv.toml",
+        &format!(
+            "[experiment]\nname = \"gap\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.5\nimage_shape = [16, 16, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\ndepth = 4\nfilter = 3\nreadout = \"global_avg_pool\"\nactivation = \"tanh\"\n[training]\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n",
+            csv.display()
+        ),
+    );
+    let out = tmp.path().join("conv");
+    let (code, seconds) = signal_after(&conv, &out, "-TERM", Duration::from_millis(1500));
+    assert_eq!(code, Some(130));
+    assert!(seconds < 1.5, "the conv kernel took {seconds} s to stop");
+    assert!(!out.exists(), "an interrupted kernel phase leaves nothing");
+    // A dense eigendecomposition (the exact predictor of 3,000 points) has no boundary inside:
+    // the process ends itself one second after the signal.
+    let eig = write(
+        tmp.path(),
+        "eig.toml",
+        "[experiment]\nname = \"eig\"\n[data]\nkind = \"teacher\"\ninput_dim = 4\nn_train = 3000\nn_test = 10\n[model]\nwidth = 32\ndepth = 1\n[training]\nsteps = 5\ntwin = \"parameter\"\n[kernel]\nsolutions = [\"analytic\"]\nsolver = \"exact\"\n",
+    );
+    let out = tmp.path().join("eig");
+    let child = common::spawn_into(&eig, &out);
+    wait_for(&out.join("INCOMPLETE"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    let seconds = t.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(130));
+    assert!(
+        seconds < 2.5,
+        "the eigendecomposition took {seconds} s to stop"
+    );
+}
+
+#[test]
+fn estimate_lists_phases_creates_nothing_and_long_runs_announce_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "tiny.toml", &tiny_sine_toml(tmp.path(), ""));
+    let o = run_bin(&["--estimate", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    for phase in [
+        "set-up",
+        "kernels",
+        "predictor setup",
+        "training",
+        "final kernels",
+        "outputs",
+    ] {
+        assert!(text.contains(phase), "{text}");
+    }
+    assert!(
+        !tmp.path().join("results").exists(),
+        "--estimate created output"
+    );
+    // A quadrature kernel estimated at minutes is announced before it starts (and --estimate
+    // says the same): 2,000 × 1,000 entries of a depth-3 tanh kernel, a millisecond a moment.
+    let slow = write(
+        tmp.path(),
+        "slow.toml",
+        &tiny_sine_toml(tmp.path(), "")
+            .replace("n_train = 8\nn_test = 12", "n_train = 1000\nn_test = 1000")
+            .replace("depth = 2", "depth = 3\nactivation = \"tanh\""),
+    );
+    let o = run_bin(&["--estimate", slow.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("min (kernels"), "{text}");
+    let out = tmp.path().join("slow");
+    let child = Command::new(BIN)
+        .args([slow.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&out.join("INCOMPLETE"));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        stderr(&o).contains("tiny: estimated ~") && stderr(&o).contains("min (kernels"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_failed_allocation_past_the_estimate_is_an_out_of_memory_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 30,000 points on the exact path: the first N × N matrix (7.2 GB) cannot be allocated
+    // under a 4 GiB address-space limit.
+    let cfg = write(
+        tmp.path(),
+        "oom.toml",
+        "[experiment]\nname = \"oom\"\n[data]\nkind = \"teacher\"\ninput_dim = 4\nn_train = 30000\nn_test = 10\n[model]\nwidth = 8\ndepth = 1\n[training]\nsteps = 2\ntwin = \"parameter\"\n[kernel]\nsolutions = [\"empirical\"]\nsolver = \"exact\"\n",
+    );
+    let out = tmp.path().join("oom");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        cfg.to_str().unwrap(),
+        "--force",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // SAFETY: setrlimit is async-signal-safe and only touches the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let o: Output = cmd.output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("out of memory: an allocation failed"), "{err}");
+    assert!(err.contains("kernel.solver = \"iterative\""), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "nothing was written, nothing is left");
+}

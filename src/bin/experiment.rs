@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ntk_dynamics::config::{self, sweep};
 use ntk_dynamics::record::{RunRecord, RunStatus};
 use ntk_dynamics::report::{self, repro};
-use ntk_dynamics::run::{self, Progress, RunOptions};
+use ntk_dynamics::run::{self, Interrupt, Progress, RunOptions};
 use ntk_dynamics::{data, pipeline, Error};
 
 // Large tensors are allocated and freed every step; mimalloc keeps them instead of returning
@@ -43,6 +43,10 @@ struct Cli {
     /// Run even when the estimated peak memory or disk use exceeds what is available.
     #[arg(long)]
     force: bool,
+    /// Print the estimated time (per phase), peak memory and disk use of the run (every point
+    /// of a sweep) on this machine, and exit without running or creating anything.
+    #[arg(long, conflicts_with_all = ["shard", "slurm", "kernel_shard", "out"])]
+    estimate: bool,
     /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
     #[arg(
         long,
@@ -147,6 +151,16 @@ fn is_input_error(e: &Error) -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A failed allocation inside a library (possible past the estimate with --force) is
+    // reported as an out-of-memory error by the run; its panic message is not printed twice.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !ntk_dynamics::error::is_allocation_failure(&ntk_dynamics::error::panic_message(
+            info.payload(),
+        )) {
+            default_hook(info);
+        }
+    }));
     match real_main(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -176,6 +190,13 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         .context("a CONFIG file is required (see --help)")?;
     let text = config::read_config(path)?;
     if sweep::is_sweep(&text) {
+        if cli.estimate {
+            let sw = sweep::expand(&text, Some(path))?;
+            let points: Vec<_> = sw.points.iter().map(|p| p.experiment.clone()).collect();
+            let footprints = pipeline::estimate_points(&points)?;
+            print_estimates(&points, &footprints);
+            return Ok(ExitCode::SUCCESS);
+        }
         return run_sweep(cli, path, &text);
     }
     if cli.shard.is_some() {
@@ -189,6 +210,12 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     print_notes(&notes, cli.quiet);
     if let Some(seed) = cli.seed {
         exp.seed = seed;
+    }
+    if cli.estimate {
+        let footprints = pipeline::estimate_points(std::slice::from_ref(&exp))
+            .map_err(|e| locate_in(e.into(), &text, path))?;
+        print_estimates(std::slice::from_ref(&exp), &footprints);
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(shard) = &cli.kernel_shard {
         return kernel_shard(cli, &exp, shard);
@@ -212,6 +239,36 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--estimate`: each run's time per phase, memory and disk, then the total (standard output).
+fn print_estimates(points: &[ntk_dynamics::config::Experiment], footprints: &[run::Footprint]) {
+    use std::io::Write;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let mut text = String::new();
+    for (exp, f) in points.iter().zip(footprints) {
+        text += &format!(
+            "{} (seed {}): {}; peak memory ~{:.2} GiB, disk ~{:.2} GiB\n",
+            exp.name,
+            exp.seed,
+            run::memory::describe_time(f),
+            gib(f.peak_bytes),
+            gib(f.disk_bytes)
+        );
+        for (phase, seconds) in &f.phases {
+            text += &format!("  {phase:<18} {seconds:>10.1} s\n");
+        }
+    }
+    if points.len() > 1 {
+        let total: f64 = footprints.iter().map(|f| f.seconds).sum();
+        text += &format!(
+            "total: {} for {} runs one after the other\n",
+            run::memory::duration(total),
+            points.len()
+        );
+    }
+    // A closed pipe (`| head`) is not an error of the estimate.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Notes on how a config's paths were read (on standard error, unless quiet).
@@ -297,7 +354,7 @@ fn run_into(
     exp: &config::Experiment,
     out: Option<&Path>,
     progress: &dyn Progress,
-    interrupt: Option<Arc<AtomicBool>>,
+    interrupt: Option<Arc<Interrupt>>,
 ) -> anyhow::Result<(RunRecord, PathBuf)> {
     Ok(pipeline::run_into(
         exp,
@@ -309,15 +366,35 @@ fn run_into(
     )?)
 }
 
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let interrupt = Arc::new(AtomicBool::new(false));
+fn interrupt_flag() -> Arc<Interrupt> {
+    let interrupt = Arc::new(Interrupt::default());
     let flag = interrupt.clone();
     let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+        if flag.request() {
             // Second Ctrl-C: stop at once (run directories keep their INCOMPLETE marker).
             std::process::exit(130);
         }
         eprintln!("\ninterrupt: stopping at the next step boundary (again to abort)");
+        // A computation without a look at the request (a dense factorisation or product)
+        // would keep the process running for as long as it takes: past the grace period the
+        // process ends here (its run directory keeps its INCOMPLETE marker).
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < flag.grace() {
+                if flag.honoured() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if !flag.honoured() {
+                eprintln!(
+                    "interrupt: the current computation cannot stop at a boundary within {:.1} s; ending the process now",
+                    flag.grace().as_secs_f64()
+                );
+                std::process::exit(130);
+            }
+        });
     });
     interrupt
 }
@@ -356,11 +433,21 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     // Check every point's data and footprint before creating anything, and the points that run
     // at the same time together.
     let mut peaks = Vec::with_capacity(sw.points.len());
+    let mut seconds = 0.0;
     for p in &sw.points {
         run::preflight_config(&p.experiment)?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         // As the run itself checks it: resolved for its data (e.g. the iterative solver).
-        peaks.push(run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?.peak_bytes);
+        let f = run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?;
+        peaks.push(f.peak_bytes);
+        seconds += f.seconds;
+    }
+    if seconds > run::memory::LONG_RUN_SECONDS && !cli.quiet {
+        eprintln!(
+            "note: {} points, estimated ~{} one after the other on this machine (`--estimate` lists them)",
+            sw.points.len(),
+            run::memory::duration(seconds)
+        );
     }
     run::memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1))?;
     let dir = match out {
@@ -396,7 +483,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             }
         },
     )?;
-    let interrupted = interrupt.load(Ordering::SeqCst);
+    let interrupted = interrupt.peek();
     if shard != Shard::ALL {
         let failed = rows.iter().filter(|r| r.status != "completed").count();
         if !quiet {

@@ -23,6 +23,9 @@ use crate::model::{Activation, Architecture, NetworkConfig, Parametrization};
 use crate::ntk::analytic::{gaussian_moments, AnalyticKernels, MomentMethod};
 
 /// A convolutional architecture, as far as its analytic kernels depend on it.
+/// Position pairs of one kernel entry between two looks at the stop request.
+const STOP_LOOK_EVERY: usize = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvKernelConfig {
     /// Input image size.
@@ -194,15 +197,16 @@ impl ConvKernelConfig {
         out
     }
 
-    /// `(nngp, ntk)` of one pair of images, given their variances.
+    /// `(nngp, ntk)` of one pair of images, given their variances; `None` when `stop` is set
+    /// (looked at every [`STOP_LOOK_EVERY`] position pairs: one pair of a quadrature kernel
+    /// with global average pooling can take minutes).
     fn entry(
         &self,
         taps: &[Taps],
-        a: &[f64],
-        b: &[f64],
-        qa: &[Vec<f64>],
-        qb: &[Vec<f64>],
-    ) -> (f64, f64) {
+        (a, b): (&[f64], &[f64]),
+        (qa, qb): (&[Vec<f64>], &[Vec<f64>]),
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<(f64, f64)> {
         let full = self.full();
         let w2 = self.w_std * self.w_std;
         let b2 = self.bias_var();
@@ -227,6 +231,9 @@ impl ConvKernelConfig {
             e.clear();
             let mut t_new = Vec::with_capacity(ke.len());
             for (idx, (&se, &st)) in ke.iter().zip(&kt).enumerate() {
+                if idx % STOP_LOOK_EVERY == 0 && stop() {
+                    return None;
+                }
                 let k = w2 * (se / ff) + b2;
                 let theta = match self.parametrization {
                     Parametrization::Ntk => k + w2 * (st / ff),
@@ -275,7 +282,7 @@ impl ConvKernelConfig {
                 positions * fan_in * re + w2 * rt + bias_one
             }
         };
-        (k, theta)
+        Some((k, theta))
     }
 
     /// The analytic kernels of a conv net built from `arch` (None for an MLP).
@@ -321,12 +328,12 @@ impl ConvKernelConfig {
         let taps = self.taps();
         let q1: Vec<_> = (0..n1)
             .into_par_iter()
-            .map(|i| self.variances(&taps, &x1[i * d..(i + 1) * d]))
-            .collect();
+            .map(|i| (!stop()).then(|| self.variances(&taps, &x1[i * d..(i + 1) * d])))
+            .collect::<Option<_>>()?;
         let q2: Vec<_> = (0..n2)
             .into_par_iter()
-            .map(|j| self.variances(&taps, &x2[j * d..(j + 1) * d]))
-            .collect();
+            .map(|j| (!stop()).then(|| self.variances(&taps, &x2[j * d..(j + 1) * d])))
+            .collect::<Option<_>>()?;
         // The same images on both sides: the kernel is symmetric bit for bit (the state of
         // (b, a) is the transpose of that of (a, b)), so only j ≥ i is computed.
         let same = std::ptr::eq(x1, x2);
@@ -335,15 +342,12 @@ impl ConvKernelConfig {
             .map(|i| {
                 (if same { i } else { 0 }..n2)
                     .map(|j| {
-                        (!stop()).then(|| {
-                            self.entry(
-                                &taps,
-                                &x1[i * d..(i + 1) * d],
-                                &x2[j * d..(j + 1) * d],
-                                &q1[i],
-                                &q2[j],
-                            )
-                        })
+                        self.entry(
+                            &taps,
+                            (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
+                            (&q1[i], &q2[j]),
+                            stop,
+                        )
                     })
                     .collect::<Option<Vec<_>>>()
             })

@@ -15,6 +15,23 @@ use crate::report::{self, io};
 use crate::run::{self, RunOptions};
 use crate::{data, Error, Result};
 
+/// The footprint of each experiment on its data (loaded and checked as a run would), without
+/// running anything or checking it against this machine's memory and disk.
+pub fn estimate_points(points: &[Experiment]) -> Result<Vec<run::Footprint>> {
+    points
+        .iter()
+        .map(|exp| {
+            run::preflight_config(exp)?;
+            let ds = data::load(&exp.data, exp.seed)?;
+            let exp = exp.resolved_for(&ds)?;
+            Ok(run::memory::estimate(
+                &exp,
+                run::memory::Sizes::of(&ds).with_subset(&exp),
+            ))
+        })
+        .collect()
+}
+
 /// Validates the data, creates a fresh run directory (`out`, or one under `outputs.dir`), runs
 /// the experiment and writes every output. Bad input fails before anything is created; a failed
 /// run leaves its directory marked `INCOMPLETE`.
@@ -30,15 +47,34 @@ pub fn run_into(
     let footprint = run::memory::preflight_into(exp, &ds, out)?;
     if footprint.seconds > run::memory::LONG_RUN_SECONDS {
         opts.progress.note(&format!(
-            "{}: estimated ~{:.0} min at {:.0} GFLOP/s (peak memory ~{:.1} GiB)",
+            "{}: estimated {} on this machine (peak memory ~{:.1} GiB)",
             exp.name,
-            footprint.seconds / 60.0,
-            run::memory::ASSUMED_FLOPS / 1e9,
+            run::memory::describe_time(&footprint),
             footprint.peak_bytes as f64 / (1u64 << 30) as f64
         ));
     }
     let dir = io::create_run_dir(&exp.outputs.dir, &exp.name, exp.seed, out)?;
-    let mut record = match run::execute(exp, &ds, opts) {
+    // Past the estimate (--force) an allocation may fail inside a library that panics instead
+    // of returning an error: that is reported as running out of memory, not as a crash.
+    let executed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::execute(exp, &ds, opts)))
+            .unwrap_or_else(|payload| {
+                let message = crate::error::panic_message(payload.as_ref());
+                if !crate::error::is_allocation_failure(&message) {
+                    std::panic::resume_unwind(payload);
+                }
+                Err(Error::OutOfMemory(format!(
+                    "an allocation failed ({message}); the run was estimated to need {:.1} GiB at its peak and this machine has {:.1} GiB available (it was started past that check with --force); {}",
+                    footprint.peak_bytes as f64 / (1u64 << 30) as f64,
+                    run::memory::available_memory_bytes() as f64 / (1u64 << 30) as f64,
+                    footprint
+                        .parts
+                        .first()
+                        .map(|(part, _)| format!("{part} is the largest part: {}", run::memory::advice_for(part)))
+                        .unwrap_or_default()
+                )))
+            });
+    let mut record = match executed {
         Ok(r) => r,
         Err(e) => {
             // Nothing is written before the run ends: a run that fails leaves no directory
@@ -53,6 +89,10 @@ pub fn run_into(
                 let _ = std::fs::remove_dir_all(&dir);
             }
             return Err(match e {
+                Error::OutOfMemory(m) if !only_marker => Error::OutOfMemory(format!(
+                    "{m} (partial outputs in {}, marked INCOMPLETE)",
+                    dir.display()
+                )),
                 Error::Numerics(m) if !only_marker => Error::Numerics(format!(
                     "{m} (partial outputs in {}, marked INCOMPLETE)",
                     dir.display()

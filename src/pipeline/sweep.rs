@@ -5,7 +5,7 @@
 //! `rows/`. [`collect`] builds the sweep's outputs from those rows, however the points ran.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -130,7 +130,7 @@ pub fn run(
     sweep: &Sweep,
     sweep_dir: &Path,
     shard: Shard,
-    interrupt: Option<Arc<AtomicBool>>,
+    interrupt: Option<Arc<crate::run::Interrupt>>,
     on_done: &(dyn Fn(usize, usize, &SweepRow) + Sync),
 ) -> Result<Vec<SweepRow>> {
     let todo = pending(sweep, sweep_dir, shard)?;
@@ -143,7 +143,7 @@ pub fn run(
     std::thread::scope(|scope| {
         for _ in 0..parallel {
             scope.spawn(|| loop {
-                if interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                if interrupt.as_ref().is_some_and(|f| f.peek()) {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);

@@ -63,6 +63,7 @@ pub fn write_run(
         "measured_peak_rss_bytes": crate::run::memory::peak_rss_bytes(),
         "estimated_disk_bytes": footprint.disk_bytes,
         "estimated_seconds": footprint.seconds,
+        "estimated_phase_seconds": footprint.phases.iter().map(|(p, s)| (p.clone(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
         "estimate_parts": footprint.parts,
     });
     io::write_atomic(

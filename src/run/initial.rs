@@ -81,11 +81,7 @@ impl Initial {
             return Self::compute_stored(exp, data, net, opts, plan);
         }
         let progress = opts.progress;
-        let flag = opts.interrupt.clone();
-        let stop = move || {
-            flag.as_ref()
-                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-        };
+        let stop = || opts.interrupted();
         let n_train = data.n_train();
         let n_all = n_train + data.n_heldout();
         let k = data.n_outputs;

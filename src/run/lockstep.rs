@@ -1,8 +1,6 @@
 //! The tracks trained in lockstep on one minibatch schedule: the network, its linearized twin
 //! and the kernel predictors, with what is logged at each checkpoint.
 
-use std::sync::atomic::Ordering;
-
 use burn::tensor::Tensor;
 use faer::Mat;
 
@@ -398,12 +396,12 @@ impl<'a> Lockstep<'a> {
         let logging = self.exp.logging;
         opts.progress.start("training", steps);
         let mut status = RunStatus::Completed;
+        // The longest iteration so far (checkpoint and step): how long a stop request may wait
+        // for the next look at it.
+        let mut longest_seconds = 0.0f64;
         for step in 0..=steps {
-            let interrupted = step < steps
-                && opts
-                    .interrupt
-                    .as_ref()
-                    .is_some_and(|f| f.load(Ordering::SeqCst));
+            let clock = std::time::Instant::now();
+            let interrupted = step < steps && opts.interrupted();
             let last = step == steps || interrupted;
             if step % logging.every == 0 || last {
                 // A run without steps measures no sensitivity: no curve would show it.
@@ -424,6 +422,13 @@ impl<'a> Lockstep<'a> {
             }
             self.step(step)?;
             opts.progress.advance(1);
+            longest_seconds = longest_seconds.max(clock.elapsed().as_secs_f64());
+            if let Some(i) = &opts.interrupt {
+                i.expect_looks_every(longest_seconds);
+            }
+        }
+        if let Some(i) = &opts.interrupt {
+            i.expect_looks_every(0.0);
         }
         opts.progress.finish();
         Ok(status)

@@ -21,11 +21,42 @@ pub static FORCE: AtomicBool = AtomicBool::new(false);
 /// Resident memory of the process before any run (code, allocator, thread pools), bytes.
 pub const BASE_BYTES: u64 = 64 << 20;
 
-/// Effective floating-point rate assumed for the time estimate (2 cores), FLOP/s.
-pub const ASSUMED_FLOPS: f64 = 2.0e10;
+/// Runs (and sweeps) estimated to take longer than this are announced with their estimate,
+/// seconds.
+pub const LONG_RUN_SECONDS: f64 = 60.0;
 
-/// Runs estimated to take longer than this are announced, seconds.
-pub const LONG_RUN_SECONDS: f64 = 600.0;
+/// The estimate of a run as one line: the total and its largest phases.
+pub fn describe_time(f: &Footprint) -> String {
+    let mut phases: Vec<&(String, f64)> = f
+        .phases
+        .iter()
+        .filter(|p| p.1 >= 0.05 * f.seconds && p.1 >= 1.0)
+        .collect();
+    phases.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let list = phases
+        .iter()
+        .map(|(what, s)| format!("{what} {}", duration(*s)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.is_empty() {
+        format!("~{}", duration(f.seconds))
+    } else {
+        format!("~{} ({list})", duration(f.seconds))
+    }
+}
+
+/// A duration for people: seconds, minutes or hours.
+pub fn duration(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 5400.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
 
 /// The sizes that determine a run's footprint.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,10 +125,10 @@ pub struct Footprint {
     pub peak_bytes: u64,
     /// Bytes written to the run directory.
     pub disk_bytes: u64,
-    /// Floating-point operations.
-    pub flops: f64,
-    /// Seconds at [`ASSUMED_FLOPS`].
+    /// Seconds, all phases together.
     pub seconds: f64,
+    /// Seconds of each phase, under the names the run times them with (`timings_s`).
+    pub phases: Vec<(String, f64)>,
     /// The largest parts of the peak, bytes.
     pub parts: Vec<(String, u64)>,
 }
@@ -276,7 +307,15 @@ fn estimate_iterative(
     let pivot_passes = (rank as f64 / crate::krylov::nystrom::PIVOT_BLOCK as f64).ceil();
     let solve_seconds =
         tracks as f64 * (ASSUMED_PRODUCTS + pivot_passes) * train_entries * APPLY_SECONDS_PER_ENTRY;
-    let seconds = dense.flops / ASSUMED_FLOPS + emp_seconds + kernel_seconds + solve_seconds;
+    let mut phases = dense.phases;
+    for (phase, seconds) in phases.iter_mut() {
+        match phase.as_str() {
+            "kernels" => *seconds += emp_seconds + kernel_seconds,
+            "predictor setup" => *seconds += solve_seconds,
+            _ => {}
+        }
+    }
+    let seconds = phases.iter().map(|p| p.1).sum();
     // The training points' rows of predictions.csv (the dense estimate above counted the
     // held-out ones): one column a track and four index columns, ~22 bytes a number.
     let train_predictions = if exp.outputs.predictions.csv() {
@@ -290,8 +329,8 @@ fn estimate_iterative(
             .disk_bytes
             .saturating_add(train_predictions)
             .saturating_add(if in_memory { 0 } else { store_bytes }),
-        flops: seconds * ASSUMED_FLOPS,
         seconds,
+        phases,
         parts,
     }
 }
@@ -564,59 +603,87 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         .saturating_add(mul(&[a, k, prediction_columns, 22]))
         .saturating_add(kernel_files)
         .saturating_add(figure_bytes + svg_bytes);
-    let flops = {
-        // multiply-adds of one point's forward pass
-        let p = match &conv {
-            None => params as f64,
-            Some(layers) => layers.iter().map(|&(r, i, o)| (r * i * o) as f64).sum(),
-        };
-        // Signals: a forward and K backward passes per point; Gram products: one per output
-        // (trace form) or per output pair (full form) and layer.
-        let products = match exp.kernel.form {
+    let macs = match &conv {
+        None => params as f64,
+        Some(layers) => layers.iter().map(|&(r, i, o)| (r * i * o) as f64).sum(),
+    };
+    let gram_width = match &conv {
+        None => (l + 1) as f64 * w as f64,
+        // per-point gradients of a convolution are n_in·n_out wide
+        Some(layers) => layers
+            .iter()
+            .map(|&(r, i, o)| {
+                if r > 1 {
+                    (i * o) as f64
+                } else {
+                    (i + o) as f64
+                }
+            })
+            .sum(),
+    };
+    let moment = super::time_model::moment_seconds(
+        crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_some(),
+        exp.kernel.quadrature_order,
+    );
+    // One analytic entry: a moment per layer, and per kept position pair of a conv net (P of
+    // them with a flatten readout, P² with global average pooling) with its filter sums.
+    let analytic_entry_seconds = match m.architecture {
+        crate::model::Architecture::Conv(c) => {
+            let p = c.image.spatial().positions() as f64;
+            let pairs = match c.readout {
+                crate::model::layers::Readout::Flatten => p,
+                crate::model::layers::Readout::GlobalAvgPool => p * p,
+            };
+            l as f64 * pairs * (2.0 * (c.filter * c.filter) as f64 * 1e-9 + moment)
+        }
+        crate::model::Architecture::Mlp => l as f64 * moment + d as f64 * 1e-9,
+    };
+    let workload = super::time_model::Workload {
+        n: n as f64,
+        a: a as f64,
+        n_train_all: n_all_train as f64,
+        d: d as f64,
+        k: k as f64,
+        r: r as f64,
+        macs,
+        layers: (l + 1) as f64,
+        gram_width,
+        products: match exp.kernel.form {
             crate::ntk::KernelForm::Full => (k * k) as f64,
             crate::ntk::KernelForm::Trace => k as f64,
-        };
-        let gram_width = match &conv {
-            None => (l + 1) as f64 * w as f64,
-            // per-point gradients of a convolution are n_in·n_out wide
-            Some(layers) => layers
-                .iter()
-                .map(|&(r, i, o)| {
-                    if r > 1 {
-                        (i * o) as f64
-                    } else {
-                        (i + o) as f64
-                    }
-                })
-                .sum(),
-        };
-        let ntk = 2.0 * signal_rows as f64 * p * (1.0 + k as f64)
-            + 2.0 * signal_rows as f64 * n as f64 * gram_width * (1.0 + products);
-        // The analytic CNTK: per pair and convolution, a filter sum per kept position pair
-        // (P of them with a flatten readout, P² with global average pooling) and a moment each.
-        let cntk = match m.architecture {
-            crate::model::Architecture::Conv(c) => {
-                let p = c.image.spatial().positions() as f64;
-                let pairs_of_positions = match c.readout {
-                    crate::model::layers::Readout::Flatten => p,
-                    crate::model::layers::Readout::GlobalAvgPool => p * p,
-                };
-                let per_pair =
-                    l as f64 * pairs_of_positions * (2.0 * (c.filter * c.filter) as f64 + 30.0);
-                a as f64 * n as f64 * per_pair
+        },
+        signal_rows: signal_rows as f64,
+        batch: batch as f64,
+        steps: exp.training.steps as f64,
+        checkpoints: checkpoints as f64,
+        kernel_checkpoints: (exp.training.steps / exp.logging.kernel_every.max(1) + 1) as f64,
+        probe: exp.kernel.probe_size.min(n as usize) as f64,
+        twin: exp.training.twin.resolve(
+            (a as usize).saturating_mul(r as usize),
+            (n as usize).saturating_mul(r as usize),
+        ),
+        solutions: exp.kernel.solutions.clone(),
+        analytic_entry_seconds,
+        extra_members: member_flops as f64,
+        members_in_flight: super::ensemble::parallel_members(exp) as f64,
+        conv: conv.is_some(),
+        units: outputs_per_point.saturating_sub(k) as f64,
+        unit_seconds: match m.activation {
+            crate::model::Activation::Relu
+            | crate::model::Activation::LeakyRelu { .. }
+            | crate::model::Activation::Abs
+            | crate::model::Activation::Identity => {
+                super::time_model::PIECEWISE_LINEAR_UNIT_SECONDS
             }
-            crate::model::Architecture::Mlp => 0.0,
-        };
-        let train = exp.training.steps as f64 * 6.0 * batch as f64 * p;
-        let logging = checkpoints as f64 * 2.0 * a as f64 * p;
-        let eig = pred as f64 / 24.0 * 10.0 * ((n * r) as f64).sqrt();
-        (ntk + train + logging) * (1 + member_flops) as f64 + eig + cntk
+            _ => super::time_model::TRANSCENDENTAL_UNIT_SECONDS,
+        },
     };
+    let phases = super::time_model::dense_phases(&workload, super::EXPLICIT_FULL_MAX_ROWS as f64);
     Footprint {
         peak_bytes: peak,
         disk_bytes: disk,
-        flops,
-        seconds: flops / ASSUMED_FLOPS,
+        seconds: phases.iter().map(|p| p.1).sum(),
+        phases,
         parts,
     }
 }

@@ -9,9 +9,10 @@ pub mod lockstep;
 pub mod memory;
 pub mod samples;
 pub mod stored;
+pub mod time_model;
 
 use std::borrow::Cow;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,10 +53,64 @@ impl Progress for Silent {
     fn finish(&self) {}
 }
 
+/// A request to stop (SIGINT, SIGTERM) shared by the signal handler and the run. The run looks
+/// at it at every step boundary and inside its kernel loops; a look that finds it set marks it
+/// honoured, so that the handler can tell a run that is stopping from one inside a computation
+/// without such checks (a dense factorisation or product), which it then ends itself.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    requested: AtomicBool,
+    honoured: AtomicBool,
+    /// The longest expected time between two looks now (a training step), milliseconds.
+    check_interval_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Interrupt {
+    /// Asks the run to stop; true when it had been asked before.
+    pub fn request(&self) -> bool {
+        self.requested.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether a stop was requested, marking the request honoured when it was (the caller
+    /// stops).
+    pub fn is_requested(&self) -> bool {
+        let r = self.requested.load(Ordering::SeqCst);
+        if r {
+            self.honoured.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Whether a stop was requested, without honouring it (a scheduler that starts no more work
+    /// but does not itself stop the work in progress).
+    pub fn peek(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Whether some computation saw the request and is stopping.
+    pub fn honoured(&self) -> bool {
+        self.honoured.load(Ordering::SeqCst)
+    }
+
+    /// The run looks at the request at least every `seconds` from now (a training step's
+    /// duration); 0 restores the default.
+    pub fn expect_looks_every(&self, seconds: f64) {
+        self.check_interval_ms
+            .store((seconds * 1e3).ceil() as u64, Ordering::SeqCst);
+    }
+
+    /// How long a request may wait to be honoured: a second, or one and a half of the expected
+    /// interval between looks when that is longer.
+    pub fn grace(&self) -> std::time::Duration {
+        let ms = self.check_interval_ms.load(Ordering::SeqCst);
+        std::time::Duration::from_millis(1000.max(ms.saturating_mul(3) / 2))
+    }
+}
+
 /// Options of a run beyond its config.
 pub struct RunOptions<'a> {
     /// Set (e.g. by SIGINT) to stop at the next step boundary.
-    pub interrupt: Option<Arc<AtomicBool>>,
+    pub interrupt: Option<Arc<Interrupt>>,
     /// Progress sink.
     pub progress: &'a dyn Progress,
 }
@@ -63,9 +118,7 @@ pub struct RunOptions<'a> {
 impl RunOptions<'_> {
     /// Whether the run was asked to stop.
     pub fn interrupted(&self) -> bool {
-        self.interrupt
-            .as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        self.interrupt.as_ref().is_some_and(|f| f.is_requested())
     }
 }
 

@@ -237,11 +237,7 @@ pub fn compute(
     let units = job.units();
     let todo = units.iter().filter(|&&u| !job.done(u)).count();
     opts.progress.start("kernel blocks", todo as u64);
-    let flag = opts.interrupt.clone();
-    let stop = move || {
-        flag.as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-    };
+    let stop = || opts.interrupted();
     job.compute(shard.unwrap_or((0, 1)), &stop, &|| opts.progress.advance(1))?;
     opts.progress.finish();
     if shard.is_some() {

@@ -1,0 +1,233 @@
+//! How long a run on the dense (eigendecomposition) path is expected to take, phase by phase,
+//! from the same sizes the memory estimate uses. Each phase is its operation count at a rate
+//! measured on this project's 2-core reference machine, plus a fixed per-operation cost where
+//! small operations are bound by dispatch rather than arithmetic. The phases are those the run
+//! times itself (`timings_s` in `report.json`), so every constant can be checked against a
+//! recorded run; the README's table compares the estimates with measured runs.
+
+use crate::config::KernelSolution;
+use crate::dynamics::TwinSpace;
+
+/// Dense products in faer (the empirical kernels' Gram products, kernel-track predictions),
+/// FLOP/s on two cores.
+pub const GEMM_FLOPS: f64 = 6.0e10;
+/// The network's arithmetic in burn's tensors (forward and backward) on large batches, FLOP/s;
+/// a batch of `B` points runs at `B/(B + TRAIN_HALF_RATE_BATCH)` of it.
+pub const TRAIN_FLOPS: f64 = 1.0e11;
+/// The batch size at which the network's arithmetic runs at half [`TRAIN_FLOPS`].
+pub const TRAIN_HALF_RATE_BATCH: f64 = 48.0;
+/// A conv net's training arithmetic (patches built from pad/slice/concatenate, per-position
+/// products) runs at this fraction of the dense rate (digits_cnn: 0.42).
+pub const CONV_TRAIN_EFFICIENCY: f64 = 0.45;
+/// Lanczos iterations of a matrix-free λ_max (each a forward-mode and a reverse-mode pass).
+pub const MATRIX_FREE_ITERATIONS: f64 = 30.0;
+/// Dispatch cost of one layer's operations in a training step (forward, backward, update), s.
+pub const STEP_SECONDS_PER_LAYER: f64 = 30e-6;
+/// A symmetric eigendecomposition with vectors costs about this many FLOPs per m³...
+pub const EIGEN_FLOPS_PER_CUBE: f64 = 10.0;
+/// ... at this rate, FLOP/s.
+pub const EIGEN_FLOPS: f64 = 5.0e10;
+/// Eigenvalues alone (a spectrum) cost about this many FLOPs per m³ at [`EIGEN_FLOPS`].
+pub const EIGENVALUES_FLOPS_PER_CUBE: f64 = 4.0;
+/// One closed-form Gaussian moment pair `(E[φφ], E[φ'φ'])` (ReLU family, erf, identity), s.
+pub const CLOSED_FORM_MOMENT_SECONDS: f64 = 4.0e-8;
+/// One integrand evaluation of the piecewise Gauss–Legendre quadrature (an `exp`, the
+/// activation and the closures around them; a tanh MLP kernel measured 1 ms per moment pair at
+/// order 48), s.
+pub const QUADRATURE_EVALUATION_SECONDS: f64 = 5.4e-8;
+/// Process start, data loading and checks of a small run, s.
+pub const SETUP_SECONDS: f64 = 0.05;
+/// Writing the outputs of a run (figures, tables, reports), s.
+pub const OUTPUT_SECONDS: f64 = 0.15;
+/// One activation unit of a training step (forward and backward) for a piecewise-linear
+/// activation, s.
+pub const PIECEWISE_LINEAR_UNIT_SECONDS: f64 = 1e-9;
+/// The same for a transcendental activation (erf, GELU, tanh, softplus, sin, cos; GELU on 300 ×
+/// 2,048 units measured 38 ns), s.
+pub const TRANSCENDENTAL_UNIT_SECONDS: f64 = 3.8e-8;
+/// Fixed cost of one logged checkpoint (metrics, bookkeeping), s.
+pub const CHECKPOINT_SECONDS: f64 = 3e-4;
+/// Cores the kernel loops are spread over.
+pub const CORES: f64 = 2.0;
+
+/// What the dense path's phases do, in sizes.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Kernel (training) points and all points (training and held out).
+    pub n: f64,
+    /// All points.
+    pub a: f64,
+    /// Training points the network trains on.
+    pub n_train_all: f64,
+    /// Input features and outputs.
+    pub d: f64,
+    /// Outputs.
+    pub k: f64,
+    /// Rows per point of the empirical kernel (K in full form, 1 in trace form).
+    pub r: f64,
+    /// Multiply-adds of one point's forward pass.
+    pub macs: f64,
+    /// Layers with weights.
+    pub layers: f64,
+    /// Width of one entry's Gram product of the empirical kernel.
+    pub gram_width: f64,
+    /// Gram products per entry (K in trace form, K² in full form).
+    pub products: f64,
+    /// Rows of the initial empirical kernel.
+    pub signal_rows: f64,
+    /// Points of a training batch.
+    pub batch: f64,
+    /// Steps, logged checkpoints, kernel checkpoints, sensitivity checkpoints.
+    pub steps: f64,
+    /// Logged checkpoints.
+    pub checkpoints: f64,
+    /// Kernel checkpoints.
+    pub kernel_checkpoints: f64,
+    /// Probe points of the kernel checkpoints.
+    pub probe: f64,
+    /// The twin's space.
+    pub twin: TwinSpace,
+    /// Kernel solutions.
+    pub solutions: Vec<KernelSolution>,
+    /// Seconds of one analytic kernel entry (all layers and position pairs).
+    pub analytic_entry_seconds: f64,
+    /// Ensemble members beyond the first.
+    pub extra_members: f64,
+    /// Ensemble members trained at the same time (each mostly on one core).
+    pub members_in_flight: f64,
+    /// A conv net (its training runs at [`CONV_TRAIN_EFFICIENCY`] of the dense rate).
+    pub conv: bool,
+    /// Activation units of one point's forward pass (every hidden unit, every position).
+    pub units: f64,
+    /// Seconds of one unit's activation in a step (forward and backward).
+    pub unit_seconds: f64,
+}
+
+/// Seconds of one Gaussian moment pair: closed form, or two piecewise Gauss–Legendre double
+/// integrals of `(2·order)²` evaluations each.
+pub fn moment_seconds(closed_form: bool, quadrature_order: usize) -> f64 {
+    if closed_form {
+        CLOSED_FORM_MOMENT_SECONDS
+    } else {
+        let per_integral = (2.0 * quadrature_order as f64).powi(2);
+        2.0 * per_integral * QUADRATURE_EVALUATION_SECONDS
+    }
+}
+
+/// The rate of the network's arithmetic on a batch of `b` points, FLOP/s.
+fn train_rate(w: &Workload, b: f64) -> f64 {
+    let conv = if w.conv { CONV_TRAIN_EFFICIENCY } else { 1.0 };
+    conv * TRAIN_FLOPS * b / (b + TRAIN_HALF_RATE_BATCH)
+}
+
+fn eigen_seconds(m: f64) -> f64 {
+    EIGEN_FLOPS_PER_CUBE * m.powi(3) / EIGEN_FLOPS
+}
+
+/// Seconds of the empirical kernel between `rows` points and the `n` training points: the
+/// signals (a forward and K backward passes) and the Gram products.
+fn empirical_seconds(w: &Workload, rows: f64, n: f64) -> f64 {
+    (2.0 * rows * w.macs * (1.0 + w.k) + 2.0 * rows * n * w.gram_width * (1.0 + w.products))
+        / GEMM_FLOPS
+}
+
+/// λ_max of the full `(N·K)²` empirical kernel on `n` points: the explicit kernel's Gram
+/// product up to `explicit_rows` rows (its λ_max by Lanczos is cheap), else matrix-free
+/// Lanczos, each iteration a forward-mode and a reverse-mode pass over the `n` points.
+fn lambda_max_seconds(w: &Workload, n: f64, explicit_rows: f64) -> f64 {
+    let rows = n * w.k;
+    if rows <= explicit_rows {
+        2.0 * rows * rows * w.gram_width / GEMM_FLOPS
+    } else {
+        MATRIX_FREE_ITERATIONS * 8.0 * n * w.macs / train_rate(w, n)
+    }
+}
+
+/// One training step of the network and its twin.
+fn step_seconds(w: &Workload) -> f64 {
+    let network = 6.0 * w.batch * w.macs / train_rate(w, w.batch)
+        + w.batch * w.units * w.unit_seconds
+        + w.layers * STEP_SECONDS_PER_LAYER;
+    let twin = match w.twin {
+        // Θ0's batch rows times the residual.
+        TwinSpace::Function => 2.0 * w.batch * w.r * w.n * w.k / GEMM_FLOPS,
+        // The tangent pass and its backward, on a second thread next to the network's step.
+        _ => network,
+    };
+    network + twin
+}
+
+/// One logged checkpoint: every track's outputs on every point.
+fn checkpoint_seconds(w: &Workload) -> f64 {
+    let network = 2.0 * w.a * w.macs / train_rate(w, w.a) + w.a * w.units * w.unit_seconds / 2.0;
+    let twin = match w.twin {
+        TwinSpace::Function => 2.0 * w.a * w.r * w.n * w.r / GEMM_FLOPS,
+        _ => 2.0 * network,
+    };
+    let tracks: f64 = w
+        .solutions
+        .iter()
+        .map(|s| {
+            let m = match s {
+                KernelSolution::Empirical => w.n * w.r,
+                _ => w.n,
+            };
+            2.0 * w.a * m * w.k / GEMM_FLOPS
+        })
+        .sum();
+    network + twin + tracks + CHECKPOINT_SECONDS
+}
+
+/// The estimated seconds of each phase, under the names the run times them with.
+pub fn dense_phases(w: &Workload, explicit_rows: f64) -> Vec<(String, f64)> {
+    let empirical = empirical_seconds(w, w.signal_rows, w.n);
+    let analytic = if w
+        .solutions
+        .iter()
+        .any(|s| matches!(s, KernelSolution::Analytic | KernelSolution::Nngp))
+    {
+        w.a * w.n * w.analytic_entry_seconds / CORES
+    } else {
+        0.0
+    };
+    let predictors: f64 = w
+        .solutions
+        .iter()
+        .map(|s| match s {
+            KernelSolution::Empirical => eigen_seconds(w.n * w.r),
+            _ => eigen_seconds(w.n),
+        })
+        .sum::<f64>()
+        // η_c: λ_max of the full Θ0, by Lanczos on Θ0 itself when the run has it (full form or
+        // K = 1), else as at a kernel checkpoint.
+        + if w.r == w.k {
+            0.0
+        } else {
+            lambda_max_seconds(w, w.n, explicit_rows)
+        };
+    let kernel_checkpoint =
+        empirical_seconds(w, w.probe, w.probe) + lambda_max_seconds(w, w.n, explicit_rows);
+    // An ensemble member trains and logs its outputs but measures no kernel figures.
+    let member_training = w.steps * step_seconds(w) + w.checkpoints * checkpoint_seconds(w);
+    let training = member_training + w.kernel_checkpoints * kernel_checkpoint;
+    // Θ_final on the training points, and the spectra (eigenvalues only) of Θ0, Θ_final and
+    // the analytic NTK there.
+    let spectra = 2.0 + f64::from(u8::from(analytic > 0.0));
+    let final_kernels = empirical_seconds(w, w.n, w.n)
+        + spectra * EIGENVALUES_FLOPS_PER_CUBE * w.n.powi(3) / EIGEN_FLOPS;
+    let mut phases = vec![
+        ("set-up".to_string(), SETUP_SECONDS + w.a * w.d * 2e-8),
+        ("kernels".to_string(), empirical + analytic),
+        ("predictor setup".to_string(), predictors),
+        ("training".to_string(), training),
+        ("final kernels".to_string(), final_kernels),
+    ];
+    if w.extra_members > 0.0 {
+        phases.push((
+            "ensemble members".to_string(),
+            w.extra_members * (member_training + empirical) / w.members_in_flight.clamp(1.0, CORES),
+        ));
+    }
+    phases.push(("outputs".to_string(), OUTPUT_SECONDS));
+    phases
+}
