@@ -444,7 +444,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     }
     if seconds > run::memory::LONG_RUN_SECONDS && !cli.quiet {
         eprintln!(
-            "note: {} points, estimated ~{} one after the other on this machine (`--estimate` lists them)",
+            "note: {} points, estimated ~{} one after the other at the reference machine's rates (`--estimate` lists them)",
             sw.points.len(),
             run::memory::duration(seconds)
         );

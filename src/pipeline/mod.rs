@@ -47,7 +47,7 @@ pub fn run_into(
     let footprint = run::memory::preflight_into(exp, &ds, out)?;
     if footprint.seconds > run::memory::LONG_RUN_SECONDS {
         opts.progress.note(&format!(
-            "{}: estimated {} on this machine (peak memory ~{:.1} GiB)",
+            "{}: estimated {} at the reference machine's rates (peak memory ~{:.1} GiB)",
             exp.name,
             run::memory::describe_time(&footprint),
             footprint.peak_bytes as f64 / (1u64 << 30) as f64
