@@ -185,3 +185,64 @@ fn every_committed_single_run_reproduces_under_verify() {
         );
     }
 }
+
+/// The timed phases of a recorded run (without the Θ0 part the kernels phase includes) and
+/// `--estimate` of its config without the process start and the writing of outputs (which the
+/// recorded timings leave out), seconds.
+fn measured_and_estimated(run: &Path) -> (f64, f64) {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let measured: f64 = report["timings_s"].as_object().map_or(0.0, |t| {
+        t.iter()
+            .filter(|(k, _)| k.as_str() != "empirical_ntk_init")
+            .filter_map(|(_, v)| v.as_f64())
+            .sum()
+    });
+    let o = common::run_bin(&["--estimate", run.join("config.toml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let estimated: f64 = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.contains("set-up") && !l.contains("outputs"))
+        .filter_map(|l| l.split_whitespace().rev().nth(1)?.parse::<f64>().ok())
+        .sum();
+    (measured, estimated)
+}
+
+/// The time model against the measurements it must predict: every committed single run, and
+/// every committed sweep as the sum of its points (one point's record is noisy: the same config
+/// with three seeds took 18–30 s), whose timed phases took at least 5 s on the reference
+/// machine, is within a factor 2 of the estimate.
+#[test]
+fn time_estimates_are_within_a_factor_two_of_the_recorded_timings() {
+    let mut checked = Vec::new();
+    for dir in run_dirs() {
+        let runs: Vec<PathBuf> = if dir.join("report.json").exists() {
+            vec![dir.clone()]
+        } else {
+            let mut points: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|p| p.path())
+                .filter(|p| p.join("report.json").exists())
+                .collect();
+            points.sort();
+            points
+        };
+        let (measured, estimated) = runs
+            .iter()
+            .map(|r| measured_and_estimated(r))
+            .fold((0.0, 0.0), |(m, e), (a, b)| (m + a, e + b));
+        if measured < 5.0 {
+            continue;
+        }
+        let ratio = measured / estimated;
+        assert!(
+            (0.5..=2.0).contains(&ratio),
+            "{}: measured {measured:.1} s, estimated {estimated:.1} s",
+            dir.display()
+        );
+        checked.push(format!("{} {ratio:.2}", dir.display()));
+    }
+    assert!(checked.len() >= 15, "only {} checked", checked.len());
+    eprintln!("measured/estimated:\n{}", checked.join("\n"));
+}

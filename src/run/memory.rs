@@ -603,41 +603,6 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         .saturating_add(mul(&[a, k, prediction_columns, 22]))
         .saturating_add(kernel_files)
         .saturating_add(figure_bytes + svg_bytes);
-    let macs = match &conv {
-        None => params as f64,
-        Some(layers) => layers.iter().map(|&(r, i, o)| (r * i * o) as f64).sum(),
-    };
-    let gram_width = match &conv {
-        None => (l + 1) as f64 * w as f64,
-        // per-point gradients of a convolution are n_in·n_out wide
-        Some(layers) => layers
-            .iter()
-            .map(|&(r, i, o)| {
-                if r > 1 {
-                    (i * o) as f64
-                } else {
-                    (i + o) as f64
-                }
-            })
-            .sum(),
-    };
-    let moment = super::time_model::moment_seconds(
-        crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_some(),
-        exp.kernel.quadrature_order,
-    );
-    // One analytic entry: a moment per layer, and per kept position pair of a conv net (P of
-    // them with a flatten readout, P² with global average pooling) with its filter sums.
-    let analytic_entry_seconds = match m.architecture {
-        crate::model::Architecture::Conv(c) => {
-            let p = c.image.spatial().positions() as f64;
-            let pairs = match c.readout {
-                crate::model::layers::Readout::Flatten => p,
-                crate::model::layers::Readout::GlobalAvgPool => p * p,
-            };
-            l as f64 * pairs * (2.0 * (c.filter * c.filter) as f64 * 1e-9 + moment)
-        }
-        crate::model::Architecture::Mlp => l as f64 * moment + d as f64 * 1e-9,
-    };
     let workload = super::time_model::Workload {
         n: n as f64,
         a: a as f64,
@@ -645,9 +610,9 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         d: d as f64,
         k: k as f64,
         r: r as f64,
-        macs,
+        macs: super::time_model::forward_macs(conv.as_deref(), params),
         layers: (l + 1) as f64,
-        gram_width,
+        gram_width: super::time_model::gram_width(conv.as_deref(), w, l),
         products: match exp.kernel.form {
             crate::ntk::KernelForm::Full => (k * k) as f64,
             crate::ntk::KernelForm::Trace => k as f64,
@@ -663,20 +628,12 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
             (n as usize).saturating_mul(r as usize),
         ),
         solutions: exp.kernel.solutions.clone(),
-        analytic_entry_seconds,
+        analytic_entry_seconds: super::time_model::analytic_entry_seconds(exp, d),
         extra_members: member_flops as f64,
         members_in_flight: super::ensemble::parallel_members(exp) as f64,
         conv: conv.is_some(),
         units: outputs_per_point.saturating_sub(k) as f64,
-        unit_seconds: match m.activation {
-            crate::model::Activation::Relu
-            | crate::model::Activation::LeakyRelu { .. }
-            | crate::model::Activation::Abs
-            | crate::model::Activation::Identity => {
-                super::time_model::PIECEWISE_LINEAR_UNIT_SECONDS
-            }
-            _ => super::time_model::TRANSCENDENTAL_UNIT_SECONDS,
-        },
+        unit_seconds: super::time_model::unit_seconds(m.activation),
     };
     let phases = super::time_model::dense_phases(&workload, super::EXPLICIT_FULL_MAX_ROWS as f64);
     Footprint {

@@ -120,6 +120,65 @@ fn train_rate(w: &Workload, b: f64) -> f64 {
     conv * TRAIN_FLOPS * b / (b + TRAIN_HALF_RATE_BATCH)
 }
 
+/// Multiply-adds of one point's forward pass: the parameters of an MLP, or per conv layer
+/// `(positions, fan-in, fan-out)` the positions times the weights.
+pub fn forward_macs(conv: Option<&[(u64, u64, u64)]>, params: u64) -> f64 {
+    match conv {
+        None => params as f64,
+        Some(layers) => layers.iter().map(|&(r, i, o)| (r * i * o) as f64).sum(),
+    }
+}
+
+/// Width of one entry's Gram product of the empirical kernel: every layer's input and signal
+/// (width `w`, `l` hidden layers), or a convolution's per-point gradients (`n_in·n_out` wide).
+pub fn gram_width(conv: Option<&[(u64, u64, u64)]>, w: u64, l: u64) -> f64 {
+    match conv {
+        None => (l + 1) as f64 * w as f64,
+        Some(layers) => layers
+            .iter()
+            .map(|&(r, i, o)| {
+                if r > 1 {
+                    (i * o) as f64
+                } else {
+                    (i + o) as f64
+                }
+            })
+            .sum(),
+    }
+}
+
+/// Seconds of one analytic kernel entry of `exp`'s network on `d` input features: a moment per
+/// layer, and for a conv net per kept position pair (P of them with a flatten readout, P² with
+/// global average pooling) with its filter sums.
+pub fn analytic_entry_seconds(exp: &crate::config::Experiment, d: u64) -> f64 {
+    let m = &exp.model;
+    let moment = moment_seconds(
+        crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_some(),
+        exp.kernel.quadrature_order,
+    );
+    let l = m.depth as f64;
+    match m.architecture {
+        crate::model::Architecture::Conv(c) => {
+            let p = c.image.spatial().positions() as f64;
+            let pairs = match c.readout {
+                crate::model::layers::Readout::Flatten => p,
+                crate::model::layers::Readout::GlobalAvgPool => p * p,
+            };
+            l * pairs * (2.0 * (c.filter * c.filter) as f64 * 1e-9 + moment)
+        }
+        crate::model::Architecture::Mlp => l * moment + d as f64 * 1e-9,
+    }
+}
+
+/// Seconds of one activation unit in a training step.
+pub fn unit_seconds(activation: crate::model::Activation) -> f64 {
+    use crate::model::Activation as A;
+    match activation {
+        A::Relu | A::LeakyRelu { .. } | A::Abs | A::Identity => PIECEWISE_LINEAR_UNIT_SECONDS,
+        _ => TRANSCENDENTAL_UNIT_SECONDS,
+    }
+}
+
 fn eigen_seconds(m: f64) -> f64 {
     EIGEN_FLOPS_PER_CUBE * m.powi(3) / EIGEN_FLOPS
 }
