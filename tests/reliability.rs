@@ -694,3 +694,38 @@ fn a_failed_allocation_past_the_estimate_is_an_out_of_memory_error() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.exists(), "nothing was written, nothing is left");
 }
+
+#[test]
+fn targets_without_signal_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, data) in [
+        ("frequency0", "frequency = 0.0"),
+        ("tiny_interval", "interval = [0.0, 1e-300]"),
+    ] {
+        let text =
+            tiny_sine_toml(tmp.path(), "").replace("n_test = 12", &format!("n_test = 12\n{data}"));
+        refused(
+            tmp.path(),
+            &format!("{name}.toml"),
+            &text,
+            &["`data`", "targets that vary"],
+        );
+    }
+}
+
+#[test]
+fn a_slurm_out_path_that_cannot_go_into_the_script_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tiny_sine_toml(tmp.path(), "") + "\n[sweep]\nseeds = 2\n";
+    let cfg = write(tmp.path(), "sw.toml", &sweep);
+    let out = tmp.path().join("a b%c");
+    let o = run_bin(&[
+        cfg.to_str().unwrap(),
+        "--slurm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(!out.exists(), "{err}");
+}

@@ -255,4 +255,26 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         out.contains("kernels/forged.npy") && out.contains("not written by this config"),
         "{out}"
     );
+    // 6. a figure and its hash entry deleted; a notes file added with a hash entry
+    let run = fresh("figures");
+    std::fs::remove_file(run.join("loss.png")).unwrap();
+    std::fs::write(run.join("notes.txt"), b"verified by hand").unwrap();
+    edit_report(&run, |v| {
+        let files = v["files_sha256"].as_object_mut().unwrap();
+        files.remove("loss.png");
+        files.insert(
+            "notes.txt".into(),
+            serde_json::json!(ntk_dynamics::report::repro::sha256_hex(b"verified by hand")),
+        );
+    });
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("loss.png") && out.contains("missing from the run directory"),
+        "{out}"
+    );
+    assert!(
+        out.contains("notes.txt") && out.contains("not written by this config"),
+        "{out}"
+    );
 }

@@ -428,7 +428,12 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         ));
     }
     if cli.slurm {
-        ntk_dynamics::pipeline::slurm::check_shared(out.unwrap_or(Path::new(".")))?;
+        let o = out.unwrap_or(Path::new("."));
+        // The paths the batch script will hold, checked before the directory is created.
+        let abs = std::path::absolute(o).unwrap_or_else(|_| o.to_path_buf());
+        ntk_dynamics::pipeline::slurm::script_path("--out", &abs, false)?;
+        ntk_dynamics::pipeline::slurm::script_path("--out", &abs, true)?;
+        ntk_dynamics::pipeline::slurm::check_shared(o)?;
     }
     // Check every point's data and footprint before creating anything, and the points that run
     // at the same time together.
@@ -514,8 +519,13 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     if !quiet {
         print_collected(&c, &dir);
     }
+    let failed = rows.iter().filter(|r| r.status != "completed").count();
     Ok(if interrupted {
         ExitCode::from(130)
+    } else if failed > 0 {
+        // As --collect: a sweep with a point that did not complete is not a success.
+        eprintln!("error: {failed} point(s) of the sweep did not complete (see sweep.md)");
+        ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })

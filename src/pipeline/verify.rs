@@ -143,6 +143,27 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         };
         files.push((name.clone(), verdict));
     }
+    // Every other file (the figures, whose pixels are not compared) must be present exactly
+    // when the reproduction wrote it: a deleted figure or an added file fails.
+    let listed = |d: &Path| -> Result<BTreeSet<String>> {
+        let mut all = Vec::new();
+        crate::report::verify::list_files(d, "", &mut all)?;
+        Ok(all.into_iter().collect())
+    };
+    let (present, written) = (listed(dir)?, listed(&tmp.0)?);
+    for name in present.symmetric_difference(&written) {
+        if names.contains(name) || name == "report.json" || name == "report.md" {
+            continue;
+        }
+        files.push((
+            name.clone(),
+            Verdict::Mismatch(if written.contains(name) {
+                "missing from the run directory (this config writes it)".into()
+            } else {
+                "not written by this config and build: a file the run did not produce".into()
+            }),
+        ));
+    }
     files.push((
         "report.json".into(),
         report_check::compare_report_json(dir, &tmp.0, &tolerances, rtol, bitwise_expected),

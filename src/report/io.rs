@@ -131,8 +131,21 @@ fn create_fresh_dir(root: &Path, name: &str, base: &str, out: Option<&Path>) -> 
 }
 
 /// Removes the directory of a sweep point that has no completed row (killed mid-run, failed,
-/// or finished without its row being stored), so that the point can run again from scratch.
+/// or interrupted), so that the point can run again from scratch; one that completed but lost
+/// its row is renamed `<dir>.kept-<UTC time>` instead.
 pub fn remove_unfinished_dir(dir: &Path) -> Result<()> {
+    // A finished run (no INCOMPLETE marker) whose sweep row went missing is kept under another
+    // name, with whatever the user put in it, rather than deleted.
+    let completed = !dir.join(INCOMPLETE_MARKER).exists()
+        && fs::read_to_string(dir.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|r| r["status"] == "completed");
+    if completed {
+        let mut kept = dir.as_os_str().to_owned();
+        kept.push(format!(".kept-{}", utc_stamp()));
+        return fs::rename(dir, &kept).map_err(|e| Error::io(dir, e));
+    }
     match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

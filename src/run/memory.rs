@@ -495,6 +495,15 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         })
         .sum();
     parts.push(("kernel predictors".into(), pred));
+    if let DataSource::Teacher(t) = &exp.data.source {
+        // Drawn before anything else and dropped once the labels are made: counted in the peak
+        // (it is the peak when it is large).
+        parts.push((
+            "teacher network (data.teacher_width)".into(),
+            mul(&[t.input_dim as u64, t.teacher_width as u64, 8])
+                .saturating_add(mul(&[t.teacher_width as u64, 8])),
+        ));
+    }
     let checkpoints = exp.training.steps / exp.logging.every + 2;
     let tracks = 2 + exp.kernel.solutions.len() as u64;
     let columns = 2 * tracks + tracks * (tracks - 1) + 10 + 6 * (l + 1) + 5 * tracks;
@@ -634,6 +643,14 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         conv: conv.is_some(),
         units: outputs_per_point.saturating_sub(k) as f64,
         unit_seconds: super::time_model::unit_seconds(m.activation),
+        data_seconds: match &exp.data.source {
+            DataSource::Teacher(t) => {
+                let weights = (t.input_dim * t.teacher_width) as f64;
+                weights * super::time_model::GAUSSIAN_SECONDS
+                    + (n_all_train + h) as f64 * weights * super::time_model::SCALAR_MAC_SECONDS
+            }
+            _ => 0.0,
+        },
     };
     let phases = super::time_model::dense_phases(&workload, super::EXPLICIT_FULL_MAX_ROWS as f64);
     Footprint {
@@ -662,6 +679,7 @@ pub fn advice_for(part: &str) -> &'static str {
         p if p.starts_with("Nyström") => "a smaller kernel.preconditioner_rank",
         p if p.starts_with("held-out predictions") => "a larger logging.every (fewer logged steps)",
         p if p.starts_with("ensemble") => "ensemble.parallel (fewer members at once) or fewer ensemble.members",
+        p if p.starts_with("teacher network") => "a smaller data.teacher_width (the default is 256)",
         p if p.starts_with("autodiff graph") => "a smaller training.batch_size",
         p if p.starts_with("data") => "fewer points (data.n_train, data.n_test)",
         p if p.starts_with("logged checkpoints") => "a larger logging.every",
@@ -791,6 +809,7 @@ pub fn preflight_into(
             ),
         ));
     }
+    check_targets_carry_signal(data)?;
     let f = estimate(exp, Sizes::of(data).with_subset(exp));
     check_footprint(&f, out.unwrap_or(&exp.outputs.dir))?;
     Ok(f)
@@ -829,6 +848,31 @@ fn check_magnitudes(exp: &Experiment, data: &Dataset) -> Result<()> {
                  activations ({}) or kernels (f64) would overflow; rescale the inputs (data.interval, data.feature_scale) or the scales",
                 m.precision.name()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses training targets whose root mean square is 0 or so small that its square underflows
+/// (below √(smallest normal f64) ≈ 1.5e-154): every error is reported relative to it, and a
+/// network fitted to them learns nothing (e.g. a sine of frequency 0, or an interval of width
+/// 1e-300).
+fn check_targets_carry_signal(data: &Dataset) -> Result<()> {
+    let y = &data.y_train;
+    if y.is_empty() {
+        return Ok(());
+    }
+    let scale = y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let rms = if scale > 0.0 {
+        scale * (y.iter().map(|v| (v / scale).powi(2)).sum::<f64>() / y.len() as f64).sqrt()
+    } else {
+        0.0
+    };
+    if rms < f64::MIN_POSITIVE.sqrt() {
+        return Err(Error::value(
+            "data",
+            format!("training targets with RMS {rms:e}"),
+            "targets that vary: every training target is 0 (or below 1.5e-154, where squared errors underflow), so there is nothing to learn and every error relative to RMS(y) is undefined; for sine data use a frequency ≠ 0 and an interval of positive width, for files check the target column",
         ));
     }
     Ok(())

@@ -45,6 +45,11 @@ pub const PIECEWISE_LINEAR_UNIT_SECONDS: f64 = 1e-9;
 /// The same for a transcendental activation (erf, GELU, tanh, softplus, sin, cos; GELU on 300 ×
 /// 2,048 units measured 38 ns), s.
 pub const TRANSCENDENTAL_UNIT_SECONDS: f64 = 3.8e-8;
+/// Drawing one Gaussian number (a teacher's weights), s: 1.6·10⁹ of them took 64 s.
+pub const GAUSSIAN_SECONDS: f64 = 4.0e-8;
+/// One multiply-add of the teacher's loop (vectorised), s: 110 points of a teacher with 10⁷
+/// hidden units on 16 inputs took 11.2 s with its weights.
+pub const SCALAR_MAC_SECONDS: f64 = 0.3e-9;
 /// Fixed cost of one logged checkpoint (metrics, bookkeeping), s.
 pub const CHECKPOINT_SECONDS: f64 = 3e-4;
 /// Cores the kernel loops are spread over.
@@ -101,6 +106,8 @@ pub struct Workload {
     pub units: f64,
     /// Seconds of one unit's activation in a step (forward and backward).
     pub unit_seconds: f64,
+    /// Seconds of making the data beyond reading them (a teacher network's weights and labels).
+    pub data_seconds: f64,
 }
 
 /// Seconds of one Gaussian moment pair: closed form, or two piecewise Gauss–Legendre double
@@ -275,7 +282,10 @@ pub fn dense_phases(w: &Workload, explicit_rows: f64) -> Vec<(String, f64)> {
     let final_kernels = empirical_seconds(w, w.n, w.n)
         + spectra * EIGENVALUES_FLOPS_PER_CUBE * w.n.powi(3) / EIGEN_FLOPS;
     let mut phases = vec![
-        ("set-up".to_string(), SETUP_SECONDS + w.a * w.d * 2e-8),
+        (
+            "set-up".to_string(),
+            SETUP_SECONDS + w.a * w.d * 2e-8 + w.data_seconds,
+        ),
         ("kernels".to_string(), empirical + analytic),
         ("predictor setup".to_string(), predictors),
         ("training".to_string(), training),
