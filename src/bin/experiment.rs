@@ -45,7 +45,10 @@ struct Cli {
     force: bool,
     /// Print the estimated time (per phase), peak memory and disk use of the run (every point
     /// of a sweep) on this machine, and exit without running or creating anything.
-    #[arg(long, conflicts_with_all = ["shard", "slurm", "kernel_shard", "out"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["shard", "slurm", "kernel_shard", "out", "verify", "collect"]
+    )]
     estimate: bool,
     /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
     #[arg(

@@ -682,6 +682,7 @@ pub fn advice_for(part: &str) -> &'static str {
         p if p.starts_with("teacher network") => "a smaller data.teacher_width (the default is 256)",
         p if p.starts_with("autodiff graph") => "a smaller training.batch_size",
         p if p.starts_with("data") => "fewer points (data.n_train, data.n_test)",
+        p if p.starts_with("parameters") => "a narrower network (model.width) or fewer layers (model.depth)",
         p if p.starts_with("logged checkpoints") => "a larger logging.every",
         p if p.starts_with("kernel checkpoints") => "outputs.save_kernel_checkpoints = false or a larger logging.kernel_every",
         p if p.starts_with("every track's outputs") => "outputs.save_predictions = true (final outputs only) or a larger logging.every",
@@ -727,7 +728,7 @@ pub fn check_concurrent_points(peaks: &mut [u64], parallel: usize) -> Result<()>
 
 /// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
 /// (unless [`FORCE`] is set).
-pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> {
+pub fn check_footprint(f: &Footprint, exp: &Experiment, out_root: &std::path::Path) -> Result<()> {
     if FORCE.load(Ordering::SeqCst) {
         return Ok(());
     }
@@ -768,11 +769,46 @@ pub fn check_footprint(f: &Footprint, out_root: &std::path::Path) -> Result<()> 
                 ),
                 needed_bytes: f.disk_bytes,
                 available_bytes: free,
-                advice: "free disk space, or set outputs.save_kernels = false or outputs.save_predictions = false (on the iterative path with kernel.store = \"disk\": kernel.storage = \"f32\", or kernel.store_dir on a larger disk)".into(),
+                advice: disk_advice(exp),
             });
         }
     }
     Ok(())
+}
+
+/// What shrinks the outputs of `exp` on disk: only the output settings that are on now.
+fn disk_advice(exp: &Experiment) -> String {
+    let o = &exp.outputs;
+    let mut settings = Vec::new();
+    if o.save_kernel_checkpoints {
+        settings.push("outputs.save_kernel_checkpoints = false");
+    }
+    if o.save_kernels {
+        settings.push("outputs.save_kernels = false");
+    }
+    if o.predictions == crate::config::Predictions::Checkpoints {
+        settings.push("outputs.save_predictions = true (final outputs only)");
+    } else if o.predictions.csv() {
+        settings.push("outputs.save_predictions = false");
+    }
+    if o.save_parameters {
+        settings.push("outputs.save_parameters = false");
+    }
+    if o.formats.len() > 1 {
+        settings.push("outputs.formats = [\"png\"]");
+    }
+    if exp.kernel.plan.is_some() {
+        settings
+            .push("kernel.storage = \"f32\" or kernel.store_dir on a larger disk (a disk store)");
+    }
+    if settings.is_empty() {
+        "free disk space, or write the run to a larger disk (--out DIR or outputs.dir): every optional output is already off".into()
+    } else {
+        format!(
+            "free disk space, write the run to a larger disk (--out DIR), or set {}",
+            settings.join(" or ")
+        )
+    }
 }
 
 /// Checks a config against its data before any work or output: batch size, footprint (the disk
@@ -811,7 +847,7 @@ pub fn preflight_into(
     }
     check_targets_carry_signal(data)?;
     let f = estimate(exp, Sizes::of(data).with_subset(exp));
-    check_footprint(&f, out.unwrap_or(&exp.outputs.dir))?;
+    check_footprint(&f, exp, out.unwrap_or(&exp.outputs.dir))?;
     Ok(f)
 }
 
@@ -893,12 +929,17 @@ pub fn preflight_config(exp: &Experiment) -> Result<()> {
                 ),
                 needed_bytes: need,
                 available_bytes: available_memory_bytes(),
-                advice: "a smaller data.teacher_width (the default is 256)".into(),
+                advice: if t.input_dim > t.teacher_width {
+                    "a smaller data.input_dim (the teacher's weights are input_dim × teacher_width)"
+                } else {
+                    "a smaller data.teacher_width (the default is 256)"
+                }
+                .into(),
             });
         }
     }
     if let Some(s) = Sizes::from_config(exp) {
-        return check_footprint(&estimate(exp, s), &exp.outputs.dir);
+        return check_footprint(&estimate(exp, s), exp, &exp.outputs.dir);
     }
     let path = match &exp.data.source {
         DataSource::Csv(c) => &c.path,
@@ -962,4 +1003,26 @@ pub fn peak_rss_bytes() -> Option<u64> {
         .parse::<u64>()
         .ok()
         .map(|kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exp(outputs: &str) -> Experiment {
+        let text = format!(
+            "[experiment]\nname = \"t\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n[training]\nsteps = 1\n[outputs]\n{outputs}\n"
+        );
+        crate::config::parse_str(&text, None).expect("config")
+    }
+
+    #[test]
+    fn disk_advice_names_only_the_outputs_that_are_on() {
+        let on = disk_advice(&exp("save_kernels = true\nsave_parameters = true"));
+        assert!(on.contains("outputs.save_kernels = false"), "{on}");
+        assert!(on.contains("outputs.save_parameters = false"), "{on}");
+        let off = disk_advice(&exp("save_kernels = false\nsave_predictions = false"));
+        assert!(!off.contains("= false"), "{off}");
+        assert!(off.contains("already off"), "{off}");
+    }
 }
