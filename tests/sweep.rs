@@ -417,3 +417,30 @@ fn a_sweep_run_in_shards_collects_into_the_local_sweep_and_resumes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("different sweep"), "{}", stderr(&o));
 }
+
+#[test]
+fn collect_refuses_rows_made_from_another_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
+    let cfg = common::write(tmp.path(), "sw.toml", &text);
+    let out = tmp.path().join("sweep");
+    let o = common::run_bin(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    // Collecting the untouched directory again works; after editing its plan it is refused.
+    let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let plan = out.join("sweep.toml");
+    let edited = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("steps = 60", "steps = 40");
+    std::fs::write(&plan, edited).unwrap();
+    let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    let err = common::stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("changed after 2 point(s)"), "{err}");
+}

@@ -169,9 +169,11 @@ pub fn run(
                 let result = run_into(&p.experiment, Some(&point_dir), &opts);
                 let row = row_of(p, result, sweep_dir, t.elapsed().as_secs_f64());
                 if row.status != "interrupted" {
-                    if let Err(e) =
-                        report_sweep::write_row(sweep_dir, &StoredRow::of(p.index, &row))
-                    {
+                    let stored = StoredRow {
+                        plan_sha256: plan_sha256(sweep_dir),
+                        ..StoredRow::of(p.index, &row)
+                    };
+                    if let Err(e) = report_sweep::write_row(sweep_dir, &stored) {
                         first_error
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -268,10 +270,18 @@ impl Collected {
     }
 }
 
+/// SHA-256 of a sweep directory's plan file, when it can be read.
+fn plan_sha256(dir: &Path) -> Option<String> {
+    std::fs::read(dir.join(PLAN_FILE))
+        .ok()
+        .map(|b| crate::report::repro::sha256_hex(&b))
+}
+
 /// Builds `sweep.csv`, `sweep.json`, `sweep.md` and the plots of the sweep in `dir` from the
 /// stored rows of its finished points. Idempotent, and safe while points still run (they show
 /// as missing). `missing_reason(point index)` says why a point has no row (e.g. its Slurm
-/// task's state); `extra` adds top-level keys to `sweep.json`.
+/// task's state); `extra` adds top-level keys to `sweep.json`. Refused when a row was made from
+/// another plan than the directory's `sweep.toml` now.
 pub fn collect(
     dir: &Path,
     missing_reason: &dyn Fn(usize) -> String,
@@ -287,6 +297,24 @@ pub fn collect(
     let text = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
     let sweep = config_sweep::expand(&text, Some(&plan))?;
     let stored = report_sweep::read_rows(dir)?;
+    // Rows made from another plan than the one in the directory now (sweep.toml edited after
+    // they were run) would be collected under the wrong settings.
+    let now = plan_sha256(dir);
+    let stale: Vec<String> = stored
+        .values()
+        .filter(|r| r.plan_sha256.is_some() && r.plan_sha256 != now)
+        .map(|r| format!("p{:04}", r.index))
+        .collect();
+    if !stale.is_empty() {
+        return Err(Error::NotARun {
+            path: plan,
+            message: format!(
+                "{PLAN_FILE} changed after {} point(s) were run from it ({}): their rows belong to another plan; restore {PLAN_FILE}, or run the edited sweep into a new directory",
+                stale.len(),
+                stale.join(", ")
+            ),
+        });
+    }
     let rows: Vec<SweepRow> = sweep
         .points
         .iter()

@@ -138,6 +138,10 @@ pub struct StoredRow {
     pub loss_curve: Vec<(String, String)>,
     /// Sharpness ratio per kernel checkpoint.
     pub sharpness_curve: Vec<(String, String)>,
+    /// SHA-256 of the sweep plan (`sweep.toml`) the point was run from (absent in rows written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
 }
 
 fn text(v: f64) -> String {
@@ -160,6 +164,7 @@ impl StoredRow {
     /// The stored form of point `index`'s row.
     pub fn of(index: usize, r: &SweepRow) -> Self {
         StoredRow {
+            plan_sha256: None,
             index,
             values: r.values.clone(),
             seed: r.seed,
