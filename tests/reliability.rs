@@ -225,6 +225,21 @@ fn exit_codes_follow_the_cause() {
     assert!(stderr(&o).contains("existing file"));
 }
 
+/// Limits the address space of the process `cmd` starts to `bytes`.
+fn limit_address_space(cmd: &mut Command, bytes: u64) {
+    // SAFETY: setrlimit is async-signal-safe and only touches the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+}
+
 fn wait_for(p: &Path) {
     for _ in 0..600 {
         if p.exists() {
@@ -338,17 +353,7 @@ fn fuzzed_configs_complete_or_are_refused_before_they_start() {
         let cfg = write(tmp.path(), &format!("f{i}.toml"), &text);
         let mut cmd = Command::new(BIN);
         cmd.args([cfg.to_str().unwrap(), "--quiet"]);
-        // SAFETY: setrlimit is async-signal-safe and only touches the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 6 << 30,
-                    rlim_max: 6 << 30,
-                };
-                libc::setrlimit(libc::RLIMIT_AS, &lim);
-                Ok(())
-            });
-        }
+        limit_address_space(&mut cmd, 6 << 30);
         let mut child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -589,16 +594,8 @@ fn every_phase_stops_within_about_a_second_of_sigterm() {
         "[experiment]\nname = \"eig\"\n[data]\nkind = \"teacher\"\ninput_dim = 4\nn_train = 3000\nn_test = 10\n[model]\nwidth = 32\ndepth = 1\n[training]\nsteps = 5\ntwin = \"parameter\"\n[kernel]\nsolutions = [\"analytic\"]\nsolver = \"exact\"\n",
     );
     let out = tmp.path().join("eig");
-    let child = common::spawn_into(&eig, &out);
-    wait_for(&out.join("INCOMPLETE"));
-    std::thread::sleep(Duration::from_millis(1500));
-    let t = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let o = child.wait_with_output().unwrap();
-    let seconds = t.elapsed().as_secs_f64();
-    assert_eq!(o.status.code(), Some(130));
+    let (code, seconds) = signal_after(&eig, &out, "-TERM", Duration::from_millis(1500));
+    assert_eq!(code, Some(130));
     assert!(
         seconds < 2.5,
         "the eigendecomposition took {seconds} s to stop"
@@ -675,17 +672,7 @@ fn a_failed_allocation_past_the_estimate_is_an_out_of_memory_error() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    // SAFETY: setrlimit is async-signal-safe and only touches the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 4 << 30,
-                rlim_max: 4 << 30,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &lim);
-            Ok(())
-        });
-    }
+    limit_address_space(&mut cmd, 4 << 30);
     let o: Output = cmd.output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");

@@ -615,7 +615,6 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     let workload = super::time_model::Workload {
         n: n as f64,
         a: a as f64,
-        n_train_all: n_all_train as f64,
         d: d as f64,
         k: k as f64,
         r: r as f64,

@@ -62,8 +62,6 @@ pub struct Workload {
     pub n: f64,
     /// All points.
     pub a: f64,
-    /// Training points the network trains on.
-    pub n_train_all: f64,
     /// Input features and outputs.
     pub d: f64,
     /// Outputs.
