@@ -1,5 +1,7 @@
 //! The library's one error type.
 
+pub mod alloc_report;
+
 use std::path::PathBuf;
 
 /// Result alias of the library.
@@ -21,7 +23,7 @@ pub enum Error {
         message: String,
     },
     /// A config value is out of range or inconsistent.
-    #[error("{}{}: `{key}` = {value}: {allowed}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<config>".into()), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}: `{key}` = {value}: {allowed}", origin(file.as_deref(), key), line.map(|l| format!(":{l}")).unwrap_or_default())]
     ConfigValue {
         /// The config file, when known.
         file: Option<PathBuf>,
@@ -105,6 +107,16 @@ pub enum Error {
     /// A verification of a recorded run found mismatches.
     #[error("verification failed: {0}")]
     Verify(String),
+}
+
+/// Where a config value came from: its file, the command line for an option (`--out`), or
+/// `<config>` for text given without a file.
+fn origin(file: Option<&std::path::Path>, key: &str) -> String {
+    match file {
+        Some(f) => f.display().to_string(),
+        None if key.starts_with("--") => "command line".into(),
+        None => "<config>".into(),
+    }
 }
 
 impl Error {

@@ -716,3 +716,111 @@ fn a_slurm_out_path_that_cannot_go_into_the_script_creates_nothing() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(!out.exists(), "{err}");
 }
+
+#[test]
+fn a_wrong_type_inside_data_names_its_key_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tiny_sine_toml(tmp.path(), "");
+    for (line, key) in [
+        ("n_train = \"eight\"", "data.n_train"),
+        ("interval = [0.0]", "data.interval"),
+        ("noise = true", "data.noise"),
+    ] {
+        let text = base.replace("n_train = 8", line);
+        let want_line = text.lines().position(|l| l == line).unwrap() + 1;
+        refused(
+            tmp.path(),
+            "data_type.toml",
+            &text,
+            &[&format!("data_type.toml:{want_line}"), &format!("`{key}`")],
+        );
+    }
+}
+
+#[test]
+fn a_swept_kernel_store_dir_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = common::sweep_toml(
+        tmp.path(),
+        "\"kernel.store_dir\" = [\"/tmp/a\", \"/tmp/b\"]",
+        "",
+    );
+    refused(
+        tmp.path(),
+        "store_dir.toml",
+        &text,
+        &["kernel.store_dir", "set it once"],
+    );
+}
+
+#[test]
+fn a_failed_allocation_in_std_is_an_out_of_memory_error_not_an_abort() {
+    let tmp = tempfile::tempdir().unwrap();
+    // With --force past the estimate, the teacher's 1e9 × 16 weights (128 GB) are requested
+    // from a Vec under a 4 GiB address-space limit: std aborts on that, which the binary turns
+    // into an error with exit status 1.
+    let cfg = write(
+        tmp.path(),
+        "teacher_oom.toml",
+        "[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\nteacher_width = 1000000000\n[model]\nwidth = 8\n[training]\nsteps = 2\n",
+    );
+    let out = tmp.path().join("run");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        cfg.to_str().unwrap(),
+        "--force",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    limit_address_space(&mut cmd, 4 << 30);
+    let o: Output = cmd.output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: out of memory: an allocation of"),
+        "{err}"
+    );
+    assert!(err.contains("--estimate"), "{err}");
+}
+
+/// The `--estimate` line of a phase, in seconds.
+fn estimated_seconds(text: &str, phase: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(phase) && l.trim_end().ends_with(" s"))
+        .unwrap_or_else(|| panic!("no {phase} line in {text}"));
+    line.trim_end()
+        .trim_end_matches(" s")
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_quadrature_kernel_takes_within_two_of_its_estimate() {
+    // A tanh kernel (no closed form): its moments are timed on this machine at the data's own
+    // arguments, so the estimate holds whatever the machine and the inputs.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "tanh.toml",
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\ninput_dim = 8\nn_train = 40\nn_test = 10\n[model]\nwidth = 32\ndepth = 1\nactivation = \"tanh\"\n[training]\nsteps = 2\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n", tmp.path().join("results").display()),
+    );
+    let o = run_bin(&["--estimate", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let estimate = estimated_seconds(&String::from_utf8_lossy(&o.stdout), "kernels");
+    let out = tmp.path().join("run");
+    let o = common::run_into(&cfg, &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let measured = common::read_json(&out.join("report.json"))["timings_s"]["kernels"]
+        .as_f64()
+        .unwrap();
+    let ratio = measured / estimate;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "kernels: measured {measured} s, estimated {estimate} s"
+    );
+}

@@ -10,15 +10,19 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ntk_dynamics::config::{self, sweep};
+use ntk_dynamics::error::alloc_report;
 use ntk_dynamics::record::{RunRecord, RunStatus};
 use ntk_dynamics::report::{self, repro};
 use ntk_dynamics::run::{self, Interrupt, Progress, RunOptions};
 use ntk_dynamics::{data, pipeline, Error};
 
 // Large tensors are allocated and freed every step; mimalloc keeps them instead of returning
-// them to the OS (glibc's malloc spent ~35% of the run in page faults).
+// them to the OS (glibc's malloc spent ~35% of the run in page faults). A failed allocation that
+// std would only abort on is reported as an out-of-memory error (exit 1) through
+// `alloc_report::install_abort_report`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc_report::ReportingAllocator<mimalloc::MiMalloc> =
+    alloc_report::ReportingAllocator(mimalloc::MiMalloc);
 
 /// Train a network, its linearization and the NTK kernel solution side by side.
 #[derive(Parser, Debug)]
@@ -153,6 +157,7 @@ fn is_input_error(e: &Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    alloc_report::install_abort_report();
     let cli = Cli::parse();
     // A failed allocation inside a library (possible past the estimate with --force) is
     // reported as an out-of-memory error by the run; its panic message is not printed twice.
@@ -441,14 +446,24 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     // Check every point's data and footprint before creating anything, and the points that run
     // at the same time together.
     let mut peaks = Vec::with_capacity(sw.points.len());
+    let mut disks = Vec::with_capacity(sw.points.len());
     let mut seconds = 0.0;
+    let disk_root = out.unwrap_or(&sw.base.outputs.dir);
     for p in &sw.points {
         run::preflight_config(&p.experiment)?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         // As the run itself checks it: resolved for its data (e.g. the iterative solver).
-        let f = run::preflight(&p.experiment.resolved_for(&ds)?, &ds)?;
+        let f =
+            run::memory::preflight_into(&p.experiment.resolved_for(&ds)?, &ds, Some(disk_root))?;
         peaks.push(f.peak_bytes);
+        if shard.is_none_or(|s| s.owns(p.index)) {
+            disks.push(f.disk_bytes);
+        }
         seconds += f.seconds;
+    }
+    // A resumed sweep's finished points are on the disk already.
+    if !out.is_some_and(|o| o.join(psweep::PLAN_FILE).exists()) {
+        run::memory::check_sweep_disk(&disks, disk_root)?;
     }
     if seconds > run::memory::LONG_RUN_SECONDS && !cli.quiet {
         eprintln!(

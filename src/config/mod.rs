@@ -440,7 +440,10 @@ pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Experiment> {
 /// followed the config file).
 pub fn parse_str_noted(text: &str, file: Option<&Path>) -> Result<(Experiment, Vec<String>)> {
     let lines = KeyLines::new(text);
-    let mut spec: ConfigSpec = toml::from_str(text).map_err(|e| parse_error(&e, &lines, file))?;
+    let mut spec: ConfigSpec = toml::from_str(text).map_err(|e| {
+        let e = data_table_error(text, &e).unwrap_or(e);
+        parse_error(&e, &lines, file)
+    })?;
     let notes = spec.rebase(&paths::base_of(file));
     let exp = spec.check().map_err(|e| locate(e, &lines, file))?;
     Ok((exp, notes))
@@ -469,6 +472,43 @@ pub fn parse_error(e: &toml::de::Error, lines: &KeyLines, file: Option<&Path>) -
         key,
         message: e.to_string().trim_end().to_string(),
     }
+}
+
+/// serde reads `[data]` (tagged by `kind`) through a buffer that drops positions, so a value of
+/// the wrong type inside it is reported at the table. This reads the table again as its kind's
+/// own struct, which keeps the position of the offending key; `None` when that finds nothing
+/// (the original error stands).
+pub fn data_table_error(text: &str, original: &toml::de::Error) -> Option<toml::de::Error> {
+    use serde::Deserialize;
+    use toml::de::{DeTable, DeValue, ValueDeserializer};
+    fn read<'i, T: Deserialize<'i>>(value: toml::Spanned<DeValue<'i>>) -> Option<toml::de::Error> {
+        T::deserialize(ValueDeserializer::from(value)).err()
+    }
+    let blamed = KeyLines::new(text).path_at(original.span()?.start)?;
+    if blamed != "data" {
+        return None;
+    }
+    let mut doc = DeTable::parse(text).ok()?.into_inner();
+    let data = doc.remove("data")?;
+    let span = data.span();
+    let DeValue::Table(mut table) = data.into_inner() else {
+        return None;
+    };
+    let DeValue::String(kind) = table.remove("kind")?.into_inner() else {
+        return None;
+    };
+    let value = toml::Spanned::new(span, DeValue::Table(table));
+    let mut error = match kind.as_ref() {
+        "sine" => read::<schema::SineSpec>(value),
+        "teacher" => read::<schema::TeacherSpec>(value),
+        "csv" => read::<schema::CsvSpec>(value),
+        "idx" => read::<schema::IdxSpec>(value),
+        "npy" => read::<schema::NpySpec>(value),
+        "text" => read::<schema::TextSpec>(value),
+        _ => None,
+    }?;
+    error.set_input(Some(text));
+    Some(error)
 }
 
 /// The field named in "unknown field `x`" / "missing field `x`" messages.

@@ -142,6 +142,13 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
                 "a key that changes the computation: every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
             ));
         }
+        if k == "kernel.store_dir" {
+            return Err(Error::value(
+                &key,
+                k,
+                "a key that changes the computation: kernel.store_dir only says where kernel blocks are kept, and every point would compute the same numbers (set it once, outside sweep.vary)",
+            ));
+        }
         let parts: Vec<&str> = k.split('.').collect();
         if parts.len() != 2 || parts[0] == "sweep" {
             return Err(Error::value(

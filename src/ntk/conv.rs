@@ -285,6 +285,40 @@ impl ConvKernelConfig {
         Some((k, theta))
     }
 
+    /// The Gaussian-moment arguments `(q, q', k)` of the first convolution for two images, one
+    /// per position pair the kernel entry evaluates (every pair with global average pooling,
+    /// equal positions with flatten): a sample of what an entry costs, for the time estimate.
+    pub fn first_layer_moment_arguments(&self, a: &[f64], b: &[f64]) -> Vec<(f64, f64, f64)> {
+        let taps = self.taps();
+        let Some(g) = taps.first() else {
+            return Vec::new();
+        };
+        let full = self.full();
+        let w2 = self.w_std * self.w_std;
+        let b2 = self.bias_var();
+        let ff = (self.filter * self.filter) as f64;
+        let layer = |cov: Vec<f64>, full: bool| -> Vec<f64> {
+            let mut sums = Vec::new();
+            self.conv_sum(g, &cov, full, &mut sums);
+            sums.iter().map(|&s| w2 * (s / ff) + b2).collect()
+        };
+        let qa = layer(self.input_covariance(a, a, false), false);
+        let qb = layer(self.input_covariance(b, b, false), false);
+        let k = layer(self.input_covariance(a, b, full), full);
+        let pout = g.outputs;
+        k.iter()
+            .enumerate()
+            .map(|(idx, &k)| {
+                let (pa, pb) = if full {
+                    (idx / pout, idx % pout)
+                } else {
+                    (idx, idx)
+                };
+                (qa[pa], qb[pb], k)
+            })
+            .collect()
+    }
+
     /// The analytic kernels of a conv net built from `arch` (None for an MLP).
     pub fn of_network(arch: &NetworkConfig, method: MomentMethod) -> Option<ConvKernelConfig> {
         let Architecture::Conv(c) = arch.model.architecture else {

@@ -39,6 +39,27 @@ pub fn analytic_kernels_until(
     }
 }
 
+/// The Gaussian-moment arguments `(q, q', k)` of the first hidden layer for the points `a` and
+/// `b`: one for an MLP, one per evaluated position pair for a conv net. What a moment costs by
+/// quadrature depends on them (a pair with correlation 1 needs no inner integral), so the time
+/// estimate times moments at these.
+pub fn first_layer_moment_arguments(
+    arch: &NetworkConfig,
+    a: &[f64],
+    b: &[f64],
+) -> Vec<(f64, f64, f64)> {
+    match conv::ConvKernelConfig::of_network(arch, MomentMethod::Auto(0)) {
+        Some(c) => c.first_layer_moment_arguments(a, b),
+        None => {
+            let m = &arch.model;
+            let w2 = m.w_std * m.w_std;
+            let b2 = if m.bias { m.b_std * m.b_std } else { 0.0 };
+            let layer = |x: &[f64], y: &[f64]| w2 * analytic::input_kernel(x, y) + b2;
+            vec![(layer(a, a), layer(b, b), layer(a, b))]
+        }
+    }
+}
+
 /// How a multi-output kernel is represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -111,6 +111,8 @@ impl GaussLegendre {
             0.0
         };
         let perp = (1.0 - rho * rho).max(0.0).sqrt();
+        // The loop below is scalar libm calls (legacy SSE); see `clear_avx_upper_state`.
+        crate::linalg::clear_avx_upper_state();
         self.expect1(0.0, |z1| {
             let gu = g(sq * z1);
             if gu == 0.0 {

@@ -26,7 +26,7 @@ pub fn estimate_points(points: &[Experiment]) -> Result<Vec<run::Footprint>> {
             let exp = exp.resolved_for(&ds)?;
             Ok(run::memory::estimate(
                 &exp,
-                run::memory::Sizes::of(&ds).with_subset(&exp),
+                run::memory::Sizes::for_run(&exp, &ds),
             ))
         })
         .collect()

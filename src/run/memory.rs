@@ -71,6 +71,9 @@ pub struct Sizes {
     pub n_outputs: u64,
     /// Training points the kernels are computed on (`kernel.train_subset`, else `n_train`).
     pub n_kernel: u64,
+    /// Seconds of one Gaussian moment by quadrature, timed on this machine at the data's own
+    /// first-layer arguments (`None`: not timed; the reference machine's rate is used).
+    pub moment_seconds: Option<f64>,
 }
 
 impl Sizes {
@@ -82,6 +85,17 @@ impl Sizes {
             input_dim: data.input_dim as u64,
             n_outputs: data.n_outputs as u64,
             n_kernel: data.n_train() as u64,
+            moment_seconds: None,
+        }
+    }
+
+    /// The sizes of `exp` on its loaded data: [`Sizes::of`] with the kernel subset, and for an
+    /// activation without a closed form the cost of a quadrature moment timed at the data's
+    /// arguments ([`super::time_model::measured_moment_seconds`]).
+    pub fn for_run(exp: &Experiment, data: &Dataset) -> Self {
+        Sizes {
+            moment_seconds: super::time_model::measured_moment_seconds(exp, data),
+            ..Sizes::of(data).with_subset(exp)
         }
     }
 
@@ -112,6 +126,7 @@ impl Sizes {
                 input_dim,
                 n_outputs: 1,
                 n_kernel: n_train,
+                moment_seconds: None,
             }
             .with_subset(exp),
         )
@@ -636,7 +651,7 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
             (n as usize).saturating_mul(r as usize),
         ),
         solutions: exp.kernel.solutions.clone(),
-        analytic_entry_seconds: super::time_model::analytic_entry_seconds(exp, d),
+        analytic_entry_seconds: super::time_model::analytic_entry_seconds(exp, d, s.moment_seconds),
         extra_members: member_flops as f64,
         members_in_flight: super::ensemble::parallel_members(exp) as f64,
         conv: conv.is_some(),
@@ -723,6 +738,30 @@ pub fn check_concurrent_points(peaks: &mut [u64], parallel: usize) -> Result<()>
         });
     }
     Ok(())
+}
+
+/// Refuses a sweep whose points' outputs together do not fit on the disk of `root` (the sweep
+/// directory, or `outputs.dir`), unless [`FORCE`] is set: each point alone may fit while all of
+/// them, written one after another into the same directory, do not.
+pub fn check_sweep_disk(disks: &[u64], root: &std::path::Path) -> Result<()> {
+    if FORCE.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let need = disks.iter().fold(0u64, |a, &b| a.saturating_add(b));
+    match free_disk_bytes(root) {
+        Some(free) if need > free => Err(Error::Memory {
+            what: format!(
+                "the outputs of all {} sweep points on disk under {} (estimated {} together)",
+                disks.len(),
+                root.display(),
+                gib(need)
+            ),
+            needed_bytes: need,
+            available_bytes: free,
+            advice: "free disk space, write the sweep to a larger disk (--out DIR), fewer points or seeds, or turn optional outputs off (outputs.save_kernels, outputs.save_kernel_checkpoints, outputs.save_predictions, outputs.save_parameters)".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
@@ -845,7 +884,7 @@ pub fn preflight_into(
         ));
     }
     check_targets_carry_signal(data)?;
-    let f = estimate(exp, Sizes::of(data).with_subset(exp));
+    let f = estimate(exp, Sizes::for_run(exp, data));
     check_footprint(&f, exp, out.unwrap_or(&exp.outputs.dir))?;
     Ok(f)
 }
@@ -1013,6 +1052,18 @@ mod tests {
             "[experiment]\nname = \"t\"\n[data]\nkind = \"sine\"\n[model]\nwidth = 8\n[training]\nsteps = 1\n[outputs]\n{outputs}\n"
         );
         crate::config::parse_str(&text, None).expect("config")
+    }
+
+    #[test]
+    fn a_sweep_is_checked_for_the_disk_of_all_its_points_together() {
+        let free = free_disk_bytes(std::path::Path::new(".")).expect("statvfs");
+        // Each point alone fits; the points together need twice the free space.
+        let each = free / 4 + 1;
+        let err = check_sweep_disk(&[each; 8], std::path::Path::new(".")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("all 8 sweep points"), "{text}");
+        assert!(text.contains("--out DIR"), "{text}");
+        assert!(check_sweep_disk(&[1, 2, 3], std::path::Path::new(".")).is_ok());
     }
 
     #[test]

@@ -119,6 +119,71 @@ pub fn moment_seconds(closed_form: bool, quadrature_order: usize) -> f64 {
     }
 }
 
+/// Training-point pairs whose first-layer moment arguments are sampled by
+/// [`measured_moment_seconds`].
+const MOMENT_SAMPLE_PAIRS: usize = 4;
+/// Moments timed by [`measured_moment_seconds`] (spread evenly over the sampled arguments).
+const MOMENT_SAMPLES: usize = 16;
+
+/// Seconds of one Gaussian moment by quadrature for `exp` on `data`, timed on this machine:
+/// the mean over up to [`MOMENT_SAMPLES`] moments at the first-layer arguments of a few
+/// training-point pairs (for a conv net, spread over its position pairs). What a moment
+/// costs depends on its arguments by a factor of ~70 (a pair with correlation 1, e.g. two
+/// zero-padded positions, skips the inner integral) and on the activation, so no fixed rate
+/// is within 2× of both a kernel on images with blank borders and one on dense inputs. `None`
+/// for activations with a closed form (their moments cost [`CLOSED_FORM_MOMENT_SECONDS`]) or
+/// without analytic kernels to compute.
+pub fn measured_moment_seconds(
+    exp: &crate::config::Experiment,
+    data: &crate::data::Dataset,
+) -> Option<f64> {
+    use crate::ntk::analytic::{gaussian_moments, MomentMethod};
+    let act = exp.model.activation;
+    let analytic = exp
+        .kernel
+        .solutions
+        .iter()
+        .any(|s| matches!(s, KernelSolution::Analytic | KernelSolution::Nngp));
+    if !analytic || crate::ntk::analytic::closed_form(act, 1.0, 1.0, 0.5).is_some() {
+        return None;
+    }
+    let arch = super::network_config(exp, data);
+    let d = data.input_dim;
+    let n = data.n_train();
+    let point = |i: usize| &data.x_train[i * d..(i + 1) * d];
+    let mut arguments = Vec::new();
+    for pair in 0..MOMENT_SAMPLE_PAIRS.min(n / 2) {
+        arguments.extend(crate::ntk::first_layer_moment_arguments(
+            &arch,
+            point(2 * pair),
+            point(2 * pair + 1),
+        ));
+    }
+    if arguments.is_empty() {
+        return None;
+    }
+    // Spread by the golden ratio, not a stride: a stride on an image's row-major positions
+    // would keep hitting the same (often blank) columns.
+    let len = arguments.len();
+    let sample: Vec<_> = (0..MOMENT_SAMPLES.min(len))
+        .map(|j| &arguments[((j as f64 * 0.618_033_988_75).fract() * len as f64) as usize % len])
+        .collect();
+    let method = MomentMethod::Auto(exp.kernel.quadrature_order);
+    // The rule's nodes are computed (an eigendecomposition) and cached by the first call: not
+    // part of a moment's cost. Timed on the worker threads that compute the kernels.
+    crate::ntk::quadrature::GaussLegendre::new(exp.kernel.quadrature_order);
+    use rayon::prelude::*;
+    let seconds: f64 = sample
+        .par_iter()
+        .map(|&&(q, qp, k)| {
+            let start = std::time::Instant::now();
+            std::hint::black_box(gaussian_moments(act, q, qp, k, method));
+            start.elapsed().as_secs_f64()
+        })
+        .sum();
+    Some(seconds / sample.len() as f64)
+}
+
 /// The rate of the network's arithmetic on a batch of `b` points, FLOP/s.
 fn train_rate(w: &Workload, b: f64) -> f64 {
     let conv = if w.conv { CONV_TRAIN_EFFICIENCY } else { 1.0 };
@@ -155,12 +220,18 @@ pub fn gram_width(conv: Option<&[(u64, u64, u64)]>, w: u64, l: u64) -> f64 {
 /// Seconds of one analytic kernel entry of `exp`'s network on `d` input features: a moment per
 /// layer, and for a conv net per kept position pair (P of them with a flatten readout, P² with
 /// global average pooling) with its filter sums.
-pub fn analytic_entry_seconds(exp: &crate::config::Experiment, d: u64) -> f64 {
+/// `measured_moment`, when given, replaces the reference rate of a quadrature moment.
+pub fn analytic_entry_seconds(
+    exp: &crate::config::Experiment,
+    d: u64,
+    measured_moment: Option<f64>,
+) -> f64 {
     let m = &exp.model;
-    let moment = moment_seconds(
-        crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_some(),
-        exp.kernel.quadrature_order,
-    );
+    let closed = crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_some();
+    let moment = match measured_moment {
+        Some(t) if !closed => t,
+        _ => moment_seconds(closed, exp.kernel.quadrature_order),
+    };
     let l = m.depth as f64;
     match m.architecture {
         crate::model::Architecture::Conv(c) => {
