@@ -210,6 +210,8 @@ impl AnalyticConfig {
                 if stop() {
                     return None;
                 }
+                // Scalar arithmetic and libm calls below (see `clear_avx_upper_state`).
+                crate::linalg::clear_avx_upper_state();
                 let xi = &x1[i * d..(i + 1) * d];
                 (0..n2)
                     .map(|j| {

@@ -207,6 +207,8 @@ impl ConvKernelConfig {
         (qa, qb): (&[Vec<f64>], &[Vec<f64>]),
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Option<(f64, f64)> {
+        // Scalar arithmetic and libm calls below (see `clear_avx_upper_state`).
+        crate::linalg::clear_avx_upper_state();
         let full = self.full();
         let w2 = self.w_std * self.w_std;
         let b2 = self.bias_var();
