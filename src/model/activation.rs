@@ -161,6 +161,18 @@ impl Activation {
         }
     }
 
+    /// `(φ(x), φ′(x))`, bit for bit [`Activation::value`] and [`Activation::derivative`], with
+    /// tanh evaluated once for both.
+    pub fn value_and_derivative(self, x: f64) -> (f64, f64) {
+        match self {
+            Activation::Tanh => {
+                let t = x.tanh();
+                (t, 1.0 - t.powi(2))
+            }
+            _ => (self.value(x), self.derivative(x)),
+        }
+    }
+
     /// φ'(x) in f64 (the a.e. derivative for kinked activations).
     pub fn derivative(self, x: f64) -> f64 {
         match self {
@@ -215,7 +227,7 @@ pub fn erf(x: f64) -> f64 {
             term *= -x2 / n;
             let add = term / (2.0 * n + 1.0);
             sum += add;
-            if add.abs() < 1e-17 * sum.abs() {
+            if add.abs() <= 1e-17 * sum.abs() {
                 break;
             }
         }
@@ -356,6 +368,18 @@ impl Serialize for Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn erf_of_zero_and_its_neighbours_ends() {
+        // The series' stopping rule once never held at x = 0 (0 < 0 is false): an endless loop
+        // for an erf network whose pre-activation is exactly 0 (an all-zero input, no bias).
+        assert_eq!(erf(0.0), 0.0);
+        assert_eq!(erf(-0.0), 0.0);
+        // erf(x) ≈ 2x/√π for tiny x, odd.
+        let x = 1e-300;
+        assert!((erf(x) / (2.0 * x / std::f64::consts::PI.sqrt()) - 1.0).abs() < 1e-15);
+        assert_eq!(erf(-0.3), -erf(0.3));
+    }
 
     #[test]
     fn config_forms_round_trip() {

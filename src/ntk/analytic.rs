@@ -71,9 +71,7 @@ pub fn gaussian_moments(
     // E[φ(u)φ(v)] is symmetric in (q, q'): order the arguments so both orders give the same bits.
     let (q, qp) = if q <= qp { (q, qp) } else { (qp, q) };
     let gl = GaussLegendre::new(order);
-    let e = gl.expect2(q, qp, k, |x| act.value(x), |x| act.value(x));
-    let kdot = gl.expect2(q, qp, k, |x| act.derivative(x), |x| act.derivative(x));
-    (e, kdot)
+    gl.expect2_pair(q, qp, k, |x| act.value_and_derivative(x))
 }
 
 fn ab_relu(a: f64, b: f64, q: f64, qp: f64, k: f64) -> (f64, f64) {
