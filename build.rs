@@ -40,6 +40,16 @@ fn main() {
         commit.as_deref().unwrap_or("")
     );
     println!("cargo:rustc-env=NTK_BUILD_DIRTY={}", dirty.unwrap_or(""));
+    // What `--version` prints: the crate version and the same build identity.
+    let identity = match (commit.as_deref(), dirty) {
+        (Some(c), Some("true")) => format!("commit {c}, with uncommitted changes"),
+        (Some(c), _) => format!("commit {c}"),
+        (None, _) => "no git checkout at build time".to_string(),
+    };
+    println!(
+        "cargo:rustc-env=NTK_VERSION_TEXT={} (built from {identity}; captured at build time)",
+        std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
+    );
     // Re-run when the sources or the checkout's state change, so the identity is never stale.
     for p in [
         "build.rs",

@@ -824,3 +824,90 @@ fn a_quadrature_kernel_takes_within_two_of_its_estimate() {
         "kernels: measured {measured} s, estimated {estimate} s"
     );
 }
+
+#[test]
+fn hostile_round_four_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A named pipe as a data file is refused before it is opened (opening it would block).
+    let fifo = tmp.path().join("pipe.csv");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let start = Instant::now();
+    refused(
+        tmp.path(),
+        "fifo.toml",
+        &csv_toml(tmp.path(), &fifo, ""),
+        &["not a regular file"],
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    // Two target columns with the same values.
+    let data = tmp.path().join("twin_targets.csv");
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{},{},{}\n",
+                i as f64 * 0.1,
+                (i as f64).sin(),
+                (i as f64).sin()
+            )
+        })
+        .collect();
+    std::fs::write(&data, format!("x,y,y2\n{rows}")).unwrap();
+    refused(
+        tmp.path(),
+        "twin_targets.toml",
+        &csv_toml(tmp.path(), &data, "").replace("target = [\"y\"]", "target = [\"y\", \"y2\"]"),
+        &["data.target", "same value in every training row"],
+    );
+    // A text whose training part has one character to predict.
+    let text = tmp.path().join("ab.txt");
+    std::fs::write(&text, format!("{}{}", "a".repeat(4900), "b".repeat(100))).unwrap();
+    refused(
+        tmp.path(),
+        "ab.toml",
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 100\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.path().join("results").display()),
+        &["at least two distinct characters to predict in the training part"],
+    );
+    // A swept key that is not swept: the listed values are shown, at the key's line.
+    let sweep = common::sweep_toml(tmp.path(), "\"sweep.parallel\" = [1, 2]", "");
+    let line = sweep
+        .lines()
+        .position(|l| l.starts_with("\"sweep.parallel\""))
+        .unwrap()
+        + 1;
+    refused(
+        tmp.path(),
+        "sw.toml",
+        &sweep,
+        &[
+            &format!("sw.toml:{line}"),
+            "= [1, 2]",
+            "not of [sweep] itself",
+        ],
+    );
+}
+
+#[test]
+fn an_impossible_size_past_the_estimate_is_an_out_of_memory_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "huge.toml",
+        "[experiment]\nname = \"h\"\n[data]\nkind = \"sine\"\nn_train = 2305843009213693952\n[model]\nwidth = 8\n[training]\nsteps = 2\n",
+    );
+    let out = tmp.path().join("run");
+    let o = run_bin(&[
+        cfg.to_str().unwrap(),
+        "--force",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("out of memory"), "{err}");
+    // --version names the build.
+    let v = run_bin(&["--version"]);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("built from"));
+}

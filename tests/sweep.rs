@@ -444,3 +444,37 @@ fn collect_refuses_rows_made_from_another_plan() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("changed after 2 point(s)"), "{err}");
 }
+
+#[test]
+fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
+    let cfg = common::write(tmp.path(), "sw.toml", &text);
+    let out = tmp.path().join("sweep");
+    let run = || {
+        common::run_bin(&[
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    assert!(run().status.success());
+    let point = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("report.json").exists())
+        .unwrap();
+    std::fs::remove_dir_all(&point).unwrap();
+    // Its row alone does not make it completed: --collect says so, a resume runs it again.
+    let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    let csv = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        csv.contains("is missing (only its row is left)"),
+        "{}\n{csv}",
+        common::stderr(&o)
+    );
+    assert!(run().status.success());
+    assert!(point.join("report.json").exists());
+}

@@ -277,4 +277,36 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         out.contains("notes.txt") && out.contains("not written by this config"),
         "{out}"
     );
+    // 7. report.json's description of its own inputs: config digest, config text, input files
+    for (name, key, value) in [
+        (
+            "config_sha256",
+            "config_sha256",
+            serde_json::json!("0".repeat(64)),
+        ),
+        (
+            "config_toml",
+            "config_toml",
+            serde_json::json!("[experiment]\nname = \"forged\"\n"),
+        ),
+        (
+            "inputs",
+            "inputs",
+            serde_json::json!({"data.path": {"bytes": 1, "file": "data.csv", "sha256": "0".repeat(64)}}),
+        ),
+    ] {
+        let run = fresh(name);
+        edit_report(&run, |v| v[key] = value.clone());
+        let (code, out) = verify(&run);
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(out.contains(&format!(".{key}:")), "{name}: {out}");
+    }
+    // 8. whitespace appended to report.md
+    let run = fresh("md_newline");
+    let p = run.join("report.md");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, format!("{text}\n")).unwrap();
+    let (code, out) = verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("whitespace at the end"), "{out}");
 }

@@ -27,7 +27,7 @@ static ALLOCATOR: alloc_report::ReportingAllocator<mimalloc::MiMalloc> =
 /// Train a network, its linearization and the NTK kernel solution side by side.
 #[derive(Parser, Debug)]
 #[command(
-    version,
+    version = env!("NTK_VERSION_TEXT"),
     about,
     after_help = "Example:\n  cargo run --release --bin experiment -- experiments/wide_mlp.toml\n  experiment experiments/wide_mlp.toml --seed 3 --out /tmp/run1\n  experiment --verify results/wide_mlp/<run id>\n  experiment experiments/width_sweep.toml --out /cluster/w --slurm --wait\n\nExit codes: 0 success, 1 failure (or --verify mismatch), 2 bad config or data, 130 interrupted."
 )]
@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
     /// Run even when the estimated peak memory or disk use exceeds what is available.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["verify", "collect"])]
     force: bool,
     /// Print the estimated time (per phase), peak memory and disk use of the run (every point
     /// of a sweep) on this machine, and exit without running or creating anything.
@@ -169,7 +169,19 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
-    match real_main(&cli) {
+    // An allocation that panics outside a run (e.g. a data set of 2^61 points under --force) is
+    // the same out-of-memory error, not a silent exit 101.
+    let outcome = std::panic::catch_unwind(|| real_main(&cli)).unwrap_or_else(|payload| {
+        let message = ntk_dynamics::error::panic_message(payload.as_ref());
+        if !ntk_dynamics::error::is_allocation_failure(&message) {
+            std::panic::resume_unwind(payload);
+        }
+        Err(Error::OutOfMemory(format!(
+            "an allocation failed ({message}) before the run could start (past the memory estimate, with --force); `experiment CONFIG --estimate` shows the footprint: reduce the largest part"
+        ))
+        .into())
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

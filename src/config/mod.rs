@@ -442,7 +442,7 @@ pub fn parse_str_noted(text: &str, file: Option<&Path>) -> Result<(Experiment, V
     let lines = KeyLines::new(text);
     let mut spec: ConfigSpec = toml::from_str(text).map_err(|e| {
         let e = data_table_error(text, &e).unwrap_or(e);
-        parse_error(&e, &lines, file)
+        blame_array_of_wrong_length(parse_error(&e, &lines, file), text, &lines)
     })?;
     let notes = spec.rebase(&paths::base_of(file));
     let exp = spec.check().map_err(|e| locate(e, &lines, file))?;
@@ -509,6 +509,55 @@ pub fn data_table_error(text: &str, original: &toml::de::Error) -> Option<toml::
     }?;
     error.set_input(Some(text));
     Some(error)
+}
+
+/// serde reports an array of the wrong length (`interval = [0, 1, 2]`) without its position,
+/// so the error lands on the enclosing table; when exactly one array of that table has the
+/// length the message names, the error is moved to that key and its line.
+fn blame_array_of_wrong_length(e: Error, text: &str, lines: &KeyLines) -> Error {
+    use toml::de::{DeTable, DeValue};
+    let Error::ConfigParse {
+        file,
+        line,
+        key: Some(table),
+        message,
+    } = e
+    else {
+        return e;
+    };
+    let culprit = (|| {
+        let found: usize = message
+            .split("invalid length ")
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        let doc = DeTable::parse(text).ok()?.into_inner();
+        let DeValue::Table(t) = doc.get(table.as_str())?.get_ref() else {
+            return None;
+        };
+        let mut keys = t.iter().filter_map(|(k, v)| match v.get_ref() {
+            DeValue::Array(a) if a.len() == found => Some(k.get_ref().to_string()),
+            _ => None,
+        });
+        let key = keys.next()?;
+        keys.next().is_none().then(|| format!("{table}.{key}"))
+    })();
+    match culprit {
+        Some(key) => Error::ConfigParse {
+            file,
+            line: lines.line_of_dotted(&key).or(line),
+            key: Some(key),
+            message,
+        },
+        None => Error::ConfigParse {
+            file,
+            line,
+            key: Some(table),
+            message,
+        },
+    }
 }
 
 /// The field named in "unknown field `x`" / "missing field `x`" messages.

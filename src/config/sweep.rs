@@ -115,6 +115,10 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
     let mut runs = seeds;
     for (k, vals) in &sweep.vary {
         let key = format!("sweep.vary.\"{k}\"");
+        let listed = format!(
+            "[{}]",
+            vals.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        );
         if vals.is_empty() {
             return Err(Error::value(&key, "[]", "a non-empty list of values"));
         }
@@ -131,29 +135,36 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
         if k == "experiment.seed" {
             return Err(Error::value(
                 &key,
-                k,
+                &listed,
                 "a key other than experiment.seed (repeat points over seeds with sweep.seeds)",
             ));
         }
         if k == "outputs.dir" || k == "experiment.name" {
             return Err(Error::value(
                 &key,
-                k,
-                "a key that changes the computation: every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
+                &listed,
+                "a key that changes what is computed: every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
             ));
         }
         if k == "kernel.store_dir" {
             return Err(Error::value(
                 &key,
-                k,
-                "a key that changes the computation: kernel.store_dir only says where kernel blocks are kept, and every point would compute the same numbers (set it once, outside sweep.vary)",
+                &listed,
+                "a key that changes what is computed: kernel.store_dir only says where kernel blocks are kept, and every point would compute the same numbers (set it once, outside sweep.vary)",
             ));
         }
         let parts: Vec<&str> = k.split('.').collect();
-        if parts.len() != 2 || parts[0] == "sweep" {
+        if parts.first() == Some(&"sweep") {
             return Err(Error::value(
                 &key,
-                k,
+                &listed,
+                "a key of the experiment, not of [sweep] itself (sweep settings are not swept)",
+            ));
+        }
+        if parts.len() != 2 {
+            return Err(Error::value(
+                &key,
+                &listed,
                 "a key path `table.key`, e.g. \"model.width\"",
             ));
         }
@@ -166,6 +177,33 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
         ));
     }
     Ok(seeds)
+}
+
+/// [`locate`] for errors of the `[sweep]` section, whose keys under `sweep.vary` are quoted
+/// dotted paths (`sweep.vary."model.width"`).
+fn locate_sweep(e: Error, lines: &KeyLines, file: Option<&Path>) -> Error {
+    match e {
+        Error::ConfigValue {
+            key,
+            value,
+            allowed,
+            line,
+            ..
+        } => {
+            let vary_line = key
+                .strip_prefix("sweep.vary.\"")
+                .and_then(|k| k.strip_suffix('"'))
+                .and_then(|k| lines.line_of(&["sweep", "vary", k]));
+            Error::ConfigValue {
+                file: file.map(Path::to_path_buf),
+                line: line.or(vary_line).or_else(|| lines.line_of_dotted(&key)),
+                key,
+                value,
+                allowed,
+            }
+        }
+        other => other,
+    }
 }
 
 /// The swept key of an error, if the error concerns one.
@@ -194,7 +232,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
     let slurm = check_slurm(spec_all.slurm.clone().unwrap_or_default())
         .map_err(|e| locate(e, &lines, file))?;
     let base = spec_all.check().map_err(|e| locate(e, &lines, file))?;
-    let seeds = check_spec(&sweep).map_err(|e| locate(e, &lines, file))?;
+    let seeds = check_spec(&sweep).map_err(|e| locate_sweep(e, &lines, file))?;
     let stride = base.ensemble.map_or(1, |e| e.members as u64);
     // Seeds are TOML integers (signed 64-bit) in every point's config.
     if base
@@ -231,7 +269,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
     for combo in combos {
         let mut t = table.clone();
         for (k, v) in &combo {
-            set_key(&mut t, k, v.clone()).map_err(|e| locate(e, &lines, file))?;
+            set_key(&mut t, k, v.clone()).map_err(|e| locate_sweep(e, &lines, file))?;
         }
         for s in 0..seeds {
             // An ensemble's members use seeds experiment.seed + 0 … M − 1: repeats step by M so
@@ -263,7 +301,7 @@ pub fn expand(text: &str, file: Option<&Path>) -> Result<Sweep> {
             });
         }
     }
-    no_effect(&points, &sweep).map_err(|e| locate(e, &lines, file))?;
+    no_effect(&points, &sweep).map_err(|e| locate_sweep(e, &lines, file))?;
     Ok(Sweep {
         base,
         spec: sweep,
@@ -395,12 +433,26 @@ fn point_error(
             value,
             allowed,
         },
-        Error::ConfigParse { file, message, .. } => Error::ConfigParse {
-            file,
-            line: None,
-            key: None,
-            message: format!("sweep point {at}: {message}"),
-        },
+        Error::ConfigParse { file, message, .. } => {
+            // The swept key the message names (serde names the field), else the first one:
+            // a value of the wrong type can only have come from the list of one of them.
+            let k = combo
+                .iter()
+                .find(|(k, _)| {
+                    k.rsplit('.')
+                        .next()
+                        .is_some_and(|f| message.contains(&format!("`{f}`")))
+                })
+                .or(combo.first())
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default();
+            Error::ConfigParse {
+                file,
+                line: lines.line_of(&["sweep", "vary", &k]),
+                key: (!k.is_empty()).then(|| format!("sweep.vary.\"{k}\"")),
+                message: format!("sweep point {at}: {message}"),
+            }
+        }
         other => other,
     }
 }

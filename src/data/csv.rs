@@ -45,6 +45,33 @@ pub struct CsvSource {
     pub image_shape: Option<[usize; 3]>,
 }
 
+/// Refuses two regression target columns with the same value in every training row: the
+/// network would fit two copies of one output (the names differ, the data do not).
+fn check_distinct_targets(
+    src: &CsvSource,
+    header: &[String],
+    train: &[Vec<f64>],
+    target_idx: &[usize],
+) -> Result<()> {
+    for (j, &b) in target_idx.iter().enumerate() {
+        for &a in &target_idx[..j] {
+            if !train.is_empty() && train.iter().all(|r| r[a].to_bits() == r[b].to_bits()) {
+                return Err(Error::value(
+                    "data.target",
+                    format!("[{:?}, {:?}]", header[a], header[b]),
+                    format!(
+                        "target columns that differ: {:?} and {:?} of {} hold the same value in every training row, so the two outputs would be identical copies; list one of them",
+                        header[a],
+                        header[b],
+                        src.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One-hot class targets from a single label column.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct OneHot {
@@ -164,6 +191,9 @@ pub fn from_tables(
             .flat_map(|r| idx.iter().map(move |&i| r[i]))
             .collect()
     };
+    if src.one_hot.is_none() {
+        check_distinct_targets(src, &main.header, &train, &target_idx)?;
+    }
     let feature_names: Vec<String> = feat_idx.iter().map(|&i| main.header[i].clone()).collect();
     let mut ds = match src.one_hot {
         None => Dataset {

@@ -147,11 +147,11 @@ fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Reads at most `limit` bytes of the decompressed content of `path`.
 fn read_content(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = super::open_regular_file(path).map_err(|e| Error::io(path, e))?;
     let mut head = [0u8; 2];
     let mut probe = file.try_clone().map_err(|e| Error::io(path, e))?;
     let got = probe.read(&mut head).map_err(|e| Error::io(path, e))?;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = super::open_regular_file(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     let reader: Box<dyn Read> = if is_gzip(&head[..got]) {
         Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(

@@ -191,6 +191,18 @@ impl DataSource {
     }
 }
 
+/// Opens a file for reading, refusing anything but a regular file *before* opening it (opening
+/// a named pipe blocks until a writer comes; a device or a directory is not data).
+pub fn open_regular_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory is not read)",
+        ));
+    }
+    std::fs::File::open(path)
+}
+
 /// Largest config file read, in bytes (a config is a few kilobytes; more is not a config).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -202,7 +214,12 @@ pub fn read_text_capped(
     what: &str,
 ) -> std::result::Result<String, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(format!(
+            "the {what} is not a regular file (a device, pipe or directory is not read)"
+        ));
+    }
+    let file = open_regular_file(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read the {what}: {e}"))?;

@@ -237,7 +237,7 @@ fn array_error(at: &ArrayLocation, message: impl Into<String>) -> Error {
 /// them (`None`), and the payload's full length.
 fn read_bytes(at: &ArrayLocation, limit: Option<usize>) -> Result<(Vec<u8>, u64)> {
     let io = |e: std::io::Error| array_error(at, format!("cannot read: {e}"));
-    let file = std::fs::File::open(&at.file).map_err(io)?;
+    let file = super::open_regular_file(&at.file).map_err(io)?;
     match &at.name {
         None => {
             let len = file.metadata().map_err(io)?.len();
@@ -654,7 +654,7 @@ pub fn archive_arrays(npz: &Path) -> Result<Vec<String>> {
         name: None,
     };
     let file =
-        std::fs::File::open(npz).map_err(|e| array_error(&at, format!("cannot read: {e}")))?;
+        super::open_regular_file(npz).map_err(|e| array_error(&at, format!("cannot read: {e}")))?;
     let zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| array_error(&at, format!("not a readable .npz (zip) archive: {e}")))?;
     let mut names: Vec<String> = zip

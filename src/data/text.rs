@@ -237,6 +237,15 @@ pub fn text_dataset(
             "the training part ({split} characters) is not longer than data.context = {context}"
         )));
     }
+    let mut train_targets: Vec<char> = train_pos.iter().map(|&p| chars[p]).collect();
+    train_targets.sort_unstable();
+    train_targets.dedup();
+    if train_targets.len() < 2 {
+        return Err(err(format!(
+            "the training part's next characters are all {:?}: next-character prediction needs at least two distinct characters to predict in the training part (the text's others are all held out); use a longer or more varied text, or a smaller data.test_fraction",
+            train_targets.first().copied().unwrap_or(' ')
+        )));
+    }
     if val_pos.len() < n_val {
         return Err(err(format!(
             "data.n_val = {n_val} requested but the validation part (the last {:.0} % of the \

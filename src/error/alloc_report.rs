@@ -93,7 +93,7 @@ extern "C" fn on_abort(_signal: libc::c_int) {
         b" bytes failed (the memory estimate was exceeded, or overridden with --force). \
           Run `experiment CONFIG --estimate` to see the footprint, and reduce the largest part \
           (fewer points, a smaller width or depth, kernel.solver = \"iterative\", fewer \
-          checkpoints). An unfinished run directory is left marked INCOMPLETE.\n",
+          checkpoints). A run directory created before the failure is left marked INCOMPLETE.\n",
     );
     // SAFETY: `_exit` is async-signal-safe and ends the process at once.
     unsafe { libc::_exit(1) }

@@ -67,6 +67,9 @@ pub fn script_path(key: &str, p: &Path, directive: bool) -> Result<String> {
 /// The batch script of a sweep in `dir` run by the binary `exe` (paths checked with
 /// [`script_path`]).
 pub fn sbatch_script(sweep: &Sweep, dir: &Path, exe: &Path) -> Result<String> {
+    // Tasks start in whatever directory Slurm gives them: every path is absolute.
+    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    let dir = absolute.as_path();
     let dir_text = script_path("--out", dir, false)?;
     let log = script_path("--out", &dir.join(SLURM_DIR).join("task-%A_%a.log"), false)?;
     script_path("--out", dir, true)?;

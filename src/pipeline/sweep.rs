@@ -117,9 +117,19 @@ pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
         .points
         .iter()
         .filter(|p| shard.owns(p.index))
-        .filter(|p| rows.get(&p.index).is_none_or(|r| r.status != "completed"))
+        .filter(|p| {
+            rows.get(&p.index)
+                .is_none_or(|r| r.status != "completed" || !point_dir_present(dir, p))
+        })
         .map(|p| p.index)
         .collect())
+}
+
+/// Whether a point's finished run directory is in the sweep directory (a row alone does not
+/// make a point completed: its directory may have been deleted since).
+fn point_dir_present(dir: &Path, p: &SweepPoint) -> bool {
+    let d = dir.join(p.dir_name());
+    d.join("report.json").is_file() && !d.join(io::INCOMPLETE_MARKER).exists()
 }
 
 /// Runs the points of `shard` that are not completed in `sweep_dir` (`parallel` at a time),
@@ -319,6 +329,13 @@ pub fn collect(
         .points
         .iter()
         .map(|p| match stored.get(&p.index) {
+            Some(r) if r.status == "completed" && !point_dir_present(dir, p) => missing_row(
+                p,
+                &format!(
+                    "its run directory {} is missing (only its row is left); resuming the sweep runs it again",
+                    p.dir_name()
+                ),
+            ),
             Some(r) => r.row(),
             None => missing_row(p, &missing_reason(p.index)),
         })

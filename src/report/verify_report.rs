@@ -32,6 +32,50 @@ const VOLATILE_MD_SECTIONS: &[&str] = &[
     "## Resolved config",
 ];
 
+/// What the recorded `report.json` says about its own inputs that is not so: its config text
+/// and digest must be those of the directory's `config.toml`, and its input data files the
+/// same contents (digest and size; the recorded paths may be relative to another place) as
+/// the reproduction read.
+fn self_description_mismatch(
+    dir: &Path,
+    recorded: &serde_json::Value,
+    reproduced: &serde_json::Value,
+) -> Option<String> {
+    let config = std::fs::read(dir.join("config.toml")).ok()?;
+    if recorded.get("config_sha256").and_then(|v| v.as_str())
+        != Some(crate::report::repro::sha256_hex(&config).as_str())
+    {
+        return Some(".config_sha256: not the digest of the directory's config.toml".into());
+    }
+    if recorded.get("config_toml").and_then(|v| v.as_str())
+        != Some(String::from_utf8_lossy(&config).as_ref())
+    {
+        return Some(".config_toml: not the text of the directory's config.toml".into());
+    }
+    let contents = |v: &serde_json::Value| -> Option<BTreeMap<String, (String, u64)>> {
+        v.get("inputs")?
+            .as_object()?
+            .iter()
+            .map(|(key, f)| {
+                Some((
+                    key.clone(),
+                    (
+                        f.get("sha256")?.as_str()?.to_string(),
+                        f.get("bytes")?.as_u64()?,
+                    ),
+                ))
+            })
+            .collect()
+    };
+    if contents(recorded) != contents(reproduced) {
+        return Some(
+            ".inputs: the recorded input files (digest, size) are not those the reproduction read"
+                .into(),
+        );
+    }
+    None
+}
+
 /// Compares the recorded and the reproduced `report.json`. Across machines the `notes` (which
 /// may name the machine's SIMD kernels) are left out too.
 pub fn compare_report_json(
@@ -47,6 +91,9 @@ pub fn compare_report_json(
     let (Some(mut a), Some(mut b)) = (read(recorded_dir), read(reproduced_dir)) else {
         return Verdict::Mismatch("not readable as JSON".into());
     };
+    if let Some(why) = self_description_mismatch(recorded_dir, &a, &b) {
+        return Verdict::Mismatch(why);
+    }
     for v in [&mut a, &mut b] {
         if let serde_json::Value::Object(m) = v {
             for k in VOLATILE_JSON_KEYS {
@@ -117,6 +164,10 @@ pub fn compare_report_md(recorded_dir: &Path, reproduced_dir: &Path, bitwise: bo
     let (Some(a), Some(b)) = (read(recorded_dir), read(reproduced_dir)) else {
         return Verdict::Mismatch("missing or not text".into());
     };
+    let trailing = |t: &str| t.len() - t.trim_end().len();
+    if trailing(&a) != trailing(&b) {
+        return Verdict::Mismatch("different whitespace at the end".into());
+    }
     let (a, b) = (stable_text(&a, bitwise), stable_text(&b, bitwise));
     let (ta, na) = split_numbers(&a);
     let (tb, nb) = split_numbers(&b);
