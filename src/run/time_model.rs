@@ -217,6 +217,16 @@ pub fn gram_width(conv: Option<&[(u64, u64, u64)]>, w: u64, l: u64) -> f64 {
     }
 }
 
+/// Seconds per point pair and layer of an empirical kernel beyond its Gram arithmetic (the
+/// products of per-layer Gram matrices and their sums pass over `N × N` memory once each; at a
+/// narrow width this, not the GEMM, is the cost: 4,100 × 4,000 entries of a width-32, depth-2
+/// ReLU MLP took 3.0 s, of which the GEMMs at [`GEMM_FLOPS`] are 0.1 s).
+pub const EMPIRICAL_ENTRY_LAYER_SECONDS: f64 = 5.5e-8;
+/// Seconds of one analytic kernel entry beyond its moments (its row buffer and the two
+/// matrices it is copied into): the same 16 M entries of a depth-2 ReLU kernel took 1.7 s
+/// where the moments alone account for 0.66 s.
+pub const ANALYTIC_ENTRY_SECONDS: f64 = 1.2e-7;
+
 /// Seconds of one analytic kernel entry of `exp`'s network on `d` input features: a moment per
 /// layer, and for a conv net per kept position pair (P of them with a flatten readout, P² with
 /// global average pooling) with its filter sums.
@@ -264,6 +274,7 @@ fn eigen_seconds(m: f64) -> f64 {
 fn empirical_seconds(w: &Workload, rows: f64, n: f64) -> f64 {
     (2.0 * rows * w.macs * (1.0 + w.k) + 2.0 * rows * n * w.gram_width * (1.0 + w.products))
         / GEMM_FLOPS
+        + rows * n * w.layers * EMPIRICAL_ENTRY_LAYER_SECONDS
 }
 
 /// λ_max of the full `(N·K)²` empirical kernel on `n` points: the explicit kernel's Gram
@@ -321,7 +332,7 @@ pub fn dense_phases(w: &Workload, explicit_rows: f64) -> Vec<(String, f64)> {
         .iter()
         .any(|s| matches!(s, KernelSolution::Analytic | KernelSolution::Nngp))
     {
-        w.a * w.n * w.analytic_entry_seconds / CORES
+        w.a * w.n * (w.analytic_entry_seconds + ANALYTIC_ENTRY_SECONDS) / CORES
     } else {
         0.0
     };
