@@ -471,7 +471,7 @@ fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
     let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
     let csv = std::fs::read_to_string(out.join("sweep.md")).unwrap();
     assert!(
-        csv.contains("is missing (only its row is left)"),
+        csv.contains("is missing or unfinished (only its row is left)"),
         "{}\n{csv}",
         common::stderr(&o)
     );

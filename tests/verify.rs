@@ -310,3 +310,30 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("whitespace at the end"), "{out}");
 }
+
+/// An input file replaced by a named pipe is a changed input, not a read that blocks forever.
+#[test]
+fn verify_does_not_block_on_an_input_replaced_by_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{}\n", i as f64 * 0.1, (i as f64 * 0.1).sin()))
+        .collect();
+    std::fs::write(&data, format!("x,y\n{rows}")).unwrap();
+    let cfg = write(
+        tmp.path(),
+        "c.toml",
+        &common::csv_toml(tmp.path(), &data, ""),
+    );
+    let run = tmp.path().join("run");
+    assert!(run_into(&cfg, &run).status.success());
+    std::fs::remove_file(&data).unwrap();
+    let c = std::ffi::CString::new(data.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let start = std::time::Instant::now();
+    let o = run_bin(&["--verify", run.to_str().unwrap(), "--quiet"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not a regular file"), "{}", stdout(&o));
+}

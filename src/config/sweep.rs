@@ -143,14 +143,14 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
             return Err(Error::value(
                 &key,
                 &listed,
-                "a key that changes what is computed: every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
+                "a key that changes what is computed (this one does not): every point is written into the sweep directory (--out, or <outputs.dir>/<experiment.name>/sweep-<time>), so a swept outputs.dir or experiment.name would have no effect",
             ));
         }
         if k == "kernel.store_dir" {
             return Err(Error::value(
                 &key,
                 &listed,
-                "a key that changes what is computed: kernel.store_dir only says where kernel blocks are kept, and every point would compute the same numbers (set it once, outside sweep.vary)",
+                "a key that changes what is computed (this one does not): kernel.store_dir only says where kernel blocks are kept, and every point would compute the same numbers (set it once, outside sweep.vary)",
             ));
         }
         let parts: Vec<&str> = k.split('.').collect();

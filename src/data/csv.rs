@@ -60,7 +60,7 @@ fn check_distinct_targets(
                     "data.target",
                     format!("[{:?}, {:?}]", header[a], header[b]),
                     format!(
-                        "target columns that differ: {:?} and {:?} of {} hold the same value in every training row, so the two outputs would be identical copies; list one of them",
+                        "distinct target columns: {:?} and {:?} of {} hold the same value in every training row, so the two outputs would be identical copies; list one of them",
                         header[a],
                         header[b],
                         src.path.display()

@@ -182,12 +182,16 @@ pub fn submit(sweep: &Sweep, dir: &Path, wait: bool) -> Result<(String, Option<i
     BufReader::new(stdout)
         .read_line(&mut first)
         .map_err(|e| Error::io(Path::new("sbatch"), e))?;
-    // `--parsable` prints `jobid` or `jobid;cluster`.
-    let id = first
-        .trim()
+    // `--parsable` prints `jobid` or `jobid;cluster`; a wrapper that ignores it may print
+    // sbatch's usual "Submitted batch job <jobid>".
+    let trimmed = first.trim();
+    let id = trimmed
+        .strip_prefix("Submitted batch job ")
+        .unwrap_or(trimmed)
         .split(';')
         .next()
         .unwrap_or_default()
+        .trim()
         .to_string();
     if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) {
         let mut subs = read_submissions(dir)?;
@@ -202,10 +206,15 @@ pub fn submit(sweep: &Sweep, dir: &Path, wait: bool) -> Result<(String, Option<i
         .wait()
         .map_err(|e| Error::io(Path::new("sbatch"), e))?;
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(Error::Numerics(format!(
-            "sbatch did not submit the array (exit {:?}, output {first:?})",
-            status.code()
-        )));
+        return Err(Error::OutputDir {
+            path: dir.to_path_buf(),
+            message: format!(
+                "sbatch gave no job id (exit status {}, output {first:?}): the array may not have been submitted; check `squeue` before submitting again",
+                status
+                    .code()
+                    .map_or("none (killed by a signal)".to_string(), |c| c.to_string())
+            ),
+        });
     }
     Ok((id, status.code()))
 }

@@ -332,7 +332,7 @@ pub fn collect(
             Some(r) if r.status == "completed" && !point_dir_present(dir, p) => missing_row(
                 p,
                 &format!(
-                    "its run directory {} is missing (only its row is left); resuming the sweep runs it again",
+                    "its run directory {} is missing or unfinished (only its row is left); resuming the sweep runs it again",
                     p.dir_name()
                 ),
             ),

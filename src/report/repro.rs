@@ -43,7 +43,8 @@ pub fn is_verified_file(name: &str) -> bool {
 /// SHA-256 and size of a file, read in pieces (an input may be larger than memory allows twice).
 pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
+    // A pipe put in a data file's place would block the read: not a file to digest.
+    let mut f = crate::data::open_regular_file(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
