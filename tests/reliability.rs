@@ -653,6 +653,21 @@ fn estimate_lists_phases_creates_nothing_and_long_runs_announce_theirs() {
     );
 }
 
+/// Runs `cfg` into `out` with `--force` under a 4 GiB address-space limit: exit code, stderr.
+fn forced_under_4_gib(cfg: &Path, out: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        cfg.to_str().unwrap(),
+        "--force",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    limit_address_space(&mut cmd, 4 << 30);
+    let o: Output = cmd.output().unwrap();
+    (o.status.code(), stderr(&o))
+}
+
 #[test]
 fn a_failed_allocation_past_the_estimate_is_an_out_of_memory_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -664,18 +679,8 @@ fn a_failed_allocation_past_the_estimate_is_an_out_of_memory_error() {
         "[experiment]\nname = \"oom\"\n[data]\nkind = \"teacher\"\ninput_dim = 4\nn_train = 30000\nn_test = 10\n[model]\nwidth = 8\ndepth = 1\n[training]\nsteps = 2\ntwin = \"parameter\"\n[kernel]\nsolutions = [\"empirical\"]\nsolver = \"exact\"\n",
     );
     let out = tmp.path().join("oom");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        cfg.to_str().unwrap(),
-        "--force",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    limit_address_space(&mut cmd, 4 << 30);
-    let o: Output = cmd.output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (code, err) = forced_under_4_gib(&cfg, &out);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("out of memory: an allocation failed"), "{err}");
     assert!(err.contains("kernel.solver = \"iterative\""), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -764,19 +769,8 @@ fn a_failed_allocation_in_std_is_an_out_of_memory_error_not_an_abort() {
         "teacher_oom.toml",
         "[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\nteacher_width = 1000000000\n[model]\nwidth = 8\n[training]\nsteps = 2\n",
     );
-    let out = tmp.path().join("run");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        cfg.to_str().unwrap(),
-        "--force",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    limit_address_space(&mut cmd, 4 << 30);
-    let o: Output = cmd.output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (code, err) = forced_under_4_gib(&cfg, &tmp.path().join("run"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("error: out of memory: an allocation of"),
         "{err}"

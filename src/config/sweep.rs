@@ -182,28 +182,26 @@ fn check_spec(sweep: &SweepSpec) -> Result<u64> {
 /// [`locate`] for errors of the `[sweep]` section, whose keys under `sweep.vary` are quoted
 /// dotted paths (`sweep.vary."model.width"`).
 fn locate_sweep(e: Error, lines: &KeyLines, file: Option<&Path>) -> Error {
-    match e {
+    let e = match e {
         Error::ConfigValue {
+            file: f,
+            line: None,
             key,
             value,
             allowed,
-            line,
-            ..
-        } => {
-            let vary_line = key
+        } => Error::ConfigValue {
+            line: key
                 .strip_prefix("sweep.vary.\"")
                 .and_then(|k| k.strip_suffix('"'))
-                .and_then(|k| lines.line_of(&["sweep", "vary", k]));
-            Error::ConfigValue {
-                file: file.map(Path::to_path_buf),
-                line: line.or(vary_line).or_else(|| lines.line_of_dotted(&key)),
-                key,
-                value,
-                allowed,
-            }
-        }
+                .and_then(|k| lines.line_of(&["sweep", "vary", k])),
+            file: f,
+            key,
+            value,
+            allowed,
+        },
         other => other,
-    }
+    };
+    locate(e, lines, file)
 }
 
 /// The swept key of an error, if the error concerns one.
