@@ -121,9 +121,9 @@ pub fn moment_seconds(closed_form: bool, quadrature_order: usize) -> f64 {
 
 /// Training-point pairs whose first-layer moment arguments are sampled by
 /// [`measured_moment_seconds`].
-const MOMENT_SAMPLE_PAIRS: usize = 4;
+pub const MOMENT_SAMPLE_PAIRS: usize = 4;
 /// Moments timed by [`measured_moment_seconds`] (spread evenly over the sampled arguments).
-const MOMENT_SAMPLES: usize = 16;
+pub const MOMENT_SAMPLES: usize = 16;
 
 /// Seconds of one Gaussian moment by quadrature for `exp` on `data`, timed on this machine:
 /// the mean over up to [`MOMENT_SAMPLES`] moments at the first-layer arguments of a few
