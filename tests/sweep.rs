@@ -466,6 +466,14 @@ fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
         .map(|e| e.path())
         .find(|p| p.join("report.json").exists())
         .unwrap();
+    // A point whose files were changed after it ran is not completed either.
+    std::fs::remove_file(point.join("metrics.csv")).unwrap();
+    let _ = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("differ from the hashes it recorded (metrics.csv)"),
+        "{md}"
+    );
     std::fs::remove_dir_all(&point).unwrap();
     // Its row alone does not make it completed: --collect says so, a resume runs it again.
     let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);

@@ -119,17 +119,50 @@ pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
         .filter(|p| shard.owns(p.index))
         .filter(|p| {
             rows.get(&p.index)
-                .is_none_or(|r| r.status != "completed" || !point_dir_present(dir, p))
+                .is_none_or(|r| r.status != "completed" || point_problem(dir, p).is_some())
         })
         .map(|p| p.index)
         .collect())
 }
 
-/// Whether a point's finished run directory is in the sweep directory (a row alone does not
-/// make a point completed: its directory may have been deleted since).
-fn point_dir_present(dir: &Path, p: &SweepPoint) -> bool {
+/// Why a point with a completed row does not count as completed, if it does not: its run
+/// directory is gone or unfinished, a file differs from the hash it recorded, or one of the
+/// files its row is made from is missing (a row alone does not make a point completed).
+/// Files added to it (a user's notes) and pruned figures are allowed.
+fn point_problem(dir: &Path, p: &SweepPoint) -> Option<String> {
     let d = dir.join(p.dir_name());
-    d.join("report.json").is_file() && !d.join(io::INCOMPLETE_MARKER).exists()
+    let name = p.dir_name();
+    if !d.join("report.json").is_file() || d.join(io::INCOMPLETE_MARKER).exists() {
+        return Some(format!(
+            "its run directory {name} is missing or unfinished (only its row is left); resuming the sweep runs it again"
+        ));
+    }
+    let recorded: std::collections::BTreeMap<String, String> =
+        std::fs::read_to_string(d.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|r| serde_json::from_value(r["files_sha256"].clone()).ok())?;
+    let check = crate::report::verify::integrity(&d, &recorded).ok()?;
+    // Committed sweeps keep their points without figures and predictions (pruned for size):
+    // only the files a row is made from must be there.
+    let essential = ["config.toml", "metrics.csv", "summary.json"];
+    let damaged: Vec<String> = check
+        .changed
+        .iter()
+        .chain(
+            check
+                .missing
+                .iter()
+                .filter(|f| essential.contains(&f.as_str())),
+        )
+        .cloned()
+        .collect();
+    (!damaged.is_empty()).then(|| {
+        format!(
+            "files of its run directory {name} differ from the hashes it recorded ({}); resuming the sweep keeps that directory as {name}.kept-<time> and runs the point again",
+            damaged.join(", ")
+        )
+    })
 }
 
 /// Runs the points of `shard` that are not completed in `sweep_dir` (`parallel` at a time),
@@ -329,14 +362,10 @@ pub fn collect(
         .points
         .iter()
         .map(|p| match stored.get(&p.index) {
-            Some(r) if r.status == "completed" && !point_dir_present(dir, p) => missing_row(
-                p,
-                &format!(
-                    "its run directory {} is missing or unfinished (only its row is left); resuming the sweep runs it again",
-                    p.dir_name()
-                ),
-            ),
-            Some(r) => r.row(),
+            Some(r) => match point_problem(dir, p).filter(|_| r.status == "completed") {
+                Some(why) => missing_row(p, &why),
+                None => r.row(),
+            },
             None => missing_row(p, &missing_reason(p.index)),
         })
         .collect();
