@@ -905,3 +905,14 @@ fn an_impossible_size_past_the_estimate_is_an_out_of_memory_error() {
     let v = run_bin(&["--version"]);
     assert!(String::from_utf8_lossy(&v.stdout).contains("built from"));
 }
+
+#[test]
+fn an_out_directory_on_a_pseudo_filesystem_is_refused_for_what_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
+    let o = run_bin(&[cfg.to_str().unwrap(), "--out", "/proc/ntk-run", "--quiet"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("filesystem with no storage"), "{err}");
+    assert!(!err.contains("free disk space"), "{err}");
+}

@@ -797,6 +797,12 @@ pub fn check_footprint(f: &Footprint, exp: &Experiment, out_root: &std::path::Pa
                 }),
         });
     }
+    if is_pseudo_filesystem(out_root) {
+        return Err(Error::OutputDir {
+            path: out_root.to_path_buf(),
+            message: "is on a filesystem with no storage (such as /proc or /sys), which holds no files: write the run to a directory on a disk (--out DIR or outputs.dir)".into(),
+        });
+    }
     if let Some(free) = free_disk_bytes(out_root) {
         if f.disk_bytes > free {
             return Err(Error::Memory {
@@ -1028,6 +1034,24 @@ pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Whether `path` (or its nearest existing ancestor) is on a filesystem with no blocks at all:
+/// a pseudo filesystem (procfs, sysfs) that cannot hold a run.
+pub fn is_pseudo_filesystem(path: &std::path::Path) -> bool {
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            return false;
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_blocks == 0
 }
 
 /// Peak resident memory of this process so far (VmHWM), bytes.
