@@ -1020,8 +1020,8 @@ pub fn available_memory_bytes() -> u64 {
         .unwrap_or(16 << 30)
 }
 
-/// Free space of the filesystem holding `path` (or its nearest existing ancestor).
-pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
+/// `statvfs` of the filesystem holding `path` (or its nearest existing ancestor, else `.`).
+fn filesystem_of(path: &std::path::Path) -> Option<libc::statvfs> {
     let mut p = path.to_path_buf();
     while !p.exists() {
         if !p.pop() {
@@ -1033,25 +1033,18 @@ pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    (rc == 0).then_some(st)
+}
+
+/// Free space of the filesystem holding `path` (or its nearest existing ancestor).
+pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
+    filesystem_of(path).map(|st| st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Whether `path` (or its nearest existing ancestor) is on a filesystem with no blocks at all:
 /// a pseudo filesystem (procfs, sysfs) that cannot hold a run.
 pub fn is_pseudo_filesystem(path: &std::path::Path) -> bool {
-    let mut p = path.to_path_buf();
-    while !p.exists() {
-        if !p.pop() {
-            return false;
-        }
-    }
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_blocks == 0
+    filesystem_of(path).is_some_and(|st| st.f_blocks == 0)
 }
 
 /// Peak resident memory of this process so far (VmHWM), bytes.

@@ -31,9 +31,10 @@ pub const EIGEN_FLOPS: f64 = 5.0e10;
 pub const EIGENVALUES_FLOPS_PER_CUBE: f64 = 4.0;
 /// One closed-form Gaussian moment pair `(E[φφ], E[φ'φ'])` (ReLU family, erf, identity), s.
 pub const CLOSED_FORM_MOMENT_SECONDS: f64 = 4.0e-8;
-/// One integrand evaluation of the piecewise Gauss–Legendre quadrature (an `exp`, the
-/// activation and the closures around them; a tanh MLP kernel measured 1 ms per moment pair at
-/// order 48), s.
+/// One integrand evaluation of the piecewise Gauss–Legendre quadrature, s: the fallback rate
+/// when no moment was timed on the data ([`measured_moment_seconds`]; a run and `--estimate`
+/// always time them). Set when a moment pair at order 48 took about 1 ms; since the paired
+/// integrals and `vzeroupper` a tanh pair takes about 0.3 ms, so it errs high.
 pub const QUADRATURE_EVALUATION_SECONDS: f64 = 5.4e-8;
 /// Process start, data loading and checks of a small run, s.
 pub const SETUP_SECONDS: f64 = 0.05;
