@@ -149,6 +149,15 @@ fn nothing_is_accepted_silently_in_sweeps() {
             || err("\"model.width\" = [16, 16.0]").contains("model.width")
     );
     assert!(err("\"kernel.quadrature_order\" = [8, 16]").contains("no effect"));
+    // With no diagonal regulariser (the default), absolute and relative are the same run.
+    assert!(err("\"kernel.diag_reg_absolute\" = [true, false]").contains("same run"));
+    let regularised = common::sweep_toml(
+        tmp.path(),
+        "\"kernel.diag_reg_absolute\" = [true, false]",
+        "",
+    )
+    .replace("probe_size = 16", "probe_size = 16\ndiag_reg = 1e-3");
+    assert!(sweep::expand(&regularised, None).is_ok());
     assert!(err("\"outputs.dir\" = [\"a\", \"b\"]").contains("no effect"));
     assert!(err("\"experiment.name\" = [\"a\", \"b\"]").contains("no effect"));
     // seeds that would wrap around u64
@@ -737,7 +746,12 @@ fn a_wrong_type_inside_data_names_its_key_and_line() {
             tmp.path(),
             "data_type.toml",
             &text,
-            &[&format!("data_type.toml:{want_line}"), &format!("`{key}`")],
+            &[
+                &format!("data_type.toml:{want_line}"),
+                &format!("`{key}`"),
+                // The snippet shows the offending line, not the table header.
+                &format!("{want_line} | {line}"),
+            ],
         );
     }
 }
@@ -852,8 +866,54 @@ fn hostile_round_four_refusals() {
         tmp.path(),
         "twin_targets.toml",
         &csv_toml(tmp.path(), &data, "").replace("target = [\"y\"]", "target = [\"y\", \"y2\"]"),
-        &["data.target", "same value in every training row"],
+        &["data.target", "not copies of each other", "= 1 ×"],
     );
+    // A scaled copy (y2 = −3·y) and, with the default data.standardize, an affine one
+    // (y2 = 2·y + 5), which standardising makes identical. Without standardising the affine
+    // copy is a different target and runs.
+    for (name, scale, shift, standardize, refusal) in [
+        ("scaled", -3.0, 0.0, "", Some("= -3 ×")),
+        (
+            "affine",
+            2.0,
+            5.0,
+            "",
+            Some("after data.standardize the two are identical"),
+        ),
+        ("affine_raw", 2.0, 5.0, "standardize = false", None),
+    ] {
+        let data = tmp.path().join(format!("{name}_targets.csv"));
+        let rows: String = (0..40)
+            .map(|i| {
+                let y = (i as f64).sin();
+                format!("{},{y},{}\n", i as f64 * 0.1, scale * y + shift)
+            })
+            .collect();
+        std::fs::write(&data, format!("x,y,y2\n{rows}")).unwrap();
+        // The run that is allowed writes into its own directory (the refusals check that
+        // nothing appears under theirs).
+        let runs = tempfile::tempdir().unwrap();
+        let out_dir = if refusal.is_some() {
+            tmp.path()
+        } else {
+            runs.path()
+        };
+        let toml = csv_toml(out_dir, &data, standardize)
+            .replace("target = [\"y\"]", "target = [\"y\", \"y2\"]");
+        match refusal {
+            Some(why) => refused(
+                tmp.path(),
+                &format!("{name}.toml"),
+                &toml,
+                &["data.target", "not copies of each other", why],
+            ),
+            None => {
+                let cfg = write(runs.path(), &format!("{name}.toml"), &toml);
+                let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
+                assert!(o.status.success(), "{name}: {}", stderr(&o));
+            }
+        }
+    }
     // A text whose training part has one character to predict.
     let text = tmp.path().join("ab.txt");
     std::fs::write(&text, format!("{}{}", "a".repeat(4900), "b".repeat(100))).unwrap();
@@ -862,6 +922,15 @@ fn hostile_round_four_refusals() {
         "ab.toml",
         &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 100\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.path().join("results").display()),
         &["at least two distinct characters to predict in the training part"],
+    );
+    // A training part with two characters to predict, but a sample of it with one.
+    let text = tmp.path().join("mostly_a.txt");
+    std::fs::write(&text, format!("{}b{}", "a".repeat(2000), "a".repeat(3000))).unwrap();
+    refused(
+        tmp.path(),
+        "mostly_a.toml",
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 5\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.path().join("results").display()),
+        &["sampled training contexts", "data.n_train"],
     );
     // A swept key that is not swept: the listed values are shown, at the key's line.
     let sweep = common::sweep_toml(tmp.path(), "\"sweep.parallel\" = [1, 2]", "");

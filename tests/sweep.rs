@@ -486,3 +486,62 @@ fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
     assert!(run().status.success());
     assert!(point.join("report.json").exists());
 }
+
+#[test]
+fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
+    let cfg = common::write(tmp.path(), "sw.toml", &text);
+    let out = tmp.path().join("sweep");
+    let run = || {
+        common::run_bin(&[
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    assert!(run().status.success());
+    let row_path = out.join("rows").join("p0000.json");
+    let honest = std::fs::read_to_string(&row_path).unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&honest).unwrap();
+    // Each forgery: the row's test loss, a point of its loss curve, its seed.
+    type Forgery = fn(&mut serde_json::Value);
+    let forgeries: [(&str, Forgery); 3] = [
+        ("network_test_loss", |r| {
+            let f = r["figures"].as_array_mut().unwrap();
+            let e = f.iter_mut().find(|e| e[0] == "network_test_loss").unwrap();
+            e[1] = serde_json::json!("0.5");
+        }),
+        ("network_train_loss curve", |r| {
+            r["loss_curve"][3][1] = serde_json::json!("0.25");
+        }),
+        ("seed", |r| r["seed"] = serde_json::json!(7)),
+    ];
+    for (what, forge) in forgeries {
+        let mut forged = row.clone();
+        forge(&mut forged);
+        std::fs::write(&row_path, serde_json::to_string_pretty(&forged).unwrap()).unwrap();
+        let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+        let err = common::stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "{what}: {err}");
+        let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+        assert!(
+            md.contains("p0000.json disagrees with its run directory"),
+            "{what}: {md}"
+        );
+        assert!(!std::fs::read_to_string(out.join("sweep.csv"))
+            .unwrap()
+            .contains(",0.5,"));
+    }
+    // A resume keeps the directory aside and runs the point again; the fresh row is honest.
+    row["figures"][0][1] = serde_json::json!("123.0");
+    std::fs::write(&row_path, serde_json::to_string_pretty(&row).unwrap()).unwrap();
+    assert!(run().status.success());
+    assert!(std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(".kept-")));
+    let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+}

@@ -545,12 +545,35 @@ fn blame_array_of_wrong_length(e: Error, text: &str, lines: &KeyLines) -> Error 
         keys.next().is_none().then(|| format!("{table}.{key}"))
     })();
     match culprit {
-        Some(key) => Error::ConfigParse {
-            file,
-            line: lines.line_of_dotted(&key).or(line),
-            key: Some(key),
-            message,
-        },
+        Some(key) => {
+            let at = lines.line_of_dotted(&key).or(line);
+            // toml's snippet points at the table header; show the array's own line instead.
+            let message = match at.and_then(|l| text.lines().nth(l.checked_sub(1)?)) {
+                Some(source) => {
+                    let what = message.trim_end().lines().last().unwrap_or_default();
+                    let l = at.unwrap_or_default();
+                    let pad = " ".repeat(l.to_string().len());
+                    let leading = source.len() - source.trim_start().len();
+                    let name_len = source
+                        .trim_start()
+                        .split(['=', ' '])
+                        .next()
+                        .map_or(1, str::len);
+                    format!(
+                        "TOML parse error at line {l}\n{pad} |\n{l} | {source}\n{pad} | {}{}\n{what}",
+                        " ".repeat(leading),
+                        "^".repeat(name_len.max(1))
+                    )
+                }
+                None => message,
+            };
+            Error::ConfigParse {
+                file,
+                line: at,
+                key: Some(key),
+                message,
+            }
+        }
         None => Error::ConfigParse {
             file,
             line,

@@ -340,13 +340,26 @@ pub fn check_slurm(s: SlurmSpec) -> Result<SlurmSpec> {
     Ok(s)
 }
 
-/// Refuses swept keys that change nothing: two points with the same seed and the same checked
-/// experiment, or a quadrature order swept for a closed-form activation.
+/// What a checked experiment computes, with settings that cannot matter put in one form: a zero
+/// diagonal regulariser is zero whether it was meant as absolute or relative.
+fn effective(e: &Experiment) -> Experiment {
+    let mut e = e.clone();
+    if e.kernel.diag_reg.value == 0.0 {
+        e.kernel.diag_reg.absolute = false;
+    }
+    e
+}
+
+/// Refuses swept keys that change nothing: two points with the same seed and the same
+/// experiment in effect, or a quadrature order swept for a closed-form activation.
 fn no_effect(points: &[SweepPoint], sweep: &SweepSpec) -> Result<()> {
+    let effects: Vec<Experiment> = points.iter().map(|p| effective(&p.experiment)).collect();
     for (i, p) in points.iter().enumerate() {
         if let Some(q) = points[..i]
             .iter()
-            .find(|q| q.seed == p.seed && q.experiment == p.experiment)
+            .zip(&effects)
+            .find(|(q, e)| q.seed == p.seed && **e == effects[i])
+            .map(|(q, _)| q)
         {
             let show = |v: &[(String, toml::Value)]| {
                 v.iter()

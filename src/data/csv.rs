@@ -55,21 +55,53 @@ fn check_distinct_targets(
 ) -> Result<()> {
     for (j, &b) in target_idx.iter().enumerate() {
         for &a in &target_idx[..j] {
-            if !train.is_empty() && train.iter().all(|r| r[a].to_bits() == r[b].to_bits()) {
-                return Err(Error::value(
-                    "data.target",
-                    format!("[{:?}, {:?}]", header[a], header[b]),
-                    format!(
-                        "distinct target columns: {:?} and {:?} of {} hold the same value in every training row, so the two outputs would be identical copies; list one of them",
-                        header[a],
-                        header[b],
-                        src.path.display()
-                    ),
-                ));
-            }
+            let column = |i: usize| train.iter().map(|r| r[i]).collect::<Vec<f64>>();
+            let Some(relation) = copy_relation(&column(a), &column(b), src.standardize) else {
+                continue;
+            };
+            return Err(Error::value(
+                "data.target",
+                format!("[{:?}, {:?}]", header[a], header[b]),
+                format!(
+                    "target columns that are not copies of each other: in every training row of {} {:?} = {} × {:?}{}, so under the squared loss the kernel and linearized tracks predict exactly that multiple of the other output (and the network learns the same direction twice); list one of them",
+                    src.path.display(),
+                    header[b],
+                    (relation * 1e10).round() / 1e10,
+                    header[a],
+                    if src.standardize { " + a constant (after data.standardize the two are identical)" } else { "" },
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// `Some(c)` when column `b` is `c` times column `a` in every row (`c·a + constant` when
+/// `centred`, as standardising makes such columns identical), to a relative residual of
+/// 1e-12: a least-squares fit `c = ⟨a, b⟩ / ⟨a, a⟩` on the (centred) columns and its residual.
+fn copy_relation(a: &[f64], b: &[f64], centred: bool) -> Option<f64> {
+    if a.is_empty() {
+        return None;
+    }
+    let mean = |x: &[f64]| {
+        if centred {
+            x.iter().sum::<f64>() / x.len() as f64
+        } else {
+            0.0
+        }
+    };
+    let (ma, mb) = (mean(a), mean(b));
+    let pairs = || a.iter().zip(b).map(|(x, y)| (x - ma, y - mb));
+    let (aa, ab, bb) = pairs().fold((0.0, 0.0, 0.0), |(aa, ab, bb), (x, y)| {
+        (aa + x * x, ab + x * y, bb + y * y)
+    });
+    if !(aa > 0.0 && bb > 0.0 && aa.is_finite() && bb.is_finite()) {
+        // Identical columns are copies even when constant.
+        return (a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())).then_some(1.0);
+    }
+    let c = ab / aa;
+    let residual: f64 = pairs().map(|(x, y)| (y - c * x).powi(2)).sum();
+    (residual <= 1e-24 * bb).then_some(c)
 }
 
 /// One-hot class targets from a single label column.

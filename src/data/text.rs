@@ -268,6 +268,16 @@ pub fn text_dataset(
         p
     };
     let (tr, te) = (pick(&train_pos, n_train, rng), pick(&test_pos, n_test, rng));
+    if let Some(first) = tr
+        .first()
+        .map(|&p0| chars[p0])
+        .filter(|&c| tr.iter().all(|&p| chars[p] == c))
+    {
+        return Err(err(format!(
+            "all {n_train} sampled training contexts (data.n_train) are followed by {first:?}: the network would learn one constant answer, and next-character prediction needs at least two distinct characters among the training targets; raise data.n_train (the training part has {} contexts) or use a more varied text",
+            train_pos.len()
+        )));
+    }
     // Drawn after the others: a run without validation draws what it drew before.
     let va = pick(&val_pos, n_val, rng);
     let info = TextInfo {

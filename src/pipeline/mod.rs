@@ -3,6 +3,7 @@
 //! ([`sweep`]).
 
 pub mod kernel_shards;
+mod row_check;
 pub mod slurm;
 pub mod sweep;
 pub mod verify;

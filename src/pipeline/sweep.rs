@@ -15,7 +15,7 @@ use crate::report::{io, sweep as report_sweep};
 use crate::run::RunOptions;
 use crate::{Error, Result};
 
-use super::run_into;
+use super::{row_check, run_into};
 use crate::config::paths;
 
 /// The points a process runs: shard `index` of `count` (index ≡ point index mod count).
@@ -118,11 +118,32 @@ pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
         .iter()
         .filter(|p| shard.owns(p.index))
         .filter(|p| {
-            rows.get(&p.index)
-                .is_none_or(|r| r.status != "completed" || point_problem(dir, p).is_some())
+            rows.get(&p.index).is_none_or(|r| {
+                r.status != "completed" || completed_point_problem(dir, p, r).is_some()
+            })
         })
         .map(|p| p.index)
         .collect())
+}
+
+/// Why a point with a completed row does not count as completed, if it does not: its run
+/// directory is damaged ([`point_problem`]) or its row disagrees with it
+/// ([`row_check::row_disagreement`]).
+fn completed_point_problem(dir: &Path, p: &SweepPoint, row: &StoredRow) -> Option<String> {
+    point_problem(dir, p).or_else(|| {
+        let why = row_check::row_disagreement(
+            &dir.join(p.dir_name()),
+            &point_values(p),
+            p.seed,
+            row,
+        )?;
+        Some(format!(
+            "its stored row rows/p{:04}.json disagrees with its run directory {}: {why}; resuming the sweep keeps that directory as {}.kept-<time> and runs the point again",
+            p.index,
+            p.dir_name(),
+            p.dir_name()
+        ))
+    })
 }
 
 /// Why a point with a completed row does not count as completed, if it does not: its run
@@ -362,7 +383,10 @@ pub fn collect(
         .points
         .iter()
         .map(|p| match stored.get(&p.index) {
-            Some(r) => match point_problem(dir, p).filter(|_| r.status == "completed") {
+            Some(r) => match (r.status == "completed")
+                .then(|| completed_point_problem(dir, p, r))
+                .flatten()
+            {
                 Some(why) => missing_row(p, &why),
                 None => r.row(),
             },
