@@ -309,6 +309,40 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
     let (code, out) = verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("whitespace at the end"), "{out}");
+    // 9. a figure replaced by another of the run's figures, its hash updated: on this machine
+    // (bytes: one of the same size) and with another CPU recorded (pixels are not judged
+    // across machines, the size is: one of another size)
+    for other_cpu in [false, true] {
+        let run = fresh(&format!("swapped_figure_{other_cpu}"));
+        let other = if other_cpu {
+            "divergence.png"
+        } else {
+            "param_drift.png"
+        };
+        std::fs::copy(run.join(other), run.join("loss.png")).unwrap();
+        let digest = sha256(&run.join("loss.png"));
+        edit_report(&run, |v| {
+            v["files_sha256"]["loss.png"] = serde_json::json!(digest);
+            if other_cpu {
+                v["fingerprint"]["cpu"] = serde_json::json!("Some Other CPU");
+            }
+        });
+        let (code, out) = verify(&run);
+        assert_eq!(code, Some(1), "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("loss.png"))
+            .unwrap_or_default();
+        assert!(line.contains("MISMATCH"), "{out}");
+        assert!(
+            line.contains(if other_cpu {
+                "the reproduction's 960×640"
+            } else {
+                "bytes must be identical"
+            }),
+            "{out}"
+        );
+    }
 }
 
 /// An input file replaced by a named pipe is a changed input, not a read that blocks forever.

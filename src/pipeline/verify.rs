@@ -143,14 +143,27 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         };
         files.push((name.clone(), verdict));
     }
-    // Every other file (the figures, whose pixels are not compared) must be present exactly
-    // when the reproduction wrote it: a deleted figure or an added file fails.
+    // Every other file must be present exactly when the reproduction wrote it: a deleted
+    // figure or an added file fails. Figures present in both are compared pixel by pixel.
     let listed = |d: &Path| -> Result<BTreeSet<String>> {
         let mut all = Vec::new();
         crate::report::verify::list_files(d, "", &mut all)?;
         Ok(all.into_iter().collect())
     };
     let (present, written) = (listed(dir)?, listed(&tmp.0)?);
+    for name in present.intersection(&written) {
+        if names.contains(name) || !name.ends_with(".png") {
+            continue;
+        }
+        let verdict = match (
+            std::fs::read(dir.join(name)),
+            std::fs::read(tmp.0.join(name)),
+        ) {
+            (Ok(a), Ok(b)) => crate::report::figure_check::compare_png(&a, &b, bitwise_expected),
+            (Err(e), _) | (_, Err(e)) => Verdict::Mismatch(format!("cannot be read ({e})")),
+        };
+        files.push((name.clone(), verdict));
+    }
     for name in present.symmetric_difference(&written) {
         if names.contains(name) || name == "report.json" || name == "report.md" {
             continue;

@@ -4,6 +4,7 @@
 //! outputs).
 
 pub mod checks;
+pub mod figure_check;
 pub mod io;
 pub mod npy;
 pub mod plot;
