@@ -8,7 +8,7 @@ use common::{run_into, stderr, sweep_toml, tiny_sine_toml};
 use ntk_dynamics::config::sweep;
 use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
-use ntk_dynamics::record::sweep::{fit_power_laws, SweepRow};
+use ntk_dynamics::record::sweep::{fit_power_laws, PointStatus, SweepRow};
 
 #[test]
 fn fitted_slopes_recover_known_exponents() {
@@ -24,7 +24,7 @@ fn fitted_slopes_recover_known_exponents() {
                 rows.push(SweepRow {
                     values: vec![("model.width".into(), format!("{w}"))],
                     seed,
-                    status: "completed".into(),
+                    status: PointStatus::Completed,
                     run_dir: String::new(),
                     wall_s: 0.0,
                     phase: None,
@@ -57,7 +57,7 @@ fn fitted_slopes_recover_known_exponents() {
             rows.push(SweepRow {
                 values: vec![("model.width".into(), format!("{w}"))],
                 seed: seed as u64,
-                status: "completed".into(),
+                status: PointStatus::Completed,
                 run_dir: String::new(),
                 wall_s: 0.0,
                 phase: None,

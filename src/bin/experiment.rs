@@ -512,7 +512,9 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join(" "),
                     row.seed,
-                    row.phase.map(|p| p.name()).unwrap_or(&row.status),
+                    row.phase
+                        .map(|p| p.name().to_string())
+                        .unwrap_or_else(|| row.status.to_string()),
                     row.wall_s
                 );
             }
@@ -520,7 +522,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     )?;
     let interrupted = interrupt.peek();
     if shard != Shard::ALL {
-        let failed = rows.iter().filter(|r| r.status != "completed").count();
+        let failed = rows.iter().filter(|r| !r.status.is_completed()).count();
         if !quiet {
             println!(
                 "shard {}/{}: {} point(s) run, {failed} not completed; collect with `experiment --collect {}`",
@@ -549,7 +551,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     if !quiet {
         print_collected(&c, &dir);
     }
-    let failed = rows.iter().filter(|r| r.status != "completed").count();
+    let failed = rows.iter().filter(|r| !r.status.is_completed()).count();
     Ok(if interrupted {
         ExitCode::from(130)
     } else if failed > 0 {
@@ -662,7 +664,7 @@ fn print_collected(c: &ntk_dynamics::pipeline::sweep::Collected, dir: &Path) {
     }
     println!(
         "{} of {} points completed; wall time {:.1} s (sum over points); report: {}",
-        c.rows.iter().filter(|r| r.status == "completed").count(),
+        c.rows.iter().filter(|r| r.status.is_completed()).count(),
         c.rows.len(),
         c.rows.iter().map(|r| r.wall_s).sum::<f64>(),
         dir.join("sweep.md").display()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::sweep::{self as config_sweep, value_text, Sweep, SweepPoint};
-use crate::record::sweep::{PowerLawFit, StoredRow, SweepRow};
+use crate::record::sweep::{PointStatus, PowerLawFit, StoredRow, SweepRow};
 use crate::report::{io, sweep as report_sweep};
 use crate::run::RunOptions;
 use crate::{Error, Result};
@@ -90,7 +90,7 @@ fn row_of(
         Err(crate::Error::Interrupted(_)) => SweepRow::unfinished(
             values,
             point.seed,
-            "interrupted".into(),
+            PointStatus::Interrupted,
             point.dir_name(),
             wall_s,
         ),
@@ -104,7 +104,7 @@ fn missing_row(point: &SweepPoint, why: &str) -> SweepRow {
     SweepRow::unfinished(
         values,
         point.seed,
-        format!("missing: {why}"),
+        PointStatus::Missing(why.to_string()),
         point.dir_name(),
         0.0,
     )
@@ -118,9 +118,8 @@ pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
         .iter()
         .filter(|p| shard.owns(p.index))
         .filter(|p| {
-            rows.get(&p.index).is_none_or(|r| {
-                r.status != "completed" || completed_point_problem(dir, p, r).is_some()
-            })
+            rows.get(&p.index)
+                .is_none_or(|r| !r.is_completed() || completed_point_problem(dir, p, r).is_some())
         })
         .map(|p| p.index)
         .collect())
@@ -232,7 +231,7 @@ pub fn run(
                 };
                 let result = run_into(&p.experiment, Some(&point_dir), &opts);
                 let row = row_of(p, result, sweep_dir, t.elapsed().as_secs_f64());
-                if row.status != "interrupted" {
+                if row.status != PointStatus::Interrupted {
                     let stored = StoredRow {
                         plan_sha256: plan_sha256(sweep_dir),
                         ..StoredRow::of(p.index, &row)
@@ -328,8 +327,8 @@ impl Collected {
     pub fn incomplete(&self) -> Vec<(String, String)> {
         self.rows
             .iter()
-            .filter(|r| r.status != "completed")
-            .map(|r| (r.run_dir.clone(), r.status.clone()))
+            .filter(|r| !r.status.is_completed())
+            .map(|r| (r.run_dir.clone(), r.status.to_string()))
             .collect()
     }
 }
@@ -383,7 +382,8 @@ pub fn collect(
         .points
         .iter()
         .map(|p| match stored.get(&p.index) {
-            Some(r) => match (r.status == "completed")
+            Some(r) => match r
+                .is_completed()
                 .then(|| completed_point_problem(dir, p, r))
                 .flatten()
             {

@@ -14,8 +14,8 @@ pub struct SweepRow {
     pub values: Vec<(String, String)>,
     /// Seed.
     pub seed: u64,
-    /// `completed`, `interrupted` or `failed: …`.
-    pub status: String,
+    /// Whether the point completed, and why not.
+    pub status: PointStatus,
     /// Run directory (relative to the sweep directory).
     pub run_dir: String,
     /// Wall time of the point in seconds.
@@ -32,6 +32,72 @@ pub struct SweepRow {
     pub sharpness_curve: Vec<(f64, f64)>,
 }
 
+/// Where a sweep point stands. Written as `completed`, `interrupted`, `failed: <error>` and
+/// `missing: <why>` (in `sweep.csv`, `sweep.md` and the stored rows).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointStatus {
+    /// The run finished.
+    Completed,
+    /// The run was stopped by a signal.
+    Interrupted,
+    /// The run failed with this error.
+    Failed(String),
+    /// No usable row: not run yet, its task's state, or why its row does not count.
+    Missing(String),
+}
+
+impl PointStatus {
+    /// Whether the point's run finished (and counts in fits and figures).
+    pub fn is_completed(&self) -> bool {
+        *self == PointStatus::Completed
+    }
+
+    /// The status written as text (the inverse of [`std::fmt::Display`]); text that is none of
+    /// the four forms is a failure with that text.
+    pub fn parse(text: &str) -> PointStatus {
+        match text {
+            "completed" => PointStatus::Completed,
+            "interrupted" => PointStatus::Interrupted,
+            _ => match (
+                text.strip_prefix("failed: "),
+                text.strip_prefix("missing: "),
+            ) {
+                (Some(e), _) => PointStatus::Failed(e.to_string()),
+                (_, Some(why)) => PointStatus::Missing(why.to_string()),
+                _ => PointStatus::Failed(text.to_string()),
+            },
+        }
+    }
+
+    /// The one-word kind (`completed`, `interrupted`, `failed`, `missing`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PointStatus::Completed => "completed",
+            PointStatus::Interrupted => "interrupted",
+            PointStatus::Failed(_) => "failed",
+            PointStatus::Missing(_) => "missing",
+        }
+    }
+}
+
+/// Serialised as its text, so `sweep.json` holds the same strings as `sweep.csv`.
+impl Serialize for PointStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for PointStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PointStatus::Completed | PointStatus::Interrupted => f.write_str(self.kind()),
+            PointStatus::Failed(why) | PointStatus::Missing(why) => {
+                write!(f, "{}: {why}", self.kind())
+            }
+        }
+    }
+}
+
 impl SweepRow {
     /// The row of a finished run.
     pub fn completed(
@@ -46,8 +112,8 @@ impl SweepRow {
             values,
             seed,
             status: match r.status {
-                RunStatus::Completed => "completed".into(),
-                RunStatus::Interrupted => "interrupted".into(),
+                RunStatus::Completed => PointStatus::Completed,
+                RunStatus::Interrupted => PointStatus::Interrupted,
             },
             run_dir,
             wall_s,
@@ -69,15 +135,20 @@ impl SweepRow {
         run_dir: String,
         wall_s: f64,
     ) -> Self {
-        Self::unfinished(values, seed, format!("failed: {error}"), run_dir, wall_s)
+        Self::unfinished(
+            values,
+            seed,
+            PointStatus::Failed(error.to_string()),
+            run_dir,
+            wall_s,
+        )
     }
 
-    /// The row of a point without a record, with its `status` (`interrupted`, `missing: …`,
-    /// `failed: …`).
+    /// The row of a point without a record, with its `status` (interrupted, missing, failed).
     pub fn unfinished(
         values: Vec<(String, String)>,
         seed: u64,
-        status: String,
+        status: PointStatus,
         run_dir: String,
         wall_s: f64,
     ) -> Self {
@@ -168,7 +239,7 @@ impl StoredRow {
             index,
             values: r.values.clone(),
             seed: r.seed,
-            status: r.status.clone(),
+            status: r.status.to_string(),
             run_dir: r.run_dir.clone(),
             wall_s: text(r.wall_s),
             phase: r.phase.map(|p| p.name().to_string()),
@@ -182,12 +253,17 @@ impl StoredRow {
         }
     }
 
+    /// Whether the stored row says its point completed.
+    pub fn is_completed(&self) -> bool {
+        PointStatus::parse(&self.status).is_completed()
+    }
+
     /// The row.
     pub fn row(&self) -> SweepRow {
         SweepRow {
             values: self.values.clone(),
             seed: self.seed,
-            status: self.status.clone(),
+            status: PointStatus::parse(&self.status),
             run_dir: self.run_dir.clone(),
             wall_s: number(&self.wall_s),
             phase: self.phase.as_deref().and_then(Phase::from_name),
@@ -327,4 +403,22 @@ fn fit_one(figure: &str, group: Option<String>, points: &[(u64, f64, f64)]) -> O
         per_x,
         n: points.len(),
     })
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::PointStatus;
+
+    #[test]
+    fn a_status_read_back_from_its_text_is_the_status_written() {
+        for s in [
+            PointStatus::Completed,
+            PointStatus::Interrupted,
+            PointStatus::Failed("data.n_train: too large".into()),
+            PointStatus::Missing("not run".into()),
+            PointStatus::Missing("task state FAILED: missing: nested".into()),
+        ] {
+            assert_eq!(PointStatus::parse(&s.to_string()), s);
+        }
+    }
 }

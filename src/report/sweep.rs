@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::config::sweep::{value_text, Sweep};
 use std::collections::BTreeMap;
 
-use crate::record::sweep::{fit_power_laws, PowerLawFit, StoredRow, SweepRow};
+use crate::record::sweep::{fit_power_laws, PointStatus, PowerLawFit, StoredRow, SweepRow};
 use crate::report::io::{mark_complete, write_atomic};
 use crate::report::plot::sweep_charts;
 use crate::report::tables::fmt_f64;
@@ -70,7 +70,7 @@ pub fn sweep_csv(rows: &[SweepRow]) -> String {
     for r in rows {
         let mut row: Vec<String> = r.values.iter().map(|(_, v)| v.clone()).collect();
         row.push(r.seed.to_string());
-        row.push(format!("\"{}\"", r.status.replace('"', "'")));
+        row.push(format!("\"{}\"", r.status.to_string().replace('"', "'")));
         row.push(r.phase.map(|p| p.name().to_string()).unwrap_or_default());
         row.push(format!("{:.3}", r.wall_s));
         row.push(r.run_dir.clone());
@@ -155,7 +155,7 @@ pub fn write_sweep(
             // Only completed points are fitted: an interrupted run stopped early.
             let done: Vec<SweepRow> = rows
                 .iter()
-                .filter(|r| r.status == "completed")
+                .filter(|r| r.status.is_completed())
                 .cloned()
                 .collect();
             fit_power_laws(&done, &wk, &scaling_figures(&done))
@@ -234,7 +234,10 @@ pub fn write_sweep(
         &dir.join("sweep.md"),
         sweep_md(sweep, rows, &fits, &names).as_bytes(),
     )?;
-    if !rows.iter().any(|r| r.status.starts_with("missing")) {
+    if !rows
+        .iter()
+        .any(|r| matches!(r.status, PointStatus::Missing(_)))
+    {
         mark_complete(dir)?;
     }
     Ok(fits)
@@ -242,7 +245,7 @@ pub fn write_sweep(
 
 fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&str]) -> String {
     let mut s = format!("# Sweep report: {}\n\n", sweep.base.name);
-    let count = |p: &str| rows.iter().filter(|r| r.status.starts_with(p)).count();
+    let count = |is: fn(&PointStatus) -> bool| rows.iter().filter(|r| is(&r.status)).count();
     s += &format!(
         "Varied: {}; {} seed(s) per point; {} runs planned: {} completed, {} failed, {} interrupted, {} missing.\n\n",
         sweep
@@ -257,16 +260,20 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             .join(" × "),
         sweep.spec.seeds.unwrap_or(1),
         rows.len(),
-        count("completed"),
-        count("failed"),
-        count("interrupted"),
-        count("missing"),
+        count(PointStatus::is_completed),
+        count(|s| matches!(s, PointStatus::Failed(_))),
+        count(|s| *s == PointStatus::Interrupted),
+        count(|s| matches!(s, PointStatus::Missing(_))),
     );
-    let incomplete: Vec<&SweepRow> = rows.iter().filter(|r| r.status != "completed").collect();
+    let incomplete: Vec<&SweepRow> = rows.iter().filter(|r| !r.status.is_completed()).collect();
     if !incomplete.is_empty() {
         s += "**Not completed** (fits use completed runs only; re-running the same command with the same `--out`, or resubmitting with `--slurm`, runs only these):\n\n| point | status |\n|---|---|\n";
         for r in incomplete {
-            s += &format!("| {} | {} |\n", r.run_dir, r.status.replace('|', "/"));
+            s += &format!(
+                "| {} | {} |\n",
+                r.run_dir,
+                r.status.to_string().replace('|', "/")
+            );
         }
         s += "\n";
     }
