@@ -150,7 +150,9 @@ fn nothing_is_accepted_silently_in_sweeps() {
     );
     assert!(err("\"kernel.quadrature_order\" = [8, 16]").contains("no effect"));
     // With no diagonal regulariser (the default), absolute and relative are the same run.
-    assert!(err("\"kernel.diag_reg_absolute\" = [true, false]").contains("same run"));
+    assert!(err("\"kernel.diag_reg_absolute\" = [true, false]").contains("set kernel.diag_reg > 0"));
+    // σ_b in a network without biases (the sweep's base has bias = false).
+    assert!(err("\"model.b_std\" = [0.0, 0.1]").contains("set model.bias = true"));
     let regularised = common::sweep_toml(
         tmp.path(),
         "\"kernel.diag_reg_absolute\" = [true, false]",
@@ -879,6 +881,20 @@ fn hostile_round_four_refusals() {
             5.0,
             "",
             Some("after data.standardize the two are identical"),
+        ),
+        (
+            "negative_affine",
+            -0.5,
+            -1.0,
+            "",
+            Some("one is the other's negative"),
+        ),
+        (
+            "zero",
+            0.0,
+            0.0,
+            "standardize = false",
+            Some("\"y2\" = 0 × \"y\""),
         ),
         ("affine_raw", 2.0, 5.0, "standardize = false", None),
     ] {

@@ -504,21 +504,94 @@ fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
     assert!(run().status.success());
     let row_path = out.join("rows").join("p0000.json");
     let honest = std::fs::read_to_string(&row_path).unwrap();
+    assert!(honest.contains("rel_rmse_network_linearized") && honest.contains("learning_rate"));
     let mut row: serde_json::Value = serde_json::from_str(&honest).unwrap();
-    // Each forgery: the row's test loss, a point of its loss curve, its seed.
+    // Each forgery, and the words --collect names it with.
     type Forgery = fn(&mut serde_json::Value);
-    let forgeries: [(&str, Forgery); 3] = [
-        ("network_test_loss", |r| {
-            let f = r["figures"].as_array_mut().unwrap();
-            let e = f.iter_mut().find(|e| e[0] == "network_test_loss").unwrap();
-            e[1] = serde_json::json!("0.5");
-        }),
-        ("network_train_loss curve", |r| {
-            r["loss_curve"][3][1] = serde_json::json!("0.25");
-        }),
-        ("seed", |r| r["seed"] = serde_json::json!(7)),
+    fn set_figure(r: &mut serde_json::Value, name: &str, value: &str) {
+        let f = r["figures"].as_array_mut().unwrap();
+        let e = f.iter_mut().find(|e| e[0] == name).unwrap();
+        e[1] = serde_json::json!(value);
+    }
+    let forgeries: [(&str, Forgery, &str); 14] = [
+        (
+            "test loss",
+            |r| set_figure(r, "network_test_loss", "0.5"),
+            "network_test_loss",
+        ),
+        (
+            "loss curve",
+            |r| r["loss_curve"][3][1] = serde_json::json!("0.25"),
+            "curve",
+        ),
+        ("seed", |r| r["seed"] = serde_json::json!(7), "seed"),
+        (
+            "run_dir",
+            |r| r["run_dir"] = serde_json::json!("p0001_width=32_seed1"),
+            "directory",
+        ),
+        (
+            "phase",
+            |r| r["phase"] = serde_json::json!("catapult"),
+            "phase",
+        ),
+        (
+            "rel rmse",
+            |r| set_figure(r, "rel_rmse_network_linearized", "0.5"),
+            "rel_rmse_network_linearized",
+        ),
+        (
+            "learning rate",
+            |r| set_figure(r, "learning_rate", "0.5"),
+            "learning_rate",
+        ),
+        (
+            "critical lr",
+            |r| set_figure(r, "critical_learning_rate", "0.5"),
+            "critical_learning_rate",
+        ),
+        (
+            "init vs analytic",
+            |r| set_figure(r, "init_ntk_vs_analytic", "0.5"),
+            "init_ntk_vs_analytic",
+        ),
+        (
+            "t = inf loss",
+            |r| set_figure(r, "kernel_analytic_infinite_time_test_loss", "0.5"),
+            "infinite_time",
+        ),
+        (
+            "lambda ratio",
+            |r| set_figure(r, "lambda_ratio", "0.5"),
+            "lambda_ratio",
+        ),
+        (
+            "removed figure",
+            |r| {
+                r["figures"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e[0] != "network_test_loss");
+            },
+            "lacks the figure network_test_loss",
+        ),
+        (
+            "added figure",
+            |r| {
+                r["figures"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!(["bogus_figure", "1234.5"]));
+            },
+            "no run writes",
+        ),
+        (
+            "status",
+            |r| r["status"] = serde_json::json!("xyz"),
+            "none of completed",
+        ),
     ];
-    for (what, forge) in forgeries {
+    for (what, forge, named) in forgeries {
         let mut forged = row.clone();
         forge(&mut forged);
         std::fs::write(&row_path, serde_json::to_string_pretty(&forged).unwrap()).unwrap();
@@ -526,14 +599,35 @@ fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
         let err = common::stderr(&o);
         assert_ne!(o.status.code(), Some(0), "{what}: {err}");
         let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
-        assert!(
-            md.contains("p0000.json disagrees with its run directory"),
-            "{what}: {md}"
-        );
-        assert!(!std::fs::read_to_string(out.join("sweep.csv"))
-            .unwrap()
-            .contains(",0.5,"));
+        let line = md
+            .lines()
+            .find(|l| l.contains("p0000_"))
+            .unwrap_or_default();
+        assert!(line.contains("p0000.json"), "{what}: {md}");
+        assert!(line.contains(named), "{what}: {line}");
+        // The point's row in sweep.csv is a missing point's: a status and nothing else.
+        let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+        let row0 = csv.lines().nth(1).unwrap();
+        assert!(row0.starts_with("32,0,\"missing: "), "{what}: {row0}");
+        assert!(row0.ends_with(",,,,,,,,,,,,,,,,,,,,"), "{what}: {row0}");
     }
+    // A row that says the point failed while its directory holds a completed run.
+    let mut forged = row.clone();
+    forged["status"] = serde_json::json!("failed: out of memory");
+    std::fs::write(&row_path, serde_json::to_string_pretty(&forged).unwrap()).unwrap();
+    let _ = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("holds a completed run"), "{md}");
+    // A row file holding another point's row.
+    let mut forged = row.clone();
+    forged["index"] = serde_json::json!(1);
+    std::fs::write(&row_path, serde_json::to_string_pretty(&forged).unwrap()).unwrap();
+    let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    assert!(
+        common::stderr(&o).contains("holds the row of point 1"),
+        "{}",
+        common::stderr(&o)
+    );
     // A resume keeps the directory aside and runs the point again; the fresh row is honest.
     row["figures"][0][1] = serde_json::json!("123.0");
     std::fs::write(&row_path, serde_json::to_string_pretty(&row).unwrap()).unwrap();

@@ -754,6 +754,7 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
                 w.abs, w.abs_at, w.rel, w.rel_at
             ),
             Verdict::Mismatch(m) => println!("  MISMATCH         {name}: {m}"),
+            Verdict::NotJudged(m) => println!("  not judged       {name}: {m}"),
         }
     }
     if out.interrupted {

@@ -341,13 +341,28 @@ pub fn check_slurm(s: SlurmSpec) -> Result<SlurmSpec> {
 }
 
 /// What a checked experiment computes, with settings that cannot matter put in one form: a zero
-/// diagonal regulariser is zero whether it was meant as absolute or relative.
+/// diagonal regulariser is zero whether it was meant as absolute or relative, and σ_b does
+/// nothing in a network without biases.
 fn effective(e: &Experiment) -> Experiment {
     let mut e = e.clone();
     if e.kernel.diag_reg.value == 0.0 {
         e.kernel.diag_reg.absolute = false;
     }
+    if !e.model.bias {
+        e.model.b_std = 0.0;
+    }
     e
+}
+
+/// Why two points that differ as written are the same run (see [`effective`]), and what helps.
+fn why_same(a: &Experiment, b: &Experiment) -> &'static str {
+    if a.kernel.diag_reg.absolute != b.kernel.diag_reg.absolute {
+        "; with kernel.diag_reg = 0 there is no regulariser, absolute or relative: set kernel.diag_reg > 0 to compare the two"
+    } else if a.model.b_std != b.model.b_std {
+        "; with model.bias = false the network has no biases and model.b_std does nothing: set model.bias = true to vary it"
+    } else {
+        ""
+    }
 }
 
 /// Refuses swept keys that change nothing: two points with the same seed and the same
@@ -370,7 +385,10 @@ fn no_effect(points: &[SweepPoint], sweep: &SweepSpec) -> Result<()> {
             return Err(Error::value(
                 "sweep.vary",
                 format!("{} and {}", show(&q.values), show(&p.values)),
-                "values that change the experiment (these two points are the same run)",
+                format!(
+                    "values that change the experiment (these two points are the same run{})",
+                    why_same(&q.experiment, &p.experiment)
+                ),
             ));
         }
     }

@@ -56,19 +56,33 @@ fn check_distinct_targets(
     for (j, &b) in target_idx.iter().enumerate() {
         for &a in &target_idx[..j] {
             let column = |i: usize| train.iter().map(|r| r[i]).collect::<Vec<f64>>();
-            let Some(relation) = copy_relation(&column(a), &column(b), src.standardize) else {
+            let (ca, cb) = (column(a), column(b));
+            // `copy = relation × original`, whichever way round holds.
+            let Some((copy, original, relation)) = copy_relation(&ca, &cb, src.standardize)
+                .map(|c| (b, a, c))
+                .or_else(|| copy_relation(&cb, &ca, src.standardize).map(|c| (a, b, c)))
+            else {
                 continue;
             };
+            let c = (relation * 1e10).round() / 1e10;
+            let after = match (src.standardize, c > 0.0) {
+                (false, _) => String::new(),
+                (true, true) => {
+                    " + a constant (after data.standardize the two are identical)".into()
+                }
+                (true, false) => {
+                    " + a constant (after data.standardize one is the other's negative)".into()
+                }
+            };
+            let listed: Vec<&String> = target_idx.iter().map(|&i| &header[i]).collect();
             return Err(Error::value(
                 "data.target",
-                format!("[{:?}, {:?}]", header[a], header[b]),
+                format!("{listed:?}"),
                 format!(
-                    "target columns that are not copies of each other: in every training row of {} {:?} = {} × {:?}{}, so under the squared loss the kernel and linearized tracks predict exactly that multiple of the other output (and the network learns the same direction twice); list one of them",
+                    "target columns that are not copies of each other: in every training row of {} {:?} = {c} × {:?}{after}, so under the squared loss the kernel and linearized tracks predict exactly that multiple of the other output (and the network learns the same direction twice); list one of them",
                     src.path.display(),
-                    header[b],
-                    (relation * 1e10).round() / 1e10,
-                    header[a],
-                    if src.standardize { " + a constant (after data.standardize the two are identical)" } else { "" },
+                    header[copy],
+                    header[original],
                 ),
             ));
         }
@@ -95,6 +109,10 @@ fn copy_relation(a: &[f64], b: &[f64], centred: bool) -> Option<f64> {
     let (aa, ab, bb) = pairs().fold((0.0, 0.0, 0.0), |(aa, ab, bb), (x, y)| {
         (aa + x * x, ab + x * y, bb + y * y)
     });
+    if !centred && aa > 0.0 && aa.is_finite() && bb == 0.0 {
+        // A column of zeros is 0 times the other (a constant one is refused by standardising).
+        return Some(0.0);
+    }
     if !(aa > 0.0 && bb > 0.0 && aa.is_finite() && bb.is_finite()) {
         // Identical columns are copies even when constant.
         return (a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())).then_some(1.0);

@@ -125,17 +125,44 @@ pub fn pending(sweep: &Sweep, dir: &Path, shard: Shard) -> Result<Vec<usize>> {
         .collect())
 }
 
+/// Why a row that says its point did not complete cannot be shown as it is, if it cannot: its
+/// status is none of the forms a sweep writes, or its point's directory holds a completed run
+/// (the row is not that run's).
+fn unfinished_row_problem(dir: &Path, p: &SweepPoint, row: &StoredRow) -> Option<String> {
+    let name = p.dir_name();
+    if PointStatus::parse_exact(&row.status).is_none() {
+        return Some(format!(
+            "its stored row rows/p{:04}.json has the status {:?}, which is none of completed, interrupted, failed: <error>, missing: <why>; resuming the sweep runs the point again",
+            p.index, row.status
+        ));
+    }
+    let d = dir.join(&name);
+    let completed_run = !d.join(io::INCOMPLETE_MARKER).exists()
+        && std::fs::read_to_string(d.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|r| r["status"] == "completed");
+    completed_run.then(|| {
+        format!(
+            "its stored row rows/p{:04}.json says {:?} but its run directory {name} holds a completed run (the row is not that run's); resuming the sweep keeps that directory as {name}.kept-<time> and runs the point again",
+            p.index, row.status
+        )
+    })
+}
+
 /// Why a point with a completed row does not count as completed, if it does not: its run
 /// directory is damaged ([`point_problem`]) or its row disagrees with it
 /// ([`row_check::row_disagreement`]).
 fn completed_point_problem(dir: &Path, p: &SweepPoint, row: &StoredRow) -> Option<String> {
     point_problem(dir, p).or_else(|| {
-        let why = row_check::row_disagreement(
-            &dir.join(p.dir_name()),
-            &point_values(p),
-            p.seed,
-            row,
-        )?;
+        let values = point_values(p);
+        let dir_name = p.dir_name();
+        let plan = row_check::PlannedPoint {
+            values: &values,
+            seed: p.seed,
+            dir_name: &dir_name,
+        };
+        let why = row_check::row_disagreement(&dir.join(&dir_name), &plan, row)?;
         Some(format!(
             "its stored row rows/p{:04}.json disagrees with its run directory {}: {why}; resuming the sweep keeps that directory as {}.kept-<time> and runs the point again",
             p.index,
@@ -382,11 +409,11 @@ pub fn collect(
         .points
         .iter()
         .map(|p| match stored.get(&p.index) {
-            Some(r) => match r
-                .is_completed()
-                .then(|| completed_point_problem(dir, p, r))
-                .flatten()
-            {
+            Some(r) => match if r.is_completed() {
+                completed_point_problem(dir, p, r)
+            } else {
+                unfinished_row_problem(dir, p, r)
+            } {
                 Some(why) => missing_row(p, &why),
                 None => r.row(),
             },

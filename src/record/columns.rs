@@ -503,6 +503,44 @@ impl Figure {
     }
 }
 
+/// The names every figure other than [`Figure::Final`] can have (a `Final` figure is named after
+/// its `metrics.csv` column), for every track, pair, ensemble gap and predictive distribution,
+/// and n-gram orders up to 64: what a stored sweep row may carry besides `metrics.csv` columns.
+pub fn non_final_figure_names() -> std::collections::BTreeSet<String> {
+    use crate::dynamics::gp::GpKernel;
+    use crate::record::ensemble::Predictive;
+    let mut f = vec![
+        Figure::InitNtkVsAnalytic,
+        Figure::LearningRate,
+        Figure::CriticalLearningRate,
+        Figure::LambdaRatio,
+        Figure::CkaDistance,
+        Figure::TargetAlignmentGain,
+        Figure::BitsGapNetworkTwin,
+    ];
+    f.extend((1..=64).map(Figure::NgramBitsPerChar));
+    for a in Track::ALL {
+        f.extend(Track::ALL.map(|b| Figure::RelRmse((a, b))));
+        f.extend([
+            Figure::EarlyStoppedTestAccuracy(a),
+            Figure::InfiniteTimeTestLoss(a),
+            Figure::InfiniteTimeTestAccuracy(a),
+            Figure::TestBitsPerChar(a),
+            Figure::EarlyStoppedTestBitsPerChar(a),
+        ]);
+        f.extend(GapFigure::ALL.map(|g| Figure::EnsembleGap(a, g)));
+        f.extend([Predictive::Ensemble(a)].map(Figure::Coverage95));
+        f.extend([Predictive::Ensemble(a)].map(Figure::Nll));
+    }
+    for g in [GpKernel::Ntk, GpKernel::Nngp] {
+        f.extend([
+            Figure::Coverage95(Predictive::Gp(g)),
+            Figure::Nll(Predictive::Gp(g)),
+        ]);
+    }
+    f.iter().map(Figure::name).collect()
+}
+
 /// The per-run figures of a record, in `sweep.csv` order.
 pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
     let mut f = Vec::new();

@@ -52,21 +52,27 @@ impl PointStatus {
         *self == PointStatus::Completed
     }
 
-    /// The status written as text (the inverse of [`std::fmt::Display`]); text that is none of
-    /// the four forms is a failure with that text.
-    pub fn parse(text: &str) -> PointStatus {
+    /// The status written as text (the inverse of [`std::fmt::Display`]), if it is one of the
+    /// four forms.
+    pub fn parse_exact(text: &str) -> Option<PointStatus> {
         match text {
-            "completed" => PointStatus::Completed,
-            "interrupted" => PointStatus::Interrupted,
+            "completed" => Some(PointStatus::Completed),
+            "interrupted" => Some(PointStatus::Interrupted),
             _ => match (
                 text.strip_prefix("failed: "),
                 text.strip_prefix("missing: "),
             ) {
-                (Some(e), _) => PointStatus::Failed(e.to_string()),
-                (_, Some(why)) => PointStatus::Missing(why.to_string()),
-                _ => PointStatus::Failed(text.to_string()),
+                (Some(e), _) => Some(PointStatus::Failed(e.to_string())),
+                (_, Some(why)) => Some(PointStatus::Missing(why.to_string())),
+                _ => None,
             },
         }
+    }
+
+    /// [`PointStatus::parse_exact`], with text that is none of the four forms read as a
+    /// failure with that text.
+    pub fn parse(text: &str) -> PointStatus {
+        Self::parse_exact(text).unwrap_or_else(|| PointStatus::Failed(text.to_string()))
     }
 
     /// The one-word kind (`completed`, `interrupted`, `failed`, `missing`).
@@ -418,7 +424,9 @@ mod status_tests {
             PointStatus::Missing("not run".into()),
             PointStatus::Missing("task state FAILED: missing: nested".into()),
         ] {
+            assert_eq!(PointStatus::parse_exact(&s.to_string()), Some(s.clone()));
             assert_eq!(PointStatus::parse(&s.to_string()), s);
         }
+        assert_eq!(PointStatus::parse_exact("xyz"), None);
     }
 }

@@ -136,6 +136,17 @@ pub fn read_rows(dir: &Path) -> Result<BTreeMap<usize, StoredRow>> {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let row: StoredRow =
             serde_json::from_str(&text).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        // A row file is named after its point: one that holds another point's row would
+        // stand in for that point.
+        if name != format!("p{:04}.json", row.index) {
+            return Err(Error::NotARun {
+                path,
+                message: format!(
+                    "holds the row of point {} (index {}), not of the point it is named after: a stored row is rows/p<index>.json; remove the file and resume the sweep to run its point again",
+                    row.index, row.index
+                ),
+            });
+        }
         out.insert(row.index, row);
     }
     Ok(out)

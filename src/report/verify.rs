@@ -371,6 +371,8 @@ pub enum Verdict {
     WithinTolerance(Worst),
     /// Not reproduced.
     Mismatch(String),
+    /// Compared and described, not judged (a figure's pixels across machines): what differs.
+    NotJudged(String),
 }
 
 /// The largest differences found in a file, and where.
