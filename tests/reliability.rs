@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 use common::{csv_toml, run_bin, stderr, tiny_sine_toml, write, BIN};
 
 /// Runs the binary on a config, returning its output; asserts bad input creates nothing.
+/// Tests that time a run or train several networks take this lock, so that they do not share
+/// the two cores with each other: a timing measured while another test's run competes for the
+/// cores is up to twice as long.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn refused(dir: &Path, name: &str, text: &str, needles: &[&str]) {
     let cfg = write(dir, name, text);
     let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
@@ -107,6 +116,7 @@ fn sizes_are_estimated_and_refused_before_allocation() {
 /// parameters, by kernels and by a multi-output full kernel.
 #[test]
 fn memory_estimate_is_within_thirty_percent_of_the_measured_peak() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results").display().to_string();
     let configs = [
@@ -263,6 +273,7 @@ fn wait_for(p: &Path) {
 
 #[test]
 fn sigterm_is_an_interrupt_and_interrupts_act_within_seconds_in_every_phase() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     // SIGTERM during training: stops at a step boundary, writes an interrupted report
     let long = write(
@@ -316,6 +327,7 @@ fn sigterm_is_an_interrupt_and_interrupts_act_within_seconds_in_every_phase() {
 /// hang.
 #[test]
 fn fuzzed_configs_complete_or_are_refused_before_they_start() {
+    let _serial = heavy();
     use rand::{rngs::StdRng, Rng, SeedableRng};
     let tmp = tempfile::tempdir().unwrap();
     let csv = write(
@@ -443,6 +455,7 @@ fn slurm_scripts_refuse_paths_that_would_break_out_of_their_lines() {
 
 #[test]
 fn meaningless_setups_and_endless_inputs_are_refused_with_the_reason() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let run = |name: &str, toml: &str| {
@@ -566,6 +579,7 @@ fn signal_after(cfg: &Path, out: &Path, signal: &str, after: Duration) -> (Optio
 
 #[test]
 fn every_phase_stops_within_about_a_second_of_sigterm() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     // A quadrature conv kernel with global average pooling: one entry is 2·16⁴ position pairs
     // of tanh moments (minutes); the kernel loop looks at the request every 64 pairs.
@@ -615,6 +629,7 @@ fn every_phase_stops_within_about_a_second_of_sigterm() {
 
 #[test]
 fn estimate_lists_phases_creates_nothing_and_long_runs_announce_theirs() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write(tmp.path(), "tiny.toml", &tiny_sine_toml(tmp.path(), ""));
     let o = run_bin(&["--estimate", cfg.to_str().unwrap()]);
@@ -811,13 +826,14 @@ fn estimated_seconds(text: &str, phase: &str) -> f64 {
 
 #[test]
 fn a_quadrature_kernel_takes_within_two_of_its_estimate() {
+    let _serial = heavy();
     // A tanh kernel (no closed form): its moments are timed on this machine at the data's own
     // arguments, so the estimate holds whatever the machine and the inputs.
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write(
         tmp.path(),
         "tanh.toml",
-        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\ninput_dim = 8\nn_train = 40\nn_test = 10\n[model]\nwidth = 32\ndepth = 1\nactivation = \"tanh\"\n[training]\nsteps = 2\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n", tmp.path().join("results").display()),
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"teacher\"\ninput_dim = 8\nn_train = 80\nn_test = 20\n[model]\nwidth = 32\ndepth = 1\nactivation = \"tanh\"\n[training]\nsteps = 2\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n", tmp.path().join("results").display()),
     );
     let o = run_bin(&["--estimate", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -837,6 +853,7 @@ fn a_quadrature_kernel_takes_within_two_of_its_estimate() {
 
 #[test]
 fn hostile_round_four_refusals() {
+    let _serial = heavy();
     let tmp = tempfile::tempdir().unwrap();
     // A named pipe as a data file is refused before it is opened (opening it would block).
     let fifo = tmp.path().join("pipe.csv");

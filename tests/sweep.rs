@@ -238,6 +238,7 @@ fn half_critical_rate_is_lazy_and_four_times_is_not() {
         &tmp.path().join("out"),
         pipeline::sweep::Shard::ALL,
         None,
+        ntk_dynamics::run::LimitPolicy::Refuse,
         &|_, _, _| {},
     )
     .unwrap();

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -194,10 +193,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// What the memory and disk checks do with a run past the machine: `--force` starts it anyway.
+fn limits(cli: &Cli) -> run::LimitPolicy {
     if cli.force {
-        run::memory::FORCE.store(true, Ordering::SeqCst);
+        run::LimitPolicy::Force
+    } else {
+        run::LimitPolicy::Refuse
     }
+}
+
+fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &cli.verify {
         return verify(dir, cli.quiet);
     }
@@ -213,7 +218,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         if cli.estimate {
             let sw = sweep::expand(&text, Some(path))?;
             let points: Vec<_> = sw.points.iter().map(|p| p.experiment.clone()).collect();
-            let footprints = pipeline::estimate_points(&points)?;
+            let footprints = pipeline::estimate_points(&points, limits(cli))?;
             print_estimates(&points, &footprints);
             return Ok(ExitCode::SUCCESS);
         }
@@ -232,7 +237,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         exp.seed = seed;
     }
     if cli.estimate {
-        let footprints = pipeline::estimate_points(std::slice::from_ref(&exp))
+        let footprints = pipeline::estimate_points(std::slice::from_ref(&exp), limits(cli))
             .map_err(|e| locate_in(e.into(), &text, path))?;
         print_estimates(std::slice::from_ref(&exp), &footprints);
         return Ok(ExitCode::SUCCESS);
@@ -249,8 +254,13 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
         bar: Default::default(),
     };
     let interrupt = interrupt_flag();
-    let (record, dir) = run_into(&exp, cli.out.as_deref(), &progress, Some(interrupt))
-        .map_err(|e| locate_in(e, &text, path))?;
+    let opts = RunOptions {
+        interrupt: Some(interrupt),
+        progress: &progress,
+        limits: limits(cli),
+    };
+    let (record, dir) = pipeline::run_into(&exp, cli.out.as_deref(), &opts)
+        .map_err(|e| locate_in(e.into(), &text, path))?;
     if !cli.quiet {
         print_summary(&record, &exp, &dir);
     }
@@ -325,6 +335,7 @@ fn kernel_shard(cli: &Cli, exp: &config::Experiment, shard: &str) -> anyhow::Res
     let opts = RunOptions {
         interrupt: Some(interrupt_flag()),
         progress: &progress,
+        limits: limits(cli),
     };
     let r = kernel_shards::kernel_shard(exp, shard, &opts).map_err(|e| {
         locate_in(
@@ -350,13 +361,15 @@ fn kernel_shard(cli: &Cli, exp: &config::Experiment, shard: &str) -> anyhow::Res
 /// `--slurm` on a single run: its missing kernel blocks as a job array, then the run.
 fn submit_kernel_job(cli: &Cli, exp: &config::Experiment, path: &Path) -> anyhow::Result<ExitCode> {
     use ntk_dynamics::pipeline::kernel_shards;
-    let s = kernel_shards::submit(exp, path, cli.out.as_deref(), cli.wait).map_err(|e| {
-        locate_in(
-            e.into(),
-            &std::fs::read_to_string(path).unwrap_or_default(),
-            path,
-        )
-    })?;
+    let s = kernel_shards::submit(exp, path, cli.out.as_deref(), cli.wait, limits(cli)).map_err(
+        |e| {
+            locate_in(
+                e.into(),
+                &std::fs::read_to_string(path).unwrap_or_default(),
+                path,
+            )
+        },
+    )?;
     if !cli.quiet {
         match &s.array {
             Some(a) => println!("submitted the kernel blocks as array job {a} and the run as job {} (after it); scripts and logs in {}", s.run, s.slurm_dir.display()),
@@ -367,23 +380,6 @@ fn submit_kernel_job(cli: &Cli, exp: &config::Experiment, path: &Path) -> anyhow
         Some(0) | None => ExitCode::SUCCESS,
         Some(_) => ExitCode::from(1),
     })
-}
-
-/// Validates data, creates the run directory, runs and writes every output.
-fn run_into(
-    exp: &config::Experiment,
-    out: Option<&Path>,
-    progress: &dyn Progress,
-    interrupt: Option<Arc<Interrupt>>,
-) -> anyhow::Result<(RunRecord, PathBuf)> {
-    Ok(pipeline::run_into(
-        exp,
-        out,
-        &RunOptions {
-            interrupt,
-            progress,
-        },
-    )?)
 }
 
 fn interrupt_flag() -> Arc<Interrupt> {
@@ -462,11 +458,15 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     let mut seconds = 0.0;
     let disk_root = out.unwrap_or(&sw.base.outputs.dir);
     for p in &sw.points {
-        run::preflight_config(&p.experiment)?;
+        run::preflight_config(&p.experiment, limits(cli))?;
         let ds = data::load(&p.experiment.data, p.experiment.seed)?;
         // As the run itself checks it: resolved for its data (e.g. the iterative solver).
-        let f =
-            run::memory::preflight_into(&p.experiment.resolved_for(&ds)?, &ds, Some(disk_root))?;
+        let f = run::memory::preflight_into(
+            &p.experiment.resolved_for(&ds)?,
+            &ds,
+            Some(disk_root),
+            limits(cli),
+        )?;
         peaks.push(f.peak_bytes);
         if shard.is_none_or(|s| s.owns(p.index)) {
             disks.push(f.disk_bytes);
@@ -475,7 +475,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
     }
     // A resumed sweep's finished points are on the disk already.
     if !out.is_some_and(|o| o.join(psweep::PLAN_FILE).exists()) {
-        run::memory::check_sweep_disk(&disks, disk_root)?;
+        run::memory::check_sweep_disk(&disks, disk_root, limits(cli))?;
     }
     if seconds > run::memory::LONG_RUN_SECONDS && !cli.quiet {
         eprintln!(
@@ -484,7 +484,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             run::memory::duration(seconds)
         );
     }
-    run::memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1))?;
+    run::memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1), limits(cli))?;
     let dir = match out {
         Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
             psweep::open_dir(o, text, &config_dir)?
@@ -502,6 +502,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         &dir,
         shard,
         Some(interrupt.clone()),
+        limits(cli),
         &|done, total, row| {
             if !quiet {
                 eprintln!(
@@ -701,9 +702,11 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
         tty: std::io::stderr().is_terminal(),
         bar: Default::default(),
     };
+    // --force is refused with --verify: a reproduction runs under the checks.
     let opts = RunOptions {
         interrupt: Some(interrupt_flag()),
         progress: &progress,
+        limits: run::LimitPolicy::Refuse,
     };
     let out = pipeline::verify::verify(dir, &opts)?;
     print_notes(&out.notes, quiet);

@@ -1,5 +1,5 @@
-//! Every default and range of the config in one place (documented in the README's
-//! "Configuration" table).
+//! Every default and range of the config in one place (documented in the table of
+//! `docs/configuration.md`).
 
 use crate::backend::{Backend, Precision};
 use crate::dynamics::kernel::TimeMode;

@@ -405,7 +405,7 @@ pub struct TrainingSpec {
     pub batch_size: Option<usize>,
     /// Heavy-ball momentum μ in [0, 1).
     pub momentum: Option<f64>,
-    /// Every track learns `y` from a centred start `f − f0` (see the README).
+    /// Every track learns `y` from a centred start `f − f0` (see `docs/conventions.md`).
     pub center_outputs: Option<bool>,
     /// A track whose training loss exceeds this (or is not finite) is marked diverged.
     pub max_loss: Option<f64>,

@@ -2,7 +2,7 @@
 //! burn MLP `input_dim → width × depth hidden layers → n_outputs` built from it, and its
 //! activations ([`activation`]).
 //!
-//! Parametrizations follow neural-tangents' `stax` exactly (README, Conventions):
+//! Parametrizations follow neural-tangents' `stax` exactly (`docs/conventions.md`):
 //! - [`Parametrization::Ntk`]: `z = (σ_w/√n_in)·h·W + σ_b·b` with `W, b ~ N(0, 1)` trainable;
 //! - [`Parametrization::Standard`]: `z = h·W + b` with `W ~ N(0, σ_w²/n_in)`, `b ~ N(0, σ_b²)`;
 //! - [`Parametrization::Mup`]: the maximal-update parametrization for SGD (see its doc).

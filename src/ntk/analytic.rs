@@ -1,5 +1,5 @@
 //! Analytic infinite-width NNGP and NTK of the MLP, exactly as neural-tangents 0.6.5 computes
-//! them (README, Conventions): input kernel `x·x'/d`, the dense-layer updates of the chosen
+//! them (`docs/conventions.md`): input kernel `x·x'/d`, the dense-layer updates of the chosen
 //! parametrization, and per-activation Gaussian moments, closed form where one exists and
 //! piecewise Gauss–Legendre quadrature otherwise. Everything in f64; `q` is always taken from the same
 //! arithmetic as the diagonal of `K`, and `qq' − K²` is clamped at 0.

@@ -31,8 +31,11 @@ pub struct ShardReport {
 
 /// The experiment as it runs on its data, its kernel view and its store plan, which must be on
 /// disk (shards of other processes write into it).
-fn disk_plan(exp: &Experiment) -> Result<(Experiment, data::Dataset, StorePlan)> {
-    run::preflight_config(exp)?;
+fn disk_plan(
+    exp: &Experiment,
+    limits: run::LimitPolicy,
+) -> Result<(Experiment, data::Dataset, StorePlan)> {
+    run::preflight_config(exp, limits)?;
     let ds = data::load(&exp.data, exp.seed)?;
     let exp = exp.resolved_for(&ds)?;
     let view = run::kernel_view(&exp, &ds)?.into_owned();
@@ -55,7 +58,7 @@ fn disk_plan(exp: &Experiment) -> Result<(Experiment, data::Dataset, StorePlan)>
 
 /// Computes shard `shard` of the kernel blocks of `exp` (see the module doc).
 pub fn kernel_shard(exp: &Experiment, shard: Shard, opts: &RunOptions<'_>) -> Result<ShardReport> {
-    let (exp, view, plan) = disk_plan(exp)?;
+    let (exp, view, plan) = disk_plan(exp, opts.limits)?;
     let net = run::network_config(&exp, &view).init(exp.seed);
     let x_heldout = [view.x_val.as_slice(), view.x_test.as_slice()].concat();
     let job = plan.job(&exp, &view, &x_heldout, &net)?;
@@ -202,9 +205,10 @@ pub fn submit(
     config: &Path,
     out: Option<&Path>,
     wait: bool,
+    limits: run::LimitPolicy,
 ) -> Result<Submitted> {
     super::slurm::find_sbatch()?;
-    let (resolved, view, plan) = disk_plan(exp)?;
+    let (resolved, view, plan) = disk_plan(exp, limits)?;
     let dir = plan.dir.clone().unwrap_or_default();
     super::slurm::check_shared(&dir)?;
     if let Some(o) = out {

@@ -17,12 +17,17 @@ use crate::run::{self, RunOptions};
 use crate::{data, Error, Result};
 
 /// The footprint of each experiment on its data (loaded and checked as a run would), without
-/// running anything or checking it against this machine's memory and disk.
-pub fn estimate_points(points: &[Experiment]) -> Result<Vec<run::Footprint>> {
+/// running anything or checking its footprint against this machine's memory and disk. What
+/// must be allocated to load the data (a synthetic teacher, a file being parsed) is checked
+/// first unless `limits` forces it.
+pub fn estimate_points(
+    points: &[Experiment],
+    limits: run::LimitPolicy,
+) -> Result<Vec<run::Footprint>> {
     points
         .iter()
         .map(|exp| {
-            run::preflight_config(exp)?;
+            run::preflight_config(exp, limits)?;
             let ds = data::load(&exp.data, exp.seed)?;
             let exp = exp.resolved_for(&ds)?;
             Ok(run::memory::estimate(
@@ -41,11 +46,11 @@ pub fn run_into(
     out: Option<&Path>,
     opts: &RunOptions<'_>,
 ) -> Result<(RunRecord, PathBuf)> {
-    run::preflight_config(exp)?;
+    run::preflight_config(exp, opts.limits)?;
     let ds = data::load(&exp.data, exp.seed)?;
     let resolved = exp.resolved_for(&ds)?;
     let exp = &resolved;
-    let footprint = run::memory::preflight_into(exp, &ds, out)?;
+    let footprint = run::memory::preflight_into(exp, &ds, out, opts.limits)?;
     if footprint.seconds > run::memory::LONG_RUN_SECONDS {
         opts.progress.note(&format!(
             "{}: estimated {} at the reference machine's rates (peak memory ~{:.1} GiB)",
@@ -58,7 +63,9 @@ pub fn run_into(
     // Past the estimate (--force) an allocation may fail inside a library that panics instead
     // of returning an error: that is reported as running out of memory, not as a crash.
     let executed =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::execute(exp, &ds, opts)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run::execute_checked(exp, &ds, opts)
+        }))
             .unwrap_or_else(|payload| {
                 let message = crate::error::panic_message(payload.as_ref());
                 if !crate::error::is_allocation_failure(&message) {

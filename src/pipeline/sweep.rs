@@ -221,6 +221,7 @@ pub fn run(
     sweep_dir: &Path,
     shard: Shard,
     interrupt: Option<Arc<crate::run::Interrupt>>,
+    limits: crate::run::LimitPolicy,
     on_done: &(dyn Fn(usize, usize, &SweepRow) + Sync),
 ) -> Result<Vec<SweepRow>> {
     let todo = pending(sweep, sweep_dir, shard)?;
@@ -255,6 +256,7 @@ pub fn run(
                 let opts = RunOptions {
                     interrupt: interrupt.clone(),
                     progress: &crate::run::Silent,
+                    limits,
                 };
                 let result = run_into(&p.experiment, Some(&point_dir), &opts);
                 let row = row_of(p, result, sweep_dir, t.elapsed().as_secs_f64());

@@ -7,16 +7,29 @@
 //! training batch, the data in its copies, the backprop signals and kernels of the initial state
 //! (Θ0 and the twin's copy of it, the analytic kernels, the predictors' eigenvectors), the
 //! logged checkpoints and the outputs. It is calibrated against measured peak RSS (see the
-//! README's table), with a fixed base for the process itself.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! table in `docs/performance.md`), with a fixed base for the process itself.
 
 use crate::config::{Experiment, KernelSolution};
 use crate::data::{DataSource, Dataset, DEFAULT_N_TEST, DEFAULT_N_TRAIN};
 use crate::{Error, Result};
 
-/// Set by `--force`: run even when the estimate exceeds the available memory or disk.
-pub static FORCE: AtomicBool = AtomicBool::new(false);
+/// What the memory and disk checks do with a run (or sweep) whose estimate exceeds what the
+/// machine has: refuse it before anything is allocated (the default), or let it start anyway
+/// (`--force`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitPolicy {
+    /// Refuse, with the numbers and the setting that helps.
+    #[default]
+    Refuse,
+    /// Start anyway (`--force`).
+    Force,
+}
+
+impl LimitPolicy {
+    fn forced(self) -> bool {
+        self == LimitPolicy::Force
+    }
+}
 
 /// Resident memory of the process before any run (code, allocator, thread pools), bytes.
 pub const BASE_BYTES: u64 = 64 << 20;
@@ -705,10 +718,14 @@ pub fn advice_for(part: &str) -> &'static str {
 }
 
 /// Refuses a sweep whose `parallel` largest points (by estimated peak memory) do not fit in the
-/// available memory together (unless [`FORCE`] is set): each point alone may fit while the
+/// available memory together (unless `policy` forces it): each point alone may fit while the
 /// points that run at the same time do not.
-pub fn check_concurrent_points(peaks: &mut [u64], parallel: usize) -> Result<()> {
-    if FORCE.load(Ordering::SeqCst) || parallel <= 1 {
+pub fn check_concurrent_points(
+    peaks: &mut [u64],
+    parallel: usize,
+    policy: LimitPolicy,
+) -> Result<()> {
+    if policy.forced() || parallel <= 1 {
         return Ok(());
     }
     peaks.sort_unstable_by(|a, b| b.cmp(a));
@@ -741,10 +758,10 @@ pub fn check_concurrent_points(peaks: &mut [u64], parallel: usize) -> Result<()>
 }
 
 /// Refuses a sweep whose points' outputs together do not fit on the disk of `root` (the sweep
-/// directory, or `outputs.dir`), unless [`FORCE`] is set: each point alone may fit while all of
-/// them, written one after another into the same directory, do not.
-pub fn check_sweep_disk(disks: &[u64], root: &std::path::Path) -> Result<()> {
-    if FORCE.load(Ordering::SeqCst) {
+/// directory, or `outputs.dir`), unless `policy` forces it: each point alone may fit while all
+/// of them, written one after another into the same directory, do not.
+pub fn check_sweep_disk(disks: &[u64], root: &std::path::Path, policy: LimitPolicy) -> Result<()> {
+    if policy.forced() {
         return Ok(());
     }
     let need = disks.iter().fold(0u64, |a, &b| a.saturating_add(b));
@@ -765,9 +782,14 @@ pub fn check_sweep_disk(disks: &[u64], root: &std::path::Path) -> Result<()> {
 }
 
 /// Refuses a footprint that exceeds the available memory or the free disk space of `out_root`
-/// (unless [`FORCE`] is set).
-pub fn check_footprint(f: &Footprint, exp: &Experiment, out_root: &std::path::Path) -> Result<()> {
-    if FORCE.load(Ordering::SeqCst) {
+/// (unless `policy` forces it).
+pub fn check_footprint(
+    f: &Footprint,
+    exp: &Experiment,
+    out_root: &std::path::Path,
+    policy: LimitPolicy,
+) -> Result<()> {
+    if policy.forced() {
         return Ok(());
     }
     let available = available_memory_bytes();
@@ -857,8 +879,8 @@ fn disk_advice(exp: &Experiment) -> String {
 
 /// Checks a config against its data before any work or output: batch size, footprint (the disk
 /// part against `outputs.dir`).
-pub fn preflight(exp: &Experiment, data: &Dataset) -> Result<Footprint> {
-    preflight_into(exp, data, None)
+pub fn preflight(exp: &Experiment, data: &Dataset, policy: LimitPolicy) -> Result<Footprint> {
+    preflight_into(exp, data, None, policy)
 }
 
 /// [`preflight`] of a run written into `out` (`--out`) when given, else under `outputs.dir`:
@@ -867,6 +889,7 @@ pub fn preflight_into(
     exp: &Experiment,
     data: &Dataset,
     out: Option<&std::path::Path>,
+    policy: LimitPolicy,
 ) -> Result<Footprint> {
     let n_train = data.n_train();
     if let Some(b) = exp.training.batch_size {
@@ -891,7 +914,7 @@ pub fn preflight_into(
     }
     check_targets_carry_signal(data)?;
     let f = estimate(exp, Sizes::for_run(exp, data));
-    check_footprint(&f, exp, out.unwrap_or(&exp.outputs.dir))?;
+    check_footprint(&f, exp, out.unwrap_or(&exp.outputs.dir), policy)?;
     Ok(f)
 }
 
@@ -960,12 +983,12 @@ fn check_targets_carry_signal(data: &Dataset) -> Result<()> {
 
 /// Checks what can be checked before the data are loaded: the footprint of synthetic data
 /// (whose sizes the config fixes) and the size of data files.
-pub fn preflight_config(exp: &Experiment) -> Result<()> {
+pub fn preflight_config(exp: &Experiment, policy: LimitPolicy) -> Result<()> {
     if let DataSource::Teacher(t) = &exp.data.source {
         // The teacher's weights (d × m, and m) are drawn before anything else.
         let need = mul(&[t.input_dim as u64, t.teacher_width as u64, 8])
             .saturating_add(mul(&[t.teacher_width as u64, 8]));
-        if need > available_memory_bytes() && !FORCE.load(Ordering::SeqCst) {
+        if need > available_memory_bytes() && !policy.forced() {
             return Err(Error::Memory {
                 what: format!(
                     "the teacher network of data.teacher_width = {} on {} inputs",
@@ -983,7 +1006,7 @@ pub fn preflight_config(exp: &Experiment) -> Result<()> {
         }
     }
     if let Some(s) = Sizes::from_config(exp) {
-        return check_footprint(&estimate(exp, s), exp, &exp.outputs.dir);
+        return check_footprint(&estimate(exp, s), exp, &exp.outputs.dir, policy);
     }
     let path = match &exp.data.source {
         DataSource::Csv(c) => &c.path,
@@ -993,7 +1016,7 @@ pub fn preflight_config(exp: &Experiment) -> Result<()> {
     if let Ok(meta) = std::fs::metadata(path) {
         // A file is held a few times over while parsed (text, rows, columns).
         let need = meta.len().saturating_mul(16);
-        if need > available_memory_bytes() && !FORCE.load(Ordering::SeqCst) {
+        if need > available_memory_bytes() && !policy.forced() {
             return Err(Error::Memory {
                 what: format!("reading {}", path.display()),
                 needed_bytes: need,
@@ -1076,11 +1099,14 @@ mod tests {
         let free = free_disk_bytes(std::path::Path::new(".")).expect("statvfs");
         // Each point alone fits; the points together need twice the free space.
         let each = free / 4 + 1;
-        let err = check_sweep_disk(&[each; 8], std::path::Path::new(".")).unwrap_err();
+        let err = check_sweep_disk(&[each; 8], std::path::Path::new("."), LimitPolicy::Refuse)
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("all 8 sweep points"), "{text}");
         assert!(text.contains("--out DIR"), "{text}");
-        assert!(check_sweep_disk(&[1, 2, 3], std::path::Path::new(".")).is_ok());
+        assert!(
+            check_sweep_disk(&[1, 2, 3], std::path::Path::new("."), LimitPolicy::Refuse).is_ok()
+        );
     }
 
     #[test]

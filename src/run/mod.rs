@@ -30,7 +30,7 @@ use crate::{Error, Result};
 
 pub use initial::Initial;
 pub use lockstep::Lockstep;
-pub use memory::{preflight, preflight_config, Footprint};
+pub use memory::{preflight, preflight_config, Footprint, LimitPolicy};
 
 /// Progress reporting of a run (a terminal bar, log lines, or nothing).
 pub trait Progress: Sync {
@@ -113,6 +113,8 @@ pub struct RunOptions<'a> {
     pub interrupt: Option<Arc<Interrupt>>,
     /// Progress sink.
     pub progress: &'a dyn Progress,
+    /// Refuse a run whose estimate exceeds the machine, or start it anyway (`--force`).
+    pub limits: LimitPolicy,
 }
 
 impl RunOptions<'_> {
@@ -127,6 +129,7 @@ impl Default for RunOptions<'_> {
         RunOptions {
             interrupt: None,
             progress: &Silent,
+            limits: LimitPolicy::Refuse,
         }
     }
 }
@@ -324,10 +327,19 @@ pub fn learning_rates(
     })
 }
 
-/// Runs one experiment on its data.
+/// Runs one experiment on its data (checked first, as [`preflight`] does).
 pub fn execute(exp: &Experiment, data: &Dataset, opts: &RunOptions<'_>) -> Result<RunRecord> {
+    preflight(exp, data, opts.limits)?;
+    execute_checked(exp, data, opts)
+}
+
+/// [`execute`] of an experiment whose [`preflight`] passed already.
+pub(crate) fn execute_checked(
+    exp: &Experiment,
+    data: &Dataset,
+    opts: &RunOptions<'_>,
+) -> Result<RunRecord> {
     let mut timer = Timer::start();
-    preflight(exp, data)?;
     ensemble::check_data(exp, data)?;
     let view = kernel_view(exp, data)?;
     let net = network_config(exp, data).init(exp.seed);

@@ -3,7 +3,7 @@
 //! measured on this project's 2-core reference machine, plus a fixed per-operation cost where
 //! small operations are bound by dispatch rather than arithmetic. The phases are those the run
 //! times itself (`timings_s` in `report.json`), so every constant can be checked against a
-//! recorded run; the README's table compares the estimates with measured runs.
+//! recorded run; the table in `docs/performance.md` compares the estimates with measured runs.
 
 use crate::config::KernelSolution;
 use crate::dynamics::TwinSpace;
