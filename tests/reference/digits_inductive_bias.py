@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MLP NTK against the CNTK on the digits split, at equal training schedules and at t = infinity.
 
-The README's digits tables compare each kernel regression "at the network's time": the MLP's
+The digits tables in docs/conv-nets.md compare each kernel regression "at the network's time": the MLP's
 kernel under the MLP's schedule (eta = 0.5 eta_c, no momentum, 300 steps) and the CNTK under the
 conv net's (eta = 0.5 eta_c, heavy-ball momentum 0.9, 300 steps, about 19x the effective
 time). That compares training budgets as much as architectures. This script recomputes, with
