@@ -53,7 +53,9 @@ struct Cli {
         conflicts_with_all = ["shard", "slurm", "kernel_shard", "out", "verify", "collect"]
     )]
     estimate: bool,
-    /// Re-run the config recorded in a run directory and compare its metrics files' hashes.
+    /// Check a run directory: its files against their recorded hashes, then re-run its recorded
+    /// config and compare every output (bitwise on the recording machine, within tolerances
+    /// elsewhere).
     #[arg(
         long,
         value_name = "RUN_DIR",

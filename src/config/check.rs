@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::ImageFormat;
 use crate::data::{
     CsvSource, DataConfig, DataSource, IdxSource, OneHot, PixelScaling, SineSource, TeacherSource,
     TextSource, DEFAULT_N_TEST, DEFAULT_N_TRAIN,
@@ -11,7 +12,6 @@ use crate::data::{
 use crate::dynamics::kernel::DiagReg;
 use crate::dynamics::Loss;
 use crate::model::{Architecture, ConvSettings, ImageShape, ModelSettings, Parametrization};
-use crate::report::plot::ImageFormat;
 use crate::{Error, Result};
 
 use super::defaults as def;

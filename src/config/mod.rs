@@ -15,7 +15,7 @@ pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use schema::{ConfigSpec, KernelSolution};
 pub use spans::KeyLines;
@@ -213,7 +213,7 @@ pub struct OutputsConfig {
     #[serde(skip_serializing_if = "is_false")]
     pub save_parameters: bool,
     /// Figure formats (PNG always; SVG optionally).
-    pub formats: Vec<crate::report::plot::ImageFormat>,
+    pub formats: Vec<ImageFormat>,
 }
 
 /// Checked `[ensemble]`.
@@ -224,6 +224,26 @@ pub struct EnsembleConfig {
     /// Members trained at the same time (None: as many as cores and memory allow).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel: Option<usize>,
+}
+
+/// An image file format of the figures (`outputs.formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// PNG (raster).
+    Png,
+    /// SVG (vector, font embedded).
+    Svg,
+}
+
+impl ImageFormat {
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+        }
+    }
 }
 
 /// A validated experiment: what the numerics consume. Serialises as the resolved config file.

@@ -490,5 +490,5 @@ pub struct OutputsSpec {
     /// Write θ0 and θ_final as `.npz` (one named array per layer, stax's layout).
     pub save_parameters: Option<bool>,
     /// Figure formats: `["png"]` or `["png", "svg"]`.
-    pub formats: Option<Vec<crate::report::plot::ImageFormat>>,
+    pub formats: Option<Vec<super::ImageFormat>>,
 }

@@ -6,6 +6,10 @@ pub mod columns;
 pub mod ensemble;
 pub mod sweep;
 
+/// `predictions.csv` omits the input columns above this many inputs (what a run records of
+/// its outputs, and so what the memory estimate counts).
+pub const MAX_INPUT_COLUMNS: usize = 64;
+
 use serde::Serialize;
 
 use crate::dynamics::Loss;

@@ -51,8 +51,7 @@ pub fn metrics_csv(r: &RunRecord) -> String {
     out
 }
 
-/// `predictions.csv` omits the input columns above this many inputs.
-pub const MAX_INPUT_COLUMNS: usize = 64;
+pub use crate::record::MAX_INPUT_COLUMNS;
 
 /// `predictions.csv` text.
 pub fn predictions_csv(r: &RunRecord) -> String {

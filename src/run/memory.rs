@@ -631,7 +631,7 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     };
     let prediction_columns = if !exp.outputs.predictions.csv() {
         0
-    } else if d as usize <= crate::report::tables::MAX_INPUT_COLUMNS {
+    } else if d as usize <= crate::record::MAX_INPUT_COLUMNS {
         d + tracks + 4
     } else {
         tracks + 4

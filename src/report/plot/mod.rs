@@ -19,7 +19,6 @@ use base64::Engine as _;
 use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde::{Deserialize, Serialize};
 
 pub use heatmap::{ColorScale, HeatMap};
 pub use line::{LineChart, Marker, Series, Stroke};
@@ -63,25 +62,8 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// An image file format of the figures (`outputs.formats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    /// PNG (raster).
-    Png,
-    /// SVG (vector, font embedded).
-    Svg,
-}
-
-impl ImageFormat {
-    /// File extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "png",
-            ImageFormat::Svg => "svg",
-        }
-    }
-}
+/// The figures' file formats are a setting of the config (`outputs.formats`).
+pub use crate::config::ImageFormat;
 
 /// A figure: what is drawn, independent of the file format.
 #[derive(Debug, Clone)]
