@@ -35,5 +35,6 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod store;
+pub mod system;
 
 pub use error::{Error, Result};

@@ -249,7 +249,7 @@ pub fn read_text_capped(
 /// The most bytes of a data file read as text: a quarter of the available memory (parsing
 /// holds the text, its rows and the data set at once).
 pub fn data_file_cap() -> u64 {
-    crate::run::memory::available_memory_bytes() / 4
+    crate::system::available_memory_bytes() / 4
 }
 
 /// Builds the data set of a config (`seed` drives sampling, noise and splits).

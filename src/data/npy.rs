@@ -279,7 +279,7 @@ fn read_up_to(
 ) -> Result<(Vec<u8>, u64)> {
     let take = limit.map_or(len, |l| (l as u64).min(len));
     if limit.is_none() {
-        let available = crate::run::memory::available_memory_bytes();
+        let available = crate::system::available_memory_bytes();
         if len.saturating_mul(3) > available {
             return Err(Error::Memory {
                 what: format!("reading {at}"),

@@ -110,7 +110,7 @@ pub fn run_into(
         }
     };
     record.config_toml = exp.resolved_toml_in(&dir);
-    if let Err(e) = report::write_run(&dir, &record, exp, &footprint) {
+    if let Err(e) = report::write_run(&dir, &record, exp, &footprint, run::memory::peak_rss_bytes) {
         // The directory was created empty for this run: nothing half-written is left (a full
         // disk fails here).
         let _ = std::fs::remove_dir_all(&dir);

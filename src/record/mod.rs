@@ -6,6 +6,21 @@ pub mod columns;
 pub mod ensemble;
 pub mod sweep;
 
+/// What a run is estimated to need, as estimated before it ran (`run::memory::estimate`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Footprint {
+    /// Peak resident memory, bytes.
+    pub peak_bytes: u64,
+    /// Bytes written to the run directory.
+    pub disk_bytes: u64,
+    /// Seconds, all phases together.
+    pub seconds: f64,
+    /// Seconds of each phase, under the names the run times them with (`timings_s`).
+    pub phases: Vec<(String, f64)>,
+    /// The largest parts of the peak, bytes.
+    pub parts: Vec<(String, u64)>,
+}
+
 /// `predictions.csv` omits the input columns above this many inputs (what a run records of
 /// its outputs, and so what the memory estimate counts).
 pub const MAX_INPUT_COLUMNS: usize = 64;

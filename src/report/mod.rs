@@ -22,13 +22,15 @@ use crate::report::plot::{Figure, ImageFormat};
 use crate::Result;
 
 /// Writes every output of a run into its (fresh) directory: data files, plots, then the report
-/// with the hashes of everything before it; finally removes the `INCOMPLETE` marker. Returns
-/// `(file, sha256)` pairs.
+/// with the hashes of everything before it (and the run's estimated resources, and its peak
+/// memory as `measure_peak_rss_bytes` reads it once the figures are drawn);
+/// finally removes the `INCOMPLETE` marker. Returns `(file, sha256)` pairs.
 pub fn write_run(
     dir: &Path,
     record: &RunRecord,
     exp: &Experiment,
-    footprint: &crate::run::Footprint,
+    footprint: &crate::record::Footprint,
+    measure_peak_rss_bytes: fn() -> Option<u64>,
 ) -> Result<Vec<(String, String)>> {
     let mut hashes = Vec::new();
     let mut extra = serde_json::Map::new();
@@ -61,7 +63,7 @@ pub fn write_run(
     json["inputs"] = serde_json::json!(inputs);
     json["resources"] = serde_json::json!({
         "estimated_peak_bytes": footprint.peak_bytes,
-        "measured_peak_rss_bytes": crate::run::memory::peak_rss_bytes(),
+        "measured_peak_rss_bytes": measure_peak_rss_bytes(),
         "estimated_disk_bytes": footprint.disk_bytes,
         "estimated_seconds": footprint.seconds,
         "estimated_phase_seconds": footprint.phases.iter().map(|(p, s)| (p.clone(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
