@@ -4,6 +4,11 @@ use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 
 use crate::{Error, Result};
 
+/// Euclidean norm.
+pub fn norm(a: &[f64]) -> f64 {
+    a.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
 /// Parallelism used for all dense products (all cores via rayon).
 pub fn par() -> Par {
     Par::rayon(0)
@@ -331,7 +336,7 @@ pub fn lanczos_lambda_max(
     let mut q: Vec<f64> = (0..n)
         .map(|i| 1.0 + 0.5 * ((i as f64 + 1.0) * 0.618_033_988_749_895).fract())
         .collect();
-    let norm = crate::metrics::norm(&q);
+    let norm = self::norm(&q);
     q.iter_mut().for_each(|v| *v /= norm);
     let mut basis: Vec<Vec<f64>> = Vec::new();
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
@@ -353,7 +358,7 @@ pub fn lanczos_lambda_max(
             }
         }
         let top = tridiagonal_lambda_max(&alpha, &beta)?;
-        let b_next = crate::metrics::norm(&w);
+        let b_next = self::norm(&w);
         if (top - last).abs() <= rtol * top.abs() {
             settled += 1;
         } else {

@@ -91,7 +91,7 @@ impl TextInfo {
                 crate::metrics::argmax_rows(&f, v)[0]
             } else {
                 let scaled: Vec<f64> = f.iter().map(|z| z / temperature).collect();
-                let p = crate::dynamics::softmax(&scaled);
+                let p = crate::metrics::softmax(&scaled);
                 let u: f64 = rng.random();
                 let mut acc = 0.0;
                 p.iter()

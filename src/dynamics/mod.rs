@@ -143,39 +143,9 @@ impl Loss {
     }
 }
 
-/// Softmax of one row (max-shifted).
-pub fn softmax(f: &[f64]) -> Vec<f64> {
-    let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = f.iter().map(|v| (v - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
-
-/// Mean softmax cross-entropy (nats) of row-major `n × K` outputs against targets.
-pub fn cross_entropy(f: &[f64], y: &[f64], k: usize) -> Option<f64> {
-    if f.is_empty() {
-        return None;
-    }
-    let n = (f.len() / k) as f64;
-    Some(cross_entropy_rows(f, y, k).sum::<f64>() / n)
-}
-
-/// The softmax cross-entropy (nats) of each row of row-major `n × K` outputs against its
-/// targets.
-pub fn cross_entropy_per_row(f: &[f64], y: &[f64], k: usize) -> Vec<f64> {
-    cross_entropy_rows(f, y, k).collect()
-}
-
-fn cross_entropy_rows<'a>(f: &'a [f64], y: &'a [f64], k: usize) -> impl Iterator<Item = f64> + 'a {
-    f.chunks(k).zip(y.chunks(k)).map(|(fa, ya)| {
-        let m = fa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + fa.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        ya.iter()
-            .zip(fa)
-            .map(|(yk, fk)| -yk * (fk - lse))
-            .sum::<f64>()
-    })
-}
+/// The softmax and its cross-entropy are measures of outputs, shared with the data (text
+/// sampling) and the metrics: they live in [`crate::metrics`].
+pub use crate::metrics::{cross_entropy, cross_entropy_per_row, softmax};
 
 #[cfg(test)]
 mod tests {

@@ -28,9 +28,41 @@ pub fn rms(a: &[f64]) -> Option<f64> {
     Some((a.iter().map(|x| x * x).sum::<f64>() / a.len() as f64).sqrt())
 }
 
-/// Euclidean norm.
-pub fn norm(a: &[f64]) -> f64 {
-    a.iter().map(|x| x * x).sum::<f64>().sqrt()
+/// Euclidean norm (a linear-algebra helper, used here too).
+pub use crate::linalg::norm;
+
+/// Softmax of one row (max-shifted).
+pub fn softmax(f: &[f64]) -> Vec<f64> {
+    let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = f.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Mean softmax cross-entropy (nats) of row-major `n × K` outputs against targets.
+pub fn cross_entropy(f: &[f64], y: &[f64], k: usize) -> Option<f64> {
+    if f.is_empty() {
+        return None;
+    }
+    let n = (f.len() / k) as f64;
+    Some(cross_entropy_rows(f, y, k).sum::<f64>() / n)
+}
+
+/// The softmax cross-entropy (nats) of each row of row-major `n × K` outputs against its
+/// targets.
+pub fn cross_entropy_per_row(f: &[f64], y: &[f64], k: usize) -> Vec<f64> {
+    cross_entropy_rows(f, y, k).collect()
+}
+
+fn cross_entropy_rows<'a>(f: &'a [f64], y: &'a [f64], k: usize) -> impl Iterator<Item = f64> + 'a {
+    f.chunks(k).zip(y.chunks(k)).map(|(fa, ya)| {
+        let m = fa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + fa.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        ya.iter()
+            .zip(fa)
+            .map(|(yk, fk)| -yk * (fk - lse))
+            .sum::<f64>()
+    })
 }
 
 /// `‖a − b‖ / ‖b‖`.
@@ -289,7 +321,7 @@ pub fn fit_temperature(f: &[f64], y: &[f64], k: usize) -> Option<(f64, f64)> {
     let xent = |ln_t: f64| -> f64 {
         let beta = (-ln_t).exp();
         let scaled: Vec<f64> = f.iter().map(|v| v * beta).collect();
-        crate::dynamics::cross_entropy(&scaled, y, k).unwrap_or(f64::INFINITY)
+        cross_entropy(&scaled, y, k).unwrap_or(f64::INFINITY)
     };
     let (mut lo, mut hi) = (TEMPERATURE_RANGE.0.ln(), TEMPERATURE_RANGE.1.ln());
     let g = (5f64.sqrt() - 1.0) / 2.0;
