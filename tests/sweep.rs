@@ -584,7 +584,7 @@ fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
                     .unwrap()
                     .push(serde_json::json!(["bogus_figure", "1234.5"]));
             },
-            "no run writes",
+            "does not write",
         ),
         (
             "status",
@@ -619,6 +619,26 @@ fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
     let _ = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
     let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
     assert!(md.contains("holds a completed run"), "{md}");
+    // A point directory run with other settings than the plan's (its config edited, the hash
+    // in its report updated): named, whatever its row says.
+    std::fs::write(&row_path, &honest).unwrap();
+    let point = out.join("p0000_width=32_seed0");
+    let cfg_path = point.join("config.toml");
+    let edited = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("steps = 60", "steps = 50");
+    std::fs::write(&cfg_path, &edited).unwrap();
+    let report_path = point.join("report.json");
+    let mut report = common::read_json(&report_path);
+    report["files_sha256"]["config.toml"] =
+        serde_json::json!(ntk_dynamics::report::repro::sha256_hex(edited.as_bytes()));
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    let _ = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("other settings than the plan") && md.contains("steps = 50"),
+        "{md}"
+    );
     // A row file holding another point's row.
     let mut forged = row.clone();
     forged["index"] = serde_json::json!(1);

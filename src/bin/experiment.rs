@@ -774,6 +774,12 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
             "NOT reproduced"
         } else if out.bitwise() {
             "reproduced: bitwise identical"
+        } else if out
+            .files
+            .iter()
+            .any(|(_, v)| matches!(v, Verdict::NotJudged(_)))
+        {
+            "reproduced: within the tolerances this build sets for the config (the same as recorded); figures compared by size, ink and gross difference only (not judged pixel by pixel across machines)"
         } else {
             "reproduced: within the tolerances this build sets for the config (the same as recorded)"
         }

@@ -213,6 +213,19 @@ fn each_path(exp: &mut Experiment, f: &mut dyn FnMut(&mut PathBuf)) {
 }
 
 impl Experiment {
+    /// What the experiment computes, as TOML text, wherever its files are: the resolved config
+    /// with every input path cut to its file name and no output directory. Two runs of one
+    /// plan made in different places (or a sweep directory moved since) have the same
+    /// settings text.
+    pub fn settings_toml(&self) -> String {
+        let mut exp = self.clone();
+        each_path(&mut exp, &mut |p| {
+            *p = p.file_name().map(PathBuf::from).unwrap_or_default();
+        });
+        exp.outputs.dir = PathBuf::new();
+        exp.resolved_toml()
+    }
+
     /// The resolved config as written into `dir`: its paths relative to `dir`, the absolute
     /// forms in a leading comment.
     pub fn resolved_toml_in(&self, dir: &Path) -> String {

@@ -65,24 +65,28 @@ fn check_distinct_targets(
                 continue;
             };
             let c = (relation * 1e10).round() / 1e10;
-            let after = match (src.standardize, c > 0.0) {
-                (false, _) => String::new(),
-                (true, true) => {
-                    " + a constant (after data.standardize the two are identical)".into()
-                }
-                (true, false) => {
-                    " + a constant (after data.standardize one is the other's negative)".into()
-                }
+            let (copy, original) = (&header[copy], &header[original]);
+            let relation = if ca.iter().zip(&cb).all(|(x, y)| x.to_bits() == y.to_bits()) {
+                format!("{copy:?} holds the same values as {original:?}, so the two outputs would be identical")
+            } else if c == 0.0 {
+                format!("{copy:?} is 0, an output with nothing to learn")
+            } else if src.standardize {
+                format!(
+                    "{copy:?} = {c} × {original:?} + a constant, so after data.standardize the two outputs are {}",
+                    if c > 0.0 { "identical" } else { "each other's negative" }
+                )
+            } else {
+                format!(
+                    "{copy:?} = {c} × {original:?}, so under the squared loss the kernel and linearized tracks predict exactly {c} times the other output"
+                )
             };
             let listed: Vec<&String> = target_idx.iter().map(|&i| &header[i]).collect();
             return Err(Error::value(
                 "data.target",
                 format!("{listed:?}"),
                 format!(
-                    "target columns that are not copies of each other: in every training row of {} {:?} = {c} × {:?}{after}, so under the squared loss the kernel and linearized tracks predict exactly that multiple of the other output (and the network learns the same direction twice); list one of them",
+                    "target columns that are not copies of each other: in every training row of {} {relation}; list only one of them",
                     src.path.display(),
-                    header[copy],
-                    header[original],
                 ),
             ));
         }

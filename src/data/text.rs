@@ -242,7 +242,7 @@ pub fn text_dataset(
     train_targets.dedup();
     if train_targets.len() < 2 {
         return Err(err(format!(
-            "the training part's next characters are all {:?}: next-character prediction needs at least two distinct characters to predict in the training part (the text's others are all held out); use a longer or more varied text, or a smaller data.test_fraction{}",
+            "the training part's next characters are all {:?}: next-character prediction needs at least two distinct characters to predict in the training part (the others occur only in the held-out part, or only before the first full context); use a longer or more varied text, or a smaller data.test_fraction{}",
             train_targets.first().copied().unwrap_or(' '),
             if validation_fraction > 0.0 {
                 " or data.validation_fraction (the validation part is cut from the end of the training part)"

@@ -280,7 +280,12 @@ pub(crate) fn row_disagreement(
 fn figure_disagreement(files: &RunFiles, figures: &[(String, f64)]) -> Option<String> {
     let names: BTreeSet<&str> = figures.iter().map(|(n, _)| n.as_str()).collect();
     if names.len() != figures.len() {
-        return Some("its row lists a figure twice".into());
+        let twice = figures
+            .iter()
+            .enumerate()
+            .find(|(i, (n, _))| figures[..*i].iter().any(|(m, _)| m == n))
+            .map_or("", |(_, (n, _))| n.as_str());
+        return Some(format!("its row lists the figure {twice} twice"));
     }
     if let Some(missing) = files
         .required()
@@ -297,7 +302,7 @@ fn figure_disagreement(files: &RunFiles, figures: &[(String, f64)]) -> Option<St
         .find(|n| files.metrics.column(n).is_none() && !known.contains(**n))
     {
         return Some(format!(
-            "its row carries a figure {unknown}, which no run writes"
+            "its row carries a figure {unknown}, which a run with these files does not write"
         ));
     }
     figures.iter().find_map(|(name, value)| {

@@ -204,12 +204,38 @@ fn point_problem(dir: &Path, p: &SweepPoint) -> Option<String> {
         )
         .cloned()
         .collect();
-    (!damaged.is_empty()).then(|| {
-        format!(
+    if !damaged.is_empty() {
+        return Some(format!(
             "files of its run directory {name} differ from the hashes it recorded ({}); resuming the sweep keeps that directory as {name}.kept-<time> and runs the point again",
             damaged.join(", ")
+        ));
+    }
+    config_disagreement(&d, p).map(|key| {
+        format!(
+            "its run directory {name} was run with other settings than the plan gives this point (its config.toml differs at `{key}`); resuming the sweep keeps that directory as {name}.kept-<time> and runs the point again"
         )
     })
+}
+
+/// The first line (a key and its value) of the settings a point was run with (its recorded
+/// `config.toml`) that differs from what the plan gives the point, if any. Paths are compared
+/// by file name (a sweep directory may have moved since), and the keys a run fills in when it
+/// resolves the iterative solver for its data (`kernel.solver`, `kernel.block_size`, the
+/// solver plan) are taken from the plan. A config that cannot be read back here (its data
+/// files are elsewhere now) is not compared.
+fn config_disagreement(point_dir: &Path, p: &SweepPoint) -> Option<String> {
+    let (mut recorded, _) = crate::config::paths::load_recorded(point_dir).ok()?;
+    recorded.kernel.solver = p.experiment.kernel.solver;
+    recorded.kernel.block_size = p.experiment.kernel.block_size;
+    recorded.kernel.plan = p.experiment.kernel.plan.clone();
+    let (r, q) = (recorded.settings_toml(), p.experiment.settings_toml());
+    let lines = |t: &str| t.lines().map(str::to_string).collect::<Vec<_>>();
+    let (r, q) = (lines(&r), lines(&q));
+    r.iter()
+        .zip(&q)
+        .find(|(a, b)| a != b)
+        .map(|(a, _)| a.clone())
+        .or_else(|| (r.len() != q.len()).then(|| "its length".to_string()))
 }
 
 /// Runs the points of `shard` that are not completed in `sweep_dir` (`parallel` at a time),
@@ -417,6 +443,11 @@ pub fn collect(
                 unfinished_row_problem(dir, p, r)
             } {
                 Some(why) => missing_row(p, &why),
+                // A point that did not complete shows its status, never figures.
+                None if !r.is_completed() => {
+                    let row = r.row();
+                    SweepRow::unfinished(row.values, row.seed, row.status, row.run_dir, row.wall_s)
+                }
                 None => r.row(),
             },
             None => missing_row(p, &missing_reason(p.index)),

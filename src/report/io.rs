@@ -130,18 +130,16 @@ fn create_fresh_dir(root: &Path, name: &str, base: &str, out: Option<&Path>) -> 
     Ok(dir)
 }
 
-/// Removes the directory of a sweep point that has no completed row (killed mid-run, failed,
-/// or interrupted), so that the point can run again from scratch; one that completed but lost
-/// its row is renamed `<dir>.kept-<UTC time>` instead.
+/// Clears the directory of a sweep point that runs again: one this program left unfinished
+/// (marked `INCOMPLETE`: killed mid-run or interrupted) is removed; any other non-empty one (a
+/// run that completed but lost its row, or was damaged since) is renamed
+/// `<dir>.kept-<UTC time>`, with whatever the user put in it.
 pub fn remove_unfinished_dir(dir: &Path) -> Result<()> {
-    // A finished run (no INCOMPLETE marker) whose sweep row went missing is kept under another
-    // name, with whatever the user put in it, rather than deleted.
-    let completed = !dir.join(INCOMPLETE_MARKER).exists()
-        && fs::read_to_string(dir.join("report.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|r| r["status"] == "completed");
-    if completed {
+    // Only a directory this program left unfinished (marked INCOMPLETE) is deleted. Any other
+    // (a finished run whose sweep row went missing, or one damaged since, with whatever the
+    // user put in it) is kept under another name.
+    let non_empty = fs::read_dir(dir).is_ok_and(|mut es| es.next().is_some());
+    if non_empty && !dir.join(INCOMPLETE_MARKER).exists() {
         let mut kept = dir.as_os_str().to_owned();
         kept.push(format!(".kept-{}", utc_stamp()));
         return fs::rename(dir, &kept).map_err(|e| Error::io(dir, e));
