@@ -245,13 +245,7 @@ fn main() {
     }
 }
 
+/// Peak resident memory of the process so far, kB.
 fn vm_hwm_kb() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    ntk_dynamics::system::peak_rss_bytes().map(|b| b / 1024)
 }
