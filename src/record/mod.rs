@@ -659,6 +659,41 @@ impl RunRecord {
         self.x_test.len() / self.input_dim.max(1)
     }
 
+    /// Whether any recorded loss, divergence or output is non-finite (flagged in the report).
+    pub fn has_non_finite(&self) -> bool {
+        self.checkpoints.iter().any(|c| {
+            c.train_loss
+                .values()
+                .chain(c.rmse_train.values())
+                .any(|v| !v.is_finite())
+                || c.test_loss
+                    .values()
+                    .chain(c.rmse_test.values())
+                    .flatten()
+                    .any(|v| !v.is_finite())
+        }) || self
+            .outputs
+            .iter()
+            .any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
+    }
+
+    /// Every model against the network on the same test contexts (see
+    /// [`PairedBits`]), with the context each model reads.
+    pub fn paired_vs_network(&self) -> Vec<(&ContextBits, PairedBits)> {
+        let Some(net) = self
+            .context_bits
+            .iter()
+            .find(|c| c.model == Track::Network.name())
+        else {
+            return Vec::new();
+        };
+        self.context_bits
+            .iter()
+            .filter(|c| c.model != net.model)
+            .filter_map(|c| PairedBits::of(&net.bits, &c.bits).map(|p| (c, p)))
+            .collect()
+    }
+
     /// λ_max(Θ_final)/λ_max(Θ0) on the probe set.
     pub fn lambda_ratio(&self) -> f64 {
         let ks: Vec<f64> = self

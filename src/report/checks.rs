@@ -14,7 +14,6 @@ use crate::config::Experiment;
 use crate::dynamics::Loss;
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
-use crate::report::tables;
 
 /// One check: a value against a bound, and the reason for the bound.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -83,7 +82,7 @@ pub fn checks(r: &RunRecord, exp: &Experiment) -> Vec<Check> {
             basis: "below η_c = 2(1+μ)NK/λ_max every eigenmode of (heavy-ball) gradient descent on a quadratic contracts".into(),
         });
     }
-    let nonfinite = tables::has_non_finite(r);
+    let nonfinite = r.has_non_finite();
     let reported = r.outputs.iter().any(|o| o.diverged_at_step.is_some());
     out.push(Check {
         name: "non-finite values only in tracks reported diverged".into(),
@@ -213,7 +212,7 @@ pub fn text_flags(r: &RunRecord) -> Vec<String> {
 
 /// The paired comparison of the network with every other model on the same test contexts.
 fn paired_md(r: &RunRecord) -> String {
-    let rows = super::tables::paired_vs_network(r);
+    let rows = r.paired_vs_network();
     let Some((_, first)) = rows.first() else {
         return String::new();
     };

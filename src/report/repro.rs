@@ -15,13 +15,8 @@ use crate::report::checks::{checks, measurements, measurements_md};
 use crate::report::tables;
 use crate::{Error, Result};
 
-/// SHA-256 of bytes, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// SHA-256 of bytes, lower-case hex (with the file IO, in [`super::io`]).
+pub use super::io::sha256_hex;
 
 /// Files whose hashes `--verify` compares (deterministic outputs; plots, summary timings and the
 /// report itself are excluded).

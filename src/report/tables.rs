@@ -582,24 +582,6 @@ pub fn kernel_alignment_csv(r: &RunRecord) -> Option<String> {
     any.then_some(out)
 }
 
-/// Whether any recorded loss, divergence or output is non-finite (flagged in the report).
-pub fn has_non_finite(r: &RunRecord) -> bool {
-    r.checkpoints.iter().any(|c| {
-        c.train_loss
-            .values()
-            .chain(c.rmse_train.values())
-            .any(|v| !v.is_finite())
-            || c.test_loss
-                .values()
-                .chain(c.rmse_test.values())
-                .flatten()
-                .any(|v| !v.is_finite())
-    }) || r
-        .outputs
-        .iter()
-        .any(|o| o.train.iter().chain(&o.test).any(|v| !v.is_finite()))
-}
-
 /// `test_bits_per_context.csv`: one row per test context (in test order, the rows of
 /// `predictions.csv`'s test split), `index` and each model's `−log₂ p(target)`: every track
 /// early stopped at its fitted temperature, then `ngram1` … `ngram5`.
@@ -622,27 +604,8 @@ fn context_bits_csv(r: &RunRecord) -> Option<String> {
     Some(s)
 }
 
-/// Every model against the network on the same test contexts (see
-/// [`crate::record::PairedBits`]), with the context each model reads.
-pub fn paired_vs_network(
-    r: &RunRecord,
-) -> Vec<(&crate::record::ContextBits, crate::record::PairedBits)> {
-    let Some(net) = r
-        .context_bits
-        .iter()
-        .find(|c| c.model == Track::Network.name())
-    else {
-        return Vec::new();
-    };
-    r.context_bits
-        .iter()
-        .filter(|c| c.model != net.model)
-        .filter_map(|c| crate::record::PairedBits::of(&net.bits, &c.bits).map(|p| (c, p)))
-        .collect()
-}
-
 fn paired_json(r: &RunRecord) -> Option<serde_json::Value> {
-    let rows = paired_vs_network(r);
+    let rows = r.paired_vs_network();
     if rows.is_empty() {
         return None;
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Precision;
 use crate::config::Experiment;
 use crate::record::RunRecord;
-use crate::report::repro::sha256_hex;
+use crate::report::io::sha256_hex;
 use crate::{Error, Result};
 
 /// What must match for a reproduction to be bitwise identical.

@@ -89,7 +89,7 @@ impl Initial {
         let form = exp.kernel.form;
         progress.start("kernels", 3);
         let clock = std::time::Instant::now();
-        let heldout_rows = super::lockstep::twin_space(exp, data) == TwinSpace::Function
+        let heldout_rows = twin_space(exp, data) == TwinSpace::Function
             || exp.kernel.solutions.contains(&KernelSolution::Empirical);
         let (s_train, theta0, f0_all) = empirical_theta0(exp, data, net, heldout_rows)?;
         let empirical_ntk_seconds = clock.elapsed().as_secs_f64();
@@ -299,4 +299,18 @@ fn sensitivity_points(data: &Dataset) -> (Vec<f64>, usize) {
         })
         .collect();
     (x, n)
+}
+/// Where the twin of a run on `data` (the kernel view) lives: parameter space with
+/// `kernel.train_subset` or the iterative solver, else as `training.twin` resolves for the size
+/// of its Θ0.
+pub fn twin_space(exp: &Experiment, data: &Dataset) -> TwinSpace {
+    // An iterative run has no dense Θ0 for a function-space twin.
+    if exp.kernel.train_subset.is_some() || exp.kernel.plan.is_some() {
+        return TwinSpace::Parameter;
+    }
+    let rows = exp.kernel.form.rows_per_point(data.n_outputs);
+    exp.training.twin.resolve(
+        (data.n_train() + data.n_heldout()) * rows,
+        data.n_train() * rows,
+    )
 }

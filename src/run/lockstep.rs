@@ -73,21 +73,6 @@ pub fn twin_track(averaged: bool) -> Track {
     }
 }
 
-/// Where the twin of a run on `data` (the kernel view) lives: parameter space with
-/// `kernel.train_subset` or the iterative solver, else as `training.twin` resolves for the size
-/// of its Θ0.
-pub fn twin_space(exp: &Experiment, data: &Dataset) -> TwinSpace {
-    // An iterative run has no dense Θ0 for a function-space twin.
-    if exp.kernel.train_subset.is_some() || exp.kernel.plan.is_some() {
-        return TwinSpace::Parameter;
-    }
-    let rows = exp.kernel.form.rows_per_point(data.n_outputs);
-    exp.training.twin.resolve(
-        (data.n_train() + data.n_heldout()) * rows,
-        data.n_train() * rows,
-    )
-}
-
 /// A model trained by minibatch SGD on autodiff tensors: the network and the parameter-space
 /// twin.
 trait SgdStep {
@@ -282,7 +267,7 @@ impl<'a> Lockstep<'a> {
         };
         let form = exp.kernel.form;
         let rows = form.rows_per_point(k);
-        let space = twin_space(exp, data);
+        let space = super::initial::twin_space(exp, data);
         // The parameter-space twin is the exact linearization whatever the kernel form.
         let averaged = averaged_kernel(exp, k) && space == TwinSpace::Function;
         let mut tracks = vec![Track::Network, twin_track(averaged)];
@@ -1047,7 +1032,7 @@ fn iterative_predictors(
                 planned_steps: planned_steps(exp),
                 duplicate_groups: groups.clone(),
                 resident_budget_bytes: (super::memory::RESIDENT_FRACTION
-                    * super::memory::available_memory_bytes() as f64)
+                    * crate::system::available_memory_bytes() as f64)
                     as u64,
                 settings: crate::krylov::SolveSettings {
                     tolerance: settings.solver_tolerance,

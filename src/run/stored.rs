@@ -66,7 +66,7 @@ impl StorePlan {
             StorePlace::Disk => false,
             StorePlace::Auto => {
                 (bytes as f64)
-                    <= MEMORY_STORE_FRACTION * super::memory::available_memory_bytes() as f64
+                    <= MEMORY_STORE_FRACTION * crate::system::available_memory_bytes() as f64
             }
         };
         let dir = (!in_memory).then(|| {
@@ -181,7 +181,7 @@ impl StorePlan {
                 None
             },
             signal_budget_bytes: (SIGNAL_CACHE_FRACTION
-                * super::memory::available_memory_bytes() as f64)
+                * crate::system::available_memory_bytes() as f64)
                 as u64,
         })
     }

@@ -182,7 +182,7 @@ fn scatter_chart(e: &EnsembleRecord, variance: bool) -> LineChart {
 
 /// Over training: ensemble-vs-GP mean RMSE and median variance ratio per track.
 fn gaps_chart(r: &RunRecord) -> LineChart {
-    let series = super::run_charts::paired_series(
+    let series = super::paired_series(
         r,
         &[Track::Network, Track::Linearized],
         (

@@ -62,6 +62,30 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// How a paired series is labelled and which column it reads, per track.
+pub type SeriesOf<'a> = (
+    &'a dyn Fn(crate::record::Track) -> String,
+    &'a dyn Fn(crate::record::Track) -> crate::record::columns::Column,
+);
+
+/// Per track, a solid line of one column and a dashed line of another, in the track's colour.
+pub fn paired_series(
+    r: &crate::record::RunRecord,
+    tracks: &[crate::record::Track],
+    solid: SeriesOf<'_>,
+    dashed: SeriesOf<'_>,
+) -> Vec<Series> {
+    tracks
+        .iter()
+        .flat_map(|&t| {
+            [
+                Series::line(solid.0(t), solid.1(t).series(r), track_color(t)),
+                Series::line(dashed.0(t), dashed.1(t).series(r), track_color(t)).dashed(),
+            ]
+        })
+        .collect()
+}
+
 /// The figures' file formats are a setting of the config (`outputs.formats`).
 pub use crate::config::ImageFormat;
 

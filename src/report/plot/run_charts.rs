@@ -3,33 +3,14 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, ColorScale, Figure, HeatMap, LineChart, Marker, Series, PALETTE};
+use super::{
+    paired_series, track_color, ColorScale, Figure, HeatMap, LineChart, Marker, Series, PALETTE,
+};
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
 
 /// Relative difference below which two curves count as the same line.
 pub const COINCIDE_RTOL: f64 = 1e-9;
-
-/// How a paired series is labelled and which column it reads, per track.
-pub type SeriesOf<'a> = (&'a dyn Fn(Track) -> String, &'a dyn Fn(Track) -> Column);
-
-/// Per track, a solid line of one column and a dashed line of another, in the track's colour.
-pub fn paired_series(
-    r: &RunRecord,
-    tracks: &[Track],
-    solid: SeriesOf<'_>,
-    dashed: SeriesOf<'_>,
-) -> Vec<Series> {
-    tracks
-        .iter()
-        .flat_map(|&t| {
-            [
-                Series::line(solid.0(t), solid.1(t).series(r), track_color(t)),
-                Series::line(dashed.0(t), dashed.1(t).series(r), track_color(t)).dashed(),
-            ]
-        })
-        .collect()
-}
 
 /// The x axis of every training-time chart.
 const STEP: &str = "SGD step";
