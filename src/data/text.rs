@@ -135,6 +135,90 @@ pub struct TextSampling {
     pub n_val: usize,
 }
 
+/// Where a text's contexts can be drawn from: the training part ends at `split` (less its
+/// validation part); each entry is the position of a context's target character.
+struct TextParts<'a> {
+    split: usize,
+    train: &'a [usize],
+    val: &'a [usize],
+    test: &'a [usize],
+}
+
+/// Refuses a sampling the text cannot give: too few contexts in a part, a held-out part shorter
+/// than a context (no prompt), or a training part with one character to predict.
+fn check_parts(
+    chars: &[char],
+    parts: &TextParts<'_>,
+    sampling: &TextSampling,
+    path: &Path,
+) -> Result<()> {
+    let TextSampling {
+        context,
+        test_fraction,
+        n_train,
+        n_test,
+        validation_fraction,
+        n_val,
+        ..
+    } = *sampling;
+    let (split, train_pos, val_pos, test_pos) = (parts.split, parts.train, parts.val, parts.test);
+    let err = |m: String| Error::Data {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: m,
+    };
+    if train_pos.len() < n_train {
+        return Err(err(format!(
+            "data.n_train = {n_train} requested but the training part has only {} contexts",
+            train_pos.len()
+        )));
+    }
+    if chars.len() < split + context {
+        return Err(err(format!(
+            "the held-out part (the last {:.0} % of the text, {} characters) is shorter than \
+             data.context = {context}: no prompt for generation; lower data.context or raise \
+             data.test_fraction",
+            100.0 * test_fraction,
+            chars.len() - split
+        )));
+    }
+    if train_pos.is_empty() {
+        return Err(err(format!(
+            "the training part ({split} characters) is not longer than data.context = {context}"
+        )));
+    }
+    let mut train_targets: Vec<char> = train_pos.iter().map(|&p| chars[p]).collect();
+    train_targets.sort_unstable();
+    train_targets.dedup();
+    if train_targets.len() < 2 {
+        return Err(err(format!(
+            "the training part's next characters are all {:?}: next-character prediction needs at least two distinct characters to predict in the training part (the others occur only in the held-out part, or only before the first full context); use a longer or more varied text, or a smaller data.test_fraction{}",
+            train_targets.first().copied().unwrap_or(' '),
+            if validation_fraction > 0.0 {
+                " or data.validation_fraction (the validation part is cut from the end of the training part)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if val_pos.len() < n_val {
+        return Err(err(format!(
+            "data.n_val = {n_val} requested but the validation part (the last {:.0} % of the \
+             training text) has only {} contexts",
+            100.0 * validation_fraction,
+            val_pos.len()
+        )));
+    }
+    if test_pos.len() < n_test {
+        return Err(err(format!(
+            "data.n_test = {n_test} requested but the held-out part has only {} contexts",
+            test_pos.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Loads the text file of a source and samples `n_train` and `n_test` contexts.
 pub fn dataset(
     src: &TextSource,
@@ -211,60 +295,19 @@ pub fn text_dataset(
         Vec::new()
     };
     let test_pos: Vec<usize> = (split + context..chars.len()).collect();
+    let parts = TextParts {
+        split,
+        train: &train_pos,
+        val: &val_pos,
+        test: &test_pos,
+    };
+    check_parts(&chars, &parts, &sampling, path)?;
     let err = |m: String| Error::Data {
         path: path.to_path_buf(),
         line: None,
         column: None,
         message: m,
     };
-    if train_pos.len() < n_train {
-        return Err(err(format!(
-            "data.n_train = {n_train} requested but the training part has only {} contexts",
-            train_pos.len()
-        )));
-    }
-    if chars.len() < split + context {
-        return Err(err(format!(
-            "the held-out part (the last {:.0} % of the text, {} characters) is shorter than \
-             data.context = {context}: no prompt for generation; lower data.context or raise \
-             data.test_fraction",
-            100.0 * test_fraction,
-            chars.len() - split
-        )));
-    }
-    if train_pos.is_empty() {
-        return Err(err(format!(
-            "the training part ({split} characters) is not longer than data.context = {context}"
-        )));
-    }
-    let mut train_targets: Vec<char> = train_pos.iter().map(|&p| chars[p]).collect();
-    train_targets.sort_unstable();
-    train_targets.dedup();
-    if train_targets.len() < 2 {
-        return Err(err(format!(
-            "the training part's next characters are all {:?}: next-character prediction needs at least two distinct characters to predict in the training part (the others occur only in the held-out part, or only before the first full context); use a longer or more varied text, or a smaller data.test_fraction{}",
-            train_targets.first().copied().unwrap_or(' '),
-            if validation_fraction > 0.0 {
-                " or data.validation_fraction (the validation part is cut from the end of the training part)"
-            } else {
-                ""
-            }
-        )));
-    }
-    if val_pos.len() < n_val {
-        return Err(err(format!(
-            "data.n_val = {n_val} requested but the validation part (the last {:.0} % of the \
-             training text) has only {} contexts",
-            100.0 * validation_fraction,
-            val_pos.len()
-        )));
-    }
-    if test_pos.len() < n_test {
-        return Err(err(format!(
-            "data.n_test = {n_test} requested but the held-out part has only {} contexts",
-            test_pos.len()
-        )));
-    }
     let pick = |pos: &[usize], n: usize, rng: &mut StdRng| -> Vec<usize> {
         let mut p = pos.to_vec();
         p.shuffle(rng);

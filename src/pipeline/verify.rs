@@ -121,19 +121,42 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     // directory's own report.json is compared, never believed.
     let tolerances = crate::report::verify::tolerances(&record, &exp);
     let rtol = network_rtol(exp.model.precision);
+    let files = compare_dirs(dir, &tmp.0, &tolerances, rtol, bitwise_expected)?;
+    Ok(VerifyOutcome {
+        integrity,
+        bitwise_expected,
+        fingerprints: (!bitwise_expected).then(|| (then.unwrap_or_else(|| here.clone()), here)),
+        files,
+        interrupted,
+        notes,
+        input_changes,
+    })
+}
+
+/// Every file of the run directory `dir` against the reproduction's in `reproduced`: the
+/// deterministic files within `tolerances` (bitwise when `bitwise`), the figures by
+/// [`crate::report::figure_check::compare_png`], files present in only one of the two as
+/// mismatches, and the reports re-derived.
+fn compare_dirs(
+    dir: &Path,
+    reproduced: &Path,
+    tolerances: &BTreeMap<String, BTreeMap<String, crate::report::verify::Tolerance>>,
+    rtol: f64,
+    bitwise_expected: bool,
+) -> Result<Vec<(String, Verdict)>> {
     let mut names: BTreeSet<String> = verified_files(dir)?;
-    names.extend(verified_files(&tmp.0)?);
+    names.extend(verified_files(reproduced)?);
     let mut files = Vec::new();
     for name in &names {
         if name == "config.toml" {
-            files.push((name.clone(), same_config(dir, &tmp.0)));
+            files.push((name.clone(), same_config(dir, reproduced)));
             continue;
         }
         let verdict = match (
             std::fs::read(dir.join(name)),
-            std::fs::read(tmp.0.join(name)),
+            std::fs::read(reproduced.join(name)),
         ) {
-            (Ok(a), Ok(b)) => compare_file(name, &a, &b, &tolerances, rtol, bitwise_expected),
+            (Ok(a), Ok(b)) => compare_file(name, &a, &b, tolerances, rtol, bitwise_expected),
             (Err(_), _) => {
                 Verdict::Mismatch("missing from the run directory (this config writes it)".into())
             }
@@ -150,14 +173,14 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         crate::report::verify::list_files(d, "", &mut all)?;
         Ok(all.into_iter().collect())
     };
-    let (present, written) = (listed(dir)?, listed(&tmp.0)?);
+    let (present, written) = (listed(dir)?, listed(reproduced)?);
     for name in present.intersection(&written) {
         if names.contains(name) || !name.ends_with(".png") {
             continue;
         }
         let verdict = match (
             std::fs::read(dir.join(name)),
-            std::fs::read(tmp.0.join(name)),
+            std::fs::read(reproduced.join(name)),
         ) {
             (Ok(a), Ok(b)) => crate::report::figure_check::compare_png(&a, &b, bitwise_expected),
             (Err(e), _) | (_, Err(e)) => Verdict::Mismatch(format!("cannot be read ({e})")),
@@ -179,21 +202,13 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     }
     files.push((
         "report.json".into(),
-        report_check::compare_report_json(dir, &tmp.0, &tolerances, rtol, bitwise_expected),
+        report_check::compare_report_json(dir, reproduced, tolerances, rtol, bitwise_expected),
     ));
     files.push((
         "report.md".into(),
-        report_check::compare_report_md(dir, &tmp.0, bitwise_expected),
+        report_check::compare_report_md(dir, reproduced, bitwise_expected),
     ));
-    Ok(VerifyOutcome {
-        integrity,
-        bitwise_expected,
-        fingerprints: (!bitwise_expected).then(|| (then.unwrap_or_else(|| here.clone()), here)),
-        files,
-        interrupted,
-        notes,
-        input_changes,
-    })
+    Ok(files)
 }
 
 /// The recorded input files (`report.json`'s `inputs`) against the files the recorded config
