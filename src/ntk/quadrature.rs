@@ -27,6 +27,21 @@ pub struct GaussLegendre {
     pub weights: Vec<f64>,
 }
 
+/// `(√q, √q′, ρ, √(1 − ρ²))` of the covariance `[[q, k], [k, q′]]`: `(u, v)` is
+/// `(√q·z1, √q′·(ρ·z1 + √(1 − ρ²)·z2))` for independent standard normals (ρ = 0 when a variance
+/// is 0).
+fn correlated(q: f64, qp: f64, k: f64) -> (f64, f64, f64, f64) {
+    let sq = q.max(0.0).sqrt();
+    let sqp = qp.max(0.0).sqrt();
+    let rho = if sq * sqp > 0.0 {
+        (k / (sq * sqp)).clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let perp = (1.0 - rho * rho).max(0.0).sqrt();
+    (sq, sqp, rho, perp)
+}
+
 impl GaussLegendre {
     /// The rule of the given order.
     pub fn new(order: usize) -> GaussLegendre {
@@ -131,14 +146,7 @@ impl GaussLegendre {
         k: f64,
         pair: impl Fn(f64) -> (f64, f64),
     ) -> (f64, f64) {
-        let sq = q.max(0.0).sqrt();
-        let sqp = qp.max(0.0).sqrt();
-        let rho = if sq * sqp > 0.0 {
-            (k / (sq * sqp)).clamp(-1.0, 1.0)
-        } else {
-            0.0
-        };
-        let perp = (1.0 - rho * rho).max(0.0).sqrt();
+        let (sq, sqp, rho, perp) = correlated(q, qp, k);
         // The loop below is scalar libm calls (legacy SSE); see `clear_avx_upper_state`.
         crate::linalg::clear_avx_upper_state();
         self.expect1_pair(0.0, |z1| {
@@ -176,14 +184,7 @@ impl GaussLegendre {
         g: impl Fn(f64) -> f64,
         h: impl Fn(f64) -> f64,
     ) -> f64 {
-        let sq = q.max(0.0).sqrt();
-        let sqp = qp.max(0.0).sqrt();
-        let rho = if sq * sqp > 0.0 {
-            (k / (sq * sqp)).clamp(-1.0, 1.0)
-        } else {
-            0.0
-        };
-        let perp = (1.0 - rho * rho).max(0.0).sqrt();
+        let (sq, sqp, rho, perp) = correlated(q, qp, k);
         // The loop below is scalar libm calls (legacy SSE); see `clear_avx_upper_state`.
         crate::linalg::clear_avx_upper_state();
         self.expect1(0.0, |z1| {

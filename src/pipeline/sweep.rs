@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::config::sweep::{self as config_sweep, value_text, Sweep, SweepPoint};
 use crate::record::sweep::{PointStatus, PowerLawFit, StoredRow, SweepRow};
-use crate::report::{io, sweep as report_sweep};
+use crate::report::{io, repro, sweep as report_sweep};
 use crate::run::RunOptions;
 use crate::{Error, Result};
 
@@ -138,10 +138,7 @@ fn unfinished_row_problem(dir: &Path, p: &SweepPoint, row: &StoredRow) -> Option
     }
     let d = dir.join(&name);
     let completed_run = !d.join(io::INCOMPLETE_MARKER).exists()
-        && std::fs::read_to_string(d.join("report.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|r| r["status"] == "completed");
+        && repro::read_report(&d).is_ok_and(|r| r["status"] == "completed");
     completed_run.then(|| {
         format!(
             "its stored row rows/p{:04}.json says {:?} but its run directory {name} holds a completed run (the row is not that run's); resuming the sweep keeps that directory as {name}.kept-<time> and runs the point again",
@@ -164,10 +161,8 @@ fn completed_point_problem(dir: &Path, p: &SweepPoint, row: &StoredRow) -> Optio
         };
         let why = row_check::row_disagreement(&dir.join(&dir_name), &plan, row)?;
         Some(format!(
-            "its stored row rows/p{:04}.json disagrees with its run directory {}: {why}; resuming the sweep keeps that directory as {}.kept-<time> and runs the point again",
-            p.index,
-            p.dir_name(),
-            p.dir_name()
+            "its stored row rows/p{:04}.json disagrees with its run directory {dir_name}: {why}; resuming the sweep keeps that directory as {dir_name}.kept-<time> and runs the point again",
+            p.index
         ))
     })
 }
@@ -184,11 +179,7 @@ fn point_problem(dir: &Path, p: &SweepPoint) -> Option<String> {
             "its run directory {name} is missing or unfinished (only its row is left); resuming the sweep runs it again"
         ));
     }
-    let recorded: std::collections::BTreeMap<String, String> =
-        std::fs::read_to_string(d.join("report.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|r| serde_json::from_value(r["files_sha256"].clone()).ok())?;
+    let recorded = repro::recorded_hashes(&repro::read_report(&d).ok()?).ok()?;
     let check = crate::report::verify::integrity(&d, &recorded).ok()?;
     // Committed sweeps keep their points without figures and predictions (pruned for size):
     // only the files a row is made from must be there.
