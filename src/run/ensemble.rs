@@ -21,7 +21,8 @@ use crate::record::{Checkpoint, Keyed, NamedMatrix, PerTrack, Track};
 use crate::{Error, Result};
 
 use super::initial::Initial;
-use super::lockstep::{Lockstep, MemberTrace, Slices};
+use super::measure::{MemberTrace, Slices, TraceKeeper};
+use super::tracks::{KernelTracks, Tracks};
 use super::{network_config, Rates, RunOptions};
 
 /// Per entry: mean and unbiased variance over members.
@@ -51,7 +52,7 @@ pub fn check_data(exp: &Experiment, data: &Dataset) -> Result<()> {
             "at least 1 test point with [ensemble]: the ensemble is compared with the Gaussian process on the test points",
         ));
     }
-    if super::lockstep::averaged_kernel(exp, data.n_outputs) {
+    if super::tracks::averaged_kernel(exp, data.n_outputs) {
         return Err(Error::value(
             "kernel.form",
             "trace",
@@ -124,10 +125,10 @@ pub fn train_members(
 fn train_member(exp: &Experiment, data: &Dataset, rates: Rates, m: usize) -> Result<MemberTrace> {
     let net = network_config(exp, data).init(exp.seed.wrapping_add(m as u64));
     let init = Initial::member(exp, data, &net)?;
-    let mut lock = Lockstep::member(exp, data, &init, net, rates)?;
-    lock.train(&RunOptions::default())?;
-    lock.take_trace()
-        .ok_or_else(|| Error::Interrupted("an ensemble member kept no trace".into()))
+    let mut tracks = Tracks::new(exp, (data, data), &init, net, rates, KernelTracks::None)?;
+    let mut keeper = TraceKeeper::default();
+    super::lockstep::train(&mut tracks, &mut [&mut keeper], &RunOptions::default())?;
+    Ok(keeper.into_trace(&tracks))
 }
 
 /// The GPs of an ensemble run on its data (`ntk` and `nngp`), from the analytic kernels of

@@ -8,13 +8,15 @@ use crate::metrics;
 use crate::metrics::ngram::NgramBaseline;
 use crate::ntk::empirical::{backprop_signals, ntk_from_signals, trace_of_full};
 use crate::ntk::KernelForm;
-use crate::record::{
-    ContextBits, KernelMatrices, KernelSolutionSummary, RunRecord, RunStatus, TrackOutputs,
-};
+use crate::record::{ContextBits, KernelMatrices, KernelSolutionSummary, RunRecord, TrackOutputs};
 use crate::Result;
 
-use super::lockstep::Lockstep;
+use super::lockstep::Trained;
+use super::measure::{
+    Classification, KernelFigures, Measurer, PredictionKeeper, Sensitivity, Slices, TraceKeeper,
+};
 use super::samples;
+use super::tracks::Tracks;
 
 /// Highest n-gram order of the text baselines.
 pub const NGRAM_MAX_ORDER: usize = 5;
@@ -34,15 +36,73 @@ fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
     Ok(v)
 }
 
-impl Lockstep<'_> {
+/// The measurers of a whole run (an ensemble member has only a [`TraceKeeper`]).
+pub struct RunMeasurers {
+    /// Classification figures (class data only).
+    pub classification: Classification,
+    /// Kernel figures.
+    pub kernel: KernelFigures,
+    /// Input sensitivity.
+    pub sensitivity: Sensitivity,
+    /// With `outputs.save_predictions = "checkpoints"`: every track's outputs at every
+    /// checkpoint.
+    pub predictions: Option<PredictionKeeper>,
+    /// With `[ensemble]`: the run's own network and twin as the ensemble's first member.
+    pub trace: Option<TraceKeeper>,
+}
+
+impl RunMeasurers {
+    /// The measurers the run's configuration asks for.
+    pub fn new(tracks: &Tracks<'_>) -> Self {
+        let exp = tracks.exp;
+        RunMeasurers {
+            classification: Classification::default(),
+            kernel: KernelFigures::new(tracks),
+            sensitivity: Sensitivity::default(),
+            predictions: (exp.outputs.predictions == crate::config::Predictions::Checkpoints)
+                .then(PredictionKeeper::default),
+            trace: exp.ensemble.map(|_| TraceKeeper::default()),
+        }
+    }
+
+    /// Every measurer, for the training loop.
+    pub fn list(&mut self) -> Vec<&mut dyn Measurer> {
+        let mut v: Vec<&mut dyn Measurer> = vec![
+            &mut self.classification,
+            &mut self.sensitivity,
+            &mut self.kernel,
+        ];
+        if let Some(p) = &mut self.predictions {
+            v.push(p);
+        }
+        if let Some(t) = &mut self.trace {
+            v.push(t);
+        }
+        v
+    }
+}
+
+/// A run after training: its tracks, what was measured of them, and the loop's log.
+pub struct Ended<'a> {
+    /// The tracks at the last step.
+    pub tracks: Tracks<'a>,
+    /// The measurers' state.
+    pub measured: RunMeasurers,
+    /// The loop's log.
+    pub trained: Trained,
+}
+
+impl Ended<'_> {
     /// Text runs: the n-gram baselines, and `−log₂ p(target)` on every test context for each
     /// track (early stopped, at its fitted temperature) and each n-gram order.
     fn text_evaluation(&self) -> (Vec<NgramBaseline>, Vec<ContextBits>) {
-        let (data, k) = (self.data, self.data.n_outputs);
+        let (data, k) = (self.tracks.data, self.tracks.data.n_outputs);
         let Some(text) = &data.text else {
             return (Vec::new(), Vec::new());
         };
         let mut bits: Vec<ContextBits> = self
+            .measured
+            .classification
             .stopped_test
             .iter()
             .map(|s| {
@@ -72,16 +132,14 @@ impl Lockstep<'_> {
     }
 
     /// Final kernels, spectra and outputs: the record of the run.
-    pub fn into_record(mut self, status: RunStatus) -> Result<RunRecord> {
-        let (exp, data, init) = (self.exp, self.data, self.init);
+    pub fn into_record(mut self) -> Result<RunRecord> {
+        let (exp, data, init) = (self.tracks.exp, self.tracks.data, self.tracks.init);
+        let status = self.trained.status;
         let (n_train, k) = (data.n_train(), data.n_outputs);
         let form = exp.kernel.form;
-        let net = &self.network.net;
-        let preds = self
-            .last_preds
-            .as_ref()
-            .expect("a run logs at least one checkpoint");
-        let sl = super::lockstep::Slices::of(data);
+        let net = &self.tracks.network.net;
+        let preds = &self.trained.last_predictions;
+        let sl = Slices::of(data);
         let outputs: Vec<TrackOutputs> = preds
             .iter()
             .map(|(t, v)| TrackOutputs {
@@ -89,16 +147,16 @@ impl Lockstep<'_> {
                 train: v[sl.train.clone()].to_vec(),
                 val: v[sl.val.clone()].to_vec(),
                 test: v[sl.test.clone()].to_vec(),
-                diverged_at_step: self.diverged.get(t).copied().flatten(),
+                diverged_at_step: self.tracks.diverged.get(t).copied().flatten(),
             })
             .collect();
         let (spectra, mut kernels) = match &init.stored {
             Some(stored) => (self.probe_spectra(stored)?, KernelMatrices::default()),
             None => self.train_spectra()?,
         };
-        kernels.checkpoints = std::mem::take(&mut self.saved_kernels);
+        kernels.checkpoints = std::mem::take(&mut self.measured.kernel.saved);
         let samples = match &data.text {
-            Some(info) => samples::generate(exp, info, init, &self)?,
+            Some(info) => samples::generate(exp, info, init, &self.tracks)?,
             None => Vec::new(),
         };
         let (ngram_baselines, context_bits) = self.text_evaluation();
@@ -112,11 +170,8 @@ impl Lockstep<'_> {
             }),
             name: exp.name.clone(),
             kernel_start: exp.kernel.initial_outputs,
-            twin_space: match self.twin {
-                super::lockstep::Twin::Function(_) => crate::dynamics::TwinSpace::Function,
-                super::lockstep::Twin::Parameter(_) => crate::dynamics::TwinSpace::Parameter,
-            },
-            n_train_all: self.train.n_train(),
+            twin_space: self.tracks.twin.space(),
+            n_train_all: self.tracks.train.n_train(),
             seed: exp.seed,
             config_toml: exp.resolved_toml(),
             status,
@@ -135,21 +190,21 @@ impl Lockstep<'_> {
             y_test: data.y_test.clone(),
             outputs,
             kernel_solutions: self.kernel_solutions(),
-            learning_rate: self.lr,
-            critical_learning_rate: self.critical_lr,
+            learning_rate: self.tracks.rates.lr,
+            critical_learning_rate: self.tracks.rates.critical_lr,
             init_ntk_vs_analytic: spectra.init_vs_analytic,
             spectrum_init: spectra.init,
             spectrum_final: spectra.fin,
             spectrum_analytic: spectra.analytic,
             probe_ntk_init: linalg::mat_to_rows(init.theta0_probe.as_ref()),
-            probe_ntk_final: linalg::mat_to_rows(self.last_probe.as_ref()),
+            probe_ntk_final: linalg::mat_to_rows(self.measured.kernel.last_probe.as_ref()),
             probe_size: exp.kernel.probe_size.min(n_train),
             kernels,
             prediction_steps: self.prediction_steps_record(),
             parameters: if exp.outputs.save_parameters {
                 Some([
                     init.net0.named_parameters()?,
-                    self.network.net.named_parameters()?,
+                    self.tracks.network.net.named_parameters()?,
                 ])
             } else {
                 None
@@ -162,9 +217,9 @@ impl Lockstep<'_> {
             ensemble: None,
             ngram_baselines,
             context_bits,
-            tracks: self.tracks,
-            pairs: self.pairs,
-            checkpoints: self.checkpoints,
+            tracks: self.tracks.tracks,
+            pairs: self.tracks.pairs,
+            checkpoints: self.trained.checkpoints,
         })
     }
 
@@ -173,11 +228,11 @@ impl Lockstep<'_> {
     /// written as `.npy` files when asked for. The final kernel is computed in the form and rows
     /// a figure uses; without a step it is Θ0.
     fn train_spectra(&self) -> Result<(Spectra, KernelMatrices)> {
-        let (exp, data, init) = (self.exp, self.data, self.init);
+        let (exp, data, init) = (self.tracks.exp, self.tracks.data, self.tracks.init);
         let (n_train, k) = (data.n_train(), data.n_outputs);
         let form = exp.kernel.form;
-        let net = &self.network.net;
-        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
+        let net = &self.tracks.network.net;
+        let trained = self.trained.checkpoints.last().is_some_and(|c| c.step > 0);
         let saved_form = if exp.outputs.save_kernels {
             form
         } else {
@@ -223,12 +278,12 @@ impl Lockstep<'_> {
         Ok((spectra, kernels))
     }
 
-    /// [`Lockstep::train_spectra`] of an iterative run: on the probe set (the first
+    /// [`Ended::train_spectra`] of an iterative run: on the probe set (the first
     /// `kernel.probe_size` training points), whose kernels are dense; the distance between the
     /// empirical and analytic kernels from the stores when both exist.
     fn probe_spectra(&self, stored: &super::initial::Stored) -> Result<Spectra> {
-        let init = self.init;
-        let trained = self.checkpoints.last().is_some_and(|c| c.step > 0);
+        let init = self.tracks.init;
+        let trained = self.trained.checkpoints.last().is_some_and(|c| c.step > 0);
         let spectrum_init = descending_eigenvalues(&init.theta0_probe)?;
         Ok(Spectra {
             init_vs_analytic: stored.empirical_vs_analytic.0,
@@ -238,7 +293,7 @@ impl Lockstep<'_> {
                 Vec::new()
             },
             fin: if trained {
-                descending_eigenvalues(&self.last_probe)?
+                descending_eigenvalues(&self.measured.kernel.last_probe)?
             } else {
                 spectrum_init.clone()
             },
@@ -248,18 +303,20 @@ impl Lockstep<'_> {
 
     /// The kernel tracks' closed-form figures and t = ∞ test predictions.
     fn kernel_solutions(&self) -> Vec<KernelSolutionSummary> {
-        let sl = super::lockstep::Slices::of(self.data);
-        let f0_test = &self.init.f0_all[sl.test.clone()];
+        let (exp, data) = (self.tracks.exp, self.tracks.data);
+        let sl = Slices::of(data);
+        let f0_test = &self.tracks.init.f0_all[sl.test.clone()];
         // The predictor's held-out rows are the validation then the test points.
         let test_rows = (sl.test.start - sl.train.end)..(sl.test.end - sl.train.end);
-        self.predictors
+        self.tracks
+            .predictors
             .iter()
             .map(|(track, pr)| {
                 let (_, test) = pr.predict_infinite();
                 let mut test = test
                     .map(|t| linalg::mat_to_rows(t.as_ref())[test_rows.clone()].to_vec())
                     .unwrap_or_default();
-                if self.exp.training.center_outputs {
+                if exp.training.center_outputs {
                     for (a, b) in test.iter_mut().zip(f0_test) {
                         *a -= b;
                     }
@@ -269,11 +326,11 @@ impl Lockstep<'_> {
                     lambda: pr.lambda(),
                     condition_number: pr.condition_number().unwrap_or(f64::NAN),
                     lambda_max: pr.lambda_max(),
-                    test_loss_infinite_time: metrics::half_mse(&test, &self.data.y_test),
+                    test_loss_infinite_time: metrics::half_mse(&test, &data.y_test),
                     test_infinite_time: test,
                     solver: pr.solver_report().map(|report| {
-                        let last = self.checkpoints.last().map_or(0, |c| c.step);
-                        let plan = self.exp.kernel.plan.as_ref();
+                        let last = self.trained.checkpoints.last().map_or(0, |c| c.step);
+                        let plan = exp.kernel.plan.as_ref();
                         crate::record::IterativeSolve {
                             report,
                             final_step_error: pr.error_estimate(last),
@@ -288,15 +345,13 @@ impl Lockstep<'_> {
 
     /// Every track's outputs at every checkpoint as one array (when they were kept).
     fn prediction_steps_record(&self) -> Option<crate::record::PredictionSteps> {
-        let first = &self.prediction_steps.first()?.1;
+        let kept = &self.measured.predictions.as_ref()?.steps;
+        let first = &kept.first()?.1;
         let tracks: Vec<crate::record::Track> = first.keys().collect();
-        let (n_points, k) = (
-            self.data.n_train() + self.data.n_heldout(),
-            self.data.n_outputs,
-        );
-        let mut values =
-            Vec::with_capacity(self.prediction_steps.len() * tracks.len() * n_points * k);
-        for (_, preds) in &self.prediction_steps {
+        let data = self.tracks.data;
+        let (n_points, k) = (data.n_train() + data.n_heldout(), data.n_outputs);
+        let mut values = Vec::with_capacity(kept.len() * tracks.len() * n_points * k);
+        for (_, preds) in kept {
             for &t in &tracks {
                 match preds.get(t) {
                     Some(v) if v.len() == n_points * k => values.extend_from_slice(v),
@@ -304,13 +359,10 @@ impl Lockstep<'_> {
                 }
             }
         }
+        let lr = self.tracks.rates.lr;
         Some(crate::record::PredictionSteps {
-            steps: self.prediction_steps.iter().map(|(s, _)| *s).collect(),
-            times: self
-                .prediction_steps
-                .iter()
-                .map(|(s, _)| self.lr * *s as f64)
-                .collect(),
+            steps: kept.iter().map(|(s, _)| *s).collect(),
+            times: kept.iter().map(|(s, _)| lr * *s as f64).collect(),
             tracks,
             n_points,
             n_outputs: k,
@@ -324,10 +376,10 @@ impl Lockstep<'_> {
         analytic_train: &Mat<f64>,
         theta_final: Mat<f64>,
     ) -> Result<KernelMatrices> {
-        let (n_train, n_val, n_test) = (self.data.n_train(), self.data.n_val(), self.data.n_test());
-        let r = self.exp.kernel.form.rows_per_point(self.data.n_outputs);
+        let (exp, data, init) = (self.tracks.exp, self.tracks.data, self.tracks.init);
+        let (n_train, n_val, n_test) = (data.n_train(), data.n_val(), data.n_test());
+        let r = exp.kernel.form.rows_per_point(data.n_outputs);
         let rows = n_train * r;
-        let init = self.init;
         // Θ0 test × train: the rows the run formed, or computed from θ0 now.
         let test_train_init = if n_test == 0 {
             None
@@ -341,9 +393,9 @@ impl Lockstep<'_> {
             ))
         } else {
             let net0 = &init.net0;
-            let s_train = backprop_signals(net0, &self.data.x_train, n_train)?;
-            let s_test = backprop_signals(net0, &self.data.x_test, n_test)?;
-            Some(ntk_from_signals(net0, &s_test, &s_train, self.exp.kernel.form).total())
+            let s_train = backprop_signals(net0, &data.x_train, n_train)?;
+            let s_test = backprop_signals(net0, &data.x_test, n_test)?;
+            Some(ntk_from_signals(net0, &s_test, &s_train, exp.kernel.form).total())
         };
         let pack = |m: Mat<f64>| {
             linalg::is_finite(m.as_ref())

@@ -6,10 +6,13 @@ pub mod ensemble;
 pub mod finish;
 pub mod initial;
 pub mod lockstep;
+pub mod measure;
 pub mod memory;
+pub mod predictors;
 pub mod samples;
 pub mod stored;
 pub mod time_model;
+pub mod tracks;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,8 +32,8 @@ use crate::record::{PhaseTiming, RunRecord, RunStatus};
 use crate::{Error, Result};
 
 pub use initial::Initial;
-pub use lockstep::Lockstep;
 pub use memory::{preflight, preflight_config, Footprint, LimitPolicy};
+pub use tracks::Tracks;
 
 /// Progress reporting of a run (a terminal bar, log lines, or nothing).
 pub trait Progress: Sync {
@@ -346,12 +349,20 @@ pub(crate) fn execute_checked(
     let init = Initial::compute(exp, &view, &net, opts)?;
     timer.lap("kernels");
     let rates = learning_rates(exp, &view, &init, &net)?;
-    let mut lock = Lockstep::new(exp, data, &view, &init, net, rates, opts.progress)?;
+    let kernel_tracks = tracks::KernelTracks::Configured(opts.progress);
+    let mut tracks = Tracks::new(exp, (data, &view), &init, net, rates, kernel_tracks)?;
     timer.lap("predictor setup");
-    let status = lock.train(opts)?;
+    let mut measured = finish::RunMeasurers::new(&tracks);
+    let trained = lockstep::train(&mut tracks, &mut measured.list(), opts)?;
     timer.lap("training");
-    let own_trace = lock.take_trace();
-    let mut record = lock.into_record(status)?;
+    let status = trained.status;
+    let own_trace = measured.trace.take().map(|t| t.into_trace(&tracks));
+    let ended = finish::Ended {
+        tracks,
+        measured,
+        trained,
+    };
+    let mut record = ended.into_record()?;
     if let Some(st) = &init.stored {
         // A completed run's stores are removed unless kept (an interrupted run keeps them to be
         // resumed).

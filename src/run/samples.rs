@@ -9,7 +9,7 @@ use crate::record::{TextSample, Track};
 use crate::Result;
 
 use super::initial::Initial;
-use super::lockstep::{Lockstep, Twin};
+use super::tracks::{Tracks, Twin};
 
 /// Characters generated per sample.
 pub const SAMPLE_LENGTH: usize = 120;
@@ -22,10 +22,10 @@ pub fn generate(
     exp: &Experiment,
     info: &TextInfo,
     init: &Initial,
-    lock: &Lockstep<'_>,
+    tracks: &Tracks<'_>,
 ) -> Result<Vec<TextSample>> {
     let twin_at = |x: &[f64]| -> Result<Vec<f64>> {
-        let beta = match &lock.twin {
+        let beta = match &tracks.twin {
             Twin::Parameter(t) => return t.predict(x, 1),
             Twin::Function(t) => t.coefficients(),
         };
@@ -45,7 +45,7 @@ pub fn generate(
             let seed = exp.seed ^ 0x7E47;
             let text = match model {
                 Track::Network => info.generate(
-                    |x| lock.network.net.predict(x, 1),
+                    |x| tracks.network.net.predict(x, 1),
                     temperature,
                     seed,
                     SAMPLE_LENGTH,
