@@ -237,7 +237,7 @@ impl Column {
 /// input sensitivity, classification figures.
 pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
     let mut cols = vec![Column::Step, Column::Time];
-    let val = !r.y_val.is_empty();
+    let val = !r.data.y_val.is_empty();
     for &t in &r.tracks {
         cols.extend([Column::Loss(t, Split::Train), Column::Loss(t, Split::Test)]);
         if val {
@@ -267,7 +267,7 @@ pub fn metrics_columns(r: &RunRecord) -> Vec<Column> {
         Column::InputGradChange(Track::Network),
         Column::InputGradChange(twin),
     ]);
-    if r.classes.is_some() {
+    if r.data.classes.is_some() {
         for &t in &r.tracks {
             cols.extend([
                 Column::Accuracy(t, Split::Train),
@@ -453,8 +453,8 @@ impl Figure {
                 .and_then(|k| k.test_loss_infinite_time),
             Figure::InfiniteTimeTestAccuracy(t) => {
                 let k = r.kernel_solutions.iter().find(|k| k.track == t);
-                k.zip(r.classes.as_ref()).and_then(|(k, classes)| {
-                    crate::metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
+                k.zip(r.data.classes.as_ref()).and_then(|(k, classes)| {
+                    crate::metrics::accuracy(&k.test_infinite_time, &r.data.y_test, classes.len())
                 })
             }
             Figure::TestBitsPerChar(t) => Column::Xent(t, Split::Test)
@@ -572,14 +572,14 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
     if r.last().is_some_and(|c| c.classification.is_some()) {
         for &t in &r.tracks {
             f.push(Figure::Final(Column::Accuracy(t, Split::Test)));
-            if !r.y_val.is_empty() {
+            if !r.data.y_val.is_empty() {
                 f.push(Figure::EarlyStoppedTestAccuracy(t));
             }
         }
     }
     if !r.ngram_baselines.is_empty() {
         f.extend(r.tracks.iter().map(|&t| Figure::TestBitsPerChar(t)));
-        if !r.y_val.is_empty() {
+        if !r.data.y_val.is_empty() {
             f.extend(
                 r.tracks
                     .iter()
@@ -601,7 +601,7 @@ pub fn run_figures(r: &RunRecord) -> Vec<Figure> {
         if k.test_loss_infinite_time.is_some() {
             f.push(Figure::InfiniteTimeTestLoss(k.track));
         }
-        if r.classes.is_some() {
+        if r.data.classes.is_some() {
             f.push(Figure::InfiniteTimeTestAccuracy(k.track));
         }
     }

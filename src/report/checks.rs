@@ -243,7 +243,7 @@ pub fn language_model_md(r: &RunRecord) -> String {
     if r.ngram_baselines.is_empty() {
         return String::new();
     }
-    let early = !r.y_val.is_empty();
+    let early = !r.data.y_val.is_empty();
     let mut s = if early {
         "\n\n## Language model\n\n| model | test bits/char (final) | test accuracy (final) | early stopped: step | T | val bits/char | test bits/char | test accuracy |\n|---|---|---|---|---|---|---|---|\n"
     } else {

@@ -324,7 +324,7 @@ pub fn final_figures_md(r: &RunRecord) -> String {
 fn classification_md(r: &RunRecord, cl: &crate::record::ClassCheckpoint) -> String {
     let mut s = format!(
         "\n| accuracy ({} classes, loss `{}`) | train | test | test cross-entropy (bits) |\n|---|---|---|---|\n",
-        r.n_outputs,
+        r.data.n_outputs,
         r.loss.name()
     );
     for &t in &r.tracks {

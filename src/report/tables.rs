@@ -55,21 +55,21 @@ pub use crate::record::MAX_INPUT_COLUMNS;
 
 /// `predictions.csv` text.
 pub fn predictions_csv(r: &RunRecord) -> String {
-    let d = r.input_dim;
-    let k = r.n_outputs;
+    let d = r.data.input_dim;
+    let k = r.data.n_outputs;
     // Inputs are written only when there are at most 64 of them (one-hot text contexts have hundreds).
     let with_inputs = d <= MAX_INPUT_COLUMNS;
     let mut cols: Vec<String> = vec!["split".into(), "index".into(), "output".into()];
     if with_inputs {
-        cols.extend(r.feature_names.iter().cloned());
+        cols.extend(r.data.feature_names.iter().cloned());
     }
     cols.push("target".into());
     cols.extend(r.tracks.iter().map(|t| t.name().to_string()));
     let mut out = cols.join(",") + "\n";
     for (split, x, y, part) in [
-        ("train", &r.x_train, &r.y_train, Split::Train),
-        ("val", &r.x_val, &r.y_val, Split::Val),
-        ("test", &r.x_test, &r.y_test, Split::Test),
+        ("train", &r.data.x_train, &r.data.y_train, Split::Train),
+        ("val", &r.data.x_val, &r.data.y_val, Split::Val),
+        ("test", &r.data.x_test, &r.data.y_test, Split::Test),
     ] {
         let n = x.len() / d.max(1);
         for i in 0..n {
@@ -100,13 +100,13 @@ pub fn predictions_csv(r: &RunRecord) -> String {
 pub fn ensemble_csv(r: &RunRecord) -> Option<String> {
     use crate::dynamics::gp::GpKernel;
     let e = r.ensemble.as_ref()?;
-    let (d, k) = (r.input_dim, r.n_outputs);
+    let (d, k) = (r.data.input_dim, r.data.n_outputs);
     let with_inputs = d <= MAX_INPUT_COLUMNS;
     let tracks = [Track::Network, Track::Linearized];
     let gps = [GpKernel::Ntk, GpKernel::Nngp];
     let mut cols: Vec<String> = vec!["split".into(), "index".into(), "output".into()];
     if with_inputs {
-        cols.extend(r.feature_names.iter().cloned());
+        cols.extend(r.data.feature_names.iter().cloned());
     }
     cols.push("target".into());
     for t in tracks {
@@ -123,8 +123,8 @@ pub fn ensemble_csv(r: &RunRecord) -> Option<String> {
         fmt_f64(v.and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN))
     };
     for (split, x, y, o) in [
-        ("train", &r.x_train, &r.y_train, &e.train),
-        ("test", &r.x_test, &r.y_test, &e.test),
+        ("train", &r.data.x_train, &r.data.y_train, &e.train),
+        ("test", &r.data.x_test, &r.data.y_test, &e.test),
     ] {
         for i in 0..x.len() / d.max(1) {
             for j in 0..k {
@@ -224,14 +224,14 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
     };
     let classification = last.and_then(|c| c.classification.as_ref()).map(|_| {
         serde_json::json!({
-            "classes": r.classes,
+            "classes": r.data.classes,
             "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
             "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
             "test_cross_entropy_bits": r.tracks.iter().map(|&t| (t.name().to_string(), bits(t))).collect::<serde_json::Map<_, _>>(),
             "val_accuracy": per_track(&|t| Column::Accuracy(t, Split::Val)),
             "early_stopped_test_accuracy": r.tracks.iter().map(|&t| {
                 let v = crate::record::columns::Figure::EarlyStoppedTestAccuracy(t).read(r);
-                (t.name().to_string(), if r.y_val.is_empty() { serde_json::Value::Null } else { json_f64(v) })
+                (t.name().to_string(), if r.data.y_val.is_empty() { serde_json::Value::Null } else { json_f64(v) })
             }).collect::<serde_json::Map<_, _>>(),
             "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
         })
@@ -253,7 +253,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
             if let Some(paired) = paired_json(r) {
                 m.insert("paired_vs_network".into(), paired);
             }
-            if !r.y_val.is_empty() {
+            if !r.data.y_val.is_empty() {
                 let ln2 = std::f64::consts::LN_2;
                 m.insert(
                     "early_stopped".into(),
@@ -293,7 +293,7 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "n_params": r.n_params,
         "n_train": r.n_train_all,
         "n_test": r.n_test(),
-        "n_outputs": r.n_outputs,
+        "n_outputs": r.data.n_outputs,
         "kernel_form": r.kernel_form,
         "tracks": track_figures,
         "divergence": divergence,
@@ -328,8 +328,8 @@ pub fn infinite_time_accuracy(
     r: &RunRecord,
     k: &crate::record::KernelSolutionSummary,
 ) -> Option<f64> {
-    let classes = r.classes.as_ref()?;
-    crate::metrics::accuracy(&k.test_infinite_time, &r.y_test, classes.len())
+    let classes = r.data.classes.as_ref()?;
+    crate::metrics::accuracy(&k.test_infinite_time, &r.data.y_test, classes.len())
 }
 
 /// One kernel track's closed-form figures (with its iterative solves when it had them; the
@@ -499,9 +499,9 @@ pub fn data_files(
             "times": p.times,
             "tracks": p.tracks.iter().map(|t| t.name()).collect::<Vec<_>>(),
             "points": {
-                "train": [0, r.x_train.len() / r.input_dim.max(1)],
-                "val": [r.x_train.len() / r.input_dim.max(1), (r.x_train.len() + r.x_val.len()) / r.input_dim.max(1)],
-                "test": [(r.x_train.len() + r.x_val.len()) / r.input_dim.max(1), p.n_points],
+                "train": [0, r.data.x_train.len() / r.data.input_dim.max(1)],
+                "val": [r.data.x_train.len() / r.data.input_dim.max(1), (r.data.x_train.len() + r.data.x_val.len()) / r.data.input_dim.max(1)],
+                "test": [(r.data.x_train.len() + r.data.x_val.len()) / r.data.input_dim.max(1), p.n_points],
             },
             "missing": "NaN where a track has no output at a checkpoint",
         });
@@ -538,7 +538,7 @@ fn ensemble_members(r: &RunRecord) -> Option<(Vec<u8>, String)> {
         .iter()
         .flat_map(|(_, rows)| rows.iter().map(Vec::len))
         .max()?;
-    let k = r.n_outputs.max(1);
+    let k = r.data.n_outputs.max(1);
     let mut values = Vec::with_capacity(tracks.len() * e.members * width);
     for (_, rows) in &tracks {
         for m in 0..e.members {

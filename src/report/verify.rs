@@ -207,7 +207,7 @@ pub fn tolerances(
 ) -> BTreeMap<String, BTreeMap<String, Tolerance>> {
     let p = exp.model.precision;
     let scale = r.target_scale();
-    let n_eval = if r.y_test.is_empty() {
+    let n_eval = if r.data.y_test.is_empty() {
         r.n_train()
     } else {
         r.n_test()
@@ -228,12 +228,12 @@ pub fn tolerances(
         .collect();
     out.insert("metrics.csv".into(), of(metrics));
     let mut preds: Vec<String> = vec!["index".into(), "output".into(), "target".into()];
-    preds.extend(r.feature_names.iter().cloned());
+    preds.extend(r.data.feature_names.iter().cloned());
     preds.extend(r.tracks.iter().map(|t| t.name().to_string()));
     out.insert("predictions.csv".into(), of(preds));
     if r.ensemble.is_some() {
         let mut names: Vec<String> = vec!["index".into(), "output".into(), "target".into()];
-        names.extend(r.feature_names.iter().cloned());
+        names.extend(r.data.feature_names.iter().cloned());
         for t in ["network", "linearized", "ntk_gp", "nngp_gp"] {
             names.extend([format!("{t}_mean"), format!("{t}_var")]);
         }

@@ -135,7 +135,7 @@ impl Ended<'_> {
     pub fn into_record(mut self) -> Result<RunRecord> {
         let (exp, data, init) = (self.tracks.exp, self.tracks.data, self.tracks.init);
         let status = self.trained.status;
-        let (n_train, k) = (data.n_train(), data.n_outputs);
+        let n_train = data.n_train();
         let form = exp.kernel.form;
         let net = &self.tracks.network.net;
         let preds = &self.trained.last_predictions;
@@ -178,16 +178,7 @@ impl Ended<'_> {
             n_layers: net.shapes.len(),
             n_params: net.config.n_params(),
             network: net.config.describe(),
-            input_dim: data.input_dim,
-            n_outputs: k,
-            feature_names: data.feature_names.clone(),
-            target_names: data.target_names.clone(),
-            x_train: data.x_train.clone(),
-            x_val: data.x_val.clone(),
-            y_val: data.y_val.clone(),
-            x_test: data.x_test.clone(),
-            y_train: data.y_train.clone(),
-            y_test: data.y_test.clone(),
+            data: data.clone(),
             outputs,
             kernel_solutions: self.kernel_solutions(),
             learning_rate: self.tracks.rates.lr,
@@ -211,7 +202,6 @@ impl Ended<'_> {
             },
             timings: Vec::new(),
             kernel_form: form,
-            classes: data.classes.clone(),
             loss: exp.training.loss,
             samples,
             ensemble: None,

@@ -31,10 +31,10 @@ fn along(order: &[usize], x: &[f64], v: &[f64]) -> Vec<(f64, f64)> {
 
 /// The members of a track with their mean ± 2σ band and the NTK GP's, along x.
 fn bands_chart(r: &RunRecord, e: &EnsembleRecord, t: Track, order: &[usize]) -> LineChart {
-    let x = &r.x_test;
+    let x = &r.data.x_test;
     let mut series = vec![Series::line(
         "target (test)",
-        along(order, x, &r.y_test),
+        along(order, x, &r.data.y_test),
         RGBColor(160, 160, 160),
     )
     .dashed()];
@@ -77,9 +77,10 @@ fn bands_chart(r: &RunRecord, e: &EnsembleRecord, t: Track, order: &[usize]) -> 
     series.push(
         Series::line(
             "training points",
-            r.x_train
+            r.data
+                .x_train
                 .iter()
-                .zip(&r.y_train)
+                .zip(&r.data.y_train)
                 .map(|(&a, &b)| (a, b))
                 .collect(),
             BLACK,
@@ -96,7 +97,7 @@ fn bands_chart(r: &RunRecord, e: &EnsembleRecord, t: Track, order: &[usize]) -> 
 
 /// Variance along x: both ensembles and both GPs.
 fn variance_chart(r: &RunRecord, e: &EnsembleRecord, order: &[usize]) -> LineChart {
-    let x = &r.x_test;
+    let x = &r.data.x_test;
     let mut series = Vec::new();
     for t in [Track::Network, Track::Linearized] {
         if let Some(v) = e.test.var.get(t) {
@@ -207,9 +208,9 @@ fn gaps_chart(r: &RunRecord) -> LineChart {
 /// The `ensemble` figure of a record with `[ensemble]`.
 pub fn ensemble_figure(r: &RunRecord) -> Option<Figure> {
     let e = r.ensemble.as_ref()?;
-    let charts = if r.input_dim == 1 && r.n_outputs == 1 {
-        let mut order: Vec<usize> = (0..r.x_test.len()).collect();
-        order.sort_by(|&a, &b| r.x_test[a].total_cmp(&r.x_test[b]));
+    let charts = if r.data.input_dim == 1 && r.data.n_outputs == 1 {
+        let mut order: Vec<usize> = (0..r.data.x_test.len()).collect();
+        order.sort_by(|&a, &b| r.data.x_test[a].total_cmp(&r.data.x_test[b]));
         vec![
             bands_chart(r, e, Track::Network, &order),
             bands_chart(r, e, Track::Linearized, &order),

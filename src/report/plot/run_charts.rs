@@ -180,28 +180,35 @@ fn param_drift_chart(r: &RunRecord) -> LineChart {
 
 /// Functions over the 1-D test grid, else predicted-vs-target scatter.
 fn predictions_chart(r: &RunRecord) -> LineChart {
-    if r.input_dim == 1 && r.n_outputs == 1 && !r.x_test.is_empty() {
-        let mut order: Vec<usize> = (0..r.x_test.len()).collect();
-        order.sort_by(|&a, &b| r.x_test[a].total_cmp(&r.x_test[b]));
+    if r.data.input_dim == 1 && r.data.n_outputs == 1 && !r.data.x_test.is_empty() {
+        let mut order: Vec<usize> = (0..r.data.x_test.len()).collect();
+        order.sort_by(|&a, &b| r.data.x_test[a].total_cmp(&r.data.x_test[b]));
         let mut series = vec![Series::line(
             "target (test)",
-            order.iter().map(|&i| (r.x_test[i], r.y_test[i])).collect(),
+            order
+                .iter()
+                .map(|&i| (r.data.x_test[i], r.data.y_test[i]))
+                .collect(),
             RGBColor(160, 160, 160),
         )
         .dashed()];
         for o in &r.outputs {
             series.push(Series::line(
                 o.track.name(),
-                order.iter().map(|&i| (r.x_test[i], o.test[i])).collect(),
+                order
+                    .iter()
+                    .map(|&i| (r.data.x_test[i], o.test[i]))
+                    .collect(),
                 track_color(o.track),
             ));
         }
         series.push(
             Series::line(
                 "training points",
-                r.x_train
+                r.data
+                    .x_train
                     .iter()
-                    .zip(&r.y_train)
+                    .zip(&r.data.y_train)
                     .map(|(&x, &y)| (x, y))
                     .collect(),
                 BLACK,
@@ -211,17 +218,17 @@ fn predictions_chart(r: &RunRecord) -> LineChart {
         let name = |v: &[String], d: &str| v.first().cloned().unwrap_or_else(|| d.into());
         LineChart::new(
             format!("{}: learned functions at the final step", r.name),
-            format!("input {}", name(&r.feature_names, "x")),
-            format!("output {}", name(&r.target_names, "y")),
+            format!("input {}", name(&r.data.feature_names, "x")),
+            format!("output {}", name(&r.data.target_names, "y")),
         )
         .with_series(series)
         .mark_coinciding(COINCIDE_RTOL)
     } else {
-        let test = !r.x_test.is_empty();
+        let test = !r.data.x_test.is_empty();
         let (y, split) = if test {
-            (&r.y_test, "test")
+            (&r.data.y_test, "test")
         } else {
-            (&r.y_train, "train")
+            (&r.data.y_train, "train")
         };
         let series = r
             .outputs
@@ -372,7 +379,7 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
             Column::Accuracy(t, Split::Train).series(r),
             track_color(t),
         ));
-        if !r.y_test.is_empty() {
+        if !r.data.y_test.is_empty() {
             series.push(
                 Series::line(
                     format!("{} test", t.name()),
@@ -395,10 +402,15 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
 /// Test (or train) confusion matrices of every track at the final step: counts and row
 /// fractions in the cells, class names on both axes.
 fn confusion_figure(r: &RunRecord) -> Figure {
-    let k = r.n_outputs;
-    let test = !r.y_test.is_empty();
-    let targets = if test { &r.y_test } else { &r.y_train };
+    let k = r.data.n_outputs;
+    let test = !r.data.y_test.is_empty();
+    let targets = if test {
+        &r.data.y_test
+    } else {
+        &r.data.y_train
+    };
     let classes = r
+        .data
         .classes
         .clone()
         .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
@@ -483,7 +495,7 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
             ("spectrum".into(), Figure::Line(spectrum_chart(r))),
             ("kernels".into(), kernels_figure(r)),
         ];
-        if r.classes.is_some() {
+        if r.data.classes.is_some() {
             out.push(("confusion".into(), confusion_figure(r)));
         }
         return out;
@@ -506,7 +518,7 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
         ("kernels".into(), kernels_figure(r)),
         ("sensitivity".into(), Figure::Line(sensitivity_chart(r))),
     ];
-    if r.classes.is_some() {
+    if r.data.classes.is_some() {
         out.push(("accuracy".into(), Figure::Line(accuracy_chart(r))));
         out.push(("confusion".into(), confusion_figure(r)));
     }
