@@ -13,7 +13,7 @@ use ntk_dynamics::error::alloc_report;
 use ntk_dynamics::record::{RunRecord, RunStatus};
 use ntk_dynamics::report::{self, repro};
 use ntk_dynamics::run::{self, Interrupt, Progress, RunOptions};
-use ntk_dynamics::{data, pipeline, Error};
+use ntk_dynamics::{pipeline, Error};
 
 // Large tensors are allocated and freed every step; mimalloc keeps them instead of returning
 // them to the OS (glibc's malloc spent ~35% of the run in page faults). A failed allocation that
@@ -453,32 +453,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         ntk_dynamics::pipeline::slurm::script_path("--out", &abs, true)?;
         ntk_dynamics::pipeline::slurm::check_shared(o)?;
     }
-    // Check every point's data and footprint before creating anything, and the points that run
-    // at the same time together.
-    let mut peaks = Vec::with_capacity(sw.points.len());
-    let mut disks = Vec::with_capacity(sw.points.len());
-    let mut seconds = 0.0;
-    let disk_root = out.unwrap_or(&sw.base.outputs.dir);
-    for p in &sw.points {
-        run::preflight_config(&p.experiment, limits(cli))?;
-        let ds = data::load(&p.experiment.data, p.experiment.seed)?;
-        // As the run itself checks it: resolved for its data (e.g. the iterative solver).
-        let f = run::memory::preflight_into(
-            &p.experiment.resolved_for(&ds)?,
-            &ds,
-            Some(disk_root),
-            limits(cli),
-        )?;
-        peaks.push(f.peak_bytes);
-        if shard.is_none_or(|s| s.owns(p.index)) {
-            disks.push(f.disk_bytes);
-        }
-        seconds += f.seconds;
-    }
-    // A resumed sweep's finished points are on the disk already.
-    if !out.is_some_and(|o| o.join(psweep::PLAN_FILE).exists()) {
-        run::memory::check_sweep_disk(&disks, disk_root, limits(cli))?;
-    }
+    let seconds = psweep::preflight(&sw, shard, out, limits(cli))?;
     if seconds > run::memory::LONG_RUN_SECONDS && !cli.quiet {
         eprintln!(
             "note: {} points, estimated ~{} one after the other at the reference machine's rates (`--estimate` lists them)",
@@ -486,7 +461,6 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             run::memory::duration(seconds)
         );
     }
-    run::memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1), limits(cli))?;
     let dir = match out {
         Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
             psweep::open_dir(o, text, &config_dir)?
@@ -507,19 +481,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         limits(cli),
         &|done, total, row| {
             if !quiet {
-                eprintln!(
-                    "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
-                    row.values
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    row.seed,
-                    row.phase
-                        .map(|p| p.name().to_string())
-                        .unwrap_or_else(|| row.status.to_string()),
-                    row.wall_s
-                );
+                print_sweep_progress(done, total, row);
             }
         },
     )?;
@@ -535,13 +497,7 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
                 dir.display()
             );
         }
-        return Ok(if interrupted {
-            ExitCode::from(130)
-        } else if failed > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        });
+        return Ok(sweep_exit_code(interrupted, failed));
     }
     let reason = |_: usize| {
         if interrupted {
@@ -555,15 +511,39 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
         print_collected(&c, &dir);
     }
     let failed = rows.iter().filter(|r| !r.status.is_completed()).count();
-    Ok(if interrupted {
-        ExitCode::from(130)
-    } else if failed > 0 {
+    if failed > 0 && !interrupted {
         // As --collect: a sweep with a point that did not complete is not a success.
         eprintln!("error: {failed} point(s) of the sweep did not complete (see sweep.md)");
+    }
+    Ok(sweep_exit_code(interrupted, failed))
+}
+
+/// A sweep's (or shard's) exit status: 130 when interrupted, 1 when a point did not complete.
+fn sweep_exit_code(interrupted: bool, failed: usize) -> ExitCode {
+    if interrupted {
+        ExitCode::from(130)
+    } else if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+/// One line on a finished sweep point.
+fn print_sweep_progress(done: usize, total: usize, row: &ntk_dynamics::record::sweep::SweepRow) {
+    eprintln!(
+        "[sweep] {done}/{total} {} seed {}: {} ({:.1} s)",
+        row.values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        row.seed,
+        row.phase
+            .map(|p| p.name().to_string())
+            .unwrap_or_else(|| row.status.to_string()),
+        row.wall_s
+    );
 }
 
 /// Submits the sweep in `dir` as a Slurm array; with --wait, collects when it ends.

@@ -97,81 +97,9 @@ impl DataSpec {
     /// The checked `[data]` table.
     pub fn check(&self) -> Result<DataConfig> {
         let (source, n_train, n_test) = match self {
-            DataSpec::Sine(s) => {
-                let frequency = s.frequency.unwrap_or(def::SINE_FREQUENCY);
-                if !frequency.is_finite() {
-                    return Err(Error::value("data.frequency", frequency, "a finite number"));
-                }
-                let interval = s.interval.unwrap_or(def::SINE_INTERVAL);
-                if !(interval[0].is_finite()
-                    && interval[1].is_finite()
-                    && interval[0] < interval[1]
-                    && (interval[1] - interval[0]).is_finite())
-                {
-                    return Err(Error::value(
-                        "data.interval",
-                        format!("{interval:?}"),
-                        "[lo, hi] with finite lo < hi and a finite width hi − lo",
-                    ));
-                }
-                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
-                let noise = non_negative("data.noise", s.noise.unwrap_or(0.0))?;
-                let src = SineSource {
-                    frequency,
-                    interval,
-                    noise,
-                };
-                (DataSource::Sine(src), Some(n_train), Some(n_test))
-            }
-            DataSpec::Teacher(s) => {
-                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
-                let src = TeacherSource {
-                    input_dim: at_least(
-                        "data.input_dim",
-                        s.input_dim.unwrap_or(def::TEACHER_INPUT_DIM),
-                        1,
-                    )?,
-                    teacher_width: at_least(
-                        "data.teacher_width",
-                        s.teacher_width.unwrap_or(def::TEACHER_WIDTH),
-                        1,
-                    )?,
-                    noise: non_negative("data.noise", s.noise.unwrap_or(0.0))?,
-                };
-                (DataSource::Teacher(src), Some(n_train), Some(n_test))
-            }
-            DataSpec::Text(s) => {
-                let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
-                let validation_fraction = validation_fraction(s.validation_fraction)?;
-                let n_val =
-                    match (validation_fraction > 0.0, s.n_val) {
-                        (true, n) => Some(at_least("data.n_val", n.unwrap_or(n_test), 1)?),
-                        (false, None) => None,
-                        (false, Some(n)) => return Err(Error::value(
-                            "data.n_val",
-                            n,
-                            "only with data.validation_fraction > 0 (there is no validation part)",
-                        )),
-                    };
-                let src = TextSource {
-                    path: required(
-                        "data.path",
-                        s.path.clone(),
-                        "a text file path is required for data.kind = \"text\"",
-                    )?,
-                    context: at_least("data.context", s.context.unwrap_or(def::TEXT_CONTEXT), 1)?,
-                    lowercase: s.lowercase.unwrap_or(true),
-                    test_fraction: fraction(
-                        "data.test_fraction",
-                        s.test_fraction.unwrap_or(def::TEXT_TEST_FRACTION),
-                        "a fraction in (0, 1) for data.kind = \"text\"",
-                        |f| f > 0.0 && f < 1.0,
-                    )?,
-                    validation_fraction,
-                    n_val,
-                };
-                (DataSource::Text(src), Some(n_train), Some(n_test))
-            }
+            DataSpec::Sine(s) => check_sine(s)?,
+            DataSpec::Teacher(s) => check_teacher(s)?,
+            DataSpec::Text(s) => check_text(s)?,
             DataSpec::Csv(s) => {
                 if let Some(n) = s.n_train {
                     at_least("data.n_train", n, 1)?;
@@ -973,4 +901,86 @@ pub fn train_subset(
         ));
     }
     Ok(())
+}
+
+/// The checked `[data]` of `kind = "sine"`.
+fn check_sine(s: &SineSpec) -> Result<(DataSource, Option<usize>, Option<usize>)> {
+    let frequency = s.frequency.unwrap_or(def::SINE_FREQUENCY);
+    if !frequency.is_finite() {
+        return Err(Error::value("data.frequency", frequency, "a finite number"));
+    }
+    let interval = s.interval.unwrap_or(def::SINE_INTERVAL);
+    if !(interval[0].is_finite()
+        && interval[1].is_finite()
+        && interval[0] < interval[1]
+        && (interval[1] - interval[0]).is_finite())
+    {
+        return Err(Error::value(
+            "data.interval",
+            format!("{interval:?}"),
+            "[lo, hi] with finite lo < hi and a finite width hi − lo",
+        ));
+    }
+    let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+    let noise = non_negative("data.noise", s.noise.unwrap_or(0.0))?;
+    let src = SineSource {
+        frequency,
+        interval,
+        noise,
+    };
+    Ok((DataSource::Sine(src), Some(n_train), Some(n_test)))
+}
+
+/// The checked `[data]` of `kind = "teacher"`.
+fn check_teacher(s: &TeacherSpec) -> Result<(DataSource, Option<usize>, Option<usize>)> {
+    let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+    let src = TeacherSource {
+        input_dim: at_least(
+            "data.input_dim",
+            s.input_dim.unwrap_or(def::TEACHER_INPUT_DIM),
+            1,
+        )?,
+        teacher_width: at_least(
+            "data.teacher_width",
+            s.teacher_width.unwrap_or(def::TEACHER_WIDTH),
+            1,
+        )?,
+        noise: non_negative("data.noise", s.noise.unwrap_or(0.0))?,
+    };
+    Ok((DataSource::Teacher(src), Some(n_train), Some(n_test)))
+}
+
+/// The checked `[data]` of `kind = "text"`.
+fn check_text(s: &TextSpec) -> Result<(DataSource, Option<usize>, Option<usize>)> {
+    let (n_train, n_test) = sample_counts(s.n_train, s.n_test)?;
+    let validation_fraction = validation_fraction(s.validation_fraction)?;
+    let n_val = match (validation_fraction > 0.0, s.n_val) {
+        (true, n) => Some(at_least("data.n_val", n.unwrap_or(n_test), 1)?),
+        (false, None) => None,
+        (false, Some(n)) => {
+            return Err(Error::value(
+                "data.n_val",
+                n,
+                "only with data.validation_fraction > 0 (there is no validation part)",
+            ))
+        }
+    };
+    let src = TextSource {
+        path: required(
+            "data.path",
+            s.path.clone(),
+            "a text file path is required for data.kind = \"text\"",
+        )?,
+        context: at_least("data.context", s.context.unwrap_or(def::TEXT_CONTEXT), 1)?,
+        lowercase: s.lowercase.unwrap_or(true),
+        test_fraction: fraction(
+            "data.test_fraction",
+            s.test_fraction.unwrap_or(def::TEXT_TEST_FRACTION),
+            "a fraction in (0, 1) for data.kind = \"text\"",
+            |f| f > 0.0 && f < 1.0,
+        )?,
+        validation_fraction,
+        n_val,
+    };
+    Ok((DataSource::Text(src), Some(n_train), Some(n_test)))
 }

@@ -190,6 +190,64 @@ pub fn from_tables(
     rng: &mut StdRng,
 ) -> Result<Dataset> {
     let (train, test) = split_rows(src, main, test, n_train, n_test, rng)?;
+    let (feat_idx, target_idx) = feature_and_target_columns(src, main)?;
+    let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> {
+        rows.iter()
+            .flat_map(|r| idx.iter().map(move |&i| r[i]))
+            .collect()
+    };
+    if src.one_hot.is_none() {
+        check_distinct_targets(src, &main.header, &train, &target_idx)?;
+    }
+    let feature_names: Vec<String> = feat_idx.iter().map(|&i| main.header[i].clone()).collect();
+    let mut ds = match src.one_hot {
+        None => Dataset {
+            input_dim: feat_idx.len(),
+            n_outputs: target_idx.len(),
+            x_train: pick(&train, &feat_idx),
+            y_train: pick(&train, &target_idx),
+            x_val: Vec::new(),
+            y_val: Vec::new(),
+            x_test: pick(&test, &feat_idx),
+            y_test: pick(&test, &target_idx),
+            feature_names,
+            target_names: src.target.clone(),
+            classes: None,
+            text: None,
+        },
+        Some(one_hot) => {
+            let (classes, y_train, y_test) =
+                one_hot_targets(src, &one_hot, &train, &test, target_idx[0], rng)?;
+            Dataset {
+                input_dim: feat_idx.len(),
+                n_outputs: classes.len(),
+                x_train: pick(&train, &feat_idx),
+                y_train,
+                x_val: Vec::new(),
+                y_val: Vec::new(),
+                x_test: pick(&test, &feat_idx),
+                y_test,
+                feature_names,
+                target_names: classes
+                    .iter()
+                    .map(|n| format!("{}={n}", src.target[0]))
+                    .collect(),
+                classes: Some(classes),
+                text: None,
+            }
+        }
+    };
+    ds.carve_validation(src.validation_fraction);
+    preprocess(src, &mut ds)?;
+    Ok(ds)
+}
+
+/// The feature and the target columns of a CSV table (features: the named ones, else every
+/// column that is not a target), checked against the header and `data.image_shape`.
+fn feature_and_target_columns(
+    src: &CsvSource,
+    main: &CsvTable,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     let column = |name: &String, what: &str| {
         main.header.iter().position(|h| h == name).ok_or_else(|| {
             data_error(
@@ -240,53 +298,12 @@ pub fn from_tables(
             ));
         }
     }
-    let pick = |rows: &[Vec<f64>], idx: &[usize]| -> Vec<f64> {
-        rows.iter()
-            .flat_map(|r| idx.iter().map(move |&i| r[i]))
-            .collect()
-    };
-    if src.one_hot.is_none() {
-        check_distinct_targets(src, &main.header, &train, &target_idx)?;
-    }
-    let feature_names: Vec<String> = feat_idx.iter().map(|&i| main.header[i].clone()).collect();
-    let mut ds = match src.one_hot {
-        None => Dataset {
-            input_dim: feat_idx.len(),
-            n_outputs: target_idx.len(),
-            x_train: pick(&train, &feat_idx),
-            y_train: pick(&train, &target_idx),
-            x_val: Vec::new(),
-            y_val: Vec::new(),
-            x_test: pick(&test, &feat_idx),
-            y_test: pick(&test, &target_idx),
-            feature_names,
-            target_names: src.target.clone(),
-            classes: None,
-            text: None,
-        },
-        Some(one_hot) => {
-            let (classes, y_train, y_test) =
-                one_hot_targets(src, &one_hot, &train, &test, target_idx[0], rng)?;
-            Dataset {
-                input_dim: feat_idx.len(),
-                n_outputs: classes.len(),
-                x_train: pick(&train, &feat_idx),
-                y_train,
-                x_val: Vec::new(),
-                y_val: Vec::new(),
-                x_test: pick(&test, &feat_idx),
-                y_test,
-                feature_names,
-                target_names: classes
-                    .iter()
-                    .map(|n| format!("{}={n}", src.target[0]))
-                    .collect(),
-                classes: Some(classes),
-                text: None,
-            }
-        }
-    };
-    ds.carve_validation(src.validation_fraction);
+    Ok((feat_idx, target_idx))
+}
+
+/// Standardises the columns (`data.standardize`; targets too unless one-hot) and scales the
+/// features (`data.feature_scale`), with the training points' statistics.
+fn preprocess(src: &CsvSource, ds: &mut Dataset) -> Result<()> {
     if src.standardize {
         standardize_columns(
             &mut ds.x_train,
@@ -313,7 +330,7 @@ pub fn from_tables(
             *v *= src.feature_scale;
         }
     }
-    Ok(ds)
+    Ok(())
 }
 
 /// Train and test rows: a seeded shuffle (when asked) and a held-out fraction, or the rows of

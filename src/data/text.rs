@@ -246,6 +246,53 @@ pub fn dataset(
     text_dataset(&text, sampling, rng, &src.path)
 }
 
+/// The sorted distinct characters of a text; refused with fewer than two.
+fn vocabulary_of(chars: &[char], lowercase: bool, path: &Path) -> Result<Vec<char>> {
+    let mut vocabulary = chars.to_vec();
+    vocabulary.sort_unstable();
+    vocabulary.dedup();
+    if vocabulary.len() < 2 {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!(
+                "a vocabulary of {} character(s){}: next-character prediction needs at least two distinct characters (there is nothing to predict)",
+                vocabulary.len(),
+                if lowercase { " after lowercasing" } else { "" }
+            ),
+        });
+    }
+    Ok(vocabulary)
+}
+
+/// The one-hot inputs (the `context` characters before each position) and targets (the
+/// character at it) of the samples at `pos`, row-major.
+fn encode_contexts(info: &TextInfo, chars: &[char], pos: &[usize]) -> (Vec<f64>, Vec<f64>) {
+    let (context, vocabulary) = (info.context, &info.vocabulary);
+    let v = vocabulary.len();
+    let mut x = Vec::with_capacity(pos.len() * context * v);
+    let mut y = Vec::with_capacity(pos.len() * v);
+    for &p in pos {
+        x.extend(info.encode(&chars[p - context..p]));
+        let t = vocabulary.binary_search(&chars[p]).unwrap_or(0);
+        y.extend((0..v).map(|j| if j == t { 1.0 } else { 0.0 }));
+    }
+    (x, y)
+}
+
+/// A character as it appears in feature, target and class names (newline as `\n`, comma as
+/// `comma`).
+fn display_name(c: char) -> String {
+    if c == '\n' {
+        "\\n".to_string()
+    } else if c == ',' {
+        "comma".to_string()
+    } else {
+        c.to_string()
+    }
+}
+
 /// Builds next-character samples: test contexts (and their targets) entirely inside the last
 /// `test_fraction` of the text, validation contexts entirely inside the last
 /// `validation_fraction` of the part before it, training contexts from the rest; each drawn
@@ -270,21 +317,7 @@ pub fn text_dataset(
     } else {
         text.chars().collect()
     };
-    let mut vocabulary = chars.clone();
-    vocabulary.sort_unstable();
-    vocabulary.dedup();
-    if vocabulary.len() < 2 {
-        return Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: format!(
-                "a vocabulary of {} character(s){}: next-character prediction needs at least two distinct characters (there is nothing to predict)",
-                vocabulary.len(),
-                if lowercase { " after lowercasing" } else { "" }
-            ),
-        });
-    }
+    let vocabulary = vocabulary_of(&chars, lowercase, path)?;
     let split = ((chars.len() as f64) * (1.0 - test_fraction)) as usize;
     let train_end = split - ((split as f64) * validation_fraction).round() as usize;
     // sample i uses chars[p − context .. p] → chars[p]
@@ -338,28 +371,11 @@ pub fn text_dataset(
         test_histories: histories(&chars, &te),
     };
     let v = vocabulary.len();
-    let encode_set = |pos: &[usize]| -> (Vec<f64>, Vec<f64>) {
-        let mut x = Vec::with_capacity(pos.len() * context * v);
-        let mut y = Vec::with_capacity(pos.len() * v);
-        for &p in pos {
-            x.extend(info.encode(&chars[p - context..p]));
-            let t = vocabulary.binary_search(&chars[p]).unwrap_or(0);
-            y.extend((0..v).map(|j| if j == t { 1.0 } else { 0.0 }));
-        }
-        (x, y)
-    };
+    let encode_set = |pos: &[usize]| encode_contexts(&info, &chars, pos);
     let (x_train, y_train) = encode_set(&tr);
     let (x_test, y_test) = encode_set(&te);
     let (x_val, y_val) = encode_set(&va);
-    let name = |c: char| {
-        if c == '\n' {
-            "\\n".to_string()
-        } else if c == ',' {
-            "comma".to_string()
-        } else {
-            c.to_string()
-        }
-    };
+    let name = display_name;
     Ok(Dataset {
         input_dim: context * v,
         n_outputs: v,

@@ -66,26 +66,13 @@ pub fn solve(
     let r0 = b.to_owned();
     let z0 = apply_p(&r0);
     let mut cols: Vec<Column> = (0..c)
-        .map(|j| {
-            let r = col(&r0, j);
-            let z = col(&z0, j);
-            let rz = dot(&r, &z);
-            Column {
-                x: vec![0.0; n],
-                done: rz.is_nan() || rz <= 0.0,
-                p: z,
-                r,
-                rz,
-                terms: Vec::new(),
-                report: SolveReport {
-                    iterations: 0,
-                    error_estimate: 0.0,
-                    converged: rz.is_nan() || rz <= 0.0,
-                },
-            }
-        })
+        .map(|j| Column::start(col(&r0, j), col(&z0, j)))
         .collect();
-    let d = s.delay.max(1);
+    let stop = Stop {
+        delay: s.delay.max(1),
+        scale,
+        tolerance: s.tolerance,
+    };
     for it in 0..s.max_iterations {
         let active: Vec<usize> = (0..c).filter(|&j| !cols[j].done).collect();
         if active.is_empty() {
@@ -97,56 +84,13 @@ pub fn solve(
         let mut r_new = Mat::<f64>::zeros(n, active.len());
         for (a, &j) in active.iter().enumerate() {
             let cj = &mut cols[j];
-            let apj = ap.col_as_slice(a);
-            let pap = dot(&cj.p, apj);
-            if pap.is_nan() || pap <= 0.0 {
-                // The direction has no energy: the residual lies in the null space.
-                cj.done = true;
-                cj.report.converged = true;
-                continue;
+            if cj.step(ap.col_as_slice(a), it) {
+                r_new.col_as_slice_mut(a).copy_from_slice(&cj.r);
             }
-            let alpha = cj.rz / pap;
-            for ((x, r), (p, a)) in
-                cj.x.iter_mut()
-                    .zip(cj.r.iter_mut())
-                    .zip(cj.p.iter().zip(apj))
-            {
-                *x += alpha * p;
-                *r -= alpha * a;
-            }
-            cj.terms.push(alpha * cj.rz);
-            cj.report.iterations = it + 1;
-            r_new.col_as_slice_mut(a).copy_from_slice(&cj.r);
         }
         let z = apply_p(&r_new);
         for (a, &j) in active.iter().enumerate() {
-            let cj = &mut cols[j];
-            if cj.done {
-                continue;
-            }
-            let k = cj.terms.len();
-            if k >= d {
-                let est: f64 = cj.terms[k - d..].iter().sum();
-                cj.report.error_estimate = scale * est.max(0.0).sqrt();
-                if cj.report.error_estimate <= s.tolerance {
-                    cj.report.converged = true;
-                    cj.done = true;
-                    continue;
-                }
-            }
-            let zj = z.col_as_slice(a);
-            let rz_new = dot(&cj.r, zj);
-            if rz_new.is_nan() || rz_new <= 0.0 {
-                cj.report.converged = true;
-                cj.report.error_estimate = 0.0;
-                cj.done = true;
-                continue;
-            }
-            let beta = rz_new / cj.rz;
-            for (p, z) in cj.p.iter_mut().zip(zj) {
-                *p = z + beta * *p;
-            }
-            cj.rz = rz_new;
+            cols[j].next_direction(z.col_as_slice(a), &stop);
         }
     }
     let x = Mat::from_fn(n, c, |i, j| cols[j].x[i]);
@@ -154,4 +98,87 @@ pub fn solve(
         x,
         reports: cols.iter().map(|c| c.report).collect(),
     })
+}
+
+/// When a column's solve stops: its error estimate (the last `delay` terms, times `scale`)
+/// at most `tolerance`.
+struct Stop {
+    delay: usize,
+    scale: f64,
+    tolerance: f64,
+}
+
+impl Column {
+    /// A column at x = 0 with residual `r` and preconditioned residual `z`.
+    fn start(r: Vec<f64>, z: Vec<f64>) -> Self {
+        let n = r.len();
+        let rz = dot(&r, &z);
+        Column {
+            x: vec![0.0; n],
+            done: rz.is_nan() || rz <= 0.0,
+            p: z,
+            r,
+            rz,
+            terms: Vec::new(),
+            report: SolveReport {
+                iterations: 0,
+                error_estimate: 0.0,
+                converged: rz.is_nan() || rz <= 0.0,
+            },
+        }
+    }
+
+    /// The step along `p` given `A·p` (iteration `it`): false when the direction has no energy
+    /// (the residual lies in the null space, and the column is done).
+    fn step(&mut self, ap: &[f64], it: usize) -> bool {
+        let pap = dot(&self.p, ap);
+        if pap.is_nan() || pap <= 0.0 {
+            self.done = true;
+            self.report.converged = true;
+            return false;
+        }
+        let alpha = self.rz / pap;
+        for ((x, r), (p, a)) in self
+            .x
+            .iter_mut()
+            .zip(self.r.iter_mut())
+            .zip(self.p.iter().zip(ap))
+        {
+            *x += alpha * p;
+            *r -= alpha * a;
+        }
+        self.terms.push(alpha * self.rz);
+        self.report.iterations = it + 1;
+        true
+    }
+
+    /// Stops when the error estimate is within tolerance (or the residual vanished); else the
+    /// next search direction from the preconditioned residual `z`.
+    fn next_direction(&mut self, z: &[f64], stop: &Stop) {
+        if self.done {
+            return;
+        }
+        let k = self.terms.len();
+        if k >= stop.delay {
+            let est: f64 = self.terms[k - stop.delay..].iter().sum();
+            self.report.error_estimate = stop.scale * est.max(0.0).sqrt();
+            if self.report.error_estimate <= stop.tolerance {
+                self.report.converged = true;
+                self.done = true;
+                return;
+            }
+        }
+        let rz_new = dot(&self.r, z);
+        if rz_new.is_nan() || rz_new <= 0.0 {
+            self.report.converged = true;
+            self.report.error_estimate = 0.0;
+            self.done = true;
+            return;
+        }
+        let beta = rz_new / self.rz;
+        for (p, z) in self.p.iter_mut().zip(z) {
+            *p = z + beta * *p;
+        }
+        self.rz = rz_new;
+    }
 }

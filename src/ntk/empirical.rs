@@ -620,8 +620,6 @@ pub fn ntk_from_signals(
     form: KernelForm,
 ) -> EmpiricalNtk {
     let k_out = net.config.n_outputs;
-    let n1 = s1.n_points();
-    let n2 = s2.n_points();
     let mut per_layer = Vec::with_capacity(net.shapes.len());
     for (l, s) in net.shapes.iter().enumerate() {
         // Learning-rate multipliers (1 except under mup) weight each term, so that the kernel is
@@ -632,101 +630,138 @@ pub fn ntk_from_signals(
         } else {
             0.0
         };
-        if s.input.rows_per_image() > 1 {
-            per_layer.push(conv_layer_kernel(s1, s2, l, (cw, cb), form));
-            continue;
-        }
-        // Where the row and column points are the same, only lower triangles are multiplied
-        // (half the work) and each layer term is mirrored once.
-        let same = std::ptr::eq(s1, s2);
-        let product = |a: MatRef<'_, f64>, b: MatRef<'_, f64>, out: &mut Mat<f64>, accum| {
-            if same {
-                linalg::gram_lower_into(out.as_mut(), a, accum)
-            } else {
-                linalg::gram_into(out.as_mut(), a, b, accum)
-            }
-        };
-        let mut gh = Mat::zeros(n1, n2);
-        product(s1.input(l), s2.input(l), &mut gh, faer::Accum::Replace);
-        // (cw·GH + cb) ⊙ GD, in place.
-        let combine = |gh: &Mat<f64>, gd: &mut Mat<f64>| {
-            for j in 0..gd.ncols() {
-                let h = gh.col_as_slice(j);
-                for (d, &h) in gd.col_as_slice_mut(j).iter_mut().zip(h) {
-                    *d *= cw * h + cb;
-                }
-            }
-        };
-        let m = match form {
-            KernelForm::Trace => {
-                // Σ_k Δ1^k Δ2^kᵀ / K, accumulated in one matrix.
-                let mut gd = Mat::zeros(n1, n2);
-                if let (Some(u1), Some(u2)) = (s1.trace_factor(l), s2.trace_factor(l)) {
-                    product(u1, u2, &mut gd, faer::Accum::Replace);
-                } else {
-                    for k in 0..k_out {
-                        let accum = if k == 0 {
-                            faer::Accum::Replace
-                        } else {
-                            faer::Accum::Add
-                        };
-                        product(s1.delta(k, l), s2.delta(k, l), &mut gd, accum);
-                    }
-                }
-                if k_out > 1 {
-                    gd *= faer::Scale(1.0 / k_out as f64);
-                }
-                combine(&gh, &mut gd);
-                if same {
-                    linalg::mirror_lower(&mut gd);
-                }
-                gd
-            }
-            KernelForm::Full => {
-                if same {
-                    linalg::mirror_lower(&mut gh);
-                }
-                let mut full = Mat::zeros(n1 * k_out, n2 * k_out);
-                let mut gd = Mat::zeros(n1, n2);
-                for k in 0..k_out {
-                    for kp in 0..k_out {
-                        if same && kp < k {
-                            // Block (k, kp) is block (kp, k) transposed (GH is symmetric), taken
-                            // when k was kp: not multiplied twice, and the kernel exactly symmetric.
-                            for i in 0..n1 {
-                                for j in 0..n2 {
-                                    full[(i * k_out + k, j * k_out + kp)] =
-                                        full[(j * k_out + kp, i * k_out + k)];
-                                }
-                            }
-                            continue;
-                        }
-                        if same && k == kp {
-                            linalg::gram_lower_into(
-                                gd.as_mut(),
-                                s1.delta(k, l),
-                                faer::Accum::Replace,
-                            );
-                            combine(&gh, &mut gd);
-                            linalg::mirror_lower(&mut gd);
-                        } else {
-                            linalg::gram_into(
-                                gd.as_mut(),
-                                s1.delta(k, l),
-                                s2.delta(kp, l),
-                                faer::Accum::Replace,
-                            );
-                            combine(&gh, &mut gd);
-                        }
-                        place_output_block(&mut full, &gd, (k, kp), k_out);
-                    }
-                }
-                full
-            }
-        };
-        per_layer.push(m);
+        per_layer.push(if s.input.rows_per_image() > 1 {
+            conv_layer_kernel(s1, s2, l, (cw, cb), form)
+        } else {
+            dense_layer_kernel((s1, s2), l, (cw, cb), form, k_out)
+        });
     }
     EmpiricalNtk { per_layer, form }
+}
+
+/// `out (+)= a·bᵀ`; where the row and column points are the same (`same`), only the lower
+/// triangle (half the work).
+fn signal_product(
+    same: bool,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    out: &mut Mat<f64>,
+    accum: faer::Accum,
+) {
+    if same {
+        linalg::gram_lower_into(out.as_mut(), a, accum)
+    } else {
+        linalg::gram_into(out.as_mut(), a, b, accum)
+    }
+}
+
+/// `(cw·GH + cb) ⊙ GD`, in place in `gd`.
+fn combine_terms(gh: &Mat<f64>, gd: &mut Mat<f64>, (cw, cb): (f64, f64)) {
+    for j in 0..gd.ncols() {
+        let h = gh.col_as_slice(j);
+        for (d, &h) in gd.col_as_slice_mut(j).iter_mut().zip(h) {
+            *d *= cw * h + cb;
+        }
+    }
+}
+
+/// A dense layer's term of the kernel: `(cw·GH + cb) ⊙ GD` with GH the Gram matrix of the
+/// layer's inputs and GD that of its backprop signals (averaged over outputs, or per output
+/// pair in the full form). Where the row and column points are the same, only lower triangles
+/// are multiplied (half the work) and each layer term is mirrored once.
+fn dense_layer_kernel(
+    (s1, s2): (&BackpropSignals, &BackpropSignals),
+    l: usize,
+    coefficients: (f64, f64),
+    form: KernelForm,
+    k_out: usize,
+) -> Mat<f64> {
+    let (n1, n2) = (s1.n_points(), s2.n_points());
+    let same = std::ptr::eq(s1, s2);
+    let mut gh = Mat::zeros(n1, n2);
+    signal_product(
+        same,
+        s1.input(l),
+        s2.input(l),
+        &mut gh,
+        faer::Accum::Replace,
+    );
+    match form {
+        KernelForm::Trace => {
+            // Σ_k Δ1^k Δ2^kᵀ / K, accumulated in one matrix.
+            let mut gd = Mat::zeros(n1, n2);
+            if let (Some(u1), Some(u2)) = (s1.trace_factor(l), s2.trace_factor(l)) {
+                signal_product(same, u1, u2, &mut gd, faer::Accum::Replace);
+            } else {
+                for k in 0..k_out {
+                    let accum = if k == 0 {
+                        faer::Accum::Replace
+                    } else {
+                        faer::Accum::Add
+                    };
+                    signal_product(same, s1.delta(k, l), s2.delta(k, l), &mut gd, accum);
+                }
+            }
+            if k_out > 1 {
+                gd *= faer::Scale(1.0 / k_out as f64);
+            }
+            combine_terms(&gh, &mut gd, coefficients);
+            if same {
+                linalg::mirror_lower(&mut gd);
+            }
+            gd
+        }
+        KernelForm::Full => {
+            if same {
+                linalg::mirror_lower(&mut gh);
+            }
+            full_form_layer_kernel((s1, s2), l, &gh, coefficients, k_out)
+        }
+    }
+}
+
+/// A dense layer's term of the full (`N·K × N·K`) kernel: one block per output pair.
+fn full_form_layer_kernel(
+    (s1, s2): (&BackpropSignals, &BackpropSignals),
+    l: usize,
+    gh: &Mat<f64>,
+    coefficients: (f64, f64),
+    k_out: usize,
+) -> Mat<f64> {
+    let (n1, n2) = (s1.n_points(), s2.n_points());
+    let same = std::ptr::eq(s1, s2);
+    let mut full = Mat::zeros(n1 * k_out, n2 * k_out);
+    let mut gd = Mat::zeros(n1, n2);
+    for k in 0..k_out {
+        for kp in 0..k_out {
+            if same && kp < k {
+                // Block (k, kp) is block (kp, k) transposed (GH is symmetric), taken when k was
+                // kp: not multiplied twice, and the kernel exactly symmetric.
+                for i in 0..n1 {
+                    for j in 0..n2 {
+                        full[(i * k_out + k, j * k_out + kp)] =
+                            full[(j * k_out + kp, i * k_out + k)];
+                    }
+                }
+                continue;
+            }
+            if same && k == kp {
+                linalg::gram_lower_into(gd.as_mut(), s1.delta(k, l), faer::Accum::Replace);
+                combine_terms(gh, &mut gd, coefficients);
+                linalg::mirror_lower(&mut gd);
+            } else {
+                linalg::gram_into(
+                    gd.as_mut(),
+                    s1.delta(k, l),
+                    s2.delta(kp, l),
+                    faer::Accum::Replace,
+                );
+                combine_terms(gh, &mut gd, coefficients);
+            }
+            place_output_block(&mut full, &gd, (k, kp), k_out);
+        }
+    }
+    full
 }
 
 /// Structured empirical NTK between `x1` (`n1` rows) and `x2` (`n2` rows; `None` = `x1`).

@@ -306,6 +306,45 @@ pub fn run(
         .collect())
 }
 
+/// Checks every point of a sweep before anything is created: its config, its data and its
+/// footprint (memory and time; disk for the points `shard` owns, unless the sweep in `out` is
+/// being resumed), and the points that run at the same time together. The estimated seconds of
+/// all points one after the other.
+pub fn preflight(
+    sw: &Sweep,
+    shard: Option<Shard>,
+    out: Option<&Path>,
+    limits: crate::run::LimitPolicy,
+) -> Result<f64> {
+    use crate::run::{self, memory};
+    let mut peaks = Vec::with_capacity(sw.points.len());
+    let mut disks = Vec::with_capacity(sw.points.len());
+    let mut seconds = 0.0;
+    let disk_root = out.unwrap_or(&sw.base.outputs.dir);
+    for p in &sw.points {
+        run::preflight_config(&p.experiment, limits)?;
+        let ds = crate::data::load(&p.experiment.data, p.experiment.seed)?;
+        // As the run itself checks it: resolved for its data (e.g. the iterative solver).
+        let f = memory::preflight_into(
+            &p.experiment.resolved_for(&ds)?,
+            &ds,
+            Some(disk_root),
+            limits,
+        )?;
+        peaks.push(f.peak_bytes);
+        if shard.is_none_or(|s| s.owns(p.index)) {
+            disks.push(f.disk_bytes);
+        }
+        seconds += f.seconds;
+    }
+    // A resumed sweep's finished points are on the disk already.
+    if !out.is_some_and(|o| o.join(PLAN_FILE).exists()) {
+        memory::check_sweep_disk(&disks, disk_root, limits)?;
+    }
+    memory::check_concurrent_points(&mut peaks, sw.spec.parallel.unwrap_or(1), limits)?;
+    Ok(seconds)
+}
+
 /// Creates a fresh sweep directory (`out`, or `<outputs.dir>/<name>/sweep-<UTC stamp>`) with
 /// its plan (`sweep.toml`, the config text every process expands the same way, its relative
 /// paths rewritten from `config_dir`, the directory of the config, to the sweep directory).

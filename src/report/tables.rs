@@ -157,132 +157,6 @@ fn final_json(r: &RunRecord, c: Column) -> serde_json::Value {
 /// Final figures as JSON (`summary.json`).
 pub fn summary_json(r: &RunRecord) -> serde_json::Value {
     let last = r.last();
-    let track_figures: serde_json::Map<String, serde_json::Value> = r
-        .tracks
-        .iter()
-        .map(|&t| {
-            (
-                t.name().to_string(),
-                serde_json::json!({
-                    "train_loss": final_json(r, Column::Loss(t, Split::Train)),
-                    "test_loss": final_json(r, Column::Loss(t, Split::Test)),
-                    "diverged_at_step": r.outputs_of(t).and_then(|o| o.diverged_at_step),
-                }),
-            )
-        })
-        .collect();
-    let divergence: serde_json::Map<String, serde_json::Value> = r
-        .pairs
-        .iter()
-        .map(|&(a, b)| {
-            (
-                format!("rmse_{}_{}", a.name(), b.name()),
-                serde_json::json!({
-                    "train": final_json(r, Column::Rmse((a, b), Split::Train)),
-                    "test": final_json(r, Column::Rmse((a, b), Split::Test)),
-                }),
-            )
-        })
-        .collect();
-    let per_track = |f: &dyn Fn(crate::record::Track) -> Column| {
-        r.tracks
-            .iter()
-            .map(|&t| (t.name().to_string(), final_json(r, f(t))))
-            .collect::<serde_json::Map<_, _>>()
-    };
-    let list = |v: &[f64]| v.iter().map(|&x| json_f64(x)).collect::<Vec<_>>();
-    let kernel = r.last_kernel().map(|k| {
-        serde_json::json!({
-            "ntk_rel_drift": json_f64(k.ntk_rel_drift),
-            "ntk_kernel_distance": json_f64(k.ntk_kernel_distance),
-            "ntk_lambda_max": json_f64(k.ntk_lambda_max),
-            "ntk_lambda_max_full": json_f64(k.ntk_lambda_max_full),
-            "sharpness_ratio": json_f64(k.sharpness_ratio),
-            "ntk_rel_drift_per_layer": list(&k.ntk_rel_drift_per_layer),
-            "param_rel_change": json_f64(k.param_rel_change),
-            "param_rel_change_per_layer": list(&k.param_rel_change_per_layer),
-            "weight_rel_change_per_layer": list(&k.weight_rel_change_per_layer),
-            "bias_rel_change_per_layer": list(&k.bias_rel_change_per_layer),
-            "weight_spectral_change_per_layer": list(&k.weight_spectral_change_per_layer),
-        })
-    });
-    let evidence = r.phase_evidence();
-    let phase = serde_json::json!({
-        "label": evidence.classify().name(),
-        "lr_over_critical": json_f64(evidence.lr_ratio),
-        "final_sharpness_ratio": json_f64(evidence.final_sharpness()),
-        "late_sharpness_ratios": evidence.late_sharpness().iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
-        "edge_band": [crate::metrics::EDGE_BAND.0, crate::metrics::EDGE_BAND.1],
-        "final_ntk_rel_drift": json_f64(evidence.final_drift),
-        "loss_spike": evidence.spiked(),
-    });
-    let bits = |t: crate::record::Track| {
-        Column::Xent(t, Split::Test)
-            .final_value(r)
-            .map(|x| json_f64(x / std::f64::consts::LN_2))
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let classification = last.and_then(|c| c.classification.as_ref()).map(|_| {
-        serde_json::json!({
-            "classes": r.data.classes,
-            "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
-            "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
-            "test_cross_entropy_bits": r.tracks.iter().map(|&t| (t.name().to_string(), bits(t))).collect::<serde_json::Map<_, _>>(),
-            "val_accuracy": per_track(&|t| Column::Accuracy(t, Split::Val)),
-            "early_stopped_test_accuracy": r.tracks.iter().map(|&t| {
-                let v = crate::record::columns::Figure::EarlyStoppedTestAccuracy(t).read(r);
-                (t.name().to_string(), if r.data.y_val.is_empty() { serde_json::Value::Null } else { json_f64(v) })
-            }).collect::<serde_json::Map<_, _>>(),
-            "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
-        })
-    });
-    let classification = match (classification, r.ngram_baselines.is_empty()) {
-        (Some(serde_json::Value::Object(mut m)), false) => {
-            m.insert(
-                "test_bits_per_char".into(),
-                serde_json::json!(r
-                    .tracks
-                    .iter()
-                    .map(|&t| (t.name().to_string(), bits(t)))
-                    .collect::<serde_json::Map<_, _>>()),
-            );
-            m.insert(
-                "ngram_baselines".into(),
-                serde_json::json!(r.ngram_baselines),
-            );
-            if let Some(paired) = paired_json(r) {
-                m.insert("paired_vs_network".into(), paired);
-            }
-            if !r.data.y_val.is_empty() {
-                let ln2 = std::f64::consts::LN_2;
-                m.insert(
-                    "early_stopped".into(),
-                    r.tracks
-                        .iter()
-                        .map(|&t| {
-                            let v = r.early_stop(t).map_or(serde_json::Value::Null, |e| {
-                                serde_json::json!({
-                                    "step": e.step,
-                                    "temperature": json_f64(e.temperature),
-                                    "val_bits_per_char": json_f64(e.val_xent / ln2),
-                                    "test_bits_per_char": json_f64(e.test_xent / ln2),
-                                    "test_accuracy": json_f64(e.test_accuracy),
-                                })
-                            });
-                            (t.name().to_string(), v)
-                        })
-                        .collect::<serde_json::Map<_, _>>()
-                        .into(),
-                );
-            }
-            m.insert(
-                "flags".into(),
-                serde_json::json!(crate::report::checks::text_flags(r)),
-            );
-            Some(serde_json::Value::Object(m))
-        }
-        (c, _) => c,
-    };
     let mut summary = serde_json::json!({
         "name": r.name,
         "seed": r.seed,
@@ -295,14 +169,14 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         "n_test": r.n_test(),
         "n_outputs": r.data.n_outputs,
         "kernel_form": r.kernel_form,
-        "tracks": track_figures,
-        "divergence": divergence,
-        "kernel": kernel,
-        "phase": phase,
+        "tracks": track_figures_json(r),
+        "divergence": divergence_json(r),
+        "kernel": kernel_json(r),
+        "phase": phase_json(r),
         "init_ntk_vs_analytic": json_f64(r.init_ntk_vs_analytic),
         "loss": r.loss,
         "text_samples": r.samples,
-        "classification": classification,
+        "classification": classification_json(r),
         "kernel_solutions": r.kernel_solutions.iter().map(|k| kernel_solution_json(k, k.solver.as_ref().and_then(|_| infinite_time_accuracy(r, k)))).collect::<Vec<_>>(),
         "timings_s": r.timings.iter().map(|t| (t.phase.clone(), serde_json::json!(t.seconds))).collect::<serde_json::Map<_, _>>(),
     });
@@ -318,6 +192,164 @@ pub fn summary_json(r: &RunRecord) -> serde_json::Value {
         }));
     }
     summary
+}
+
+/// Per track: its final losses and where it diverged.
+fn track_figures_json(r: &RunRecord) -> serde_json::Map<String, serde_json::Value> {
+    r.tracks
+        .iter()
+        .map(|&t| {
+            (
+                t.name().to_string(),
+                serde_json::json!({
+                    "train_loss": final_json(r, Column::Loss(t, Split::Train)),
+                    "test_loss": final_json(r, Column::Loss(t, Split::Test)),
+                    "diverged_at_step": r.outputs_of(t).and_then(|o| o.diverged_at_step),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// Per pair of tracks: the final RMSE between them.
+fn divergence_json(r: &RunRecord) -> serde_json::Map<String, serde_json::Value> {
+    r.pairs
+        .iter()
+        .map(|&(a, b)| {
+            (
+                format!("rmse_{}_{}", a.name(), b.name()),
+                serde_json::json!({
+                    "train": final_json(r, Column::Rmse((a, b), Split::Train)),
+                    "test": final_json(r, Column::Rmse((a, b), Split::Test)),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// A list of numbers (non-finite ones as null).
+fn json_list(v: &[f64]) -> Vec<serde_json::Value> {
+    v.iter().map(|&x| json_f64(x)).collect()
+}
+
+/// The kernel figures of the last kernel checkpoint.
+fn kernel_json(r: &RunRecord) -> Option<serde_json::Value> {
+    let list = json_list;
+    r.last_kernel().map(|k| {
+        serde_json::json!({
+            "ntk_rel_drift": json_f64(k.ntk_rel_drift),
+            "ntk_kernel_distance": json_f64(k.ntk_kernel_distance),
+            "ntk_lambda_max": json_f64(k.ntk_lambda_max),
+            "ntk_lambda_max_full": json_f64(k.ntk_lambda_max_full),
+            "sharpness_ratio": json_f64(k.sharpness_ratio),
+            "ntk_rel_drift_per_layer": list(&k.ntk_rel_drift_per_layer),
+            "param_rel_change": json_f64(k.param_rel_change),
+            "param_rel_change_per_layer": list(&k.param_rel_change_per_layer),
+            "weight_rel_change_per_layer": list(&k.weight_rel_change_per_layer),
+            "bias_rel_change_per_layer": list(&k.bias_rel_change_per_layer),
+            "weight_spectral_change_per_layer": list(&k.weight_spectral_change_per_layer),
+        })
+    })
+}
+
+/// The training regime's label and the evidence it was read from.
+fn phase_json(r: &RunRecord) -> serde_json::Value {
+    let evidence = r.phase_evidence();
+    serde_json::json!({
+        "label": evidence.classify().name(),
+        "lr_over_critical": json_f64(evidence.lr_ratio),
+        "final_sharpness_ratio": json_f64(evidence.final_sharpness()),
+        "late_sharpness_ratios": json_list(&evidence.late_sharpness()),
+        "edge_band": [crate::metrics::EDGE_BAND.0, crate::metrics::EDGE_BAND.1],
+        "final_ntk_rel_drift": json_f64(evidence.final_drift),
+        "loss_spike": evidence.spiked(),
+    })
+}
+
+/// A track's final test cross-entropy in bits (per character for text).
+fn test_bits(r: &RunRecord, t: crate::record::Track) -> serde_json::Value {
+    Column::Xent(t, Split::Test)
+        .final_value(r)
+        .map(|x| json_f64(x / std::f64::consts::LN_2))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The classification figures of a run on class data (with the text figures of a text run).
+fn classification_json(r: &RunRecord) -> Option<serde_json::Value> {
+    let per_track = |f: &dyn Fn(crate::record::Track) -> Column| {
+        r.tracks
+            .iter()
+            .map(|&t| (t.name().to_string(), final_json(r, f(t))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let bits = |t| test_bits(r, t);
+    let classification = r.last().and_then(|c| c.classification.as_ref()).map(|_| {
+        serde_json::json!({
+            "classes": r.data.classes,
+            "train_accuracy": per_track(&|t| Column::Accuracy(t, Split::Train)),
+            "test_accuracy": per_track(&|t| Column::Accuracy(t, Split::Test)),
+            "test_cross_entropy_bits": r.tracks.iter().map(|&t| (t.name().to_string(), bits(t))).collect::<serde_json::Map<_, _>>(),
+            "val_accuracy": per_track(&|t| Column::Accuracy(t, Split::Val)),
+            "early_stopped_test_accuracy": r.tracks.iter().map(|&t| {
+                let v = crate::record::columns::Figure::EarlyStoppedTestAccuracy(t).read(r);
+                (t.name().to_string(), if r.data.y_val.is_empty() { serde_json::Value::Null } else { json_f64(v) })
+            }).collect::<serde_json::Map<_, _>>(),
+            "agreement": r.pairs.iter().map(|&(a, b)| (format!("{}_{}", a.name(), b.name()), final_json(r, Column::Agreement((a, b))))).collect::<serde_json::Map<_, _>>(),
+        })
+    });
+    match (classification, r.ngram_baselines.is_empty()) {
+        (Some(serde_json::Value::Object(mut m)), false) => {
+            add_text_json(r, &mut m);
+            Some(serde_json::Value::Object(m))
+        }
+        (c, _) => c,
+    }
+}
+
+/// A text run's figures: bits per character, the n-gram baselines, the paired comparisons,
+/// the early-stopped figures and the flags.
+fn add_text_json(r: &RunRecord, m: &mut serde_json::Map<String, serde_json::Value>) {
+    m.insert(
+        "test_bits_per_char".into(),
+        serde_json::json!(r
+            .tracks
+            .iter()
+            .map(|&t| (t.name().to_string(), test_bits(r, t)))
+            .collect::<serde_json::Map<_, _>>()),
+    );
+    m.insert(
+        "ngram_baselines".into(),
+        serde_json::json!(r.ngram_baselines),
+    );
+    if let Some(paired) = paired_json(r) {
+        m.insert("paired_vs_network".into(), paired);
+    }
+    if !r.data.y_val.is_empty() {
+        let ln2 = std::f64::consts::LN_2;
+        m.insert(
+            "early_stopped".into(),
+            r.tracks
+                .iter()
+                .map(|&t| {
+                    let v = r.early_stop(t).map_or(serde_json::Value::Null, |e| {
+                        serde_json::json!({
+                            "step": e.step,
+                            "temperature": json_f64(e.temperature),
+                            "val_bits_per_char": json_f64(e.val_xent / ln2),
+                            "test_bits_per_char": json_f64(e.test_xent / ln2),
+                            "test_accuracy": json_f64(e.test_accuracy),
+                        })
+                    });
+                    (t.name().to_string(), v)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+    }
+    m.insert(
+        "flags".into(),
+        serde_json::json!(crate::report::checks::text_flags(r)),
+    );
 }
 
 /// Marks a non-finite value until [`plain_numbers`] replaces it by `null`.

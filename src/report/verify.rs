@@ -255,6 +255,18 @@ pub fn tolerances(
             "accuracy".into(),
         ]),
     );
+    out.insert("kernels".into(), kernel_tolerances(r, p));
+    out
+}
+
+/// Tolerances of the kernel files, on each matrix's scale: analytic kernels are f64
+/// computations from the data alone (1e-12); empirical ones come from the network, and so do
+/// the GPs (through η, a multiple of η_c from the empirical Θ0).
+fn kernel_tolerances(r: &RunRecord, p: crate::backend::Precision) -> BTreeMap<String, Tolerance> {
+    let on_scale = |v: &[f64], rtol: f64| Tolerance {
+        rtol,
+        atol: rtol * v.iter().fold(0.0f64, |a, x| a.max(x.abs())),
+    };
     let mut kernels = BTreeMap::new();
     for (name, m) in [
         ("kernels/analytic_ntk.npy", &r.kernels.analytic_ntk),
@@ -273,37 +285,18 @@ pub fn tolerances(
         ),
     ] {
         if let Some((v, _)) = m {
-            let max = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-            // Analytic kernels are f64 computations from the data alone; empirical ones come
-            // from the network. Either way the entries are judged on the matrix's scale.
             let rtol = if name.contains("analytic") {
                 1e-12
             } else {
                 network_rtol(p)
             };
-            kernels.insert(
-                name.to_string(),
-                Tolerance {
-                    rtol,
-                    atol: rtol * max,
-                },
-            );
+            kernels.insert(name.to_string(), on_scale(v, rtol));
         }
     }
-    // The GPs depend on the network through η (a multiple of η_c from the empirical Θ0).
     for (stem, (v, _)) in &r.kernels.ensemble_gp {
-        let max = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        let rtol = network_rtol(p);
-        kernels.insert(
-            format!("kernels/{stem}.npy"),
-            Tolerance {
-                rtol,
-                atol: rtol * max,
-            },
-        );
+        kernels.insert(format!("kernels/{stem}.npy"), on_scale(v, network_rtol(p)));
     }
-    out.insert("kernels".into(), kernels);
-    out
+    kernels
 }
 
 /// Files of a run directory that are not covered by its recorded hashes.

@@ -329,14 +329,91 @@ pub fn evaluate(
     traces: &[MemberTrace],
     checkpoints: &mut [Checkpoint],
 ) -> Result<(EnsembleRecord, Vec<NamedMatrix>)> {
-    let k = data.n_outputs;
     let sl = Slices::of(data);
-    let tracks = [Track::Network, Track::Linearized];
     let ntk = gps
         .iter()
         .find(|g| g.get() == GpKernel::Ntk)
         .ok_or_else(|| Error::Interrupted("no NTK Gaussian process".into()))?;
     let steps = traces.first().map(|t| t.steps.clone()).unwrap_or_default();
+    add_checkpoints(data, ntk, traces, &steps, checkpoints);
+    let last = steps.len().saturating_sub(1);
+    let last_step = steps.last().copied();
+    let at_end: Vec<GpAtEnd> = gps
+        .iter()
+        .map(|g| {
+            let (train, test) = g.at(last_step);
+            (g.get(), train, test)
+        })
+        .collect();
+    let k = data.n_outputs;
+    let train = ensemble_outputs(traces, &at_end, (&sl.train, last), false, k);
+    let test = ensemble_outputs(traces, &at_end, (&sl.test, last), true, k);
+    let y = &data.y_test;
+    let members = traces.len();
+    let diverged_members: PerTrack<usize> = Keyed(
+        TRACKS
+            .iter()
+            .map(|&t| {
+                (
+                    t,
+                    traces
+                        .iter()
+                        .filter(|m| diverged_at(m, t).is_some())
+                        .count(),
+                )
+            })
+            .collect(),
+    );
+    let y_scale = metrics::rms(y).unwrap_or(1.0).max(1e-300);
+    let (gp_mean, gp_var) = (
+        test.gp_mean.get(GpKernel::Ntk).cloned().unwrap_or_default(),
+        test.gp_var.get(GpKernel::Ntk).cloned().unwrap_or_default(),
+    );
+    let gaps = TRACKS
+        .iter()
+        .filter_map(|&t| {
+            let used = members - diverged_members.get(t).copied().unwrap_or(0);
+            let stats = (test.mean.get(t)?.as_slice(), test.var.get(t)?.as_slice());
+            (used >= 2).then(|| gap(t, stats, (&gp_mean, &gp_var), used, y_scale))
+        })
+        .collect();
+    let files = if exp.outputs.save_kernels {
+        gp_files(&at_end)
+    } else {
+        Vec::new()
+    };
+    Ok((
+        EnsembleRecord {
+            members,
+            diverged_members,
+            train,
+            calibration: calibrations(&test, &at_end, y),
+            test,
+            gaps,
+            member_test: member_test_outputs(traces, last, &sl.test),
+            member_seconds: 0.0,
+            parallel: parallel_members(exp),
+        },
+        files,
+    ))
+}
+
+/// The tracks an ensemble member has.
+const TRACKS: [Track; 2] = [Track::Network, Track::Linearized];
+
+/// A GP at the last checkpoint: its kernel, its training and its test outputs.
+type GpAtEnd = (GpKernel, GaussianOutputs, GaussianOutputs);
+
+/// The ensemble figures of each checkpoint the members logged, against the NTK-GP there.
+fn add_checkpoints(
+    data: &Dataset,
+    ntk: &EnsembleGp,
+    traces: &[MemberTrace],
+    steps: &[u64],
+    checkpoints: &mut [Checkpoint],
+) {
+    let k = data.n_outputs;
+    let sl = Slices::of(data);
     for (i, &step) in steps.iter().enumerate() {
         let Some(ck) = checkpoints.iter_mut().find(|c| c.step == step) else {
             continue;
@@ -346,7 +423,7 @@ pub fn evaluate(
         let gp_var = per_entry(&test.variance(), k);
         let stats_of = |t: Track| member_stats(traces, t, i, &sl.test);
         let per_track = |f: &dyn Fn(&MeanVar) -> f64| {
-            Keyed(tracks.iter().map(|&t| (t, f(&stats_of(t)))).collect())
+            Keyed(TRACKS.iter().map(|&t| (t, f(&stats_of(t)))).collect())
         };
         ck.ensemble = Some(EnsembleCheckpoint {
             gp_mean_rmse: per_track(&|(m, _)| metrics::rmse(m, &gp_mean).unwrap_or(f64::NAN)),
@@ -357,48 +434,44 @@ pub fn evaluate(
             gp_mean_test_loss: metrics::half_mse(&gp_mean, &data.y_test).unwrap_or(f64::NAN),
         });
     }
-    let last = steps.len().saturating_sub(1);
-    let last_step = steps.last().copied();
-    let at_end: Vec<(GpKernel, GaussianOutputs, GaussianOutputs)> = gps
+}
+
+/// The members' mean and variance per track on a slice of the points at checkpoint `last`,
+/// next to each GP's (its test outputs when `test`, else its training outputs).
+fn ensemble_outputs(
+    traces: &[MemberTrace],
+    at_end: &[GpAtEnd],
+    (slice, last): (&std::ops::Range<usize>, usize),
+    test: bool,
+    k: usize,
+) -> EnsembleOutputs {
+    let stats: Vec<(Track, MeanVar)> = TRACKS
         .iter()
-        .map(|g| {
-            let (train, test) = g.at(last_step);
-            (g.get(), train, test)
-        })
+        .map(|&t| (t, member_stats(traces, t, last, slice)))
         .collect();
-    let outputs = |slice: &std::ops::Range<usize>, test: bool| {
-        let stats: Vec<(Track, MeanVar)> = tracks
-            .iter()
-            .map(|&t| (t, member_stats(traces, t, last, slice)))
-            .collect();
-        let pick = |o: &(GpKernel, GaussianOutputs, GaussianOutputs)| {
-            if test {
-                o.2.clone()
-            } else {
-                o.1.clone()
-            }
-        };
-        EnsembleOutputs {
-            mean: Keyed(stats.iter().map(|(t, s)| (*t, s.0.clone())).collect()),
-            var: Keyed(stats.iter().map(|(t, s)| (*t, s.1.clone())).collect()),
-            gp_mean: Keyed(
-                at_end
-                    .iter()
-                    .map(|o| (o.0, linalg::mat_to_rows(pick(o).mean.as_ref())))
-                    .collect(),
-            ),
-            gp_var: Keyed(
-                at_end
-                    .iter()
-                    .map(|o| (o.0, per_entry(&pick(o).variance(), k)))
-                    .collect(),
-            ),
-        }
-    };
-    let train = outputs(&sl.train, false);
-    let test = outputs(&sl.test, true);
-    let y = &data.y_test;
-    let mut calibration: Vec<Calibration> = tracks
+    let pick = |o: &GpAtEnd| if test { o.2.clone() } else { o.1.clone() };
+    EnsembleOutputs {
+        mean: Keyed(stats.iter().map(|(t, s)| (*t, s.0.clone())).collect()),
+        var: Keyed(stats.iter().map(|(t, s)| (*t, s.1.clone())).collect()),
+        gp_mean: Keyed(
+            at_end
+                .iter()
+                .map(|o| (o.0, linalg::mat_to_rows(pick(o).mean.as_ref())))
+                .collect(),
+        ),
+        gp_var: Keyed(
+            at_end
+                .iter()
+                .map(|o| (o.0, per_entry(&pick(o).variance(), k)))
+                .collect(),
+        ),
+    }
+}
+
+/// Calibration of each predictive distribution on the test targets `y`: the ensembles'
+/// (per track), then the GPs'.
+fn calibrations(test: &EnsembleOutputs, at_end: &[GpAtEnd], y: &[f64]) -> Vec<Calibration> {
+    let mut calibration: Vec<Calibration> = TRACKS
         .iter()
         .filter_map(|&t| {
             Some(calibrate(
@@ -417,36 +490,17 @@ pub fn evaluate(
             y,
         ))
     }));
-    let y_scale = metrics::rms(y).unwrap_or(1.0).max(1e-300);
-    let members = traces.len();
-    let (gp_mean, gp_var) = (
-        test.gp_mean.get(GpKernel::Ntk).cloned().unwrap_or_default(),
-        test.gp_var.get(GpKernel::Ntk).cloned().unwrap_or_default(),
-    );
-    let diverged_members: PerTrack<usize> = Keyed(
-        tracks
-            .iter()
-            .map(|&t| {
-                (
-                    t,
-                    traces
-                        .iter()
-                        .filter(|m| diverged_at(m, t).is_some())
-                        .count(),
-                )
-            })
-            .collect(),
-    );
-    let gaps = tracks
-        .iter()
-        .filter_map(|&t| {
-            let used = members - diverged_members.get(t).copied().unwrap_or(0);
-            let stats = (test.mean.get(t)?.as_slice(), test.var.get(t)?.as_slice());
-            (used >= 2).then(|| gap(t, stats, (&gp_mean, &gp_var), used, y_scale))
-        })
-        .collect();
-    let member_test = Keyed(
-        tracks
+    calibration
+}
+
+/// Every member's test outputs at checkpoint `last`, per track.
+fn member_test_outputs(
+    traces: &[MemberTrace],
+    last: usize,
+    test: &std::ops::Range<usize>,
+) -> PerTrack<Vec<Vec<f64>>> {
+    Keyed(
+        TRACKS
             .iter()
             .map(|&t| {
                 let rows = traces
@@ -456,46 +510,32 @@ pub fn evaluate(
                             Track::Network => m.network.get(last),
                             _ => m.linearized.get(last),
                         }?;
-                        Some(p.get(sl.test.clone())?.to_vec())
+                        Some(p.get(test.clone())?.to_vec())
                     })
                     .collect();
                 (t, rows)
             })
             .collect(),
-    );
-    let files = if exp.outputs.save_kernels {
-        at_end
-            .iter()
-            .flat_map(|(g, _, t)| {
-                let (m, kk) = (t.mean.nrows(), t.mean.ncols());
-                let nt = t.cov.nrows();
-                [
-                    (
-                        format!("{}_gp_mean_test", g.name()),
-                        (linalg::mat_to_rows(t.mean.as_ref()), [m, kk]),
-                    ),
-                    (
-                        format!("{}_gp_cov_test", g.name()),
-                        (linalg::mat_to_rows(t.cov.as_ref()), [nt, nt]),
-                    ),
-                ]
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok((
-        EnsembleRecord {
-            members,
-            diverged_members,
-            train,
-            test,
-            calibration,
-            gaps,
-            member_test,
-            member_seconds: 0.0,
-            parallel: parallel_members(exp),
-        },
-        files,
-    ))
+    )
+}
+
+/// Each GP's test mean and covariance at the end as `.npy` files.
+fn gp_files(at_end: &[GpAtEnd]) -> Vec<NamedMatrix> {
+    at_end
+        .iter()
+        .flat_map(|(g, _, t)| {
+            let (m, kk) = (t.mean.nrows(), t.mean.ncols());
+            let nt = t.cov.nrows();
+            [
+                (
+                    format!("{}_gp_mean_test", g.name()),
+                    (linalg::mat_to_rows(t.mean.as_ref()), [m, kk]),
+                ),
+                (
+                    format!("{}_gp_cov_test", g.name()),
+                    (linalg::mat_to_rows(t.cov.as_ref()), [nt, nt]),
+                ),
+            ]
+        })
+        .collect()
 }

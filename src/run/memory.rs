@@ -198,19 +198,18 @@ fn estimate_iterative(
 ) -> Footprint {
     let dense = estimate_dense_training_only(exp, s);
     let (n, h, k) = (s.n_kernel, s.n_heldout, s.n_outputs);
-    let m = &exp.model;
-    let analytic = exp
-        .kernel
-        .solutions
-        .iter()
-        .any(|x| matches!(x, KernelSolution::Analytic | KernelSolution::Nngp));
-    let empirical = exp.kernel.solutions.contains(&KernelSolution::Empirical);
+    let kinds = KernelKinds::of(exp);
     let block = exp
         .kernel
         .block_size
         .unwrap_or(crate::config::defaults::STORE_BLOCK_ROWS);
     let store_bytes = super::stored::StorePlan::bytes_of(
-        analytic, empirical, n as usize, h as usize, block, plan,
+        kinds.analytic,
+        kinds.empirical,
+        n as usize,
+        h as usize,
+        block,
+        plan,
     );
     let in_memory = match plan.store {
         crate::config::StorePlace::Memory => true,
@@ -220,17 +219,7 @@ fn estimate_iterative(
                 <= super::stored::MEMORY_STORE_FRACTION * available_memory_bytes() as f64
         }
     };
-    let (w, l) = (m.width as u64, m.depth as u64);
-    // One point's signals: every layer's input and its K backprop signals (dense layers).
-    let per_point = (s.input_dim + l * w) * 8 + k * (l * w + k) * 8;
-    let cache = if empirical {
-        mul(&[n, per_point])
-            .min((super::stored::SIGNAL_CACHE_FRACTION * available_memory_bytes() as f64) as u64)
-    } else {
-        0
-    };
     let tracks = exp.kernel.solutions.len() as u64;
-    let rank = plan.preconditioner_rank.unwrap_or(0) as u64;
     let planned = exp.training.steps / exp.logging.every.max(1) + 2;
     let lanczos = ASSUMED_LANCZOS_VECTORS.min(plan.solver_max_iterations as u64);
     // What lives through the whole run: the network's training, stores kept in memory, the
@@ -253,80 +242,16 @@ fn estimate_iterative(
         "held-out predictions of the planned steps".into(),
         mul(&[tracks, planned, h, k, 8]),
     ));
-    // Two phases that never overlap: computing the kernels (the signal cache and one block of
-    // rows) and solving (one store read into memory, the Nyström factor and its basis, one
-    // chunk of stacked coefficients); the peak holds the larger of the two.
-    let kernel_phase = vec![
-        ("empirical kernel's signal cache (f64)".to_string(), cache),
-        (
-            "one block of kernel rows being computed".to_string(),
-            mul(&[block as u64, n.saturating_add(h), 8, 3]),
-        ),
-    ];
-    // A store on disk is read into memory for its solves when it fits (one kernel at a time).
-    let one_train_store = mul(&[
-        crate::store::symmetric_entries(n, block as u64),
-        plan.storage.bytes(),
-    ]);
-    let resident = if !in_memory
-        && (one_train_store as f64) <= RESIDENT_FRACTION * available_memory_bytes() as f64
-    {
-        one_train_store
-    } else {
-        0
-    };
-    let solve_phase = vec![
-        (
-            "one disk store read into memory for its solves".to_string(),
-            resident,
-        ),
-        (
-            "Nyström preconditioner".to_string(),
-            mul(&[n, rank, 8, 2, tracks.min(1)]),
-        ),
-        (
-            "held-out predictions of the planned steps (one chunk)".to_string(),
-            mul(&[32, n, k, 8]),
-        ),
-    ];
-    let sum = |v: &[(String, u64)]| v.iter().fold(0u64, |a, (_, b)| a.saturating_add(*b));
-    parts.extend(if sum(&kernel_phase) >= sum(&solve_phase) {
-        kernel_phase
-    } else {
-        solve_phase
-    });
+    parts.extend(iterative_phase_parts(exp, &s, plan, in_memory, block));
     let peak = parts
         .iter()
         .fold(BASE_BYTES, |a, (_, v)| a.saturating_add(*v));
     parts.sort_by_key(|p| std::cmp::Reverse(p.1));
-    let entries = crate::store::symmetric_entries(n, block as u64) + n * h;
-    let kernel_seconds = if analytic {
-        entries as f64 * ANALYTIC_SECONDS_PER_ENTRY
-    } else {
-        0.0
-    };
-    // Gram widths of one entry of the output-averaged empirical kernel of a dense net: every
-    // layer's input, the K signals of each hidden layer but the last, the last hidden layer's
-    // trace factor (one column per unit) and the readout's K × K identity signals.
-    let emp_seconds = if empirical {
-        let signals = if k > 1 {
-            l.saturating_sub(1) * k * w + w + k * k
-        } else {
-            l * w + 1
-        };
-        let gram_width = (s.input_dim + l * w + signals) as f64;
-        2.0 * entries as f64 * gram_width / GRAM_FLOPS_PER_SECOND
-    } else {
-        0.0
-    };
-    let train_entries = crate::store::symmetric_entries(n, block as u64) as f64;
-    let pivot_passes = (rank as f64 / crate::krylov::nystrom::PIVOT_BLOCK as f64).ceil();
-    let solve_seconds =
-        tracks as f64 * (ASSUMED_PRODUCTS + pivot_passes) * train_entries * APPLY_SECONDS_PER_ENTRY;
+    let (kernel_seconds, solve_seconds) = iterative_seconds(exp, &s, plan, block);
     let mut phases = dense.phases;
     for (phase, seconds) in phases.iter_mut() {
         match phase.as_str() {
-            "kernels" => *seconds += emp_seconds + kernel_seconds,
+            "kernels" => *seconds += kernel_seconds,
             "predictor setup" => *seconds += solve_seconds,
             _ => {}
         }
@@ -351,6 +276,129 @@ fn estimate_iterative(
     }
 }
 
+/// Which kinds of kernel a run's kernel tracks need.
+struct KernelKinds {
+    /// The analytic NTK or NNGP.
+    analytic: bool,
+    /// The empirical NTK.
+    empirical: bool,
+}
+
+impl KernelKinds {
+    fn of(exp: &Experiment) -> Self {
+        let solutions = &exp.kernel.solutions;
+        KernelKinds {
+            analytic: solutions
+                .iter()
+                .any(|x| matches!(x, KernelSolution::Analytic | KernelSolution::Nngp)),
+            empirical: solutions.contains(&KernelSolution::Empirical),
+        }
+    }
+}
+
+/// The larger of an iterative run's two phases that never overlap: computing the kernels (the
+/// signal cache and one block of rows) and solving (one store read into memory, the Nyström
+/// factor and its basis, one chunk of stacked coefficients).
+fn iterative_phase_parts(
+    exp: &Experiment,
+    s: &Sizes,
+    plan: &crate::config::IterativeSettings,
+    in_memory: bool,
+    block: usize,
+) -> Vec<(String, u64)> {
+    let (n, h, k) = (s.n_kernel, s.n_heldout, s.n_outputs);
+    let (w, l) = (exp.model.width as u64, exp.model.depth as u64);
+    // One point's signals: every layer's input and its K backprop signals (dense layers).
+    let per_point = (s.input_dim + l * w) * 8 + k * (l * w + k) * 8;
+    let cache = if KernelKinds::of(exp).empirical {
+        mul(&[n, per_point])
+            .min((super::stored::SIGNAL_CACHE_FRACTION * available_memory_bytes() as f64) as u64)
+    } else {
+        0
+    };
+    let kernel_phase = vec![
+        ("empirical kernel's signal cache (f64)".to_string(), cache),
+        (
+            "one block of kernel rows being computed".to_string(),
+            mul(&[block as u64, n.saturating_add(h), 8, 3]),
+        ),
+    ];
+    // A store on disk is read into memory for its solves when it fits (one kernel at a time).
+    let one_train_store = mul(&[
+        crate::store::symmetric_entries(n, block as u64),
+        plan.storage.bytes(),
+    ]);
+    let resident = if !in_memory
+        && (one_train_store as f64) <= RESIDENT_FRACTION * available_memory_bytes() as f64
+    {
+        one_train_store
+    } else {
+        0
+    };
+    let tracks = exp.kernel.solutions.len() as u64;
+    let rank = plan.preconditioner_rank.unwrap_or(0) as u64;
+    let solve_phase = vec![
+        (
+            "one disk store read into memory for its solves".to_string(),
+            resident,
+        ),
+        (
+            "Nyström preconditioner".to_string(),
+            mul(&[n, rank, 8, 2, tracks.min(1)]),
+        ),
+        (
+            "held-out predictions of the planned steps (one chunk)".to_string(),
+            mul(&[32, n, k, 8]),
+        ),
+    ];
+    let sum = |v: &[(String, u64)]| v.iter().fold(0u64, |a, (_, b)| a.saturating_add(*b));
+    if sum(&kernel_phase) >= sum(&solve_phase) {
+        kernel_phase
+    } else {
+        solve_phase
+    }
+}
+
+/// Seconds an iterative run adds to its kernels phase (the stored kernels' entries) and to its
+/// predictor setup (the solves).
+fn iterative_seconds(
+    exp: &Experiment,
+    s: &Sizes,
+    plan: &crate::config::IterativeSettings,
+    block: usize,
+) -> (f64, f64) {
+    let (n, h, k) = (s.n_kernel, s.n_heldout, s.n_outputs);
+    let (w, l) = (exp.model.width as u64, exp.model.depth as u64);
+    let kinds = KernelKinds::of(exp);
+    let entries = crate::store::symmetric_entries(n, block as u64) + n * h;
+    let kernel_seconds = if kinds.analytic {
+        entries as f64 * ANALYTIC_SECONDS_PER_ENTRY
+    } else {
+        0.0
+    };
+    // Gram widths of one entry of the output-averaged empirical kernel of a dense net: every
+    // layer's input, the K signals of each hidden layer but the last, the last hidden layer's
+    // trace factor (one column per unit) and the readout's K × K identity signals.
+    let emp_seconds = if kinds.empirical {
+        let signals = if k > 1 {
+            l.saturating_sub(1) * k * w + w + k * k
+        } else {
+            l * w + 1
+        };
+        let gram_width = (s.input_dim + l * w + signals) as f64;
+        2.0 * entries as f64 * gram_width / GRAM_FLOPS_PER_SECOND
+    } else {
+        0.0
+    };
+    let train_entries = crate::store::symmetric_entries(n, block as u64) as f64;
+    let rank = plan.preconditioner_rank.unwrap_or(0) as u64;
+    let pivot_passes = (rank as f64 / crate::krylov::nystrom::PIVOT_BLOCK as f64).ceil();
+    let tracks = exp.kernel.solutions.len() as u64;
+    let solve_seconds =
+        tracks as f64 * (ASSUMED_PRODUCTS + pivot_passes) * train_entries * APPLY_SECONDS_PER_ENTRY;
+    (emp_seconds + kernel_seconds, solve_seconds)
+}
+
 /// The dense path's footprint without its kernels (the network, its training and outputs).
 fn estimate_dense_training_only(exp: &Experiment, s: Sizes) -> Footprint {
     let mut e = exp.clone();
@@ -367,31 +415,109 @@ fn estimate_dense_training_only(exp: &Experiment, s: Sizes) -> Footprint {
     f
 }
 
-/// The dense (eigendecomposition) path's footprint.
-fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
+/// The sizes the dense path's footprint is made of.
+struct DenseShape {
+    /// Bytes per network number (4 in f32, 8 in f64).
+    b: u64,
+    /// Training points the network trains on.
+    n_all_train: u64,
+    /// Held-out points.
+    h: u64,
+    /// Input features.
+    d: u64,
+    /// Outputs K.
+    k: u64,
+    /// Training points of the kernel view.
+    n: u64,
+    /// Every point of the kernel view.
+    a: u64,
+    /// Whether the kernel view is a subset of the training points.
+    subset: bool,
+    /// Whether Θ0 (and the signals) have held-out rows.
+    heldout_rows: bool,
+    /// Points whose backprop signals are held.
+    signal_rows: u64,
+    /// Width and depth of an MLP.
+    w: u64,
+    l: u64,
+    /// Kernel rows per point.
+    r: u64,
+    /// A conv net's layers: (rows per point, fan-in, fan-out).
+    conv: Option<Vec<(u64, u64, u64)>>,
+    /// Trainable parameters.
+    params: u64,
+    /// Per point: numbers of every layer's presented input, and of its outputs.
+    inputs_per_point: u64,
+    outputs_per_point: u64,
+    /// Training batch size.
+    batch: u64,
+    /// Logged checkpoints (with room for the last and an interrupted one).
+    checkpoints: u64,
+    /// Tracks.
+    tracks: u64,
+    /// Columns of `metrics.csv`, about.
+    columns: u64,
+}
+
+impl DenseShape {
+    fn of(exp: &Experiment, s: &Sizes) -> Self {
+        let m = &exp.model;
+        let (n_all_train, h, d, k) = (s.n_train, s.n_heldout, s.input_dim, s.n_outputs);
+        // Kernels, figures and predictions live on the kernel view: n training points.
+        let n = s.n_kernel;
+        let a = n.saturating_add(h);
+        let subset = n < n_all_train;
+        let rows_per_point = exp.kernel.form.rows_per_point(k as usize);
+        // Θ0's held-out rows serve the function-space twin and the empirical kernel track only.
+        let heldout_rows = exp.kernel.solutions.contains(&KernelSolution::Empirical)
+            || (!subset
+                && exp.training.twin.resolve(
+                    (a as usize).saturating_mul(rows_per_point),
+                    (n as usize).saturating_mul(rows_per_point),
+                ) == crate::dynamics::TwinSpace::Function);
+        let (w, l) = (m.width as u64, m.depth as u64);
+        let conv = conv_layers(exp, d, k);
+        let (params, inputs_per_point, outputs_per_point) =
+            layer_sizes(conv.as_deref(), d, w, l, k);
+        let tracks = 2 + exp.kernel.solutions.len() as u64;
+        DenseShape {
+            b: match m.precision {
+                crate::backend::Precision::F32 => 4,
+                crate::backend::Precision::F64 => 8,
+            },
+            n_all_train,
+            h,
+            d,
+            k,
+            n,
+            a,
+            subset,
+            heldout_rows,
+            signal_rows: if heldout_rows { a } else { n },
+            w,
+            l,
+            r: rows_per_point as u64,
+            conv,
+            params,
+            inputs_per_point,
+            outputs_per_point,
+            batch: exp
+                .training
+                .batch_size
+                .map(|x| x as u64)
+                .unwrap_or(n_all_train),
+            checkpoints: exp.training.steps / exp.logging.every + 2,
+            tracks,
+            columns: 2 * tracks + tracks * (tracks - 1) + 10 + 6 * (l + 1) + 5 * tracks,
+        }
+    }
+}
+
+/// A conv net's layers: (rows per point, fan-in, fan-out) from the same shapes the network is
+/// built with (sizes are checked; the shapes allocate nothing); None for an MLP.
+fn conv_layers(exp: &Experiment, d: u64, k: u64) -> Option<Vec<(u64, u64, u64)>> {
     let m = &exp.model;
-    let b: u64 = match m.precision {
-        crate::backend::Precision::F32 => 4,
-        crate::backend::Precision::F64 => 8,
-    };
-    let (n_all_train, h, d, k) = (s.n_train, s.n_heldout, s.input_dim, s.n_outputs);
-    // Kernels, figures and predictions live on the kernel view: n training points.
-    let n = s.n_kernel;
-    let a = n.saturating_add(h);
-    let subset = n < n_all_train;
-    // Θ0's held-out rows serve the function-space twin and the empirical kernel track only.
-    let heldout_rows = exp.kernel.solutions.contains(&KernelSolution::Empirical)
-        || (!subset
-            && exp.training.twin.resolve(
-                (a as usize).saturating_mul(exp.kernel.form.rows_per_point(k as usize)),
-                (n as usize).saturating_mul(exp.kernel.form.rows_per_point(k as usize)),
-            ) == crate::dynamics::TwinSpace::Function);
-    let signal_rows = if heldout_rows { a } else { n };
-    let (w, l) = (m.width as u64, m.depth as u64);
-    let r = exp.kernel.form.rows_per_point(k as usize) as u64;
-    // A conv net's layers: (rows per point, fan-in, fan-out) from the same shapes the network
-    // is built with (sizes are checked; the shapes allocate nothing).
-    let conv: Option<Vec<(u64, u64, u64)>> = match m.architecture {
+    match m.architecture {
         crate::model::Architecture::Mlp => None,
         crate::model::Architecture::Conv(_) => Some(
             crate::model::NetworkConfig {
@@ -410,58 +536,70 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
             })
             .collect(),
         ),
-    };
-    let params = match &conv {
-        None => mul(&[d, w])
-            .saturating_add(mul(&[l.saturating_sub(1), w, w]))
-            .saturating_add(mul(&[w, k]))
-            .saturating_add(mul(&[l, w]).saturating_add(k)),
-        Some(layers) => layers.iter().fold(0u64, |a, &(_, i, o)| {
-            a.saturating_add(mul(&[i, o]).saturating_add(o))
-        }),
-    };
-    // Per point: numbers of every layer's presented input, and of its outputs.
-    let (inputs_per_point, outputs_per_point) = match &conv {
+    }
+}
+
+/// Parameters, and per point the numbers of every layer's presented input and of its outputs.
+fn layer_sizes(
+    conv: Option<&[(u64, u64, u64)]>,
+    d: u64,
+    w: u64,
+    l: u64,
+    k: u64,
+) -> (u64, u64, u64) {
+    match conv {
         None => (
+            mul(&[d, w])
+                .saturating_add(mul(&[l.saturating_sub(1), w, w]))
+                .saturating_add(mul(&[w, k]))
+                .saturating_add(mul(&[l, w]).saturating_add(k)),
             d.saturating_add(mul(&[l, w])),
             mul(&[l, w]).saturating_add(k),
         ),
-        Some(layers) => layers.iter().fold((0u64, 0u64), |(a, b), &(r, i, o)| {
-            (
-                a.saturating_add(mul(&[r, i])),
-                b.saturating_add(mul(&[r, o])),
-            )
-        }),
-    };
-    let batch = exp
-        .training
-        .batch_size
-        .map(|x| x as u64)
-        .unwrap_or(n_all_train);
+        Some(layers) => {
+            let params = layers.iter().fold(0u64, |a, &(_, i, o)| {
+                a.saturating_add(mul(&[i, o]).saturating_add(o))
+            });
+            let (inputs, outputs) = layers.iter().fold((0u64, 0u64), |(a, b), &(r, i, o)| {
+                (
+                    a.saturating_add(mul(&[r, i])),
+                    b.saturating_add(mul(&[r, o])),
+                )
+            });
+            (params, inputs, outputs)
+        }
+    }
+}
+
+/// The network's, the data's and the initial kernels' parts of the dense path's peak.
+fn dense_model_parts(exp: &Experiment, z: &DenseShape) -> Vec<(String, u64)> {
+    let (a, n, h, d, k, r) = (z.a, z.n, z.h, z.d, z.k, z.r);
     let momentum = u64::from(exp.training.momentum > 0.0);
-    let mut parts: Vec<(String, u64)> = vec![
+    let both_sides = z.signal_rows.saturating_add(n);
+    vec![
         // parameters, θ0, gradients, the update, momentum
         (
             "parameters and their training copies".into(),
-            mul(&[params, b, 4 + momentum]),
+            mul(&[z.params, z.b, 4 + momentum]),
         ),
         (
             "autodiff graph of a training batch".into(),
-            match &conv {
-                None => mul(&[batch, w.saturating_add(k), l + 1, b, 4]),
+            match &z.conv {
+                None => mul(&[z.batch, z.w.saturating_add(k), z.l + 1, z.b, 4]),
                 Some(_) => mul(&[
-                    batch,
-                    inputs_per_point.saturating_add(mul(&[outputs_per_point, 2])),
-                    b,
+                    z.batch,
+                    z.inputs_per_point
+                        .saturating_add(mul(&[z.outputs_per_point, 2])),
+                    z.b,
                     4,
                 ]),
             },
         ),
         (
             "data".into(),
-            if subset {
+            if z.subset {
                 // every point once, the view's points in its copies
-                mul(&[n_all_train.saturating_add(h), d.saturating_add(k), 8])
+                mul(&[z.n_all_train.saturating_add(h), d.saturating_add(k), 8])
                     .saturating_add(mul(&[a, d.saturating_add(k), 8, 3]))
             } else {
                 mul(&[a, d.saturating_add(k), 8, 3])
@@ -470,35 +608,40 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         (
             // All points' signals and, while Θ0 is formed, the training rows' copy.
             "backprop signals (f64)".into(),
-            mul(&[signal_rows.saturating_add(n), inputs_per_point, 8]).saturating_add(mul(&[
+            mul(&[both_sides, z.inputs_per_point, 8]).saturating_add(mul(&[
                 k,
-                signal_rows.saturating_add(n),
-                outputs_per_point,
+                both_sides,
+                z.outputs_per_point,
                 8,
             ])),
         ),
         (
             // A convolution's per-point weight gradients of one output, both sides of Θ0.
             "per-point conv gradients (f64)".into(),
-            conv.as_ref().map_or(0, |layers| {
+            z.conv.as_ref().map_or(0, |layers| {
                 layers
                     .iter()
                     .filter(|(r, _, _)| *r > 1)
-                    .map(|&(_, i, o)| mul(&[signal_rows.saturating_add(n), i, o, 8]))
+                    .map(|&(_, i, o)| mul(&[both_sides, i, o, 8]))
                     .max()
                     .unwrap_or(0)
             }),
         ),
         (
             "empirical Θ0 and the twin's copy".into(),
-            if heldout_rows {
+            if z.heldout_rows {
                 mul(&[a, r, n, r, 8, 2])
             } else {
                 mul(&[n, r, n, r, 8])
             },
         ),
         ("analytic kernels".into(), mul(&[a, n, 8, 2])),
-    ];
+    ]
+}
+
+/// The kernel predictors', the data source's and the logs' parts of the dense path's peak.
+fn dense_run_parts(exp: &Experiment, z: &DenseShape) -> Vec<(String, u64)> {
+    let (a, n, h, d, k, r) = (z.a, z.n, z.h, z.d, z.k, z.r);
     let predictor =
         |rows: u64| mul(&[rows, rows, 8, 3]).saturating_add(mul(&[h, rows / n.max(1), rows, 8]));
     let pred: u64 = exp
@@ -510,7 +653,7 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
             KernelSolution::Empirical => predictor(n.saturating_mul(r)),
         })
         .sum();
-    parts.push(("kernel predictors".into(), pred));
+    let mut parts = vec![("kernel predictors".into(), pred)];
     if let DataSource::Teacher(t) = &exp.data.source {
         // Drawn before anything else and dropped once the labels are made: counted in the peak
         // (it is the peak when it is large).
@@ -520,51 +663,61 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
                 .saturating_add(mul(&[t.teacher_width as u64, 8])),
         ));
     }
-    let checkpoints = exp.training.steps / exp.logging.every + 2;
-    let tracks = 2 + exp.kernel.solutions.len() as u64;
-    let columns = 2 * tracks + tracks * (tracks - 1) + 10 + 6 * (l + 1) + 5 * tracks;
     parts.push((
         "logged checkpoints".into(),
-        mul(&[checkpoints, columns, 8, 3]),
+        mul(&[z.checkpoints, z.columns, 8, 3]),
     ));
     parts.push((
         "final predictions and tables".into(),
-        mul(&[a, k, tracks, 8, 4]).saturating_add(mul(&[a, k, d.min(64) + tracks + 4, 24])),
+        mul(&[a, k, z.tracks, 8, 4]).saturating_add(mul(&[a, k, d.min(64) + z.tracks + 4, 24])),
     ));
-    // An ensemble: `parallel` members in flight (each its network, autodiff graph, signals, Θ0
-    // and twin), every member's logged predictions, and the GPs' test covariances.
-    let member_flops = if let Some(e) = exp.ensemble {
-        let in_flight = super::ensemble::parallel_members(exp) as u64;
-        let per_member: u64 = parts
-            .iter()
-            .filter(|(what, _)| {
-                what.starts_with("parameters")
-                    || what.starts_with("autodiff")
-                    || what.starts_with("backprop")
-                    || what.starts_with("empirical")
-            })
-            .map(|p| p.1)
-            .sum();
-        parts.push((
-            "ensemble members in flight".into(),
-            mul(&[in_flight, per_member]),
-        ));
-        parts.push((
-            "ensemble members' logged predictions".into(),
-            mul(&[e.members as u64, checkpoints, a, k, 8, 2]),
-        ));
-        parts.push((
-            "ensemble Gaussian processes".into(),
-            mul(&[h, h.saturating_add(n), 8, 8]),
-        ));
-        (e.members as u64).saturating_sub(1)
-    } else {
-        0
+    parts
+}
+
+/// An ensemble's parts of the peak — `parallel` members in flight (each its network, autodiff
+/// graph, signals, Θ0 and twin), every member's logged predictions, and the GPs' test
+/// covariances — added to `parts`; the number of members beside the run's own network.
+fn dense_ensemble_parts(exp: &Experiment, z: &DenseShape, parts: &mut Vec<(String, u64)>) -> u64 {
+    let Some(e) = exp.ensemble else {
+        return 0;
     };
-    let peak = parts
+    let in_flight = super::ensemble::parallel_members(exp) as u64;
+    let per_member: u64 = parts
         .iter()
-        .fold(BASE_BYTES, |acc, (_, v)| acc.saturating_add(*v));
-    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+        .filter(|(what, _)| {
+            what.starts_with("parameters")
+                || what.starts_with("autodiff")
+                || what.starts_with("backprop")
+                || what.starts_with("empirical")
+        })
+        .map(|p| p.1)
+        .sum();
+    parts.push((
+        "ensemble members in flight".into(),
+        mul(&[in_flight, per_member]),
+    ));
+    parts.push((
+        "ensemble members' logged predictions".into(),
+        mul(&[e.members as u64, z.checkpoints, z.a, z.k, 8, 2]),
+    ));
+    parts.push((
+        "ensemble Gaussian processes".into(),
+        mul(&[z.h, z.h.saturating_add(z.n), 8, 8]),
+    ));
+    (e.members as u64).saturating_sub(1)
+}
+
+/// What the dense path's optional outputs add: to the peak (kernel checkpoints and checkpoint
+/// predictions, held until written, as `parts`) and to the disk (every optional file).
+struct OptionalOutputs {
+    parts: Vec<(String, u64)>,
+    peak_bytes: u64,
+    file_bytes: u64,
+}
+
+fn dense_optional_outputs(exp: &Experiment, z: &DenseShape) -> OptionalOutputs {
+    let (a, n, k, r) = (z.a, z.n, z.k, z.r);
+    let mut parts = Vec::new();
     let kernel_files = if exp.outputs.save_kernels {
         mul(&[n, r, n, r, 8, 2]).saturating_add(mul(&[a, n, 8, 2]))
     } else {
@@ -583,21 +736,17 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
             "kernel checkpoints (outputs.save_kernel_checkpoints)".into(),
             checkpoint_kernels,
         ));
-        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     }
-    let peak = peak.saturating_add(checkpoint_kernels);
-    let kernel_files = kernel_files.saturating_add(checkpoint_kernels);
     // θ0 and θ_final as f64 `.npz` files.
     let parameter_files = if exp.outputs.save_parameters {
-        mul(&[params, 8, 2])
+        mul(&[z.params, 8, 2])
     } else {
         0
     };
-    let kernel_files = kernel_files.saturating_add(parameter_files);
     // Every track's outputs at every checkpoint, held and then written once.
     let prediction_steps = if exp.outputs.predictions == crate::config::Predictions::Checkpoints {
         let logged = exp.training.steps / exp.logging.every.max(1) + 1;
-        mul(&[logged, tracks, a, k, 8])
+        mul(&[logged, z.tracks, a, k, 8])
     } else {
         0
     };
@@ -607,10 +756,20 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
                 .into(),
             prediction_steps,
         ));
-        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     }
-    let peak = peak.saturating_add(prediction_steps);
-    let kernel_files = kernel_files.saturating_add(prediction_steps);
+    OptionalOutputs {
+        parts,
+        peak_bytes: checkpoint_kernels.saturating_add(prediction_steps),
+        file_bytes: kernel_files
+            .saturating_add(checkpoint_kernels)
+            .saturating_add(parameter_files)
+            .saturating_add(prediction_steps),
+    }
+}
+
+/// The dense path's files on disk: the metrics, the predictions, the optional files and the
+/// figures.
+fn dense_disk_bytes(exp: &Experiment, z: &DenseShape, optional_files: u64) -> u64 {
     let figure_bytes = 3 << 20;
     let svg_bytes = if exp.outputs.formats.len() > 1 {
         16 << 20
@@ -619,32 +778,69 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
     };
     let prediction_columns = if !exp.outputs.predictions.csv() {
         0
-    } else if d as usize <= crate::record::MAX_INPUT_COLUMNS {
-        d + tracks + 4
+    } else if z.d as usize <= crate::record::MAX_INPUT_COLUMNS {
+        z.d + z.tracks + 4
     } else {
-        tracks + 4
+        z.tracks + 4
     };
-    let disk = mul(&[checkpoints, columns, 22])
-        .saturating_add(mul(&[a, k, prediction_columns, 22]))
-        .saturating_add(kernel_files)
-        .saturating_add(figure_bytes + svg_bytes);
-    let workload = super::time_model::Workload {
+    mul(&[z.checkpoints, z.columns, 22])
+        .saturating_add(mul(&[z.a, z.k, prediction_columns, 22]))
+        .saturating_add(optional_files)
+        .saturating_add(figure_bytes + svg_bytes)
+}
+
+/// The dense (eigendecomposition) path's footprint.
+fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
+    let z = DenseShape::of(exp, &s);
+    let mut parts = dense_model_parts(exp, &z);
+    parts.extend(dense_run_parts(exp, &z));
+    let extra_members = dense_ensemble_parts(exp, &z, &mut parts);
+    let base_peak = parts
+        .iter()
+        .fold(BASE_BYTES, |acc, (_, v)| acc.saturating_add(*v));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let optional = dense_optional_outputs(exp, &z);
+    // Each optional part is pushed after the sorted ones and the list sorted again.
+    for part in optional.parts {
+        parts.push(part);
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    }
+    let workload = dense_workload(exp, &z, &s, extra_members);
+    let phases = super::time_model::dense_phases(&workload, super::EXPLICIT_FULL_MAX_ROWS as f64);
+    Footprint {
+        peak_bytes: base_peak.saturating_add(optional.peak_bytes),
+        disk_bytes: dense_disk_bytes(exp, &z, optional.file_bytes),
+        seconds: phases.iter().map(|p| p.1).sum(),
+        phases,
+        parts,
+    }
+}
+
+/// What the time model prices of a dense run.
+fn dense_workload(
+    exp: &Experiment,
+    z: &DenseShape,
+    s: &Sizes,
+    extra_members: u64,
+) -> super::time_model::Workload {
+    let (n, a, d, k, r) = (z.n, z.a, z.d, z.k, z.r);
+    super::time_model::Workload {
         n: n as f64,
         a: a as f64,
         d: d as f64,
         k: k as f64,
         r: r as f64,
-        macs: super::time_model::forward_macs(conv.as_deref(), params),
-        layers: (l + 1) as f64,
-        gram_width: super::time_model::gram_width(conv.as_deref(), w, l),
+        macs: super::time_model::forward_macs(z.conv.as_deref(), z.params),
+        layers: (z.l + 1) as f64,
+        gram_width: super::time_model::gram_width(z.conv.as_deref(), z.w, z.l),
         products: match exp.kernel.form {
             crate::ntk::KernelForm::Full => (k * k) as f64,
             crate::ntk::KernelForm::Trace => k as f64,
         },
-        signal_rows: signal_rows as f64,
-        batch: batch as f64,
+        signal_rows: z.signal_rows as f64,
+        batch: z.batch as f64,
         steps: exp.training.steps as f64,
-        checkpoints: checkpoints as f64,
+        checkpoints: z.checkpoints as f64,
         kernel_checkpoints: (exp.training.steps / exp.logging.kernel_every.max(1) + 1) as f64,
         probe: exp.kernel.probe_size.min(n as usize) as f64,
         twin: exp.training.twin.resolve(
@@ -653,27 +849,19 @@ fn estimate_dense(exp: &Experiment, s: Sizes) -> Footprint {
         ),
         solutions: exp.kernel.solutions.clone(),
         analytic_entry_seconds: super::time_model::analytic_entry_seconds(exp, d, s.moment_seconds),
-        extra_members: member_flops as f64,
+        extra_members: extra_members as f64,
         members_in_flight: super::ensemble::parallel_members(exp) as f64,
-        conv: conv.is_some(),
-        units: outputs_per_point.saturating_sub(k) as f64,
-        unit_seconds: super::time_model::unit_seconds(m.activation),
+        conv: z.conv.is_some(),
+        units: z.outputs_per_point.saturating_sub(k) as f64,
+        unit_seconds: super::time_model::unit_seconds(exp.model.activation),
         data_seconds: match &exp.data.source {
             DataSource::Teacher(t) => {
                 let weights = (t.input_dim * t.teacher_width) as f64;
                 weights * super::time_model::GAUSSIAN_SECONDS
-                    + (n_all_train + h) as f64 * weights * super::time_model::SCALAR_MAC_SECONDS
+                    + (z.n_all_train + z.h) as f64 * weights * super::time_model::SCALAR_MAC_SECONDS
             }
             _ => 0.0,
         },
-    };
-    let phases = super::time_model::dense_phases(&workload, super::EXPLICIT_FULL_MAX_ROWS as f64);
-    Footprint {
-        peak_bytes: peak,
-        disk_bytes: disk,
-        seconds: phases.iter().map(|p| p.1).sum(),
-        phases,
-        parts,
     }
 }
 

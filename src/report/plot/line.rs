@@ -326,25 +326,7 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         }
         _ => spec,
     };
-    // Scatter-only charts (few points) get headroom at the top for the legend.
-    let (x0, x1, y1) = if spec.series.iter().all(|s| s.style == Stroke::Markers) {
-        let (x0, x1) = if spec.log_x {
-            (x0 / 1.5, x1 * 1.5)
-        } else {
-            (x0 - 0.1 * (x1 - x0), x1 + 0.1 * (x1 - x0))
-        };
-        (
-            x0,
-            x1,
-            if spec.log_y {
-                y1 * (y1 / y0).powf(0.6)
-            } else {
-                y1 + 0.6 * (y1 - y0)
-            },
-        )
-    } else {
-        (x0, x1, y1)
-    };
+    let (x0, x1, y1) = scatter_headroom(spec, (x0, x1), (y0, y1));
     let (width, height) = super::legend::plotting_size(area.dim_in_pixel());
     let (corner, y1) = super::legend::place(
         spec,
@@ -363,7 +345,42 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         zero_below(spec.log_x, x0, x1),
         zero_below(spec.log_y, y0, y1),
     );
-    // Log axes are labelled at 1-2-5 (or finer) steps, so that at least three ticks are read.
+    draw_scaled(area, spec, (x0, x1), (y0, y1), zero, corner)
+}
+
+/// Scatter-only charts (few points) get headroom at the top for the legend: the x range and
+/// the top of the y range.
+fn scatter_headroom(
+    spec: &LineChart,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> (f64, f64, f64) {
+    if !spec.series.iter().all(|s| s.style == Stroke::Markers) {
+        return (x0, x1, y1);
+    }
+    let (x0, x1) = if spec.log_x {
+        (x0 / 1.5, x1 * 1.5)
+    } else {
+        (x0 - 0.1 * (x1 - x0), x1 + 0.1 * (x1 - x0))
+    };
+    let y1 = if spec.log_y {
+        y1 * (y1 / y0).powf(0.6)
+    } else {
+        y1 + 0.6 * (y1 - y0)
+    };
+    (x0, x1, y1)
+}
+
+/// [`draw_on`] with each axis linear or log as the chart asks; log axes are labelled at 1-2-5
+/// (or finer) steps, so that at least three ticks are read.
+fn draw_scaled<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &LineChart,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    zero: (f64, f64),
+    corner: usize,
+) -> std::result::Result<(), String> {
     let xt = if spec.x_ticks.is_empty() {
         log_ticks(x0, x1)
     } else {
@@ -399,9 +416,7 @@ pub fn draw_line_chart<DB: DrawingBackend>(
     }
 }
 
-/// Draws axes, series, reference lines and the legend. (One function of ~100 lines: the chart
-/// context's type is generic over both axis kinds, so helpers would have to spell out plotters'
-/// full coordinate types.)
+/// Draws axes, series, reference lines and the legend.
 fn draw_on<DB, XR, YR>(
     area: &DrawingArea<DB, Shift>,
     spec: &LineChart,
@@ -437,108 +452,169 @@ where
         .axis_desc_style((FONT, 17))
         .draw()
         .map_err(e)?;
-    let (log_x, log_y) = (spec.log_x, spec.log_y);
-    let clamp = |y: f64| y;
     for s in &spec.series {
-        let points: Vec<(f64, f64)> = s
-            .points
+        draw_series(&mut chart, s, (spec.log_x, spec.log_y))?;
+    }
+    for s in &spec.series {
+        draw_point_marks(&mut chart, s, (spec.log_x, spec.log_y))?;
+    }
+    draw_reference_lines(&mut chart, spec)?;
+    let legend_at = super::legend::position(corner, chart.plotting_area().dim_in_pixel(), spec);
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .position(legend_at)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// A chart on two `f64` axes of any kind (linear or log).
+type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+
+/// The error of a plotters drawing call, as text.
+fn drawing_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+/// Draws one series: its band, its error bars, and its line or markers with its legend key.
+fn draw_series<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    s: &Series,
+    (log_x, log_y): (bool, bool),
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let e = drawing_error;
+    let points: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .copied()
+        .filter(|&p| usable(p, log_x, log_y))
+        .collect();
+    if points.is_empty() {
+        return Ok(());
+    }
+    let color = s.color;
+    let usable_span = |&(x, lo, hi): &(f64, f64, f64)| {
+        usable((x, lo), log_x, log_y) && usable((x, hi), log_x, log_y)
+    };
+    let band: Vec<(f64, f64, f64)> = s.band.iter().copied().filter(usable_span).collect();
+    if band.len() >= 2 {
+        let outline: Vec<(f64, f64)> = band
             .iter()
-            .map(|&(x, y)| (x, clamp(y)))
-            .filter(|&p| usable(p, log_x, log_y))
+            .map(|b| (b.0, b.1))
+            .chain(band.iter().rev().map(|b| (b.0, b.2)))
             .collect();
-        if points.is_empty() {
-            continue;
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.18).filled(),
+            )))
+            .map_err(e)?;
+    }
+    let bars = s
+        .errors
+        .iter()
+        .copied()
+        .filter(usable_span)
+        .filter_map(|(x, lo, hi)| {
+            let mid = points.iter().find(|p| p.0 == x)?.1;
+            Some(ErrorBar::new_vertical(
+                x,
+                lo,
+                mid,
+                hi,
+                color.stroke_width(1),
+                8,
+            ))
+        });
+    chart.draw_series(bars).map_err(e)?;
+    match s.style {
+        Stroke::Markers => {
+            let anno = chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(e)?;
+            if !s.label.is_empty() {
+                anno.label(&s.label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
         }
-        let color = s.color;
-        let band: Vec<(f64, f64, f64)> = s
-            .band
-            .iter()
-            .copied()
-            .filter(|&(x, lo, hi)| usable((x, lo), log_x, log_y) && usable((x, hi), log_x, log_y))
-            .collect();
-        if band.len() >= 2 {
-            let outline: Vec<(f64, f64)> = band
-                .iter()
-                .map(|b| (b.0, b.1))
-                .chain(band.iter().rev().map(|b| (b.0, b.2)))
-                .collect();
+        Stroke::Dashed => {
+            let style = ShapeStyle::from(&color).stroke_width(s.width);
+            let anno = chart
+                .draw_series(DashedLineSeries::new(points, 8, 5, style))
+                .map_err(e)?;
+            if !s.label.is_empty() {
+                anno.label(&s.label)
+                    .legend(move |(x, y)| dashed_key!(x, y, style));
+            }
+        }
+        Stroke::Solid => {
+            let style = ShapeStyle::from(&color).stroke_width(s.width);
+            let anno = chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(e)?;
+            if !s.label.is_empty() {
+                anno.label(&s.label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Draws a line series' point marks (dots or rings), over every line.
+fn draw_point_marks<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    s: &Series,
+    (log_x, log_y): (bool, bool),
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let e = drawing_error;
+    let points = s
+        .points
+        .iter()
+        .copied()
+        .filter(|&p| usable(p, log_x, log_y));
+    match (s.style, s.marker) {
+        (Stroke::Markers, _) | (_, None) => {}
+        (_, Some(Marker::Dot)) => {
             chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    color.mix(0.18).filled(),
-                )))
+                .draw_series(points.map(|p| Circle::new(p, 4, s.color.filled())))
                 .map_err(e)?;
         }
-        let bars = s
-            .errors
-            .iter()
-            .copied()
-            .filter(|&(x, lo, hi)| usable((x, lo), log_x, log_y) && usable((x, hi), log_x, log_y))
-            .filter_map(|(x, lo, hi)| {
-                let mid = points.iter().find(|p| p.0 == x)?.1;
-                Some(ErrorBar::new_vertical(
-                    x,
-                    lo,
-                    mid,
-                    hi,
-                    color.stroke_width(1),
-                    8,
-                ))
-            });
-        chart.draw_series(bars).map_err(e)?;
-        match s.style {
-            Stroke::Markers => {
-                let anno = chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                    .map_err(e)?;
-                if !s.label.is_empty() {
-                    anno.label(&s.label)
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-                }
-            }
-            Stroke::Dashed => {
-                let style = ShapeStyle::from(&color).stroke_width(s.width);
-                let anno = chart
-                    .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
-                    .map_err(e)?;
-                if !s.label.is_empty() {
-                    anno.label(&s.label)
-                        .legend(move |(x, y)| dashed_key!(x, y, style));
-                }
-            }
-            Stroke::Solid => {
-                let style = ShapeStyle::from(&color).stroke_width(s.width);
-                let anno = chart
-                    .draw_series(LineSeries::new(points.clone(), style))
-                    .map_err(e)?;
-                if !s.label.is_empty() {
-                    anno.label(&s.label)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                }
-            }
+        (_, Some(Marker::Ring)) => {
+            let ring = s.color.stroke_width(2);
+            chart
+                .draw_series(points.map(|p| Circle::new(p, 5, ring)))
+                .map_err(e)?;
         }
     }
-    for s in &spec.series {
-        let points = s
-            .points
-            .iter()
-            .copied()
-            .filter(|&p| usable(p, log_x, log_y));
-        match (s.style, s.marker) {
-            (Stroke::Markers, _) | (_, None) => {}
-            (_, Some(Marker::Dot)) => {
-                chart
-                    .draw_series(points.map(|p| Circle::new(p, 4, s.color.filled())))
-                    .map_err(e)?;
-            }
-            (_, Some(Marker::Ring)) => {
-                let ring = s.color.stroke_width(2);
-                chart
-                    .draw_series(points.map(|p| Circle::new(p, 5, ring)))
-                    .map_err(e)?;
-            }
-        }
-    }
+    Ok(())
+}
+
+/// Draws the horizontal reference lines and the round-off floor's line, dashed across the
+/// series' x range, each with its legend entry.
+fn draw_reference_lines<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    spec: &LineChart,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (log_x, log_y) = (spec.log_x, spec.log_y);
     let floor_line = spec.floor.iter().map(|(v, l)| (*v, l.clone(), true));
     for (v, label, is_floor) in spec
         .hlines
@@ -546,9 +622,7 @@ where
         .map(|(v, l)| (*v, l.clone(), false))
         .chain(floor_line)
     {
-        let v = &v;
-        let label = &label;
-        if !v.is_finite() || (log_y && *v <= 0.0) {
+        if !v.is_finite() || (log_y && v <= 0.0) {
             continue;
         }
         let color = if is_floor {
@@ -566,24 +640,15 @@ where
         let (a, b) = range(xs.into_iter(), log_x);
         chart
             .draw_series(DashedLineSeries::new(
-                vec![(a, *v), (b, *v)],
+                vec![(a, v), (b, v)],
                 4,
                 4,
                 color.stroke_width(2),
             ))
-            .map_err(e)?
-            .label(label)
+            .map_err(drawing_error)?
+            .label(&label)
             .legend(move |(x, y)| dashed_key!(x, y, style));
     }
-    let legend_at = super::legend::position(corner, chart.plotting_area().dim_in_pixel(), spec);
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .position(legend_at)
-        .draw()
-        .map_err(e)?;
     Ok(())
 }
 

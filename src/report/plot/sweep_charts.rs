@@ -282,6 +282,80 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
         r.figure("network_early_stopped_test_bits_per_char")
             .is_finite()
     });
+    let single = |fig: &str, label: &str, color: RGBColor| -> Vec<Series> {
+        let (m, e) = curve(fig);
+        vec![Series::line(label, m, color).markers().with_errors(e)]
+    };
+    let twin = if rows
+        .iter()
+        .any(|r| r.figure("agreement_network_linearized_avg").is_finite())
+    {
+        "linearized_avg"
+    } else {
+        "linearized"
+    };
+    let charts = vec![
+        LineChart::new(
+            if early {
+                "test bits per character (early stopped on validation, calibrated)"
+            } else {
+                "test bits per character (final step)"
+            },
+            "width n (log scale)",
+            "bits/char",
+        )
+        .log_x()
+        .with_series(bits_series(rows, width_key, early)),
+        LineChart::new(
+            "network − linearized twin, test bits/char",
+            "width n (log scale)",
+            "test bits/char gap",
+        )
+        .log_x()
+        .with_series(gap_series(rows, width_key, early, twin)),
+        LineChart::new(
+            "same predicted character (final step)",
+            "width n (log scale)",
+            "agreement network–twin (test)",
+        )
+        .log_x()
+        .with_series(single(
+            &format!("agreement_network_{twin}"),
+            "fraction of test contexts with equal argmax",
+            PALETTE[1],
+        )),
+        LineChart::new(
+            "kernel movement",
+            "width n (log scale)",
+            "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
+        )
+        .log_x()
+        .with_series(single("ntk_rel_drift", "NTK drift", PALETTE[2]))
+        .with_hline(
+            crate::metrics::LAZY_DRIFT,
+            format!("lazy below {}", crate::metrics::LAZY_DRIFT),
+        ),
+    ];
+    Figure::Grid {
+        title: format!(
+            "{}: the network and its linearization as width grows ({})",
+            sweep.base.name,
+            if sweep.spec.seeds.unwrap_or(1) > 1 {
+                "mean over seeds ± 95 % t-interval"
+            } else {
+                "one seed"
+            }
+        ),
+        cols: 2,
+        charts,
+    }
+}
+
+/// Each track's test bits per character against width (early stopped when `early`), and the
+/// n-gram baselines'.
+fn bits_series(rows: &[SweepRow], width_key: &str, early: bool) -> Vec<Series> {
+    let all = |_: &SweepRow| true;
+    let curve = |fig: &str| mean_curve(rows, width_key, fig, &all);
     let bits_figure = if early {
         "early_stopped_test_bits_per_char"
     } else {
@@ -321,97 +395,34 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             );
         }
     }
-    let single = |fig: &str, label: &str, color: RGBColor| -> Vec<Series> {
-        let (m, e) = curve(fig);
-        vec![Series::line(label, m, color).markers().with_errors(e)]
-    };
-    let twin = if rows
-        .iter()
-        .any(|r| r.figure("agreement_network_linearized_avg").is_finite())
-    {
-        "linearized_avg"
-    } else {
-        "linearized"
-    };
-    let charts = vec![
-        LineChart::new(
-            if early {
-                "test bits per character (early stopped on validation, calibrated)"
-            } else {
-                "test bits per character (final step)"
+    bits
+}
+
+/// The network's test bits per character minus its twin's against width: at the final step,
+/// and each early stopped when `early`.
+fn gap_series(rows: &[SweepRow], width_key: &str, early: bool, twin: &str) -> Vec<Series> {
+    let all = |_: &SweepRow| true;
+    let (m, e) = mean_curve(rows, width_key, "bits_gap_network_linearized", &all);
+    let mut gap = vec![Series::line("final step, T = 1", m, PALETTE[0])
+        .markers()
+        .with_errors(e)];
+    if early {
+        let (m, e) = mean_curve_of(
+            rows,
+            width_key,
+            &|r| {
+                r.figure("network_early_stopped_test_bits_per_char")
+                    - r.figure(&format!("{twin}_early_stopped_test_bits_per_char"))
             },
-            "width n (log scale)",
-            "bits/char",
-        )
-        .log_x()
-        .with_series(bits),
-        LineChart::new(
-            "network − linearized twin, test bits/char",
-            "width n (log scale)",
-            "test bits/char gap",
-        )
-        .log_x()
-        .with_series({
-            let mut gap = single(
-                "bits_gap_network_linearized",
-                "final step, T = 1",
-                PALETTE[0],
-            );
-            if early {
-                let twin_name = twin.to_string();
-                let (m, e) = mean_curve_of(
-                    rows,
-                    width_key,
-                    &|r| {
-                        r.figure("network_early_stopped_test_bits_per_char")
-                            - r.figure(&format!("{twin_name}_early_stopped_test_bits_per_char"))
-                    },
-                    &all,
-                );
-                gap.push(
-                    Series::line("each early stopped, calibrated", m, PALETTE[1])
-                        .markers()
-                        .with_errors(e),
-                );
-            }
-            gap
-        }),
-        LineChart::new(
-            "same predicted character (final step)",
-            "width n (log scale)",
-            "agreement network–twin (test)",
-        )
-        .log_x()
-        .with_series(single(
-            &format!("agreement_network_{twin}"),
-            "fraction of test contexts with equal argmax",
-            PALETTE[1],
-        )),
-        LineChart::new(
-            "kernel movement",
-            "width n (log scale)",
-            "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
-        )
-        .log_x()
-        .with_series(single("ntk_rel_drift", "NTK drift", PALETTE[2]))
-        .with_hline(
-            crate::metrics::LAZY_DRIFT,
-            format!("lazy below {}", crate::metrics::LAZY_DRIFT),
-        ),
-    ];
-    Figure::Grid {
-        title: format!(
-            "{}: the network and its linearization as width grows ({})",
-            sweep.base.name,
-            if sweep.spec.seeds.unwrap_or(1) > 1 {
-                "mean over seeds ± 95 % t-interval"
-            } else {
-                "one seed"
-            }
-        ),
-        cols: 2,
-        charts,
+            &all,
+        );
+        gap.push(
+            Series::line("each early stopped, calibrated", m, PALETTE[1])
+                .markers()
+                .with_errors(e),
+        );
     }
+    gap
 }
 
 /// The swept key of a learning curve.
