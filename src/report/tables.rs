@@ -259,7 +259,7 @@ fn phase_json(r: &RunRecord) -> serde_json::Value {
         "label": evidence.classify().name(),
         "lr_over_critical": json_f64(evidence.lr_ratio),
         "final_sharpness_ratio": json_f64(evidence.final_sharpness()),
-        "late_sharpness_ratios": json_list(&evidence.late_sharpness()),
+        "late_sharpness_ratios": json_list(evidence.late_sharpness()),
         "edge_band": [crate::metrics::EDGE_BAND.0, crate::metrics::EDGE_BAND.1],
         "final_ntk_rel_drift": json_f64(evidence.final_drift),
         "loss_spike": evidence.spiked(),

@@ -38,7 +38,7 @@ impl KernelFigures {
 impl Measurer for KernelFigures {
     fn measure(&mut self, now: &Now<'_, '_>, ck: &mut Checkpoint) -> Result<()> {
         let tracks = now.tracks;
-        if !(now.step % tracks.exp.logging.kernel_every == 0 || now.last) {
+        if !(now.step.is_multiple_of(tracks.exp.logging.kernel_every) || now.last) {
             return Ok(());
         }
         let (kc, probe) = if now.step == 0 {

@@ -23,7 +23,7 @@ pub struct Sensitivity {
 impl Measurer for Sensitivity {
     fn measure(&mut self, now: &Now<'_, '_>, ck: &mut Checkpoint) -> Result<()> {
         let exp = now.tracks.exp;
-        let due = now.step % exp.logging.sensitivity_every == 0 || now.last;
+        let due = now.step.is_multiple_of(exp.logging.sensitivity_every) || now.last;
         if exp.training.steps > 0 && due {
             ck.sensitivity = Some(self.input_sensitivity(now.tracks, now.step)?);
         }
