@@ -8,11 +8,11 @@ use std::path::Path;
 
 use ntk_dynamics::report::plot::heatmap::COLORBAR_STEPS;
 use ntk_dynamics::report::plot::{
-    ColorScale, Figure, HeatMap, ImageFormat, LineChart, Series, PALETTE,
+    ColorScale, HeatMap, ImageFormat, LineChart, Plot, Series, PALETTE,
 };
 use plotters::style::RGBColor;
 
-fn svg(fig: &Figure) -> String {
+fn svg(fig: &Plot) -> String {
     String::from_utf8(fig.render(Path::new("t.svg"), ImageFormat::Svg).unwrap()).unwrap()
 }
 
@@ -45,7 +45,7 @@ fn legend_keys_are_drawn_in_the_series_style() {
     let xs: Vec<(f64, f64)> = (0..50)
         .map(|i| (i as f64, (i as f64 * 0.1).sin()))
         .collect();
-    let fig = Figure::Line(LineChart::new("legend", "x", "y").with_series(vec![
+    let fig = Plot::Line(LineChart::new("legend", "x", "y").with_series(vec![
         Series::line("solid", xs.clone(), solid),
         Series::line("dashed", xs.iter().map(|p| (p.0, p.1 + 0.5)).collect(), dashed).dashed(),
     ]));
@@ -102,7 +102,7 @@ fn heat_maps_have_a_colour_bar_and_labels_at_cell_centres() {
         y_desc: "true class".into(),
         colorbar_label: "fraction of the true class".into(),
     };
-    let fig = Figure::Heat {
+    let fig = Plot::Heat {
         title: "t".into(),
         maps: vec![map.clone()],
     };
@@ -209,13 +209,13 @@ fn every_figure_kind_is_well_formed_svg_with_its_font() {
         colorbar_label: "Θ".into(),
     };
     for fig in [
-        Figure::Line(chart.clone()),
-        Figure::Grid {
+        Plot::Line(chart.clone()),
+        Plot::Grid {
             title: "g".into(),
             cols: 2,
             charts: vec![chart.clone(), chart],
         },
-        Figure::Heat {
+        Plot::Heat {
             title: "h".into(),
             maps: vec![map],
         },

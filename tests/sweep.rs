@@ -8,6 +8,7 @@ use common::{run_into, stderr, sweep_toml, tiny_sine_toml};
 use ntk_dynamics::config::sweep;
 use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
+use ntk_dynamics::record::columns::{Column, Figure};
 use ntk_dynamics::record::sweep::{fit_power_laws, PointStatus, SweepRow};
 
 #[test]
@@ -34,7 +35,7 @@ fn fitted_slopes_recover_known_exponents() {
                 });
             }
         }
-        let fits = fit_power_laws(&rows, "model.width", &["ntk_rel_drift".to_string()]);
+        let fits = fit_power_laws(&rows, "model.width", &[Figure::Final(Column::NtkRelDrift)]);
         let f = &fits[0];
         assert!(
             (f.slope - exponent).abs() < 0.03,
@@ -67,7 +68,7 @@ fn fitted_slopes_recover_known_exponents() {
             });
         }
     }
-    let f = &fit_power_laws(&rows, "model.width", &["ntk_rel_drift".to_string()])[0];
+    let f = &fit_power_laws(&rows, "model.width", &[Figure::Final(Column::NtkRelDrift)])[0];
     let mean = exps.iter().sum::<f64>() / 5.0;
     let sd = (exps.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
     assert!((f.slope - mean).abs() < 1e-12, "{} vs {mean}", f.slope);

@@ -86,6 +86,52 @@ pub struct Sweep {
     pub notes: Vec<String>,
 }
 
+/// The swept keys that have figures of their own in a sweep's report (a sweep may vary any
+/// key; these are the axes its charts and fits are drawn against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// `model.width`: scaling fits and the language figure.
+    Width,
+    /// `training.lr_scale`: training phases.
+    LrScale,
+    /// `training.learning_rate`: training phases.
+    LearningRate,
+    /// `data.n_train`: the learning curve.
+    NTrain,
+    /// `data.label_noise`: accuracy under label noise.
+    LabelNoise,
+    /// `kernel.diag_reg`: the kernel solution per regulariser in the label-noise figure.
+    DiagReg,
+}
+
+impl Axis {
+    /// The config key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Axis::Width => "model.width",
+            Axis::LrScale => "training.lr_scale",
+            Axis::LearningRate => "training.learning_rate",
+            Axis::NTrain => "data.n_train",
+            Axis::LabelNoise => "data.label_noise",
+            Axis::DiagReg => "kernel.diag_reg",
+        }
+    }
+}
+
+impl Sweep {
+    /// Whether the sweep varies the key of `axis`.
+    pub fn varies(&self, axis: Axis) -> bool {
+        self.spec.vary.contains_key(axis.key())
+    }
+
+    /// The learning-rate axis the sweep varies, if any.
+    pub fn learning_rate_axis(&self) -> Option<Axis> {
+        [Axis::LrScale, Axis::LearningRate]
+            .into_iter()
+            .find(|&a| self.varies(a))
+    }
+}
+
 /// Whether config text has a `[sweep]` section.
 pub fn is_sweep(text: &str) -> bool {
     toml::from_str::<toml::Table>(text)

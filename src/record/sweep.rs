@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::columns::{run_figures, Column, Split};
+use super::columns::{run_figures, Column, Figure, Split};
 use super::{RunRecord, RunStatus, Track};
 use crate::metrics::{self, Phase};
 
@@ -171,8 +171,19 @@ impl SweepRow {
         }
     }
 
-    /// A figure by name.
-    pub fn figure(&self, name: &str) -> f64 {
+    /// A figure (NaN where the row does not have it).
+    pub fn figure(&self, f: Figure) -> f64 {
+        self.figure_named(&f.name())
+    }
+
+    /// Whether the row has a figure (finite or not).
+    pub fn has_figure(&self, f: Figure) -> bool {
+        let name = f.name();
+        self.figures.iter().any(|(n, _)| *n == name)
+    }
+
+    /// A figure by its column name in `sweep.csv` (NaN where the row does not have it).
+    pub fn figure_named(&self, name: &str) -> f64 {
         self.figures
             .iter()
             .find(|(n, _)| n == name)
@@ -320,9 +331,9 @@ fn value_of(r: &SweepRow, key: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-/// Log-log fits of the named figures against the numeric key `x_key`, per value of the other
+/// Log-log fits of the figures against the numeric key `x_key`, per value of the other
 /// key (see [`PowerLawFit`]).
-pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[String]) -> Vec<PowerLawFit> {
+pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[Figure]) -> Vec<PowerLawFit> {
     let group_key = rows
         .first()
         .and_then(|r| r.values.iter().map(|(k, _)| k.clone()).find(|k| k != x_key));
@@ -340,10 +351,10 @@ pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[String]) -> Vec
         for f in figures {
             let points: Vec<(u64, f64, f64)> = in_group
                 .iter()
-                .filter_map(|r| Some((r.seed, r.value_f64(x_key)?, r.figure(f))))
+                .filter_map(|r| Some((r.seed, r.value_f64(x_key)?, r.figure(*f))))
                 .filter(|(_, x, y)| *x > 0.0 && *y > 0.0 && y.is_finite())
                 .collect();
-            if let Some(fit) = fit_one(f, g.clone(), &points) {
+            if let Some(fit) = fit_one(&f.name(), g.clone(), &points) {
                 fits.push(fit);
             }
         }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::config::Experiment;
 use crate::record::RunRecord;
-use crate::report::plot::{Figure, ImageFormat};
+use crate::report::plot::{ImageFormat, Plot};
 use crate::Result;
 
 /// Writes every output of a run into its (fresh) directory: data files, plots, then the report
@@ -86,7 +86,7 @@ pub fn write_run(
 pub fn render_figures(
     dir: &Path,
     title: &str,
-    figures: Vec<(String, Figure)>,
+    figures: Vec<(String, Plot)>,
     formats: &[ImageFormat],
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();

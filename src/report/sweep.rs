@@ -3,43 +3,43 @@
 
 use std::path::Path;
 
-use crate::config::sweep::{value_text, Sweep};
+use crate::config::sweep::{value_text, Axis, Sweep};
 use std::collections::BTreeMap;
 
+use crate::record::columns::{Column, Figure, GapFigure, Split};
 use crate::record::sweep::{fit_power_laws, PointStatus, PowerLawFit, StoredRow, SweepRow};
+use crate::record::Track;
 use crate::report::io::{mark_complete, write_atomic};
 use crate::report::plot::sweep_charts;
 use crate::report::tables::fmt_f64;
 use crate::{Error, Result};
 
 /// Figures fitted against the width.
-pub fn scaling_figures(rows: &[SweepRow]) -> Vec<String> {
-    let mut f: Vec<String> = [
-        "ntk_rel_drift",
-        "param_rel_change",
-        "rel_rmse_network_linearized",
-        "rel_rmse_network_kernel_analytic",
-        "init_ntk_vs_analytic",
-        "ntk_cka_distance",
-        "ntk_target_alignment_gain",
-    ]
-    .map(String::from)
-    .to_vec();
-    let layers = rows
-        .iter()
-        .flat_map(|r| r.figures.iter().map(|(n, _)| n.clone()))
-        .filter(|n| n.starts_with("param_rel_change_layer"))
-        .collect::<std::collections::BTreeSet<_>>();
+pub fn scaling_figures(rows: &[SweepRow]) -> Vec<Figure> {
+    let mut f = vec![
+        Figure::Final(Column::NtkRelDrift),
+        Figure::Final(Column::ParamRelChange),
+        Figure::RelRmse((Track::Network, Track::Linearized)),
+        Figure::RelRmse((Track::Network, Track::KernelAnalytic)),
+        Figure::InitNtkVsAnalytic,
+        Figure::CkaDistance,
+        Figure::TargetAlignmentGain,
+    ];
+    // Per-layer parameter changes of the layers the rows have, in the order of their names.
+    let has = |fig: Figure| rows.iter().any(|r| r.has_figure(fig));
+    let mut layers: Vec<Figure> = (0..)
+        .map(|l| Figure::Final(Column::ParamRelChangeLayer(l)))
+        .take_while(|&fig| has(fig))
+        .collect();
+    layers.sort_by_key(|fig| fig.name());
     f.extend(layers);
     // Ensemble vs GP gaps, where the sweep has them.
-    for name in [
-        "ensemble_network_mean_gap",
-        "ensemble_network_var_log_ratio_rms",
-        "ensemble_linearized_mean_gap",
-        "ensemble_linearized_var_log_ratio_rms",
-    ] {
-        if rows.iter().any(|r| r.figure(name).is_finite()) {
-            f.push(name.to_string());
+    for t in [Track::Network, Track::Linearized] {
+        for gap in [GapFigure::MeanGap, GapFigure::VarLogRatioRms] {
+            let fig = Figure::EnsembleGap(t, gap);
+            if rows.iter().any(|r| r.figure(fig).is_finite()) {
+                f.push(fig);
+            }
         }
     }
     f
@@ -76,7 +76,7 @@ pub fn sweep_csv(rows: &[SweepRow]) -> String {
         row.push(r.run_dir.clone());
         row.extend(figs.iter().map(|f| {
             if r.figures.iter().any(|(n, _)| n == f) {
-                fmt_f64(r.figure(f))
+                fmt_f64(r.figure_named(f))
             } else {
                 String::new()
             }
@@ -84,24 +84,6 @@ pub fn sweep_csv(rows: &[SweepRow]) -> String {
         out += &(row.join(",") + "\n");
     }
     out
-}
-
-fn width_key(sweep: &Sweep) -> Option<String> {
-    sweep
-        .spec
-        .vary
-        .keys()
-        .find(|k| k.as_str() == "model.width")
-        .cloned()
-}
-
-fn lr_key(sweep: &Sweep) -> Option<String> {
-    sweep
-        .spec
-        .vary
-        .keys()
-        .find(|k| k.as_str() == "training.lr_scale" || k.as_str() == "training.learning_rate")
-        .cloned()
 }
 
 /// Where finished points' rows are stored in a sweep directory.
@@ -161,52 +143,52 @@ pub fn write_sweep(
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<PowerLawFit>> {
     write_atomic(&dir.join("sweep.csv"), sweep_csv(rows).as_bytes())?;
-    let fits = match width_key(sweep) {
-        Some(wk) => {
+    let fits = match sweep.varies(Axis::Width) {
+        true => {
             // Only completed points are fitted: an interrupted run stopped early.
             let done: Vec<SweepRow> = rows
                 .iter()
                 .filter(|r| r.status.is_completed())
                 .cloned()
                 .collect();
-            fit_power_laws(&done, &wk, &scaling_figures(&done))
+            fit_power_laws(&done, Axis::Width.key(), &scaling_figures(&done))
         }
-        None => Vec::new(),
+        false => Vec::new(),
     };
     let mut figures = Vec::new();
-    if width_key(sweep).is_some() && !fits.is_empty() {
+    if sweep.varies(Axis::Width) && !fits.is_empty() {
         figures.push((
             "scaling".to_string(),
             sweep_charts::scaling_figure(sweep, &fits),
         ));
     }
-    if let Some(wk) = width_key(sweep) {
-        if rows
-            .iter()
-            .any(|r| r.figure("network_test_bits_per_char").is_finite())
-        {
+    if sweep.varies(Axis::Width) {
+        if rows.iter().any(|r| {
+            r.figure(Figure::TestBitsPerChar(Track::Network))
+                .is_finite()
+        }) {
             figures.push((
                 "language".to_string(),
-                sweep_charts::language_figure(sweep, rows, &wk),
+                sweep_charts::language_figure(sweep, rows),
             ));
         }
     }
-    if let Some(lk) = lr_key(sweep) {
+    if let Some(lr_axis) = sweep.learning_rate_axis() {
         figures.push(("phases".into(), sweep_charts::phases_figure(sweep, rows)));
-        if let Some(wk) = width_key(sweep) {
+        if sweep.varies(Axis::Width) {
             figures.push((
                 "phase_diagram".into(),
-                sweep_charts::phase_diagram_figure(sweep, rows, &lk, &wk),
+                sweep_charts::phase_diagram_figure(sweep, rows, lr_axis),
             ));
         }
     }
-    if sweep.spec.vary.contains_key(sweep_charts::N_TRAIN_KEY) {
+    if sweep.varies(Axis::NTrain) {
         figures.push((
             "learning_curve".into(),
             sweep_charts::learning_curve_figure(sweep, rows),
         ));
     }
-    if sweep.spec.vary.contains_key("data.label_noise") {
+    if sweep.varies(Axis::LabelNoise) {
         figures.push(("noise".into(), sweep_charts::noise_figure(sweep, rows)));
     }
     let charts = crate::report::render_figures(
@@ -293,16 +275,18 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
     }
     // Text runs: the network's test bits/char (early stopped where there is a validation
     // split) says more than its half-MSE on one-hot targets.
-    let has = |fig: &str| rows.iter().any(|r| r.figure(fig).is_finite());
-    let (loss_figure, loss_label) = if has("network_early_stopped_test_bits_per_char") {
-        (
-            "network_early_stopped_test_bits_per_char",
-            "network test bits/char (early stopped)",
-        )
-    } else if has("network_test_bits_per_char") {
-        ("network_test_bits_per_char", "network test bits/char")
+    let has = |fig: Figure| rows.iter().any(|r| r.figure(fig).is_finite());
+    let early_bits = Figure::EarlyStoppedTestBitsPerChar(Track::Network);
+    let final_bits = Figure::TestBitsPerChar(Track::Network);
+    let (loss_figure, loss_label) = if has(early_bits) {
+        (early_bits, "network test bits/char (early stopped)")
+    } else if has(final_bits) {
+        (final_bits, "network test bits/char")
     } else {
-        ("network_test_loss", "network test loss")
+        (
+            Figure::Final(Column::Loss(Track::Network, Split::Test)),
+            "network test loss",
+        )
     };
     s += &format!("## Runs\n\n| point | seed | status | phase | wall time (s) | {loss_label} | drift | RMSE(net, lin)/RMS(y) |\n|---|---|---|---|---|---|---|---|\n");
     for r in rows {
@@ -318,8 +302,8 @@ fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&st
             r.phase.map(|p| p.name()).unwrap_or("–"),
             r.wall_s,
             fmt_f64(r.figure(loss_figure)),
-            fmt_f64(r.figure("ntk_rel_drift")),
-            fmt_f64(r.figure("rel_rmse_network_linearized"))
+            fmt_f64(r.figure(Figure::Final(Column::NtkRelDrift))),
+            fmt_f64(r.figure(Figure::RelRmse((Track::Network, Track::Linearized))))
         );
     }
     let total: f64 = rows.iter().map(|r| r.wall_s).sum();
@@ -362,7 +346,8 @@ fn fits_md(fits: &[PowerLawFit]) -> String {
             );
         }
     }
-    for f in fits.iter().filter(|f| f.figure == "init_ntk_vs_analytic") {
+    let init_gap = Figure::InitNtkVsAnalytic.name();
+    for f in fits.iter().filter(|f| f.figure == init_gap) {
         let (lo, hi) = (f.slope - f.ci95, f.slope + f.ci95);
         if !f.ci95.is_finite() {
             s += &format!(

@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, Figure, LineChart, Series};
+use super::{track_color, LineChart, Plot, Series};
 use crate::dynamics::gp::GpKernel;
 use crate::record::columns::Column;
 use crate::record::ensemble::EnsembleRecord;
@@ -206,7 +206,7 @@ fn gaps_chart(r: &RunRecord) -> LineChart {
 }
 
 /// The `ensemble` figure of a record with `[ensemble]`.
-pub fn ensemble_figure(r: &RunRecord) -> Option<Figure> {
+pub fn ensemble_figure(r: &RunRecord) -> Option<Plot> {
     let e = r.ensemble.as_ref()?;
     let charts = if r.data.input_dim == 1 && r.data.n_outputs == 1 {
         let mut order: Vec<usize> = (0..r.data.x_test.len()).collect();
@@ -224,7 +224,7 @@ pub fn ensemble_figure(r: &RunRecord) -> Option<Figure> {
             gaps_chart(r),
         ]
     };
-    Some(Figure::Grid {
+    Some(Plot::Grid {
         title: format!(
             "{}: {} networks differing only in their initialisation vs the infinite-width Gaussian process",
             r.name, e.members

@@ -1,4 +1,4 @@
-//! The figure engine (plotters, headless, with the embedded DejaVu Sans font): a [`Figure`] is
+//! The figure engine (plotters, headless, with the embedded DejaVu Sans font): a [`Plot`] is
 //! data — line charts ([`line`](mod@line)), grids of them (small multiples) or heat maps with colour bars
 //! ([`heatmap`]) — drawn on any plotters backend and encoded as PNG bytes or as an SVG whose
 //! font is embedded, so it renders anywhere. The writers put the bytes on disk atomically.
@@ -91,7 +91,7 @@ pub use crate::config::ImageFormat;
 
 /// A figure: what is drawn, independent of the file format.
 #[derive(Debug, Clone)]
-pub enum Figure {
+pub enum Plot {
     /// One line chart.
     Line(LineChart),
     /// Small multiples under one title, `cols` per row.
@@ -112,16 +112,16 @@ pub enum Figure {
     },
 }
 
-impl Figure {
+impl Plot {
     /// Canvas size in pixels.
     pub fn size(&self) -> (u32, u32) {
         match self {
-            Figure::Line(_) => (960, 640),
-            Figure::Grid { cols, charts, .. } => {
+            Plot::Line(_) => (960, 640),
+            Plot::Grid { cols, charts, .. } => {
                 let rows = charts.len().div_ceil((*cols).max(1)) as u32;
                 (900 * (*cols).max(1) as u32, 50 + 600 * rows)
             }
-            Figure::Heat { maps, .. } => (560 * maps.len().max(1) as u32, 600),
+            Plot::Heat { maps, .. } => (560 * maps.len().max(1) as u32, 600),
         }
     }
 
@@ -132,8 +132,8 @@ impl Figure {
     ) -> std::result::Result<(), String> {
         let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         match self {
-            Figure::Line(c) => line::draw_line_chart(area, c),
-            Figure::Grid {
+            Plot::Line(c) => line::draw_line_chart(area, c),
+            Plot::Grid {
                 title,
                 cols,
                 charts,
@@ -146,7 +146,7 @@ impl Figure {
                 }
                 Ok(())
             }
-            Figure::Heat { title, maps } => {
+            Plot::Heat { title, maps } => {
                 let (top, body) = area.split_vertically(44);
                 top.titled(title, (FONT, 24)).map_err(e)?;
                 for (panel, m) in body.split_evenly((1, maps.len().max(1))).iter().zip(maps) {
@@ -197,7 +197,7 @@ pub fn render_png(
 
 /// The figure as an SVG document with the font embedded as a `@font-face` (base64 TrueType),
 /// so that its text renders the same without DejaVu Sans installed.
-pub fn render_svg(path: &Path, fig: &Figure) -> Result<Vec<u8>> {
+pub fn render_svg(path: &Path, fig: &Plot) -> Result<Vec<u8>> {
     register_font();
     let err = |m: String| render_error(path, m);
     let mut svg = String::new();
@@ -281,7 +281,7 @@ pub fn contact_sheet(path: &Path, title: &str, pngs: &[(String, Vec<u8>)]) -> Re
 
 /// A line chart as PNG bytes (960 × 640).
 pub fn line_chart_png(path: &Path, spec: &LineChart) -> Result<Vec<u8>> {
-    Figure::Line(spec.clone()).render(path, ImageFormat::Png)
+    Plot::Line(spec.clone()).render(path, ImageFormat::Png)
 }
 
 #[cfg(test)]
@@ -297,7 +297,7 @@ mod tests {
                 Series::line("b", vec![(0.0, 2.0), (1.0, f64::NAN)], PALETTE[1]).dashed(),
             ])
             .with_hline(0.5, "ref");
-        let fig = Figure::Line(chart);
+        let fig = Plot::Line(chart);
         let png = fig.render(Path::new("t.png"), ImageFormat::Png).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let svg =

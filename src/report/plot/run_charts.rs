@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::{
-    paired_series, track_color, ColorScale, Figure, HeatMap, LineChart, Marker, Series, PALETTE,
+    paired_series, track_color, ColorScale, HeatMap, LineChart, Marker, Plot, Series, PALETTE,
 };
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
@@ -40,7 +40,7 @@ fn loss_chart(r: &RunRecord) -> LineChart {
 
 /// Small multiples: the network against each approximation, and the approximations against
 /// each other (consistency); differences at the f64 round-off level sit on a marked floor.
-fn divergence_figure(r: &RunRecord) -> Figure {
+fn divergence_figure(r: &RunRecord) -> Plot {
     let panel = |title: &str, pairs: Vec<(Track, Track)>| {
         let mut series = Vec::new();
         for (i, &(a, b)) in pairs.iter().enumerate() {
@@ -74,7 +74,7 @@ fn divergence_figure(r: &RunRecord) -> Figure {
             others,
         ));
     }
-    Figure::Grid {
+    Plot::Grid {
         title: format!("{}: prediction divergence between tracks", r.name),
         cols: charts.len(),
         charts,
@@ -324,7 +324,7 @@ fn sharpness_chart(r: &RunRecord) -> LineChart {
 }
 
 /// Heat maps of Θ0, Θ_final and Θ_final − Θ0 on the probe set, each with a colour bar.
-fn kernels_figure(r: &RunRecord) -> Figure {
+fn kernels_figure(r: &RunRecord) -> Plot {
     let p = r.probe_size;
     let diff: Vec<f64> = r
         .probe_ntk_final
@@ -347,7 +347,7 @@ fn kernels_figure(r: &RunRecord) -> Figure {
         y_desc: "probe point i".into(),
         colorbar_label: bar.into(),
     };
-    Figure::Heat {
+    Plot::Heat {
         title: format!(
             "{}: empirical NTK on {p} probe points (output-averaged)",
             r.name
@@ -401,7 +401,7 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
 
 /// Test (or train) confusion matrices of every track at the final step: counts and row
 /// fractions in the cells, class names on both axes.
-fn confusion_figure(r: &RunRecord) -> Figure {
+fn confusion_figure(r: &RunRecord) -> Plot {
     let k = r.data.n_outputs;
     let test = !r.data.y_test.is_empty();
     let targets = if test {
@@ -449,7 +449,7 @@ fn confusion_figure(r: &RunRecord) -> Figure {
             }
         })
         .collect();
-    Figure::Heat {
+    Plot::Heat {
         title: format!(
             "{}: confusion matrices ({} points; count and row fraction per cell)",
             r.name,
@@ -485,14 +485,11 @@ fn sensitivity_chart(r: &RunRecord) -> LineChart {
 
 /// Every figure of a run as `(file stem, figure)`. A run without steps draws no curves over
 /// training, only the functions, spectra and kernels at t = 0.
-pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
+pub fn figures(r: &RunRecord) -> Vec<(String, Plot)> {
     if r.checkpoints.len() < 2 {
         let mut out = vec![
-            (
-                "predictions".to_string(),
-                Figure::Line(predictions_chart(r)),
-            ),
-            ("spectrum".into(), Figure::Line(spectrum_chart(r))),
+            ("predictions".to_string(), Plot::Line(predictions_chart(r))),
+            ("spectrum".into(), Plot::Line(spectrum_chart(r))),
             ("kernels".into(), kernels_figure(r)),
         ];
         if r.data.classes.is_some() {
@@ -500,26 +497,26 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Figure)> {
         }
         return out;
     }
-    let mut out: Vec<(String, Figure)> = vec![
-        ("loss".into(), Figure::Line(loss_chart(r))),
+    let mut out: Vec<(String, Plot)> = vec![
+        ("loss".into(), Plot::Line(loss_chart(r))),
         ("divergence".into(), divergence_figure(r)),
         (
             "kernel_drift".into(),
-            Figure::Grid {
+            Plot::Grid {
                 title: format!("{}: how the empirical NTK moves", r.name),
                 cols: 2,
                 charts: vec![kernel_drift_chart(r), kernel_alignment_chart(r)],
             },
         ),
-        ("sharpness".into(), Figure::Line(sharpness_chart(r))),
-        ("param_drift".into(), Figure::Line(param_drift_chart(r))),
-        ("predictions".into(), Figure::Line(predictions_chart(r))),
-        ("spectrum".into(), Figure::Line(spectrum_chart(r))),
+        ("sharpness".into(), Plot::Line(sharpness_chart(r))),
+        ("param_drift".into(), Plot::Line(param_drift_chart(r))),
+        ("predictions".into(), Plot::Line(predictions_chart(r))),
+        ("spectrum".into(), Plot::Line(spectrum_chart(r))),
         ("kernels".into(), kernels_figure(r)),
-        ("sensitivity".into(), Figure::Line(sensitivity_chart(r))),
+        ("sensitivity".into(), Plot::Line(sensitivity_chart(r))),
     ];
     if r.data.classes.is_some() {
-        out.push(("accuracy".into(), Figure::Line(accuracy_chart(r))));
+        out.push(("accuracy".into(), Plot::Line(accuracy_chart(r))));
         out.push(("confusion".into(), confusion_figure(r)));
     }
     if let Some(f) = super::ensemble_charts::ensemble_figure(r) {

@@ -4,32 +4,42 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, Figure, LineChart, Marker, Series, PALETTE};
-use crate::config::sweep::{value_text, Sweep};
+use super::{track_color, LineChart, Marker, Plot, Series, PALETTE};
+use crate::config::sweep::{value_text, Axis, Sweep};
 use crate::metrics::stats::mean_ci95;
 use crate::metrics::Phase;
+use crate::record::columns::{Column, Figure, Split};
 use crate::record::sweep::{PowerLawFit, SweepRow};
 use crate::record::Track;
 
 /// Figures drawn in `scaling`, with their axis descriptions.
-pub const SCALING_FIGURES: [(&str, &str); 5] = [
-    ("ntk_rel_drift", "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)"),
-    ("param_rel_change", "final parameter change ‖θt−θ0‖/‖θ0‖"),
+pub const SCALING_FIGURES: [(Figure, &str); 5] = [
     (
-        "rel_rmse_network_linearized",
+        Figure::Final(Column::NtkRelDrift),
+        "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
+    ),
+    (
+        Figure::Final(Column::ParamRelChange),
+        "final parameter change ‖θt−θ0‖/‖θ0‖",
+    ),
+    (
+        Figure::RelRmse((Track::Network, Track::Linearized)),
         "final RMSE(network, linearized)/RMS(y)",
     ),
     (
-        "rel_rmse_network_kernel_analytic",
+        Figure::RelRmse((Track::Network, Track::KernelAnalytic)),
         "final RMSE(network, kernel Θ∞)/RMS(y)",
     ),
-    ("init_ntk_vs_analytic", "‖Θ0 − Θ∞‖/‖Θ∞‖ at initialisation"),
+    (
+        Figure::InitNtkVsAnalytic,
+        "‖Θ0 − Θ∞‖/‖Θ∞‖ at initialisation",
+    ),
 ];
 
 /// One panel per figure: the geometric mean over seeds per width with its 95 % interval, the
 /// per-seed fit (mean exponent) with a band for the exponent's interval (pivoted at the mean log
 /// width), and reference slopes −1/2 and −1 through the first mean.
-pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Figure {
+pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
     let mut groups: Vec<Option<String>> = Vec::new();
     for f in fits {
         if !groups.contains(&f.group) {
@@ -38,6 +48,7 @@ pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Figure {
     }
     let charts = SCALING_FIGURES
         .iter()
+        .map(|(fig, desc)| (fig.name(), desc))
         .filter(|(name, _)| fits.iter().any(|f| f.figure == *name))
         .map(|(name, desc)| {
             let mut series = Vec::new();
@@ -52,13 +63,13 @@ pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Figure {
                     series.extend(reference_slopes(fit));
                 }
             }
-            LineChart::new(*name, "width n (log scale)", *desc)
+            LineChart::new(name, "width n (log scale)", *desc)
                 .log_x()
                 .log_y()
                 .with_series(series)
         })
         .collect::<Vec<_>>();
-    Figure::Grid {
+    Plot::Grid {
         title: format!(
             "{}: scaling with width (mean over seeds ± 95 % t-interval; fits per seed)",
             sweep.base.name
@@ -146,7 +157,7 @@ fn label(r: &SweepRow) -> String {
 }
 
 /// Loss curves and sharpness of the first seed of every point, coloured by phase.
-pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
+pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let first_seed = rows.iter().map(|r| r.seed).min().unwrap_or(0);
     let shown: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == first_seed).collect();
     let curves = |f: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>| {
@@ -155,7 +166,7 @@ pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
             .map(|r| Series::line(label(r), f(r), phase_color(r.phase)))
             .collect()
     };
-    Figure::Grid {
+    Plot::Grid {
         title: format!("{}: training phases (colour = phase)", sweep.base.name),
         cols: 2,
         charts: vec![
@@ -179,7 +190,8 @@ pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
 }
 
 /// The phase of every run over the width × learning-rate grid.
-pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lk: &str, wk: &str) -> Figure {
+pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lr_axis: Axis) -> Plot {
+    let (lk, wk) = (lr_axis.key(), Axis::Width.key());
     let series = [
         Some(Phase::Lazy),
         Some(Phase::FeatureLearning),
@@ -201,7 +213,7 @@ pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lk: &str, wk: &str
         .markers()
     })
     .collect();
-    Figure::Line(
+    Plot::Line(
         LineChart::new(format!("{}: phase diagram", sweep.base.name), lk, "width n")
             .log_x()
             .log_y()
@@ -212,27 +224,25 @@ pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lk: &str, wk: &str
 /// Points `(x, mean)` and their intervals `(x, low, high)`.
 type MeansWithIntervals = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
 
-const NOISE_KEY: &str = "data.label_noise";
-const REG_KEY: &str = "kernel.diag_reg";
-
 /// Mean over seeds with its 95 % t-interval of a figure at each value of the swept key
-/// `x_key` (over the rows `keep` accepts); values without a finite figure are left out.
+/// `x` (over the rows `keep` accepts); values without a finite figure are left out.
 fn mean_curve(
     rows: &[SweepRow],
-    x_key: &str,
-    fig: &str,
+    x: Axis,
+    fig: Figure,
     keep: &dyn Fn(&SweepRow) -> bool,
 ) -> MeansWithIntervals {
-    mean_curve_of(rows, x_key, &|r| r.figure(fig), keep)
+    mean_curve_of(rows, x, &|r| r.figure(fig), keep)
 }
 
 /// [`mean_curve`] of a value computed from each row.
 fn mean_curve_of(
     rows: &[SweepRow],
-    x_key: &str,
+    x: Axis,
     value: &dyn Fn(&SweepRow) -> f64,
     keep: &dyn Fn(&SweepRow) -> bool,
 ) -> MeansWithIntervals {
+    let x_key = x.key();
     let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(x_key)).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
@@ -261,11 +271,14 @@ fn mean_curve_of(
 fn noise_curve(
     rows: &[SweepRow],
     _levels: &[f64],
-    fig: &str,
+    fig: Figure,
     reg: Option<&String>,
 ) -> MeansWithIntervals {
-    mean_curve(rows, NOISE_KEY, fig, &|r| {
-        reg.is_none() || r.values.iter().any(|(k, v)| k == REG_KEY && Some(v) == reg)
+    mean_curve(rows, Axis::LabelNoise, fig, &|r| {
+        reg.is_none()
+            || r.values
+                .iter()
+                .any(|(k, v)| k == Axis::DiagReg.key() && Some(v) == reg)
     })
 }
 
@@ -273,26 +286,27 @@ fn noise_curve(
 /// twin and the kernel track against the n-gram baselines; the network − twin gap in bits/char;
 /// the fraction of test contexts where network and twin predict the same next character; and
 /// the final kernel drift (means over seeds ± 95 % t-intervals).
-pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Figure {
+pub fn language_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let all = |_: &SweepRow| true;
-    let curve = |fig: &str| mean_curve(rows, width_key, fig, &all);
+    let curve = |fig: Figure| mean_curve(rows, Axis::Width, fig, &all);
     // With validation points each track is read out where it early-stops, at its fitted
     // temperature; without them, at the final step with temperature 1.
     let early = rows.iter().any(|r| {
-        r.figure("network_early_stopped_test_bits_per_char")
+        r.figure(Figure::EarlyStoppedTestBitsPerChar(Track::Network))
             .is_finite()
     });
-    let single = |fig: &str, label: &str, color: RGBColor| -> Vec<Series> {
+    let single = |fig: Figure, label: &str, color: RGBColor| -> Vec<Series> {
         let (m, e) = curve(fig);
         vec![Series::line(label, m, color).markers().with_errors(e)]
     };
+    let agreement = |twin| Figure::Final(Column::Agreement((Track::Network, twin)));
     let twin = if rows
         .iter()
-        .any(|r| r.figure("agreement_network_linearized_avg").is_finite())
+        .any(|r| r.figure(agreement(Track::LinearizedAvg)).is_finite())
     {
-        "linearized_avg"
+        Track::LinearizedAvg
     } else {
-        "linearized"
+        Track::Linearized
     };
     let charts = vec![
         LineChart::new(
@@ -305,14 +319,14 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             "bits/char",
         )
         .log_x()
-        .with_series(bits_series(rows, width_key, early)),
+        .with_series(bits_series(rows, early)),
         LineChart::new(
             "network − linearized twin, test bits/char",
             "width n (log scale)",
             "test bits/char gap",
         )
         .log_x()
-        .with_series(gap_series(rows, width_key, early, twin)),
+        .with_series(gap_series(rows, early, twin)),
         LineChart::new(
             "same predicted character (final step)",
             "width n (log scale)",
@@ -320,7 +334,7 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
         )
         .log_x()
         .with_series(single(
-            &format!("agreement_network_{twin}"),
+            agreement(twin),
             "fraction of test contexts with equal argmax",
             PALETTE[1],
         )),
@@ -330,13 +344,17 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
             "final NTK drift ‖Θt−Θ0‖/‖Θ0‖ (probe set)",
         )
         .log_x()
-        .with_series(single("ntk_rel_drift", "NTK drift", PALETTE[2]))
+        .with_series(single(
+            Figure::Final(Column::NtkRelDrift),
+            "NTK drift",
+            PALETTE[2],
+        ))
         .with_hline(
             crate::metrics::LAZY_DRIFT,
             format!("lazy below {}", crate::metrics::LAZY_DRIFT),
         ),
     ];
-    Figure::Grid {
+    Plot::Grid {
         title: format!(
             "{}: the network and its linearization as width grows ({})",
             sweep.base.name,
@@ -353,17 +371,19 @@ pub fn language_figure(sweep: &Sweep, rows: &[SweepRow], width_key: &str) -> Fig
 
 /// Each track's test bits per character against width (early stopped when `early`), and the
 /// n-gram baselines'.
-fn bits_series(rows: &[SweepRow], width_key: &str, early: bool) -> Vec<Series> {
+fn bits_series(rows: &[SweepRow], early: bool) -> Vec<Series> {
     let all = |_: &SweepRow| true;
-    let curve = |fig: &str| mean_curve(rows, width_key, fig, &all);
-    let bits_figure = if early {
-        "early_stopped_test_bits_per_char"
-    } else {
-        "test_bits_per_char"
+    let curve = |fig: Figure| mean_curve(rows, Axis::Width, fig, &all);
+    let bits_figure = |t| {
+        if early {
+            Figure::EarlyStoppedTestBitsPerChar(t)
+        } else {
+            Figure::TestBitsPerChar(t)
+        }
     };
     let mut bits = Vec::new();
     for t in Track::ALL {
-        let (m, e) = curve(&format!("{}_{bits_figure}", t.name()));
+        let (m, e) = curve(bits_figure(t));
         if !m.is_empty() {
             let label = match t {
                 Track::KernelAnalytic => {
@@ -383,7 +403,7 @@ fn bits_series(rows: &[SweepRow], width_key: &str, early: bool) -> Vec<Series> {
         (3, RGBColor(140, 86, 75)),
         (4, RGBColor(0, 0, 0)),
     ] {
-        let (m, _) = curve(&format!("ngram{order}_test_bits_per_char"));
+        let (m, _) = curve(Figure::NgramBitsPerChar(order));
         if !m.is_empty() {
             bits.push(
                 Series::line(
@@ -400,19 +420,19 @@ fn bits_series(rows: &[SweepRow], width_key: &str, early: bool) -> Vec<Series> {
 
 /// The network's test bits per character minus its twin's against width: at the final step,
 /// and each early stopped when `early`.
-fn gap_series(rows: &[SweepRow], width_key: &str, early: bool, twin: &str) -> Vec<Series> {
+fn gap_series(rows: &[SweepRow], early: bool, twin: Track) -> Vec<Series> {
     let all = |_: &SweepRow| true;
-    let (m, e) = mean_curve(rows, width_key, "bits_gap_network_linearized", &all);
+    let (m, e) = mean_curve(rows, Axis::Width, Figure::BitsGapNetworkTwin, &all);
     let mut gap = vec![Series::line("final step, T = 1", m, PALETTE[0])
         .markers()
         .with_errors(e)];
     if early {
         let (m, e) = mean_curve_of(
             rows,
-            width_key,
+            Axis::Width,
             &|r| {
-                r.figure("network_early_stopped_test_bits_per_char")
-                    - r.figure(&format!("{twin}_early_stopped_test_bits_per_char"))
+                r.figure(Figure::EarlyStoppedTestBitsPerChar(Track::Network))
+                    - r.figure(Figure::EarlyStoppedTestBitsPerChar(twin))
             },
             &all,
         );
@@ -425,36 +445,33 @@ fn gap_series(rows: &[SweepRow], width_key: &str, early: bool, twin: &str) -> Ve
     gap
 }
 
-/// The swept key of a learning curve.
-pub const N_TRAIN_KEY: &str = "data.n_train";
-
 /// The learning curve: test accuracy of every track at the final step and of each kernel track
 /// at t = ∞ against the number of training points (log axis; means over seeds ± 95 %
 /// t-intervals when there are several seeds) — the finite-versus-infinite comparison of Lee et
 /// al. (2020, "Finite versus infinite neural networks").
-pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
+pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let all = |_: &SweepRow| true;
     let mut sizes: Vec<f64> = rows
         .iter()
-        .filter_map(|r| r.value_f64(N_TRAIN_KEY))
+        .filter_map(|r| r.value_f64(Axis::NTrain.key()))
         .collect();
     sizes.sort_by(|a, b| a.total_cmp(b));
     sizes.dedup();
     let mut series = Vec::new();
     for t in Track::ALL {
-        let fin = format!("{}_test_accuracy", t.name());
-        if rows.iter().all(|r| r.figure(&fin).is_nan()) {
+        let fin = Figure::Final(Column::Accuracy(t, Split::Test));
+        if rows.iter().all(|r| r.figure(fin).is_nan()) {
             continue;
         }
-        let (m, e) = mean_curve(rows, N_TRAIN_KEY, &fin, &all);
+        let (m, e) = mean_curve(rows, Axis::NTrain, fin, &all);
         series.push(
             Series::line(format!("{}: final step", t.name()), m, track_color(t))
                 .with_marker(Marker::Dot)
                 .with_errors(e),
         );
-        let inf = format!("{}_infinite_time_test_accuracy", t.name());
-        if rows.iter().any(|r| r.figure(&inf).is_finite()) {
-            let (m, e) = mean_curve(rows, N_TRAIN_KEY, &inf, &all);
+        let inf = Figure::InfiniteTimeTestAccuracy(t);
+        if rows.iter().any(|r| r.figure(inf).is_finite()) {
+            let (m, e) = mean_curve(rows, Axis::NTrain, inf, &all);
             series.push(
                 Series::line(
                     format!("{}: t = ∞ (dashed, rings)", t.name()),
@@ -467,7 +484,7 @@ pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
             );
         }
     }
-    Figure::Line(
+    Plot::Line(
         LineChart::new(
             format!("{}: test accuracy against training points", sweep.base.name),
             "training points N",
@@ -482,27 +499,30 @@ pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
 /// Test accuracy against the fraction of corrupted labels (means over seeds ± 95 %
 /// t-intervals). With `kernel.diag_reg` swept too, the trained tracks are shown for its first
 /// value and the t = ∞ kernel solution for each value.
-pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
-    let mut levels: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(NOISE_KEY)).collect();
+pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
+    let mut levels: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.value_f64(Axis::LabelNoise.key()))
+        .collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     levels.dedup();
     let regs: Vec<String> = sweep
         .spec
         .vary
-        .get(REG_KEY)
+        .get(Axis::DiagReg.key())
         .map(|v| v.iter().map(value_text).collect())
         .unwrap_or_default();
     let mut series = Vec::new();
     for t in Track::ALL {
-        let fin = format!("{}_test_accuracy", t.name());
-        if rows.iter().all(|r| r.figure(&fin).is_nan()) {
+        let fin = Figure::Final(Column::Accuracy(t, Split::Test));
+        if rows.iter().all(|r| r.figure(fin).is_nan()) {
             continue;
         }
-        let (m, e) = noise_curve(rows, &levels, &fin, regs.first());
+        let (m, e) = noise_curve(rows, &levels, fin, regs.first());
         series.push(Series::line(format!("{}: final", t.name()), m, track_color(t)).with_errors(e));
-        let early = format!("{}_early_stopped_test_accuracy", t.name());
-        if rows.iter().any(|r| r.figure(&early).is_finite()) {
-            let (m, e) = noise_curve(rows, &levels, &early, regs.first());
+        let early = Figure::EarlyStoppedTestAccuracy(t);
+        if rows.iter().any(|r| r.figure(early).is_finite()) {
+            let (m, e) = noise_curve(rows, &levels, early, regs.first());
             series.push(
                 Series::line(
                     format!("{}: early-stopped on validation accuracy", t.name()),
@@ -532,7 +552,7 @@ pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
         let (m, e) = noise_curve(
             rows,
             &levels,
-            "kernel_analytic_infinite_time_test_accuracy",
+            Figure::InfiniteTimeTestAccuracy(Track::KernelAnalytic),
             reg,
         );
         series.push(
@@ -541,7 +561,7 @@ pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Figure {
                 .with_errors(e),
         );
     }
-    Figure::Line(
+    Plot::Line(
         LineChart::new(
             format!(
                 "{}: test accuracy under label noise (mean over seeds ± 95 % t-interval)",
