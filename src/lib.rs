@@ -3,18 +3,20 @@
 //! Trains a finite-width MLP, its linearisation around the initial parameters and the
 //! closed-form kernel-regression solution side by side, and measures how far they drift apart.
 //!
-//! Layout (compute → records → reporters), roughly from the lowest module to the highest (no two
-//! top-level modules use each other; `docs/architecture.md` has the file-level map):
+//! Layout (compute → records → reporters), from the lowest module to the highest: each uses
+//! only modules listed before it (`docs/architecture.md` has the file-level map):
 //! - [`error`], [`system`] (available memory and disk, peak RSS), [`backend`] (the one place
-//!   that builds a burn device), [`linalg`] (f64 faer helpers), [`metrics`] (losses,
-//!   distances, fits, the phase classifier);
-//! - [`model`]: the checked model description and the burn MLP built from it;
+//!   that builds a burn device), [`linalg`] (f64 faer helpers), [`store`] (kernels in row
+//!   blocks, in memory or on disk), [`metrics`] (losses, distances, fits, the phase
+//!   classifier);
+//! - [`model`]: the checked model description and the burn network built from it;
 //! - [`ntk`]: empirical (structured and naive) and analytic (infinite-width) kernels;
+//! - [`krylov`]: matrix-free solvers (Lanczos, preconditioned CG, Nyström);
 //! - [`dynamics`]: the three tracks' update rules (network, linearized twin, kernel predictor);
 //! - [`data`]: the checked `[data]` table and the data sets (synthetic, CSV, NumPy, IDX, text);
-//! - [`record`]: plain records of a run and the registry of every logged figure;
 //! - [`config`]: the TOML schema, its defaults and its validation into a checked
 //!   [`config::Experiment`]; sweep expansion;
+//! - [`record`]: plain records of a run and the registry of every logged figure;
 //! - [`run`]: one experiment → a [`record::RunRecord`] (no files);
 //! - [`report`]: every file a run or sweep writes (CSV/JSON/NPY, charts, reports);
 //! - [`pipeline`]: a config into a run directory, a sweep into a sweep directory.

@@ -1,16 +1,16 @@
 //! The user's TOML config: the schema ([`schema`], plain serde with typed enums), its defaults
-//! ([`defaults`]), the validation of each section into a checked type ([`check`]), line numbers
-//! from the parser's spans ([`spans`]) and sweep expansion ([`sweep`]).
+//! (`defaults.rs`), the validation of each section into a checked type (`check.rs`), line numbers
+//! from the parser's spans (`spans.rs`) and sweep expansion ([`sweep`]).
 //!
 //! The checked [`Experiment`] is what the numerics consume, and it is itself `Serialize`: the
 //! resolved `config.toml` (every default filled in) is written from it.
 
-pub mod check;
-pub mod defaults;
+pub(crate) mod check;
+pub(crate) mod defaults;
 mod npy_check;
 pub mod paths;
 pub mod schema;
-pub mod spans;
+pub(crate) mod spans;
 pub mod sweep;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The user's TOML schema: plain serde types with `deny_unknown_fields` and typed enum fields.
-//! Absent keys are `None`; their defaults live in [`super::defaults`] and are filled in by the
-//! per-section `check()` functions of [`super::check`].
+//! Absent keys are `None`; their defaults live in `defaults.rs` and are filled in by the
+//! per-section `check()` functions of `check.rs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ impl InitialOutputs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SolverChoice {
-    /// Iterative above [`crate::config::defaults::AUTO_ITERATIVE_ROWS`] kernel rows, exact below.
+    /// Iterative above `defaults::AUTO_ITERATIVE_ROWS` kernel rows, exact below.
     #[default]
     Auto,
     /// One symmetric eigendecomposition of each dense train kernel.

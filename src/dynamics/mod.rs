@@ -9,8 +9,8 @@ pub mod iterative;
 pub mod kernel;
 pub mod linearized;
 pub mod network;
-pub mod parameter_twin;
-pub mod predictor;
+pub(crate) mod parameter_twin;
+pub(crate) mod predictor;
 pub mod sensitivity;
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};

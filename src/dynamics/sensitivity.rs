@@ -4,7 +4,7 @@
 //! For the twin, `f_lin(x) = f(x; θ0) + J(x; θ0)·δ` with `δ = θ_lin − θ0 = D·Σ_r β_r ∇θ f_r(θ0)`
 //! (one backward pass over the training set, [`displacement`]). Its input Jacobian is
 //! `∂f(x; θ0)/∂x + ∂/∂x [J(x; θ0)·δ]`; the second term is computed exactly by differentiating
-//! the tangent pass `J(x; θ0)·δ` ([`crate::model::tangent`]) with respect to `x`
+//! the tangent pass `J(x; θ0)·δ` (`model/tangent.rs`) with respect to `x`
 //! (first-order autodiff only).
 
 use crate::model::{tensor_to_f64, LayerParams, Network};

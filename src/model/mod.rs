@@ -1,6 +1,6 @@
 //! The network: the checked model description ([`ModelSettings`], the `[model]` table), the
 //! burn MLP `input_dim → width × depth hidden layers → n_outputs` built from it, and its
-//! activations ([`activation`]).
+//! activations (`activation.rs`).
 //!
 //! Parametrizations follow neural-tangents' `stax` exactly (`docs/conventions.md`):
 //! - [`Parametrization::Ntk`]: `z = (σ_w/√n_in)·h·W + σ_b·b` with `W, b ~ N(0, 1)` trainable;
@@ -10,9 +10,9 @@
 //! Parameters are plain (non-autodiff) burn tensors; a training step or a kernel computation
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
 
-pub mod activation;
+pub(crate) mod activation;
 pub mod layers;
-pub mod tangent;
+pub(crate) mod tangent;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
@@ -24,6 +24,9 @@ pub use layers::{Architecture, ConvSettings, ImageShape, LayerInput};
 
 use crate::backend::{Backend, Precision};
 use crate::{Error, Result};
+
+/// A row-major array of any rank `(name, values, shape)`: a named parameter tensor.
+pub type NamedArray = (String, Vec<f64>, Vec<usize>);
 
 /// How the dense layers scale their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -495,7 +498,7 @@ impl Network {
     /// convolution) and `layer<l>_b` (`[n_out]`), the values as stored (under `ntk` the
     /// standard-normal draws that the forward pass scales by σ_w/√n_in and σ_b, as
     /// `stax.Dense`/`stax.Conv` with `parameterization="ntk"`).
-    pub fn named_parameters(&self) -> Result<Vec<crate::record::NamedArray>> {
+    pub fn named_parameters(&self) -> Result<Vec<NamedArray>> {
         let mut out = Vec::new();
         for (l, (s, p)) in self.shapes.iter().zip(&self.params).enumerate() {
             let shape = match s.input {

@@ -21,7 +21,6 @@
 
 use std::sync::Arc;
 
-use faer::Mat;
 use rayon::prelude::*;
 
 use super::analytic::AnalyticConfig;
@@ -513,9 +512,4 @@ impl SignalCache {
         }
         Ok(s)
     }
-}
-
-/// A dense `Mat` of a store (tests).
-pub fn dense(store: &KernelStore) -> Result<Mat<f64>> {
-    store.to_dense()
 }

@@ -1,6 +1,6 @@
 //! Records of an ensemble run: per-checkpoint figures and, at the final step, per-point
 //! statistics, calibration and the gaps between the ensemble and the infinite-width Gaussian
-//! process (see [`crate::run::ensemble`] for how they are computed).
+//! process (`run/ensemble.rs` computes them).
 
 use serde::Serialize;
 

@@ -356,8 +356,9 @@ pub struct PredictionSteps {
     pub values: Vec<f64>,
 }
 
-/// A row-major array of any rank `(name, values, shape)`.
-pub type NamedArray = (String, Vec<f64>, Vec<usize>);
+/// A row-major array of any rank `(name, values, shape)` (defined where parameters are
+/// named, in [`crate::model`]).
+pub use crate::model::NamedArray;
 
 /// Wall time of a phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,18 +1,18 @@
 //! Reporters: they consume records and write files. All file IO of the library lives here:
-//! [`io`] (run directories, the atomic write), [`tables`] (CSV/JSON/NPY contents), [`plot`]
-//! (charts), [`repro`] (the reproducibility report and `--verify` hashes), [`sweep`] (sweep
+//! `io.rs` (run directories, the atomic write), [`tables`] (CSV/JSON/NPY contents), [`plot`]
+//! (charts), [`repro`] (the reproducibility report and `--verify` hashes), `sweep.rs` (sweep
 //! outputs).
 
 pub mod checks;
-pub mod figure_check;
-pub mod io;
-pub mod npy;
+pub(crate) mod figure_check;
+pub(crate) mod io;
+pub(crate) mod npy;
 pub mod plot;
 pub mod repro;
-pub mod sweep;
+pub(crate) mod sweep;
 pub mod tables;
 pub mod verify;
-pub mod verify_report;
+pub(crate) mod verify_report;
 
 use std::path::Path;
 

@@ -15,7 +15,7 @@ use crate::report::checks::{checks, measurements, measurements_md};
 use crate::report::tables;
 use crate::{Error, Result};
 
-/// SHA-256 of bytes, lower-case hex (with the file IO, in [`super::io`]).
+/// SHA-256 of bytes, lower-case hex (with the file IO, in `io.rs`).
 pub use super::io::sha256_hex;
 
 /// Files whose hashes `--verify` compares (deterministic outputs; plots, summary timings and the

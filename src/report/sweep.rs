@@ -162,16 +162,15 @@ pub fn write_sweep(
             sweep_charts::scaling_figure(sweep, &fits),
         ));
     }
-    if sweep.varies(Axis::Width) {
-        if rows.iter().any(|r| {
-            r.figure(Figure::TestBitsPerChar(Track::Network))
-                .is_finite()
-        }) {
-            figures.push((
-                "language".to_string(),
-                sweep_charts::language_figure(sweep, rows),
-            ));
-        }
+    let text_rows = rows.iter().any(|r| {
+        r.figure(Figure::TestBitsPerChar(Track::Network))
+            .is_finite()
+    });
+    if sweep.varies(Axis::Width) && text_rows {
+        figures.push((
+            "language".to_string(),
+            sweep_charts::language_figure(sweep, rows),
+        ));
     }
     if let Some(lr_axis) = sweep.learning_rate_axis() {
         figures.push(("phases".into(), sweep_charts::phases_figure(sweep, rows)));

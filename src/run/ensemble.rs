@@ -31,14 +31,6 @@ type MeanVar = (Vec<f64>, Vec<f64>);
 /// The two-sided 95 % quantile of the standard normal.
 pub const Z95: f64 = 1.959_963_984_540_054;
 
-/// Members trained at the same time: `ensemble.parallel`, else as many as there are cores.
-pub fn parallel_members(exp: &Experiment) -> usize {
-    let Some(e) = exp.ensemble else { return 1 };
-    let others = e.members.saturating_sub(1).max(1);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    e.parallel.unwrap_or(cores).clamp(1, others)
-}
-
 /// Refuses data an ensemble cannot be compared on: no test points, or an output-averaged twin
 /// (which is not the linearization when K > 1).
 pub fn check_data(exp: &Experiment, data: &Dataset) -> Result<()> {
@@ -52,7 +44,7 @@ pub fn check_data(exp: &Experiment, data: &Dataset) -> Result<()> {
             "at least 1 test point with [ensemble]: the ensemble is compared with the Gaussian process on the test points",
         ));
     }
-    if super::tracks::averaged_kernel(exp, data.n_outputs) {
+    if super::predictors::averaged_kernel(exp, data.n_outputs) {
         return Err(Error::value(
             "kernel.form",
             "trace",
@@ -74,7 +66,7 @@ pub fn train_members(
 ) -> Result<(Vec<MemberTrace>, f64)> {
     let members = exp.ensemble.map_or(1, |e| e.members);
     let clock = Instant::now();
-    let parallel = parallel_members(exp);
+    let parallel = super::parallel_members(exp);
     let next = AtomicUsize::new(1);
     let slots: Mutex<Vec<Option<Result<MemberTrace>>>> =
         Mutex::new((0..members).map(|_| None).collect());
@@ -392,7 +384,7 @@ pub fn evaluate(
             gaps,
             member_test: member_test_outputs(traces, last, &sl.test),
             member_seconds: 0.0,
-            parallel: parallel_members(exp),
+            parallel: super::parallel_members(exp),
         },
         files,
     ))

@@ -104,7 +104,7 @@ impl Sizes {
 
     /// The sizes of `exp` on its loaded data: [`Sizes::of`] with the kernel subset, and for an
     /// activation without a closed form the cost of a quadrature moment timed at the data's
-    /// arguments ([`super::time_model::measured_moment_seconds`]).
+    /// arguments (`time_model::measured_moment_seconds`).
     pub fn for_run(exp: &Experiment, data: &Dataset) -> Self {
         Sizes {
             moment_seconds: super::time_model::measured_moment_seconds(exp, data),
@@ -681,7 +681,7 @@ fn dense_ensemble_parts(exp: &Experiment, z: &DenseShape, parts: &mut Vec<(Strin
     let Some(e) = exp.ensemble else {
         return 0;
     };
-    let in_flight = super::ensemble::parallel_members(exp) as u64;
+    let in_flight = super::parallel_members(exp) as u64;
     let per_member: u64 = parts
         .iter()
         .filter(|(what, _)| {
@@ -850,7 +850,7 @@ fn dense_workload(
         solutions: exp.kernel.solutions.clone(),
         analytic_entry_seconds: super::time_model::analytic_entry_seconds(exp, d, s.moment_seconds),
         extra_members: extra_members as f64,
-        members_in_flight: super::ensemble::parallel_members(exp) as f64,
+        members_in_flight: super::parallel_members(exp) as f64,
         conv: z.conv.is_some(),
         units: z.outputs_per_point.saturating_sub(k) as f64,
         unit_seconds: super::time_model::unit_seconds(exp.model.activation),

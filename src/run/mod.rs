@@ -1,18 +1,21 @@
-//! One experiment on its data: model → initial kernels ([`initial`]) → the tracks in lockstep
-//! ([`lockstep`]) → the [`RunRecord`] ([`finish`]). No files are written here (see
-//! [`crate::report`]); a run directory is the business of [`crate::pipeline`].
+//! One experiment on its data: model → initial kernels (`initial.rs`) → the tracks
+//! (`tracks.rs`) stepped by the training loop (`lockstep.rs`) and read by the measurers
+//! (`measure/`) → the [`RunRecord`] (`finish.rs`). No files are written here (see
+//! [`crate::report`]); a run directory is the business of [`crate::pipeline`]. The public
+//! surface is [`execute`] with its [`RunOptions`], the initial state ([`Initial`]), the learning
+//! rates and the estimates and checks in [`memory`]; the rest is internal.
 
-pub mod ensemble;
-pub mod finish;
-pub mod initial;
-pub mod lockstep;
-pub mod measure;
+pub(crate) mod ensemble;
+pub(crate) mod finish;
+pub(crate) mod initial;
+pub(crate) mod lockstep;
+pub(crate) mod measure;
 pub mod memory;
-pub mod predictors;
-pub mod samples;
-pub mod stored;
-pub mod time_model;
-pub mod tracks;
+pub(crate) mod predictors;
+pub(crate) mod samples;
+pub(crate) mod stored;
+pub(crate) mod time_model;
+pub(crate) mod tracks;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -268,6 +271,14 @@ pub fn sharpness_sample<'a>(exp: &Experiment, data: &'a Dataset) -> (&'a [f64], 
 /// eigenvalue λ_max.
 pub fn sharpness_ratio(exp: &Experiment, lr: f64, lambda_max: f64, n_targets: usize) -> f64 {
     lr * lambda_max / (2.0 * (1.0 + exp.training.momentum) * n_targets as f64)
+}
+
+/// Members trained at the same time: `ensemble.parallel`, else as many as there are cores.
+pub fn parallel_members(exp: &Experiment) -> usize {
+    let Some(e) = exp.ensemble else { return 1 };
+    let others = e.members.saturating_sub(1).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    e.parallel.unwrap_or(cores).clamp(1, others)
 }
 
 /// The learning rate, the critical rate and the λ_max of the full training kernel at θ0.

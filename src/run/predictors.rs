@@ -2,6 +2,8 @@
 //! empirical kernels, exact (dense eigendecomposition) or iterative (stored kernels, Krylov
 //! solves), fitted to the run's targets at its learning rate.
 
+use faer::Mat;
+
 use crate::config::{Experiment, InitialOutputs, KernelSolution};
 use crate::data::Dataset;
 use crate::dynamics::iterative::{duplicate_groups, IterativeInputs, IterativePredictor};
@@ -13,7 +15,32 @@ use crate::record::Track;
 use crate::Result;
 
 use super::initial::Initial;
-use super::tracks::{as_rows, averaged_kernel, solution_track};
+
+/// Row-major `n × K` values as "target rows" of a kernel form: `n × K` (per-output kernel) or
+/// `(n·K) × 1` (full kernel).
+pub fn as_rows(values: &[f64], k: usize, per_output: bool) -> Mat<f64> {
+    if per_output {
+        linalg::mat_from_rows(values, values.len() / k.max(1), k)
+    } else {
+        linalg::mat_from_rows(values, values.len(), 1)
+    }
+}
+
+/// Whether the twin and the empirical-kernel track use the output-averaged kernel
+/// `Θ0_avg ⊗ I_K` (an approximation of the linearization when K > 1).
+pub fn averaged_kernel(exp: &Experiment, k: usize) -> bool {
+    exp.kernel.form == KernelForm::Trace && k > 1
+}
+
+/// The track of a kernel solution.
+pub fn solution_track(s: KernelSolution, averaged: bool) -> Track {
+    match s {
+        KernelSolution::Analytic => Track::KernelAnalytic,
+        KernelSolution::Nngp => Track::KernelNngp,
+        KernelSolution::Empirical if averaged => Track::KernelEmpiricalAvg,
+        KernelSolution::Empirical => Track::KernelEmpirical,
+    }
+}
 
 /// What the kernel tracks are fitted to: the learning rate and the (possibly centred) targets.
 struct Targets<'y> {

@@ -3,7 +3,7 @@
 //! memory or on disk, reusing blocks a store already holds for the same kernel (a resumed run,
 //! or blocks computed by `--kernel-shard` tasks).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -255,12 +255,4 @@ pub fn clean_up(plan: &StorePlan) {
             let _ = std::fs::remove_dir(parent);
         }
     }
-}
-
-/// A path shown to users: relative to the working directory when below it.
-pub fn display_path(p: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
 }

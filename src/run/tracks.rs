@@ -20,34 +20,8 @@ use crate::record::{Pair, PerTrack, Track};
 use crate::Result;
 
 use super::initial::Initial;
-use super::predictors;
+use super::predictors::{self, as_rows, averaged_kernel, solution_track};
 use super::Rates;
-
-/// Row-major `n × K` values as "target rows" of a kernel form: `n × K` (per-output kernel) or
-/// `(n·K) × 1` (full kernel).
-pub fn as_rows(values: &[f64], k: usize, per_output: bool) -> Mat<f64> {
-    if per_output {
-        linalg::mat_from_rows(values, values.len() / k.max(1), k)
-    } else {
-        linalg::mat_from_rows(values, values.len(), 1)
-    }
-}
-
-/// Whether the twin and the empirical-kernel track use the output-averaged kernel
-/// `Θ0_avg ⊗ I_K` (an approximation of the linearization when K > 1).
-pub fn averaged_kernel(exp: &Experiment, k: usize) -> bool {
-    exp.kernel.form == KernelForm::Trace && k > 1
-}
-
-/// The track of a kernel solution.
-pub fn solution_track(s: KernelSolution, averaged: bool) -> Track {
-    match s {
-        KernelSolution::Analytic => Track::KernelAnalytic,
-        KernelSolution::Nngp => Track::KernelNngp,
-        KernelSolution::Empirical if averaged => Track::KernelEmpiricalAvg,
-        KernelSolution::Empirical => Track::KernelEmpirical,
-    }
-}
 
 /// The linearized twin's track.
 pub fn twin_track(averaged: bool) -> Track {

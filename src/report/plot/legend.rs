@@ -7,7 +7,7 @@
 
 use plotters::prelude::SeriesLabelPosition;
 
-use super::line::{LineChart, Stroke};
+use super::chart::{LineChart, Stroke};
 
 /// Height of one legend row in pixels at the legend's 14 px font (measured on rendered charts).
 const ROW_PX: f64 = 19.5;
@@ -125,7 +125,7 @@ fn segment_hits(a: (f64, f64), b: (f64, f64), r: Rect) -> bool {
 
 /// How many drawn elements (segments, markers, error bars, reference lines) meet `r`.
 pub fn hits(spec: &LineChart, frame: &Frame, r: Rect) -> usize {
-    let usable = |p: (f64, f64)| super::line::usable(p, frame.log_x, frame.log_y);
+    let usable = |p: (f64, f64)| super::chart::usable(p, frame.log_x, frame.log_y);
     let grown = (
         r.0 - MARKER_PX,
         r.1 - MARKER_PX,
@@ -240,7 +240,7 @@ pub fn plotting_size(area: (u32, u32)) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::plot::line::Series;
+    use crate::report::plot::chart::Series;
     use plotters::style::BLACK;
 
     fn frame(chart: &LineChart, y: (f64, f64)) -> Frame {

@@ -5,6 +5,7 @@
 //! Figures consume records; they never compute dynamics. The figures of a run are built in
 //! [`run_charts`], those of a sweep in [`sweep_charts`]; [`contact_sheet`] tiles a set of PNGs.
 
+pub mod chart;
 pub mod ensemble_charts;
 pub mod heatmap;
 pub mod legend;
@@ -20,8 +21,8 @@ use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+pub use chart::{LineChart, Marker, Series, Stroke};
 pub use heatmap::{ColorScale, HeatMap};
-pub use line::{LineChart, Marker, Series, Stroke};
 
 use crate::record::Track;
 use crate::{Error, Result};

@@ -7,7 +7,7 @@ mod keep;
 mod kernel;
 mod sensitivity;
 
-pub use classification::{Classification, StoppedTest};
+pub use classification::Classification;
 pub use keep::{MemberTrace, PredictionKeeper, TraceKeeper};
 pub use kernel::KernelFigures;
 pub use sensitivity::Sensitivity;
