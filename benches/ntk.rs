@@ -112,103 +112,123 @@ fn main() {
     let mut json = Vec::new();
     let widths: &[usize] = if quick { &[1024] } else { &[1024, 4096] };
     for backend in [Backend::Flex, Backend::Ndarray] {
-        let gemm = gemm_gflops(backend, 1024);
-        record(
-            &mut json,
-            "gemm f32 1024^3",
-            backend,
-            2.0 * 1024f64.powi(3) / gemm / 1e9,
-            gemm,
-            gemm,
-        );
-        println!(
-            "== backend {} — plain f32 GEMM 1024³: {gemm:.1} GFLOP/s",
-            backend.name()
-        );
-        let mut cases: Vec<(usize, usize)> = widths.iter().map(|&w| (256, w)).collect();
-        if !quick {
-            cases.push((1024, 1024));
-        }
-        for (n, w) in cases {
-            let c = net(backend, w);
-            let net = c.init(0);
-            let x: Vec<f64> = (0..n * 16)
-                .map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0)
-                .collect();
-            let t = time_it(3, || {
-                let _ = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
-            });
-            let gf = ntk_flops(&c, n) / t / 1e9;
-            record(
-                &mut json,
-                &format!("empirical_ntk N={n} width={w} depth=3"),
-                backend,
-                t,
-                gf,
-                gemm,
-            );
-            println!("empirical NTK  N={n:<5} width={w:<5} depth=3: {t:8.4} s  {gf:7.1} GFLOP/s  ({:.0}% of GEMM)", 100.0 * gf / gemm);
-        }
-        for &w in widths {
-            let c = net(backend, w);
-            let b = 256;
-            let x: Vec<f64> = (0..b * 16)
-                .map(|i| ((i * 31) % 100) as f64 / 50.0 - 1.0)
-                .collect();
-            let y: Vec<f64> = (0..b).map(|i| (i as f64).sin()).collect();
-            let mut tr = NetworkTrainer::new(c.init(1), 1e-3, 0.0);
-            let t = time_it(5, || {
-                tr.step(&x, &y, b).unwrap();
-            });
-            let flops = 3.0 * 2.0 * b as f64 * (16.0 * w as f64 + 2.0 * (w * w) as f64 + w as f64);
-            record(
-                &mut json,
-                &format!("sgd_step batch={b} width={w} depth=3"),
-                backend,
-                t,
-                flops / t / 1e9,
-                gemm,
-            );
-            println!(
-                "SGD step       batch={b} width={w:<5} depth=3: {:8.4} s  {:7.1} GFLOP/s",
-                t,
-                flops / t / 1e9
-            );
-        }
+        bench_backend(backend, widths, quick, &mut json);
     }
     if !quick {
-        // Peak memory of the empirical NTK alone (peak RSS reset through /proc/self/clear_refs).
-        let c = net(Backend::Flex, 4096);
+        peak_memory_and_end_to_end();
+    }
+    eigendecomposition_and_report(quick, &json);
+}
+
+/// The plain GEMM, the empirical NTK and an SGD step on one backend.
+fn bench_backend(
+    backend: Backend,
+    widths: &[usize],
+    quick: bool,
+    json: &mut Vec<serde_json::Value>,
+) {
+    let gemm = gemm_gflops(backend, 1024);
+    record(
+        json,
+        "gemm f32 1024^3",
+        backend,
+        2.0 * 1024f64.powi(3) / gemm / 1e9,
+        gemm,
+        gemm,
+    );
+    println!(
+        "== backend {} — plain f32 GEMM 1024³: {gemm:.1} GFLOP/s",
+        backend.name()
+    );
+    let mut cases: Vec<(usize, usize)> = widths.iter().map(|&w| (256, w)).collect();
+    if !quick {
+        cases.push((1024, 1024));
+    }
+    for (n, w) in cases {
+        let c = net(backend, w);
         let net = c.init(0);
-        let n = 1024;
         let x: Vec<f64> = (0..n * 16)
-            .map(|i| ((i * 13) % 97) as f64 / 48.0 - 1.0)
+            .map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0)
             .collect();
-        let before = vm_hwm_kb();
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        let t = Instant::now();
-        let _k = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let after = vm_hwm_kb();
-        let p = c.n_params() as f64;
-        println!(
-            "empirical NTK  N={n} width=4096 depth=3 (flex): {secs:.2} s, peak RSS {} MB ({}; before: {} MB); an N×P f32 Jacobian would need {:.0} GB",
-            after.unwrap_or(0) / 1024,
-            if reset { "peak reset before the call" } else { "peak of the whole process" },
-            before.unwrap_or(0) / 1024,
-            n as f64 * p * 4.0 / 1e9
+        let t = time_it(3, || {
+            let _ = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
+        });
+        let gf = ntk_flops(&c, n) / t / 1e9;
+        record(
+            json,
+            &format!("empirical_ntk N={n} width={w} depth=3"),
+            backend,
+            t,
+            gf,
+            gemm,
         );
-        // End to end, as the product runs it (without writing files).
-        let exp =
-            ntk_dynamics::config::load(std::path::Path::new("experiments/wide_mlp.toml")).unwrap();
-        let ds = ntk_dynamics::data::load(&exp.data, exp.seed).unwrap();
-        let t = Instant::now();
-        let _ = ntk_dynamics::run::execute(&exp, &ds, &Default::default()).unwrap();
+        println!("empirical NTK  N={n:<5} width={w:<5} depth=3: {t:8.4} s  {gf:7.1} GFLOP/s  ({:.0}% of GEMM)", 100.0 * gf / gemm);
+    }
+    for &w in widths {
+        let c = net(backend, w);
+        let b = 256;
+        let x: Vec<f64> = (0..b * 16)
+            .map(|i| ((i * 31) % 100) as f64 / 50.0 - 1.0)
+            .collect();
+        let y: Vec<f64> = (0..b).map(|i| (i as f64).sin()).collect();
+        let mut tr = NetworkTrainer::new(c.init(1), 1e-3, 0.0);
+        let t = time_it(5, || {
+            tr.step(&x, &y, b).unwrap();
+        });
+        let flops = 3.0 * 2.0 * b as f64 * (16.0 * w as f64 + 2.0 * (w * w) as f64 + w as f64);
+        record(
+            json,
+            &format!("sgd_step batch={b} width={w} depth=3"),
+            backend,
+            t,
+            flops / t / 1e9,
+            gemm,
+        );
         println!(
-            "wide_mlp.toml end to end (compute only): {:.2} s",
-            t.elapsed().as_secs_f64()
+            "SGD step       batch={b} width={w:<5} depth=3: {:8.4} s  {:7.1} GFLOP/s",
+            t,
+            flops / t / 1e9
         );
     }
+}
+
+/// Peak memory of the empirical NTK alone (peak RSS reset through /proc/self/clear_refs), and
+/// wide_mlp end to end as the product runs it (without writing files).
+fn peak_memory_and_end_to_end() {
+    let c = net(Backend::Flex, 4096);
+    let net = c.init(0);
+    let n = 1024;
+    let x: Vec<f64> = (0..n * 16)
+        .map(|i| ((i * 13) % 97) as f64 / 48.0 - 1.0)
+        .collect();
+    let before = vm_hwm_kb();
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let t = Instant::now();
+    let _k = empirical_ntk(&net, &x, n, None, KernelForm::Trace).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let after = vm_hwm_kb();
+    let p = c.n_params() as f64;
+    println!(
+        "empirical NTK  N={n} width=4096 depth=3 (flex): {secs:.2} s, peak RSS {} MB ({}; before: {} MB); an N×P f32 Jacobian would need {:.0} GB",
+        after.unwrap_or(0) / 1024,
+        if reset { "peak reset before the call" } else { "peak of the whole process" },
+        before.unwrap_or(0) / 1024,
+        n as f64 * p * 4.0 / 1e9
+    );
+    // End to end, as the product runs it (without writing files).
+    let exp =
+        ntk_dynamics::config::load(std::path::Path::new("experiments/wide_mlp.toml")).unwrap();
+    let ds = ntk_dynamics::data::load(&exp.data, exp.seed).unwrap();
+    let t = Instant::now();
+    let _ = ntk_dynamics::run::execute(&exp, &ds, &Default::default()).unwrap();
+    println!(
+        "wide_mlp.toml end to end (compute only): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// The kernel predictor's eigendecomposition, the benchmark's peak memory, and the JSON file.
+fn eigendecomposition_and_report(quick: bool, json: &[serde_json::Value]) {
     let n = if quick { 512 } else { 2048 };
     let a = linalg::mat_from_rows(
         &(0..n * n)
@@ -238,7 +258,7 @@ fn main() {
     let path = dir.join("ntk.json");
     match std::fs::write(
         &path,
-        serde_json::to_string_pretty(&json).unwrap_or_default(),
+        serde_json::to_string_pretty(json).unwrap_or_default(),
     ) {
         Ok(()) => println!("figures written to {}", path.display()),
         Err(e) => println!("could not write {}: {e}", path.display()),

@@ -1,7 +1,8 @@
 //! # ntk-dynamics
 //!
-//! Trains a finite-width MLP, its linearisation around the initial parameters and the
-//! closed-form kernel-regression solution side by side, and measures how far they drift apart.
+//! Trains a finite-width network (an MLP or a conv net), its linearisation around the initial
+//! parameters and the closed-form kernel-regression solutions side by side, and measures how far
+//! they drift apart.
 //!
 //! Layout (compute → records → reporters), from the lowest module to the highest: each uses
 //! only modules listed before it (`docs/architecture.md` has the file-level map):

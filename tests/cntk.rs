@@ -128,97 +128,126 @@ fn flat(m: &faer::Mat<f64>) -> Vec<f64> {
         .collect()
 }
 
+/// A covariance between positions of two images, `[y1][x1][y2][x2]`.
+type Cov = Vec<Vec<Vec<Vec<f64>>>>;
+
+/// The input covariance of two `h × w × c` images (channel mean of products).
+fn naive_cov(u: &[f64], v: &[f64], (h, w, c): (usize, usize, usize)) -> Cov {
+    (0..h)
+        .map(|y1| {
+            (0..w)
+                .map(|x1| {
+                    (0..h)
+                        .map(|y2| {
+                            (0..w)
+                                .map(|x2| {
+                                    (0..c)
+                                        .map(|k| {
+                                            u[(y1 * w + x1) * c + k] * v[(y2 * w + x2) * c + k]
+                                        })
+                                        .sum::<f64>()
+                                        / c as f64
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A convolution of a covariance: zero-pad by `(lo, hi)`, then average over the `f × f` taps:
+/// out[p1][p2] = (1/f²) Σ_t pad[p1 + t][p2 + t].
+fn naive_conv(s: &Cov, f: usize, (lo, hi): (usize, usize)) -> Cov {
+    let (hh, ww) = (s.len(), s[0].len());
+    let (ph, pw) = (hh + lo + hi, ww + lo + hi);
+    let mut pad = vec![vec![vec![vec![0.0; pw]; ph]; pw]; ph];
+    for y1 in 0..hh {
+        for x1 in 0..ww {
+            for y2 in 0..hh {
+                for x2 in 0..ww {
+                    pad[y1 + lo][x1 + lo][y2 + lo][x2 + lo] = s[y1][x1][y2][x2];
+                }
+            }
+        }
+    }
+    let (oh, ow) = (ph + 1 - f, pw + 1 - f);
+    let mut out = vec![vec![vec![vec![0.0; ow]; oh]; ow]; oh];
+    for y1 in 0..oh {
+        for x1 in 0..ow {
+            for y2 in 0..oh {
+                for x2 in 0..ow {
+                    let mut acc = 0.0;
+                    for i in 0..f {
+                        for j in 0..f {
+                            acc += pad[y1 + i][x1 + j][y2 + i][x2 + j];
+                        }
+                    }
+                    out[y1][x1][y2][x2] = acc / (f * f) as f64;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `g` applied entrywise to two covariances of the same shape (with the entry's positions).
+fn map2(s: &Cov, t: &Cov, g: &dyn Fn(usize, usize, usize, usize, f64, f64) -> f64) -> Cov {
+    let (hh, ww) = (s.len(), s[0].len());
+    (0..hh)
+        .map(|y1| {
+            (0..ww)
+                .map(|x1| {
+                    (0..hh)
+                        .map(|y2| {
+                            (0..ww)
+                                .map(|x2| g(y1, x1, y2, x2, s[y1][x1][y2][x2], t[y1][x1][y2][x2]))
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The readout's sums of the last layer's NNGP and NTK covariances over the positions it
+/// pairs (all pairs for a global average pool, equal positions for flatten), as means.
+fn naive_readout_means(cfg: &ConvKernelConfig, eab: &Cov, tab: &Cov) -> (f64, f64) {
+    let (hh, ww) = (eab.len(), eab[0].len());
+    let (mut se, mut st, mut count) = (0.0, 0.0, 0.0);
+    for y1 in 0..hh {
+        for x1 in 0..ww {
+            for y2 in 0..hh {
+                for x2 in 0..ww {
+                    if cfg.readout == Readout::GlobalAvgPool || (y1 == y2 && x1 == x2) {
+                        se += eab[y1][x1][y2][x2];
+                        st += tab[y1][x1][y2][x2];
+                        count += 1.0;
+                    }
+                }
+            }
+        }
+    }
+    (se / count, st / count)
+}
+
 /// The naive recursion: every covariance a 4-index array `[y1][x1][y2][x2]`, each convolution
 /// an explicit zero-padded array and a sum over taps, images' own covariances carried in full.
 fn naive(cfg: &ConvKernelConfig, a: &[f64], b: &[f64]) -> (f64, f64) {
-    type Cov = Vec<Vec<Vec<Vec<f64>>>>;
     let (h, w, c) = (cfg.image.height, cfg.image.width, cfg.channels);
-    let cov = |u: &[f64], v: &[f64]| -> Cov {
-        (0..h)
-            .map(|y1| {
-                (0..w)
-                    .map(|x1| {
-                        (0..h)
-                            .map(|y2| {
-                                (0..w)
-                                    .map(|x2| {
-                                        (0..c)
-                                            .map(|k| {
-                                                u[(y1 * w + x1) * c + k] * v[(y2 * w + x2) * c + k]
-                                            })
-                                            .sum::<f64>()
-                                            / c as f64
-                                    })
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect()
-    };
     let f = cfg.filter;
-    let (lo, hi) = match cfg.padding {
+    let pads = match cfg.padding {
         Padding::Same => ((f - 1) / 2, f - 1 - (f - 1) / 2),
         Padding::Valid => (0, 0),
     };
-    // Zero-pad, then average over taps: out[p1][p2] = (1/f²) Σ_t pad[p1 + t][p2 + t].
-    let conv = |s: &Cov| -> Cov {
-        let (hh, ww) = (s.len(), s[0].len());
-        let (ph, pw) = (hh + lo + hi, ww + lo + hi);
-        let mut pad = vec![vec![vec![vec![0.0; pw]; ph]; pw]; ph];
-        for y1 in 0..hh {
-            for x1 in 0..ww {
-                for y2 in 0..hh {
-                    for x2 in 0..ww {
-                        pad[y1 + lo][x1 + lo][y2 + lo][x2 + lo] = s[y1][x1][y2][x2];
-                    }
-                }
-            }
-        }
-        let (oh, ow) = (ph + 1 - f, pw + 1 - f);
-        let mut out = vec![vec![vec![vec![0.0; ow]; oh]; ow]; oh];
-        for y1 in 0..oh {
-            for x1 in 0..ow {
-                for y2 in 0..oh {
-                    for x2 in 0..ow {
-                        let mut acc = 0.0;
-                        for i in 0..f {
-                            for j in 0..f {
-                                acc += pad[y1 + i][x1 + j][y2 + i][x2 + j];
-                            }
-                        }
-                        out[y1][x1][y2][x2] = acc / (f * f) as f64;
-                    }
-                }
-            }
-        }
-        out
-    };
-    let map2 = |s: &Cov, t: &Cov, g: &dyn Fn(usize, usize, usize, usize, f64, f64) -> f64| -> Cov {
-        let (hh, ww) = (s.len(), s[0].len());
-        (0..hh)
-            .map(|y1| {
-                (0..ww)
-                    .map(|x1| {
-                        (0..hh)
-                            .map(|y2| {
-                                (0..ww)
-                                    .map(|x2| {
-                                        g(y1, x1, y2, x2, s[y1][x1][y2][x2], t[y1][x1][y2][x2])
-                                    })
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect()
-    };
+    let conv = |s: &Cov| naive_conv(s, f, pads);
     let w2 = cfg.w_std * cfg.w_std;
     let b2 = if cfg.bias { cfg.b_std * cfg.b_std } else { 0.0 };
     let one = if cfg.bias { 1.0 } else { 0.0 };
     let standard = cfg.parametrization == Parametrization::Standard;
+    let cov = |u: &[f64], v: &[f64]| naive_cov(u, v, (h, w, c));
     let (mut eab, mut eaa, mut ebb) = (cov(a, b), cov(a, a), cov(b, b));
     let mut tab = map2(&eab, &eab, &|_, _, _, _, _, _| 0.0);
     let mut fan_in = c as f64;
@@ -257,21 +286,7 @@ fn naive(cfg: &ConvKernelConfig, a: &[f64], b: &[f64]) -> (f64, f64) {
         fan_in = cfg.conv_channels as f64;
     }
     let (hh, ww) = (eab.len(), eab[0].len());
-    let (mut se, mut st, mut count) = (0.0, 0.0, 0.0);
-    for y1 in 0..hh {
-        for x1 in 0..ww {
-            for y2 in 0..hh {
-                for x2 in 0..ww {
-                    if cfg.readout == Readout::GlobalAvgPool || (y1 == y2 && x1 == x2) {
-                        se += eab[y1][x1][y2][x2];
-                        st += tab[y1][x1][y2][x2];
-                        count += 1.0;
-                    }
-                }
-            }
-        }
-    }
-    let (re, rt) = (se / count, st / count);
+    let (re, rt) = naive_readout_means(cfg, &eab, &tab);
     let k = w2 * re + b2;
     let theta = if standard {
         let positions = if cfg.readout == Readout::Flatten {

@@ -115,12 +115,19 @@ fn loader_never_panics_on_random_or_mutated_input() {
     );
 }
 
-/// Every rejected config names the file, the dotted key and what is allowed (or the parser's
-/// position), in-process.
-#[test]
-fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
-    let base = common::tiny_sine_toml(Path::new("/tmp/unused"), "");
-    let cases: Vec<(String, &[&str])> = vec![
+/// A bad config and the words its error must contain.
+type Case = (String, &'static [&'static str]);
+
+/// Bad variants of the tiny sine config `base`.
+fn bad_mlp_cases(base: &str) -> Vec<Case> {
+    let mut cases = bad_model_and_training_cases(base);
+    cases.extend(bad_data_kernel_and_name_cases(base));
+    cases
+}
+
+/// Bad `[model]` and `[training]` values of the tiny sine config.
+fn bad_model_and_training_cases(base: &str) -> Vec<Case> {
+    vec![
         (base.replace("[model]", "[model\n"), &["TOML", "line"]),
         (
             base.replace("width = 64", "widht = 64"),
@@ -177,6 +184,13 @@ fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
             base.replace("[model]", "[model]\nparametrization = \"meanfield\""),
             &["model.parametrization", "ntk", "standard", "mup"],
         ),
+    ]
+}
+
+/// Bad `[data]`, `[logging]`, `[kernel]`, more `[training]` and name values of the tiny sine
+/// config.
+fn bad_data_kernel_and_name_cases(base: &str) -> Vec<Case> {
+    vec![
         (
             base.replace("kind = \"sine\"", "kind = \"images\""),
             &["data", "images", "sine", "teacher", "csv", "text"],
@@ -234,10 +248,14 @@ fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
             ),
             &["experiment.name", "at most 128"],
         ),
-    ];
-    // Conv nets: the image comes from the data; conv keys only with architecture = "conv".
+    ]
+}
+
+/// Bad conv-net configs: the image comes from the data; conv keys only with
+/// `architecture = "conv"`.
+fn bad_conv_cases(base: &str) -> Vec<Case> {
     let digits = "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nimage_shape = [8, 8, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\n";
-    let conv_cases: Vec<(String, &[&str])> = vec![
+    vec![
         (
             base.replace("[model]", "[model]\narchitecture = \"conv\""),
             &[
@@ -274,8 +292,18 @@ fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
             digits.replace("[8, 8, 1]", "[8, 0, 1]"),
             &["data.image_shape", "[8, 0, 1]", "at least 1"],
         ),
-    ];
-    let cases: Vec<(String, &[&str])> = cases.into_iter().chain(conv_cases).collect();
+    ]
+}
+
+/// Every rejected config names the file, the dotted key and what is allowed (or the parser's
+/// position), in-process.
+#[test]
+fn bad_configs_are_rejected_with_key_line_and_allowed_values() {
+    let base = common::tiny_sine_toml(Path::new("/tmp/unused"), "");
+    let cases: Vec<Case> = bad_mlp_cases(&base)
+        .into_iter()
+        .chain(bad_conv_cases(&base))
+        .collect();
     for (i, (text, needles)) in cases.iter().enumerate() {
         let file = format!("bad{i}.toml");
         let err = config::parse_str(text, Some(Path::new(&file)))

@@ -176,14 +176,41 @@ fn inputs<'a>(
     }
 }
 
+/// A small kernel-regression problem: an SPD train kernel, a test × train kernel, initial
+/// outputs and targets (2 outputs).
+struct Problem {
+    n: usize,
+    theta: faer::Mat<f64>,
+    tst: faer::Mat<f64>,
+    f0: faer::Mat<f64>,
+    g0: faer::Mat<f64>,
+    y: faer::Mat<f64>,
+}
+
+impl Problem {
+    fn new() -> Self {
+        let (n, m, c) = (7, 4, 2);
+        Problem {
+            n,
+            theta: spd(n, 1),
+            tst: linalg::mat_from_rows(&gauss(m * n, 2), m, n),
+            f0: linalg::mat_from_rows(&gauss(n * c, 3), n, c),
+            g0: linalg::mat_from_rows(&gauss(m * c, 4), m, c),
+            y: linalg::mat_from_rows(&gauss(n * c, 5), n, c),
+        }
+    }
+}
+
 #[test]
 fn predictor_limits_and_regulariser() {
-    let (n, m, c) = (7, 4, 2);
-    let theta = spd(n, 1);
-    let tst = linalg::mat_from_rows(&gauss(m * n, 2), m, n);
-    let f0 = linalg::mat_from_rows(&gauss(n * c, 3), n, c);
-    let g0 = linalg::mat_from_rows(&gauss(m * c, 4), m, c);
-    let y = linalg::mat_from_rows(&gauss(n * c, 5), n, c);
+    let Problem {
+        n: _,
+        theta,
+        tst,
+        f0,
+        g0,
+        y,
+    } = Problem::new();
     let no_reg = DiagReg {
         value: 0.0,
         absolute: false,
@@ -211,6 +238,23 @@ fn predictor_limits_and_regulariser() {
         assert!(linalg::rel_frobenius(tr_long.as_ref(), y.as_ref()) < 1e-8);
         assert!(linalg::rel_frobenius(te_long.unwrap().as_ref(), te_inf.unwrap().as_ref()) < 1e-8);
     }
+}
+
+/// Discrete-time kernel regression tends to continuous time as lr → 0 at fixed t = lr·steps.
+#[test]
+fn discrete_time_predictor_tends_to_continuous_time() {
+    let Problem {
+        n: _,
+        theta,
+        tst,
+        f0,
+        g0,
+        y,
+    } = Problem::new();
+    let no_reg = DiagReg {
+        value: 0.0,
+        absolute: false,
+    };
     // discrete → continuous as lr → 0 at fixed t = lr·steps
     let t: f64 = 3.0;
     let cont = KernelPredictor::new(inputs(
@@ -252,6 +296,19 @@ fn predictor_limits_and_regulariser() {
         prev = e;
     }
     assert!(prev < 1e-3, "gap at lr 1e-3: {prev}");
+}
+
+/// With a ridge, the t = ∞ test predictions equal a direct solve with the regulariser.
+#[test]
+fn predictor_regulariser_equals_a_direct_solve() {
+    let Problem {
+        n,
+        theta,
+        tst,
+        f0,
+        g0,
+        y,
+    } = Problem::new();
     // diag_reg: relative λ = r·trace/n, t = ∞ test = g0 + Θst (Θ + λI)⁻¹ (y − f0), by a direct solve.
     let r = 0.05;
     let lambda = r * (0..n).map(|i| theta[(i, i)]).sum::<f64>() / n as f64;

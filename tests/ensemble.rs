@@ -127,6 +127,33 @@ fn max_rel_diff(a: &Mat<f64>, b: &M) -> f64 {
     d / scale
 }
 
+/// The GP's test covariance in closed form, from `g = Θ_td Θ_r⁻¹ (I − R)`, `R` and `Θ_r⁻¹`
+/// (the kernel that drives the dynamics) and the NNGP blocks: with every layer trained
+/// `K_tt + g K_dd gᵀ − g K_tdᵀ − K_td gᵀ`, with the readout only `K_tt − K_td Θ_r⁻¹ (I − R²) K_tdᵀ`.
+fn closed_form_test_cov(
+    get: GpKernel,
+    (g, r, a_inv): (&M, &M, &M),
+    (k_dd, k_td, k_tt): (&M, &M, &M),
+) -> M {
+    let n = r.len();
+    match get {
+        GpKernel::Ntk => {
+            let sand = mul(&mul(g, k_dd), &tr(g));
+            let cross = mul(g, &tr(k_td));
+            add(
+                &add(&add(k_tt, &sand, 1.0), &cross, -1.0),
+                &tr(&cross),
+                -1.0,
+            )
+        }
+        GpKernel::Nngp => {
+            let i_r2 = add(&eye(n), &mul(r, r), -1.0);
+            let q = mul(&mul(&mul(k_td, a_inv), &i_r2), &tr(k_td));
+            add(k_tt, &q, -1.0)
+        }
+    }
+}
+
 #[test]
 fn gp_mean_and_covariance_equal_the_closed_forms() {
     let (n, m, k) = (7, 5, 2);
@@ -190,22 +217,8 @@ fn gp_mean_and_covariance_equal_the_closed_forms() {
                     let i_r = add(&eye(n), &r, -1.0);
                     let g = mul(&mul(a_td, &a_inv), &i_r); // Θ_td Θ_r⁻¹ (I − R)
                     let mean_test = mul(&g, &y);
-                    let cov_test = match get {
-                        GpKernel::Ntk => {
-                            let sand = mul(&mul(&g, &k_dd), &tr(&g));
-                            let cross = mul(&g, &tr(&k_td));
-                            add(
-                                &add(&add(&k_tt, &sand, 1.0), &cross, -1.0),
-                                &tr(&cross),
-                                -1.0,
-                            )
-                        }
-                        GpKernel::Nngp => {
-                            let i_r2 = add(&eye(n), &mul(&r, &r), -1.0);
-                            let q = mul(&mul(&mul(&k_td, &a_inv), &i_r2), &tr(&k_td));
-                            add(&k_tt, &q, -1.0)
-                        }
-                    };
+                    let cov_test =
+                        closed_form_test_cov(get, (&g, &r, &a_inv), (&k_dd, &k_td, &k_tt));
                     let mean_train = match s {
                         None => y.clone(),
                         Some(_) => mul(&i_r, &y),

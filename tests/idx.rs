@@ -193,28 +193,23 @@ fn expect_error(dir: &Path, toml: &str, needles: &[&str]) {
     }
 }
 
-#[test]
-fn malformed_files_are_clear_errors_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (tr, te) = (
-        write_set(d, "tr", 12, 4, 4, 3, false),
-        write_set(d, "te", 6, 4, 4, 3, false),
-    );
+/// Truncated (plain and gzip), corrupt gzip and padded image files are refused, naming the
+/// file.
+fn damaged_image_files_are_refused(d: &Path, tr: &(PathBuf, PathBuf), te: &(PathBuf, PathBuf)) {
     // Truncated images (plain and gzip).
     let cut = d.join("cut");
     let bytes = std::fs::read(&tr.0).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
     expect_error(
         d,
-        &idx_toml(d, &(cut.clone(), tr.1.clone()), &te, "", ""),
+        &idx_toml(d, &(cut.clone(), tr.1.clone()), te, "", ""),
         &["cut", "truncated", "[12, 4, 4]"],
     );
     let cutz = d.join("cut.gz");
     idx::write_idx(&cutz, &[12, 4, 4], &bytes[16..bytes.len() - 5], true).unwrap();
     expect_error(
         d,
-        &idx_toml(d, &(cutz.clone(), tr.1.clone()), &te, "", ""),
+        &idx_toml(d, &(cutz.clone(), tr.1.clone()), te, "", ""),
         &["cut.gz", "truncated"],
     );
     // A corrupt gzip stream.
@@ -225,7 +220,7 @@ fn malformed_files_are_clear_errors_naming_the_file() {
     std::fs::write(&bad_gz, &gzb).unwrap();
     expect_error(
         d,
-        &idx_toml(d, &(bad_gz.clone(), tr.1.clone()), &te, "", ""),
+        &idx_toml(d, &(bad_gz.clone(), tr.1.clone()), te, "", ""),
         &["bad.gz"],
     );
     // Padded: longer than the header says.
@@ -235,9 +230,20 @@ fn malformed_files_are_clear_errors_naming_the_file() {
     std::fs::write(&pad, &long).unwrap();
     expect_error(
         d,
-        &idx_toml(d, &(pad, tr.1.clone()), &te, "", ""),
+        &idx_toml(d, &(pad, tr.1.clone()), te, "", ""),
         &["pad", "longer than its header"],
     );
+}
+
+#[test]
+fn malformed_files_are_clear_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tr, te) = (
+        write_set(d, "tr", 12, 4, 4, 3, false),
+        write_set(d, "te", 6, 4, 4, 3, false),
+    );
+    damaged_image_files_are_refused(d, &tr, &te);
     // Wrong magic: a CSV given as images.
     let csv = common::write(d, "x.csv", "a,b\n1,2\n");
     expect_error(

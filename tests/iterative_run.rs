@@ -95,34 +95,11 @@ fn run(dir: &Path, name: &str, toml: &str) -> PathBuf {
     out
 }
 
-#[test]
-fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let data = idx_data(d);
-    let tol = 1e-7;
-    let exact = run(d, "exact", &config(d, &data, "solver = \"exact\""));
-    let iterative = run(
-        d,
-        "iterative",
-        &config(
-            d,
-            &data,
-            &format!("solver = \"iterative\"\nsolver_tolerance = {tol}\nblock_size = 48\nsharpness_points = 160"),
-        ),
-    );
-    // Training is the same computation on both paths.
+/// Kernel tracks at the final step: within the reported estimate (which bounds them up to
+/// round-off; the tolerance is far below any figure of the run), and their t = ∞ test losses.
+fn check_kernel_tracks(exact: &Path, iterative: &Path, tol: f64) {
     let (he, pe) = common::read_csv(&exact.join("predictions.csv"));
     let (hi, pi) = common::read_csv(&iterative.join("predictions.csv"));
-    assert_eq!(he, hi);
-    for track in ["network", "linearized"] {
-        let (ce, ci) = (column(&he, track), column(&hi, track));
-        for (a, b) in pe.iter().zip(&pi) {
-            assert_eq!(a[ce], b[ci], "{track}");
-        }
-    }
-    // Kernel tracks at the final step: within the reported estimate (which bounds them up to
-    // round-off; the tolerance is far below any figure of the run).
     let summary = common::read_json(&iterative.join("summary.json"));
     for track in ["kernel_analytic", "kernel_nngp", "kernel_empirical_avg"] {
         let sol = summary["kernel_solutions"]
@@ -164,7 +141,10 @@ fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported
             "{track}: t = inf loss {le} vs {li}"
         );
     }
-    // Loss curves of every logged step agree as well (metrics.csv).
+}
+
+/// Loss curves of every logged step agree as well (metrics.csv).
+fn check_kernel_loss_curves(exact: &Path, iterative: &Path) {
     let me = std::fs::read_to_string(exact.join("metrics.csv")).unwrap();
     let mi = std::fs::read_to_string(iterative.join("metrics.csv")).unwrap();
     let header: Vec<&str> = me.lines().next().unwrap().split(',').collect();
@@ -180,6 +160,36 @@ fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported
             }
         }
     }
+}
+
+#[test]
+fn the_iterative_path_reproduces_the_eigendecomposition_path_within_its_reported_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = idx_data(d);
+    let tol = 1e-7;
+    let exact = run(d, "exact", &config(d, &data, "solver = \"exact\""));
+    let iterative = run(
+        d,
+        "iterative",
+        &config(
+            d,
+            &data,
+            &format!("solver = \"iterative\"\nsolver_tolerance = {tol}\nblock_size = 48\nsharpness_points = 160"),
+        ),
+    );
+    // Training is the same computation on both paths.
+    let (he, pe) = common::read_csv(&exact.join("predictions.csv"));
+    let (hi, pi) = common::read_csv(&iterative.join("predictions.csv"));
+    assert_eq!(he, hi);
+    for track in ["network", "linearized"] {
+        let (ce, ci) = (column(&he, track), column(&hi, track));
+        for (a, b) in pe.iter().zip(&pi) {
+            assert_eq!(a[ce], b[ci], "{track}");
+        }
+    }
+    check_kernel_tracks(&exact, &iterative, tol);
+    check_kernel_loss_curves(&exact, &iterative);
     let report = std::fs::read_to_string(iterative.join("report.md")).unwrap();
     for needle in [
         "Iterative path",

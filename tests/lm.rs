@@ -198,6 +198,96 @@ fn refused_kernel_subset_and_validation_configs() {
     );
 }
 
+/// Early stopping, recomputed from metrics.csv (`head`, `rows`): the checkpoint with the
+/// lowest calibrated validation cross-entropy (the first of ties), and its calibrated test
+/// figure, as summary.json reports them.
+fn check_early_stopping(summary: &serde_json::Value, head: &[String], rows: &[Vec<String>]) {
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let early = &summary["classification"]["early_stopped"];
+    for track in ["network", "linearized", "kernel_analytic"] {
+        let val = col(&format!("{track}_val_xent_calibrated"));
+        let best = rows
+            .iter()
+            .filter(|r| !r[val].is_empty())
+            .min_by(|a, b| {
+                let (x, y): (f64, f64) = (a[val].parse().unwrap(), b[val].parse().unwrap());
+                x.total_cmp(&y)
+            })
+            .unwrap();
+        let e = &early[track];
+        assert_eq!(
+            e["step"].as_u64().unwrap().to_string(),
+            best[col("step")],
+            "{track}"
+        );
+        let test: f64 = best[col(&format!("{track}_test_xent_calibrated"))]
+            .parse()
+            .unwrap();
+        let bits = e["test_bits_per_char"].as_f64().unwrap();
+        assert!(
+            (bits - test / std::f64::consts::LN_2).abs() < 1e-12,
+            "{track}"
+        );
+        let t: f64 = best[col(&format!("{track}_temperature"))].parse().unwrap();
+        // serde_json parses floats to within one ulp.
+        assert!(
+            (e["temperature"].as_f64().unwrap() - t).abs() <= 1e-12 * t,
+            "{track}"
+        );
+        // The fitted temperature never does worse on validation than T = 1.
+        let raw: f64 = best[col(&format!("{track}_val_xent"))].parse().unwrap();
+        let cal: f64 = best[val].parse().unwrap();
+        assert!(cal <= raw + 1e-12, "{track}: {cal} vs {raw}");
+    }
+}
+
+/// Per-context bits of a run in `out`: one row per test context; each track's mean is its
+/// early-stopped test bits/char and each n-gram column's mean its baseline (computed by other
+/// code: the cross-entropy over all contexts, the baseline's own sum); the paired comparison is
+/// the mean of the per-context differences.
+fn check_context_bits(out: &std::path::Path, summary: &serde_json::Value, report: &str) {
+    let early = &summary["classification"]["early_stopped"];
+    let (bhead, brows) = common::read_csv(&out.join("test_bits_per_context.csv"));
+    assert_eq!(brows.len(), 40);
+    let mean = |name: &str| -> f64 {
+        let c = bhead.iter().position(|h| h == name).unwrap();
+        brows
+            .iter()
+            .map(|r| r[c].parse::<f64>().unwrap())
+            .sum::<f64>()
+            / brows.len() as f64
+    };
+    for track in ["network", "linearized", "kernel_analytic"] {
+        let bits = early[track]["test_bits_per_char"].as_f64().unwrap();
+        assert!(
+            (mean(track) - bits).abs() < 1e-9 * bits,
+            "{track}: {} vs {bits}",
+            mean(track)
+        );
+    }
+    let baselines = summary["classification"]["ngram_baselines"]
+        .as_array()
+        .unwrap();
+    for b in baselines {
+        let order = b["order"].as_u64().unwrap();
+        let bits = b["bits_per_char"].as_f64().unwrap();
+        assert!(
+            (mean(&format!("ngram{order}")) - bits).abs() < 1e-12 * bits,
+            "{order}"
+        );
+    }
+    // The paired comparison is the mean of the per-context differences.
+    let paired = &summary["classification"]["paired_vs_network"];
+    let d = paired["ngram5"]["mean_difference_bits"].as_f64().unwrap();
+    assert!((d - (mean("network") - mean("ngram5"))).abs() < 1e-9);
+    assert_eq!(paired["ngram5"]["context_chars"], 4);
+    assert!(report.contains("Paired on the same 40 test contexts"));
+}
+
 #[test]
 fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
@@ -239,83 +329,9 @@ fn subset_run_trains_on_all_points_and_early_stops_on_validation() {
     let split = phead.iter().position(|h| h == "split").unwrap();
     let train_rows = prow.iter().filter(|r| r[split] == "train").count();
     assert_eq!(train_rows as f64, 40.0 * k);
-    // Early stopping, recomputed from metrics.csv: the checkpoint with the lowest calibrated
-    // validation cross-entropy (the first of ties), and its calibrated test figure.
-    let early = &summary["classification"]["early_stopped"];
-    for track in ["network", "linearized", "kernel_analytic"] {
-        let val = col(&format!("{track}_val_xent_calibrated"));
-        let best = rows
-            .iter()
-            .filter(|r| !r[val].is_empty())
-            .min_by(|a, b| {
-                let (x, y): (f64, f64) = (a[val].parse().unwrap(), b[val].parse().unwrap());
-                x.total_cmp(&y)
-            })
-            .unwrap();
-        let e = &early[track];
-        assert_eq!(
-            e["step"].as_u64().unwrap().to_string(),
-            best[col("step")],
-            "{track}"
-        );
-        let test: f64 = best[col(&format!("{track}_test_xent_calibrated"))]
-            .parse()
-            .unwrap();
-        let bits = e["test_bits_per_char"].as_f64().unwrap();
-        assert!(
-            (bits - test / std::f64::consts::LN_2).abs() < 1e-12,
-            "{track}"
-        );
-        let t: f64 = best[col(&format!("{track}_temperature"))].parse().unwrap();
-        // serde_json parses floats to within one ulp.
-        assert!(
-            (e["temperature"].as_f64().unwrap() - t).abs() <= 1e-12 * t,
-            "{track}"
-        );
-        // The fitted temperature never does worse on validation than T = 1.
-        let raw: f64 = best[col(&format!("{track}_val_xent"))].parse().unwrap();
-        let cal: f64 = best[val].parse().unwrap();
-        assert!(cal <= raw + 1e-12, "{track}: {cal} vs {raw}");
-    }
+    check_early_stopping(&summary, &head, &rows);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("kernel.train_subset") && report.contains("Early stopped"));
     assert!(report.contains("computed in parameter space"));
-    // Per-context bits: one row per test context; each track's mean is its early-stopped test
-    // bits/char and each n-gram column's mean its baseline (computed by other code: the
-    // cross-entropy over all contexts, the baseline's own sum).
-    let (bhead, brows) = common::read_csv(&out.join("test_bits_per_context.csv"));
-    assert_eq!(brows.len(), 40);
-    let mean = |name: &str| -> f64 {
-        let c = bhead.iter().position(|h| h == name).unwrap();
-        brows
-            .iter()
-            .map(|r| r[c].parse::<f64>().unwrap())
-            .sum::<f64>()
-            / brows.len() as f64
-    };
-    for track in ["network", "linearized", "kernel_analytic"] {
-        let bits = early[track]["test_bits_per_char"].as_f64().unwrap();
-        assert!(
-            (mean(track) - bits).abs() < 1e-9 * bits,
-            "{track}: {} vs {bits}",
-            mean(track)
-        );
-    }
-    let baselines = summary["classification"]["ngram_baselines"]
-        .as_array()
-        .unwrap();
-    for b in baselines {
-        let order = b["order"].as_u64().unwrap();
-        let bits = b["bits_per_char"].as_f64().unwrap();
-        assert!(
-            (mean(&format!("ngram{order}")) - bits).abs() < 1e-12 * bits,
-            "{order}"
-        );
-    }
-    // The paired comparison is the mean of the per-context differences.
-    let paired = &summary["classification"]["paired_vs_network"];
-    let d = paired["ngram5"]["mean_difference_bits"].as_f64().unwrap();
-    assert!((d - (mean("network") - mean("ngram5"))).abs() < 1e-9);
-    assert_eq!(paired["ngram5"]["context_chars"], 4);
-    assert!(report.contains("Paired on the same 40 test contexts"));
+    check_context_bits(&out, &summary, &report);
 }

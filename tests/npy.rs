@@ -284,6 +284,13 @@ struct Case {
 }
 
 fn malformed_cases() -> Vec<Case> {
+    let mut cases = malformed_encoding_cases();
+    cases.extend(malformed_shape_cases());
+    cases
+}
+
+/// Arrays whose dtype, values, lengths or bytes are wrong.
+fn malformed_encoding_cases() -> Vec<Case> {
     let x = || f64_npy(&[4, 2], &[0.5; 8]);
     let y = || i64_npy(&[0, 1, 0, 1]);
     let mut nan = vec![0.5; 8];
@@ -364,6 +371,14 @@ fn malformed_cases() -> Vec<Case> {
             extra: "",
             expect: &["\"x\"", "magic"],
         },
+    ]
+}
+
+/// Arrays of the wrong rank or width, missing or unpaired, or targets that cannot be one-hot.
+fn malformed_shape_cases() -> Vec<Case> {
+    let x = || f64_npy(&[4, 2], &[0.5; 8]);
+    let y = || i64_npy(&[0, 1, 0, 1]);
+    vec![
         Case {
             what: "3-d targets",
             arrays: vec![("x", x()), ("y", f64_npy(&[4, 1, 1], &[0.0; 4]))],

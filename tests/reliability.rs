@@ -851,6 +851,89 @@ fn a_quadrature_kernel_takes_within_two_of_its_estimate() {
     );
 }
 
+/// Target columns that are scaled or (with standardising) affine copies of each other are
+/// refused; an affine copy of raw targets runs.
+fn copied_targets_are_refused(tmp: &Path) {
+    // A scaled copy (y2 = −3·y) and, with the default data.standardize, an affine one
+    // (y2 = 2·y + 5), which standardising makes identical. Without standardising the affine
+    // copy is a different target and runs.
+    for (name, scale, shift, standardize, refusal) in [
+        ("scaled", -3.0, 0.0, "", Some("= -3 ×")),
+        (
+            "affine",
+            2.0,
+            5.0,
+            "",
+            Some("after data.standardize the two outputs are identical"),
+        ),
+        (
+            "negative_affine",
+            -0.5,
+            -1.0,
+            "",
+            Some("after data.standardize the two outputs are each other's negative"),
+        ),
+        (
+            "zero",
+            0.0,
+            0.0,
+            "standardize = false",
+            Some("\"y2\" is 0, an output with nothing to learn"),
+        ),
+        ("affine_raw", 2.0, 5.0, "standardize = false", None),
+    ] {
+        let data = tmp.join(format!("{name}_targets.csv"));
+        let rows: String = (0..40)
+            .map(|i| {
+                let y = (i as f64).sin();
+                format!("{},{y},{}\n", i as f64 * 0.1, scale * y + shift)
+            })
+            .collect();
+        std::fs::write(&data, format!("x,y,y2\n{rows}")).unwrap();
+        // The run that is allowed writes into its own directory (the refusals check that
+        // nothing appears under theirs).
+        let runs = tempfile::tempdir().unwrap();
+        let out_dir = if refusal.is_some() { tmp } else { runs.path() };
+        let toml = csv_toml(out_dir, &data, standardize)
+            .replace("target = [\"y\"]", "target = [\"y\", \"y2\"]");
+        match refusal {
+            Some(why) => refused(
+                tmp,
+                &format!("{name}.toml"),
+                &toml,
+                &["data.target", "not copies of each other", why],
+            ),
+            None => {
+                let cfg = write(runs.path(), &format!("{name}.toml"), &toml);
+                let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
+                assert!(o.status.success(), "{name}: {}", stderr(&o));
+            }
+        }
+    }
+}
+
+/// Texts with one character to predict, in the training part or in its sample, are refused.
+fn one_character_texts_are_refused(tmp: &Path) {
+    // A text whose training part has one character to predict.
+    let text = tmp.join("ab.txt");
+    std::fs::write(&text, format!("{}{}", "a".repeat(4900), "b".repeat(100))).unwrap();
+    refused(
+        tmp,
+        "ab.toml",
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 100\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.join("results").display()),
+        &["at least two distinct characters to predict in the training part"],
+    );
+    // A training part with two characters to predict, but a sample of it with one.
+    let text = tmp.join("mostly_a.txt");
+    std::fs::write(&text, format!("{}b{}", "a".repeat(2000), "a".repeat(3000))).unwrap();
+    refused(
+        tmp,
+        "mostly_a.toml",
+        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 5\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.join("results").display()),
+        &["sampled training contexts", "data.n_train"],
+    );
+}
+
 #[test]
 fn hostile_round_four_refusals() {
     let _serial = heavy();
@@ -891,84 +974,8 @@ fn hostile_round_four_refusals() {
             "holds the same values as",
         ],
     );
-    // A scaled copy (y2 = −3·y) and, with the default data.standardize, an affine one
-    // (y2 = 2·y + 5), which standardising makes identical. Without standardising the affine
-    // copy is a different target and runs.
-    for (name, scale, shift, standardize, refusal) in [
-        ("scaled", -3.0, 0.0, "", Some("= -3 ×")),
-        (
-            "affine",
-            2.0,
-            5.0,
-            "",
-            Some("after data.standardize the two outputs are identical"),
-        ),
-        (
-            "negative_affine",
-            -0.5,
-            -1.0,
-            "",
-            Some("after data.standardize the two outputs are each other's negative"),
-        ),
-        (
-            "zero",
-            0.0,
-            0.0,
-            "standardize = false",
-            Some("\"y2\" is 0, an output with nothing to learn"),
-        ),
-        ("affine_raw", 2.0, 5.0, "standardize = false", None),
-    ] {
-        let data = tmp.path().join(format!("{name}_targets.csv"));
-        let rows: String = (0..40)
-            .map(|i| {
-                let y = (i as f64).sin();
-                format!("{},{y},{}\n", i as f64 * 0.1, scale * y + shift)
-            })
-            .collect();
-        std::fs::write(&data, format!("x,y,y2\n{rows}")).unwrap();
-        // The run that is allowed writes into its own directory (the refusals check that
-        // nothing appears under theirs).
-        let runs = tempfile::tempdir().unwrap();
-        let out_dir = if refusal.is_some() {
-            tmp.path()
-        } else {
-            runs.path()
-        };
-        let toml = csv_toml(out_dir, &data, standardize)
-            .replace("target = [\"y\"]", "target = [\"y\", \"y2\"]");
-        match refusal {
-            Some(why) => refused(
-                tmp.path(),
-                &format!("{name}.toml"),
-                &toml,
-                &["data.target", "not copies of each other", why],
-            ),
-            None => {
-                let cfg = write(runs.path(), &format!("{name}.toml"), &toml);
-                let o = run_bin(&[cfg.to_str().unwrap(), "--quiet"]);
-                assert!(o.status.success(), "{name}: {}", stderr(&o));
-            }
-        }
-    }
-    // A text whose training part has one character to predict.
-    let text = tmp.path().join("ab.txt");
-    std::fs::write(&text, format!("{}{}", "a".repeat(4900), "b".repeat(100))).unwrap();
-    refused(
-        tmp.path(),
-        "ab.toml",
-        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 100\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.path().join("results").display()),
-        &["at least two distinct characters to predict in the training part"],
-    );
-    // A training part with two characters to predict, but a sample of it with one.
-    let text = tmp.path().join("mostly_a.txt");
-    std::fs::write(&text, format!("{}b{}", "a".repeat(2000), "a".repeat(3000))).unwrap();
-    refused(
-        tmp.path(),
-        "mostly_a.toml",
-        &format!("[experiment]\nname = \"t\"\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nn_train = 5\nn_test = 20\n[model]\nwidth = 16\n[training]\nsteps = 2\nloss = \"cross_entropy\"\n[outputs]\ndir = \"{}\"\n", text.display(), tmp.path().join("results").display()),
-        &["sampled training contexts", "data.n_train"],
-    );
+    copied_targets_are_refused(tmp.path());
+    one_character_texts_are_refused(tmp.path());
     // A swept key that is not swept: the listed values are shown, at the key's line.
     let sweep = common::sweep_toml(tmp.path(), "\"sweep.parallel\" = [1, 2]", "");
     let line = sweep

@@ -489,33 +489,19 @@ fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
     assert!(point.join("report.json").exists());
 }
 
-#[test]
-fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
-    let tmp = tempfile::tempdir().unwrap();
-    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
-    let cfg = common::write(tmp.path(), "sw.toml", &text);
-    let out = tmp.path().join("sweep");
-    let run = || {
-        common::run_bin(&[
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-    };
-    assert!(run().status.success());
-    let row_path = out.join("rows").join("p0000.json");
-    let honest = std::fs::read_to_string(&row_path).unwrap();
-    assert!(honest.contains("rel_rmse_network_linearized") && honest.contains("learning_rate"));
-    let mut row: serde_json::Value = serde_json::from_str(&honest).unwrap();
-    // Each forgery, and the words --collect names it with.
-    type Forgery = fn(&mut serde_json::Value);
-    fn set_figure(r: &mut serde_json::Value, name: &str, value: &str) {
-        let f = r["figures"].as_array_mut().unwrap();
-        let e = f.iter_mut().find(|e| e[0] == name).unwrap();
-        e[1] = serde_json::json!(value);
-    }
-    let forgeries: [(&str, Forgery, &str); 14] = [
+/// A forged edit of a stored sweep row.
+type Forgery = fn(&mut serde_json::Value);
+
+/// Sets a figure of a stored row (figures are `[name, text]` pairs).
+fn set_figure(r: &mut serde_json::Value, name: &str, value: &str) {
+    let f = r["figures"].as_array_mut().unwrap();
+    let e = f.iter_mut().find(|e| e[0] == name).unwrap();
+    e[1] = serde_json::json!(value);
+}
+
+/// Each forgery of a stored row, and the words `--collect` names it with.
+fn row_forgeries() -> [(&'static str, Forgery, &'static str); 14] {
+    [
         (
             "test loss",
             |r| set_figure(r, "network_test_loss", "0.5"),
@@ -592,7 +578,29 @@ fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
             |r| r["status"] = serde_json::json!("xyz"),
             "none of completed",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
+    let cfg = common::write(tmp.path(), "sw.toml", &text);
+    let out = tmp.path().join("sweep");
+    let run = || {
+        common::run_bin(&[
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    assert!(run().status.success());
+    let row_path = out.join("rows").join("p0000.json");
+    let honest = std::fs::read_to_string(&row_path).unwrap();
+    assert!(honest.contains("rel_rmse_network_linearized") && honest.contains("learning_rate"));
+    let mut row: serde_json::Value = serde_json::from_str(&honest).unwrap();
+    let forgeries = row_forgeries();
     for (what, forge, named) in forgeries {
         let mut forged = row.clone();
         forge(&mut forged);

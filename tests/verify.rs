@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{run_bin, run_into, stderr, tiny_sine_toml, write, BIN};
@@ -167,24 +167,41 @@ fn outputs_do_not_depend_on_the_thread_count() {
     }
 }
 
-/// A directory cannot talk `--verify` into passing: what it should hold and how closely come
-/// from the config and this binary, and its own report.json and report.md are re-derived and
-/// compared. Each forgery is named.
-#[test]
-fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
-    let verify = |dir: &Path| {
+/// Fresh runs of one tiny config to forge, and `--verify` on them.
+struct Forgeries {
+    tmp: tempfile::TempDir,
+    cfg: PathBuf,
+}
+
+impl Forgeries {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = write(tmp.path(), "t.toml", &tiny_sine_toml(tmp.path(), ""));
+        Forgeries { tmp, cfg }
+    }
+
+    /// A finished run directory under `name`.
+    fn fresh(&self, name: &str) -> PathBuf {
+        let run = self.tmp.path().join(name);
+        assert!(run_into(&self.cfg, &run).status.success());
+        run
+    }
+
+    /// `--verify`'s exit code and output on `dir`.
+    fn verify(&self, dir: &Path) -> (Option<i32>, String) {
         let o = run_bin(&["--verify", dir.to_str().unwrap(), "--quiet"]);
         (o.status.code(), stdout(&o))
-    };
-    let fresh = |name: &str| {
-        let run = tmp.path().join(name);
-        assert!(run_into(&cfg, &run).status.success());
-        run
-    };
+    }
+}
+
+/// A directory cannot talk `--verify` into passing: what it should hold and how closely come
+/// from the config and this binary, and its own report.json and report.md are re-derived and
+/// compared. Each forgery is named. Here: its figures, report and tolerances edited.
+#[test]
+fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
+    let f = Forgeries::new();
     // 1. loss × 10 with its hash updated, another CPU recorded, every tolerance widened
-    let run = fresh("wide");
+    let run = f.fresh("wide");
     perturb_loss(&run, 10.0);
     edit_report(&run, |v| {
         v["fingerprint"]["cpu"] = serde_json::json!("Some Other CPU");
@@ -194,7 +211,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
             }
         }
     });
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("MISMATCH         metrics.csv"), "{out}");
     assert!(
@@ -202,7 +219,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         "{out}"
     );
     // 2. a file and its hash entry deleted
-    let run = fresh("deleted");
+    let run = f.fresh("deleted");
     std::fs::remove_file(run.join("predictions.csv")).unwrap();
     edit_report(&run, |v| {
         v["files_sha256"]
@@ -210,7 +227,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
             .unwrap()
             .remove("predictions.csv");
     });
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("MISMATCH         predictions.csv")
@@ -218,7 +235,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         "{out}"
     );
     // 3. report.md edited
-    let run = fresh("md");
+    let run = f.fresh("md");
     let p = run.join("report.md");
     let text = std::fs::read_to_string(&p).unwrap();
     std::fs::write(
@@ -226,7 +243,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         text.replacen("**Completed**", "**Completed, verified by hand**", 1),
     )
     .unwrap();
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("MISMATCH         report.md"), "{out}");
     // 4. status and seed in report.json edited
@@ -234,29 +251,35 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         ("status", "status", serde_json::json!("verified")),
         ("seed", "seed", serde_json::json!(7)),
     ] {
-        let run = fresh(name);
+        let run = f.fresh(name);
         edit_report(&run, |v| v[key] = value.clone());
-        let (code, out) = verify(&run);
+        let (code, out) = f.verify(&run);
         assert_eq!(code, Some(1), "{name}: {out}");
         assert!(
             out.contains("MISMATCH         report.json"),
             "{name}: {out}"
         );
     }
+}
+
+/// As above: files added to or removed from the directory with their hash entries.
+#[test]
+fn verify_judges_the_file_set_by_the_config() {
+    let f = Forgeries::new();
     // 5. an extra verified-kind file the config does not write
-    let run = fresh("extra");
+    let run = f.fresh("extra");
     std::fs::write(run.join("kernels/forged.npy"), b"x").unwrap_or_else(|_| {
         std::fs::create_dir_all(run.join("kernels")).unwrap();
         std::fs::write(run.join("kernels/forged.npy"), b"x").unwrap();
     });
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("kernels/forged.npy") && out.contains("not written by this config"),
         "{out}"
     );
     // 6. a figure and its hash entry deleted; a notes file added with a hash entry
-    let run = fresh("figures");
+    let run = f.fresh("figures");
     std::fs::remove_file(run.join("loss.png")).unwrap();
     std::fs::write(run.join("notes.txt"), b"verified by hand").unwrap();
     edit_report(&run, |v| {
@@ -267,7 +290,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
             serde_json::json!(ntk_dynamics::report::repro::sha256_hex(b"verified by hand")),
         );
     });
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("loss.png") && out.contains("missing from the run directory"),
@@ -277,6 +300,12 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
         out.contains("notes.txt") && out.contains("not written by this config"),
         "{out}"
     );
+}
+
+/// As above: report.json's description of its inputs, whitespace, and swapped figures.
+#[test]
+fn verify_rederives_the_report_and_compares_figures() {
+    let f = Forgeries::new();
     // 7. report.json's description of its own inputs: config digest, config text, input files
     for (name, key, value) in [
         (
@@ -295,25 +324,25 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
             serde_json::json!({"data.path": {"bytes": 1, "file": "data.csv", "sha256": "0".repeat(64)}}),
         ),
     ] {
-        let run = fresh(name);
+        let run = f.fresh(name);
         edit_report(&run, |v| v[key] = value.clone());
-        let (code, out) = verify(&run);
+        let (code, out) = f.verify(&run);
         assert_eq!(code, Some(1), "{name}: {out}");
         assert!(out.contains(&format!(".{key}:")), "{name}: {out}");
     }
     // 8. whitespace appended to report.md
-    let run = fresh("md_newline");
+    let run = f.fresh("md_newline");
     let p = run.join("report.md");
     let text = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, format!("{text}\n")).unwrap();
-    let (code, out) = verify(&run);
+    let (code, out) = f.verify(&run);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("whitespace at the end"), "{out}");
     // 9. a figure replaced by another of the run's figures, its hash updated: on this machine
     // (bytes: one of the same size) and with another CPU recorded (pixels are not judged
     // across machines, the size is: one of another size)
     for other_cpu in [false, true] {
-        let run = fresh(&format!("swapped_figure_{other_cpu}"));
+        let run = f.fresh(&format!("swapped_figure_{other_cpu}"));
         let other = if other_cpu {
             "divergence.png"
         } else {
@@ -327,7 +356,7 @@ fn verify_judges_a_directory_by_its_config_not_by_its_own_report() {
                 v["fingerprint"]["cpu"] = serde_json::json!("Some Other CPU");
             }
         });
-        let (code, out) = verify(&run);
+        let (code, out) = f.verify(&run);
         assert_eq!(code, Some(1), "{out}");
         let line = out
             .lines()

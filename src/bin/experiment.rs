@@ -640,7 +640,7 @@ fn print_collected(c: &ntk_dynamics::pipeline::sweep::Collected, dir: &Path) {
         };
         println!(
             "  {} {}: exponent {:.3} {interval}",
-            f.figure,
+            f.figure.name(),
             f.group.clone().unwrap_or_default(),
             f.slope,
         );

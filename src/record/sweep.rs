@@ -300,8 +300,9 @@ impl StoredRow {
 /// independent points would understate the interval).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PowerLawFit {
-    /// Figure name.
-    pub figure: String,
+    /// The fitted figure (written as its name).
+    #[serde(serialize_with = "figure_name")]
+    pub figure: Figure,
     /// Group (value of the second swept key), if any.
     pub group: Option<String>,
     /// Mean over seeds of the per-seed slopes.
@@ -354,7 +355,7 @@ pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[Figure]) -> Vec
                 .filter_map(|r| Some((r.seed, r.value_f64(x_key)?, r.figure(*f))))
                 .filter(|(_, x, y)| *x > 0.0 && *y > 0.0 && y.is_finite())
                 .collect();
-            if let Some(fit) = fit_one(&f.name(), g.clone(), &points) {
+            if let Some(fit) = fit_one(*f, g.clone(), &points) {
                 fits.push(fit);
             }
         }
@@ -362,8 +363,17 @@ pub fn fit_power_laws(rows: &[SweepRow], x_key: &str, figures: &[Figure]) -> Vec
     fits
 }
 
+/// Serialises a figure as its name (its column in `sweep.csv`).
+fn figure_name<S: serde::Serializer>(f: &Figure, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&f.name())
+}
+
 /// The fit of one figure from `(seed, x, y)` points.
-fn fit_one(figure: &str, group: Option<String>, points: &[(u64, f64, f64)]) -> Option<PowerLawFit> {
+fn fit_one(
+    figure: Figure,
+    group: Option<String>,
+    points: &[(u64, f64, f64)],
+) -> Option<PowerLawFit> {
     let mut seeds: Vec<u64> = points.iter().map(|p| p.0).collect();
     seeds.sort_unstable();
     seeds.dedup();
@@ -410,7 +420,7 @@ fn fit_one(figure: &str, group: Option<String>, points: &[(u64, f64, f64)]) -> O
         })
         .collect();
     Some(PowerLawFit {
-        figure: figure.to_string(),
+        figure,
         group,
         slope,
         ci95,

@@ -47,7 +47,7 @@ pub fn write_run(
         hashes.push((name, repro::sha256_hex(&bytes)));
     }
     let mut plots = Vec::new();
-    for (name, bytes) in render_figures(
+    for (name, bytes) in render_plots(
         dir,
         &format!("{}: all figures", record.name),
         plot::run_charts::figures(record),
@@ -81,9 +81,9 @@ pub fn write_run(
     Ok(hashes)
 }
 
-/// Every figure in every requested format, plus `figures.png`, the contact sheet of the PNGs
-/// (what a person opens first), as `(file name, bytes)`.
-pub fn render_figures(
+/// Every plot (under its file stem) in every requested format, plus `figures.png`, the contact
+/// sheet of the PNGs (what a person opens first), as `(file name, bytes)`.
+pub fn render_plots(
     dir: &Path,
     title: &str,
     figures: Vec<(String, Plot)>,

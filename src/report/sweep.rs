@@ -1,10 +1,12 @@
 //! Sweep reporters: `sweep.csv` (one row per run), `sweep.json`, `sweep.md` (fits with
-//! confidence intervals, wall time per point), `scaling.png`, `phases.png`, `phase_diagram.png`.
+//! confidence intervals, wall time per point) and the sweep figures that apply (`scaling`,
+//! `language`, `phases`, `phase_diagram`, `learning_curve`, `noise`; see
+//! [`crate::report::plot::sweep_charts`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::sweep::{value_text, Axis, Sweep};
-use std::collections::BTreeMap;
 
 use crate::record::columns::{Column, Figure, GapFigure, Split};
 use crate::record::sweep::{fit_power_laws, PointStatus, PowerLawFit, StoredRow, SweepRow};
@@ -143,23 +145,22 @@ pub fn write_sweep(
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<PowerLawFit>> {
     write_atomic(&dir.join("sweep.csv"), sweep_csv(rows).as_bytes())?;
-    let fits = match sweep.varies(Axis::Width) {
-        true => {
-            // Only completed points are fitted: an interrupted run stopped early.
-            let done: Vec<SweepRow> = rows
-                .iter()
-                .filter(|r| r.status.is_completed())
-                .cloned()
-                .collect();
-            fit_power_laws(&done, Axis::Width.key(), &scaling_figures(&done))
-        }
-        false => Vec::new(),
+    let fits = if sweep.varies(Axis::Width) {
+        // Only completed points are fitted: an interrupted run stopped early.
+        let done: Vec<SweepRow> = rows
+            .iter()
+            .filter(|r| r.status.is_completed())
+            .cloned()
+            .collect();
+        fit_power_laws(&done, Axis::Width.key(), &scaling_figures(&done))
+    } else {
+        Vec::new()
     };
     let mut figures = Vec::new();
     if sweep.varies(Axis::Width) && !fits.is_empty() {
         figures.push((
             "scaling".to_string(),
-            sweep_charts::scaling_figure(sweep, &fits),
+            sweep_charts::scaling_plot(sweep, &fits),
         ));
     }
     let text_rows = rows.iter().any(|r| {
@@ -169,28 +170,28 @@ pub fn write_sweep(
     if sweep.varies(Axis::Width) && text_rows {
         figures.push((
             "language".to_string(),
-            sweep_charts::language_figure(sweep, rows),
+            sweep_charts::language_plot(sweep, rows),
         ));
     }
     if let Some(lr_axis) = sweep.learning_rate_axis() {
-        figures.push(("phases".into(), sweep_charts::phases_figure(sweep, rows)));
+        figures.push(("phases".into(), sweep_charts::phases_plot(sweep, rows)));
         if sweep.varies(Axis::Width) {
             figures.push((
                 "phase_diagram".into(),
-                sweep_charts::phase_diagram_figure(sweep, rows, lr_axis),
+                sweep_charts::phase_diagram_plot(sweep, rows, lr_axis),
             ));
         }
     }
     if sweep.varies(Axis::NTrain) {
         figures.push((
             "learning_curve".into(),
-            sweep_charts::learning_curve_figure(sweep, rows),
+            sweep_charts::learning_curve_plot(sweep, rows),
         ));
     }
     if sweep.varies(Axis::LabelNoise) {
-        figures.push(("noise".into(), sweep_charts::noise_figure(sweep, rows)));
+        figures.push(("noise".into(), sweep_charts::noise_plot(sweep, rows)));
     }
-    let charts = crate::report::render_figures(
+    let charts = crate::report::render_plots(
         dir,
         &format!("{}: sweep figures", sweep.base.name),
         figures,
@@ -319,7 +320,7 @@ fn fits_md(fits: &[PowerLawFit]) -> String {
     for f in fits {
         s += &format!(
             "| {} | {} | {:.3} | {} | {} | {} |\n",
-            f.figure,
+            f.figure.name(),
             f.group.clone().unwrap_or_else(|| "–".into()),
             f.slope,
             if f.ci95.is_finite() {
@@ -340,13 +341,15 @@ fn fits_md(fits: &[PowerLawFit]) -> String {
         for (a, b, v) in &f.local_slopes {
             s += &format!(
                 "| {} | {} | {a} → {b} | {v:.3} |\n",
-                f.figure,
+                f.figure.name(),
                 f.group.clone().unwrap_or_else(|| "–".into())
             );
         }
     }
-    let init_gap = Figure::InitNtkVsAnalytic.name();
-    for f in fits.iter().filter(|f| f.figure == init_gap) {
+    for f in fits
+        .iter()
+        .filter(|f| f.figure == Figure::InitNtkVsAnalytic)
+    {
         let (lo, hi) = (f.slope - f.ci95, f.slope + f.ci95);
         if !f.ci95.is_finite() {
             s += &format!(

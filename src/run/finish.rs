@@ -1,4 +1,5 @@
-//! The end of a run: final outputs, the final empirical kernel and the spectra, the kernel
+//! The end of a run: from the tracks after training, what the measurers kept and the loop's
+//! checkpoints, the final outputs, the final empirical kernel and the spectra, the kernel
 //! tracks' t = ∞ solutions, and the [`RunRecord`].
 
 use faer::Mat;
@@ -12,9 +13,7 @@ use crate::record::{ContextBits, KernelMatrices, KernelSolutionSummary, RunRecor
 use crate::Result;
 
 use super::lockstep::Trained;
-use super::measure::{
-    Classification, KernelFigures, Measurer, PredictionKeeper, Sensitivity, Slices, TraceKeeper,
-};
+use super::measure::{RunMeasurers, Slices};
 use super::samples;
 use super::tracks::Tracks;
 
@@ -34,52 +33,6 @@ fn descending_eigenvalues(m: &Mat<f64>) -> Result<Vec<f64>> {
     let mut v = linalg::sym_eigenvalues(m.as_ref())?;
     v.reverse();
     Ok(v)
-}
-
-/// The measurers of a whole run (an ensemble member has only a [`TraceKeeper`]).
-pub struct RunMeasurers {
-    /// Classification figures (class data only).
-    pub classification: Classification,
-    /// Kernel figures.
-    pub kernel: KernelFigures,
-    /// Input sensitivity.
-    pub sensitivity: Sensitivity,
-    /// With `outputs.save_predictions = "checkpoints"`: every track's outputs at every
-    /// checkpoint.
-    pub predictions: Option<PredictionKeeper>,
-    /// With `[ensemble]`: the run's own network and twin as the ensemble's first member.
-    pub trace: Option<TraceKeeper>,
-}
-
-impl RunMeasurers {
-    /// The measurers the run's configuration asks for.
-    pub fn new(tracks: &Tracks<'_>) -> Self {
-        let exp = tracks.exp;
-        RunMeasurers {
-            classification: Classification::default(),
-            kernel: KernelFigures::new(tracks),
-            sensitivity: Sensitivity::default(),
-            predictions: (exp.outputs.predictions == crate::config::Predictions::Checkpoints)
-                .then(PredictionKeeper::default),
-            trace: exp.ensemble.map(|_| TraceKeeper::default()),
-        }
-    }
-
-    /// Every measurer, for the training loop.
-    pub fn list(&mut self) -> Vec<&mut dyn Measurer> {
-        let mut v: Vec<&mut dyn Measurer> = vec![
-            &mut self.classification,
-            &mut self.sensitivity,
-            &mut self.kernel,
-        ];
-        if let Some(p) = &mut self.predictions {
-            v.push(p);
-        }
-        if let Some(t) = &mut self.trace {
-            v.push(t);
-        }
-        v
-    }
 }
 
 /// A run after training: its tracks, what was measured of them, and the loop's log.
@@ -207,7 +160,7 @@ impl Ended<'_> {
             ensemble: None,
             ngram_baselines,
             context_bits,
-            tracks: self.tracks.tracks,
+            tracks: self.tracks.order,
             pairs: self.tracks.pairs,
             checkpoints: self.trained.checkpoints,
         })

@@ -36,7 +36,6 @@ use crate::{Error, Result};
 
 pub use initial::Initial;
 pub use memory::{preflight, preflight_config, Footprint, LimitPolicy};
-pub use tracks::Tracks;
 
 /// Progress reporting of a run (a terminal bar, log lines, or nothing).
 pub trait Progress: Sync {
@@ -361,9 +360,9 @@ pub(crate) fn execute_checked(
     timer.lap("kernels");
     let rates = learning_rates(exp, &view, &init, &net)?;
     let kernel_tracks = tracks::KernelTracks::Configured(opts.progress);
-    let mut tracks = Tracks::new(exp, (data, &view), &init, net, rates, kernel_tracks)?;
+    let mut tracks = tracks::Tracks::new(exp, (data, &view), &init, net, rates, kernel_tracks)?;
     timer.lap("predictor setup");
-    let mut measured = finish::RunMeasurers::new(&tracks);
+    let mut measured = measure::RunMeasurers::new(&tracks);
     let trained = lockstep::train(&mut tracks, &mut measured.list(), opts)?;
     timer.lap("training");
     let status = trained.status;

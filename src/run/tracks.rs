@@ -113,7 +113,7 @@ pub struct Tracks<'a> {
     /// Learning rate, critical rate and λ_max(Θ0).
     pub rates: Rates,
     /// The tracks, network first, then the twin, then the kernel solutions.
-    pub tracks: Vec<Track>,
+    pub order: Vec<Track>,
     /// Every pair of tracks, in order.
     pub pairs: Vec<Pair>,
     /// The twin's track (plain or output-averaged).
@@ -190,7 +190,7 @@ impl<'a> Tracks<'a> {
             diverged: PerTrack::from_keys(tracks.iter().copied(), |_| None),
             twin_track: twin_track(averaged),
             pairs: all_pairs(&tracks),
-            tracks,
+            order: tracks,
             full_batch: full_batch_tensors(exp, train, &net, &y_step),
             network: NetworkTrainer::new(net, rates.lr, exp.training.momentum)
                 .with_loss(exp.training.loss),
@@ -320,7 +320,7 @@ impl<'a> Tracks<'a> {
                 }
             }
         }
-        Ok(PerTrack::from_keys(self.tracks.iter().copied(), |t| {
+        Ok(PerTrack::from_keys(self.order.iter().copied(), |t| {
             all.iter()
                 .find(|(u, _)| *u == t)
                 .map(|(_, v)| v.clone())

@@ -206,7 +206,7 @@ fn gaps_chart(r: &RunRecord) -> LineChart {
 }
 
 /// The `ensemble` figure of a record with `[ensemble]`.
-pub fn ensemble_figure(r: &RunRecord) -> Option<Plot> {
+pub fn ensemble_plot(r: &RunRecord) -> Option<Plot> {
     let e = r.ensemble.as_ref()?;
     let charts = if r.data.input_dim == 1 && r.data.n_outputs == 1 {
         let mut order: Vec<usize> = (0..r.data.x_test.len()).collect();

@@ -90,7 +90,7 @@ pub fn paired_series(
 /// The figures' file formats are a setting of the config (`outputs.formats`).
 pub use crate::config::ImageFormat;
 
-/// A figure: what is drawn, independent of the file format.
+/// A plot: what one figure file shows, independent of the file format (PNG or SVG).
 #[derive(Debug, Clone)]
 pub enum Plot {
     /// One line chart.

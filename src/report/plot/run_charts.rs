@@ -40,7 +40,7 @@ fn loss_chart(r: &RunRecord) -> LineChart {
 
 /// Small multiples: the network against each approximation, and the approximations against
 /// each other (consistency); differences at the f64 round-off level sit on a marked floor.
-fn divergence_figure(r: &RunRecord) -> Plot {
+fn divergence_plot(r: &RunRecord) -> Plot {
     let panel = |title: &str, pairs: Vec<(Track, Track)>| {
         let mut series = Vec::new();
         for (i, &(a, b)) in pairs.iter().enumerate() {
@@ -324,7 +324,7 @@ fn sharpness_chart(r: &RunRecord) -> LineChart {
 }
 
 /// Heat maps of Θ0, Θ_final and Θ_final − Θ0 on the probe set, each with a colour bar.
-fn kernels_figure(r: &RunRecord) -> Plot {
+fn kernels_plot(r: &RunRecord) -> Plot {
     let p = r.probe_size;
     let diff: Vec<f64> = r
         .probe_ntk_final
@@ -401,7 +401,7 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
 
 /// Test (or train) confusion matrices of every track at the final step: counts and row
 /// fractions in the cells, class names on both axes.
-fn confusion_figure(r: &RunRecord) -> Plot {
+fn confusion_plot(r: &RunRecord) -> Plot {
     let k = r.data.n_outputs;
     let test = !r.data.y_test.is_empty();
     let targets = if test {
@@ -490,16 +490,16 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Plot)> {
         let mut out = vec![
             ("predictions".to_string(), Plot::Line(predictions_chart(r))),
             ("spectrum".into(), Plot::Line(spectrum_chart(r))),
-            ("kernels".into(), kernels_figure(r)),
+            ("kernels".into(), kernels_plot(r)),
         ];
         if r.data.classes.is_some() {
-            out.push(("confusion".into(), confusion_figure(r)));
+            out.push(("confusion".into(), confusion_plot(r)));
         }
         return out;
     }
     let mut out: Vec<(String, Plot)> = vec![
         ("loss".into(), Plot::Line(loss_chart(r))),
-        ("divergence".into(), divergence_figure(r)),
+        ("divergence".into(), divergence_plot(r)),
         (
             "kernel_drift".into(),
             Plot::Grid {
@@ -512,14 +512,14 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Plot)> {
         ("param_drift".into(), Plot::Line(param_drift_chart(r))),
         ("predictions".into(), Plot::Line(predictions_chart(r))),
         ("spectrum".into(), Plot::Line(spectrum_chart(r))),
-        ("kernels".into(), kernels_figure(r)),
+        ("kernels".into(), kernels_plot(r)),
         ("sensitivity".into(), Plot::Line(sensitivity_chart(r))),
     ];
     if r.data.classes.is_some() {
         out.push(("accuracy".into(), Plot::Line(accuracy_chart(r))));
-        out.push(("confusion".into(), confusion_figure(r)));
+        out.push(("confusion".into(), confusion_plot(r)));
     }
-    if let Some(f) = super::ensemble_charts::ensemble_figure(r) {
+    if let Some(f) = super::ensemble_charts::ensemble_plot(r) {
         out.push(("ensemble".into(), f));
     }
     out

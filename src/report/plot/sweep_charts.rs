@@ -1,5 +1,6 @@
-//! The figures of a sweep: scaling with width (`scaling`), training phases (`phases`,
-//! `phase_diagram`) and label noise (`noise`). Intervals are the 95 % t-intervals over seeds
+//! The figures of a sweep: scaling with width (`scaling`), a language model's width sweep
+//! (`language`), training phases (`phases`, `phase_diagram`), the learning curve
+//! (`learning_curve`) and label noise (`noise`). Intervals are the 95 % t-intervals over seeds
 //! that the sweep report uses.
 
 use plotters::prelude::*;
@@ -39,7 +40,7 @@ pub const SCALING_FIGURES: [(Figure, &str); 5] = [
 /// One panel per figure: the geometric mean over seeds per width with its 95 % interval, the
 /// per-seed fit (mean exponent) with a band for the exponent's interval (pivoted at the mean log
 /// width), and reference slopes −1/2 and −1 through the first mean.
-pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
+pub fn scaling_plot(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
     let mut groups: Vec<Option<String>> = Vec::new();
     for f in fits {
         if !groups.contains(&f.group) {
@@ -48,12 +49,11 @@ pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
     }
     let charts = SCALING_FIGURES
         .iter()
-        .map(|(fig, desc)| (fig.name(), desc))
-        .filter(|(name, _)| fits.iter().any(|f| f.figure == *name))
-        .map(|(name, desc)| {
+        .filter(|(fig, _)| fits.iter().any(|f| f.figure == *fig))
+        .map(|(fig, desc)| {
             let mut series = Vec::new();
             for (gi, g) in groups.iter().enumerate() {
-                let Some(fit) = fits.iter().find(|f| f.figure == *name && f.group == *g) else {
+                let Some(fit) = fits.iter().find(|f| f.figure == *fig && f.group == *g) else {
                     continue;
                 };
                 let color = PALETTE[gi % PALETTE.len()];
@@ -63,7 +63,7 @@ pub fn scaling_figure(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
                     series.extend(reference_slopes(fit));
                 }
             }
-            LineChart::new(name, "width n (log scale)", *desc)
+            LineChart::new(fig.name(), "width n (log scale)", *desc)
                 .log_x()
                 .log_y()
                 .with_series(series)
@@ -157,7 +157,7 @@ fn label(r: &SweepRow) -> String {
 }
 
 /// Loss curves and sharpness of the first seed of every point, coloured by phase.
-pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
+pub fn phases_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let first_seed = rows.iter().map(|r| r.seed).min().unwrap_or(0);
     let shown: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == first_seed).collect();
     let curves = |f: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>| {
@@ -190,7 +190,7 @@ pub fn phases_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
 }
 
 /// The phase of every run over the width × learning-rate grid.
-pub fn phase_diagram_figure(sweep: &Sweep, rows: &[SweepRow], lr_axis: Axis) -> Plot {
+pub fn phase_diagram_plot(sweep: &Sweep, rows: &[SweepRow], lr_axis: Axis) -> Plot {
     let (lk, wk) = (lr_axis.key(), Axis::Width.key());
     let series = [
         Some(Phase::Lazy),
@@ -268,12 +268,7 @@ fn mean_curve_of(
 
 /// Mean over seeds with its 95 % t-interval of a figure at each label-noise level (at one
 /// `diag_reg` value when given).
-fn noise_curve(
-    rows: &[SweepRow],
-    _levels: &[f64],
-    fig: Figure,
-    reg: Option<&String>,
-) -> MeansWithIntervals {
+fn noise_curve(rows: &[SweepRow], fig: Figure, reg: Option<&String>) -> MeansWithIntervals {
     mean_curve(rows, Axis::LabelNoise, fig, &|r| {
         reg.is_none()
             || r.values
@@ -286,7 +281,7 @@ fn noise_curve(
 /// twin and the kernel track against the n-gram baselines; the network − twin gap in bits/char;
 /// the fraction of test contexts where network and twin predict the same next character; and
 /// the final kernel drift (means over seeds ± 95 % t-intervals).
-pub fn language_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
+pub fn language_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let all = |_: &SweepRow| true;
     let curve = |fig: Figure| mean_curve(rows, Axis::Width, fig, &all);
     // With validation points each track is read out where it early-stops, at its fitted
@@ -449,7 +444,7 @@ fn gap_series(rows: &[SweepRow], early: bool, twin: Track) -> Vec<Series> {
 /// at t = ∞ against the number of training points (log axis; means over seeds ± 95 %
 /// t-intervals when there are several seeds) — the finite-versus-infinite comparison of Lee et
 /// al. (2020, "Finite versus infinite neural networks").
-pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
+pub fn learning_curve_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let all = |_: &SweepRow| true;
     let mut sizes: Vec<f64> = rows
         .iter()
@@ -499,13 +494,7 @@ pub fn learning_curve_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
 /// Test accuracy against the fraction of corrupted labels (means over seeds ± 95 %
 /// t-intervals). With `kernel.diag_reg` swept too, the trained tracks are shown for its first
 /// value and the t = ∞ kernel solution for each value.
-pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
-    let mut levels: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.value_f64(Axis::LabelNoise.key()))
-        .collect();
-    levels.sort_by(|a, b| a.total_cmp(b));
-    levels.dedup();
+pub fn noise_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     let regs: Vec<String> = sweep
         .spec
         .vary
@@ -518,11 +507,11 @@ pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
         if rows.iter().all(|r| r.figure(fin).is_nan()) {
             continue;
         }
-        let (m, e) = noise_curve(rows, &levels, fin, regs.first());
+        let (m, e) = noise_curve(rows, fin, regs.first());
         series.push(Series::line(format!("{}: final", t.name()), m, track_color(t)).with_errors(e));
         let early = Figure::EarlyStoppedTestAccuracy(t);
         if rows.iter().any(|r| r.figure(early).is_finite()) {
-            let (m, e) = noise_curve(rows, &levels, early, regs.first());
+            let (m, e) = noise_curve(rows, early, regs.first());
             series.push(
                 Series::line(
                     format!("{}: early-stopped on validation accuracy", t.name()),
@@ -551,7 +540,6 @@ pub fn noise_figure(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
         );
         let (m, e) = noise_curve(
             rows,
-            &levels,
             Figure::InfiniteTimeTestAccuracy(Track::KernelAnalytic),
             reg,
         );

@@ -99,7 +99,7 @@ fn class_checkpoint(now: &Now<'_, '_>) -> ClassCheckpoint {
         val_xent: xent(&sl.val, &data.y_val),
         temperature: fitted.map(|_, f| f.map(|(t, _)| t)),
         val_xent_calibrated: fitted.map(|_, f| f.map(|(_, x)| x)),
-        test_xent_calibrated: PerTrack::from_keys(now.tracks.tracks.iter().copied(), |t| {
+        test_xent_calibrated: PerTrack::from_keys(now.tracks.order.iter().copied(), |t| {
             at_temperature(t, &sl.test, &data.y_test)
         }),
         train_accuracy: acc(&sl.train, &data.y_train).map(|_, v| v.unwrap_or(f64::NAN)),

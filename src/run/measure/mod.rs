@@ -1,6 +1,8 @@
 //! What is measured of the tracks at a checkpoint. Each measurer reads the tracks (never steps
-//! them) and adds its part of the [`Checkpoint`]; the loss figures every checkpoint has come
-//! from [`losses`]. The loop that calls them is [`super::lockstep`].
+//! them) and adds its part of the [`Checkpoint`]; [`RunMeasurers`] is the set a whole run uses.
+//! The loss figures every checkpoint has come from [`losses`], which the loop calls itself:
+//! they decide which tracks diverged and stop being stepped. The loop is
+//! [`super::lockstep`].
 
 mod classification;
 mod keep;
@@ -85,5 +87,51 @@ impl Slices {
             val: tr..tr + va,
             test: tr + va..tr + va + te,
         }
+    }
+}
+
+/// The measurers of a whole run (an ensemble member has only a [`TraceKeeper`]).
+pub struct RunMeasurers {
+    /// Classification figures (class data only).
+    pub classification: Classification,
+    /// Kernel figures.
+    pub kernel: KernelFigures,
+    /// Input sensitivity.
+    pub sensitivity: Sensitivity,
+    /// With `outputs.save_predictions = "checkpoints"`: every track's outputs at every
+    /// checkpoint.
+    pub predictions: Option<PredictionKeeper>,
+    /// With `[ensemble]`: the run's own network and twin as the ensemble's first member.
+    pub trace: Option<TraceKeeper>,
+}
+
+impl RunMeasurers {
+    /// The measurers the run's configuration asks for.
+    pub fn new(tracks: &Tracks<'_>) -> Self {
+        let exp = tracks.exp;
+        RunMeasurers {
+            classification: Classification::default(),
+            kernel: KernelFigures::new(tracks),
+            sensitivity: Sensitivity::default(),
+            predictions: (exp.outputs.predictions == crate::config::Predictions::Checkpoints)
+                .then(PredictionKeeper::default),
+            trace: exp.ensemble.map(|_| TraceKeeper::default()),
+        }
+    }
+
+    /// Every measurer, for the training loop.
+    pub fn list(&mut self) -> Vec<&mut dyn Measurer> {
+        let mut v: Vec<&mut dyn Measurer> = vec![
+            &mut self.classification,
+            &mut self.sensitivity,
+            &mut self.kernel,
+        ];
+        if let Some(p) = &mut self.predictions {
+            v.push(p);
+        }
+        if let Some(t) = &mut self.trace {
+            v.push(t);
+        }
+        v
     }
 }
