@@ -461,23 +461,17 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             run::memory::duration(seconds)
         );
     }
-    let dir = match out {
-        Some(o) if shard.is_some() || cli.slurm || o.join(psweep::PLAN_FILE).exists() => {
-            psweep::open_dir(o, text, &config_dir)?
-        }
-        _ => psweep::create_dir(&sw, text, &config_dir, out)?,
-    };
+    let dir = psweep::prepare_dir(&sw, text, &config_dir, out, shard.is_some() || cli.slurm)?;
     if cli.slurm {
         return submit_slurm(cli, &sw, &dir);
     }
-    let interrupt = interrupt_flag();
     let quiet = cli.quiet;
     let shard = shard.unwrap_or(Shard::ALL);
-    let rows = psweep::run(
+    let outcome = psweep::run_and_collect(
         &sw,
         &dir,
         shard,
-        Some(interrupt.clone()),
+        interrupt_flag(),
         limits(cli),
         &|done, total, row| {
             if !quiet {
@@ -485,33 +479,19 @@ fn run_sweep(cli: &Cli, path: &Path, text: &str) -> anyhow::Result<ExitCode> {
             }
         },
     )?;
-    let interrupted = interrupt.peek();
-    if shard != Shard::ALL {
-        let failed = rows.iter().filter(|r| !r.status.is_completed()).count();
-        if !quiet {
-            println!(
-                "shard {}/{}: {} point(s) run, {failed} not completed; collect with `experiment --collect {}`",
-                shard.index,
-                shard.count,
-                rows.len(),
-                dir.display()
-            );
-        }
-        return Ok(sweep_exit_code(interrupted, failed));
+    let (interrupted, failed) = (outcome.interrupted, outcome.failed());
+    match &outcome.collected {
+        None if !quiet => println!(
+            "shard {}/{}: {} point(s) run, {failed} not completed; collect with `experiment --collect {}`",
+            shard.index,
+            shard.count,
+            outcome.rows.len(),
+            dir.display()
+        ),
+        Some(c) if !quiet => print_collected(c, &dir),
+        _ => {}
     }
-    let reason = |_: usize| {
-        if interrupted {
-            "not run (the sweep was interrupted)".to_string()
-        } else {
-            "not run".to_string()
-        }
-    };
-    let c = psweep::collect(&dir, &reason, serde_json::Map::new())?;
-    if !quiet {
-        print_collected(&c, &dir);
-    }
-    let failed = rows.iter().filter(|r| !r.status.is_completed()).count();
-    if failed > 0 && !interrupted {
+    if outcome.collected.is_some() && failed > 0 && !interrupted {
         // As --collect: a sweep with a point that did not complete is not a success.
         eprintln!("error: {failed} point(s) of the sweep did not complete (see sweep.md)");
     }

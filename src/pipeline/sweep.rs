@@ -397,6 +397,77 @@ pub fn open_dir(dir: &Path, text: &str, config_dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The sweep directory a process writes into: created, or opened when the process is one of
+/// several writing it (`shared`: a shard or a Slurm submission) or when `out` holds a sweep
+/// plan already (a resumed sweep).
+pub fn prepare_dir(
+    sw: &Sweep,
+    text: &str,
+    config_dir: &Path,
+    out: Option<&Path>,
+    shared: bool,
+) -> Result<PathBuf> {
+    match out {
+        Some(o) if shared || o.join(PLAN_FILE).exists() => open_dir(o, text, config_dir),
+        _ => create_dir(sw, text, config_dir, out),
+    }
+}
+
+/// What running a sweep's points left.
+pub struct SweepOutcome {
+    /// The rows of the points this process ran.
+    pub rows: Vec<SweepRow>,
+    /// Whether the interrupt flag was raised.
+    pub interrupted: bool,
+    /// The whole sweep collected (`sweep.csv`, `sweep.json`, `sweep.md`, figures), when this
+    /// process ran every point; a shard leaves that to `--collect`.
+    pub collected: Option<Collected>,
+}
+
+impl SweepOutcome {
+    /// Points this process ran that did not complete.
+    pub fn failed(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| !r.status.is_completed())
+            .count()
+    }
+}
+
+/// Runs the points `shard` owns into `dir` (see [`run`]) and, for the whole sweep, collects it;
+/// points not run are "not run" (or "not run (the sweep was interrupted)").
+pub fn run_and_collect(
+    sweep: &Sweep,
+    dir: &Path,
+    shard: Shard,
+    interrupt: Arc<crate::run::Interrupt>,
+    limits: crate::run::LimitPolicy,
+    on_done: &(dyn Fn(usize, usize, &SweepRow) + Sync),
+) -> Result<SweepOutcome> {
+    let rows = run(sweep, dir, shard, Some(interrupt.clone()), limits, on_done)?;
+    let interrupted = interrupt.peek();
+    if shard != Shard::ALL {
+        return Ok(SweepOutcome {
+            rows,
+            interrupted,
+            collected: None,
+        });
+    }
+    let reason = |_: usize| {
+        if interrupted {
+            "not run (the sweep was interrupted)".to_string()
+        } else {
+            "not run".to_string()
+        }
+    };
+    let collected = collect(dir, &reason, serde_json::Map::new())?;
+    Ok(SweepOutcome {
+        rows,
+        interrupted,
+        collected: Some(collected),
+    })
+}
+
 /// What [`collect`] found.
 pub struct Collected {
     /// The sweep, expanded from its plan.
