@@ -187,6 +187,12 @@ struct Problem {
     y: faer::Mat<f64>,
 }
 
+/// No ridge.
+const NO_REG: DiagReg = DiagReg {
+    value: 0.0,
+    absolute: false,
+};
+
 impl Problem {
     fn new() -> Self {
         let (n, m, c) = (7, 4, 2);
@@ -199,43 +205,37 @@ impl Problem {
             y: linalg::mat_from_rows(&gauss(n * c, 5), n, c),
         }
     }
+
+    /// Kernel regression on the problem at learning rate `lr`.
+    fn predictor(&self, lr: f64, time: TimeMode, reg: DiagReg) -> KernelPredictor {
+        let (theta, tst, f0, g0, y) = (&self.theta, &self.tst, &self.f0, &self.g0, &self.y);
+        KernelPredictor::new(inputs(theta, tst, f0, g0, y, lr, time, reg)).unwrap()
+    }
 }
 
 #[test]
 fn predictor_limits_and_regulariser() {
-    let Problem {
-        n: _,
-        theta,
-        tst,
-        f0,
-        g0,
-        y,
-    } = Problem::new();
-    let no_reg = DiagReg {
-        value: 0.0,
-        absolute: false,
-    };
+    let q = Problem::new();
     for time in [TimeMode::Discrete, TimeMode::Continuous] {
-        let p =
-            KernelPredictor::new(inputs(&theta, &tst, &f0, &g0, &y, 0.1, time, no_reg)).unwrap();
+        let p = q.predictor(0.1, time, NO_REG);
         let (tr, te) = p.predict(0);
         assert!(
-            linalg::rel_frobenius(tr.as_ref(), f0.as_ref()) < 1e-13,
+            linalg::rel_frobenius(tr.as_ref(), q.f0.as_ref()) < 1e-13,
             "t = 0 train"
         );
         assert!(
-            linalg::rel_frobenius(te.unwrap().as_ref(), g0.as_ref()) < 1e-13,
+            linalg::rel_frobenius(te.unwrap().as_ref(), q.g0.as_ref()) < 1e-13,
             "t = 0 test"
         );
         let (tr, _) = p.predict_infinite();
         assert!(
-            linalg::rel_frobenius(tr.as_ref(), y.as_ref()) < 1e-13,
+            linalg::rel_frobenius(tr.as_ref(), q.y.as_ref()) < 1e-13,
             "t = ∞ train"
         );
         // a very long time converges to the t = ∞ solution
         let (tr_long, te_long) = p.predict(10_000_000);
         let (_, te_inf) = p.predict_infinite();
-        assert!(linalg::rel_frobenius(tr_long.as_ref(), y.as_ref()) < 1e-8);
+        assert!(linalg::rel_frobenius(tr_long.as_ref(), q.y.as_ref()) < 1e-8);
         assert!(linalg::rel_frobenius(te_long.unwrap().as_ref(), te_inf.unwrap().as_ref()) < 1e-8);
     }
 }
@@ -243,51 +243,21 @@ fn predictor_limits_and_regulariser() {
 /// Discrete-time kernel regression tends to continuous time as lr → 0 at fixed t = lr·steps.
 #[test]
 fn discrete_time_predictor_tends_to_continuous_time() {
-    let Problem {
-        n: _,
-        theta,
-        tst,
-        f0,
-        g0,
-        y,
-    } = Problem::new();
-    let no_reg = DiagReg {
-        value: 0.0,
-        absolute: false,
-    };
-    // discrete → continuous as lr → 0 at fixed t = lr·steps
+    let q = Problem::new();
     let t: f64 = 3.0;
-    let cont = KernelPredictor::new(inputs(
-        &theta,
-        &tst,
-        &f0,
-        &g0,
-        &y,
-        1e-3,
-        TimeMode::Continuous,
-        no_reg,
-    ))
-    .unwrap()
-    .predict(3000)
-    .1
-    .unwrap();
+    let cont = q
+        .predictor(1e-3, TimeMode::Continuous, NO_REG)
+        .predict(3000)
+        .1
+        .unwrap();
     let mut prev = f64::INFINITY;
     for lr in [1e-1, 1e-2, 1e-3] {
         let steps = (t / lr).round() as u64;
-        let disc = KernelPredictor::new(inputs(
-            &theta,
-            &tst,
-            &f0,
-            &g0,
-            &y,
-            lr,
-            TimeMode::Discrete,
-            no_reg,
-        ))
-        .unwrap()
-        .predict(steps)
-        .1
-        .unwrap();
+        let disc = q
+            .predictor(lr, TimeMode::Discrete, NO_REG)
+            .predict(steps)
+            .1
+            .unwrap();
         let e = linalg::rel_frobenius(disc.as_ref(), cont.as_ref());
         assert!(
             e < prev,
@@ -298,20 +268,14 @@ fn discrete_time_predictor_tends_to_continuous_time() {
     assert!(prev < 1e-3, "gap at lr 1e-3: {prev}");
 }
 
-/// With a ridge, the t = ∞ test predictions equal a direct solve with the regulariser.
+/// With a ridge, the t = ∞ test predictions equal a direct solve with the regulariser:
+/// relative λ = r·trace/n, t = ∞ test = g0 + Θst (Θ + λI)⁻¹ (y − f0).
 #[test]
 fn predictor_regulariser_equals_a_direct_solve() {
-    let Problem {
-        n,
-        theta,
-        tst,
-        f0,
-        g0,
-        y,
-    } = Problem::new();
-    // diag_reg: relative λ = r·trace/n, t = ∞ test = g0 + Θst (Θ + λI)⁻¹ (y − f0), by a direct solve.
+    let q = Problem::new();
+    let n = q.n;
     let r = 0.05;
-    let lambda = r * (0..n).map(|i| theta[(i, i)]).sum::<f64>() / n as f64;
+    let lambda = r * (0..n).map(|i| q.theta[(i, i)]).sum::<f64>() / n as f64;
     for (reg, lam) in [
         (
             DiagReg {
@@ -328,24 +292,14 @@ fn predictor_regulariser_equals_a_direct_solve() {
             0.7,
         ),
     ] {
-        let p = KernelPredictor::new(inputs(
-            &theta,
-            &tst,
-            &f0,
-            &g0,
-            &y,
-            0.1,
-            TimeMode::Continuous,
-            reg,
-        ))
-        .unwrap();
+        let p = q.predictor(0.1, TimeMode::Continuous, reg);
         assert!((p.lambda - lam).abs() < 1e-12 * lam);
-        let mut a = theta.clone();
+        let mut a = q.theta.clone();
         for i in 0..n {
             a[(i, i)] += lam;
         }
-        let sol = a.llt(faer::Side::Lower).unwrap().solve(&y - &f0);
-        let expect = &g0 + linalg::matmul(tst.as_ref(), sol.as_ref());
+        let sol = a.llt(faer::Side::Lower).unwrap().solve(&q.y - &q.f0);
+        let expect = &q.g0 + linalg::matmul(q.tst.as_ref(), sol.as_ref());
         let (_, te) = p.predict_infinite();
         assert!(linalg::rel_frobenius(te.unwrap().as_ref(), expect.as_ref()) < 1e-10);
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{run_into, stderr, sweep_toml, tiny_sine_toml};
 use ntk_dynamics::config::sweep;
@@ -10,6 +10,22 @@ use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
 use ntk_dynamics::record::columns::{Column, Figure};
 use ntk_dynamics::record::sweep::{fit_power_laws, PointStatus, SweepRow};
+
+/// A sweep config of one point (width 32) in `dir`, and the sweep directory to write.
+fn one_point_sweep(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = sweep_toml(dir, "\"model.width\" = [32]", "");
+    (common::write(dir, "sw.toml", &text), dir.join("sweep"))
+}
+
+/// `experiment CONFIG --out OUT --quiet`.
+fn run_sweep_into(cfg: &Path, out: &Path) -> std::process::Output {
+    common::run_bin(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
+}
 
 #[test]
 fn fitted_slopes_recover_known_exponents() {
@@ -423,15 +439,8 @@ fn a_sweep_run_in_shards_collects_into_the_local_sweep_and_resumes() {
 #[test]
 fn collect_refuses_rows_made_from_another_plan() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
-    let cfg = common::write(tmp.path(), "sw.toml", &text);
-    let out = tmp.path().join("sweep");
-    let o = common::run_bin(&[
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (cfg, out) = one_point_sweep(tmp.path());
+    let o = run_sweep_into(&cfg, &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
     // Collecting the untouched directory again works; after editing its plan it is refused.
     let o = common::run_bin(&["--collect", out.to_str().unwrap(), "--quiet"]);
@@ -450,17 +459,8 @@ fn collect_refuses_rows_made_from_another_plan() {
 #[test]
 fn a_point_whose_directory_was_deleted_is_not_completed_and_runs_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
-    let cfg = common::write(tmp.path(), "sw.toml", &text);
-    let out = tmp.path().join("sweep");
-    let run = || {
-        common::run_bin(&[
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-    };
+    let (cfg, out) = one_point_sweep(tmp.path());
+    let run = || run_sweep_into(&cfg, &out);
     assert!(run().status.success());
     let point = std::fs::read_dir(&out)
         .unwrap()
@@ -584,17 +584,8 @@ fn row_forgeries() -> [(&'static str, Forgery, &'static str); 14] {
 #[test]
 fn a_stored_row_that_disagrees_with_its_run_directory_is_not_collected() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = sweep_toml(tmp.path(), "\"model.width\" = [32]", "");
-    let cfg = common::write(tmp.path(), "sw.toml", &text);
-    let out = tmp.path().join("sweep");
-    let run = || {
-        common::run_bin(&[
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-    };
+    let (cfg, out) = one_point_sweep(tmp.path());
+    let run = || run_sweep_into(&cfg, &out);
     assert!(run().status.success());
     let row_path = out.join("rows").join("p0000.json");
     let honest = std::fs::read_to_string(&row_path).unwrap();
