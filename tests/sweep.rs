@@ -167,6 +167,16 @@ fn phase_classifier_labels_hand_made_runs() {
         run(&decay, 0.95, &[0.95, 0.95, 0.95, 0.95, 0.95], 0.02, false).classify(),
         Phase::Lazy
     );
+    // started on the band's edge up to round-off (lr_scale = 0.9 gives 0.8999999999999999)
+    // and sharpened a little: still at the edge by the choice of η; a start 10⁻⁶ below it is
+    // outside
+    let near = [0.8999999999999999, 0.905, 0.91, 0.914, 0.914];
+    assert_eq!(run(&decay, 0.9, &near, 0.03, false).classify(), Phase::Lazy);
+    let below = [0.899999, 0.905, 0.91, 0.914, 0.914];
+    assert_eq!(
+        run(&decay, 0.9, &below, 0.03, false).classify(),
+        Phase::EdgeOfStability
+    );
     // passing through the band is not holding it; under three kernel checkpoints, no verdict
     assert_eq!(
         run(&decay, 0.5, &[0.5, 0.95, 0.95, 0.95, 0.95, 0.7], 0.3, false).classify(),

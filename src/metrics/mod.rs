@@ -184,6 +184,13 @@ pub const SPIKE: f64 = 0.05;
 /// Hessian itself, which the Gauss–Newton matrix equals at zero residual (near-converged runs).
 pub const EDGE_BAND: (f64, f64) = (0.9, 1.1);
 
+/// Relative round-off within which the first sharpness ratio counts as on the band's edge
+/// (inside it). The first ratio is η/η_c by construction (η_c from the same λ_max(Θ0)), so a
+/// configured `lr_scale = 0.9` gives 0.9 up to a few units in the last place (0.8999999999999999
+/// here): that run started at the edge by the choice of η. 10⁻⁹ is far above f64 round-off and
+/// far below any change training makes between two kernel checkpoints.
+pub const EDGE_ROUND_OFF: f64 = 1e-9;
+
 /// What the phase of a run is judged from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseEvidence {
@@ -226,12 +233,17 @@ impl PhaseEvidence {
     /// Whether the dynamics brought the sharpness to the edge and kept it there: every late
     /// ratio lies in [`EDGE_BAND`] and the first one (η/η_c at θ0) lay outside it, below
     /// (progressive sharpening) or above (a rate past η_c whose curvature fell to the edge). A
-    /// run started inside the band sits at the edge by the choice of η, not by what training
-    /// did, and is not labelled by it.
+    /// run started inside the band, or on its edge up to round-off ([`EDGE_ROUND_OFF`]), sits
+    /// at the edge by the choice of η, not by what training did, and is not labelled by it.
     pub fn held_at_edge(&self) -> bool {
         let band = EDGE_BAND.0..=EDGE_BAND.1;
+        let start_band =
+            EDGE_BAND.0 * (1.0 - EDGE_ROUND_OFF)..=EDGE_BAND.1 * (1.0 + EDGE_ROUND_OFF);
         let late = self.late_sharpness();
-        let arrived = self.sharpness.first().is_some_and(|s0| !band.contains(s0));
+        let arrived = self
+            .sharpness
+            .first()
+            .is_some_and(|s0| !start_band.contains(s0));
         arrived && !late.is_empty() && late.iter().all(|s| band.contains(s))
     }
 
