@@ -178,17 +178,17 @@ impl SweepRow {
 
     /// Whether the row has a figure (finite or not).
     pub fn has_figure(&self, f: Figure) -> bool {
-        let name = f.name();
-        self.figures.iter().any(|(n, _)| *n == name)
+        self.stored(&f.name()).is_some()
     }
 
     /// A figure by its column name in `sweep.csv` (NaN where the row does not have it).
     pub fn figure_named(&self, name: &str) -> f64 {
-        self.figures
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|f| f.1)
-            .unwrap_or(f64::NAN)
+        self.stored(name).unwrap_or(f64::NAN)
+    }
+
+    /// The row's value of the figure named `name`, if it has one.
+    fn stored(&self, name: &str) -> Option<f64> {
+        self.figures.iter().find(|(n, _)| n == name).map(|f| f.1)
     }
 
     /// A swept value as a number, if it is one.

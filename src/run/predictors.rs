@@ -59,13 +59,12 @@ pub fn build(
     y_fit: &[f64],
     progress: &dyn super::Progress,
 ) -> Result<Vec<(Track, Predictor)>> {
-    let solutions = &exp.kernel.solutions;
     match &init.stored {
         Some(stored) => {
             let targets = Targets { lr, y_fit };
-            iterative_predictors(exp, solutions, data, init, stored, targets, progress)
+            iterative_predictors(exp, data, init, stored, targets, progress)
         }
-        None => build_predictors(exp, solutions, data, init, lr, y_fit),
+        None => build_predictors(exp, data, init, lr, y_fit),
     }
 }
 
@@ -82,7 +81,6 @@ fn kernel_start<'a>(exp: &Experiment, init: &'a Initial) -> std::borrow::Cow<'a,
 /// output (Θ∞ ⊗ I_K), the empirical one in the configured form.
 fn build_predictors(
     exp: &Experiment,
-    solutions: &[KernelSolution],
     data: &Dataset,
     init: &Initial,
     lr: f64,
@@ -93,7 +91,8 @@ fn build_predictors(
     let f0 = kernel_start(exp, init);
     let f0_train = &f0[..n_train * k];
     let f0_test = &f0[n_train * k..];
-    solutions
+    exp.kernel
+        .solutions
         .iter()
         .map(|&s| {
             let (theta, rows, per_out) = match s {
@@ -145,7 +144,6 @@ pub fn planned_steps(exp: &Experiment) -> Vec<u64> {
 /// output: the analytic ones as Θ∞ ⊗ I_K, the empirical one output-averaged, `Θ0_avg ⊗ I_K`).
 fn iterative_predictors(
     exp: &Experiment,
-    solutions: &[KernelSolution],
     data: &Dataset,
     init: &Initial,
     stored: &super::initial::Stored,
@@ -162,8 +160,10 @@ fn iterative_predictors(
     let settings = &stored.plan.settings;
     let rank = settings.preconditioner_rank.unwrap_or(0);
     // One unit a kernel track: its Lanczos basis, Nyström preconditioner and CG solve.
-    progress.start("kernel solves", solutions.len() as u64);
-    let out = solutions
+    progress.start("kernel solves", exp.kernel.solutions.len() as u64);
+    let out = exp
+        .kernel
+        .solutions
         .iter()
         .map(|&s| {
             let kernel = match s {

@@ -61,8 +61,7 @@ impl KernelFigures {
     /// training kernel (the sharpness), and the parameter changes; also that probe kernel.
     fn kernel_checkpoint(&mut self, tracks: &Tracks<'_>) -> Result<(KernelCheckpoint, Mat<f64>)> {
         let (net, init, exp, data) = (&tracks.network.net, tracks.init, tracks.exp, tracks.data);
-        let n_sharp = super::super::sharpness_sample(exp, data).1;
-        let (s, lambda_full) = probe_signals_and_sharpness(tracks)?;
+        let (s, lambda_full, n_sharp) = probe_signals_and_sharpness(tracks)?;
         let ntk = ntk_from_signals(net, &s, &s, KernelForm::Trace);
         let total = ntk.total();
         if self.spectral0.is_none() {
@@ -101,9 +100,9 @@ impl KernelFigures {
 }
 
 /// The network's backprop signals on the probe set and λ_max of its full training kernel (on
-/// the sharpness points): from all points' signals when the explicit kernel is small enough,
-/// else by matrix-free products.
-fn probe_signals_and_sharpness(tracks: &Tracks<'_>) -> Result<(BackpropSignals, f64)> {
+/// the sharpness points, whose number it returns too): from all points' signals when the
+/// explicit kernel is small enough, else by matrix-free products.
+fn probe_signals_and_sharpness(tracks: &Tracks<'_>) -> Result<(BackpropSignals, f64, usize)> {
     let (net, exp, data) = (&tracks.network.net, tracks.exp, tracks.data);
     let d = net.config.input_dim;
     let n = data.n_train();
@@ -113,15 +112,15 @@ fn probe_signals_and_sharpness(tracks: &Tracks<'_>) -> Result<(BackpropSignals, 
     if tracks.init.stored.is_some() {
         let s = backprop_signals(net, &data.x_train[..p * d], p)?;
         let lambda = super::super::lambda_max_full_matrix_free(net, x_sharp, n_sharp)?;
-        Ok((s, lambda))
+        Ok((s, lambda, n_sharp))
     } else if n * k <= super::super::EXPLICIT_FULL_MAX_ROWS {
         let s_all = backprop_signals(net, &data.x_train, n)?;
         let lambda = super::super::lambda_max_full(net, &s_all, &data.x_train)?;
-        Ok((s_all.head(p), lambda))
+        Ok((s_all.head(p), lambda, n_sharp))
     } else {
         let s = backprop_signals(net, &data.x_train[..p * d], p)?;
         let lambda = super::super::lambda_max_full_matrix_free(net, &data.x_train, n)?;
-        Ok((s, lambda))
+        Ok((s, lambda, n_sharp))
     }
 }
 
