@@ -50,6 +50,7 @@ fn arch() -> NetworkConfig {
             parametrization: Parametrization::Ntk,
             precision: ntk_dynamics::backend::Precision::F64,
             backend: ntk_dynamics::backend::Backend::Flex,
+            blocks: None,
         },
     }
 }

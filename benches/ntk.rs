@@ -63,6 +63,7 @@ fn net(backend: Backend, width: usize) -> NetworkConfig {
             parametrization: Parametrization::Ntk,
             precision: Precision::F32,
             backend,
+            blocks: None,
         },
     }
 }

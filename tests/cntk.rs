@@ -391,6 +391,7 @@ fn a_one_pixel_image_with_one_by_one_filters_is_the_dense_network() {
                         parametrization,
                         precision: Precision::F64,
                         backend: Backend::Flex,
+                        blocks: None,
                     },
                 },
                 64,

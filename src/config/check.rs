@@ -440,6 +440,9 @@ impl ModelSpec {
     /// shape, a filter that fits it and positions left after every `valid` convolution.
     fn architecture(&self, image: Option<[usize; 3]>, depth: usize) -> Result<Architecture> {
         let name = self.architecture.unwrap_or(ArchitectureName::Mlp);
+        if self.blocks.is_some() {
+            return self.stack_architecture(name, image);
+        }
         if name == ArchitectureName::Mlp {
             for (key, present) in [
                 ("model.filter", self.filter.is_some()),
@@ -492,21 +495,72 @@ impl ModelSpec {
         Ok(Architecture::Conv(conv))
     }
 
+    /// The architecture of a network written as `model.blocks`: the per-layer keys
+    /// (`depth`, `filter`, `padding`) belong to the blocks, and mup is not defined for them.
+    fn stack_architecture(
+        &self,
+        name: ArchitectureName,
+        image: Option<[usize; 3]>,
+    ) -> Result<Architecture> {
+        for (key, present) in [
+            ("model.depth", self.depth.is_some()),
+            ("model.filter", self.filter.is_some()),
+            ("model.padding", self.padding.is_some()),
+            (
+                "model.readout",
+                self.readout.is_some() && name == ArchitectureName::Mlp,
+            ),
+        ] {
+            if present {
+                return Err(Error::value(
+                    key,
+                    "(set)",
+                    "not with model.blocks: the stack gives each layer (filter, stride and padding in a { layer = \"conv\" } entry; depth is its number of dense layers and convolutions)",
+                ));
+            }
+        }
+        if self.parametrization == Some(Parametrization::Mup) {
+            return Err(Error::value(
+                "model.parametrization",
+                "mup",
+                "\"ntk\" or \"standard\" with model.blocks (mup's per-layer rates are defined here for plain MLPs only)",
+            ));
+        }
+        if name == ArchitectureName::Mlp {
+            return Ok(Architecture::Mlp);
+        }
+        let image = ImageShape::from_array(required(
+            "data.image_shape",
+            image,
+            "[height, width, channels] of each row's image, required by model.architecture = \"conv\" (data.kind = \"csv\")",
+        )?);
+        Ok(Architecture::Conv(ConvSettings {
+            filter: 1,
+            padding: crate::model::layers::Padding::Same,
+            readout: self.readout.unwrap_or(def::READOUT),
+            image,
+        }))
+    }
+
     fn unchecked(&self, image: Option<[usize; 3]>) -> Result<ModelSettings> {
-        let depth = in_range(
-            "model.depth",
-            self.depth.unwrap_or(def::DEPTH),
+        let width = in_range(
+            "model.width",
+            self.width.unwrap_or(def::WIDTH),
             1,
-            def::MAX_DEPTH,
+            def::MAX_WIDTH,
         )?;
+        let depth = match &self.blocks {
+            Some(stack) => self.stack_depth(stack, image, width)?,
+            None => in_range(
+                "model.depth",
+                self.depth.unwrap_or(def::DEPTH),
+                1,
+                def::MAX_DEPTH,
+            )?,
+        };
         Ok(ModelSettings {
             architecture: self.architecture(image, depth)?,
-            width: in_range(
-                "model.width",
-                self.width.unwrap_or(def::WIDTH),
-                1,
-                def::MAX_WIDTH,
-            )?,
+            width,
             depth,
             activation: self.activation.unwrap_or(def::ACTIVATION),
             w_std: positive("model.w_std", self.w_std.unwrap_or(def::W_STD))?,
@@ -515,7 +569,30 @@ impl ModelSpec {
             parametrization: self.parametrization.unwrap_or(def::PARAMETRIZATION),
             precision: self.precision.unwrap_or(def::PRECISION),
             backend: self.backend.unwrap_or(def::BACKEND),
+            blocks: self.blocks.clone(),
         })
+    }
+
+    /// Checks a stack against its input (the output count does not matter here) and returns
+    /// its number of dense layers and convolutions.
+    fn stack_depth(
+        &self,
+        stack: &[crate::model::blocks::Block],
+        image: Option<[usize; 3]>,
+        width: usize,
+    ) -> Result<usize> {
+        use crate::model::blocks::{compile, StackInput};
+        let arch = self.stack_architecture(self.architecture.unwrap_or(ArchitectureName::Mlp), image)?;
+        let input = match arch {
+            Architecture::Mlp => StackInput::Features(1),
+            Architecture::Conv(c) => StackInput::Image(c.image),
+        };
+        let readout = match arch {
+            Architecture::Conv(c) => c.readout,
+            Architecture::Mlp => crate::model::layers::Readout::Flatten,
+        };
+        let program = compile(stack, input, width, readout, 1)?;
+        in_range("model.blocks", program.hidden_layers(), 1, def::MAX_DEPTH)
     }
 }
 

@@ -361,6 +361,9 @@ pub struct ModelSpec {
     pub padding: Option<crate::model::layers::Padding>,
     /// Conv only: `flatten | global_avg_pool`.
     pub readout: Option<crate::model::layers::Readout>,
+    /// An explicit layer stack (residual blocks, strided convolutions, pooling, layer norm),
+    /// instead of `depth` × [layer, activation]; see [`crate::model::blocks`].
+    pub blocks: Option<Vec<crate::model::blocks::Block>>,
     /// Hidden width (channels of every convolution).
     pub width: Option<usize>,
     /// Hidden layers.

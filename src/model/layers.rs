@@ -206,8 +206,147 @@ pub struct ConvGeometry {
     pub channels: usize,
     /// Filter size f.
     pub filter: usize,
-    /// Zeros before and after each spatial axis.
+    /// Zeros before and after each row of the map (the vertical axis), and each column.
     pub pad: (usize, usize),
+    /// Zeros before and after each column's axis (the horizontal one), when it differs from
+    /// the vertical (strided `same` convolutions of non-square maps); `None`: as `pad`.
+    pub pad_cols: Option<(usize, usize)>,
+    /// Stride in both directions.
+    pub stride: usize,
+}
+
+/// Output size and zeros `(before, after)` of a window of `f` with stride `s` on `n` positions
+/// (XLA's rules: `same` gives `⌈n/s⌉` outputs with the padding split evenly, the extra zero
+/// after; `valid` gives `⌊(n − f)/s⌋ + 1`), or `None` when nothing is left.
+pub fn window_extent(n: usize, f: usize, s: usize, padding: Padding) -> Option<(usize, (usize, usize))> {
+    match padding {
+        Padding::Same => {
+            let out = n.div_ceil(s);
+            let total = ((out - 1) * s + f).saturating_sub(n);
+            (out > 0).then_some((out, (total / 2, total - total / 2)))
+        }
+        Padding::Valid => (n >= f).then(|| ((n - f) / s + 1, (0, 0))),
+    }
+}
+
+impl ConvGeometry {
+    /// A convolution of an `f × f` filter with stride `s` on a `channels`-channel map.
+    pub fn new(
+        input: Spatial,
+        channels: usize,
+        filter: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> std::result::Result<ConvGeometry, String> {
+        if filter == 0 || stride == 0 {
+            return Err("a filter and a stride of at least 1".into());
+        }
+        let (rows, cols) = match (
+            window_extent(input.height, filter, stride, padding),
+            window_extent(input.width, filter, stride, padding),
+        ) {
+            (Some(r), Some(c)) => (r, c),
+            _ => {
+                return Err(format!(
+                    "a filter that fits the {}×{} map it reads with {} padding",
+                    input.height,
+                    input.width,
+                    match padding {
+                        Padding::Same => "same",
+                        Padding::Valid => "valid",
+                    }
+                ))
+            }
+        };
+        Ok(ConvGeometry {
+            input,
+            output: Spatial {
+                height: rows.0,
+                width: cols.0,
+            },
+            channels,
+            filter,
+            pad: rows.1,
+            pad_cols: (cols.1 != rows.1).then_some(cols.1),
+            stride,
+        })
+    }
+
+    /// Zeros before and after the columns.
+    pub fn pad_cols(&self) -> (usize, usize) {
+        self.pad_cols.unwrap_or(self.pad)
+    }
+}
+
+/// The geometry of an average pooling: like a convolution's, with a window instead of a filter,
+/// dividing by `window²` (padded positions count as zeros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// The window as a (weightless) convolution's geometry.
+    pub window: ConvGeometry,
+    /// Output feature-map size.
+    pub output: Spatial,
+}
+
+impl PoolGeometry {
+    /// Average pooling over `w × w` windows with stride `s`.
+    pub fn new(
+        input: Spatial,
+        channels: usize,
+        window: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> std::result::Result<PoolGeometry, String> {
+        let g = ConvGeometry::new(input, channels, window, stride, padding)?;
+        Ok(PoolGeometry {
+            window: g,
+            output: g.output,
+        })
+    }
+
+    /// The pooled map of `h` (`[n·P_in, C]` → `[n·P_out, C]`; plain or autodiff tensors): the
+    /// mean over each window's `w²` taps, zeros included.
+    pub fn apply(&self, h: Tensor<2>) -> Tensor<2> {
+        let g = self.window;
+        let taps = window_taps(&g, h);
+        let [n, ho, wo, c] = taps[0].dims();
+        let ff = taps.len() as f64;
+        let mut sum = taps[0].clone();
+        for t in &taps[1..] {
+            sum = sum + t.clone();
+        }
+        sum.div_scalar(ff).reshape([n * ho * wo, c])
+    }
+}
+
+/// The `f²` shifted (and strided) views of a padded feature map that a window reads, each
+/// `[n, H_out, W_out, C]`, in filter-tap order `(dy, dx)` row-major.
+fn window_taps(g: &ConvGeometry, h: Tensor<2>) -> Vec<Tensor<4>> {
+    use burn::tensor::Slice;
+    let [rows, cols] = h.dims();
+    let c = g.channels;
+    let n = rows * cols / (g.input.positions() * c);
+    let x = h.reshape([n, g.input.height, g.input.width, c]);
+    let (rb, ra) = g.pad;
+    let (cb, ca) = g.pad_cols();
+    let x = if rb + ra + cb + ca > 0 {
+        x.pad([(rb, ra), (cb, ca), (0, 0)], PadMode::Constant(0.0))
+    } else {
+        x
+    };
+    let (ho, wo, f, s) = (g.output.height, g.output.width, g.filter, g.stride);
+    (0..f * f)
+        .map(|t| {
+            let (dy, dx) = ((t / f) as isize, (t % f) as isize);
+            let (s_, ho_, wo_) = (s as isize, ho as isize, wo as isize);
+            x.clone().slice([
+                Slice::new(0, Some(n as isize), 1),
+                Slice::new(dy, Some(dy + (ho_ - 1) * s_ + 1), s_),
+                Slice::new(dx, Some(dx + (wo_ - 1) * s_ + 1), s_),
+                Slice::new(0, Some(c as isize), 1),
+            ])
+        })
+        .collect()
 }
 
 /// How a layer's weights see the previous layer's output (see the module doc).
@@ -252,6 +391,23 @@ impl LayerInput {
                 h.reshape([rows / positions, positions, c])
                     .mean_dim(1)
                     .reshape([rows / positions, c])
+            }
+            LayerInput::Patches(g) if g.stride > 1 || g.pad_cols.is_some() => {
+                let [rows, cols] = h.dims();
+                let (n, ho, wo, f, c) = (
+                    rows * cols / (g.input.positions() * g.channels),
+                    g.output.height,
+                    g.output.width,
+                    g.filter,
+                    g.channels,
+                );
+                let taps = window_taps(&g, h);
+                let patches = if taps.len() == 1 {
+                    taps.into_iter().next().expect("one tap")
+                } else {
+                    Tensor::cat(taps, 3)
+                };
+                patches.reshape([n * ho * wo, f * f * c])
             }
             LayerInput::Patches(g) => {
                 let [rows, cols] = h.dims();

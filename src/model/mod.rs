@@ -11,6 +11,8 @@
 //! lifts them onto the autodiff device as leaves, so the model itself holds no graph.
 
 pub(crate) mod activation;
+pub mod blocks;
+pub(crate) mod flow;
 pub mod layers;
 pub(crate) mod tangent;
 
@@ -81,6 +83,10 @@ pub struct ModelSettings {
     pub precision: Precision,
     /// burn backend.
     pub backend: Backend,
+    /// An explicit layer stack (`model.blocks`) instead of `depth` × [layer, activation]; when
+    /// set, `depth` is the number of its dense layers and convolutions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<blocks::Block>>,
 }
 
 /// A [`ModelSettings`] on a data set's input and output sizes; [`NetworkConfig::init`] builds the
@@ -114,6 +120,26 @@ pub struct LayerShape {
     pub bias_lr: f64,
 }
 
+impl LayerShape {
+    /// `s_w·a·W + s_b·b` for the presented input `a` (plain or autodiff tensors).
+    pub(crate) fn affine(&self, p: &LayerParams, a: Tensor<2>) -> Tensor<2> {
+        let mut z = if self.weight_scale == 1.0 {
+            a.matmul(p.weight.clone())
+        } else {
+            a.matmul(p.weight.clone()).mul_scalar(self.weight_scale)
+        };
+        if let Some(b) = &p.bias {
+            let b = if self.bias_scale == 1.0 {
+                b.clone()
+            } else {
+                b.clone().mul_scalar(self.bias_scale)
+            };
+            z = z + b.unsqueeze::<2>();
+        }
+        z
+    }
+}
+
 /// Trainable tensors of one dense layer.
 #[derive(Debug, Clone)]
 pub struct LayerParams {
@@ -132,6 +158,8 @@ pub struct Network {
     pub shapes: Vec<LayerShape>,
     /// Per-layer parameters, on the plain (non-autodiff) device.
     pub params: Vec<LayerParams>,
+    /// The ops of an explicit stack (`model.blocks`); `None`: `depth` × [layer, activation].
+    pub(crate) ops: Option<Vec<blocks::Op>>,
     device: Device,
 }
 
@@ -141,8 +169,27 @@ impl NetworkConfig {
         self.model.depth + 1
     }
 
+    /// The checked stack of `model.blocks` (`None` without one).
+    pub fn program(&self) -> Option<blocks::Program> {
+        let stack = self.model.blocks.as_ref()?;
+        let (input, readout) = match self.model.architecture {
+            Architecture::Mlp => (
+                blocks::StackInput::Features(self.input_dim),
+                layers::Readout::Flatten,
+            ),
+            Architecture::Conv(c) => (blocks::StackInput::Image(c.image), c.readout),
+        };
+        Some(
+            blocks::compile(stack, input, self.model.width, readout, self.n_outputs)
+                .expect("the config check compiles model.blocks"),
+        )
+    }
+
     /// `(input, n_in, n_out)` of every layer.
     fn layer_inputs(&self) -> Vec<(LayerInput, usize, usize)> {
+        if let Some(p) = self.program() {
+            return p.layers;
+        }
         let (depth, width, k) = (self.model.depth, self.model.width, self.n_outputs);
         match self.model.architecture {
             Architecture::Mlp => (0..=depth)
@@ -167,6 +214,8 @@ impl NetworkConfig {
                             channels,
                             filter: c.filter,
                             pad: c.padding.zeros(c.filter),
+                            pad_cols: None,
+                            stride: 1,
                         };
                         (
                             LayerInput::Patches(g),
@@ -227,7 +276,40 @@ impl NetworkConfig {
     pub fn describe(&self) -> String {
         let m = &self.model;
         let act = m.activation.name();
-        let body = match m.architecture {
+        let body = match (m.architecture, &m.blocks) {
+            (Architecture::Mlp, Some(b)) => format!(
+                "residual/normalised MLP, width {}: {} → dense({}) on {} inputs (act = {act})",
+                m.width,
+                blocks::describe(b),
+                self.n_outputs,
+                self.input_dim
+            ),
+            (Architecture::Conv(c), Some(b)) => format!(
+                "conv net, {} channels: {} → {} → dense({}) on {}×{}×{} images (act = {act})",
+                m.width,
+                blocks::describe(b),
+                match c.readout {
+                    layers::Readout::Flatten => "flatten",
+                    layers::Readout::GlobalAvgPool => "global average pool",
+                },
+                self.n_outputs,
+                c.image.height,
+                c.image.width,
+                c.image.channels,
+            ),
+            _ => self.describe_plain(),
+        };
+        format!(
+            "{body}; {} parametrization{}",
+            m.parametrization.name(),
+            if m.bias { "" } else { ", no biases" }
+        )
+    }
+
+    fn describe_plain(&self) -> String {
+        let m = &self.model;
+        let act = m.activation.name();
+        match m.architecture {
             Architecture::Mlp => format!(
                 "MLP: {} × [dense({}), {act}] → dense({}) on {} inputs",
                 m.depth, m.width, self.n_outputs, self.input_dim
@@ -250,12 +332,7 @@ impl NetworkConfig {
                 c.image.channels,
                 f = c.filter,
             ),
-        };
-        format!(
-            "{body}; {} parametrization{}",
-            m.parametrization.name(),
-            if m.bias { "" } else { ", no biases" }
-        )
+        }
     }
 
     /// Number of trainable parameters P.
@@ -312,6 +389,7 @@ impl NetworkConfig {
             config: self.clone(),
             shapes,
             params,
+            ops: self.program().map(|p| p.ops),
             device,
         }
     }
@@ -418,6 +496,12 @@ impl Network {
     ///
     /// `x: [n, input_dim]` → `[n, n_outputs]`.
     pub fn forward_with(&self, params: &[LayerParams], x: Tensor<2>) -> Tensor<2> {
+        if let Some(ops) = &self.ops {
+            let act = self.config.model.activation;
+            return flow::run(ops, x, act, &mut |l, h| {
+                self.shapes[l].affine(&params[l], self.shapes[l].input.present(h))
+            });
+        }
         let mut h = x;
         let last = self.shapes.len() - 1;
         for (l, (s, p)) in self.shapes.iter().zip(params).enumerate() {
@@ -720,6 +804,7 @@ mod tests {
                 parametrization: Parametrization::Standard,
                 precision: Precision::F64,
                 backend: Backend::Flex,
+                blocks: None,
             },
         }
         .init(seed)

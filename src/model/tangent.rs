@@ -25,6 +25,19 @@ impl Network {
         x: Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
         let act = self.config.model.activation;
+        if let Some(ops) = &self.ops {
+            let out = super::flow::run(
+                ops,
+                super::flow::Tangent {
+                    value: x,
+                    dot: None,
+                },
+                act,
+                &mut |l, h| self.affine_tangent(l, &params[l], &tangent[l], h),
+            );
+            let dot = out.dot.expect("the readout gives a tangent");
+            return (out.value, dot);
+        }
         let last = self.shapes.len() - 1;
         let mut h = x;
         let mut h_dot: Option<Tensor<2>> = None;
@@ -51,6 +64,34 @@ impl Network {
             h = act.forward(z);
         }
         unreachable!("a network has at least one layer")
+    }
+
+    /// Affine layer `l` of a stack and its tangent:
+    /// `ż = s_w·(A(h)·δW + A(ḣ)·W) + s_b·δb`.
+    fn affine_tangent(
+        &self,
+        l: usize,
+        p: &LayerParams,
+        t: &LayerParams,
+        h: super::flow::Tangent,
+    ) -> super::flow::Tangent {
+        let s = &self.shapes[l];
+        let a = s.input.present(h.value);
+        let z = s.affine(p, a.clone());
+        let mut z_dot = a.matmul(t.weight.clone());
+        if let Some(hd) = h.dot {
+            z_dot = z_dot + s.input.present(hd).matmul(p.weight.clone());
+        }
+        if s.weight_scale != 1.0 {
+            z_dot = z_dot.mul_scalar(s.weight_scale);
+        }
+        if let Some(db) = &t.bias {
+            z_dot = z_dot + db.clone().mul_scalar(s.bias_scale).unsqueeze::<2>();
+        }
+        super::flow::Tangent {
+            value: z,
+            dot: Some(z_dot),
+        }
     }
 
     /// `J(X; θ)ᵀ·u` per layer for the rows of `x` (`n × d`, row-major) and `u` (`n × K`,

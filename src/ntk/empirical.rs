@@ -275,6 +275,24 @@ fn forward_probed(
     let n = x.dims()[0];
     let ad_device = net.device().clone().autodiff();
     let dtype = net.dtype();
+    if let Some(ops) = &net.ops {
+        let layers = net.shapes.len();
+        let mut inputs: Vec<Option<Tensor<2>>> = vec![None; layers];
+        let mut probes: Vec<Option<Tensor<2>>> = vec![None; layers];
+        let out = crate::model::flow::run(ops, x, net.config.model.activation, &mut |l, h| {
+            let s = &net.shapes[l];
+            let a = s.input.present(h);
+            if record_inputs {
+                inputs[l] = Some(a.clone().inner());
+            }
+            let rows = n * s.input.rows_per_image();
+            let probe = Tensor::<2>::zeros([rows, s.n_out], (&ad_device, dtype)).require_grad();
+            probes[l] = Some(probe.clone());
+            s.affine(&params[l], a) + probe
+        });
+        let every = |v: Vec<Option<Tensor<2>>>| v.into_iter().flatten().collect::<Vec<_>>();
+        return (every(inputs), every(probes), out);
+    }
     let last = net.shapes.len() - 1;
     let mut inputs = Vec::new();
     let mut probes = Vec::new();
@@ -373,7 +391,9 @@ pub fn autodiff_signals_and_outputs(
 
 /// Whether every layer of `net` is dense (an MLP).
 fn is_dense(net: &Network) -> bool {
-    net.shapes
+    net.ops.is_none()
+        && net
+            .shapes
         .iter()
         .all(|s| matches!(s.input, crate::model::LayerInput::Dense))
 }

@@ -4,6 +4,7 @@
 
 pub mod analytic;
 pub mod blocked;
+pub mod blocks;
 pub mod conv;
 pub mod empirical;
 pub mod quadrature;
@@ -23,6 +24,19 @@ pub fn analytic_kernels_until(
     (x2, n2): (&[f64], usize),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Option<AnalyticKernels> {
+    if let Some(b) =
+        blocks::BlockKernelConfig::of_network(arch, MomentMethod::Auto(quadrature_order))
+    {
+        if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 {
+            let square = b.kernels_until(x2, n2, x2, n2, stop)?;
+            let rest = b.kernels_until(&x1[x2.len()..], n1 - n2, x2, n2, stop)?;
+            return Some(AnalyticKernels {
+                nngp: crate::linalg::stack_rows(square.nngp.as_ref(), rest.nngp.as_ref()),
+                ntk: crate::linalg::stack_rows(square.ntk.as_ref(), rest.ntk.as_ref()),
+            });
+        }
+        return b.kernels_until(x1, n1, x2, n2, stop);
+    }
     match conv::ConvKernelConfig::of_network(arch, MomentMethod::Auto(quadrature_order)) {
         // Rows that begin with the columns' points (all points × training points): the square
         // block is symmetric and computed once per pair, then the remaining rows.
@@ -48,6 +62,9 @@ pub fn first_layer_moment_arguments(
     a: &[f64],
     b: &[f64],
 ) -> Vec<(f64, f64, f64)> {
+    if let Some(k) = blocks::BlockKernelConfig::of_network(arch, MomentMethod::Auto(0)) {
+        return k.first_activation_arguments(a, b);
+    }
     match conv::ConvKernelConfig::of_network(arch, MomentMethod::Auto(0)) {
         Some(c) => c.first_layer_moment_arguments(a, b),
         None => {

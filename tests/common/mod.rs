@@ -86,6 +86,7 @@ pub fn net(d: usize, k: usize, width: usize, depth: usize) -> Net {
             parametrization: Parametrization::Ntk,
             precision: Precision::F64,
             backend: Backend::Flex,
+            blocks: None,
         },
     })
 }
