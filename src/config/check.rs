@@ -582,7 +582,8 @@ impl ModelSpec {
         width: usize,
     ) -> Result<usize> {
         use crate::model::blocks::{compile, StackInput};
-        let arch = self.stack_architecture(self.architecture.unwrap_or(ArchitectureName::Mlp), image)?;
+        let arch =
+            self.stack_architecture(self.architecture.unwrap_or(ArchitectureName::Mlp), image)?;
         let input = match arch {
             Architecture::Mlp => StackInput::Features(1),
             Architecture::Conv(c) => StackInput::Image(c.image),

@@ -255,8 +255,17 @@ impl Compiler {
             ));
         }
         let geometry = ConvGeometry::new(s.spatial, s.channels, c.filter, c.stride, c.padding)
-            .map_err(|why| refuse(key, format!("conv {}×{} stride {}", c.filter, c.filter, c.stride), why))?;
-        let l = self.affine(LayerInput::Patches(geometry), c.filter * c.filter * s.channels);
+            .map_err(|why| {
+                refuse(
+                    key,
+                    format!("conv {}×{} stride {}", c.filter, c.filter, c.stride),
+                    why,
+                )
+            })?;
+        let l = self.affine(
+            LayerInput::Patches(geometry),
+            c.filter * c.filter * s.channels,
+        );
         Ok((
             l,
             Stream {
@@ -315,7 +324,14 @@ impl Compiler {
                     ));
                 }
                 let l = self.affine(LayerInput::Dense, s.channels);
-                (Op::Affine(l), Stream { channels: self.width, gaussian: true, ..s })
+                (
+                    Op::Affine(l),
+                    Stream {
+                        channels: self.width,
+                        gaussian: true,
+                        ..s
+                    },
+                )
             }
             Block::Conv(c) => {
                 let (l, out) = self.conv(key, c, s)?;
@@ -325,7 +341,13 @@ impl Compiler {
                 if !s.gaussian {
                     return Err(needs_gaussian("activation"));
                 }
-                (Op::Activation, Stream { gaussian: false, ..s })
+                (
+                    Op::Activation,
+                    Stream {
+                        gaussian: false,
+                        ..s
+                    },
+                )
             }
             Block::LayerNorm => {
                 if !s.gaussian {
@@ -339,7 +361,13 @@ impl Compiler {
                 }
                 let g = PoolGeometry::new(s.spatial, s.channels, p.window, p.stride(), p.padding)
                     .map_err(|why| refuse(key, format!("avg_pool {}", p.window), why))?;
-                (Op::AvgPool(g), Stream { spatial: g.output, ..s })
+                (
+                    Op::AvgPool(g),
+                    Stream {
+                        spatial: g.output,
+                        ..s
+                    },
+                )
             }
             Block::Residual(r) => self.residual(key, r, s)?,
         })
@@ -347,10 +375,18 @@ impl Compiler {
 
     fn residual(&mut self, key: &str, r: &ResidualBlock, s: Stream) -> Result<(Op, Stream)> {
         if r.branch.is_empty() {
-            return Err(refuse(format!("{key}.branch").as_str(), "[]", "at least one block"));
+            return Err(refuse(
+                format!("{key}.branch").as_str(),
+                "[]",
+                "at least one block",
+            ));
         }
         if !(r.scale.is_finite() && r.scale > 0.0) {
-            return Err(refuse(&format!("{key}.scale"), r.scale, "a positive finite factor on the branch"));
+            return Err(refuse(
+                &format!("{key}.scale"),
+                r.scale,
+                "a positive finite factor on the branch",
+            ));
         }
         let (branch, out) = self.blocks(&format!("{key}.branch"), &r.branch, s)?;
         let (shortcut, short) = match &r.shortcut {
@@ -408,7 +444,10 @@ pub fn compile(
 ) -> Result<Program> {
     let start = match input {
         StackInput::Features(d) => Stream {
-            spatial: Spatial { height: 1, width: 1 },
+            spatial: Spatial {
+                height: 1,
+                width: 1,
+            },
             channels: d,
             image: false,
             gaussian: false,
@@ -448,15 +487,27 @@ pub fn compile(
 
 /// The stack in words, e.g. `conv(3×3/2) → [act → conv(3×3)] + proj`.
 pub fn describe(blocks: &[Block]) -> String {
-    blocks.iter().map(describe_one).collect::<Vec<_>>().join(" → ")
+    blocks
+        .iter()
+        .map(describe_one)
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 fn describe_one(b: &Block) -> String {
     match b {
         Block::Dense => "dense".into(),
         Block::Conv(c) => {
-            let stride = if c.stride > 1 { format!("/{}", c.stride) } else { String::new() };
-            let pad = if c.padding == Padding::Valid { " valid" } else { "" };
+            let stride = if c.stride > 1 {
+                format!("/{}", c.stride)
+            } else {
+                String::new()
+            };
+            let pad = if c.padding == Padding::Valid {
+                " valid"
+            } else {
+                ""
+            };
             format!("conv({f}×{f}{stride}{pad})", f = c.filter)
         }
         Block::Activation => "act".into(),
@@ -467,7 +518,11 @@ fn describe_one(b: &Block) -> String {
                 None => "identity".to_string(),
                 Some(p) => describe_one(p),
             };
-            let scale = if r.scale == 1.0 { String::new() } else { format!("{}·", r.scale) };
+            let scale = if r.scale == 1.0 {
+                String::new()
+            } else {
+                format!("{}·", r.scale)
+            };
             format!("({scale}[{}] + {short})", describe(&r.branch))
         }
     }

@@ -218,7 +218,12 @@ pub struct ConvGeometry {
 /// Output size and zeros `(before, after)` of a window of `f` with stride `s` on `n` positions
 /// (XLA's rules: `same` gives `⌈n/s⌉` outputs with the padding split evenly, the extra zero
 /// after; `valid` gives `⌊(n − f)/s⌋ + 1`), or `None` when nothing is left.
-pub fn window_extent(n: usize, f: usize, s: usize, padding: Padding) -> Option<(usize, (usize, usize))> {
+pub fn window_extent(
+    n: usize,
+    f: usize,
+    s: usize,
+    padding: Padding,
+) -> Option<(usize, (usize, usize))> {
     match padding {
         Padding::Same => {
             let out = n.div_ceil(s);

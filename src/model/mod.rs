@@ -60,10 +60,9 @@ impl Parametrization {
 /// The checked `[model]` table: one description from which both the burn network
 /// ([`NetworkConfig::init`]) and the analytic kernels ([`crate::ntk::analytic`]) are built. Field
 /// names and serialisation are those of the config file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSettings {
     /// MLP or conv net (with its filter, padding, readout and input image).
-    #[serde(flatten)]
     pub architecture: Architecture,
     /// Hidden width n (channels of every convolution in a conv net).
     pub width: usize,
@@ -85,8 +84,45 @@ pub struct ModelSettings {
     pub backend: Backend,
     /// An explicit layer stack (`model.blocks`) instead of `depth` × [layer, activation]; when
     /// set, `depth` is the number of its dense layers and convolutions.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub blocks: Option<Vec<blocks::Block>>,
+}
+
+/// The `[model]` table as a config file writes it: the architecture's keys first, then the
+/// rest; with `blocks`, the keys the stack replaces (`depth`, a conv net's `filter` and
+/// `padding`) are left out, so that the written config reads back.
+impl Serialize for ModelSettings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match (self.architecture, &self.blocks) {
+            (Architecture::Mlp, _) => {}
+            (Architecture::Conv(c), Some(_)) => {
+                m.serialize_entry("architecture", "conv")?;
+                m.serialize_entry("readout", &c.readout)?;
+            }
+            (Architecture::Conv(c), None) => {
+                m.serialize_entry("architecture", "conv")?;
+                m.serialize_entry("filter", &c.filter)?;
+                m.serialize_entry("padding", &c.padding)?;
+                m.serialize_entry("readout", &c.readout)?;
+            }
+        }
+        m.serialize_entry("width", &self.width)?;
+        if self.blocks.is_none() {
+            m.serialize_entry("depth", &self.depth)?;
+        }
+        m.serialize_entry("activation", &self.activation)?;
+        m.serialize_entry("w_std", &self.w_std)?;
+        m.serialize_entry("b_std", &self.b_std)?;
+        m.serialize_entry("bias", &self.bias)?;
+        m.serialize_entry("parametrization", &self.parametrization)?;
+        m.serialize_entry("precision", &self.precision)?;
+        m.serialize_entry("backend", &self.backend)?;
+        if let Some(b) = &self.blocks {
+            m.serialize_entry("blocks", b)?;
+        }
+        m.end()
+    }
 }
 
 /// A [`ModelSettings`] on a data set's input and output sizes; [`NetworkConfig::init`] builds the

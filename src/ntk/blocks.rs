@@ -129,7 +129,10 @@ enum Reduce {
 /// An op with what the kernel needs of it.
 #[derive(Debug, Clone)]
 enum KernelOp {
-    Affine { reduce: Reduce, fan_in: f64 },
+    Affine {
+        reduce: Reduce,
+        fan_in: f64,
+    },
     Activation,
     LayerNorm,
     Pool(Taps),
@@ -320,8 +323,16 @@ impl BlockKernelConfig {
                         Some(p) => self.run(std::slice::from_ref(p), st, q, stop)?,
                     };
                     State {
-                        k: s.k.iter().zip(&b.k).map(|(x, y)| x + scale_sq * y).collect(),
-                        t: s.t.iter().zip(&b.t).map(|(x, y)| x + scale_sq * y).collect(),
+                        k: s.k
+                            .iter()
+                            .zip(&b.k)
+                            .map(|(x, y)| x + scale_sq * y)
+                            .collect(),
+                        t: s.t
+                            .iter()
+                            .zip(&b.t)
+                            .map(|(x, y)| x + scale_sq * y)
+                            .collect(),
                         positions: s.positions,
                     }
                 }
@@ -434,8 +445,7 @@ impl BlockKernelConfig {
         };
         let p = st.positions;
         let (qa0, qb0) = (&qa[0], &qb[0]);
-        st.k
-            .iter()
+        st.k.iter()
             .enumerate()
             .map(|(idx, &k)| (qa0[idx / p], qb0[idx % p], k))
             .collect()

@@ -394,8 +394,8 @@ fn is_dense(net: &Network) -> bool {
     net.ops.is_none()
         && net
             .shapes
-        .iter()
-        .all(|s| matches!(s.input, crate::model::LayerInput::Dense))
+            .iter()
+            .all(|s| matches!(s.input, crate::model::LayerInput::Dense))
 }
 
 /// [`signals_and_outputs`] of a dense network by the explicit backward recursion, for every
