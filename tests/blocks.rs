@@ -732,3 +732,163 @@ fn empirical_ntk_approaches_the_analytic_one_as_the_width_grows() {
         assert!(errs[2] < 0.2, "{name}: {errs:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end, from a config file.
+
+fn run_text(text: &str) -> ntk_dynamics::record::RunRecord {
+    use ntk_dynamics::{config, data, run};
+    let exp = config::parse_str(text, None).unwrap();
+    let ds = data::load(&exp.data, exp.seed).unwrap();
+    run::execute(&exp, &ds, &run::RunOptions::default()).unwrap()
+}
+
+/// Largest |a − b| over the final train and test outputs of two tracks, relative to the
+/// largest |b|.
+fn track_gap(
+    a: &ntk_dynamics::record::RunRecord,
+    ta: ntk_dynamics::record::Track,
+    b: &ntk_dynamics::record::RunRecord,
+    tb: ntk_dynamics::record::Track,
+) -> f64 {
+    let (x, y) = (a.outputs_of(ta).unwrap(), b.outputs_of(tb).unwrap());
+    let ys: Vec<f64> = y.train.iter().chain(&y.test).copied().collect();
+    let gap = x
+        .train
+        .iter()
+        .chain(&x.test)
+        .zip(&ys)
+        .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+    gap / max_abs(&ys)
+}
+
+const RESIDUAL_MLP: &str = "[experiment]\nname = \"r\"\nseed = 4\n[data]\nkind = \"sine\"\nn_train = 12\nn_test = 9\n[model]\nwidth = 48\nprecision = \"f64\"\nb_std = 0.5\nblocks = [\n  \"dense\", \"layer_norm\",\n  { layer = \"residual\", branch = [\"activation\", \"dense\", \"activation\", \"dense\"], scale = 0.7 },\n  \"activation\",\n  { layer = \"residual\", branch = [\"dense\"], shortcut = { layer = \"dense\" } },\n  \"activation\",\n]\n[training]\nlr_scale = 0.5\nsteps = 40\ntwin = \"TWIN\"\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\n[logging]\nevery = 10\nkernel_every = 20\n";
+
+fn conv_stack(dir: &std::path::Path) -> String {
+    format!(
+        "[experiment]\nname = \"c\"\n[data]\nkind = \"csv\"\npath = \"{}/experiments/data/digits.csv\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\nn_train = 24\nn_test = 16\nimage_shape = [8, 8, 1]\n[model]\narchitecture = \"conv\"\nwidth = 6\nreadout = \"global_avg_pool\"\nprecision = \"f64\"\nparametrization = \"standard\"\nblocks = [\n  {{ layer = \"conv\", filter = 3 }},\n  {{ layer = \"residual\", branch = [\"activation\", {{ layer = \"conv\", filter = 3, stride = 2 }}, \"activation\", {{ layer = \"conv\", filter = 3 }}],\n    shortcut = {{ layer = \"conv\", filter = 1, stride = 2 }} }},\n  \"layer_norm\",\n  {{ layer = \"avg_pool\", window = 2 }},\n  \"activation\",\n]\n[training]\nlr_scale = 0.5\nsteps = 20\ntwin = \"TWIN\"\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nform = \"full\"\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 10\n[outputs]\ndir = \"{}\"\n",
+        env!("CARGO_MANIFEST_DIR"),
+        dir.display()
+    )
+}
+
+/// Under full-batch gradient descent in f64 the parameter-space twin (tangent pass), the
+/// function-space twin (Θ0 from the structured kernel) and the empirical kernel track (closed
+/// form from the same Θ0) are one model: their outputs agree to round-off.
+#[test]
+fn residual_nets_train_with_twins_equal_to_the_empirical_kernel_track() {
+    use ntk_dynamics::record::Track;
+    let tmp = tempfile::tempdir().unwrap();
+    let conv = conv_stack(tmp.path());
+    for (name, text) in [
+        ("residual MLP", RESIDUAL_MLP),
+        ("conv stack", conv.as_str()),
+    ] {
+        let f = run_text(&text.replace("TWIN", "function"));
+        let p = run_text(&text.replace("TWIN", "parameter"));
+        let tp = track_gap(&p, Track::Linearized, &f, Track::Linearized);
+        let tk = track_gap(&f, Track::Linearized, &f, Track::KernelEmpirical);
+        eprintln!(
+            "{name}: parameter vs function twin {tp:e}, function twin vs kernel track {tk:e}"
+        );
+        assert!(tp < 1e-10, "{name}: parameter vs function twin {tp:e}");
+        assert!(
+            tk < 1e-10,
+            "{name}: function twin vs empirical kernel track {tk:e}"
+        );
+        assert!(f.outputs_of(Track::KernelAnalytic).is_some(), "{name}");
+        // The resolved config reads back to the same experiment.
+        let exp = ntk_dynamics::config::parse_str(&text.replace("TWIN", "function"), None).unwrap();
+        let again = ntk_dynamics::config::parse_str(&exp.resolved_toml(), None).unwrap();
+        assert_eq!(again, exp, "{name}");
+    }
+}
+
+/// Each stack a kernel does not exist for is refused naming the entry, the line of
+/// `model.blocks` and what to write instead; so are the keys the stack replaces.
+#[test]
+fn stacks_without_an_infinite_width_kernel_are_refused_with_the_entry_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conv = conv_stack(tmp.path()).replace("TWIN", "function");
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            conv.replace(
+                "\"layer_norm\",\n",
+                "\"layer_norm\", \"activation\", \"activation\",\n",
+            ),
+            &[
+                "bad.toml:19",
+                "model.blocks[4]",
+                "\"activation\" only right after",
+                "pre-activation",
+            ],
+        ),
+        (
+            conv.replace("filter = 3 }],\n", "filter = 3 }, \"activation\"],\n"),
+            &[
+                "model.blocks[1].branch",
+                "ends in an activation",
+                "FanInSum",
+            ],
+        ),
+        (
+            conv.replace(
+                "],\n    shortcut = { layer = \"conv\", filter = 1, stride = 2 } },",
+                "] },",
+            ),
+            &[
+                "model.blocks[1].shortcut",
+                "4×4×6",
+                "8×8×6",
+                "filter = 1, stride = s",
+            ],
+        ),
+        (
+            conv.replace("window = 2 }", "window = 2, strid = 3 }"),
+            &["bad.toml", "unknown field `strid`", "stride"],
+        ),
+        (
+            conv.replace("\"layer_norm\",\n", "\"layernorm\",\n"),
+            &["bad.toml", "layernorm", "\"layer_norm\""],
+        ),
+        (
+            conv.replace("width = 6\n", "width = 6\ndepth = 2\n"),
+            &["model.depth", "not with model.blocks"],
+        ),
+        (
+            conv.replace(
+                "{ layer = \"avg_pool\", window = 2 }",
+                "{ layer = \"avg_pool\", window = 9 }",
+            ),
+            &["model.blocks[3]", "fits the 4×4 map"],
+        ),
+        (
+            RESIDUAL_MLP.replace("TWIN", "function").replace(
+                "[\"dense\"], shortcut",
+                "[\"dense\"], scale = -1.0, shortcut",
+            ),
+            &["model.blocks[4].scale", "positive"],
+        ),
+        (
+            RESIDUAL_MLP.replace("TWIN", "function").replace(
+                "\"dense\", \"layer_norm\"",
+                "{ layer = \"conv\", filter = 3 }",
+            ),
+            &["model.blocks[0]", "\"dense\" in a dense network"],
+        ),
+        (
+            RESIDUAL_MLP
+                .replace("TWIN", "function")
+                .replace("b_std = 0.5", "b_std = 0.5\nparametrization = \"mup\""),
+            &["model.parametrization", "mup", "model.blocks"],
+        ),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        let err = ntk_dynamics::config::parse_str(text, Some(std::path::Path::new("bad.toml")))
+            .expect_err(&format!("case {i} must be refused"))
+            .to_string();
+        for n in *needles {
+            assert!(err.contains(n), "case {i}: {err:?} lacks {n:?}");
+        }
+    }
+}

@@ -622,7 +622,10 @@ pub fn locate(e: Error, lines: &KeyLines, file: Option<&Path>) -> Error {
             ..
         } => Error::ConfigValue {
             file: file.map(Path::to_path_buf),
-            line: line.or_else(|| lines.line_of_dotted(&key)),
+            // An entry of an array (`model.blocks[2].branch[0]`) is placed at its array.
+            line: line
+                .or_else(|| lines.line_of_dotted(&key))
+                .or_else(|| lines.line_of_dotted(key.split('[').next().unwrap_or(&key))),
             key,
             value,
             allowed,

@@ -309,7 +309,7 @@ impl Compiler {
                 key,
                 what,
                 format!(
-                    "a {what} after a dense layer or convolution (or a pooling, layer norm or residual sum of one): its infinite-width kernel needs Gaussian inputs (neural-tangents 0.6.5); \
+                    "\"{what}\" only right after a dense layer or convolution (or a pooling, layer norm or residual sum of one): its infinite-width kernel needs Gaussian inputs (neural-tangents 0.6.5), and this one follows an activation or is the data; \
                      write residual blocks in pre-activation form, branch = [\"activation\", conv, \"activation\", conv]"
                 ),
             )
@@ -526,16 +526,4 @@ fn describe_one(b: &Block) -> String {
             format!("({scale}[{}] + {short})", describe(&r.branch))
         }
     }
-}
-
-/// Number of activations a stack applies on any path (for the kernel's cost), and whether it
-/// has a residual block.
-pub fn count_activations(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|o| match o {
-            Op::Activation => 1,
-            Op::Residual { branch, .. } => count_activations(branch),
-            _ => 0,
-        })
-        .sum()
 }

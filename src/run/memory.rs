@@ -517,9 +517,10 @@ impl DenseShape {
 /// built with (sizes are checked; the shapes allocate nothing); None for an MLP.
 fn conv_layers(exp: &Experiment, d: u64, k: u64) -> Option<Vec<(u64, u64, u64)>> {
     let m = &exp.model;
-    match m.architecture {
-        crate::model::Architecture::Mlp => None,
-        crate::model::Architecture::Conv(_) => Some(
+    // A stack (model.blocks) of either kind takes the autodiff path of a conv net.
+    match (m.architecture, &m.blocks) {
+        (crate::model::Architecture::Mlp, None) => None,
+        _ => Some(
             crate::model::NetworkConfig {
                 input_dim: d as usize,
                 n_outputs: k as usize,

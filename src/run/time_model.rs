@@ -243,6 +243,17 @@ pub fn analytic_entry_seconds(
         Some(t) if !closed => t,
         _ => moment_seconds(closed, exp.kernel.quadrature_order),
     };
+    let arch = crate::model::NetworkConfig {
+        input_dim: d as usize,
+        n_outputs: 1,
+        model: m.clone(),
+    };
+    let mode = crate::ntk::analytic::MomentMethod::Auto(0);
+    if let Some(stack) = crate::ntk::blocks::BlockKernelConfig::of_network(&arch, mode) {
+        // Every position pair of the stream at every activation, and the sums of the layers.
+        let (moments, sums) = stack.entry_work();
+        return moments * moment + sums * 1e-9 + d as f64 * 1e-9;
+    }
     let l = m.depth as f64;
     match m.architecture {
         crate::model::Architecture::Conv(c) => {
