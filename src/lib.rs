@@ -1,6 +1,6 @@
 //! # ntk-dynamics
 //!
-//! Trains a finite-width network (an MLP or a conv net), its linearisation around the initial
+//! Trains a finite-width network (an MLP, a conv net, or a residual stack of either), its linearisation around the initial
 //! parameters and the closed-form kernel-regression solutions side by side, and measures how far
 //! they drift apart.
 //!

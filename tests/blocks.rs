@@ -7,7 +7,7 @@
 //!    the tangent pass `J·t` (the parameter twin's) equals the Jacobian times `t`;
 //! 3. the structured empirical NTK equals `J Jᵀ` of the naive per-sample Jacobian;
 //! 4. the analytic NNGP/NTK equal neural-tangents 0.6.5 on the product of the keys
-//!    (`tests/data/blocks_reference.json`, made by `tests/data/blocks_reference.py`), and a stack
+//!    (`tests/data/blocks_reference.json`, made by `tests/reference/blocks_reference.py`), and a stack
 //!    written to be a plain MLP or conv net equals the plain nets' own analytic kernels;
 //! 5. the empirical NTK approaches the analytic one as the width grows, log-log slope ≈ −1/2;
 //! 6. end to end, a residual MLP and a strided, pooled, normalised residual conv net train with

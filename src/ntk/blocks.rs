@@ -432,7 +432,7 @@ impl BlockKernelConfig {
         let (Some(qa), Some(qb)) = (self.variances(a, &never), self.variances(b, &never)) else {
             return Vec::new();
         };
-        let Some((path, _)) = first_activation(&self.ops) else {
+        let Some(path) = first_activation(&self.ops) else {
             return Vec::new();
         };
         let mut q = Variances::Read {
@@ -444,7 +444,9 @@ impl BlockKernelConfig {
             return Vec::new();
         };
         let p = st.positions;
-        let (qa0, qb0) = (&qa[0], &qb[0]);
+        // The first activation's variances follow those of the layer norms before it.
+        let before = count_layer_norms(&path);
+        let (qa0, qb0) = (&qa[before], &qb[before]);
         st.k.iter()
             .enumerate()
             .map(|(idx, &k)| (qa0[idx / p], qb0[idx % p], k))
@@ -461,17 +463,17 @@ impl BlockKernelConfig {
     }
 }
 
-/// The ops up to the first activation on the main path (entering residual branches), and
-/// whether one was found.
-fn first_activation(ops: &[KernelOp]) -> Option<(Vec<KernelOp>, ())> {
+/// The ops before the first activation on the main path (entering residual branches), or
+/// `None` without an activation.
+fn first_activation(ops: &[KernelOp]) -> Option<Vec<KernelOp>> {
     let mut path = Vec::new();
     for op in ops {
         match op {
-            KernelOp::Activation => return Some((path, ())),
+            KernelOp::Activation => return Some(path),
             KernelOp::Residual { branch, .. } => {
-                if let Some((inner, ())) = first_activation(branch) {
+                if let Some(inner) = first_activation(branch) {
                     path.extend(inner);
-                    return Some((path, ()));
+                    return Some(path);
                 }
                 path.push(op.clone());
             }
@@ -479,6 +481,16 @@ fn first_activation(ops: &[KernelOp]) -> Option<(Vec<KernelOp>, ())> {
         }
     }
     None
+}
+
+fn count_layer_norms(ops: &[KernelOp]) -> usize {
+    ops.iter()
+        .map(|o| match o {
+            KernelOp::LayerNorm => 1,
+            KernelOp::Residual { branch, .. } => count_layer_norms(branch),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn work_of(ops: &[KernelOp], mut p: usize, work: &mut (f64, f64)) -> usize {

@@ -3,13 +3,13 @@
 `model.blocks` stacks: residual blocks (identity and projection shortcuts, a branch scale),
 strided convolutions, average pooling and layer norm.
 
-Writes ``blocks_reference.json`` next to this script. Environment used for the committed JSON
+Writes ``tests/data/blocks_reference.json``. Environment used for the committed JSON
 (CPU only, float64): Python 3.11, jax/jaxlib 0.4.23, neural-tangents 0.6.5, numpy 1.26.4, e.g.
 
     python3 -m venv ~/.cache/ntref-venv
     ~/.cache/ntref-venv/bin/pip install --no-deps jax==0.4.23 jaxlib==0.4.23 \
         neural-tangents==0.6.5 numpy==1.26.4 scipy==1.12.0 tensorflow==2.15.1 tf2jax==0.3.5 ...
-    ~/.cache/ntref-venv/bin/python tests/data/blocks_reference.py
+    ~/.cache/ntref-venv/bin/python tests/reference/blocks_reference.py
 
 Each case is a stack (the JSON form of the config's `model.blocks`, read by the Rust test with
 the same parser as a config file) and the keys of the rest of the network; the product of the
@@ -220,7 +220,8 @@ def main():
         jax_version=jax.__version__,
         width=WIDTH, w_std=W_STD, b_std=B_STD, dense_dim=DENSE_DIM, image=list(IMAGE),
         cases=out)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blocks_reference.json")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                        "blocks_reference.json")
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
 
