@@ -840,7 +840,7 @@ fn stacks_without_an_infinite_width_kernel_are_refused_with_the_entry_and_the_fi
                 "model.blocks[1].shortcut",
                 "4×4×6",
                 "8×8×6",
-                "filter = 1, stride = s",
+                "filter = 1, stride = 2",
             ],
         ),
         (
@@ -850,6 +850,36 @@ fn stacks_without_an_infinite_width_kernel_are_refused_with_the_entry_and_the_fi
         (
             conv.replace("\"layer_norm\",\n", "\"layernorm\",\n"),
             &["bad.toml", "layernorm", "\"layer_norm\""],
+        ),
+        (
+            RESIDUAL_MLP.replace("TWIN", "function").replace(
+                "\"dense\", \"layer_norm\"",
+                "{ layer = \"dense\", width = 128 }, \"layer_norm\"",
+            ),
+            &["bad.toml", "unknown field `width`"],
+        ),
+        (
+            RESIDUAL_MLP
+                .replace("TWIN", "function")
+                .replace("b_std = 0.5", "b_std = 0.5\nreadout = \"flatten\""),
+            &["model.readout", "only with model.architecture = \"conv\""],
+        ),
+        (
+            conv.replace("  \"layer_norm\",\n", "  \"activation\", \"layer_norm\",\n"),
+            &[
+                "model.blocks[3]",
+                "put the layer norm before the activation",
+            ],
+        ),
+        (
+            conv.replace(
+                "  { layer = \"conv\", filter = 3 },\n  { layer = \"residual\"",
+                "  \"activation\",\n  { layer = \"residual\"",
+            ),
+            &[
+                "model.blocks[0]",
+                "start the stack with a dense layer or convolution",
+            ],
         ),
         (
             conv.replace("width = 6\n", "width = 6\ndepth = 2\n"),

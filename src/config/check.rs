@@ -502,14 +502,17 @@ impl ModelSpec {
         name: ArchitectureName,
         image: Option<[usize; 3]>,
     ) -> Result<Architecture> {
+        if self.readout.is_some() && name == ArchitectureName::Mlp {
+            return Err(Error::value(
+                "model.readout",
+                "(set)",
+                "only with model.architecture = \"conv\" (a dense stack ends in one dense layer to the outputs)",
+            ));
+        }
         for (key, present) in [
             ("model.depth", self.depth.is_some()),
             ("model.filter", self.filter.is_some()),
             ("model.padding", self.padding.is_some()),
-            (
-                "model.readout",
-                self.readout.is_some() && name == ArchitectureName::Mlp,
-            ),
         ] {
             if present {
                 return Err(Error::value(

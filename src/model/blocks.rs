@@ -117,14 +117,19 @@ fn valid() -> Padding {
     Padding::Valid
 }
 
+/// The keys of an entry that takes none (`{ layer = "dense" }`): any key is an error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoKeys {}
+
 /// The table form of a block (`{ layer = "...", ... }`).
 #[derive(Deserialize)]
 #[serde(tag = "layer", rename_all = "snake_case", deny_unknown_fields)]
 enum BlockTable {
-    Dense,
+    Dense(NoKeys),
     Conv(ConvBlock),
-    Activation,
-    LayerNorm,
+    Activation(NoKeys),
+    LayerNorm(NoKeys),
     AvgPool(PoolBlock),
     Residual(ResidualBlock),
 }
@@ -146,7 +151,7 @@ impl<'de> Deserialize<'de> for Block {
                     "layer_norm" => Ok(Block::LayerNorm),
                     other => Err(E::invalid_value(
                         serde::de::Unexpected::Str(other),
-                        &"\"dense\", \"activation\" or \"layer_norm\" (conv, avg_pool and residual are tables: { layer = \"conv\", filter = 3 })",
+                        &"\"dense\", \"activation\" (model.activation) or \"layer_norm\" (conv, avg_pool and residual are tables: { layer = \"conv\", filter = 3 }; a residual's identity shortcut is written by leaving `shortcut` out; the readout is model.readout)",
                     )),
                 }
             }
@@ -156,10 +161,10 @@ impl<'de> Deserialize<'de> for Block {
             ) -> std::result::Result<Block, M::Error> {
                 let t = BlockTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
                 Ok(match t {
-                    BlockTable::Dense => Block::Dense,
+                    BlockTable::Dense(_) => Block::Dense,
                     BlockTable::Conv(c) => Block::Conv(c),
-                    BlockTable::Activation => Block::Activation,
-                    BlockTable::LayerNorm => Block::LayerNorm,
+                    BlockTable::Activation(_) => Block::Activation,
+                    BlockTable::LayerNorm(_) => Block::LayerNorm,
                     BlockTable::AvgPool(p) => Block::AvgPool(p),
                     BlockTable::Residual(r) => Block::Residual(r),
                 })
@@ -220,6 +225,8 @@ struct Stream {
     channels: usize,
     image: bool,
     gaussian: bool,
+    /// Dense layers and convolutions applied so far.
+    layers_before: usize,
 }
 
 /// The input of a stack: `d` features, or an image.
@@ -273,6 +280,7 @@ impl Compiler {
                 channels: self.width,
                 image: true,
                 gaussian: true,
+                layers_before: s.layers_before + 1,
             },
         ))
     }
@@ -281,13 +289,21 @@ impl Compiler {
         match b {
             Block::Dense if !s.image => {
                 let l = self.affine(LayerInput::Dense, s.channels);
-                Ok((l, Stream { channels: self.width, gaussian: true, ..s }))
+                Ok((
+                    l,
+                    Stream {
+                        channels: self.width,
+                        gaussian: true,
+                        layers_before: s.layers_before + 1,
+                        ..s
+                    },
+                ))
             }
             Block::Conv(c) => self.conv(key, c, s),
-            _ => Err(refuse(
+            other => Err(refuse(
                 key,
-                "(set)",
-                "a projection: { layer = \"dense\" } in a dense network, { layer = \"conv\", filter = 1, stride = s } in a conv net",
+                describe_one(other),
+                "a projection: { layer = \"dense\" } in a dense network, { layer = \"conv\", filter = 1, stride = s } in a conv net (leave `shortcut` out for the identity)",
             )),
         }
     }
@@ -305,12 +321,18 @@ impl Compiler {
 
     fn block(&mut self, key: &str, b: &Block, s: Stream) -> Result<(Op, Stream)> {
         let needs_gaussian = |what: &str| {
+            let fix = match (what, s.layers_before) {
+                (_, 0) => "start the stack with a dense layer or convolution",
+                ("layer_norm", _) => {
+                    "put the layer norm before the activation (conv → layer_norm → activation)"
+                }
+                _ => "put a dense layer or convolution before it; residual blocks are written in pre-activation form, branch = [\"activation\", conv, \"activation\", conv]",
+            };
             refuse(
                 key,
                 what,
                 format!(
-                    "\"{what}\" only right after a dense layer or convolution (or a pooling, layer norm or residual sum of one): its infinite-width kernel needs Gaussian inputs (neural-tangents 0.6.5), and this one follows an activation or is the data; \
-                     write residual blocks in pre-activation form, branch = [\"activation\", conv, \"activation\", conv]"
+                    "\"{what}\" only right after a dense layer or convolution (or a pooling, layer norm or residual sum of one): its infinite-width kernel needs Gaussian inputs (neural-tangents 0.6.5), and this one follows an activation or is the data; {fix}"
                 ),
             )
         };
@@ -329,6 +351,7 @@ impl Compiler {
                     Stream {
                         channels: self.width,
                         gaussian: true,
+                        layers_before: s.layers_before + 1,
                         ..s
                     },
                 )
@@ -357,10 +380,22 @@ impl Compiler {
             }
             Block::AvgPool(p) => {
                 if !s.image {
-                    return Err(refuse(key, "avg_pool", "pooling in a conv net only"));
+                    return Err(refuse(
+                        key,
+                        "avg_pool",
+                        "pooling in a conv net only (model.architecture = \"conv\" with data.image_shape)",
+                    ));
                 }
                 let g = PoolGeometry::new(s.spatial, s.channels, p.window, p.stride(), p.padding)
-                    .map_err(|why| refuse(key, format!("avg_pool {}", p.window), why))?;
+                    .map_err(|why| {
+                    let why = why.replace("a filter", "a window");
+                    let what = format!("avg_pool {}", p.window);
+                    refuse(
+                        key,
+                        what,
+                        format!("{why} (a smaller window, or padding = \"same\")"),
+                    )
+                })?;
                 (
                     Op::AvgPool(g),
                     Stream {
@@ -415,9 +450,10 @@ impl Compiler {
                 &format!("{key}.shortcut"),
                 if r.shortcut.is_some() { "projection" } else { "identity" },
                 format!(
-                    "a shortcut whose output has the branch's shape ({}×{}×{}; the shortcut gives {}×{}×{}): a projection {{ layer = \"conv\", filter = 1, stride = s }} with the branch's stride",
+                    "a shortcut whose output has the branch's shape ({}×{}×{}; the shortcut gives {}×{}×{}): a projection {{ layer = \"conv\", filter = 1, stride = {} }} with the branch's stride",
                     out.spatial.height, out.spatial.width, out.channels,
-                    short.spatial.height, short.spatial.width, short.channels
+                    short.spatial.height, short.spatial.width, short.channels,
+                    s.spatial.height.div_ceil(out.spatial.height.max(1)).max(1)
                 ),
             ));
         }
@@ -451,12 +487,14 @@ pub fn compile(
             channels: d,
             image: false,
             gaussian: false,
+            layers_before: 0,
         },
         StackInput::Image(i) => Stream {
             spatial: i.spatial(),
             channels: i.channels,
             image: true,
             gaussian: false,
+            layers_before: 0,
         },
     };
     let mut c = Compiler {
