@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -295,15 +295,9 @@ fn sigterm_is_an_interrupt_and_interrupts_act_within_seconds_in_every_phase() {
     let rj: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(rj["status"], "interrupted");
-    // SIGINT during the quadrature kernel phase (tanh, many points) takes effect within 3 s
-    let slow = write(
-        tmp.path(),
-        "slow.toml",
-        &tiny_sine_toml(tmp.path(), "")
-            .replace("n_train = 8\nn_test = 12", "n_train = 100\nn_test = 400")
-            .replace("depth = 2", "depth = 6\nactivation = \"tanh\"")
-            .replace("[kernel]", "[kernel]\nquadrature_order = 256"),
-    );
+    // SIGINT during a quadrature kernel phase (a tanh conv net with global average pooling)
+    // takes effect within 3 s
+    let slow = slow_conv_kernel(tmp.path());
     let out = tmp.path().join("quad");
     let mut child = common::spawn_into(&slow, &out);
     wait_for(&out.join("INCOMPLETE"));
@@ -577,12 +571,9 @@ fn signal_after(cfg: &Path, out: &Path, signal: &str, after: Duration) -> (Optio
     (code, t.elapsed().as_secs_f64())
 }
 
-#[test]
-fn every_phase_stops_within_about_a_second_of_sigterm() {
-    let _serial = heavy();
-    let tmp = tempfile::tempdir().unwrap();
-    // A quadrature conv kernel with global average pooling: one entry is 2·16⁴ position pairs
-    // of tanh moments (minutes); the kernel loop looks at the request every 64 pairs.
+/// A quadrature conv kernel with global average pooling: one entry is 2·16⁴ position pairs of
+/// tanh moments (minutes); the kernel loop looks at the request every 64 pairs.
+fn slow_conv_kernel(dir: &Path) -> PathBuf {
     let pixels: String = (0..6)
         .map(|i| {
             (0..257)
@@ -597,15 +588,23 @@ fn every_phase_stops_within_about_a_second_of_sigterm() {
         .chain(["y".to_string()])
         .collect::<Vec<_>>()
         .join(",");
-    let csv = write(tmp.path(), "img.csv", &format!("{header}\n{pixels}"));
-    let conv = write(
-        tmp.path(),
+    let csv = write(dir, "img.csv", &format!("{header}\n{pixels}"));
+    write(
+        dir,
         "conv.toml",
         &format!(
-            "[experiment]\nname = \"gap\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.5\nimage_shape = [16, 16, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\ndepth = 4\nfilter = 3\nreadout = \"global_avg_pool\"\nactivation = \"tanh\"\n[training]\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n",
-            csv.display()
+            "[experiment]\nname = \"gap\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.5\nimage_shape = [16, 16, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\ndepth = 4\nfilter = 3\nreadout = \"global_avg_pool\"\nactivation = \"tanh\"\n[training]\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n",
+            csv.display(),
+            dir.join("results").display()
         ),
-    );
+    )
+}
+
+#[test]
+fn every_phase_stops_within_about_a_second_of_sigterm() {
+    let _serial = heavy();
+    let tmp = tempfile::tempdir().unwrap();
+    let conv = slow_conv_kernel(tmp.path());
     let out = tmp.path().join("conv");
     let (code, seconds) = signal_after(&conv, &out, "-TERM", Duration::from_millis(1500));
     assert_eq!(code, Some(130));
@@ -650,14 +649,8 @@ fn estimate_lists_phases_creates_nothing_and_long_runs_announce_theirs() {
         "--estimate created output"
     );
     // A quadrature kernel estimated at minutes is announced before it starts (and --estimate
-    // says the same): 2,000 × 1,000 entries of a depth-3 tanh kernel, a millisecond a moment.
-    let slow = write(
-        tmp.path(),
-        "slow.toml",
-        &tiny_sine_toml(tmp.path(), "")
-            .replace("n_train = 8\nn_test = 12", "n_train = 1000\nn_test = 1000")
-            .replace("depth = 2", "depth = 3\nactivation = \"tanh\""),
-    );
+    // says the same): a tanh conv net with global average pooling, a millisecond a moment.
+    let slow = slow_conv_kernel(tmp.path());
     let o = run_bin(&["--estimate", slow.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(text.contains("min (kernels"), "{text}");
@@ -673,7 +666,7 @@ fn estimate_lists_phases_creates_nothing_and_long_runs_announce_theirs() {
         .status();
     let o = child.wait_with_output().unwrap();
     assert!(
-        stderr(&o).contains("tiny: estimated ~") && stderr(&o).contains("min (kernels"),
+        stderr(&o).contains("gap: estimated ~") && stderr(&o).contains("min (kernels"),
         "{}",
         stderr(&o)
     );

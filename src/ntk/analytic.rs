@@ -10,6 +10,7 @@ use faer::Mat;
 use rayon::prelude::*;
 
 use crate::model::{Activation, NetworkConfig, Parametrization};
+use crate::ntk::hermite::{self, Series};
 use crate::ntk::quadrature::GaussLegendre;
 
 /// How Gaussian moments of the activation are evaluated.
@@ -122,7 +123,43 @@ pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64
     })
 }
 
+/// One point's per-layer state for the MLP kernel: the pre-activation variances `q_l(x)`,
+/// l = 0..=L, and, for an activation without a closed form, each hidden layer's Hermite series
+/// of φ and φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointVariances {
+    /// `q_l(x)`, l = 0..=L.
+    pub q: Vec<f64>,
+    series: Vec<Option<Series>>,
+}
+
 impl AnalyticConfig {
+    /// The Hermite series of the activation at variance `q`, where moments are summed from it:
+    /// activations without a closed form, `MomentMethod::Auto`, and a series that converges.
+    fn series(&self, q: f64) -> Option<Series> {
+        let act = self.arch.model.activation;
+        match self.method {
+            MomentMethod::Auto(_) if closed_form(act, 1.0, 1.0, 0.5).is_none() => {
+                Series::new(act, q)
+            }
+            _ => None,
+        }
+    }
+
+    /// The layer's moments: from the two points' series when both exist, else
+    /// [`gaussian_moments`].
+    fn moments(
+        &self,
+        (q, qp, k): (f64, f64, f64),
+        sa: Option<&Series>,
+        sb: Option<&Series>,
+    ) -> (f64, f64) {
+        match (sa, sb) {
+            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
+            _ => gaussian_moments(self.arch.model.activation, q, qp, k, self.method),
+        }
+    }
+
     fn bias_var(&self) -> f64 {
         if self.arch.model.bias {
             self.arch.model.b_std * self.arch.model.b_std
@@ -131,9 +168,10 @@ impl AnalyticConfig {
         }
     }
 
-    /// `(nngp, ntk)` of one pair from its input kernel `k0 = x·x'/d` and the per-layer
-    /// pre-activation variances of the two points (`qa[l]`, `qb[l]` for layers 0..=L).
-    pub(crate) fn entry(&self, k0: f64, qa: &[f64], qb: &[f64]) -> (f64, f64) {
+    /// `(nngp, ntk)` of one pair from its input kernel `k0 = x·x'/d` and the two points'
+    /// per-layer states ([`AnalyticConfig::variances`]).
+    pub(crate) fn entry(&self, k0: f64, a: &PointVariances, b: &PointVariances) -> (f64, f64) {
+        let (qa, qb) = (&a.q, &b.q);
         let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
         let bias_one = if self.arch.model.bias { 1.0 } else { 0.0 };
@@ -146,8 +184,11 @@ impl AnalyticConfig {
             Parametrization::Standard | Parametrization::Mup => d * k0 + bias_one,
         };
         for l in 0..self.arch.model.depth {
-            let (e, kdot) =
-                gaussian_moments(self.arch.model.activation, qa[l], qb[l], k, self.method);
+            let (e, kdot) = self.moments(
+                (qa[l], qb[l], k),
+                a.series[l].as_ref(),
+                b.series[l].as_ref(),
+            );
             let k_new = w2 * e + b2;
             theta = match self.arch.model.parametrization {
                 Parametrization::Ntk => k_new + w2 * kdot * theta,
@@ -161,18 +202,22 @@ impl AnalyticConfig {
     }
 
     /// Pre-activation variances `q_l(x)`, l = 0..=L, computed with the same arithmetic as the
-    /// diagonal of `K` (so that duplicate points give `qq' − K² = 0` exactly).
-    pub(crate) fn variances(&self, x: &[f64]) -> Vec<f64> {
+    /// diagonal of `K` (so that duplicate points give `qq' − K² = 0` exactly), and each hidden
+    /// layer's series where moments are summed from one.
+    pub(crate) fn variances(&self, x: &[f64]) -> PointVariances {
         let w2 = self.arch.model.w_std * self.arch.model.w_std;
         let b2 = self.bias_var();
         let mut q = w2 * input_kernel(x, x) + b2;
         let mut out = vec![q];
+        let mut series = Vec::with_capacity(self.arch.model.depth);
         for _ in 0..self.arch.model.depth {
-            let (e, _) = gaussian_moments(self.arch.model.activation, q, q, q, self.method);
+            let s = self.series(q);
+            let (e, _) = self.moments((q, q, q), s.as_ref(), s.as_ref());
+            series.push(s);
             q = w2 * e + b2;
             out.push(q);
         }
-        out
+        PointVariances { q: out, series }
     }
 
     /// NNGP and NTK between the rows of `x1` (`n1 × d`, row-major) and `x2` (`n2 × d`).
@@ -194,14 +239,20 @@ impl AnalyticConfig {
         let d = self.arch.input_dim;
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
-        let variances = |x: &[f64], n: usize| -> Option<Vec<Vec<f64>>> {
+        let variances = |x: &[f64], n: usize| -> Option<Vec<PointVariances>> {
             (0..n)
                 .into_par_iter()
                 .map(|i| (!stop()).then(|| self.variances(&x[i * d..(i + 1) * d])))
                 .collect()
         };
         let q1 = variances(x1, n1)?;
-        let q2 = variances(x2, n2)?;
+        // The columns' points are often the rows' first ones (all points × training points):
+        // their states are the same (a function of the point alone).
+        let q2 = if x1.len() >= x2.len() && x1[..x2.len()] == *x2 {
+            q1[..n2].to_vec()
+        } else {
+            variances(x2, n2)?
+        };
         let rows: Option<Vec<Vec<(f64, f64)>>> = (0..n1)
             .into_par_iter()
             .map(|i| {

@@ -111,7 +111,7 @@ pub struct AnalyticJob {
 /// Per-point data of the analytic MLP kernel: layer variances, exact self input kernel, and an
 /// identity shared by bitwise identical inputs.
 struct PointData {
-    q: Vec<Vec<f64>>,
+    q: Vec<crate::ntk::analytic::PointVariances>,
     k0_self: Vec<f64>,
     id: Vec<u64>,
 }

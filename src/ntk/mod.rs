@@ -7,6 +7,7 @@ pub mod blocked;
 pub mod blocks;
 pub mod conv;
 pub mod empirical;
+pub mod hermite;
 pub mod quadrature;
 
 use serde::{Deserialize, Serialize};
