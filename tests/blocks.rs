@@ -362,18 +362,6 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0f64, |a, x| a.max(x.abs()))
 }
 
-fn rel_max(a: &faer::Mat<f64>, b: &faer::Mat<f64>) -> f64 {
-    let mut e: f64 = 0.0;
-    let mut s: f64 = 0.0;
-    for i in 0..a.nrows() {
-        for j in 0..a.ncols() {
-            e = e.max((a[(i, j)] - b[(i, j)]).abs());
-            s = s.max(b[(i, j)].abs());
-        }
-    }
-    e / s
-}
-
 #[test]
 fn forward_equals_a_naive_loop_over_the_blocks() {
     for (name, s, blocks) in finite_cases() {
@@ -471,12 +459,12 @@ fn structured_ntk_equals_the_naive_jacobian_gram() {
         let s1 = backprop_signals(&net, &x1, n1).unwrap();
         let s2 = backprop_signals(&net, &x2, n2).unwrap();
         let got = ntk_from_signals(&net, &s1, &s2, KernelForm::Full).total();
-        assert!(rel_max(&got, &full_12) < 1e-10, "{name} full 12");
+        assert!(common::rel_max(&got, &full_12) < 1e-10, "{name} full 12");
         let got = ntk_from_signals(&net, &s1, &s1, KernelForm::Full).total();
-        assert!(rel_max(&got, &full_11) < 1e-10, "{name} full 11");
+        assert!(common::rel_max(&got, &full_11) < 1e-10, "{name} full 11");
         let got = ntk_from_signals(&net, &s1, &s2, KernelForm::Trace).total();
         assert!(
-            rel_max(&got, &trace_of_full(&full_12, k)) < 1e-10,
+            common::rel_max(&got, &trace_of_full(&full_12, k)) < 1e-10,
             "{name} trace"
         );
     }
@@ -633,8 +621,14 @@ fn a_stack_written_as_a_plain_net_has_the_plain_nets_kernels() {
         let mut plain = cfg.clone();
         plain.model.blocks = None;
         let want = AnalyticConfig::new(&plain, 64).kernels(&x, 5, &x[..12], 2);
-        assert!(rel_max(&got.nngp, &want.nngp) < 1e-12, "{param:?} mlp nngp");
-        assert!(rel_max(&got.ntk, &want.ntk) < 1e-12, "{param:?} mlp ntk");
+        assert!(
+            common::rel_max(&got.nngp, &want.nngp) < 1e-12,
+            "{param:?} mlp nngp"
+        );
+        assert!(
+            common::rel_max(&got.ntk, &want.ntk) < 1e-12,
+            "{param:?} mlp ntk"
+        );
         // Conv: two 3×3 convolutions, both paddings and readouts.
         for (padding, readout) in [
             (Padding::Same, Readout::Flatten),
@@ -663,8 +657,14 @@ fn a_stack_written_as_a_plain_net_has_the_plain_nets_kernels() {
             let want = ConvKernelConfig::of_network(&plain, MomentMethod::Auto(64))
                 .unwrap()
                 .kernels(&x, 4, &x, 4);
-            assert!(rel_max(&got.nngp, &want.nngp) < 1e-12, "{param:?} {p} nngp");
-            assert!(rel_max(&got.ntk, &want.ntk) < 1e-12, "{param:?} {p} ntk");
+            assert!(
+                common::rel_max(&got.nngp, &want.nngp) < 1e-12,
+                "{param:?} {p} nngp"
+            );
+            assert!(
+                common::rel_max(&got.ntk, &want.ntk) < 1e-12,
+                "{param:?} {p} ntk"
+            );
         }
     }
 }

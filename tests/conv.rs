@@ -221,18 +221,6 @@ fn parameter_jacobian_equals_finite_differences_of_the_naive_forward() {
     }
 }
 
-fn rel_max(a: &faer::Mat<f64>, b: &faer::Mat<f64>) -> f64 {
-    let mut e: f64 = 0.0;
-    let mut s: f64 = 0.0;
-    for i in 0..a.nrows() {
-        for j in 0..a.ncols() {
-            e = e.max((a[(i, j)] - b[(i, j)]).abs());
-            s = s.max(b[(i, j)].abs());
-        }
-    }
-    e / s
-}
-
 #[test]
 fn structured_conv_ntk_equals_the_naive_jacobian_gram() {
     for (name, cfg) in variants() {
@@ -249,21 +237,21 @@ fn structured_conv_ntk_equals_the_naive_jacobian_gram() {
         let s1 = backprop_signals(&net, &x1, n1).unwrap();
         let s2 = backprop_signals(&net, &x2, n2).unwrap();
         let got = ntk_from_signals(&net, &s1, &s2, KernelForm::Full).total();
-        assert!(rel_max(&got, &full_12) < 1e-10, "{name} full 12");
+        assert!(common::rel_max(&got, &full_12) < 1e-10, "{name} full 12");
         let got = ntk_from_signals(&net, &s1, &s1, KernelForm::Full).total();
-        assert!(rel_max(&got, &full_11) < 1e-10, "{name} full 11");
+        assert!(common::rel_max(&got, &full_11) < 1e-10, "{name} full 11");
         let got = ntk_from_signals(&net, &s1, &s2, KernelForm::Trace).total();
         assert!(
-            rel_max(&got, &trace_of_full(&full_12, k)) < 1e-10,
+            common::rel_max(&got, &trace_of_full(&full_12, k)) < 1e-10,
             "{name} trace"
         );
         let sb = backprop_signals_batched(&net, &x1, n1).unwrap();
         let got = ntk_from_signals(&net, &sb, &s2, KernelForm::Full).total();
-        assert!(rel_max(&got, &full_12) < 1e-10, "{name} batched");
+        assert!(common::rel_max(&got, &full_12) < 1e-10, "{name} batched");
         let head = s1.head(2);
         let got = ntk_from_signals(&net, &head, &s2, KernelForm::Full).total();
         let want = linalg::block(full_12.as_ref(), 0, 2 * k, 0, n2 * k);
-        assert!(rel_max(&got, &want) < 1e-10, "{name} head");
+        assert!(common::rel_max(&got, &want) < 1e-10, "{name} head");
     }
 }
 

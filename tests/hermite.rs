@@ -12,18 +12,6 @@ mod common;
 use ntk_dynamics::model::{Activation, Parametrization};
 use ntk_dynamics::ntk::analytic::{AnalyticConfig, MomentMethod};
 
-fn max_rel(a: &faer::Mat<f64>, b: &faer::Mat<f64>) -> f64 {
-    let mut e: f64 = 0.0;
-    let mut s: f64 = 0.0;
-    for i in 0..a.nrows() {
-        for j in 0..a.ncols() {
-            e = e.max((a[(i, j)] - b[(i, j)]).abs());
-            s = s.max(b[(i, j)].abs());
-        }
-    }
-    e / s
-}
-
 #[test]
 fn series_kernels_equal_high_order_quadrature_kernels() {
     let d = 6;
@@ -66,7 +54,10 @@ fn series_kernels_equal_high_order_quadrature_kernels() {
                             reference.kernels(&x1, n1, &x1, n1),
                         ),
                     ] {
-                        let (en, et) = (max_rel(&a.nngp, &b.nngp), max_rel(&a.ntk, &b.ntk));
+                        let (en, et) = (
+                            common::rel_max(&a.nngp, &b.nngp),
+                            common::rel_max(&a.ntk, &b.ntk),
+                        );
                         assert!(
                             en < 1e-10 && et < 1e-10,
                             "{act:?} {param:?} bias {bias} σ_w {w_std}: nngp {en:e}, ntk {et:e}"

@@ -358,6 +358,14 @@ impl IdxSpec {
 
 /// Decimal orders of magnitude an activation may grow by through the network before the
 /// precision overflows (f32 reaches 3.4e38, f64 1.8e308), with a margin.
+/// The first of `keys` that is set, refused with `allowed`.
+fn none_set(keys: &[(&str, bool)], allowed: &str) -> Result<()> {
+    match keys.iter().find(|(_, present)| *present) {
+        Some((key, _)) => Err(Error::value(key, "(set)", allowed)),
+        None => Ok(()),
+    }
+}
+
 fn headroom(p: crate::backend::Precision) -> f64 {
     match p {
         crate::backend::Precision::F32 => 30.0,
@@ -444,19 +452,14 @@ impl ModelSpec {
             return self.stack_architecture(name, image);
         }
         if name == ArchitectureName::Mlp {
-            for (key, present) in [
-                ("model.filter", self.filter.is_some()),
-                ("model.padding", self.padding.is_some()),
-                ("model.readout", self.readout.is_some()),
-            ] {
-                if present {
-                    return Err(Error::value(
-                        key,
-                        "(set)",
-                        "only with model.architecture = \"conv\"",
-                    ));
-                }
-            }
+            none_set(
+                &[
+                    ("model.filter", self.filter.is_some()),
+                    ("model.padding", self.padding.is_some()),
+                    ("model.readout", self.readout.is_some()),
+                ],
+                "only with model.architecture = \"conv\"",
+            )?;
             return Ok(Architecture::Mlp);
         }
         let image = ImageShape::from_array(required(
@@ -509,19 +512,14 @@ impl ModelSpec {
                 "only with model.architecture = \"conv\" (a dense stack ends in one dense layer to the outputs)",
             ));
         }
-        for (key, present) in [
-            ("model.depth", self.depth.is_some()),
-            ("model.filter", self.filter.is_some()),
-            ("model.padding", self.padding.is_some()),
-        ] {
-            if present {
-                return Err(Error::value(
-                    key,
-                    "(set)",
-                    "not with model.blocks: the stack gives each layer (filter, stride and padding in a { layer = \"conv\" } entry; depth is its number of dense layers and convolutions)",
-                ));
-            }
-        }
+        none_set(
+            &[
+                ("model.depth", self.depth.is_some()),
+                ("model.filter", self.filter.is_some()),
+                ("model.padding", self.padding.is_some()),
+            ],
+            "not with model.blocks: the stack gives each layer (filter, stride and padding in a { layer = \"conv\" } entry; depth is its number of dense layers and convolutions)",
+        )?;
         if self.parametrization == Some(Parametrization::Mup) {
             return Err(Error::value(
                 "model.parametrization",

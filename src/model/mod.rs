@@ -541,20 +541,7 @@ impl Network {
         let mut h = x;
         let last = self.shapes.len() - 1;
         for (l, (s, p)) in self.shapes.iter().zip(params).enumerate() {
-            let a = s.input.present(h);
-            let mut z = if s.weight_scale == 1.0 {
-                a.matmul(p.weight.clone())
-            } else {
-                a.matmul(p.weight.clone()).mul_scalar(s.weight_scale)
-            };
-            if let Some(b) = &p.bias {
-                let b = if s.bias_scale == 1.0 {
-                    b.clone()
-                } else {
-                    b.clone().mul_scalar(s.bias_scale)
-                };
-                z = z + b.unsqueeze::<2>();
-            }
+            let z = s.affine(p, s.input.present(h));
             h = if l == last {
                 z
             } else {

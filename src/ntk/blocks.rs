@@ -21,7 +21,6 @@
 //! Each input's own variances are taken from the same interpreter run on the pair (a, a), so a
 //! duplicated point gives `q q′ − K² = 0` exactly. Everything in f64.
 
-use faer::Mat;
 use rayon::prelude::*;
 
 use crate::model::blocks::{Op, Program, LAYER_NORM_EPS};
@@ -400,28 +399,12 @@ impl BlockKernelConfig {
         let q1 = own(x1, n1)?;
         let same = std::ptr::eq(x1, x2);
         let q2 = if same { q1.clone() } else { own(x2, n2)? };
-        let rows: Vec<Vec<(f64, f64)>> = (0..n1)
-            .into_par_iter()
-            .map(|i| {
-                (if same { i } else { 0 }..n2)
-                    .map(|j| {
-                        self.entry(
-                            (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
-                            (&q1[i], &q2[j]),
-                            stop,
-                        )
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let at = |i: usize, j: usize| match (same, i <= j) {
-            (false, _) => rows[i][j],
-            (true, true) => rows[i][j - i],
-            (true, false) => rows[j][i - j],
-        };
-        Some(AnalyticKernels {
-            nngp: Mat::from_fn(n1, n2, |i, j| at(i, j).0),
-            ntk: Mat::from_fn(n1, n2, |i, j| at(i, j).1),
+        crate::ntk::pairwise(n1, n2, same, |i, j| {
+            self.entry(
+                (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
+                (&q1[i], &q2[j]),
+                stop,
+            )
         })
     }
 

@@ -15,7 +15,6 @@
 //! `(1/P²) Σ_{p,p'} K(p, p')` and needs all position pairs (∝ P²). The final dense layer is the
 //! MLP's. Everything in f64; `q` is taken from the same arithmetic as `K(x, x)`'s diagonal.
 
-use faer::Mat;
 use rayon::prelude::*;
 
 pub use crate::model::layers::{Padding, Readout, Spatial};
@@ -373,29 +372,13 @@ impl ConvKernelConfig {
         // The same images on both sides: the kernel is symmetric bit for bit (the state of
         // (b, a) is the transpose of that of (a, b)), so only j ≥ i is computed.
         let same = std::ptr::eq(x1, x2);
-        let rows: Vec<Vec<(f64, f64)>> = (0..n1)
-            .into_par_iter()
-            .map(|i| {
-                (if same { i } else { 0 }..n2)
-                    .map(|j| {
-                        self.entry(
-                            &taps,
-                            (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
-                            (&q1[i], &q2[j]),
-                            stop,
-                        )
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let at = |i: usize, j: usize| match (same, i <= j) {
-            (false, _) => rows[i][j],
-            (true, true) => rows[i][j - i],
-            (true, false) => rows[j][i - j],
-        };
-        Some(AnalyticKernels {
-            nngp: Mat::from_fn(n1, n2, |i, j| at(i, j).0),
-            ntk: Mat::from_fn(n1, n2, |i, j| at(i, j).1),
+        crate::ntk::pairwise(n1, n2, same, |i, j| {
+            self.entry(
+                &taps,
+                (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
+                (&q1[i], &q2[j]),
+                stop,
+            )
         })
     }
 }

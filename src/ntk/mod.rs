@@ -10,6 +10,8 @@ pub mod empirical;
 pub mod hermite;
 pub mod quadrature;
 
+use faer::Mat;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::NetworkConfig;
@@ -76,6 +78,34 @@ pub fn first_layer_moment_arguments(
             vec![(layer(a, a), layer(b, b), layer(a, b))]
         }
     }
+}
+
+/// The kernel entries `entry(i, j)` of `n1 × n2` points, rows in parallel; with `same` (the rows'
+/// points are the columns') only `j ≥ i` is computed and mirrored, for kernels whose entries are
+/// symmetric bit for bit. `None` when an entry is (the computation was stopped).
+pub(crate) fn pairwise(
+    n1: usize,
+    n2: usize,
+    same: bool,
+    entry: impl Fn(usize, usize) -> Option<(f64, f64)> + Sync,
+) -> Option<AnalyticKernels> {
+    let rows: Vec<Vec<(f64, f64)>> = (0..n1)
+        .into_par_iter()
+        .map(|i| {
+            (if same { i } else { 0 }..n2)
+                .map(|j| entry(i, j))
+                .collect::<Option<Vec<_>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let at = |i: usize, j: usize| match (same, i <= j) {
+        (false, _) => rows[i][j],
+        (true, true) => rows[i][j - i],
+        (true, false) => rows[j][i - j],
+    };
+    Some(AnalyticKernels {
+        nngp: Mat::from_fn(n1, n2, |i, j| at(i, j).0),
+        ntk: Mat::from_fn(n1, n2, |i, j| at(i, j).1),
+    })
 }
 
 /// How a multi-output kernel is represented.

@@ -47,6 +47,19 @@ pub fn spawn_into(cfg: &Path, out: &Path) -> std::process::Child {
         .expect("start experiment")
 }
 
+/// Largest |a − b| over the largest |b| (matrices of the same shape).
+pub fn rel_max(a: &faer::Mat<f64>, b: &faer::Mat<f64>) -> f64 {
+    let mut e: f64 = 0.0;
+    let mut s: f64 = 0.0;
+    for i in 0..a.nrows() {
+        for j in 0..a.ncols() {
+            e = e.max((a[(i, j)] - b[(i, j)]).abs());
+            s = s.max(b[(i, j)].abs());
+        }
+    }
+    e / s
+}
+
 /// Standard error of a finished process.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
