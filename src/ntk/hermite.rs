@@ -43,6 +43,10 @@ pub struct Series {
     derivative: Vec<f64>,
     /// Terms after which both tails are below [`TAIL_RTOL`].
     len: usize,
+    /// The variance q, and `(E[φ(√q z)²], E[φ′(√q z)²])` from the same quadrature (the
+    /// moments of a point with itself, which need no series).
+    q: f64,
+    second_moments: (f64, f64),
 }
 
 /// Nodes and Gaussian weights `w_i·N(z_i)` of the coefficient integrals (computed once).
@@ -131,13 +135,22 @@ impl Series {
             value,
             derivative,
             len,
+            q,
+            second_moments: (ev, ed),
         })
     }
 
     /// `(E[φ(u)φ(v)], E[φ′(u)φ′(v)])` for the points of the series `self` (variance q) and
-    /// `other` (q′) at correlation `rho` (clamped to [−1, 1]).
+    /// `other` (q′) at correlation `rho` (clamped to [−1, 1]); at ρ = 1 (to round-off) and
+    /// q = q′, the same random variable, the second moments themselves.
     pub fn moments(&self, other: &Series, rho: f64) -> (f64, f64) {
         let rho = rho.clamp(-1.0, 1.0);
+        if rho >= 1.0 - 4.0 * f64::EPSILON && self.q == other.q {
+            // u = v (ρ = k/√(q·q) with k = q can round a few ulps below 1): E[φ(u)²] itself,
+            // which the series would miss by its tail; at ρ = 1 − 4ε the exact moment differs
+            // from it by about 4ε·E[φ′(u)²]·q.
+            return self.second_moments;
+        }
         // Both tails are below the tolerance after the longer of the two lengths (rounded up to
         // whole chunks: more terms only shorten the tail). Four interleaved chains of powers
         // and partial sums, so that the loop vectorises.
