@@ -74,6 +74,16 @@ pub enum Readout {
     GlobalAvgPool,
 }
 
+impl Readout {
+    /// The readout in words ("flatten", "global average pool").
+    pub fn words(self) -> &'static str {
+        match self {
+            Readout::Flatten => "flatten",
+            Readout::GlobalAvgPool => "global average pool",
+        }
+    }
+}
+
 /// Height and width of a feature map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spatial {

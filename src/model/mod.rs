@@ -324,10 +324,7 @@ impl NetworkConfig {
                 "conv net, {} channels: {} → {} → dense({}) on {}×{}×{} images (act = {act})",
                 m.width,
                 blocks::describe(b),
-                match c.readout {
-                    layers::Readout::Flatten => "flatten",
-                    layers::Readout::GlobalAvgPool => "global average pool",
-                },
+                c.readout.words(),
                 self.n_outputs,
                 c.image.height,
                 c.image.width,
@@ -358,10 +355,7 @@ impl NetworkConfig {
                     layers::Padding::Same => "same",
                     layers::Padding::Valid => "valid",
                 },
-                match c.readout {
-                    layers::Readout::Flatten => "flatten",
-                    layers::Readout::GlobalAvgPool => "global average pool",
-                },
+                c.readout.words(),
                 self.n_outputs,
                 c.image.height,
                 c.image.width,
