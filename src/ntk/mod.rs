@@ -27,33 +27,28 @@ pub fn analytic_kernels_until(
     (x2, n2): (&[f64], usize),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Option<AnalyticKernels> {
-    if let Some(b) =
-        blocks::BlockKernelConfig::of_network(arch, MomentMethod::Auto(quadrature_order))
-    {
-        if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 {
-            let square = b.kernels_until(x2, n2, x2, n2, stop)?;
-            let rest = b.kernels_until(&x1[x2.len()..], n1 - n2, x2, n2, stop)?;
-            return Some(AnalyticKernels {
-                nngp: crate::linalg::stack_rows(square.nngp.as_ref(), rest.nngp.as_ref()),
-                ntk: crate::linalg::stack_rows(square.ntk.as_ref(), rest.ntk.as_ref()),
-            });
+    type Kernels<'a> = dyn Fn(&[f64], usize, &[f64], usize) -> Option<AnalyticKernels> + 'a;
+    let method = MomentMethod::Auto(quadrature_order);
+    let stack = blocks::BlockKernelConfig::of_network(arch, method);
+    let conv = conv::ConvKernelConfig::of_network(arch, method);
+    let symmetric: &Kernels = match (&stack, &conv) {
+        (Some(b), _) => &|a, na, c, nc| b.kernels_until(a, na, c, nc, stop),
+        (None, Some(c)) => &|a, na, x, nx| c.kernels_until(a, na, x, nx, stop),
+        (None, None) => {
+            return AnalyticConfig::new(arch, quadrature_order).kernels_until(x1, n1, x2, n2, stop)
         }
-        return b.kernels_until(x1, n1, x2, n2, stop);
+    };
+    // Rows that begin with the columns' points (all points × training points): the square
+    // block is symmetric and computed once per pair, then the remaining rows.
+    if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 {
+        let square = symmetric(x2, n2, x2, n2)?;
+        let rest = symmetric(&x1[x2.len()..], n1 - n2, x2, n2)?;
+        return Some(AnalyticKernels {
+            nngp: crate::linalg::stack_rows(square.nngp.as_ref(), rest.nngp.as_ref()),
+            ntk: crate::linalg::stack_rows(square.ntk.as_ref(), rest.ntk.as_ref()),
+        });
     }
-    match conv::ConvKernelConfig::of_network(arch, MomentMethod::Auto(quadrature_order)) {
-        // Rows that begin with the columns' points (all points × training points): the square
-        // block is symmetric and computed once per pair, then the remaining rows.
-        Some(c) if n2 > 0 && n1 > n2 && x1[..x2.len()] == *x2 => {
-            let square = c.kernels_until(x2, n2, x2, n2, stop)?;
-            let rest = c.kernels_until(&x1[x2.len()..], n1 - n2, x2, n2, stop)?;
-            Some(AnalyticKernels {
-                nngp: crate::linalg::stack_rows(square.nngp.as_ref(), rest.nngp.as_ref()),
-                ntk: crate::linalg::stack_rows(square.ntk.as_ref(), rest.ntk.as_ref()),
-            })
-        }
-        Some(c) => c.kernels_until(x1, n1, x2, n2, stop),
-        None => AnalyticConfig::new(arch, quadrature_order).kernels_until(x1, n1, x2, n2, stop),
-    }
+    symmetric(x1, n1, x2, n2)
 }
 
 /// The Gaussian-moment arguments `(q, q', k)` of the first hidden layer for the points `a` and
