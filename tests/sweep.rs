@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_into, stderr, sweep_toml, tiny_sine_toml};
+use common::{read_json, run_bin, run_into, stderr, sweep_toml, tiny_sine_toml};
 use ntk_dynamics::config::sweep;
 use ntk_dynamics::metrics::{loglog_fit, Phase, PhaseEvidence};
 use ntk_dynamics::pipeline;
@@ -95,6 +95,17 @@ fn fitted_slopes_recover_known_exponents() {
     );
     for (_, _, local) in &f.local_slopes {
         assert!((local - mean).abs() < 1e-12, "local slope {local}");
+    }
+    // The figure's band: every seed's line is log y = log 2 + e_s·log x, so at x its values
+    // are log 2 + e_s·log x, and the band is their t-interval mapped back by exp.
+    for x in [64.0f64, 300.0, 1024.0] {
+        let at: Vec<f64> = exps.iter().map(|e| 2f64.ln() + e * x.ln()).collect();
+        let m = at.iter().sum::<f64>() / 5.0;
+        let sd_at = (at.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 4.0).sqrt();
+        let h = 2.776_445_105 * sd_at / 5f64.sqrt();
+        let (lo, hi) = f.band_at(x).unwrap();
+        assert!(((lo.ln() - (m - h)) / h).abs() < 1e-7, "{x}: {lo}");
+        assert!(((hi.ln() - (m + h)) / h).abs() < 1e-7, "{x}: {hi}");
     }
     // exact power law: exact slope, zero-width interval
     let x = [1.0, 2.0, 4.0, 8.0];
@@ -319,6 +330,49 @@ fn width_by_learning_rate_sweep_draws_phases_and_a_phase_diagram() {
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4);
     assert!(csv.contains(",lazy,") && !csv.lines().skip(1).all(|l| l.contains(",lazy,")));
+    replot_redraws_the_same_figures(&out);
+}
+
+/// `--replot` draws a sweep's figures from its stored files (sweep.json, then the curves from
+/// the stored rows, or from each point's metrics.csv when the rows are gone) byte for byte as
+/// the sweep drew them from its records in memory, and writes sweep.md unchanged.
+fn replot_redraws_the_same_figures(out: &Path) {
+    let names = [
+        "phases.png",
+        "phase_diagram.png",
+        "scaling.png",
+        "figures.png",
+        "sweep.md",
+    ];
+    let before: Vec<Vec<u8>> = names
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
+    for drop_rows in [false, true] {
+        if drop_rows {
+            std::fs::remove_dir_all(out.join("rows")).unwrap();
+        }
+        let o = run_bin(&["--replot", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for (f, b) in names.iter().zip(&before) {
+            assert!(
+                std::fs::read(out.join(f)).unwrap() == *b,
+                "{f} differs after --replot (rows removed: {drop_rows})"
+            );
+        }
+        let record = read_json(&out.join("replot.json"));
+        assert!(record["files_sha256"]["phases.png"].is_string());
+    }
+    // A single run's directory is refused with the reason.
+    let point = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("report.json").is_file())
+        .unwrap()
+        .path();
+    let o = run_bin(&["--replot", point.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a single run"), "{}", stderr(&o));
 }
 
 #[test]

@@ -74,6 +74,14 @@ struct Cli {
         conflicts_with_all = ["config", "shard", "slurm", "kernel_shard", "seed", "out"]
     )]
     collect: Option<PathBuf>,
+    /// Redraw a sweep directory's figures (and its sweep.md) from its stored files with this
+    /// build's figure code, re-running nothing; replot.json records what was redrawn.
+    #[arg(
+        long,
+        value_name = "SWEEP_DIR",
+        conflicts_with_all = ["config", "collect", "verify", "shard", "slurm", "kernel_shard", "seed", "out", "estimate", "force"]
+    )]
+    replot: Option<PathBuf>,
     /// Sweeps: write <--out>/slurm/sweep.sbatch and submit it with sbatch as a job array (one
     /// task per shard); resubmitting runs only points that are missing or failed.
     #[arg(long)]
@@ -210,6 +218,16 @@ fn real_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &cli.collect {
         return collect(dir, cli.quiet);
+    }
+    if let Some(dir) = &cli.replot {
+        let done = ntk_dynamics::pipeline::replot::replot(dir)?;
+        if !cli.quiet {
+            println!("redrawn in {}: {}", dir.display(), done.written.join(", "));
+            if !done.removed.is_empty() {
+                println!("removed (no longer drawn): {}", done.removed.join(", "));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let path = cli
         .config

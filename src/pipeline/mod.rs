@@ -3,6 +3,7 @@
 //! ([`sweep`]).
 
 pub mod kernel_shards;
+pub mod replot;
 mod row_check;
 pub mod slurm;
 pub mod sweep;

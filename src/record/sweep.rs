@@ -314,6 +314,10 @@ pub struct PowerLawFit {
     pub intercept: f64,
     /// The per-seed slopes.
     pub seed_slopes: Vec<f64>,
+    /// The per-seed intercepts of log y on log x, in the order of `seed_slopes` (not written:
+    /// the figures' confidence band of the fitted line is drawn from them).
+    #[serde(skip)]
+    pub seed_intercepts: Vec<f64>,
     /// Slopes between neighbouring x values of the mean over seeds of log y:
     /// `(x_lo, x_hi, slope)` (a bending curve shows here, not in one exponent).
     pub local_slopes: Vec<(f64, f64, f64)>,
@@ -322,6 +326,27 @@ pub struct PowerLawFit {
     pub per_x: Vec<(f64, f64, f64, f64)>,
     /// Runs used.
     pub n: usize,
+}
+
+impl PowerLawFit {
+    /// The 95 % t-interval, over seeds, of the fitted power law at `x`: each seed's fitted line
+    /// `a_s + b_s·log x` evaluated at `x`, Student's t (seeds − 1 degrees of freedom) on their
+    /// mean, mapped back by `exp`. A pointwise confidence band of the mean fit (narrowest near
+    /// the seeds' common pivot, wider where their slopes disagree); None with fewer than two
+    /// seeds.
+    pub fn band_at(&self, x: f64) -> Option<(f64, f64)> {
+        if self.seed_slopes.len() < 2 || self.seed_intercepts.len() != self.seed_slopes.len() {
+            return None;
+        }
+        let at: Vec<f64> = self
+            .seed_slopes
+            .iter()
+            .zip(&self.seed_intercepts)
+            .map(|(b, a)| a + b * x.ln())
+            .collect();
+        let (m, h) = metrics::stats::mean_ci95(&at);
+        h.is_finite().then(|| ((m - h).exp(), (m + h).exp()))
+    }
 }
 
 /// Value of `key` in a row, if swept.
@@ -426,6 +451,7 @@ fn fit_one(
         ci95,
         intercept: intercepts.iter().sum::<f64>() / intercepts.len() as f64,
         seed_slopes: slopes,
+        seed_intercepts: intercepts,
         local_slopes,
         per_x,
         n: points.len(),

@@ -81,8 +81,12 @@ pub fn write_run(
     Ok(hashes)
 }
 
+/// Figures from which on a contact sheet (`figures.png`) is drawn.
+pub const CONTACT_SHEET_MIN_FIGURES: usize = 3;
+
 /// Every plot (under its file stem) in every requested format, plus `figures.png`, the contact
-/// sheet of the PNGs (what a person opens first), as `(file name, bytes)`.
+/// sheet of the PNGs (what a person opens first) when there are at least
+/// [`CONTACT_SHEET_MIN_FIGURES`] of them, as `(file name, bytes)`.
 pub fn render_plots(
     dir: &Path,
     title: &str,
@@ -102,7 +106,8 @@ pub fn render_plots(
         .filter(|(n, _)| n.ends_with(".png"))
         .cloned()
         .collect();
-    if !pngs.is_empty() {
+    // A contact sheet of one or two figures only repeats them at a smaller size.
+    if pngs.len() >= CONTACT_SHEET_MIN_FIGURES {
         let sheet = plot::contact_sheet(&dir.join("figures.png"), title, &pngs)?;
         out.push(("figures.png".into(), sheet));
     }

@@ -12,7 +12,7 @@ use crate::record::columns::{Column, Figure, GapFigure, Split};
 use crate::record::sweep::{fit_power_laws, PointStatus, PowerLawFit, StoredRow, SweepRow};
 use crate::record::Track;
 use crate::report::io::{mark_complete, write_atomic};
-use crate::report::plot::sweep_charts;
+use crate::report::plot::{sweep_charts, Plot};
 use crate::report::tables::fmt_f64;
 use crate::{Error, Result};
 
@@ -145,22 +145,56 @@ pub fn write_sweep(
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<PowerLawFit>> {
     write_atomic(&dir.join("sweep.csv"), sweep_csv(rows).as_bytes())?;
-    let fits = if sweep.varies(Axis::Width) {
-        // Only completed points are fitted: an interrupted run stopped early.
-        let done: Vec<SweepRow> = rows
-            .iter()
-            .filter(|r| r.status.is_completed())
-            .cloned()
-            .collect();
-        fit_power_laws(&done, Axis::Width.key(), &scaling_figures(&done))
-    } else {
-        Vec::new()
-    };
+    let fits = sweep_fits(sweep, rows);
+    write_sweep_figures(dir, sweep, rows, &fits)?;
+    let vary: serde_json::Map<_, _> = sweep
+        .spec
+        .vary
+        .iter()
+        .map(|(k, v)| {
+            let values: Vec<String> = v.iter().map(value_text).collect();
+            (k.clone(), serde_json::json!(values))
+        })
+        .collect();
+    let mut json =
+        serde_json::json!({"name": sweep.base.name, "points": rows, "fits": fits, "vary": vary});
+    if let serde_json::Value::Object(m) = &mut json {
+        m.extend(extra);
+    }
+    write_atomic(
+        &dir.join("sweep.json"),
+        (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
+    )?;
+    if !rows
+        .iter()
+        .any(|r| matches!(r.status, PointStatus::Missing(_)))
+    {
+        mark_complete(dir)?;
+    }
+    Ok(fits)
+}
+
+/// The power-law fits against width of a sweep that varies it (completed points only: an
+/// interrupted run stopped early); none otherwise.
+pub fn sweep_fits(sweep: &Sweep, rows: &[SweepRow]) -> Vec<PowerLawFit> {
+    if !sweep.varies(Axis::Width) {
+        return Vec::new();
+    }
+    let done: Vec<SweepRow> = rows
+        .iter()
+        .filter(|r| r.status.is_completed())
+        .cloned()
+        .collect();
+    fit_power_laws(&done, Axis::Width.key(), &scaling_figures(&done))
+}
+
+/// The figures that apply to a sweep, as `(file stem, plot)`.
+pub fn sweep_plots(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> Vec<(String, Plot)> {
     let mut figures = Vec::new();
     if sweep.varies(Axis::Width) && !fits.is_empty() {
         figures.push((
             "scaling".to_string(),
-            sweep_charts::scaling_plot(sweep, &fits),
+            sweep_charts::scaling_plot(sweep, rows, fits),
         ));
     }
     let text_rows = rows.iter().any(|r| {
@@ -191,33 +225,26 @@ pub fn write_sweep(
     if sweep.varies(Axis::LabelNoise) {
         figures.push(("noise".into(), sweep_charts::noise_plot(sweep, rows)));
     }
+    figures
+}
+
+/// Draws a sweep's figures into `dir` and writes `sweep.md`, which lists them; returns the
+/// names of the figure files written.
+pub fn write_sweep_figures(
+    dir: &Path,
+    sweep: &Sweep,
+    rows: &[SweepRow],
+    fits: &[PowerLawFit],
+) -> Result<Vec<String>> {
     let charts = crate::report::render_plots(
         dir,
         &format!("{}: sweep figures", sweep.base.name),
-        figures,
+        sweep_plots(sweep, rows, fits),
         &sweep.base.outputs.formats,
     )?;
     for (name, bytes) in &charts {
         write_atomic(&dir.join(name), bytes)?;
     }
-    let vary: serde_json::Map<_, _> = sweep
-        .spec
-        .vary
-        .iter()
-        .map(|(k, v)| {
-            let values: Vec<String> = v.iter().map(value_text).collect();
-            (k.clone(), serde_json::json!(values))
-        })
-        .collect();
-    let mut json =
-        serde_json::json!({"name": sweep.base.name, "points": rows, "fits": fits, "vary": vary});
-    if let serde_json::Value::Object(m) = &mut json {
-        m.extend(extra);
-    }
-    write_atomic(
-        &dir.join("sweep.json"),
-        (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
-    )?;
     let names: Vec<&str> = charts
         .iter()
         .map(|(n, _)| n.as_str())
@@ -225,15 +252,9 @@ pub fn write_sweep(
         .collect();
     write_atomic(
         &dir.join("sweep.md"),
-        sweep_md(sweep, rows, &fits, &names).as_bytes(),
+        sweep_md(sweep, rows, fits, &names).as_bytes(),
     )?;
-    if !rows
-        .iter()
-        .any(|r| matches!(r.status, PointStatus::Missing(_)))
-    {
-        mark_complete(dir)?;
-    }
-    Ok(fits)
+    Ok(charts.into_iter().map(|(n, _)| n).collect())
 }
 
 fn sweep_md(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit], plots: &[&str]) -> String {

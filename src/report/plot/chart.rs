@@ -14,6 +14,9 @@ pub enum Stroke {
     Dashed,
     /// Markers only.
     Markers,
+    /// A dotted line: another reading of the same series (e.g. t = ∞, or early stopped),
+    /// never the test split, which is dashed.
+    Dotted,
 }
 
 /// One line (or marker set) of a chart.
@@ -44,6 +47,20 @@ pub enum Marker {
     Dot,
     /// An open ring.
     Ring,
+    /// A diagonal cross (×), e.g. where a run diverged.
+    Cross,
+}
+
+/// A shaded vertical strip of the plotting area behind the data, with a legend entry (e.g. the
+/// range of learning rates where runs were in one phase).
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// Its x range.
+    pub x: (f64, f64),
+    /// Fill colour (drawn light).
+    pub color: RGBColor,
+    /// Legend label (empty: no entry).
+    pub label: String,
 }
 
 impl Series {
@@ -91,6 +108,34 @@ impl Series {
         self
     }
 
+    /// Drawn as markers of this shape only.
+    pub fn markers_of(mut self, marker: Marker) -> Self {
+        self.style = Stroke::Markers;
+        self.marker = Some(marker);
+        self
+    }
+
+    /// With this line width in pixels.
+    pub fn with_width(mut self, width: u32) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Drawn dotted.
+    pub fn dotted(mut self) -> Self {
+        self.style = Stroke::Dotted;
+        self
+    }
+
+    /// Dotted when `yes`.
+    pub fn dotted_if(self, yes: bool) -> Self {
+        if yes {
+            self.dotted()
+        } else {
+            self
+        }
+    }
+
     /// Dashed when `yes`.
     pub fn dashed_if(self, yes: bool) -> Self {
         if yes {
@@ -124,6 +169,11 @@ pub struct LineChart {
     /// The x values labelled on a log x axis (empty: plotters' own choice, which labels only
     /// powers of ten).
     pub x_ticks: Vec<f64>,
+    /// Shaded vertical strips behind the data.
+    pub regions: Vec<Region>,
+    /// A fixed y range `(low, high)` instead of the data's: values beyond it are clipped (the
+    /// chart marks them itself, e.g. with crosses on the edge).
+    pub y_range: Option<(f64, f64)>,
 }
 
 impl LineChart {
@@ -143,12 +193,30 @@ impl LineChart {
             hlines: Vec::new(),
             floor: None,
             x_ticks: Vec::new(),
+            regions: Vec::new(),
+            y_range: None,
         }
     }
 
     /// Labels exactly these x values on a log x axis (e.g. the swept sizes).
     pub fn with_x_ticks(mut self, ticks: Vec<f64>) -> Self {
         self.x_ticks = ticks;
+        self
+    }
+
+    /// With a shaded vertical strip (see [`Region`]).
+    pub fn with_region(mut self, x: (f64, f64), color: RGBColor, label: impl Into<String>) -> Self {
+        self.regions.push(Region {
+            x,
+            color,
+            label: label.into(),
+        });
+        self
+    }
+
+    /// With a fixed y range (see [`LineChart::y_range`]).
+    pub fn with_y_range(mut self, low: f64, high: f64) -> Self {
+        self.y_range = Some((low, high));
         self
     }
 

@@ -64,6 +64,7 @@ pub fn legend_size(spec: &LineChart) -> (f64, f64) {
         .series
         .iter()
         .map(|s| s.label.as_str())
+        .chain(spec.regions.iter().map(|r| r.label.as_str()))
         .chain(spec.hlines.iter().map(|h| h.1.as_str()))
         .chain(spec.floor.iter().map(|f| f.1.as_str()))
         .filter(|l| !l.is_empty())

@@ -106,7 +106,7 @@ pub fn draw_line_chart<DB: DrawingBackend>(
             .filter(|&p| usable(p, spec.log_x, spec.log_y))
     };
     let (x0, x1) = range(pts().map(|p| p.0), spec.log_x);
-    let (mut y0, y1) = range(
+    let (mut y0, mut y1) = range(
         pts().map(|p| p.1).filter(|&y| above(y)).chain(
             spec.hlines
                 .iter()
@@ -115,6 +115,10 @@ pub fn draw_line_chart<DB: DrawingBackend>(
         ),
         spec.log_y,
     );
+    if let Some((lo, hi)) = spec.y_range {
+        y0 = lo;
+        y1 = hi;
+    }
     let clamped;
     let spec = match (floor, &spec.floor) {
         (Some(f), Some((_, label))) if spec.log_y => {
@@ -146,6 +150,16 @@ pub fn draw_line_chart<DB: DrawingBackend>(
     draw_scaled(area, spec, (x0, x1), (y0, y1), zero, corner)
 }
 
+/// A chart's data ranges and how its axes are labelled: x and y spans, the magnitude below
+/// which a linear tick reads 0 on each axis, and the legend's corner.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+    zero: (f64, f64),
+    corner: usize,
+}
+
 /// Scatter-only charts (few points) get headroom at the top for the legend: the x range and
 /// the top of the y range.
 fn scatter_headroom(
@@ -161,7 +175,9 @@ fn scatter_headroom(
     } else {
         (x0 - 0.1 * (x1 - x0), x1 + 0.1 * (x1 - x0))
     };
-    let y1 = if spec.log_y {
+    let y1 = if spec.y_range.is_some() {
+        y1
+    } else if spec.log_y {
         y1 * (y1 / y0).powf(0.6)
     } else {
         y1 + 0.6 * (y1 - y0)
@@ -185,31 +201,34 @@ fn draw_scaled<DB: DrawingBackend>(
         spec.x_ticks.clone()
     };
     let yt = log_ticks(y0, y1);
+    let f = Frame {
+        x: (x0, x1),
+        y: (y0, y1),
+        zero,
+        corner,
+    };
     match (spec.log_x, spec.log_y) {
-        (false, false) => draw_on(area, spec, x0..x1, y0..y1, zero, corner),
+        (false, false) => draw_on(area, spec, x0..x1, y0..y1, f),
         (false, true) => draw_on(
             area,
             spec,
             x0..x1,
             (y0..y1).log_scale().with_key_points(yt),
-            zero,
-            corner,
+            f,
         ),
         (true, false) => draw_on(
             area,
             spec,
             (x0..x1).log_scale().with_key_points(xt),
             y0..y1,
-            zero,
-            corner,
+            f,
         ),
         (true, true) => draw_on(
             area,
             spec,
             (x0..x1).log_scale().with_key_points(xt),
             (y0..y1).log_scale().with_key_points(yt),
-            zero,
-            corner,
+            f,
         ),
     }
 }
@@ -220,8 +239,7 @@ fn draw_on<DB, XR, YR>(
     spec: &LineChart,
     xr: XR,
     yr: YR,
-    zero: (f64, f64),
-    corner: usize,
+    frame: Frame,
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend,
@@ -244,12 +262,13 @@ where
         .y_desc(&spec.y_label)
         .x_labels(8)
         .y_labels(8)
-        .x_label_formatter(&|v| tick_label(if v.abs() < zero.0 { 0.0 } else { *v }))
-        .y_label_formatter(&|v| tick_label(if v.abs() < zero.1 { 0.0 } else { *v }))
+        .x_label_formatter(&|v| tick_label(if v.abs() < frame.zero.0 { 0.0 } else { *v }))
+        .y_label_formatter(&|v| tick_label(if v.abs() < frame.zero.1 { 0.0 } else { *v }))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .draw()
         .map_err(e)?;
+    draw_regions(&mut chart, spec, frame)?;
     for s in &spec.series {
         draw_series(&mut chart, s, (spec.log_x, spec.log_y))?;
     }
@@ -257,7 +276,8 @@ where
         draw_point_marks(&mut chart, s, (spec.log_x, spec.log_y))?;
     }
     draw_reference_lines(&mut chart, spec)?;
-    let legend_at = super::legend::position(corner, chart.plotting_area().dim_in_pixel(), spec);
+    let legend_at =
+        super::legend::position(frame.corner, chart.plotting_area().dim_in_pixel(), spec);
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -334,15 +354,7 @@ where
         });
     chart.draw_series(bars).map_err(e)?;
     match s.style {
-        Stroke::Markers => {
-            let anno = chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(e)?;
-            if !s.label.is_empty() {
-                anno.label(&s.label)
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-            }
-        }
+        Stroke::Markers => draw_markers(chart, s, &points)?,
         Stroke::Dashed => {
             let style = ShapeStyle::from(&color).stroke_width(s.width);
             let anno = chart
@@ -351,6 +363,21 @@ where
             if !s.label.is_empty() {
                 anno.label(&s.label)
                     .legend(move |(x, y)| dashed_key!(x, y, style));
+            }
+        }
+        Stroke::Dotted => {
+            let style = ShapeStyle::from(&color).stroke_width(s.width);
+            let anno = chart
+                .draw_series(DashedLineSeries::new(points, 2, 4, style))
+                .map_err(e)?;
+            if !s.label.is_empty() {
+                anno.label(&s.label).legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (2, 0)], style)
+                        + PathElement::new(vec![(6, 0), (8, 0)], style)
+                        + PathElement::new(vec![(12, 0), (14, 0)], style)
+                        + PathElement::new(vec![(18, 0), (20, 0)], style)
+                });
             }
         }
         Stroke::Solid => {
@@ -396,6 +423,85 @@ where
             chart
                 .draw_series(points.map(|p| Circle::new(p, 5, ring)))
                 .map_err(e)?;
+        }
+        (_, Some(Marker::Cross)) => {
+            let cross = s.color.stroke_width(2);
+            chart
+                .draw_series(points.map(|p| Cross::new(p, 5, cross)))
+                .map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws a marker-only series in its marker's shape (a filled dot unless it names another),
+/// with a legend key of that shape.
+fn draw_markers<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    s: &Series,
+    points: &[(f64, f64)],
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let e = drawing_error;
+    let color = s.color;
+    let stroke = color.stroke_width(2);
+    let anno = match s.marker {
+        None | Some(Marker::Dot) => chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(e)?,
+        Some(Marker::Ring) => chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 5, stroke)))
+            .map_err(e)?,
+        Some(Marker::Cross) => chart
+            .draw_series(points.iter().map(|&p| Cross::new(p, 6, stroke)))
+            .map_err(e)?,
+    };
+    if !s.label.is_empty() {
+        let marker = s.marker;
+        anno.label(&s.label)
+            .legend(move |(x, y)| -> DynElement<'static, _, _> {
+                match marker {
+                    None | Some(Marker::Dot) => {
+                        Circle::new((x + 10, y), 4, color.filled()).into_dyn()
+                    }
+                    Some(Marker::Ring) => Circle::new((x + 10, y), 5, stroke).into_dyn(),
+                    Some(Marker::Cross) => Cross::new((x + 10, y), 6, stroke).into_dyn(),
+                }
+            });
+    }
+    Ok(())
+}
+
+/// Draws the chart's shaded strips across the whole y range, each with a square legend key.
+fn draw_regions<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    spec: &LineChart,
+    frame: Frame,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for r in &spec.regions {
+        let (a, b) = (r.x.0.max(frame.x.0), r.x.1.min(frame.x.1));
+        if a.partial_cmp(&b) != Some(std::cmp::Ordering::Less) {
+            continue;
+        }
+        let fill = r.color.mix(0.16).filled();
+        let anno = chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, frame.y.0), (b, frame.y.1)],
+                fill,
+            )))
+            .map_err(drawing_error)?;
+        if !r.label.is_empty() {
+            anno.label(&r.label)
+                .legend(move |(x, y)| Rectangle::new([(x + 2, y - 6), (x + 18, y + 6)], fill));
         }
     }
     Ok(())

@@ -27,6 +27,10 @@ pub use heatmap::{ColorScale, HeatMap};
 use crate::record::Track;
 use crate::{Error, Result};
 
+/// The revision of the figure code: raised whenever a figure is drawn differently, so that a
+/// record says which drawing its figures are (1: before `--replot` existed).
+pub const FIGURE_STYLE: u32 = 2;
+
 /// The font family of every text (registered from the embedded DejaVu Sans).
 pub const FONT: &str = "DejaVu Sans";
 
@@ -62,6 +66,29 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
 ];
+
+/// A perceptually uniform sequential colour (matplotlib's viridis, piecewise linear between
+/// five of its colours) at `t` in [0, 1]; the bright yellow end is left out (`t` is mapped to
+/// [0, 0.85]) so that every colour reads on white.
+pub fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 5] = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.25, [59.0, 82.0, 139.0]),
+        (0.5, [33.0, 145.0, 140.0]),
+        (0.75, [94.0, 201.0, 98.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0) * 0.85
+    } else {
+        0.0
+    };
+    let i = STOPS.iter().rposition(|s| s.0 <= t).unwrap_or(0).min(3);
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let f = (t - a.0) / (b.0 - a.0);
+    let c = |k: usize| (a.1[k] + f * (b.1[k] - a.1[k])).round() as u8;
+    RGBColor(c(0), c(1), c(2))
+}
 
 /// How a paired series is labelled and which column it reads, per track.
 pub type SeriesOf<'a> = (

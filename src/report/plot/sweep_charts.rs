@@ -9,7 +9,7 @@ use super::{track_color, LineChart, Marker, Plot, Series, PALETTE};
 use crate::config::sweep::{value_text, Axis, Sweep};
 use crate::metrics::stats::mean_ci95;
 use crate::metrics::Phase;
-use crate::record::columns::{Column, Figure, Split};
+use crate::record::columns::{Column, Figure, GapFigure, Split};
 use crate::record::sweep::{PowerLawFit, SweepRow};
 use crate::record::Track;
 
@@ -37,82 +37,199 @@ pub const SCALING_FIGURES: [(Figure, &str); 5] = [
     ),
 ];
 
-/// One panel per figure: the geometric mean over seeds per width with its 95 % interval, the
-/// per-seed fit (mean exponent) with a band for the exponent's interval (pivoted at the mean log
-/// width), and reference slopes −1/2 and −1 through the first mean.
-pub fn scaling_plot(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
+/// The ensemble-vs-GP gap figures an ensemble width sweep fits, with their axis descriptions.
+fn gap_panels(fits: &[PowerLawFit]) -> Vec<(Figure, String)> {
+    let mut out = Vec::new();
+    for t in [Track::Network, Track::Linearized] {
+        for (gap, desc) in [
+            (
+                GapFigure::MeanGap,
+                "RMSE(ensemble mean, NTK-GP mean)/RMS(y), test",
+            ),
+            (
+                GapFigure::VarLogRatioRms,
+                "RMS over test points of log(ensemble var/GP var)",
+            ),
+        ] {
+            let fig = Figure::EnsembleGap(t, gap);
+            if fits.iter().any(|f| f.figure == fig) {
+                out.push((fig, desc.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Sideways offset (natural log of the x factor) between neighbouring groups' error bars on a
+/// log x axis: about 7 pixels over two decades.
+const DODGE_LN: f64 = 0.035;
+
+/// Factor on x of the single seeds' rings beside their mean's dot and bar (about 5 pixels to
+/// the left over two decades), so that the bar stays readable.
+const SEED_OFFSET: f64 = 0.975;
+
+/// One panel per fitted figure (and, in an ensemble sweep, the ensemble-vs-GP gaps): per group,
+/// each seed's value (rings), the geometric mean over seeds with the 95 % t-interval of the
+/// mean of log y (dots, bars; none with one seed), the mean of the per-seed power-law fits with
+/// the pointwise 95 % t-interval of those fitted lines as its band, and reference slopes −1/2
+/// and −1 through the first mean. Groups' points are offset sideways so that their bars do not
+/// overlap.
+pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> Plot {
     let mut groups: Vec<Option<String>> = Vec::new();
     for f in fits {
         if !groups.contains(&f.group) {
             groups.push(f.group.clone());
         }
     }
-    let charts = SCALING_FIGURES
+    let group_key = sweep
+        .spec
+        .vary
+        .keys()
+        .find(|k| k.as_str() != Axis::Width.key())
+        .cloned();
+    let panels: Vec<(Figure, String)> = SCALING_FIGURES
         .iter()
+        .map(|(f, d)| (*f, d.to_string()))
+        .chain(gap_panels(fits))
         .filter(|(fig, _)| fits.iter().any(|f| f.figure == *fig))
+        .collect();
+    let charts = panels
+        .iter()
         .map(|(fig, desc)| {
-            let mut series = Vec::new();
+            let (mut series, mut references) = (Vec::new(), Vec::new());
             for (gi, g) in groups.iter().enumerate() {
                 let Some(fit) = fits.iter().find(|f| f.figure == *fig && f.group == *g) else {
                     continue;
                 };
-                let color = PALETTE[gi % PALETTE.len()];
-                let tag = g.as_ref().map(|g| format!(" ({g})")).unwrap_or_default();
-                series.extend(fit_series(fit, &tag, color));
+                let in_group = |r: &&SweepRow| {
+                    r.status.is_completed()
+                        && match (&group_key, g) {
+                            (Some(k), Some(g)) => r.values.iter().any(|(a, b)| a == k && b == g),
+                            _ => true,
+                        }
+                };
+                let seeds: Vec<(f64, f64)> = rows
+                    .iter()
+                    .filter(in_group)
+                    .filter_map(|r| Some((r.value_f64(Axis::Width.key())?, r.figure(*fig))))
+                    .filter(|p| p.1 > 0.0 && p.1.is_finite())
+                    .collect();
+                let shift = (DODGE_LN * (gi as f64 - (groups.len() as f64 - 1.0) / 2.0)).exp();
+                let look = GroupLook {
+                    tag: g.as_ref().map(|g| format!(" ({g})")).unwrap_or_default(),
+                    color: PALETTE[gi % PALETTE.len()],
+                    shift,
+                    label_seeds: gi == 0,
+                };
+                series.extend(fit_series(fit, &seeds, &look));
                 if gi == 0 {
-                    series.extend(reference_slopes(fit));
+                    references = reference_slopes(fit);
                 }
             }
-            LineChart::new(fig.name(), "width n (log scale)", *desc)
+            series.append(&mut references);
+            LineChart::new(fig.name(), "width n (log scale)", desc.as_str())
                 .log_x()
                 .log_y()
                 .with_series(series)
         })
         .collect::<Vec<_>>();
+    let title = if sweep.spec.seeds.unwrap_or(1) > 1 {
+        "single seeds, their geometric mean ± 95 % t-interval; mean of per-seed fits with its 95 % band"
+    } else {
+        "one seed: its values and a power-law fit, no intervals"
+    };
     Plot::Grid {
-        title: format!(
-            "{}: scaling with width (mean over seeds ± 95 % t-interval; fits per seed)",
-            sweep.base.name
-        ),
+        title: format!("{}: scaling with width ({title})", sweep.base.name),
         cols: 2,
         charts,
     }
 }
 
-/// The means with error bars and the fit with its band.
-fn fit_series(fit: &PowerLawFit, tag: &str, color: RGBColor) -> Vec<Series> {
-    let means: Vec<(f64, f64)> = fit.per_x.iter().map(|p| (p.0, p.1)).collect();
-    let errors: Vec<(f64, f64, f64)> = fit.per_x.iter().map(|p| (p.0, p.2, p.3)).collect();
-    let xs: Vec<f64> = fit.per_x.iter().map(|p| p.0).collect();
-    let pivot = xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len().max(1) as f64;
-    let at =
-        |x: f64, slope: f64| (fit.intercept + fit.slope * pivot + slope * (x.ln() - pivot)).exp();
-    let ci = if fit.ci95.is_finite() { fit.ci95 } else { 0.0 };
-    let band = xs
-        .iter()
-        .map(|&x| {
-            let (a, b) = (at(x, fit.slope - ci), at(x, fit.slope + ci));
-            (x, a.min(b), a.max(b))
-        })
-        .collect();
-    vec![
-        Series::line(format!("mean over seeds{tag}"), means, color)
-            .markers()
-            .with_errors(errors),
-        Series::line(
-            format!(
-                "fit{tag}: exponent {:.2} [{:.2}, {:.2}]",
-                fit.slope,
-                fit.slope - ci,
-                fit.slope + ci
-            ),
-            xs.iter().map(|&x| (x, at(x, fit.slope))).collect(),
-            color,
-        )
-        .with_band(band),
-    ]
+/// How one group of a scaling panel is drawn.
+struct GroupLook {
+    /// Legend suffix naming the group.
+    tag: String,
+    /// Its colour.
+    color: RGBColor,
+    /// Factor on x of its points and bars (dodge).
+    shift: f64,
+    /// Whether its single-seed rings get the legend entry (only one group's do).
+    label_seeds: bool,
 }
 
+/// A group's single seeds (rings), geometric means with their intervals, and the fitted line
+/// with its band.
+fn fit_series(fit: &PowerLawFit, seeds: &[(f64, f64)], look: &GroupLook) -> Vec<Series> {
+    let several = fit.seed_slopes.len() >= 2;
+    let shift = look.shift;
+    let means: Vec<(f64, f64)> = fit.per_x.iter().map(|p| (p.0 * shift, p.1)).collect();
+    let errors: Vec<(f64, f64, f64)> = if several {
+        fit.per_x.iter().map(|p| (p.0 * shift, p.2, p.3)).collect()
+    } else {
+        Vec::new()
+    };
+    let (lo, hi) = fit.per_x.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
+        (a.min(p.0), b.max(p.0))
+    });
+    let grid: Vec<f64> = (0..=32)
+        .map(|i| lo * (hi / lo).powf(i as f64 / 32.0))
+        .collect();
+    let line: Vec<(f64, f64)> = grid
+        .iter()
+        .map(|&x| (x, (fit.intercept + fit.slope * x.ln()).exp()))
+        .collect();
+    let band: Vec<(f64, f64, f64)> = grid
+        .iter()
+        .filter_map(|&x| fit.band_at(x).map(|(a, b)| (x, a, b)))
+        .collect();
+    let mean_label = if several {
+        format!("geometric mean over seeds ± 95 % t{}", look.tag)
+    } else {
+        format!("one seed{}", look.tag)
+    };
+    let fit_label = if several {
+        format!(
+            "fit{}: exponent {:.2} [{:.2}, {:.2}], band 95 %",
+            look.tag,
+            fit.slope,
+            fit.slope - fit.ci95,
+            fit.slope + fit.ci95
+        )
+    } else {
+        format!(
+            "fit{}: exponent {:.2} (one seed: no interval)",
+            look.tag, fit.slope
+        )
+    };
+    let mut out = Vec::new();
+    if several {
+        let ring_label = if look.label_seeds {
+            "single seeds (rings)"
+        } else {
+            ""
+        };
+        out.push(
+            Series::line(
+                ring_label,
+                seeds
+                    .iter()
+                    .map(|&(x, y)| (x * shift * SEED_OFFSET, y))
+                    .collect(),
+                look.color,
+            )
+            .markers_of(Marker::Ring),
+        );
+    }
+    out.push(
+        Series::line(mean_label, means, look.color)
+            .markers()
+            .with_errors(errors),
+    );
+    out.push(Series::line(fit_label, line, look.color).with_band(band));
+    out
+}
+
+/// Reference slopes −1/2 (solid grey) and −1 (dashed grey) through the first geometric mean.
 fn reference_slopes(fit: &PowerLawFit) -> Vec<Series> {
     let (Some(first), Some(last)) = (fit.per_x.first(), fit.per_x.last()) else {
         return Vec::new();
@@ -126,7 +243,7 @@ fn reference_slopes(fit: &PowerLawFit) -> Vec<Series> {
                 vec![(w0, a), (w1, a * (w1 / w0).powf(slope))],
                 RGBColor(120, 120, 120),
             )
-            .dashed_if(slope == -1.0)
+            .dotted_if(slope == -1.0)
         })
         .collect()
 }
@@ -143,49 +260,282 @@ pub fn phase_color(p: Option<Phase>) -> RGBColor {
     }
 }
 
-fn label(r: &SweepRow) -> String {
-    format!(
-        "{} s{} ({})",
-        r.values
-            .iter()
-            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        r.seed,
-        r.phase.map(|p| p.name()).unwrap_or("failed")
-    )
+/// A learning-rate sweep's runs grouped by learning rate: the swept values in order, each with
+/// its completed rows.
+struct Levels<'a> {
+    key: &'static str,
+    levels: Vec<(f64, Vec<&'a SweepRow>)>,
 }
 
-/// Loss curves and sharpness of the first seed of every point, coloured by phase.
-pub fn phases_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
-    let first_seed = rows.iter().map(|r| r.seed).min().unwrap_or(0);
-    let shown: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == first_seed).collect();
-    let curves = |f: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>| {
-        shown
+impl<'a> Levels<'a> {
+    fn of(sweep: &Sweep, rows: &'a [SweepRow]) -> Self {
+        let key = sweep.learning_rate_axis().unwrap_or(Axis::LrScale).key();
+        let mut values: Vec<f64> = rows.iter().filter_map(|r| r.value_f64(key)).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values.dedup();
+        let levels = values
+            .into_iter()
+            .map(|v| {
+                let at: Vec<&SweepRow> = rows
+                    .iter()
+                    .filter(|r| r.status.is_completed() && r.value_f64(key) == Some(v))
+                    .collect();
+                (v, at)
+            })
+            .collect();
+        Levels { key, levels }
+    }
+
+    /// The colour of the i-th learning rate (viridis, dark = small).
+    fn color(&self, i: usize) -> RGBColor {
+        super::viridis(i as f64 / (self.levels.len().max(2) - 1) as f64)
+    }
+
+    /// The one phase all seeds of a level share, if they agree.
+    fn phase(rows: &[&SweepRow]) -> Option<Phase> {
+        let first = rows.first()?.phase?;
+        rows.iter().all(|r| r.phase == Some(first)).then_some(first)
+    }
+
+    fn label(&self, v: f64, rows: &[&SweepRow]) -> String {
+        let mut phases: Vec<&str> = rows
             .iter()
-            .map(|r| Series::line(label(r), f(r), phase_color(r.phase)))
-            .collect()
+            .map(|r| r.phase.map(|p| p.name()).unwrap_or("failed"))
+            .collect();
+        phases.dedup();
+        format!(
+            "{} = {}: {}",
+            self.key.rsplit('.').next().unwrap_or(self.key),
+            crate::report::plot::line::tick_label(v),
+            phases.join("/")
+        )
+    }
+}
+
+/// Points `(x, y)` of a curve.
+type Points = Vec<(f64, f64)>;
+
+/// A curve cut where it leaves the axis (`top`) or stops being finite, and the point on the top
+/// edge where it left.
+fn clipped(curve: &[(f64, f64)], top: f64) -> (Points, Option<(f64, f64)>) {
+    match curve.iter().position(|p| !(p.1.is_finite() && p.1 <= top)) {
+        Some(i) => (curve[..i].to_vec(), Some((curve[i].0, top))),
+        None => (curve.to_vec(), None),
+    }
+}
+
+/// The largest finite value of the curves of runs that did not diverge (NaN when none).
+fn settled_max(levels: &Levels, curve: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>) -> f64 {
+    levels
+        .levels
+        .iter()
+        .flat_map(|(_, rows)| rows.iter())
+        .filter(|r| r.phase != Some(Phase::Divergent))
+        .flat_map(|r| curve(r))
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(f64::NAN, f64::max)
+}
+
+/// The curves of every run (all seeds), coloured by learning rate and cut at `top`, with a
+/// cross on the top edge where a run left the axis.
+fn phase_curves(
+    levels: &Levels,
+    curve: &dyn Fn(&SweepRow) -> Vec<(f64, f64)>,
+    top: f64,
+    labelled: bool,
+) -> Vec<Series> {
+    let mut series = Vec::new();
+    let mut crosses = Vec::new();
+    for (i, (v, rows)) in levels.levels.iter().enumerate() {
+        for (k, r) in rows.iter().enumerate() {
+            let (kept, left) = clipped(&curve(r), top);
+            crosses.extend(left);
+            let label = if labelled && k == 0 {
+                levels.label(*v, rows)
+            } else {
+                String::new()
+            };
+            series.push(Series::line(label, kept, levels.color(i)));
+        }
+    }
+    if !crosses.is_empty() {
+        series.push(
+            Series::line("diverged: left the axis here (×)", crosses, BLACK)
+                .markers_of(Marker::Cross),
+        );
+    }
+    series
+}
+
+/// The lowest positive value of the curves below `top` (for a log axis' bottom).
+fn lowest_below(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// η/η_c of a run: its learning rate over the critical rate 2(1+μ)·N·K/λ_max(Θ0) of its own Θ0.
+fn eta_ratio(r: &SweepRow) -> f64 {
+    r.figure_named("learning_rate") / r.figure_named("critical_learning_rate")
+}
+
+/// Shaded strips of the phase the seeds of each learning rate share (grey where they differ),
+/// split halfway (geometrically) between neighbouring rates' mean η/η_c.
+fn phase_regions(chart: LineChart, levels: &Levels) -> LineChart {
+    let centres: Vec<(f64, Option<Phase>)> = levels
+        .levels
+        .iter()
+        .filter_map(|(_, rows)| {
+            let xs: Vec<f64> = rows.iter().map(|r| eta_ratio(r).ln()).collect();
+            let m = crate::metrics::stats::mean(&xs).exp();
+            m.is_finite().then(|| (m, Levels::phase(rows)))
+        })
+        .collect();
+    let mut chart = chart;
+    let mut named: Vec<Option<Phase>> = Vec::new();
+    let mut i = 0;
+    while i < centres.len() {
+        let mut j = i;
+        while j + 1 < centres.len() && centres[j + 1].1 == centres[i].1 {
+            j += 1;
+        }
+        let lo = if i == 0 {
+            0.0
+        } else {
+            (centres[i - 1].0 * centres[i].0).sqrt()
+        };
+        let hi = if j + 1 == centres.len() {
+            f64::INFINITY
+        } else {
+            (centres[j].0 * centres[j + 1].0).sqrt()
+        };
+        let phase = centres[i].1;
+        let label = if named.contains(&phase) {
+            String::new()
+        } else {
+            named.push(phase);
+            match phase {
+                Some(p) => format!("phase: {}", p.name()),
+                None => "seeds differ in phase".into(),
+            }
+        };
+        let color = if phase.is_some() {
+            phase_color(phase)
+        } else {
+            RGBColor(127, 127, 127)
+        };
+        chart = chart.with_region((lo, hi), color, label);
+        i = j + 1;
+    }
+    chart
+}
+
+/// One summary value per run against η/η_c: dots, and crosses on the top edge for runs whose
+/// value is off the axis (diverged).
+fn summary_series(levels: &Levels, value: &dyn Fn(&SweepRow) -> f64, top: f64) -> Vec<Series> {
+    let (mut dots, mut crosses) = (Vec::new(), Vec::new());
+    for r in levels.levels.iter().flat_map(|(_, rows)| rows.iter()) {
+        let (x, y) = (eta_ratio(r), value(r));
+        if !x.is_finite() {
+            continue;
+        }
+        if y.is_finite() && y <= top {
+            dots.push((x, y));
+        } else {
+            crosses.push((x, top));
+        }
+    }
+    let mut out = vec![Series::line("one run (every seed)", dots, BLACK).markers()];
+    if !crosses.is_empty() {
+        out.push(
+            Series::line("diverged (× on the top edge)", crosses, BLACK).markers_of(Marker::Cross),
+        );
+    }
+    out
+}
+
+/// A learning-rate sweep in four panels: the network's train loss and the sharpness of every
+/// run (all seeds; colour = learning rate; diverged runs cut where they leave the axis and
+/// marked ×), then the final train loss and the largest sharpness of each run against η/η_c
+/// with the phases shaded.
+pub fn phases_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
+    let levels = Levels::of(sweep, rows);
+    let loss = |r: &SweepRow| r.loss_curve.clone();
+    let sharp = |r: &SweepRow| r.sharpness_curve.clone();
+    let loss_top = 10.0 * settled_max(&levels, &loss);
+    let loss_top = if loss_top.is_finite() { loss_top } else { 1e3 };
+    let sharp_top = (1.15 * settled_max(&levels, &sharp)).max(1.5);
+    let sharp_top = if sharp_top.is_finite() {
+        sharp_top
+    } else {
+        4.0
     };
+    let loss_curves = phase_curves(&levels, &loss, loss_top, true);
+    let loss_bottom = lowest_below(&loss_curves) / 1.5;
+    let final_loss =
+        |r: &SweepRow| r.figure(Figure::Final(Column::Loss(Track::Network, Split::Train)));
+    let max_sharp = |r: &SweepRow| {
+        r.sharpness_curve
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NAN, f64::max)
+    };
+    let summaries = summary_series(&levels, &final_loss, loss_top);
+    let summary_bottom = lowest_below(&summaries) / 1.5;
+    let eta_label = "η/η_c (η_c = 2(1+μ)·N·K/λ_max(Θ0) of each run, log scale)";
+    let edge = "edge of stability (ratio 1)";
+    let charts = vec![
+        LineChart::new(
+            "network train loss",
+            "SGD step",
+            "train loss ½·mean (f − y)²",
+        )
+        .log_y()
+        .with_y_range(loss_bottom, loss_top)
+        .with_series(loss_curves),
+        LineChart::new(
+            "sharpness on the full training kernel",
+            "SGD step",
+            "sharpness ratio η·λ_max(Θt)/(2(1+μ)·N·K)",
+        )
+        .with_y_range(0.0, sharp_top)
+        .with_series(phase_curves(&levels, &sharp, sharp_top, false))
+        .with_hline(1.0, edge),
+        phase_regions(
+            LineChart::new(
+                "final train loss of each run",
+                eta_label,
+                "final network train loss",
+            )
+            .log_x()
+            .log_y()
+            .with_y_range(summary_bottom, loss_top)
+            .with_series(summaries),
+            &levels,
+        ),
+        phase_regions(
+            LineChart::new(
+                "largest sharpness ratio during training",
+                eta_label,
+                "max over checkpoints of the sharpness ratio",
+            )
+            .log_x()
+            .with_y_range(0.0, sharp_top)
+            .with_series(summary_series(&levels, &max_sharp, sharp_top))
+            .with_hline(1.0, edge),
+            &levels,
+        ),
+    ];
     Plot::Grid {
-        title: format!("{}: training phases (colour = phase)", sweep.base.name),
+        title: format!(
+            "{}: training phases over the learning rate (every seed; curves coloured by learning rate, dark = small)",
+            sweep.base.name
+        ),
         cols: 2,
-        charts: vec![
-            LineChart::new(
-                "network train loss",
-                "SGD step",
-                "train loss (½·mean (f − y)²)",
-            )
-            .log_y()
-            .with_series(curves(&|r| r.loss_curve.clone())),
-            LineChart::new(
-                "sharpness on the full training kernel",
-                "SGD step",
-                "η·λ_max(Θt)/(2(1+μ)·N·K)",
-            )
-            .log_y()
-            .with_series(curves(&|r| r.sharpness_curve.clone()))
-            .with_hline(1.0, "edge of stability"),
-        ],
+        charts,
     }
 }
 
@@ -219,6 +569,40 @@ pub fn phase_diagram_plot(sweep: &Sweep, rows: &[SweepRow], lr_axis: Axis) -> Pl
             .log_y()
             .with_series(series),
     )
+}
+
+/// Offsets the series that carry error bars sideways, so that bars at one x do not overlap:
+/// the k-th of m such series moves by `(k − (m − 1)/2)` steps of [`DODGE_LN`] in log x, or of
+/// 0.6 % of the x span on a linear axis.
+fn dodge(series: &mut [Series], log_x: bool) {
+    let with_bars: Vec<usize> = (0..series.len())
+        .filter(|&i| !series[i].errors.is_empty())
+        .collect();
+    let m = with_bars.len() as f64;
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    for (k, &i) in with_bars.iter().enumerate() {
+        let step = k as f64 - (m - 1.0) / 2.0;
+        let moved = |x: f64| {
+            if log_x {
+                x * (DODGE_LN * step).exp()
+            } else {
+                x + 0.006 * (hi - lo) * step
+            }
+        };
+        let s = &mut series[i];
+        for p in &mut s.points {
+            p.0 = moved(p.0);
+        }
+        for e in &mut s.errors {
+            e.0 = moved(e.0);
+        }
+    }
 }
 
 /// Points `(x, mean)` and their intervals `(x, low, high)`.
@@ -256,13 +640,17 @@ fn mean_curve_of(
                 .filter(|v| v.is_finite())
                 .collect();
             let (m, h) = mean_ci95(&v);
-            m.is_finite()
-                .then_some((x, m, if h.is_finite() { h } else { 0.0 }))
+            m.is_finite().then_some((x, m, h))
         })
         .collect();
+    // One value has no interval: no bar is drawn for it.
     (
         stats.iter().map(|s| (s.0, s.1)).collect(),
-        stats.iter().map(|s| (s.0, s.1 - s.2, s.1 + s.2)).collect(),
+        stats
+            .iter()
+            .filter(|s| s.2.is_finite())
+            .map(|s| (s.0, s.1 - s.2, s.1 + s.2))
+            .collect(),
     )
 }
 
@@ -406,7 +794,7 @@ fn bits_series(rows: &[SweepRow], early: bool) -> Vec<Series> {
                     m,
                     color,
                 )
-                .dashed(),
+                .dotted(),
             );
         }
     }
@@ -469,16 +857,17 @@ pub fn learning_curve_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
             let (m, e) = mean_curve(rows, Axis::NTrain, inf, &all);
             series.push(
                 Series::line(
-                    format!("{}: t = ∞ (dashed, rings)", t.name()),
+                    format!("{}: t = ∞ (dotted, rings)", t.name()),
                     m,
                     track_color(t),
                 )
-                .dashed()
+                .dotted()
                 .with_marker(Marker::Ring)
                 .with_errors(e),
             );
         }
     }
+    dodge(&mut series, true);
     Plot::Line(
         LineChart::new(
             format!("{}: test accuracy against training points", sweep.base.name),
@@ -508,17 +897,25 @@ pub fn noise_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
             continue;
         }
         let (m, e) = noise_curve(rows, fin, regs.first());
-        series.push(Series::line(format!("{}: final", t.name()), m, track_color(t)).with_errors(e));
+        series.push(
+            Series::line(format!("{}: final", t.name()), m, track_color(t))
+                .with_marker(Marker::Dot)
+                .with_errors(e),
+        );
         let early = Figure::EarlyStoppedTestAccuracy(t);
         if rows.iter().any(|r| r.figure(early).is_finite()) {
             let (m, e) = noise_curve(rows, early, regs.first());
             series.push(
                 Series::line(
-                    format!("{}: early-stopped on validation accuracy", t.name()),
+                    format!(
+                        "{}: early-stopped on validation accuracy (dotted, rings)",
+                        t.name()
+                    ),
                     m,
                     track_color(t),
                 )
-                .dashed()
+                .dotted()
+                .with_marker(Marker::Ring)
                 .with_errors(e),
             );
         }
@@ -549,13 +946,14 @@ pub fn noise_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
                 .with_errors(e),
         );
     }
+    dodge(&mut series, false);
     Plot::Line(
         LineChart::new(
             format!(
-                "{}: test accuracy under label noise (mean over seeds ± 95 % t-interval)",
+                "{}: test accuracy vs label noise (mean ± 95 % t over seeds)",
                 sweep.base.name
             ),
-            "fraction of corrupted training labels",
+            "fraction of corrupted training labels (bars offset sideways)",
             "test accuracy",
         )
         .with_series(series),
