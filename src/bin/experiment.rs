@@ -676,6 +676,7 @@ fn print_summary(r: &RunRecord, exp: &config::Experiment, dir: &Path) {
 }
 
 fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
+    use ntk_dynamics::pipeline::verify::OLDER_FIGURES;
     use ntk_dynamics::report::verify::Verdict;
     let progress = CliProgress {
         quiet,
@@ -746,8 +747,13 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
+    let older = if out.older_figures() {
+        " (its figures, drawn by an earlier figure style, not compared)"
+    } else {
+        ""
+    };
     println!(
-        "{}",
+        "{}{}",
         if !out.ok() {
             "NOT reproduced"
         } else if out.bitwise() {
@@ -755,12 +761,13 @@ fn verify(dir: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
         } else if out
             .files
             .iter()
-            .any(|(_, v)| matches!(v, Verdict::NotJudged(_)))
+            .any(|(n, v)| matches!(v, Verdict::NotJudged(_)) && n != OLDER_FIGURES)
         {
             "reproduced: within the tolerances this build sets for the config (the same as recorded); figures compared by size, ink and gross difference only (not judged pixel by pixel across machines)"
         } else {
             "reproduced: within the tolerances this build sets for the config (the same as recorded)"
-        }
+        },
+        if out.ok() { older } else { "" }
     );
     Ok(if out.ok() {
         ExitCode::SUCCESS

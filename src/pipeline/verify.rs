@@ -51,9 +51,18 @@ impl VerifyOutcome {
                 .all(|(_, v)| !matches!(v, Verdict::Mismatch(_)))
     }
 
-    /// Whether every compared file is byte-identical.
+    /// Whether every compared file is byte-identical (figures of an older figure style, which
+    /// are not compared, aside).
     pub fn bitwise(&self) -> bool {
-        self.files.iter().all(|(_, v)| *v == Verdict::Identical)
+        self.files
+            .iter()
+            .filter(|(n, _)| n != OLDER_FIGURES)
+            .all(|(_, v)| *v == Verdict::Identical)
+    }
+
+    /// Whether the figures were left out as drawn by an older figure style.
+    pub fn older_figures(&self) -> bool {
+        self.files.iter().any(|(n, _)| n == OLDER_FIGURES)
     }
 }
 
@@ -121,7 +130,10 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
     // directory's own report.json is compared, never believed.
     let tolerances = crate::report::verify::tolerances(&record, &exp);
     let rtol = network_rtol(exp.model.precision);
-    let files = compare_dirs(dir, &tmp.0, &tolerances, rtol, bitwise_expected)?;
+    let figures = FigureComparison {
+        recorded_style: repro::recorded_figure_style(&report),
+    };
+    let files = compare_dirs(dir, &tmp.0, &tolerances, rtol, bitwise_expected, figures)?;
     Ok(VerifyOutcome {
         integrity,
         bitwise_expected,
@@ -131,6 +143,42 @@ pub fn verify(dir: &Path, opts: &RunOptions<'_>) -> Result<VerifyOutcome> {
         notes,
         input_changes,
     })
+}
+
+/// The name under which `--verify` reports figures drawn by another figure style (not compared).
+pub const OLDER_FIGURES: &str = "figures (*.png, *.svg)";
+
+/// Whether a run's figures can be compared with the reproduction's: only when the recorded run
+/// drew them with this build's figure code (its figure style). A figure is a drawing of numbers
+/// that are compared themselves; an older drawing of the same numbers is not a mismatch.
+#[derive(Debug, Clone, Copy)]
+struct FigureComparison {
+    recorded_style: u32,
+}
+
+impl FigureComparison {
+    fn comparable(self) -> bool {
+        self.recorded_style == crate::report::plot::FIGURE_STYLE
+    }
+
+    /// A figure file (PNG or SVG) that is left out when the styles differ.
+    fn skips(self, name: &str) -> bool {
+        !self.comparable() && (name.ends_with(".png") || name.ends_with(".svg"))
+    }
+
+    /// The verdict on the figures when they are not compared.
+    fn verdict(self) -> Option<(String, Verdict)> {
+        (!self.comparable()).then(|| {
+            (
+                OLDER_FIGURES.to_string(),
+                Verdict::NotJudged(format!(
+                    "drawn by figure style {}, this build draws style {}: not compared (the numbers they show are); re-running the config draws them anew",
+                    self.recorded_style,
+                    crate::report::plot::FIGURE_STYLE
+                )),
+            )
+        })
+    }
 }
 
 /// Every file of the run directory `dir` against the reproduction's in `reproduced`: the
@@ -143,6 +191,7 @@ fn compare_dirs(
     tolerances: &BTreeMap<String, BTreeMap<String, crate::report::verify::Tolerance>>,
     rtol: f64,
     bitwise_expected: bool,
+    figures: FigureComparison,
 ) -> Result<Vec<(String, Verdict)>> {
     let mut names: BTreeSet<String> = verified_files(dir)?;
     names.extend(verified_files(reproduced)?);
@@ -175,7 +224,7 @@ fn compare_dirs(
     };
     let (present, written) = (listed(dir)?, listed(reproduced)?);
     for name in present.intersection(&written) {
-        if names.contains(name) || !name.ends_with(".png") {
+        if names.contains(name) || !name.ends_with(".png") || figures.skips(name) {
             continue;
         }
         let verdict = match (
@@ -188,7 +237,11 @@ fn compare_dirs(
         files.push((name.clone(), verdict));
     }
     for name in present.symmetric_difference(&written) {
-        if names.contains(name) || name == "report.json" || name == "report.md" {
+        if names.contains(name)
+            || name == "report.json"
+            || name == "report.md"
+            || figures.skips(name)
+        {
             continue;
         }
         files.push((
@@ -206,8 +259,9 @@ fn compare_dirs(
     ));
     files.push((
         "report.md".into(),
-        report_check::compare_report_md(dir, reproduced, bitwise_expected),
+        report_check::compare_report_md(dir, reproduced, bitwise_expected, figures.comparable()),
     ));
+    files.extend(figures.verdict());
     Ok(files)
 }
 

@@ -110,6 +110,9 @@ pub struct Environment {
     pub cpu: String,
     /// Threads available.
     pub threads: usize,
+    /// The figure code's revision ([`crate::report::plot::FIGURE_STYLE`]) that drew the
+    /// figures; absent from records written before it was kept, which are style 1.
+    pub figure_style: u32,
 }
 
 impl Environment {
@@ -154,6 +157,7 @@ impl Environment {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            figure_style: crate::report::plot::FIGURE_STYLE,
         }
     }
 }
@@ -373,9 +377,16 @@ pub fn checks_md(r: &RunRecord, exp: &Experiment) -> String {
 
 fn environment_md(exp: &Experiment, env: &Environment) -> String {
     let mut s = "## Environment\n\n| item | value |\n|---|---|\n".to_string();
-    s += &format!("| ntk-dynamics | {} |\n| built from commit (captured at build time) | {} |\n| source tree dirty when built | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n\n",
-        env.crate_version, env.build_git_commit.as_deref().unwrap_or("(not built from a git checkout)"), env.build_git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads);
+    s += &format!("| ntk-dynamics | {} |\n| built from commit (captured at build time) | {} |\n| source tree dirty when built | {} |\n| rustc | {} |\n| burn backend | {} |\n| network precision | {} |\n| OS | {} |\n| CPU | {} |\n| threads | {} |\n| figure style | {} |\n\n",
+        env.crate_version, env.build_git_commit.as_deref().unwrap_or("(not built from a git checkout)"), env.build_git_dirty.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into()), env.rustc, exp.model.backend.name(), exp.model.precision.name(), env.os, env.cpu, env.threads, env.figure_style);
     s
+}
+
+/// The figure style a run's `report.json` records (1 when it predates the field).
+pub fn recorded_figure_style(report: &serde_json::Value) -> u32 {
+    report["environment"]["figure_style"]
+        .as_u64()
+        .map_or(1, |v| v as u32)
 }
 
 fn samples_md(r: &RunRecord) -> String {

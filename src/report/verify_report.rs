@@ -23,7 +23,8 @@ const VOLATILE_JSON_KEYS: &[&str] = &[
     "inputs",
 ];
 
-/// `report.md` sections left out for the same reasons.
+/// `report.md` sections left out for the same reasons (and `## Plots`, the list of figures,
+/// when the recorded figures were drawn by another figure style).
 const VOLATILE_MD_SECTIONS: &[&str] = &[
     "## Environment",
     "## Input data",
@@ -159,7 +160,12 @@ pub fn compare_report_json(
 /// machine its numbers too. Across machines the numbers are not judged here (they render
 /// figures that summary.json and report.json compare within tolerance) and the generated text
 /// samples are left out (sampling amplifies round-off).
-pub fn compare_report_md(recorded_dir: &Path, reproduced_dir: &Path, bitwise: bool) -> Verdict {
+pub fn compare_report_md(
+    recorded_dir: &Path,
+    reproduced_dir: &Path,
+    bitwise: bool,
+    figures_comparable: bool,
+) -> Verdict {
     let read = |d: &Path| std::fs::read_to_string(d.join("report.md")).ok();
     let (Some(a), Some(b)) = (read(recorded_dir), read(reproduced_dir)) else {
         return Verdict::Mismatch("missing or not text".into());
@@ -168,7 +174,10 @@ pub fn compare_report_md(recorded_dir: &Path, reproduced_dir: &Path, bitwise: bo
     if trailing(&a) != trailing(&b) {
         return Verdict::Mismatch("different whitespace at the end".into());
     }
-    let (a, b) = (stable_text(&a, bitwise), stable_text(&b, bitwise));
+    let (a, b) = (
+        stable_text(&a, bitwise, figures_comparable),
+        stable_text(&b, bitwise, figures_comparable),
+    );
     let (ta, na) = split_numbers(&a);
     let (tb, nb) = split_numbers(&b);
     if let Some((i, (x, y))) = ta
@@ -199,13 +208,14 @@ pub fn compare_report_md(recorded_dir: &Path, reproduced_dir: &Path, bitwise: bo
 
 /// The report without its volatile sections (and, across machines, its generated text), with
 /// 64-digit hex digests replaced by `<sha256>`.
-fn stable_text(md: &str, bitwise: bool) -> String {
+fn stable_text(md: &str, bitwise: bool, figures_comparable: bool) -> String {
     let mut out = String::new();
     let mut skip = false;
     for line in md.lines() {
         if line.starts_with("## ") {
             skip = VOLATILE_MD_SECTIONS.contains(&line.trim_end())
-                || (!bitwise && line.trim_end() == "## Generated text");
+                || (!bitwise && line.trim_end() == "## Generated text")
+                || (!figures_comparable && line.trim_end() == "## Plots");
         }
         if skip {
             continue;
@@ -313,7 +323,7 @@ mod tests {
             "a".repeat(64)
         );
         assert_eq!(
-            stable_text(&md, true),
+            stable_text(&md, true, true),
             "# R\nStatus: ok `<sha256>`.\n## Checks\n| c | 2 |\n"
         );
     }
