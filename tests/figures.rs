@@ -225,3 +225,306 @@ fn every_figure_kind_is_well_formed_svg_with_its_font() {
         assert!(text.contains("@font-face") && text.contains("base64,"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every figure a run or a sweep draws, checked mechanically: from its SVG (at least three
+// labelled ticks on every axis of every line chart; no legend box over a drawn line or marker)
+// and from its specification (no two legend entries drawn alike; dashed only for the test
+// split; every drawn series identified by the legend).
+
+use ntk_dynamics::report::plot::{Marker, Stroke};
+
+/// A parsed `<text>`: position, anchor, baseline shift and content.
+struct SvgText {
+    x: f64,
+    y: f64,
+    anchor: String,
+    dy: String,
+    text: String,
+}
+
+fn svg_texts(doc: &roxmltree::Document) -> Vec<SvgText> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| SvgText {
+            x: n.attribute("x")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN),
+            y: n.attribute("y")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN),
+            anchor: n.attribute("text-anchor").unwrap_or("").to_string(),
+            dy: n.attribute("dy").unwrap_or("").to_string(),
+            text: n.text().unwrap_or("").trim().to_string(),
+        })
+        .collect()
+}
+
+/// A tick label: a number as the charts write them (`0.25`, `-3`, `2e-5`).
+fn numeric(t: &str) -> bool {
+    !t.is_empty() && t.parse::<f64>().is_ok()
+}
+
+/// Labelled ticks per axis of a line chart or a grid of them (`rows × cols` panels on a canvas
+/// of `size`, a 50-px title band above a grid): y-axis labels are right-aligned numbers sharing
+/// an x within one panel row, x-axis labels centred numbers hanging below a shared y within
+/// one panel column. Every axis found must carry at least three.
+fn tick_problems(svg: &str, rows: usize, cols: usize, size: (f64, f64), top: f64) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let texts = svg_texts(&doc);
+    let row_of = |y: f64| {
+        (((y - top) / ((size.1 - top) / rows as f64))
+            .floor()
+            .max(0.0)) as usize
+    };
+    let col_of = |x: f64| ((x / (size.0 / cols as f64)).floor().max(0.0)) as usize;
+    let mut y_axes: std::collections::BTreeMap<(i64, usize), usize> = Default::default();
+    let mut x_axes: std::collections::BTreeMap<(i64, usize), usize> = Default::default();
+    for t in texts.iter().filter(|t| numeric(&t.text)) {
+        if t.anchor == "end" {
+            *y_axes.entry((t.x.round() as i64, row_of(t.y))).or_default() += 1;
+        } else if t.anchor == "middle" && t.dy == "0.76em" {
+            *x_axes.entry((t.y.round() as i64, col_of(t.x))).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    if y_axes.len() < rows * cols.min(1) || x_axes.is_empty() {
+        out.push(format!("axes not found: {y_axes:?} {x_axes:?}"));
+    }
+    for (k, n) in y_axes.iter().chain(&x_axes) {
+        if *n < 3 {
+            out.push(format!("an axis at {k:?} has {n} labelled tick(s)"));
+        }
+    }
+    out
+}
+
+/// Legend boxes (black-outlined, unfilled rectangles) that a data line or marker crosses. Keys
+/// inside a box (lines wholly inside it, markers in its key column) are the legend itself.
+/// Returns the problems and the number of legend boxes found.
+fn legend_problems(svg: &str) -> (Vec<String>, usize) {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let attr = |n: &roxmltree::Node, a: &str| -> f64 {
+        n.attribute(a)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let boxes: Vec<(f64, f64, f64, f64)> = doc
+        .descendants()
+        .filter(|n| {
+            n.has_tag_name("rect")
+                && n.attribute("fill") == Some("none")
+                && n.attribute("stroke") == Some("#000000")
+        })
+        .map(|n| {
+            let (x, y) = (attr(&n, "x"), attr(&n, "y"));
+            (x, y, x + attr(&n, "width"), y + attr(&n, "height"))
+        })
+        .collect();
+    let inside = |p: (f64, f64), b: &(f64, f64, f64, f64)| {
+        p.0 > b.0 + 1.0 && p.0 < b.2 - 1.0 && p.1 > b.1 + 1.0 && p.1 < b.3 - 1.0
+    };
+    let mut out = Vec::new();
+    for (pts, stroke) in polylines(&doc) {
+        for b in &boxes {
+            if pts
+                .iter()
+                .all(|&p| inside(p, b) || (p.0 >= b.0 && p.0 <= b.2 && p.1 >= b.1 && p.1 <= b.3))
+            {
+                continue; // a legend key
+            }
+            let crosses = pts.windows(2).any(|w| {
+                // sample the segment: enough for a 1-px test at these sizes
+                (0..=20).any(|k| {
+                    let t = k as f64 / 20.0;
+                    inside(
+                        (
+                            w[0].0 + t * (w[1].0 - w[0].0),
+                            w[0].1 + t * (w[1].1 - w[0].1),
+                        ),
+                        b,
+                    )
+                })
+            }) || (pts.len() == 1 && inside(pts[0], b));
+            if crosses {
+                out.push(format!("a line ({stroke}) crosses the legend box {b:?}"));
+            }
+        }
+    }
+    for c in doc.descendants().filter(|n| n.has_tag_name("circle")) {
+        let p = (attr(&c, "cx"), attr(&c, "cy"));
+        for b in &boxes {
+            if inside(p, b) && p.0 > b.0 + 40.0 {
+                out.push(format!("a marker at {p:?} is under the legend box {b:?}"));
+            }
+        }
+    }
+    (out, boxes.len())
+}
+
+/// The line charts of a figure, with its panel grid.
+fn line_charts(p: &Plot) -> (Vec<&LineChart>, usize, usize) {
+    match p {
+        Plot::Line(c) => (vec![c], 1, 1),
+        Plot::Grid { cols, charts, .. } => {
+            let cols = (*cols).max(1);
+            (charts.iter().collect(), charts.len().div_ceil(cols), cols)
+        }
+        Plot::Heat { .. } => (Vec::new(), 0, 0),
+    }
+}
+
+/// Problems of a chart's specification: two legend entries drawn alike; a dashed series that is
+/// not a test split; a drawn series the legend does not identify (neither labelled nor sharing
+/// its colour with a labelled series, nor a 1-px overlay announced in another's entry); too
+/// many legend entries.
+fn spec_problems(c: &LineChart) -> Vec<String> {
+    let mut out = Vec::new();
+    let look = |s: &Series| (s.color.0, s.color.1, s.color.2, s.style, s.marker);
+    let labelled: Vec<&Series> = c.series.iter().filter(|s| !s.label.is_empty()).collect();
+    for (i, a) in labelled.iter().enumerate() {
+        for b in &labelled[..i] {
+            if look(a) == look(b) {
+                out.push(format!("{:?} and {:?} are drawn alike", a.label, b.label));
+            }
+        }
+        if a.style == Stroke::Dashed && !a.label.contains("test") {
+            out.push(format!("{:?} is dashed but not a test split", a.label));
+        }
+    }
+    // A key entry that says what the colours mean identifies every curve of the chart.
+    let colour_key = c
+        .series
+        .iter()
+        .any(|s| s.key_only && s.label.starts_with("colour:"));
+    for s in c
+        .series
+        .iter()
+        .filter(|s| s.label.is_empty() && !s.points.is_empty())
+    {
+        let identified = colour_key || labelled.iter().any(|l| l.color == s.color) || s.width == 1;
+        if !identified {
+            out.push(format!(
+                "an unlabelled series in {:?} is not identified",
+                s.color
+            ));
+        }
+        if s.style == Stroke::Dashed
+            && s.width != 1
+            && !labelled
+                .iter()
+                .any(|l| l.color == s.color && l.style == Stroke::Dashed)
+        {
+            out.push("an unlabelled dashed series".into());
+        }
+    }
+    let entries =
+        labelled.len() + c.hlines.len() + c.regions.iter().filter(|r| !r.label.is_empty()).count();
+    if entries > 12 {
+        out.push(format!("{entries} legend entries"));
+    }
+    let _ = Marker::Dot;
+    out
+}
+
+/// Every check on every figure; panics listing what fails. Returns the number of legend boxes
+/// and line charts checked.
+fn check_figures(figures: &[(String, Plot)]) -> (usize, usize) {
+    let mut problems = Vec::new();
+    let (mut legends, mut checked) = (0, 0);
+    for (name, fig) in figures {
+        let (charts, rows, cols) = line_charts(fig);
+        if charts.is_empty() {
+            continue;
+        }
+        let text = svg(fig);
+        let size = fig.size();
+        let top = if matches!(fig, Plot::Grid { .. }) {
+            50.0
+        } else {
+            0.0
+        };
+        let (legend, boxes) = legend_problems(&text);
+        legends += boxes;
+        checked += charts.len();
+        for p in tick_problems(&text, rows, cols, (size.0 as f64, size.1 as f64), top)
+            .into_iter()
+            .chain(legend)
+            .chain(charts.iter().flat_map(|c| spec_problems(c)))
+        {
+            problems.push(format!("{name}: {p}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    (legends, checked)
+}
+
+/// A run's record from a config text (written under `dir`).
+fn record_of(toml: &str, dir: &Path) -> ntk_dynamics::record::RunRecord {
+    let exp = ntk_dynamics::config::parse_str(toml, None).unwrap();
+    let opts = ntk_dynamics::run::RunOptions::default();
+    ntk_dynamics::pipeline::run_into(&exp, Some(&dir.join("run")), &opts)
+        .unwrap()
+        .0
+}
+
+fn repo(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
+}
+
+/// Tiny runs that between them draw every kind of run figure: a 1-D regression with an
+/// ensemble, a classification, and a text model trained with cross-entropy.
+fn tiny_runs() -> Vec<String> {
+    vec![
+        "[experiment]\nname = \"sine\"\nseed = 1\n[data]\nkind = \"sine\"\nn_train = 10\nn_test = 40\n[model]\nwidth = 64\ndepth = 2\n[training]\nlr_scale = 0.5\nsteps = 60\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 20\n[ensemble]\nmembers = 4\n".to_string(),
+        format!("[experiment]\nname = \"digits\"\nseed = 2\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\nn_train = 60\nn_test = 80\n[model]\nwidth = 64\ndepth = 2\n[training]\nlr_scale = 0.5\nsteps = 40\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nprobe_size = 8\n[logging]\nevery = 5\nkernel_every = 10\n", repo("experiments/data/digits.csv")),
+        format!("[experiment]\nname = \"text\"\nseed = 0\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nlowercase = true\ntest_fraction = 0.1\nvalidation_fraction = 0.03\nn_train = 300\nn_val = 100\nn_test = 200\n[model]\nwidth = 32\ndepth = 2\n[training]\nloss = \"cross_entropy\"\nlearning_rate = 5.0\nbatch_size = 64\nsteps = 40\ntwin = \"function\"\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nform = \"trace\"\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 20\n", repo("experiments/data/hamlet.txt")),
+    ]
+}
+
+#[test]
+fn every_run_figure_has_readable_axes_a_free_legend_and_distinct_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, toml) in tiny_runs().iter().enumerate() {
+        let dir = tmp.path().join(format!("r{i}"));
+        let record = record_of(toml, &dir);
+        let (legends, charts) =
+            check_figures(&ntk_dynamics::report::plot::run_charts::figures(&record));
+        assert!(
+            legends >= charts / 2 && charts >= 8,
+            "{legends} legends, {charts} charts"
+        );
+    }
+}
+
+#[test]
+fn every_committed_sweep_figure_has_readable_axes_a_free_legend_and_distinct_series() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut kinds = std::collections::BTreeSet::new();
+    for exp in std::fs::read_dir(&results).unwrap().flatten() {
+        for d in std::fs::read_dir(exp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !d.path().join("sweep.toml").is_file() {
+                continue;
+            }
+            if d.path().to_string_lossy().contains("fashion")
+                && !Path::new("/usr/share/datasets/fashion-mnist").exists()
+            {
+                continue; // its plan names the Debian data set's files
+            }
+            let figures = ntk_dynamics::pipeline::replot::stored_sweep_figures(&d.path())
+                .unwrap_or_else(|e| panic!("{}: {e}", d.path().display()));
+            kinds.extend(figures.iter().map(|f| f.0.clone()));
+            check_figures(&figures);
+        }
+    }
+    for k in ["scaling", "phases", "language", "noise"] {
+        assert!(kinds.contains(k), "no committed sweep draws {k}: {kinds:?}");
+    }
+}

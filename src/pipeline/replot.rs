@@ -65,6 +65,17 @@ pub fn replot(dir: &Path) -> Result<Replotted> {
     Ok(Replotted { written, removed })
 }
 
+/// The figures `--replot` draws for the sweep directory `dir`, as `(file stem, plot)`, without
+/// writing anything (e.g. to check them).
+pub fn stored_sweep_figures(dir: &Path) -> Result<Vec<(String, crate::report::plot::Plot)>> {
+    let plan = dir.join(PLAN_FILE);
+    let text = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
+    let sweep = config_sweep::expand(&text, Some(&plan))?;
+    let rows = stored_rows(dir)?;
+    let fits = report_sweep::sweep_fits(&sweep, &rows);
+    Ok(report_sweep::sweep_plots(&sweep, &rows, &fits))
+}
+
 /// The figure files (PNG and SVG) at the top of a sweep directory.
 fn figure_files(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();

@@ -38,7 +38,16 @@ pub struct Series {
     pub band: Vec<(f64, f64, f64)>,
     /// Markers drawn on a line's points too (a marker-only series always has dots).
     pub marker: Option<Marker>,
+    /// Whether its points are samples of a measured curve (a line of fewer than
+    /// [`SPARSE_POINTS`] of them gets dots on its points, so that a reader sees where it was
+    /// measured), rather than a computed line such as a fit or a reference slope.
+    pub sampled: bool,
+    /// A legend entry only (no points): a key explaining a style that several series share.
+    pub key_only: bool,
 }
+
+/// Lines sampled at fewer points than this get a dot on each point.
+pub const SPARSE_POINTS: usize = 20;
 
 /// A marker drawn on the points of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +84,24 @@ impl Series {
             errors: Vec::new(),
             band: Vec::new(),
             marker: None,
+            sampled: true,
+            key_only: false,
         }
+    }
+
+    /// A legend entry alone, drawn in `style` (e.g. "dotted: biases" for every layer's bias
+    /// curve).
+    pub fn key(label: impl Into<String>, color: RGBColor, style: Stroke) -> Self {
+        let mut s = Series::line(label, Vec::new(), color);
+        s.style = style;
+        s.key_only = true;
+        s
+    }
+
+    /// A computed line (a fit, a reference slope): no dots however few its points.
+    pub fn computed(mut self) -> Self {
+        self.sampled = false;
+        self
     }
 
     /// With markers on the line's points.
@@ -227,18 +253,29 @@ impl LineChart {
     }
 
     /// Series whose points coincide with an earlier series' (relative difference below
-    /// `rtol`) are drawn dashed on top of it and say so in their label, so that no line hides
-    /// another unannounced.
+    /// `rtol`) are announced in one legend entry, "a ≡ b", and drawn as a thin overlay in
+    /// their own colour and style (a line 1 px wide, or rings over dots), so that no line hides
+    /// another unannounced and dashed still means the test split.
     pub fn mark_coinciding(mut self, rtol: f64) -> Self {
         for i in 1..self.series.len() {
-            let found = (0..i).find(|&j| coincide(&self.series[i], &self.series[j], rtol));
-            if let Some(j) = found {
-                let other = self.series[j].label.clone();
-                let s = &mut self.series[i];
-                s.label = format!("{} (= {other})", s.label);
-                if s.style == Stroke::Solid {
-                    s.style = Stroke::Dashed;
-                }
+            let found = (0..i).find(|&j| {
+                !self.series[j].key_only && coincide(&self.series[i], &self.series[j], rtol)
+            });
+            let Some(j) = found else { continue };
+            let label = std::mem::take(&mut self.series[i].label);
+            if !label.is_empty() {
+                let first = &mut self.series[j];
+                first.label = if first.label.is_empty() {
+                    label
+                } else {
+                    format!("{} ≡ {label}", first.label)
+                };
+            }
+            let s = &mut self.series[i];
+            if s.style == Stroke::Markers {
+                s.marker = Some(Marker::Ring);
+            } else {
+                s.width = 1;
             }
         }
         self

@@ -69,8 +69,8 @@ fn bands_chart(r: &RunRecord, e: &EnsembleRecord, t: Track, order: &[usize]) -> 
         e.test.gp_var.get(GpKernel::Ntk),
     ) {
         series.push(
-            Series::line("NTK GP mean ± 2σ", along(order, x, mean), GP_COLOR)
-                .dashed()
+            Series::line("NTK GP mean ± 2σ (dotted)", along(order, x, mean), GP_COLOR)
+                .dotted()
                 .with_band(band(order, x, mean, var)),
         );
     }
@@ -112,11 +112,11 @@ fn variance_chart(r: &RunRecord, e: &EnsembleRecord, order: &[usize]) -> LineCha
         if let Some(v) = e.test.gp_var.get(g) {
             series.push(
                 Series::line(
-                    format!("{} GP variance", g.name().to_uppercase()),
+                    format!("{} GP variance (dotted)", g.name().to_uppercase()),
                     along(order, x, v),
                     c,
                 )
-                .dashed(),
+                .dotted(),
             );
         }
     }
@@ -161,7 +161,11 @@ fn scatter_chart(e: &EnsembleRecord, variance: bool) -> LineChart {
         series.push(Series::line(format!("{} ensemble", t.name()), pts, track_color(t)).markers());
     }
     if lo.is_finite() && hi.is_finite() {
-        series.push(Series::line("equal", vec![(lo, lo), (hi, hi)], GP_COLOR).dashed());
+        series.push(
+            Series::line("y = x", vec![(lo, lo), (hi, hi)], GP_COLOR)
+                .dotted()
+                .computed(),
+        );
     }
     let (title, what) = if variance {
         ("variance per test entry", "variance")
@@ -181,24 +185,31 @@ fn scatter_chart(e: &EnsembleRecord, variance: bool) -> LineChart {
     }
 }
 
-/// Over training: ensemble-vs-GP mean RMSE and median variance ratio per track.
+/// Over training: the ensemble-vs-GP mean gap RMSE(ensemble mean, GP mean)/RMS(y) (the figure
+/// the report gives under that name) and the median variance ratio, per track.
 fn gaps_chart(r: &RunRecord) -> LineChart {
-    let series = super::paired_series(
+    let rms_y = r.target_scale();
+    let mut series = super::paired_series(
         r,
         &[Track::Network, Track::Linearized],
         (
-            &|t| format!("{}: RMSE(ensemble mean, GP mean)", t.name()),
+            &|t| format!("{}: RMSE(ensemble mean, GP mean)/RMS(y)", t.name()),
             &Column::EnsembleGpMeanRmse,
         ),
         (
-            &|t| format!("{}: median variance ratio ensemble/GP", t.name()),
+            &|t| format!("{}: median variance ratio ensemble/GP (dotted)", t.name()),
             &Column::EnsembleVarRatio,
         ),
     );
+    for s in series.iter_mut().step_by(2) {
+        for p in &mut s.points {
+            p.1 /= rms_y;
+        }
+    }
     LineChart::new(
         "ensemble vs NTK GP over training (test points)",
         "SGD step",
-        "value",
+        "mean gap (solid) · variance ratio (dotted)",
     )
     .log_y()
     .with_series(series)

@@ -22,6 +22,14 @@ pub enum ColorScale {
         /// The largest magnitude.
         max: f64,
     },
+    /// `[min, max]` on a log scale, white to dark blue; values at or below 0 are white (e.g. a
+    /// confusion matrix of many classes, whose off-diagonal fractions span decades).
+    Log {
+        /// The value drawn lightest (smaller positive values are drawn as it).
+        min: f64,
+        /// The value drawn darkest.
+        max: f64,
+    },
 }
 
 impl ColorScale {
@@ -39,6 +47,15 @@ impl ColorScale {
         let white = (255, 255, 255);
         match *self {
             ColorScale::Sequential { max } => lerp(white, (8, 48, 107), v / max.max(1e-300)),
+            ColorScale::Log { min, max } => {
+                if v > 0.0 {
+                    // The lightest positive value is a pale blue, so that it differs from 0.
+                    let t = (v / min).ln() / (max / min).ln();
+                    lerp((222, 235, 247), (8, 48, 107), t)
+                } else {
+                    RGBColor(255, 255, 255)
+                }
+            }
             ColorScale::Diverging { max } => {
                 let t = v / max.max(1e-300);
                 if t >= 0.0 {
@@ -55,7 +72,39 @@ impl ColorScale {
         match *self {
             ColorScale::Sequential { max } => (0.0, max),
             ColorScale::Diverging { max } => (-max, max),
+            ColorScale::Log { min, max } => (min, max),
         }
+    }
+
+    /// The value at a fraction `f` of the colour bar from its bottom.
+    pub fn value_at(&self, f: f64) -> f64 {
+        let (lo, hi) = self.range();
+        match self {
+            ColorScale::Log { .. } => lo * (hi / lo).powf(f),
+            _ => lo + (hi - lo) * f,
+        }
+    }
+
+    /// Labelled values of the colour bar with their fractions from its bottom: both ends, 0 on
+    /// a diverging scale, the powers of ten between the ends on a log scale.
+    pub fn ticks(&self) -> Vec<(f64, f64)> {
+        let (lo, hi) = self.range();
+        let mut t = vec![(lo, 0.0), (hi, 1.0)];
+        match self {
+            ColorScale::Diverging { .. } => t.push((0.0, 0.5)),
+            ColorScale::Log { .. } => {
+                let (a, b) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
+                for e in a..=b {
+                    let v = 10f64.powi(e);
+                    let f = (v / lo).ln() / (hi / lo).ln();
+                    if f > 0.06 && f < 0.94 {
+                        t.push((v, f));
+                    }
+                }
+            }
+            ColorScale::Sequential { .. } => {}
+        }
+        t
     }
 }
 
@@ -200,11 +249,10 @@ fn draw_colorbar<DB: DrawingBackend>(
     y1: i32,
 ) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let (lo, hi) = h.scale.range();
     let n = COLORBAR_STEPS;
     let y_of = |k: usize| y1 - ((y1 - y0) as f64 * k as f64 / n as f64).round() as i32;
     for k in 0..n {
-        let v = lo + (hi - lo) * (k as f64 + 0.5) / n as f64;
+        let v = h.scale.value_at((k as f64 + 0.5) / n as f64);
         let r = Rectangle::new(
             [(x, y_of(k + 1)), (x + 16, y_of(k))],
             h.scale.color(v).filled(),
@@ -216,11 +264,8 @@ fn draw_colorbar<DB: DrawingBackend>(
         BLACK.stroke_width(1),
     ))
     .map_err(e)?;
-    let mut ticks = vec![(lo, y1), (hi, y0)];
-    if matches!(h.scale, ColorScale::Diverging { .. }) {
-        ticks.push((0.0, (y0 + y1) / 2));
-    }
-    for (v, y) in ticks {
+    for (v, f) in h.scale.ticks() {
+        let y = y1 - ((y1 - y0) as f64 * f).round() as i32;
         let st = text_style(12.0, BLACK, HPos::Left);
         area.draw(&Text::new(tick_label(v), (x + 20, y), st))
             .map_err(e)?;
@@ -228,7 +273,7 @@ fn draw_colorbar<DB: DrawingBackend>(
     let st = text_style(13.0, BLACK, HPos::Center).transform(FontTransform::Rotate90);
     area.draw(&Text::new(
         h.colorbar_label.clone(),
-        (x + 64, (y0 + y1) / 2),
+        (x + 76, (y0 + y1) / 2),
         st,
     ))
     .map_err(e)?;

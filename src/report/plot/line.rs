@@ -6,7 +6,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::chart::{usable, LineChart, Marker, Series, Stroke};
+use super::chart::{usable, LineChart, Marker, Series, Stroke, SPARSE_POINTS};
 use super::FONT;
 
 /// The legend key of a dashed line: two dashes at `(x, y)`.
@@ -315,6 +315,9 @@ where
         .copied()
         .filter(|&p| usable(p, log_x, log_y))
         .collect();
+    if s.key_only && !s.label.is_empty() {
+        return draw_key(chart, s);
+    }
     if points.is_empty() {
         return Ok(());
     }
@@ -394,7 +397,52 @@ where
     Ok(())
 }
 
-/// Draws a line series' point marks (dots or rings), over every line.
+/// A legend entry without data: an empty series whose key is drawn in the series' style.
+fn draw_key<'a, DB, X, Y>(
+    chart: &mut Chart<'a, DB, X, Y>,
+    s: &Series,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = ShapeStyle::from(&s.color).stroke_width(s.width);
+    let anno = chart
+        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+        .map_err(drawing_error)?
+        .label(&s.label);
+    match (s.style, s.marker) {
+        (Stroke::Markers, Some(Marker::Ring)) => {
+            anno.legend(move |(x, y)| Circle::new((x + 10, y), 5, style));
+        }
+        (Stroke::Markers, Some(Marker::Cross)) => {
+            anno.legend(move |(x, y)| Cross::new((x + 10, y), 6, style));
+        }
+        (Stroke::Markers, _) => {
+            anno.legend(move |(x, y)| Circle::new((x + 10, y), 4, style.filled()));
+        }
+        (Stroke::Dashed, _) => {
+            anno.legend(move |(x, y)| dashed_key!(x, y, style));
+        }
+        (Stroke::Dotted, _) => {
+            anno.legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (2, 0)], style)
+                    + PathElement::new(vec![(6, 0), (8, 0)], style)
+                    + PathElement::new(vec![(12, 0), (14, 0)], style)
+                    + PathElement::new(vec![(18, 0), (20, 0)], style)
+            });
+        }
+        (Stroke::Solid, _) => {
+            anno.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+    }
+    Ok(())
+}
+
+/// Draws a line series' point marks (dots or rings), over every line; a sampled line of fewer
+/// than [`SPARSE_POINTS`] points gets small dots.
 fn draw_point_marks<'a, DB, X, Y>(
     chart: &mut Chart<'a, DB, X, Y>,
     s: &Series,
@@ -411,8 +459,15 @@ where
         .iter()
         .copied()
         .filter(|&p| usable(p, log_x, log_y));
+    let sparse = s.sampled && points.clone().count() < SPARSE_POINTS;
     match (s.style, s.marker) {
-        (Stroke::Markers, _) | (_, None) => {}
+        (Stroke::Markers, _) => {}
+        (_, None) if sparse => {
+            chart
+                .draw_series(points.map(|p| Circle::new(p, 3, s.color.filled())))
+                .map_err(e)?;
+        }
+        (_, None) => {}
         (_, Some(Marker::Dot)) => {
             chart
                 .draw_series(points.map(|p| Circle::new(p, 4, s.color.filled())))
@@ -628,15 +683,22 @@ mod tests {
     }
 
     #[test]
-    fn coinciding_series_are_announced_and_dashed() {
+    fn coinciding_series_share_one_entry_and_are_drawn_thin_over_the_first() {
         let a = Series::line("a", vec![(0.0, 1.0), (1.0, 2.0)], BLACK);
-        let b = Series::line("b", vec![(0.0, 1.0), (1.0, 2.0 + 1e-14)], RED);
+        let b = Series::line("b", vec![(0.0, 1.0), (1.0, 2.0 + 1e-14)], RED).dashed();
         let c = Series::line("c", vec![(0.0, 1.0), (1.0, 2.1)], BLUE);
         let chart = LineChart::new("t", "x", "y")
             .with_series(vec![a, b, c])
             .mark_coinciding(1e-9);
-        assert_eq!(chart.series[1].label, "b (= a)");
-        assert_eq!(chart.series[1].style, Stroke::Dashed);
+        assert_eq!(chart.series[0].label, "a ≡ b");
+        assert_eq!(chart.series[1].label, "");
+        assert_eq!(chart.series[1].width, 1);
+        assert_eq!(
+            chart.series[1].style,
+            Stroke::Dashed,
+            "its own style is kept"
+        );
         assert_eq!(chart.series[2].label, "c");
+        assert_eq!(chart.series[2].width, 2);
     }
 }

@@ -96,19 +96,20 @@ pub type SeriesOf<'a> = (
     &'a dyn Fn(crate::record::Track) -> crate::record::columns::Column,
 );
 
-/// Per track, a solid line of one column and a dashed line of another, in the track's colour.
+/// Per track, a solid line of one column and a dotted line of another, in the track's colour
+/// (dashed is kept for the test split).
 pub fn paired_series(
     r: &crate::record::RunRecord,
     tracks: &[crate::record::Track],
     solid: SeriesOf<'_>,
-    dashed: SeriesOf<'_>,
+    dotted: SeriesOf<'_>,
 ) -> Vec<Series> {
     tracks
         .iter()
         .flat_map(|&t| {
             [
                 Series::line(solid.0(t), solid.1(t).series(r), track_color(t)),
-                Series::line(dashed.0(t), dashed.1(t).series(r), track_color(t)).dashed(),
+                Series::line(dotted.0(t), dotted.1(t).series(r), track_color(t)).dotted(),
             ]
         })
         .collect()

@@ -4,7 +4,8 @@
 use plotters::prelude::*;
 
 use super::{
-    paired_series, track_color, ColorScale, HeatMap, LineChart, Marker, Plot, Series, PALETTE,
+    paired_series, track_color, ColorScale, HeatMap, LineChart, Marker, Plot, Series, Stroke,
+    PALETTE,
 };
 use crate::record::columns::{Column, Split};
 use crate::record::{RunRecord, Track};
@@ -15,27 +16,54 @@ pub const COINCIDE_RTOL: f64 = 1e-9;
 /// The x axis of every training-time chart.
 const STEP: &str = "SGD step";
 
+/// The loss every track is measured by: half-MSE, or for a run trained with cross-entropy the
+/// softmax cross-entropy of each track's outputs read as logits (in bits per character for text,
+/// nats otherwise), which is what that run minimises.
 fn loss_chart(r: &RunRecord) -> LineChart {
+    let cross_entropy = r.loss == crate::dynamics::Loss::CrossEntropy;
+    let text = r.data.text.is_some();
+    let (column, scale, y_label): (fn(Track, Split) -> Column, f64, &str) =
+        match (cross_entropy, text) {
+            (true, true) => (
+                Column::Xent,
+                1.0 / std::f64::consts::LN_2,
+                "cross-entropy (bits per character)",
+            ),
+            (true, false) => (Column::Xent, 1.0, "softmax cross-entropy (nats)"),
+            _ => (Column::Loss, 1.0, "loss ½·mean over entries of (f − y)²"),
+        };
+    let of = |t: Track, split: Split| -> Vec<(f64, f64)> {
+        column(t, split)
+            .series(r)
+            .into_iter()
+            .map(|(x, y)| (x, y * scale))
+            .collect()
+    };
     let mut series = Vec::new();
     for &t in &r.tracks {
+        let train = of(t, Split::Train);
+        if train.is_empty() {
+            continue;
+        }
         series.push(Series::line(
             format!("{} train", t.name()),
-            Column::Loss(t, Split::Train).series(r),
+            train,
             track_color(t),
         ));
-        let test = Column::Loss(t, Split::Test).series(r);
+        let test = of(t, Split::Test);
         if !test.is_empty() {
             series.push(Series::line(format!("{} test", t.name()), test, track_color(t)).dashed());
         }
     }
-    LineChart::new(
-        format!("{}: loss of every track", r.name),
-        STEP,
-        "loss ½·mean over entries of (f − y)²",
-    )
-    .log_y()
-    .with_series(series)
-    .mark_coinciding(COINCIDE_RTOL)
+    let what = if cross_entropy {
+        "cross-entropy of every track (outputs read as logits)"
+    } else {
+        "loss of every track"
+    };
+    LineChart::new(format!("{}: {what}", r.name), STEP, y_label)
+        .log_y()
+        .with_series(series)
+        .mark_coinciding(COINCIDE_RTOL)
 }
 
 /// Small multiples: the network against each approximation, and the approximations against
@@ -81,6 +109,29 @@ fn divergence_plot(r: &RunRecord) -> Plot {
     }
 }
 
+/// Layers drawn each in its own colour and legend entry up to this many; beyond, the first
+/// two and the last two, and the layers between in grey under one entry.
+const MAX_LAYER_ENTRIES: usize = 5;
+
+/// Colour and legend label of each of `n` layers' curves (see [`MAX_LAYER_ENTRIES`]); `what`
+/// names the curve after "layer l".
+fn layer_looks(n: usize, what: &str) -> Vec<(RGBColor, String)> {
+    (0..n)
+        .map(|l| {
+            if n <= MAX_LAYER_ENTRIES || l < 2 || l + 2 >= n {
+                (PALETTE[l % PALETTE.len()], format!("layer {l}{what}"))
+            } else if l == 2 {
+                (
+                    RGBColor(170, 170, 170),
+                    format!("layers 2–{}{what} (grey)", n - 3),
+                )
+            } else {
+                (RGBColor(170, 170, 170), String::new())
+            }
+        })
+        .collect()
+}
+
 fn kernel_drift_chart(r: &RunRecord) -> LineChart {
     let mut series = vec![
         Series::line(
@@ -89,17 +140,17 @@ fn kernel_drift_chart(r: &RunRecord) -> LineChart {
             BLACK,
         ),
         Series::line(
-            "kernel distance 1−cos(Θt,Θ0)",
+            "kernel distance 1−cos(Θt,Θ0) (dotted)",
             Column::NtkKernelDistance.series(r),
             RGBColor(127, 127, 127),
         )
-        .dashed(),
+        .dotted(),
     ];
-    for l in 0..r.n_layers {
+    for (l, (color, label)) in layer_looks(r.n_layers, "'s term").into_iter().enumerate() {
         series.push(Series::line(
-            format!("drift of layer {l}'s term"),
+            label,
             Column::NtkRelDriftLayer(l).series(r),
-            PALETTE[l % PALETTE.len()],
+            color,
         ));
     }
     LineChart::new(
@@ -143,32 +194,70 @@ fn kernel_alignment_chart(r: &RunRecord) -> LineChart {
     .with_hline(0.0, "0: no alignment after centring")
 }
 
+/// Relative difference below which the spectral-norm change of a layer's weights counts as its
+/// Frobenius change: they are equal when W0 and ΔW have rank one (a layer with one input or one
+/// output), up to the power iteration's tolerance.
+const SAME_NORM_RTOL: f64 = 1e-6;
+
+/// Whether every point of `b` lies on `a` (same x, y within `rtol` relative); false when `b`
+/// has no finite point.
+fn sampled_from(a: &[(f64, f64)], b: &[(f64, f64)], rtol: f64) -> bool {
+    let finite: Vec<&(f64, f64)> = b.iter().filter(|p| p.1.is_finite()).collect();
+    !finite.is_empty()
+        && finite.iter().all(|q| {
+            a.iter()
+                .any(|p| p.0 == q.0 && (p.1 - q.1).abs() <= rtol * p.1.abs().max(1e-300))
+        })
+}
+
+/// Relative parameter change: all parameters, and per layer its weights (solid, in the layer's
+/// colour), biases (dotted) and the spectral-norm change of its weights (rings), with one legend
+/// entry per layer and one per style.
 fn param_drift_chart(r: &RunRecord) -> LineChart {
     let mut series = vec![Series::line(
         "all parameters ‖θt−θ0‖/‖θ0‖",
         Column::ParamRelChange.series(r),
         BLACK,
     )];
-    for l in 0..r.n_layers {
-        let color = PALETTE[l % PALETTE.len()];
-        series.push(Series::line(
-            format!("layer {l} weights ‖ΔW‖_F/‖W0‖_F"),
-            Column::WeightRelChangeLayer(l).series(r),
-            color,
-        ));
+    let mut has_bias = false;
+    for (l, (color, label)) in layer_looks(r.n_layers, "").into_iter().enumerate() {
+        let weights = Column::WeightRelChangeLayer(l).series(r);
+        let spectral = Column::WeightSpectralChangeLayer(l).series(r);
+        let same = !label.is_empty() && sampled_from(&weights, &spectral, SAME_NORM_RTOL);
+        let label = if same {
+            format!("{label} (rank one, so ‖·‖₂ = ‖·‖_F)")
+        } else {
+            label
+        };
+        series.push(Series::line(label, weights, color));
         let bias = Column::BiasRelChangeLayer(l).series(r);
         if bias.iter().any(|p| p.1.is_finite()) {
-            series.push(Series::line(format!("layer {l} biases"), bias, color).dashed());
+            has_bias = true;
+            series.push(Series::line("", bias, color).dotted());
         }
-        series.push(
-            Series::line(
-                format!("layer {l} weights ‖ΔW‖₂/‖W0‖₂"),
-                Column::WeightSpectralChangeLayer(l).series(r),
-                color,
-            )
-            .markers(),
-        );
+        series.push(Series::line("", spectral, color).markers_of(Marker::Ring));
     }
+    let grey = RGBColor(90, 90, 90);
+    series.push(Series::key(
+        "solid: weights ‖ΔW‖_F/‖W0‖_F",
+        grey,
+        Stroke::Solid,
+    ));
+    if has_bias {
+        series.push(Series::key(
+            "dotted: biases ‖Δb‖/‖b0‖",
+            grey,
+            Stroke::Dotted,
+        ));
+    }
+    series.push(
+        Series::key(
+            "rings: weights ‖ΔW‖₂/‖W0‖₂ (spectral)",
+            grey,
+            Stroke::Markers,
+        )
+        .markers_of(Marker::Ring),
+    );
     LineChart::new(
         format!("{}: relative parameter change", r.name),
         STEP,
@@ -178,9 +267,22 @@ fn param_drift_chart(r: &RunRecord) -> LineChart {
     .with_series(series)
 }
 
-/// Functions over the 1-D test grid, else predicted-vs-target scatter.
-fn predictions_chart(r: &RunRecord) -> LineChart {
+/// The predictions figure: the learned functions over a 1-D test grid; for classification each
+/// approximation's outputs against the network's (y = x marked); otherwise every track's
+/// predictions against the targets (y = x marked).
+fn predictions_plot(r: &RunRecord) -> Plot {
     if r.data.input_dim == 1 && r.data.n_outputs == 1 && !r.data.x_test.is_empty() {
+        Plot::Line(functions_chart(r))
+    } else if r.data.classes.is_some() && r.outputs.len() > 1 {
+        network_vs_approximations_plot(r)
+    } else {
+        Plot::Line(predicted_vs_target_chart(r))
+    }
+}
+
+/// Every track's function over the 1-D test inputs, with the targets and the training points.
+fn functions_chart(r: &RunRecord) -> LineChart {
+    {
         let mut order: Vec<usize> = (0..r.data.x_test.len()).collect();
         order.sort_by(|&a, &b| r.data.x_test[a].total_cmp(&r.data.x_test[b]));
         let mut series = vec![Series::line(
@@ -223,35 +325,131 @@ fn predictions_chart(r: &RunRecord) -> LineChart {
         )
         .with_series(series)
         .mark_coinciding(COINCIDE_RTOL)
+    }
+}
+
+/// At most this many points in a scatter (a deterministic stride through them otherwise).
+const MAX_SCATTER_POINTS: usize = 4000;
+
+/// The split a scatter shows (test when there are test points) and its points' stride.
+fn scatter_split(r: &RunRecord) -> (bool, &'static str, usize) {
+    let test = !r.data.x_test.is_empty();
+    let n = if test {
+        r.data.y_test.len()
     } else {
-        let test = !r.data.x_test.is_empty();
-        let (y, split) = if test {
-            (&r.data.y_test, "test")
-        } else {
-            (&r.data.y_train, "train")
-        };
-        let series = r
-            .outputs
-            .iter()
-            .map(|o| {
-                let p = if test { &o.test } else { &o.train };
-                Series::line(
-                    o.track.name(),
-                    y.iter().zip(p).map(|(&a, &b)| (a, b)).collect(),
-                    track_color(o.track),
-                )
-                .markers()
-            })
-            .collect();
-        LineChart::new(
-            format!(
-                "{}: predicted vs target ({split} points, every output)",
-                r.name
-            ),
-            "target value",
-            "predicted value",
-        )
-        .with_series(series)
+        r.data.y_train.len()
+    };
+    (
+        test,
+        if test { "test" } else { "train" },
+        n.div_ceil(MAX_SCATTER_POINTS).max(1),
+    )
+}
+
+/// Says which points a scatter shows.
+fn sample_note(n: usize, stride: usize) -> String {
+    if stride > 1 {
+        format!("every {stride}th of {n} outputs")
+    } else {
+        format!("all {n} outputs")
+    }
+}
+
+/// The y = x line over the range of a scatter's points.
+fn diagonal(points: &[(f64, f64)]) -> Series {
+    let (lo, hi) = points
+        .iter()
+        .flat_map(|p| [p.0, p.1])
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    Series::line("y = x", vec![(lo, lo), (hi, hi)], BLACK)
+        .dotted()
+        .computed()
+}
+
+/// Regression with several inputs or outputs: every track's predictions against the targets.
+fn predicted_vs_target_chart(r: &RunRecord) -> LineChart {
+    let (test, split, stride) = scatter_split(r);
+    let y = if test {
+        &r.data.y_test
+    } else {
+        &r.data.y_train
+    };
+    let mut series: Vec<Series> = r
+        .outputs
+        .iter()
+        .map(|o| {
+            let p = if test { &o.test } else { &o.train };
+            Series::line(
+                o.track.name(),
+                y.iter()
+                    .zip(p)
+                    .step_by(stride)
+                    .map(|(&a, &b)| (a, b))
+                    .collect(),
+                track_color(o.track),
+            )
+            .markers()
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    series.push(diagonal(&all));
+    LineChart::new(
+        format!(
+            "{}: predicted vs target ({split} points, {})",
+            r.name,
+            sample_note(y.len(), stride)
+        ),
+        "target value",
+        "predicted value",
+    )
+    .with_series(series)
+    .mark_coinciding(COINCIDE_RTOL)
+}
+
+/// Classification: one panel per approximation, its outputs against the network's on the same
+/// points (every class's output), with y = x: the scatter a one-hot target would flatten into
+/// two strips.
+fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
+    let (test, split, stride) = scatter_split(r);
+    let Some(net) = r.outputs.iter().find(|o| o.track == Track::Network) else {
+        return Plot::Line(predicted_vs_target_chart(r));
+    };
+    let net_out = if test { &net.test } else { &net.train };
+    let charts = r
+        .outputs
+        .iter()
+        .filter(|o| o.track != Track::Network)
+        .map(|o| {
+            let p = if test { &o.test } else { &o.train };
+            let points: Vec<(f64, f64)> = net_out
+                .iter()
+                .zip(p)
+                .step_by(stride)
+                .map(|(&a, &b)| (a, b))
+                .collect();
+            let diag = diagonal(&points);
+            LineChart::new(
+                format!("{} against the network", o.track.name()),
+                "network output (every class's output)",
+                format!("{} output", o.track.name()),
+            )
+            .with_series(vec![
+                Series::line(format!("{split} outputs"), points, track_color(o.track)).markers(),
+                diag,
+            ])
+        })
+        .collect::<Vec<_>>();
+    Plot::Grid {
+        title: format!(
+            "{}: each approximation's outputs against the network's at the final step ({split} points, {})",
+            r.name,
+            sample_note(net_out.len(), stride)
+        ),
+        cols: charts.len().clamp(1, 2),
+        charts,
     }
 }
 
@@ -270,6 +468,16 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
         .and_then(|c| Column::NtkLambdaMaxFull.read(c))
         .unwrap_or(f64::NAN);
     let lambda_edge = lambda_full0 * r.critical_learning_rate / r.learning_rate;
+    // A symmetric eigensolver's eigenvalues carry an absolute error up to about N·ε·‖Θ‖₂
+    // (backward stability, Weyl's inequality; ε the f64 unit round-off): below that level an
+    // eigenvalue is round-off, and the axis stops there.
+    let top = [&r.spectrum_init, &r.spectrum_final, &r.spectrum_analytic]
+        .iter()
+        .flat_map(|v| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let n = r.spectrum_init.len().max(r.spectrum_analytic.len()).max(1) as f64;
+    let floor = n * f64::EPSILON * top;
     LineChart::new(
         format!(
             "{}: NTK spectra on the training set (output-averaged)",
@@ -280,6 +488,10 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
     )
     .log_x()
     .log_y()
+    .with_floor(
+        floor,
+        format!("bottom edge: eigenvalues below N·ε·λ_max = {floor:.1e} (f64 round-off)"),
+    )
     .with_series(vec![
         Series::line(
             "Θ0 (empirical, init)",
@@ -295,8 +507,7 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
             "Θ∞ (analytic)",
             idx(&r.spectrum_analytic),
             track_color(Track::KernelAnalytic),
-        )
-        .dashed(),
+        ),
     ])
     .with_hline(
         lambda_edge,
@@ -307,20 +518,27 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
     )
 }
 
-/// Sharpness against step: `η·λ_max(Θ_t)/(2(1+μ)NK)` on the full training kernel.
+/// Sharpness against step: `η·λ_max(Θ_t)/(2(1+μ)NK)` on the full training kernel, on a linear
+/// axis from 0 that always shows the edge of stability at 1.
 fn sharpness_chart(r: &RunRecord) -> LineChart {
+    let ratio = Column::SharpnessRatio.series(r);
+    let largest = ratio
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite() && v.abs() < 1e300)
+        .fold(0.0f64, f64::max);
+    let top = (1.1 * largest).max(1.2);
     LineChart::new(
         format!("{}: sharpness (full training kernel)", r.name),
         STEP,
-        "η·λ_max(Θt)/(2(1+μ)·N·K)",
+        "sharpness ratio η·λ_max(Θt)/(2(1+μ)·N·K)",
     )
-    .log_y()
-    .with_series(vec![Series::line(
-        "sharpness ratio",
-        Column::SharpnessRatio.series(r),
-        BLACK,
-    )])
-    .with_hline(1.0, "edge of stability (1)")
+    .with_y_range(0.0, top)
+    .with_series(vec![Series::line("sharpness ratio", ratio, BLACK)])
+    .with_hline(
+        1.0,
+        "edge of stability (1): gradient descent on the linearized model diverges above it",
+    )
 }
 
 /// Heat maps of Θ0, Θ_final and Θ_final − Θ0 on the probe set, each with a colour bar.
@@ -334,12 +552,26 @@ fn kernels_plot(r: &RunRecord) -> Plot {
         .collect();
     let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let shared = max_abs(&r.probe_ntk_init).max(max_abs(&r.probe_ntk_final));
-    let map = |title: &str, values: Vec<f64>, max: f64, bar: &str| HeatMap {
+    // Kernels with no negative entry on a sequential scale, differences (and kernels with
+    // negative entries) on a diverging one centred at 0.
+    let nonnegative = r
+        .probe_ntk_init
+        .iter()
+        .chain(&r.probe_ntk_final)
+        .all(|v| *v >= 0.0);
+    let kernel_scale = |max: f64| {
+        if nonnegative {
+            ColorScale::Sequential { max }
+        } else {
+            ColorScale::Diverging { max }
+        }
+    };
+    let map = |title: &str, values: Vec<f64>, scale: ColorScale, bar: &str| HeatMap {
         title: title.into(),
         n_rows: p,
         n_cols: p,
         values,
-        scale: ColorScale::Diverging { max },
+        scale,
         row_labels: None,
         col_labels: None,
         cell_text: None,
@@ -353,17 +585,24 @@ fn kernels_plot(r: &RunRecord) -> Plot {
             r.name
         ),
         maps: vec![
-            map("Θ0", r.probe_ntk_init.clone(), shared, "Θ0(x_i, x_j)"),
+            map(
+                "Θ0",
+                r.probe_ntk_init.clone(),
+                kernel_scale(shared),
+                "Θ0(x_i, x_j)",
+            ),
             map(
                 "Θ final",
                 r.probe_ntk_final.clone(),
-                shared,
+                kernel_scale(shared),
                 "Θ_final(x_i, x_j)",
             ),
             map(
                 "Θ final − Θ0",
                 diff.clone(),
-                max_abs(&diff),
+                ColorScale::Diverging {
+                    max: max_abs(&diff),
+                },
                 "difference (own scale)",
             ),
         ],
@@ -399,8 +638,28 @@ fn accuracy_chart(r: &RunRecord) -> LineChart {
     .mark_coinciding(COINCIDE_RTOL)
 }
 
+/// Classes up to which a confusion matrix prints its counts and fractions in the cells; with
+/// more, the cells are too small to read and the colour (on a log scale from 10⁻³, so that
+/// rare confusions show) carries the fraction alone.
+const MAX_CONFUSION_CELL_TEXT_CLASSES: usize = 15;
+
+/// A class name as a label: whitespace and control characters written visibly (a space as ␣,
+/// a newline as \n, a tab as \t).
+fn visible_label(c: &str) -> String {
+    c.chars()
+        .map(|ch| match ch {
+            ' ' => "␣".to_string(),
+            '\n' => "\\n".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => format!("U+{:04X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Test (or train) confusion matrices of every track at the final step: counts and row
-/// fractions in the cells, class names on both axes.
+/// fractions in the cells up to [`MAX_CONFUSION_CELL_TEXT_CLASSES`] classes, class names
+/// (whitespace made visible) on both axes.
 fn confusion_plot(r: &RunRecord) -> Plot {
     let k = r.data.n_outputs;
     let test = !r.data.y_test.is_empty();
@@ -409,11 +668,14 @@ fn confusion_plot(r: &RunRecord) -> Plot {
     } else {
         &r.data.y_train
     };
-    let classes = r
+    let classes: Vec<String> = r
         .data
         .classes
         .clone()
-        .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
+        .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect())
+        .iter()
+        .map(|c| visible_label(c))
+        .collect();
     let maps = r
         .outputs
         .iter()
@@ -423,6 +685,7 @@ fn confusion_plot(r: &RunRecord) -> Plot {
             let frac = |i: usize, j: usize| m[i][j] as f64 / row_total[i].max(1) as f64;
             let correct: usize = (0..k).map(|i| m[i][i]).sum();
             let total: usize = row_total.iter().sum();
+            let many = k > MAX_CONFUSION_CELL_TEXT_CLASSES;
             HeatMap {
                 title: format!(
                     "{} ({:.1} % correct)",
@@ -432,17 +695,24 @@ fn confusion_plot(r: &RunRecord) -> Plot {
                 n_rows: k,
                 n_cols: k,
                 values: (0..k * k).map(|c| frac(c / k, c % k)).collect(),
-                scale: ColorScale::Sequential { max: 1.0 },
+                scale: if many {
+                    ColorScale::Log {
+                        min: 1e-3,
+                        max: 1.0,
+                    }
+                } else {
+                    ColorScale::Sequential { max: 1.0 }
+                },
                 row_labels: Some(classes.clone()),
                 col_labels: Some(classes.clone()),
-                cell_text: Some(
+                cell_text: (!many).then(|| {
                     (0..k * k)
                         .map(|c| {
                             let (i, j) = (c / k, c % k);
                             (m[i][j].to_string(), format!("{:.2}", frac(i, j)))
                         })
-                        .collect(),
-                ),
+                        .collect()
+                }),
                 x_desc: "predicted class".into(),
                 y_desc: "true class".into(),
                 colorbar_label: "fraction of the true class (row)".into(),
@@ -451,9 +721,14 @@ fn confusion_plot(r: &RunRecord) -> Plot {
         .collect();
     Plot::Heat {
         title: format!(
-            "{}: confusion matrices ({} points; count and row fraction per cell)",
+            "{}: confusion matrices ({} points; {})",
             r.name,
-            if test { "test" } else { "train" }
+            if test { "test" } else { "train" },
+            if k > MAX_CONFUSION_CELL_TEXT_CLASSES {
+                "colour: fraction of the true class, log scale"
+            } else {
+                "count and row fraction per cell"
+            }
         ),
         maps,
     }
@@ -488,7 +763,7 @@ fn sensitivity_chart(r: &RunRecord) -> LineChart {
 pub fn figures(r: &RunRecord) -> Vec<(String, Plot)> {
     if r.checkpoints.len() < 2 {
         let mut out = vec![
-            ("predictions".to_string(), Plot::Line(predictions_chart(r))),
+            ("predictions".to_string(), predictions_plot(r)),
             ("spectrum".into(), Plot::Line(spectrum_chart(r))),
             ("kernels".into(), kernels_plot(r)),
         ];
@@ -510,7 +785,7 @@ pub fn figures(r: &RunRecord) -> Vec<(String, Plot)> {
         ),
         ("sharpness".into(), Plot::Line(sharpness_chart(r))),
         ("param_drift".into(), Plot::Line(param_drift_chart(r))),
-        ("predictions".into(), Plot::Line(predictions_chart(r))),
+        ("predictions".into(), predictions_plot(r)),
         ("spectrum".into(), Plot::Line(spectrum_chart(r))),
         ("kernels".into(), kernels_plot(r)),
         ("sensitivity".into(), Plot::Line(sensitivity_chart(r))),

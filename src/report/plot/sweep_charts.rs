@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::{track_color, LineChart, Marker, Plot, Series, PALETTE};
+use super::{track_color, LineChart, Marker, Plot, Series, Stroke, PALETTE};
 use crate::config::sweep::{value_text, Axis, Sweep};
 use crate::metrics::stats::mean_ci95;
 use crate::metrics::Phase;
@@ -225,7 +225,11 @@ fn fit_series(fit: &PowerLawFit, seeds: &[(f64, f64)], look: &GroupLook) -> Vec<
             .markers()
             .with_errors(errors),
     );
-    out.push(Series::line(fit_label, line, look.color).with_band(band));
+    out.push(
+        Series::line(fit_label, line, look.color)
+            .with_band(band)
+            .computed(),
+    );
     out
 }
 
@@ -243,6 +247,7 @@ fn reference_slopes(fit: &PowerLawFit) -> Vec<Series> {
                 vec![(w0, a), (w1, a * (w1 / w0).powf(slope))],
                 RGBColor(120, 120, 120),
             )
+            .computed()
             .dotted_if(slope == -1.0)
         })
         .collect()
@@ -358,6 +363,13 @@ fn phase_curves(
             };
             series.push(Series::line(label, kept, levels.color(i)));
         }
+    }
+    if !labelled {
+        series.push(Series::key(
+            "colour: learning rate, as in the loss panel",
+            RGBColor(120, 120, 120),
+            Stroke::Solid,
+        ));
     }
     if !crosses.is_empty() {
         series.push(
