@@ -374,6 +374,42 @@ fn verify_rederives_the_report_and_compares_figures() {
     }
 }
 
+/// A run whose figures were drawn by an earlier figure style: its numbers are compared as
+/// always, its figures (and report.md's plot list) are not, and the verdict says so; an edited
+/// number still fails.
+#[test]
+fn figures_of_an_earlier_figure_style_are_not_compared_but_numbers_are() {
+    let f = Forgeries::new();
+    let run = f.fresh("older_style");
+    // What an earlier style looks like: other figure bytes (hashes recorded), another plot list.
+    std::fs::copy(run.join("divergence.png"), run.join("loss.png")).unwrap();
+    let digest = sha256(&run.join("loss.png"));
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    std::fs::write(
+        run.join("report.md"),
+        md.replace("![loss.png](loss.png)\n", ""),
+    )
+    .unwrap();
+    edit_report(&run, |v| {
+        v["files_sha256"]["loss.png"] = serde_json::json!(digest);
+        v["environment"]
+            .as_object_mut()
+            .unwrap()
+            .remove("figure_style");
+    });
+    let (code, out) = f.verify(&run);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("drawn by figure style 1") && out.contains("not compared"),
+        "{out}"
+    );
+    assert!(!out.contains("MISMATCH"), "{out}");
+    perturb_loss(&run, 1.5);
+    let (code, out) = f.verify(&run);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("metrics.csv"), "{out}");
+}
+
 /// An input file replaced by a named pipe is a changed input, not a read that blocks forever.
 #[test]
 fn verify_does_not_block_on_an_input_replaced_by_a_pipe() {

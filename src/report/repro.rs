@@ -498,7 +498,7 @@ pub fn report_md(
         s += &format!("- {n}\n");
     }
     if !plots.is_empty() {
-        s += "\n## Plots\n\n";
+        s += "\n## Plots\n\nThe figures below are files of this directory. A sweep point's figures are sometimes left out of a repository that keeps its sweep's tables (they are large); re-running the sweep writes them again.\n\n";
         for p in plots {
             s += &format!("![{p}]({p})\n");
         }
