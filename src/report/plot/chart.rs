@@ -44,6 +44,9 @@ pub struct Series {
     pub sampled: bool,
     /// A legend entry only (no points): a key explaining a style that several series share.
     pub key_only: bool,
+    /// The colour of a coinciding series drawn thin over this one and announced in its legend
+    /// entry ("a ≡ b"): its key shows that thin line (or ring) too.
+    pub overlay: Option<RGBColor>,
 }
 
 /// Lines sampled at fewer points than this get a dot on each point.
@@ -86,6 +89,7 @@ impl Series {
             marker: None,
             sampled: true,
             key_only: false,
+            overlay: None,
         }
     }
 
@@ -263,15 +267,18 @@ impl LineChart {
             });
             let Some(j) = found else { continue };
             let label = std::mem::take(&mut self.series[i].label);
+            let color = self.series[i].color;
+            let first = &mut self.series[j];
             if !label.is_empty() {
-                let first = &mut self.series[j];
                 first.label = if first.label.is_empty() {
                     label
                 } else {
                     format!("{} ≡ {label}", first.label)
                 };
             }
+            first.overlay = Some(color);
             let s = &mut self.series[i];
+            s.sampled = false;
             if s.style == Stroke::Markers {
                 s.marker = Some(Marker::Ring);
             } else {

@@ -270,7 +270,7 @@ fn draw_colorbar<DB: DrawingBackend>(
         area.draw(&Text::new(tick_label(v), (x + 20, y), st))
             .map_err(e)?;
     }
-    let st = text_style(13.0, BLACK, HPos::Center).transform(FontTransform::Rotate90);
+    let st = text_style(13.0, BLACK, HPos::Center).transform(FontTransform::Rotate270);
     area.draw(&Text::new(
         h.colorbar_label.clone(),
         (x + 76, (y0 + y1) / 2),

@@ -360,12 +360,18 @@ where
         Stroke::Markers => draw_markers(chart, s, &points)?,
         Stroke::Dashed => {
             let style = ShapeStyle::from(&color).stroke_width(s.width);
+            let thin = ShapeStyle::from(&s.overlay.unwrap_or(color)).stroke_width(1);
             let anno = chart
                 .draw_series(DashedLineSeries::new(points, 8, 5, style))
                 .map_err(e)?;
+            // The overlay's thin dashes in the key (none without an overlay).
+            let d = if s.overlay.is_some() { 8 } else { 0 };
             if !s.label.is_empty() {
-                anno.label(&s.label)
-                    .legend(move |(x, y)| dashed_key!(x, y, style));
+                anno.label(&s.label).legend(move |(x, y)| {
+                    dashed_key!(x, y, style)
+                        + PathElement::new(vec![(0, 0), (d, 0)], thin)
+                        + PathElement::new(vec![(12, 0), (12 + d, 0)], thin)
+                });
             }
         }
         Stroke::Dotted => {
@@ -385,12 +391,25 @@ where
         }
         Stroke::Solid => {
             let style = ShapeStyle::from(&color).stroke_width(s.width);
+            let thin = ShapeStyle::from(&s.overlay.unwrap_or(color)).stroke_width(1);
+            // A band's key: a patch of its fill behind the line.
+            let patch = if band.len() >= 2 {
+                color.mix(0.18).filled()
+            } else {
+                WHITE.mix(0.0).filled()
+            };
             let anno = chart
                 .draw_series(LineSeries::new(points, style))
                 .map_err(e)?;
+            // The overlay's thin line in the key (none without an overlay).
+            let d = if s.overlay.is_some() { 20 } else { 0 };
             if !s.label.is_empty() {
-                anno.label(&s.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                anno.label(&s.label).legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + Rectangle::new([(0, -6), (20, 6)], patch)
+                        + PathElement::new(vec![(0, 0), (20, 0)], style)
+                        + PathElement::new(vec![(0, 0), (d, 0)], thin)
+                });
             }
         }
     }
@@ -517,9 +536,14 @@ where
     };
     if !s.label.is_empty() {
         let marker = s.marker;
+        let ring = s.overlay.unwrap_or(color).stroke_width(2);
+        let overlaid = s.overlay.is_some();
         anno.label(&s.label)
             .legend(move |(x, y)| -> DynElement<'static, _, _> {
                 match marker {
+                    None | Some(Marker::Dot) if overlaid => {
+                        Circle::new((x + 10, y), 5, ring).into_dyn()
+                    }
                     None | Some(Marker::Dot) => {
                         Circle::new((x + 10, y), 4, color.filled()).into_dyn()
                     }
@@ -611,22 +635,42 @@ where
     Ok(())
 }
 
-/// A copy of `spec` whose values in (0, floor) sit on the axis bottom `y0`, with the floor's
-/// label on a reference line there and series entirely below the floor saying so.
+/// A copy of `spec` whose values in (0, floor) are taken out of their lines and marked × on
+/// the axis bottom `y0`, in their series' colour (so that no line joins a clipped value to a
+/// measured one), with the floor's label on a reference line there; a series entirely below the
+/// floor says so in its label.
 fn on_bottom_edge(spec: &LineChart, floor: f64, y0: f64, label: &str) -> LineChart {
     let mut c = spec.clone();
     let bottom = y0 * 1.02;
+    let mut marks = Vec::new();
     for s in &mut c.series {
-        let nonzero: Vec<f64> = s.points.iter().map(|p| p.1).filter(|&y| y > 0.0).collect();
-        if !nonzero.is_empty() && nonzero.iter().all(|&y| y < floor) {
-            s.label = format!("{} (below the round-off level throughout)", s.label);
+        let below = |y: f64| y > 0.0 && y < floor;
+        let clipped: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| below(p.1))
+            .map(|p| (p.0, bottom))
+            .collect();
+        if clipped.is_empty() {
+            continue;
         }
-        for p in &mut s.points {
-            if p.1 > 0.0 && p.1 < floor {
-                p.1 = bottom;
-            }
+        s.points.retain(|p| !below(p.1));
+        let all = !s.points.iter().any(|p| p.1 > 0.0);
+        let mark_label = if all && !s.label.is_empty() {
+            format!("{} (below the round-off level throughout)", s.label)
+        } else {
+            String::new()
+        };
+        if all {
+            s.label.clear();
         }
+        marks.push(
+            Series::line(mark_label, clipped, s.color)
+                .markers_of(Marker::Cross)
+                .computed(),
+        );
     }
+    c.series.extend(marks);
     c.floor = None;
     c.hlines.push((bottom, label.to_string()));
     c

@@ -89,7 +89,7 @@ fn divergence_plot(r: &RunRecord) -> Plot {
             .with_series(series)
             .with_floor(
                 1e-12 * r.target_scale(),
-                "bottom edge: values below the f64 round-off level 1e-12·RMS(y)",
+                "× on the bottom edge: values below the f64 round-off level 1e-12·RMS(y)",
             )
             .mark_coinciding(COINCIDE_RTOL)
     };
@@ -349,7 +349,13 @@ fn scatter_split(r: &RunRecord) -> (bool, &'static str, usize) {
 /// Says which points a scatter shows.
 fn sample_note(n: usize, stride: usize) -> String {
     if stride > 1 {
-        format!("every {stride}th of {n} outputs")
+        let suffix = match (stride % 10, stride % 100) {
+            (1, r) if r != 11 => "st",
+            (2, r) if r != 12 => "nd",
+            (3, r) if r != 13 => "rd",
+            _ => "th",
+        };
+        format!("every {stride}{suffix} of {n} outputs")
     } else {
         format!("all {n} outputs")
     }
@@ -377,9 +383,12 @@ fn predicted_vs_target_chart(r: &RunRecord) -> LineChart {
     } else {
         &r.data.y_train
     };
+    // The network last, so that it is drawn over the approximations.
     let mut series: Vec<Series> = r
         .outputs
         .iter()
+        .filter(|o| o.track != Track::Network)
+        .chain(r.outputs.iter().filter(|o| o.track == Track::Network))
         .map(|o| {
             let p = if test { &o.test } else { &o.train };
             Series::line(
@@ -490,7 +499,7 @@ fn spectrum_chart(r: &RunRecord) -> LineChart {
     .log_y()
     .with_floor(
         floor,
-        format!("bottom edge: eigenvalues below N·ε·λ_max = {floor:.1e} (f64 round-off)"),
+        format!("× on the bottom edge: eigenvalues below N·ε·λ_max = {floor:.1e} (round-off)"),
     )
     .with_series(vec![
         Series::line(

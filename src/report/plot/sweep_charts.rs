@@ -460,13 +460,29 @@ fn summary_series(levels: &Levels, value: &dyn Fn(&SweepRow) -> f64, top: f64) -
             crosses.push((x, top));
         }
     }
-    let mut out = vec![Series::line("one run (every seed)", dots, BLACK).markers()];
+    let mut out = vec![Series::line("each run (every seed)", dots, BLACK).markers()];
     if !crosses.is_empty() {
         out.push(
             Series::line("diverged (× on the top edge)", crosses, BLACK).markers_of(Marker::Cross),
         );
     }
     out
+}
+
+/// Each converged run's sharpness ratio at its last kernel checkpoint against η/η_c (rings):
+/// where a catapult ends, below where it started.
+fn final_sharpness(levels: &Levels, top: f64) -> Series {
+    let points = levels
+        .levels
+        .iter()
+        .flat_map(|(_, rows)| rows.iter())
+        .filter_map(|r| {
+            let last = r.sharpness_curve.last()?.1;
+            let x = eta_ratio(r);
+            (x.is_finite() && last.is_finite() && last <= top).then_some((x, last))
+        })
+        .collect();
+    Series::line("final sharpness ratio (rings)", points, BLACK).markers_of(Marker::Ring)
 }
 
 /// A learning-rate sweep in four panels: the network's train loss and the sharpness of every
@@ -530,13 +546,17 @@ pub fn phases_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
         ),
         phase_regions(
             LineChart::new(
-                "largest sharpness ratio during training",
+                "largest and final sharpness ratio of each run",
                 eta_label,
-                "max over checkpoints of the sharpness ratio",
+                "sharpness ratio: largest (dots), final (rings)",
             )
             .log_x()
             .with_y_range(0.0, sharp_top)
-            .with_series(summary_series(&levels, &max_sharp, sharp_top))
+            .with_series({
+                let mut s = summary_series(&levels, &max_sharp, sharp_top);
+                s.push(final_sharpness(&levels, sharp_top));
+                s
+            })
             .with_hline(1.0, edge),
             &levels,
         ),
@@ -882,7 +902,15 @@ pub fn learning_curve_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
     dodge(&mut series, true);
     Plot::Line(
         LineChart::new(
-            format!("{}: test accuracy against training points", sweep.base.name),
+            format!(
+                "{}: test accuracy against training points ({})",
+                sweep.base.name,
+                if sweep.spec.seeds.unwrap_or(1) > 1 {
+                    "mean over seeds ± 95 % t"
+                } else {
+                    "one seed"
+                }
+            ),
             "training points N",
             "test accuracy",
         )
