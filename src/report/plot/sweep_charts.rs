@@ -97,8 +97,10 @@ pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> P
         .iter()
         .map(|(fig, desc)| {
             let (mut series, mut references) = (Vec::new(), Vec::new());
+            let mut unfitted = Vec::new();
             for (gi, g) in groups.iter().enumerate() {
                 let Some(fit) = fits.iter().find(|f| f.figure == *fig && f.group == *g) else {
+                    unfitted.extend(g.clone());
                     continue;
                 };
                 let in_group = |r: &&SweepRow| {
@@ -127,6 +129,16 @@ pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> P
                 }
             }
             series.append(&mut references);
+            if !unfitted.is_empty() {
+                series.push(Series::key(
+                    format!(
+                        "not shown: {} (no positive finite value)",
+                        unfitted.join(", ")
+                    ),
+                    RGBColor(255, 255, 255),
+                    Stroke::Solid,
+                ));
+            }
             LineChart::new(fig.name(), "width n (log scale)", desc.as_str())
                 .log_x()
                 .log_y()
