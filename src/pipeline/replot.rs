@@ -12,11 +12,12 @@ use std::path::Path;
 
 use crate::config::sweep as config_sweep;
 use crate::metrics::Phase;
-use crate::record::sweep::{PointStatus, StoredRow, SweepRow};
+use crate::record::sweep::{PointStatus, PowerLawFit, StoredRow, SweepRow};
 use crate::report::io::write_atomic;
 use crate::report::sweep as report_sweep;
 use crate::{Error, Result};
 
+use super::row_check::NumberTable;
 use super::sweep::PLAN_FILE;
 
 /// What `--replot` did.
@@ -45,10 +46,7 @@ pub fn replot(dir: &Path) -> Result<Replotted> {
             message: format!("no {PLAN_FILE}: not a sweep directory"),
         });
     }
-    let text = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
-    let sweep = config_sweep::expand(&text, Some(&plan))?;
-    let rows = stored_rows(dir)?;
-    let fits = report_sweep::sweep_fits(&sweep, &rows);
+    let (sweep, rows, fits) = load(dir)?;
     let before = figure_files(dir)?;
     let mut written = report_sweep::write_sweep_figures(dir, &sweep, &rows, &fits)?;
     let removed: Vec<String> = before
@@ -68,12 +66,18 @@ pub fn replot(dir: &Path) -> Result<Replotted> {
 /// The figures `--replot` draws for the sweep directory `dir`, as `(file stem, plot)`, without
 /// writing anything (e.g. to check them).
 pub fn stored_sweep_figures(dir: &Path) -> Result<Vec<(String, crate::report::plot::Plot)>> {
+    let (sweep, rows, fits) = load(dir)?;
+    Ok(report_sweep::sweep_plots(&sweep, &rows, &fits))
+}
+
+/// A sweep directory's plan, its rows as stored and the fits over them.
+fn load(dir: &Path) -> Result<(config_sweep::Sweep, Vec<SweepRow>, Vec<PowerLawFit>)> {
     let plan = dir.join(PLAN_FILE);
     let text = std::fs::read_to_string(&plan).map_err(|e| Error::io(&plan, e))?;
     let sweep = config_sweep::expand(&text, Some(&plan))?;
     let rows = stored_rows(dir)?;
     let fits = report_sweep::sweep_fits(&sweep, &rows);
-    Ok(report_sweep::sweep_plots(&sweep, &rows, &fits))
+    Ok((sweep, rows, fits))
 }
 
 /// The figure files (PNG and SVG) at the top of a sweep directory.
@@ -199,28 +203,12 @@ fn curves(dir: &Path, index: usize, run_dir: &str) -> Result<(Curve, Curve)> {
         return Ok((row.loss_curve, row.sharpness_curve));
     }
     let metrics = dir.join(run_dir).join("metrics.csv");
-    let text = std::fs::read_to_string(&metrics).map_err(|e| Error::io(&metrics, e))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(step), Some(loss)) = (col("step"), col("network_train_loss")) else {
-        return Err(Error::NotARun {
-            path: metrics,
-            message: "has no step or network_train_loss column".into(),
-        });
-    };
-    let sharp = col("sharpness_ratio");
-    let (mut l, mut s) = (Vec::new(), Vec::new());
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        let cell = |i: usize| cells.get(i).and_then(|c| c.parse::<f64>().ok());
-        let Some(x) = cell(step) else { continue };
-        if let Some(v) = cell(loss) {
-            l.push((x, v));
-        }
-        if let Some(v) = sharp.and_then(cell) {
-            s.push((x, v));
-        }
-    }
-    Ok((l, s))
+    let table = NumberTable::read(&metrics).ok_or_else(|| Error::NotARun {
+        path: metrics.clone(),
+        message: "cannot be read as a table of numbers".into(),
+    })?;
+    Ok((
+        table.series("network_train_loss"),
+        table.series("sharpness_ratio"),
+    ))
 }

@@ -22,13 +22,13 @@ use crate::record::Track;
 
 /// A CSV of numbers read back: its header and the cells of every row (`None` where empty: the
 /// column was not measured at that checkpoint).
-struct NumberTable {
+pub(crate) struct NumberTable {
     header: Vec<String>,
     rows: Vec<Vec<Option<f64>>>,
 }
 
 impl NumberTable {
-    fn read(path: &Path) -> Option<NumberTable> {
+    pub(crate) fn read(path: &Path) -> Option<NumberTable> {
         let text = std::fs::read_to_string(path).ok()?;
         let mut lines = text.lines();
         let header: Vec<String> = lines.next()?.split(',').map(str::to_string).collect();
@@ -58,7 +58,7 @@ impl NumberTable {
     }
 
     /// `(step, value)` of every row where column `name` has a value.
-    fn series(&self, name: &str) -> Vec<(f64, f64)> {
+    pub(crate) fn series(&self, name: &str) -> Vec<(f64, f64)> {
         let (Some(step), Some(col)) = (self.column("step"), self.column(name)) else {
             return Vec::new();
         };

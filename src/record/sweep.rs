@@ -318,6 +318,9 @@ pub struct PowerLawFit {
     /// the figures' confidence band of the fitted line is drawn from them).
     #[serde(skip)]
     pub seed_intercepts: Vec<f64>,
+    /// The fitted `(seed, x, y)` points (not written: the figures draw them).
+    #[serde(skip)]
+    pub points: Vec<(u64, f64, f64)>,
     /// Slopes between neighbouring x values of the mean over seeds of log y:
     /// `(x_lo, x_hi, slope)` (a bending curve shows here, not in one exponent).
     pub local_slopes: Vec<(f64, f64, f64)>,
@@ -455,6 +458,7 @@ fn fit_one(
         local_slopes,
         per_x,
         n: points.len(),
+        points: points.to_vec(),
     })
 }
 

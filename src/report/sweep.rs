@@ -194,7 +194,7 @@ pub fn sweep_plots(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> Ve
     if sweep.varies(Axis::Width) && !fits.is_empty() {
         figures.push((
             "scaling".to_string(),
-            sweep_charts::scaling_plot(sweep, rows, fits),
+            sweep_charts::scaling_plot(sweep, fits),
         ));
     }
     let text_rows = rows.iter().any(|r| {

@@ -9,6 +9,17 @@ use plotters::prelude::*;
 use super::chart::{usable, LineChart, Marker, Series, Stroke, SPARSE_POINTS};
 use super::FONT;
 
+/// The legend key of a dotted line: four dots at `(x, y)`.
+macro_rules! dotted_key {
+    ($x:expr, $y:expr, $style:expr) => {
+        EmptyElement::at(($x, $y))
+            + PathElement::new(vec![(0, 0), (2, 0)], $style)
+            + PathElement::new(vec![(6, 0), (8, 0)], $style)
+            + PathElement::new(vec![(12, 0), (14, 0)], $style)
+            + PathElement::new(vec![(18, 0), (20, 0)], $style)
+    };
+}
+
 /// The legend key of a dashed line: two dashes at `(x, y)`.
 macro_rules! dashed_key {
     ($x:expr, $y:expr, $style:expr) => {
@@ -315,10 +326,8 @@ where
         .copied()
         .filter(|&p| usable(p, log_x, log_y))
         .collect();
-    if s.key_only && !s.label.is_empty() {
-        return draw_key(chart, s);
-    }
-    if points.is_empty() {
+    // A key-only series goes on with no points: only its legend entry is drawn.
+    if points.is_empty() && (!s.key_only || s.label.is_empty()) {
         return Ok(());
     }
     let color = s.color;
@@ -380,13 +389,8 @@ where
                 .draw_series(DashedLineSeries::new(points, 2, 4, style))
                 .map_err(e)?;
             if !s.label.is_empty() {
-                anno.label(&s.label).legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (2, 0)], style)
-                        + PathElement::new(vec![(6, 0), (8, 0)], style)
-                        + PathElement::new(vec![(12, 0), (14, 0)], style)
-                        + PathElement::new(vec![(18, 0), (20, 0)], style)
-                });
+                anno.label(&s.label)
+                    .legend(move |(x, y)| dotted_key!(x, y, style));
             }
         }
         Stroke::Solid => {
@@ -411,50 +415,6 @@ where
                         + PathElement::new(vec![(0, 0), (d, 0)], thin)
                 });
             }
-        }
-    }
-    Ok(())
-}
-
-/// A legend entry without data: an empty series whose key is drawn in the series' style.
-fn draw_key<'a, DB, X, Y>(
-    chart: &mut Chart<'a, DB, X, Y>,
-    s: &Series,
-) -> std::result::Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
-    let style = ShapeStyle::from(&s.color).stroke_width(s.width);
-    let anno = chart
-        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-        .map_err(drawing_error)?
-        .label(&s.label);
-    match (s.style, s.marker) {
-        (Stroke::Markers, Some(Marker::Ring)) => {
-            anno.legend(move |(x, y)| Circle::new((x + 10, y), 5, style));
-        }
-        (Stroke::Markers, Some(Marker::Cross)) => {
-            anno.legend(move |(x, y)| Cross::new((x + 10, y), 6, style));
-        }
-        (Stroke::Markers, _) => {
-            anno.legend(move |(x, y)| Circle::new((x + 10, y), 4, style.filled()));
-        }
-        (Stroke::Dashed, _) => {
-            anno.legend(move |(x, y)| dashed_key!(x, y, style));
-        }
-        (Stroke::Dotted, _) => {
-            anno.legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (2, 0)], style)
-                    + PathElement::new(vec![(6, 0), (8, 0)], style)
-                    + PathElement::new(vec![(12, 0), (14, 0)], style)
-                    + PathElement::new(vec![(18, 0), (20, 0)], style)
-            });
-        }
-        (Stroke::Solid, _) => {
-            anno.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
     }
     Ok(())

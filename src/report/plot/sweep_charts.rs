@@ -74,19 +74,13 @@ const SEED_OFFSET: f64 = 0.975;
 /// the pointwise 95 % t-interval of those fitted lines as its band, and reference slopes −1/2
 /// and −1 through the first mean. Groups' points are offset sideways so that their bars do not
 /// overlap.
-pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> Plot {
+pub fn scaling_plot(sweep: &Sweep, fits: &[PowerLawFit]) -> Plot {
     let mut groups: Vec<Option<String>> = Vec::new();
     for f in fits {
         if !groups.contains(&f.group) {
             groups.push(f.group.clone());
         }
     }
-    let group_key = sweep
-        .spec
-        .vary
-        .keys()
-        .find(|k| k.as_str() != Axis::Width.key())
-        .cloned();
     let panels: Vec<(Figure, String)> = SCALING_FIGURES
         .iter()
         .map(|(f, d)| (*f, d.to_string()))
@@ -103,19 +97,6 @@ pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> P
                     unfitted.extend(g.clone());
                     continue;
                 };
-                let in_group = |r: &&SweepRow| {
-                    r.status.is_completed()
-                        && match (&group_key, g) {
-                            (Some(k), Some(g)) => r.values.iter().any(|(a, b)| a == k && b == g),
-                            _ => true,
-                        }
-                };
-                let seeds: Vec<(f64, f64)> = rows
-                    .iter()
-                    .filter(in_group)
-                    .filter_map(|r| Some((r.value_f64(Axis::Width.key())?, r.figure(*fig))))
-                    .filter(|p| p.1 > 0.0 && p.1.is_finite())
-                    .collect();
                 let shift = (DODGE_LN * (gi as f64 - (groups.len() as f64 - 1.0) / 2.0)).exp();
                 let look = GroupLook {
                     tag: g.as_ref().map(|g| format!(" ({g})")).unwrap_or_default(),
@@ -123,7 +104,7 @@ pub fn scaling_plot(sweep: &Sweep, rows: &[SweepRow], fits: &[PowerLawFit]) -> P
                     shift,
                     label_seeds: gi == 0,
                 };
-                series.extend(fit_series(fit, &seeds, &look));
+                series.extend(fit_series(fit, &look));
                 if gi == 0 {
                     references = reference_slopes(fit);
                 }
@@ -171,7 +152,7 @@ struct GroupLook {
 
 /// A group's single seeds (rings), geometric means with their intervals, and the fitted line
 /// with its band.
-fn fit_series(fit: &PowerLawFit, seeds: &[(f64, f64)], look: &GroupLook) -> Vec<Series> {
+fn fit_series(fit: &PowerLawFit, look: &GroupLook) -> Vec<Series> {
     let several = fit.seed_slopes.len() >= 2;
     let shift = look.shift;
     let means: Vec<(f64, f64)> = fit.per_x.iter().map(|p| (p.0 * shift, p.1)).collect();
@@ -223,9 +204,9 @@ fn fit_series(fit: &PowerLawFit, seeds: &[(f64, f64)], look: &GroupLook) -> Vec<
         out.push(
             Series::line(
                 ring_label,
-                seeds
+                fit.points
                     .iter()
-                    .map(|&(x, y)| (x * shift * SEED_OFFSET, y))
+                    .map(|&(_, x, y)| (x * shift * SEED_OFFSET, y))
                     .collect(),
                 look.color,
             )
@@ -649,6 +630,15 @@ fn dodge(series: &mut [Series], log_x: bool) {
     }
 }
 
+/// What a sweep's points are: means over seeds with their intervals, or one seed's values.
+fn over_seeds(sweep: &Sweep) -> &'static str {
+    if sweep.spec.seeds.unwrap_or(1) > 1 {
+        "mean over seeds ± 95 % t-interval"
+    } else {
+        "one seed"
+    }
+}
+
 /// Points `(x, mean)` and their intervals `(x, low, high)`.
 type MeansWithIntervals = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
 
@@ -785,11 +775,7 @@ pub fn language_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
         title: format!(
             "{}: the network and its linearization as width grows ({})",
             sweep.base.name,
-            if sweep.spec.seeds.unwrap_or(1) > 1 {
-                "mean over seeds ± 95 % t-interval"
-            } else {
-                "one seed"
-            }
+            over_seeds(sweep)
         ),
         cols: 2,
         charts,
@@ -917,11 +903,7 @@ pub fn learning_curve_plot(sweep: &Sweep, rows: &[SweepRow]) -> Plot {
             format!(
                 "{}: test accuracy against training points ({})",
                 sweep.base.name,
-                if sweep.spec.seeds.unwrap_or(1) > 1 {
-                    "mean over seeds ± 95 % t"
-                } else {
-                    "one seed"
-                }
+                over_seeds(sweep)
             ),
             "training points N",
             "test accuracy",
