@@ -572,7 +572,9 @@ fn signal_after(cfg: &Path, out: &Path, signal: &str, after: Duration) -> (Optio
 }
 
 /// A quadrature conv kernel with global average pooling: one entry is 2·16⁴ position pairs of
-/// tanh moments (minutes); the kernel loop looks at the request every 64 pairs.
+/// tanh moments (minutes); the kernel loop looks at the request every 64 pairs. σ_w = 8 makes
+/// every variance large (q ≈ 30–60), where tanh's Hermite series are refused (φ(√q·z) nearly a
+/// step) and each moment is a 2-D quadrature; at the default σ_w the series take a second.
 fn slow_conv_kernel(dir: &Path) -> PathBuf {
     let pixels: String = (0..6)
         .map(|i| {
@@ -593,7 +595,7 @@ fn slow_conv_kernel(dir: &Path) -> PathBuf {
         dir,
         "conv.toml",
         &format!(
-            "[experiment]\nname = \"gap\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.5\nimage_shape = [16, 16, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\ndepth = 4\nfilter = 3\nreadout = \"global_avg_pool\"\nactivation = \"tanh\"\n[training]\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n",
+            "[experiment]\nname = \"gap\"\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"y\"]\ntest_fraction = 0.5\nimage_shape = [16, 16, 1]\n[model]\narchitecture = \"conv\"\nwidth = 8\ndepth = 4\nfilter = 3\nreadout = \"global_avg_pool\"\nactivation = \"tanh\"\nw_std = 8.0\n[training]\nsteps = 10\n[kernel]\nsolutions = [\"analytic\"]\n[outputs]\ndir = \"{}\"\n",
             csv.display(),
             dir.join("results").display()
         ),

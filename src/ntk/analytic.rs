@@ -156,8 +156,9 @@ impl AnalyticConfig {
     ) -> (f64, f64) {
         match (sa, sb) {
             (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
-            _ => gaussian_moments(self.arch.model.activation, q, qp, k, self.method),
+            _ => None,
         }
+        .unwrap_or_else(|| gaussian_moments(self.arch.model.activation, q, qp, k, self.method))
     }
 
     fn bias_var(&self) -> f64 {

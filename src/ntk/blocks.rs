@@ -26,7 +26,8 @@ use rayon::prelude::*;
 use crate::model::blocks::{Op, Program, LAYER_NORM_EPS};
 use crate::model::layers::{ConvGeometry, LayerInput, Spatial};
 use crate::model::{Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{gaussian_moments, AnalyticKernels, MomentMethod};
+use crate::ntk::analytic::{closed_form, gaussian_moments, AnalyticKernels, MomentMethod};
+use crate::ntk::hermite::{self, Series};
 
 /// Entries of a state between two looks at the stop request.
 const STOP_LOOK_EVERY: usize = 256;
@@ -160,30 +161,53 @@ struct State {
     positions: usize,
 }
 
-/// Each input's own variances, one vector per activation or layer norm in execution order:
-/// recorded on the pair (a, a), read on (a, b).
+/// One input's own state at an activation or a layer norm: the variance `q(p)` of every
+/// position and, at an activation without a closed form, each position's Hermite series of φ and
+/// φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used; empty at a
+/// layer norm).
+#[derive(Debug, Clone)]
+struct Own {
+    q: Vec<f64>,
+    series: Vec<Option<Series>>,
+}
+
+/// Each input's own states, one per activation or layer norm in execution order: recorded on
+/// the pair (a, a), read on (a, b).
 enum Variances<'a> {
-    Record(Vec<Vec<f64>>),
+    Record(Vec<Own>),
     Read {
-        a: &'a [Vec<f64>],
-        b: &'a [Vec<f64>],
+        a: &'a [Own],
+        b: &'a [Own],
         next: usize,
     },
 }
 
 impl Variances<'_> {
-    fn take(&mut self, st: &State) -> (Vec<f64>, Vec<f64>) {
+    /// The two inputs' own states at the next activation or layer norm; when recording, the
+    /// diagonal of `st` and the series `series` makes of it (`None` when `stop` returned true,
+    /// looked at before each position's series).
+    fn take(
+        &mut self,
+        st: &State,
+        series: &dyn Fn(f64) -> Option<Series>,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<(&Own, &Own)> {
         match self {
             Variances::Record(tape) => {
                 let p = st.positions;
-                let d: Vec<f64> = (0..p).map(|i| st.k[i * p + i]).collect();
-                tape.push(d.clone());
-                (d.clone(), d)
+                let q: Vec<f64> = (0..p).map(|i| st.k[i * p + i]).collect();
+                let own: Vec<Option<Series>> = q
+                    .iter()
+                    .map(|&v| (!stop()).then(|| series(v)))
+                    .collect::<Option<_>>()?;
+                tape.push(Own { q, series: own });
+                let last = tape.last().expect("just pushed");
+                Some((last, last))
             }
             Variances::Read { a, b, next } => {
-                let out = (a[*next].clone(), b[*next].clone());
+                let out = (&a[*next], &b[*next]);
                 *next += 1;
-                out
+                Some(out)
             }
         }
     }
@@ -267,31 +291,69 @@ impl BlockKernelConfig {
         q: &mut Variances,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Option<State> {
-        let (qa, qb) = q.take(&st);
+        let (oa, ob) = q.take(&st, &|v| self.series(v), stop)?;
         let p = st.positions;
-        let act = self.arch.model.activation;
         let mut k = Vec::with_capacity(st.k.len());
         let mut t = Vec::with_capacity(st.k.len());
         for (idx, (&kv, &tv)) in st.k.iter().zip(&st.t).enumerate() {
             if idx % STOP_LOOK_EVERY == 0 && stop() {
                 return None;
             }
-            let (e, kdot) = gaussian_moments(act, qa[idx / p], qb[idx % p], kv, self.method);
+            let (i, j) = (idx / p, idx % p);
+            let (e, kdot) = self.moments(
+                (oa.q[i], ob.q[j], kv),
+                oa.series[i].as_ref(),
+                ob.series[j].as_ref(),
+            );
             k.push(e);
             t.push(tv * kdot);
         }
         Some(State { k, t, positions: p })
     }
 
-    fn layer_norm(&self, mut st: State, q: &mut Variances) -> State {
-        let (qa, qb) = q.take(&st);
+    /// The Hermite series of the activation at variance `q`, where moments are summed from it
+    /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
+    /// only the terms it needs.
+    fn series(&self, q: f64) -> Option<Series> {
+        let act = self.arch.model.activation;
+        match self.method {
+            MomentMethod::Auto(_) if closed_form(act, 1.0, 1.0, 0.5).is_none() => {
+                Series::adaptive(act, q)
+            }
+            _ => None,
+        }
+    }
+
+    /// A position pair's moments: from the two positions' series when both exist, else
+    /// [`gaussian_moments`].
+    fn moments(
+        &self,
+        (q, qp, k): (f64, f64, f64),
+        sa: Option<&Series>,
+        sb: Option<&Series>,
+    ) -> (f64, f64) {
+        match (sa, sb) {
+            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
+            _ => None,
+        }
+        .unwrap_or_else(|| gaussian_moments(self.arch.model.activation, q, qp, k, self.method))
+    }
+
+    fn layer_norm(
+        &self,
+        mut st: State,
+        q: &mut Variances,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<State> {
+        let (oa, ob) = q.take(&st, &|_| None, stop)?;
+        let (qa, qb) = (&oa.q, &ob.q);
         let p = st.positions;
         for idx in 0..st.k.len() {
             let norm = ((LAYER_NORM_EPS + qa[idx / p]) * (LAYER_NORM_EPS + qb[idx % p])).sqrt();
             st.k[idx] /= norm;
             st.t[idx] /= norm;
         }
-        st
+        Some(st)
     }
 
     fn run(
@@ -305,7 +367,7 @@ impl BlockKernelConfig {
             st = match op {
                 KernelOp::Affine { reduce, fan_in } => self.affine(reduce, *fan_in, st),
                 KernelOp::Activation => self.activation(st, q, stop)?,
-                KernelOp::LayerNorm => self.layer_norm(st, q),
+                KernelOp::LayerNorm => self.layer_norm(st, q, stop)?,
                 KernelOp::Pool(taps) => State {
                     k: taps.pool(&st.k),
                     t: taps.pool(&st.t),
@@ -345,8 +407,8 @@ impl BlockKernelConfig {
         self.input.positions() * self.channels
     }
 
-    /// One input's own variances at every activation and layer norm.
-    fn variances(&self, x: &[f64], stop: &(dyn Fn() -> bool + Sync)) -> Option<Vec<Vec<f64>>> {
+    /// One input's own states at every activation and layer norm.
+    fn variances(&self, x: &[f64], stop: &(dyn Fn() -> bool + Sync)) -> Option<Vec<Own>> {
         let mut q = Variances::Record(Vec::new());
         self.run(&self.ops, self.input_covariance(x, x), &mut q, stop)?;
         match q {
@@ -358,7 +420,7 @@ impl BlockKernelConfig {
     fn entry(
         &self,
         (a, b): (&[f64], &[f64]),
-        (qa, qb): (&[Vec<f64>], &[Vec<f64>]),
+        (qa, qb): (&[Own], &[Own]),
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Option<(f64, f64)> {
         crate::linalg::clear_avx_upper_state();
@@ -390,7 +452,7 @@ impl BlockKernelConfig {
         let d = self.input_dim();
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
-        let own = |x: &[f64], n: usize| -> Option<Vec<Vec<Vec<f64>>>> {
+        let own = |x: &[f64], n: usize| -> Option<Vec<Vec<Own>>> {
             (0..n)
                 .into_par_iter()
                 .map(|i| self.variances(&x[i * d..(i + 1) * d], stop))
@@ -398,7 +460,8 @@ impl BlockKernelConfig {
         };
         let q1 = own(x1, n1)?;
         let same = std::ptr::eq(x1, x2);
-        let q2 = if same { q1.clone() } else { own(x2, n2)? };
+        let q2 = if same { Vec::new() } else { own(x2, n2)? };
+        let q2 = if same { &q1 } else { &q2 };
         crate::ntk::pairwise(n1, n2, same, |i, j| {
             self.entry(
                 (&x1[i * d..(i + 1) * d], &x2[j * d..(j + 1) * d]),
@@ -429,7 +492,7 @@ impl BlockKernelConfig {
         let p = st.positions;
         // The first activation's variances follow those of the layer norms before it.
         let before = count_layer_norms(&path);
-        let (qa0, qb0) = (&qa[before], &qb[before]);
+        let (qa0, qb0) = (&qa[before].q, &qb[before].q);
         st.k.iter()
             .enumerate()
             .map(|(idx, &k)| (qa0[idx / p], qb0[idx % p], k))

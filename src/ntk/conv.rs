@@ -19,7 +19,8 @@ use rayon::prelude::*;
 
 pub use crate::model::layers::{Padding, Readout, Spatial};
 use crate::model::{Activation, Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{gaussian_moments, AnalyticKernels, MomentMethod};
+use crate::ntk::analytic::{closed_form, gaussian_moments, AnalyticKernels, MomentMethod};
+use crate::ntk::hermite::{self, Series};
 
 /// A convolutional architecture, as far as its analytic kernels depend on it.
 /// Position pairs of one kernel entry between two looks at the stop request.
@@ -53,6 +54,15 @@ pub struct ConvKernelConfig {
     pub parametrization: Parametrization,
     /// Moment evaluation.
     pub method: MomentMethod,
+}
+
+/// One image's own state after each convolution l = 1..=depth: the pre-activation variances
+/// `q_l(p)` and, for an activation without a closed form, each position's Hermite series of φ
+/// and φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used).
+#[derive(Debug, Clone)]
+struct ImageState {
+    q: Vec<Vec<f64>>,
+    series: Vec<Vec<Option<Series>>>,
 }
 
 /// The taps of one convolution: for every output position and filter tap (row-major), the input
@@ -175,25 +185,84 @@ impl ConvKernelConfig {
         }
     }
 
-    /// The pre-activation variances `q_l(p)` of one image after each convolution l = 1..=depth
-    /// (the diagonal of its own covariance, with the same arithmetic).
-    fn variances(&self, taps: &[Taps], x: &[f64]) -> Vec<Vec<f64>> {
+    /// The Hermite series of the activation at variance `q`, where moments are summed from it
+    /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
+    /// only the terms it needs.
+    fn series(&self, q: f64) -> Option<Series> {
+        match self.method {
+            MomentMethod::Auto(_) if closed_form(self.activation, 1.0, 1.0, 0.5).is_none() => {
+                Series::adaptive(self.activation, q)
+            }
+            _ => None,
+        }
+    }
+
+    /// A position pair's moments: from the two positions' series when both exist, else
+    /// [`gaussian_moments`].
+    fn moments(
+        &self,
+        (q, qp, k): (f64, f64, f64),
+        sa: Option<&Series>,
+        sb: Option<&Series>,
+    ) -> (f64, f64) {
+        match (sa, sb) {
+            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
+            _ => None,
+        }
+        .unwrap_or_else(|| gaussian_moments(self.activation, q, qp, k, self.method))
+    }
+
+    /// One image's state: the pre-activation variances `q_l(p)` after each convolution
+    /// l = 1..=depth (the diagonal of its own covariance, with the same arithmetic) and their
+    /// series.
+    /// `None` when `stop` returned true (looked at before each position's series: a refused
+    /// one takes about a millisecond).
+    fn variances(
+        &self,
+        taps: &[Taps],
+        x: &[f64],
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<ImageState> {
         let w2 = self.w_std * self.w_std;
         let b2 = self.bias_var();
         let ff = (self.filter * self.filter) as f64;
         let mut e = self.input_covariance(x, x, false);
-        let mut out = Vec::with_capacity(self.depth);
+        let mut state = ImageState {
+            q: Vec::with_capacity(self.depth),
+            series: Vec::with_capacity(self.depth),
+        };
         let mut sums = Vec::new();
         for g in taps {
             self.conv_sum(g, &e, false, &mut sums);
             let q: Vec<f64> = sums.iter().map(|&s| w2 * (s / ff) + b2).collect();
+            let series: Vec<Option<Series>> = q
+                .iter()
+                .map(|&v| (!stop()).then(|| self.series(v)))
+                .collect::<Option<_>>()?;
             e = q
                 .iter()
-                .map(|&v| gaussian_moments(self.activation, v, v, v, self.method).0)
+                .zip(&series)
+                .map(|(&v, s)| self.moments((v, v, v), s.as_ref(), s.as_ref()).0)
                 .collect();
-            out.push(q);
+            state.q.push(q);
+            state.series.push(series);
         }
-        out
+        Some(state)
+    }
+
+    /// The states of `n` images (rows of `x`), `None` when stopped.
+    fn states(
+        &self,
+        taps: &[Taps],
+        x: &[f64],
+        n: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Vec<ImageState>> {
+        let d = self.input_dim();
+        (0..n)
+            .into_par_iter()
+            .map(|i| self.variances(taps, &x[i * d..(i + 1) * d], stop))
+            .collect()
     }
 
     /// `(nngp, ntk)` of one pair of images, given their variances; `None` when `stop` is set
@@ -203,7 +272,7 @@ impl ConvKernelConfig {
         &self,
         taps: &[Taps],
         (a, b): (&[f64], &[f64]),
-        (qa, qb): (&[Vec<f64>], &[Vec<f64>]),
+        (sa, sb): (&ImageState, &ImageState),
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Option<(f64, f64)> {
         // Scalar arithmetic and libm calls below (see `clear_avx_upper_state`).
@@ -249,8 +318,11 @@ impl ConvKernelConfig {
                 } else {
                     (idx, idx)
                 };
-                let (m, kdot) =
-                    gaussian_moments(self.activation, qa[l][pa], qb[l][pb], k, self.method);
+                let (m, kdot) = self.moments(
+                    (sa.q[l][pa], sb.q[l][pb], k),
+                    sa.series[l][pa].as_ref(),
+                    sb.series[l][pb].as_ref(),
+                );
                 e.push(m);
                 t_new.push(theta * kdot);
             }
@@ -361,17 +433,16 @@ impl ConvKernelConfig {
         assert_eq!(x1.len(), n1 * d);
         assert_eq!(x2.len(), n2 * d);
         let taps = self.taps();
-        let q1: Vec<_> = (0..n1)
-            .into_par_iter()
-            .map(|i| (!stop()).then(|| self.variances(&taps, &x1[i * d..(i + 1) * d])))
-            .collect::<Option<_>>()?;
-        let q2: Vec<_> = (0..n2)
-            .into_par_iter()
-            .map(|j| (!stop()).then(|| self.variances(&taps, &x2[j * d..(j + 1) * d])))
-            .collect::<Option<_>>()?;
         // The same images on both sides: the kernel is symmetric bit for bit (the state of
         // (b, a) is the transpose of that of (a, b)), so only j ≥ i is computed.
         let same = std::ptr::eq(x1, x2);
+        let q1 = self.states(&taps, x1, n1, stop)?;
+        let q2 = if same {
+            Vec::new()
+        } else {
+            self.states(&taps, x2, n2, stop)?
+        };
+        let q2 = if same { &q1 } else { &q2 };
         crate::ntk::pairwise(n1, n2, same, |i, j| {
             self.entry(
                 &taps,

@@ -637,7 +637,31 @@ fn dense_model_parts(exp: &Experiment, z: &DenseShape) -> Vec<(String, u64)> {
             },
         ),
         ("analytic kernels".into(), mul(&[a, n, 8, 2])),
+        (
+            // Every image's Hermite series of φ and φ′ per position and layer (`ntk::conv`;
+            // activations without a closed form), counted at `hermite::TERMS` terms each: 1.5×
+            // the terms a series needs is below that up to q ≈ 4.3 (tanh), and the longer ones
+            // (up to `hermite::LONG_TERMS`, q ≤ 16) are those of the few largest variances.
+            "Hermite series of the conv kernel's positions (f64)".into(),
+            conv_series_positions(exp, z)
+                .map_or(0, |p| mul(&[a, p, 2, crate::ntk::hermite::TERMS as u64, 8])),
+        ),
     ]
+}
+
+/// Positions summed over the layers of a conv net whose analytic kernel sums Hermite series
+/// (an upper bound: each layer's input positions), or `None` when it has none.
+fn conv_series_positions(exp: &Experiment, z: &DenseShape) -> Option<u64> {
+    let m = &exp.model;
+    let series = KernelKinds::of(exp).analytic
+        && m.blocks.is_none()
+        && crate::ntk::analytic::closed_form(m.activation, 1.0, 1.0, 0.5).is_none();
+    let layers = z.conv.as_ref().filter(|_| series)?;
+    Some(
+        layers[..layers.len().saturating_sub(1)]
+            .iter()
+            .fold(0u64, |acc, &(r, _, _)| acc.saturating_add(r)),
+    )
 }
 
 /// The kernel predictors', the data source's and the logs' parts of the dense path's peak.

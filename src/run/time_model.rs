@@ -176,6 +176,26 @@ pub fn measured_moment_seconds(
     // The rule's nodes are computed (an eigendecomposition) and cached by the first call: not
     // part of a moment's cost. Timed on the worker threads that compute the kernels.
     crate::ntk::quadrature::GaussLegendre::new(exp.kernel.quadrature_order);
+    if let crate::model::Architecture::Conv(c) = exp.model.architecture {
+        if exp.model.blocks.is_none() {
+            let p = c.image.spatial().positions() as f64;
+            let pairs = match c.readout {
+                crate::model::layers::Readout::Flatten => p,
+                crate::model::layers::Readout::GlobalAvgPool => p * p,
+            };
+            // Each image's series (one per position and layer) spread over the moments of the
+            // entries it takes part in (N/2 of them in a symmetric N × N kernel, `pairs` moments
+            // per layer each).
+            let series_share = 2.0 * p / (n.max(1) as f64 * pairs);
+            let sample: Vec<(f64, f64, f64)> = sample.iter().map(|&&a| a).collect();
+            return Some(conv_series_moment_seconds(
+                act,
+                &sample,
+                method,
+                series_share,
+            ));
+        }
+    }
     use rayon::prelude::*;
     let seconds: f64 = sample
         .par_iter()
@@ -186,6 +206,44 @@ pub fn measured_moment_seconds(
         })
         .sum();
     Some(seconds / sample.len() as f64)
+}
+
+/// Seconds of one position pair's moment of a conv kernel whose moments are Mehler sums where
+/// both positions' series converge and quadratures elsewhere ([`crate::ntk::conv`]), timed on
+/// `sample` (first-layer arguments): each sampled variance's series is built, and each moment
+/// timed as the kernel computes it; a series' build time counts `series_share` times per moment.
+fn conv_series_moment_seconds(
+    act: crate::model::Activation,
+    sample: &[(f64, f64, f64)],
+    method: crate::ntk::analytic::MomentMethod,
+    series_share: f64,
+) -> f64 {
+    use crate::ntk::analytic::gaussian_moments;
+    use crate::ntk::hermite::{self, Series};
+    let mut variances: Vec<f64> = sample.iter().flat_map(|&(q, qp, _)| [q, qp]).collect();
+    variances.sort_by(f64::total_cmp);
+    variances.dedup();
+    let start = std::time::Instant::now();
+    let series: Vec<Option<Series>> = variances
+        .iter()
+        .map(|&q| Series::adaptive(act, q))
+        .collect();
+    let per_series = start.elapsed().as_secs_f64() / variances.len().max(1) as f64;
+    let of = |q: f64| {
+        let i = variances.partition_point(|&v| v.total_cmp(&q).is_lt());
+        series[i].as_ref()
+    };
+    let start = std::time::Instant::now();
+    for &(q, qp, k) in sample {
+        std::hint::black_box(
+            match (of(q), of(qp)) {
+                (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
+                _ => None,
+            }
+            .unwrap_or_else(|| gaussian_moments(act, q, qp, k, method)),
+        );
+    }
+    start.elapsed().as_secs_f64() / sample.len().max(1) as f64 + per_series * series_share
 }
 
 /// Points whose first-layer series are timed for the estimate of an MLP kernel.
