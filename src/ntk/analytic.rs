@@ -123,6 +123,28 @@ pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64
     })
 }
 
+/// Whether moments of `act` are summed from Hermite series ([`hermite::Series`]): with
+/// [`MomentMethod::Auto`] for an activation without a closed form.
+pub(crate) fn sums_series(act: Activation, method: MomentMethod) -> bool {
+    matches!(method, MomentMethod::Auto(_)) && closed_form(act, 1.0, 1.0, 0.5).is_none()
+}
+
+/// A pair's moments `(E[φ(u)φ(v)], E[φ′(u)φ′(v)])` for `(q, q′, k)`: from the two points' (or
+/// positions') series when both exist and their sum's bound holds ([`Series::moments`]), else
+/// [`gaussian_moments`].
+pub(crate) fn pair_moments(
+    act: Activation,
+    method: MomentMethod,
+    (q, qp, k): (f64, f64, f64),
+    series: (Option<&Series>, Option<&Series>),
+) -> (f64, f64) {
+    match series {
+        (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
+        _ => None,
+    }
+    .unwrap_or_else(|| gaussian_moments(act, q, qp, k, method))
+}
+
 /// One point's per-layer state for the MLP kernel: the pre-activation variances `q_l(x)`,
 /// l = 0..=L, and, for an activation without a closed form, each hidden layer's Hermite series
 /// of φ and φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used).
@@ -138,27 +160,20 @@ impl AnalyticConfig {
     /// activations without a closed form, `MomentMethod::Auto`, and a series that converges.
     fn series(&self, q: f64) -> Option<Series> {
         let act = self.arch.model.activation;
-        match self.method {
-            MomentMethod::Auto(_) if closed_form(act, 1.0, 1.0, 0.5).is_none() => {
-                Series::new(act, q)
-            }
-            _ => None,
-        }
+        sums_series(act, self.method)
+            .then(|| Series::new(act, q))
+            .flatten()
     }
 
     /// The layer's moments: from the two points' series when both exist, else
     /// [`gaussian_moments`].
     fn moments(
         &self,
-        (q, qp, k): (f64, f64, f64),
+        args: (f64, f64, f64),
         sa: Option<&Series>,
         sb: Option<&Series>,
     ) -> (f64, f64) {
-        match (sa, sb) {
-            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
-            _ => None,
-        }
-        .unwrap_or_else(|| gaussian_moments(self.arch.model.activation, q, qp, k, self.method))
+        pair_moments(self.arch.model.activation, self.method, args, (sa, sb))
     }
 
     fn bias_var(&self) -> f64 {

@@ -26,8 +26,8 @@ use rayon::prelude::*;
 use crate::model::blocks::{Op, Program, LAYER_NORM_EPS};
 use crate::model::layers::{ConvGeometry, LayerInput, Spatial};
 use crate::model::{Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{closed_form, gaussian_moments, AnalyticKernels, MomentMethod};
-use crate::ntk::hermite::{self, Series};
+use crate::ntk::analytic::{pair_moments, sums_series, AnalyticKernels, MomentMethod};
+use crate::ntk::hermite::Series;
 
 /// Entries of a state between two looks at the stop request.
 const STOP_LOOK_EVERY: usize = 256;
@@ -163,7 +163,7 @@ struct State {
 
 /// One input's own state at an activation or a layer norm: the variance `q(p)` of every
 /// position and, at an activation without a closed form, each position's Hermite series of φ and
-/// φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used; empty at a
+/// φ′ at that variance ([`Series`]; `None` where the quadrature is used; empty at a
 /// layer norm).
 #[derive(Debug, Clone)]
 struct Own {
@@ -315,28 +315,20 @@ impl BlockKernelConfig {
     /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
     /// only the terms it needs.
     fn series(&self, q: f64) -> Option<Series> {
-        let act = self.arch.model.activation;
-        match self.method {
-            MomentMethod::Auto(_) if closed_form(act, 1.0, 1.0, 0.5).is_none() => {
-                Series::adaptive(act, q)
-            }
-            _ => None,
-        }
+        sums_series(self.arch.model.activation, self.method)
+            .then(|| Series::adaptive(self.arch.model.activation, q))
+            .flatten()
     }
 
     /// A position pair's moments: from the two positions' series when both exist, else
-    /// [`gaussian_moments`].
+    /// [`gaussian_moments`](crate::ntk::analytic::gaussian_moments).
     fn moments(
         &self,
-        (q, qp, k): (f64, f64, f64),
+        args: (f64, f64, f64),
         sa: Option<&Series>,
         sb: Option<&Series>,
     ) -> (f64, f64) {
-        match (sa, sb) {
-            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
-            _ => None,
-        }
-        .unwrap_or_else(|| gaussian_moments(self.arch.model.activation, q, qp, k, self.method))
+        pair_moments(self.arch.model.activation, self.method, args, (sa, sb))
     }
 
     fn layer_norm(

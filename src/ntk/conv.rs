@@ -19,8 +19,8 @@ use rayon::prelude::*;
 
 pub use crate::model::layers::{Padding, Readout, Spatial};
 use crate::model::{Activation, Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{closed_form, gaussian_moments, AnalyticKernels, MomentMethod};
-use crate::ntk::hermite::{self, Series};
+use crate::ntk::analytic::{pair_moments, sums_series, AnalyticKernels, MomentMethod};
+use crate::ntk::hermite::Series;
 
 /// A convolutional architecture, as far as its analytic kernels depend on it.
 /// Position pairs of one kernel entry between two looks at the stop request.
@@ -58,7 +58,7 @@ pub struct ConvKernelConfig {
 
 /// One image's own state after each convolution l = 1..=depth: the pre-activation variances
 /// `q_l(p)` and, for an activation without a closed form, each position's Hermite series of φ
-/// and φ′ at that variance ([`hermite::Series`]; `None` where the quadrature is used).
+/// and φ′ at that variance ([`Series`]; `None` where the quadrature is used).
 #[derive(Debug, Clone)]
 struct ImageState {
     q: Vec<Vec<f64>>,
@@ -189,27 +189,20 @@ impl ConvKernelConfig {
     /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
     /// only the terms it needs.
     fn series(&self, q: f64) -> Option<Series> {
-        match self.method {
-            MomentMethod::Auto(_) if closed_form(self.activation, 1.0, 1.0, 0.5).is_none() => {
-                Series::adaptive(self.activation, q)
-            }
-            _ => None,
-        }
+        sums_series(self.activation, self.method)
+            .then(|| Series::adaptive(self.activation, q))
+            .flatten()
     }
 
     /// A position pair's moments: from the two positions' series when both exist, else
-    /// [`gaussian_moments`].
+    /// [`gaussian_moments`](crate::ntk::analytic::gaussian_moments).
     fn moments(
         &self,
-        (q, qp, k): (f64, f64, f64),
+        args: (f64, f64, f64),
         sa: Option<&Series>,
         sb: Option<&Series>,
     ) -> (f64, f64) {
-        match (sa, sb) {
-            (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
-            _ => None,
-        }
-        .unwrap_or_else(|| gaussian_moments(self.activation, q, qp, k, self.method))
+        pair_moments(self.activation, self.method, args, (sa, sb))
     }
 
     /// One image's state: the pre-activation variances `q_l(p)` after each convolution
