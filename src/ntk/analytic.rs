@@ -160,8 +160,10 @@ impl AnalyticConfig {
     /// activations without a closed form, `MomentMethod::Auto`, and a series that converges.
     fn series(&self, q: f64) -> Option<Series> {
         let act = self.arch.model.activation;
+        // All terms on the standard rule; a variance beyond it (tanh from q ≈ 7) gets a long
+        // series on the fine rule (1.5× its needed terms), which pairs under the same bound.
         sums_series(act, self.method)
-            .then(|| Series::new(act, q))
+            .then(|| Series::new(act, q).or_else(|| Series::adaptive(act, q)))
             .flatten()
     }
 

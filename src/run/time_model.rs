@@ -273,7 +273,11 @@ fn series_moment_seconds(exp: &crate::config::Experiment, data: &crate::data::Da
         })
         .collect();
     let start = std::time::Instant::now();
-    let series: Vec<Option<Series>> = q.iter().map(|&q| Series::new(act, q)).collect();
+    // As the kernel makes them: all terms on the standard rule, else a long series.
+    let series: Vec<Option<Series>> = q
+        .iter()
+        .map(|&q| Series::new(act, q).or_else(|| Series::adaptive(act, q)))
+        .collect();
     let per_series = start.elapsed().as_secs_f64() / count as f64;
     let with: Vec<&Series> = series.iter().flatten().collect();
     let start = std::time::Instant::now();
