@@ -125,8 +125,25 @@ pub fn closed_form(act: Activation, q: f64, qp: f64, k: f64) -> Option<(f64, f64
 
 /// Whether moments of `act` are summed from Hermite series ([`hermite::Series`]): with
 /// [`MomentMethod::Auto`] for an activation without a closed form.
-pub(crate) fn sums_series(act: Activation, method: MomentMethod) -> bool {
+fn sums_series(act: Activation, method: MomentMethod) -> bool {
     matches!(method, MomentMethod::Auto(_)) && closed_form(act, 1.0, 1.0, 0.5).is_none()
+}
+
+/// The series an MLP kernel sums a point's moments from at variance `q` (`None` where the
+/// quadrature is used): all [`hermite::TERMS`] terms on the standard rule, or beyond it (tanh
+/// from q ≈ 7) a long series on the fine rule, which pairs under the same bound.
+pub(crate) fn point_series(act: Activation, method: MomentMethod, q: f64) -> Option<Series> {
+    sums_series(act, method)
+        .then(|| Series::new(act, q).or_else(|| Series::adaptive(act, q)))
+        .flatten()
+}
+
+/// The series a conv net's or a stack's kernel sums one position's moments from at variance
+/// `q` (`None` where the quadrature is used): 1.5× the terms it needs ([`Series::adaptive`]).
+pub(crate) fn position_series(act: Activation, method: MomentMethod, q: f64) -> Option<Series> {
+    sums_series(act, method)
+        .then(|| Series::adaptive(act, q))
+        .flatten()
 }
 
 /// A pair's moments `(E[φ(u)φ(v)], E[φ′(u)φ′(v)])` for `(q, q′, k)`: from the two points' (or
@@ -156,28 +173,6 @@ pub struct PointVariances {
 }
 
 impl AnalyticConfig {
-    /// The Hermite series of the activation at variance `q`, where moments are summed from it:
-    /// activations without a closed form, `MomentMethod::Auto`, and a series that converges.
-    fn series(&self, q: f64) -> Option<Series> {
-        let act = self.arch.model.activation;
-        // All terms on the standard rule; a variance beyond it (tanh from q ≈ 7) gets a long
-        // series on the fine rule (1.5× its needed terms), which pairs under the same bound.
-        sums_series(act, self.method)
-            .then(|| Series::new(act, q).or_else(|| Series::adaptive(act, q)))
-            .flatten()
-    }
-
-    /// The layer's moments: from the two points' series when both exist, else
-    /// [`gaussian_moments`].
-    fn moments(
-        &self,
-        args: (f64, f64, f64),
-        sa: Option<&Series>,
-        sb: Option<&Series>,
-    ) -> (f64, f64) {
-        pair_moments(self.arch.model.activation, self.method, args, (sa, sb))
-    }
-
     fn bias_var(&self) -> f64 {
         if self.arch.model.bias {
             self.arch.model.b_std * self.arch.model.b_std
@@ -202,10 +197,11 @@ impl AnalyticConfig {
             Parametrization::Standard | Parametrization::Mup => d * k0 + bias_one,
         };
         for l in 0..self.arch.model.depth {
-            let (e, kdot) = self.moments(
+            let (e, kdot) = pair_moments(
+                self.arch.model.activation,
+                self.method,
                 (qa[l], qb[l], k),
-                a.series[l].as_ref(),
-                b.series[l].as_ref(),
+                (a.series[l].as_ref(), b.series[l].as_ref()),
             );
             let k_new = w2 * e + b2;
             theta = match self.arch.model.parametrization {
@@ -229,8 +225,9 @@ impl AnalyticConfig {
         let mut out = vec![q];
         let mut series = Vec::with_capacity(self.arch.model.depth);
         for _ in 0..self.arch.model.depth {
-            let s = self.series(q);
-            let (e, _) = self.moments((q, q, q), s.as_ref(), s.as_ref());
+            let act = self.arch.model.activation;
+            let s = point_series(act, self.method, q);
+            let (e, _) = pair_moments(act, self.method, (q, q, q), (s.as_ref(), s.as_ref()));
             series.push(s);
             q = w2 * e + b2;
             out.push(q);

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::model::blocks::{Op, Program, LAYER_NORM_EPS};
 use crate::model::layers::{ConvGeometry, LayerInput, Spatial};
 use crate::model::{Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{pair_moments, sums_series, AnalyticKernels, MomentMethod};
+use crate::ntk::analytic::{pair_moments, position_series, AnalyticKernels, MomentMethod};
 use crate::ntk::hermite::Series;
 
 /// Entries of a state between two looks at the stop request.
@@ -291,7 +291,8 @@ impl BlockKernelConfig {
         q: &mut Variances,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Option<State> {
-        let (oa, ob) = q.take(&st, &|v| self.series(v), stop)?;
+        let (act, method) = (self.arch.model.activation, self.method);
+        let (oa, ob) = q.take(&st, &|v| position_series(act, method, v), stop)?;
         let p = st.positions;
         let mut k = Vec::with_capacity(st.k.len());
         let mut t = Vec::with_capacity(st.k.len());
@@ -300,35 +301,16 @@ impl BlockKernelConfig {
                 return None;
             }
             let (i, j) = (idx / p, idx % p);
-            let (e, kdot) = self.moments(
+            let (e, kdot) = pair_moments(
+                act,
+                method,
                 (oa.q[i], ob.q[j], kv),
-                oa.series[i].as_ref(),
-                ob.series[j].as_ref(),
+                (oa.series[i].as_ref(), ob.series[j].as_ref()),
             );
             k.push(e);
             t.push(tv * kdot);
         }
         Some(State { k, t, positions: p })
-    }
-
-    /// The Hermite series of the activation at variance `q`, where moments are summed from it
-    /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
-    /// only the terms it needs.
-    fn series(&self, q: f64) -> Option<Series> {
-        sums_series(self.arch.model.activation, self.method)
-            .then(|| Series::adaptive(self.arch.model.activation, q))
-            .flatten()
-    }
-
-    /// A position pair's moments: from the two positions' series when both exist, else
-    /// [`gaussian_moments`](crate::ntk::analytic::gaussian_moments).
-    fn moments(
-        &self,
-        args: (f64, f64, f64),
-        sa: Option<&Series>,
-        sb: Option<&Series>,
-    ) -> (f64, f64) {
-        pair_moments(self.arch.model.activation, self.method, args, (sa, sb))
     }
 
     fn layer_norm(

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 pub use crate::model::layers::{Padding, Readout, Spatial};
 use crate::model::{Activation, Architecture, NetworkConfig, Parametrization};
-use crate::ntk::analytic::{pair_moments, sums_series, AnalyticKernels, MomentMethod};
+use crate::ntk::analytic::{pair_moments, position_series, AnalyticKernels, MomentMethod};
 use crate::ntk::hermite::Series;
 
 /// A convolutional architecture, as far as its analytic kernels depend on it.
@@ -185,26 +185,6 @@ impl ConvKernelConfig {
         }
     }
 
-    /// The Hermite series of the activation at variance `q`, where moments are summed from it
-    /// (activations without a closed form, `MomentMethod::Auto`, a series that converges), with
-    /// only the terms it needs.
-    fn series(&self, q: f64) -> Option<Series> {
-        sums_series(self.activation, self.method)
-            .then(|| Series::adaptive(self.activation, q))
-            .flatten()
-    }
-
-    /// A position pair's moments: from the two positions' series when both exist, else
-    /// [`gaussian_moments`](crate::ntk::analytic::gaussian_moments).
-    fn moments(
-        &self,
-        args: (f64, f64, f64),
-        sa: Option<&Series>,
-        sb: Option<&Series>,
-    ) -> (f64, f64) {
-        pair_moments(self.activation, self.method, args, (sa, sb))
-    }
-
     /// One image's state: the pre-activation variances `q_l(p)` after each convolution
     /// l = 1..=depth (the diagonal of its own covariance, with the same arithmetic) and their
     /// series.
@@ -230,12 +210,20 @@ impl ConvKernelConfig {
             let q: Vec<f64> = sums.iter().map(|&s| w2 * (s / ff) + b2).collect();
             let series: Vec<Option<Series>> = q
                 .iter()
-                .map(|&v| (!stop()).then(|| self.series(v)))
+                .map(|&v| (!stop()).then(|| position_series(self.activation, self.method, v)))
                 .collect::<Option<_>>()?;
             e = q
                 .iter()
                 .zip(&series)
-                .map(|(&v, s)| self.moments((v, v, v), s.as_ref(), s.as_ref()).0)
+                .map(|(&v, s)| {
+                    pair_moments(
+                        self.activation,
+                        self.method,
+                        (v, v, v),
+                        (s.as_ref(), s.as_ref()),
+                    )
+                    .0
+                })
                 .collect();
             state.q.push(q);
             state.series.push(series);
@@ -311,10 +299,11 @@ impl ConvKernelConfig {
                 } else {
                     (idx, idx)
                 };
-                let (m, kdot) = self.moments(
+                let (m, kdot) = pair_moments(
+                    self.activation,
+                    self.method,
                     (sa.q[l][pa], sb.q[l][pb], k),
-                    sa.series[l][pa].as_ref(),
-                    sb.series[l][pb].as_ref(),
+                    (sa.series[l][pa].as_ref(), sb.series[l][pb].as_ref()),
                 );
                 e.push(m);
                 t_new.push(theta * kdot);

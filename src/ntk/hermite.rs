@@ -36,12 +36,14 @@ pub const TERMS: usize = 640;
 pub const LONG_TERMS: usize = 1600;
 /// Series are stored and summed in whole chunks of this many terms (a power of 2).
 const CHUNK: usize = 8;
-/// An adaptive series stores `STORE_FACTOR_NUM/2` times the terms it needs (1.5×): paired with a
+/// The terms an adaptive series stores when it needs `needed`: 1.5× as many. Paired with a
 /// longer series at a correlation near 1, the sum then usually still stops within the stored
 /// terms with its remainder bounded (on 200 digits' conv kernel, 246 of 2.5 M position pairs
 /// fell back to the quadrature, against 59,175 storing only the needed terms, and the kernel
 /// took 1.7 s instead of 4.8 s; storing 2× took 1.9 s).
-const STORE_FACTOR_NUM: usize = 3;
+fn terms_to_store(needed: usize) -> usize {
+    needed + needed / 2
+}
 /// Largest accepted tail `T/E[f²]` of a series at [`TERMS`] terms.
 pub const TAIL_RTOL: f64 = 1e-11;
 /// Half-width of the coefficient integrals, in standard-normal units.
@@ -133,7 +135,7 @@ impl Series {
     }
 
     /// Terms stored.
-    pub fn stored(&self) -> usize {
+    fn stored(&self) -> usize {
         self.value.len()
     }
 
@@ -205,9 +207,7 @@ impl Series {
                 tails.push((tail_v.tail(), tail_d.tail()));
             }
             if let (Some(lv), Some(ld)) = (tail_v.len, tail_d.len) {
-                if (n + 1) % CHUNK == 0
-                    && n + 1 >= (lv.max(ld) * STORE_FACTOR_NUM / 2).max(min_terms)
-                {
+                if (n + 1) % CHUNK == 0 && n + 1 >= terms_to_store(lv.max(ld)).max(min_terms) {
                     break;
                 }
             }

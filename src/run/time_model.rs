@@ -218,15 +218,15 @@ fn conv_series_moment_seconds(
     method: crate::ntk::analytic::MomentMethod,
     series_share: f64,
 ) -> f64 {
-    use crate::ntk::analytic::gaussian_moments;
-    use crate::ntk::hermite::{self, Series};
+    use crate::ntk::analytic::{pair_moments, position_series};
+    use crate::ntk::hermite::Series;
     let mut variances: Vec<f64> = sample.iter().flat_map(|&(q, qp, _)| [q, qp]).collect();
     variances.sort_by(f64::total_cmp);
     variances.dedup();
     let start = std::time::Instant::now();
     let series: Vec<Option<Series>> = variances
         .iter()
-        .map(|&q| Series::adaptive(act, q))
+        .map(|&q| position_series(act, method, q))
         .collect();
     let per_series = start.elapsed().as_secs_f64() / variances.len().max(1) as f64;
     let of = |q: f64| {
@@ -235,13 +235,7 @@ fn conv_series_moment_seconds(
     };
     let start = std::time::Instant::now();
     for &(q, qp, k) in sample {
-        std::hint::black_box(
-            match (of(q), of(qp)) {
-                (Some(a), Some(b)) => a.moments(b, hermite::correlation(q, qp, k)),
-                _ => None,
-            }
-            .unwrap_or_else(|| gaussian_moments(act, q, qp, k, method)),
-        );
+        std::hint::black_box(pair_moments(act, method, (q, qp, k), (of(q), of(qp))));
     }
     start.elapsed().as_secs_f64() / sample.len().max(1) as f64 + per_series * series_share
 }
@@ -256,7 +250,7 @@ const SERIES_SAMPLE_POINTS: usize = 32;
 /// per training point), with the pairs that involve a point without a series (a fraction
 /// `1 − (1 − f)²` for a fraction f of such points) at a quadrature moment's time.
 fn series_moment_seconds(exp: &crate::config::Experiment, data: &crate::data::Dataset) -> f64 {
-    use crate::ntk::analytic::{gaussian_moments, input_kernel, MomentMethod};
+    use crate::ntk::analytic::{gaussian_moments, input_kernel, point_series, MomentMethod};
     use crate::ntk::hermite::Series;
     let m = &exp.model;
     let act = m.activation;
@@ -273,11 +267,8 @@ fn series_moment_seconds(exp: &crate::config::Experiment, data: &crate::data::Da
         })
         .collect();
     let start = std::time::Instant::now();
-    // As the kernel makes them: all terms on the standard rule, else a long series.
-    let series: Vec<Option<Series>> = q
-        .iter()
-        .map(|&q| Series::new(act, q).or_else(|| Series::adaptive(act, q)))
-        .collect();
+    let method = MomentMethod::Auto(exp.kernel.quadrature_order);
+    let series: Vec<Option<Series>> = q.iter().map(|&q| point_series(act, method, q)).collect();
     let per_series = start.elapsed().as_secs_f64() / count as f64;
     let with: Vec<&Series> = series.iter().flatten().collect();
     let start = std::time::Instant::now();
@@ -295,7 +286,6 @@ fn series_moment_seconds(exp: &crate::config::Experiment, data: &crate::data::Da
     let per_quadrature = if without.is_empty() {
         0.0
     } else {
-        let method = MomentMethod::Auto(exp.kernel.quadrature_order);
         crate::ntk::quadrature::GaussLegendre::new(exp.kernel.quadrature_order);
         let sample = &without[..without.len().min(4)];
         let start = std::time::Instant::now();
