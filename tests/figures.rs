@@ -221,9 +221,43 @@ fn every_figure_kind_is_well_formed_svg_with_its_font() {
         },
     ] {
         let text = svg(&fig);
-        roxmltree::Document::parse(&text).expect("well-formed SVG");
+        let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
         assert!(text.contains("@font-face") && text.contains("base64,"));
+        embedded_font_draws_every_character_as_the_full_font(&text, &doc);
     }
+}
+
+/// The embedded font is a subset: read by an independent parser (ttf-parser), it maps every
+/// character of every `<text>` to a glyph with the full DejaVu Sans glyph's advance and
+/// outline box, and it is far smaller than the full font.
+fn embedded_font_draws_every_character_as_the_full_font(text: &str, doc: &roxmltree::Document) {
+    use base64::Engine as _;
+    let full_bytes = std::fs::read(repo("src/report/fonts/DejaVuSans.ttf")).unwrap();
+    let full = ttf_parser::Face::parse(&full_bytes, 0).unwrap();
+    let start = text.find("base64,").unwrap() + "base64,".len();
+    let end = start + text[start..].find(')').unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&text[start..end])
+        .unwrap();
+    assert!(bytes.len() * 10 < full_bytes.len(), "{} bytes", bytes.len());
+    let sub = ttf_parser::Face::parse(&bytes, 0).expect("a valid TrueType font");
+    assert_eq!(sub.units_per_em(), full.units_per_em());
+    let mut seen = 0;
+    for t in doc.descendants().filter(|n| n.has_tag_name("text")) {
+        for c in t.text().unwrap_or("").chars().filter(|c| !c.is_control()) {
+            let (Some(a), Some(b)) = (full.glyph_index(c), sub.glyph_index(c)) else {
+                panic!("{c:?} is not in the embedded font (or in DejaVu Sans)");
+            };
+            assert_eq!(full.glyph_hor_advance(a), sub.glyph_hor_advance(b), "{c:?}");
+            assert_eq!(
+                full.glyph_bounding_box(a),
+                sub.glyph_bounding_box(b),
+                "{c:?}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 10, "{seen} characters checked");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,13 +493,46 @@ fn check_figures(figures: &[(String, Plot)]) -> (usize, usize) {
     (legends, checked)
 }
 
-/// A run's record from a config text (written under `dir`).
-fn record_of(toml: &str, dir: &Path) -> ntk_dynamics::record::RunRecord {
+/// A run's record from a config text, and the run directory it wrote (under `dir`).
+fn record_of(toml: &str, dir: &Path) -> (ntk_dynamics::record::RunRecord, std::path::PathBuf) {
     let exp = ntk_dynamics::config::parse_str(toml, None).unwrap();
     let opts = ntk_dynamics::run::RunOptions::default();
-    ntk_dynamics::pipeline::run_into(&exp, Some(&dir.join("run")), &opts)
+    ntk_dynamics::pipeline::run_into(&exp, Some(&dir.join("run")), &opts).unwrap()
+}
+
+/// The figure files (PNG, SVG) of a run directory and their bytes.
+fn figure_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
         .unwrap()
-        .0
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".png") || n.ends_with(".svg"))
+        .map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap()))
+        .collect()
+}
+
+/// `--replot` of a run redraws, from its figure data, predictions and re-read data alone, the
+/// very bytes the run drew from its record in memory, and the directory then passes its
+/// integrity check with the redrawn figures' hashes taken from `replot.json`.
+fn replot_reproduces_the_run_figures(run_dir: &Path) {
+    let before = figure_bytes(run_dir);
+    assert!(before.len() >= 8, "{before:?}");
+    let done = ntk_dynamics::pipeline::replot::replot(run_dir).unwrap();
+    assert!(done.removed.is_empty(), "{:?}", done.removed);
+    let after = figure_bytes(run_dir);
+    let differing: Vec<&String> = before
+        .iter()
+        .filter(|(name, bytes)| after.get(*name) != Some(bytes))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        differing.is_empty() && after.len() == before.len(),
+        "redrawn differently: {differing:?}"
+    );
+    let report = ntk_dynamics::report::repro::read_report(run_dir).unwrap();
+    let hashes = ntk_dynamics::report::repro::recorded_hashes(&report).unwrap();
+    let integrity = ntk_dynamics::report::verify::integrity(run_dir, &hashes).unwrap();
+    assert!(integrity.ok(), "{integrity:?}");
 }
 
 fn repo(p: &str) -> String {
@@ -479,7 +546,7 @@ fn repo(p: &str) -> String {
 /// ensemble, a classification, and a text model trained with cross-entropy.
 fn tiny_runs() -> Vec<String> {
     vec![
-        "[experiment]\nname = \"sine\"\nseed = 1\n[data]\nkind = \"sine\"\nn_train = 10\nn_test = 40\n[model]\nwidth = 64\ndepth = 2\n[training]\nlr_scale = 0.5\nsteps = 60\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 20\n[ensemble]\nmembers = 4\n".to_string(),
+        "[experiment]\nname = \"sine\"\nseed = 1\n[data]\nkind = \"sine\"\nn_train = 10\nn_test = 40\n[model]\nwidth = 64\ndepth = 2\n[training]\nlr_scale = 0.5\nsteps = 60\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 20\n[ensemble]\nmembers = 4\n[outputs]\nsave_predictions = false\nformats = [\"png\", \"svg\"]\n".to_string(),
         format!("[experiment]\nname = \"digits\"\nseed = 2\n[data]\nkind = \"csv\"\npath = \"{}\"\ntarget = [\"label\"]\none_hot = true\nstandardize = false\nfeature_scale = 0.0625\nn_train = 60\nn_test = 80\n[model]\nwidth = 64\ndepth = 2\n[training]\nlr_scale = 0.5\nsteps = 40\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nprobe_size = 8\n[logging]\nevery = 5\nkernel_every = 10\n", repo("experiments/data/digits.csv")),
         format!("[experiment]\nname = \"text\"\nseed = 0\n[data]\nkind = \"text\"\npath = \"{}\"\ncontext = 4\nlowercase = true\ntest_fraction = 0.1\nvalidation_fraction = 0.03\nn_train = 300\nn_val = 100\nn_test = 200\n[model]\nwidth = 32\ndepth = 2\n[training]\nloss = \"cross_entropy\"\nlearning_rate = 5.0\nbatch_size = 64\nsteps = 40\ntwin = \"function\"\n[kernel]\nsolutions = [\"analytic\", \"empirical\"]\nform = \"trace\"\nprobe_size = 8\n[logging]\nevery = 10\nkernel_every = 20\n", repo("experiments/data/hamlet.txt")),
     ]
@@ -490,13 +557,14 @@ fn every_run_figure_has_readable_axes_a_free_legend_and_distinct_series() {
     let tmp = tempfile::tempdir().unwrap();
     for (i, toml) in tiny_runs().iter().enumerate() {
         let dir = tmp.path().join(format!("r{i}"));
-        let record = record_of(toml, &dir);
+        let (record, run_dir) = record_of(toml, &dir);
         let (legends, charts) =
             check_figures(&ntk_dynamics::report::plot::run_charts::figures(&record));
         assert!(
             legends >= charts / 2 && charts >= 8,
             "{legends} legends, {charts} charts"
         );
+        replot_reproduces_the_run_figures(&run_dir);
     }
 }
 

@@ -74,11 +74,12 @@ struct Cli {
         conflicts_with_all = ["config", "shard", "slurm", "kernel_shard", "seed", "out"]
     )]
     collect: Option<PathBuf>,
-    /// Redraw a sweep directory's figures (and its sweep.md) from its stored files with this
-    /// build's figure code, re-running nothing; replot.json records what was redrawn.
+    /// Redraw a run's figures (from its figure_data.ron) or a sweep's figures and sweep.md (from
+    /// sweep.json) with this build's figure code, re-running nothing; replot.json records what
+    /// was redrawn.
     #[arg(
         long,
-        value_name = "SWEEP_DIR",
+        value_name = "DIR",
         conflicts_with_all = ["config", "collect", "verify", "shard", "slurm", "kernel_shard", "seed", "out", "estimate", "force"]
     )]
     replot: Option<PathBuf>,

@@ -22,7 +22,7 @@ pub use text::{TextInfo, TextSource};
 use crate::Result;
 
 /// A train/test data set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dataset {
     /// Input features d.
     pub input_dim: usize,

@@ -29,7 +29,9 @@ use crate::linalg;
 use crate::Result;
 
 /// Which kernel the trained layers define (neural-tangents' `get`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GpKernel {
     /// Every layer trained: the NTK drives the dynamics.

@@ -93,7 +93,7 @@ impl NgramModel {
 }
 
 /// One n-gram baseline on the test samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct NgramBaseline {
     /// n (1 = unigram).
     pub order: usize,

@@ -1,19 +1,30 @@
-//! `experiment --replot DIR`: a sweep's figures redrawn from the files the sweep stored, with
-//! this build's figure code; nothing is re-run. The rows come from `sweep.json` (every point's
-//! swept values, seed, status, phase and final figures, numbers as serde_json writes them:
-//! shortest round-trip text, so they read back bit for bit) and each point's loss and sharpness
-//! curves from its stored row (`rows/<point>.json`) or, for sweeps recorded before rows were
-//! stored, from the point's own `metrics.csv`. The fits are recomputed from those rows by the
-//! code that wrote them. `sweep.md` is rewritten (it lists the figures), `sweep.csv` and
-//! `sweep.json` are left as they are, a contact sheet the current rules no longer draw is
-//! removed, and `replot.json` records which build redrew which files.
+//! `experiment --replot DIR`: a run's or a sweep's figures redrawn from the files it stored,
+//! with this build's figure code; nothing is re-run.
+//!
+//! A sweep: the rows come from `sweep.json` (every point's swept values, seed, status, phase and
+//! final figures, numbers as serde_json writes them: shortest round-trip text, so they read back
+//! bit for bit) and each point's loss and sharpness curves from its stored row
+//! (`rows/<point>.json`) or, for sweeps recorded before rows were stored, from the point's own
+//! `metrics.csv`. The fits are recomputed from those rows by the code that wrote them. `sweep.md`
+//! is rewritten (it lists the figures), `sweep.csv` and `sweep.json` are left as they are.
+//!
+//! A single run (figure style 3 on): the record comes from `figure_data.ron`, its final outputs
+//! from `predictions.csv` (or the figure data when that file is not written) and its data from
+//! the recorded config, each input checked against its recorded SHA-256 first. Runs recorded
+//! before figure data was stored are refused with the reason.
+//!
+//! Either way a figure or contact sheet the current rules no longer draw is removed, and
+//! `replot.json` records which build redrew which files (their SHA-256); a run's `report.json` is
+//! left as recorded and read together with it (`crate::report::repro::read_report`).
 
 use std::path::Path;
 
 use crate::config::sweep as config_sweep;
 use crate::metrics::Phase;
 use crate::record::sweep::{PointStatus, PowerLawFit, StoredRow, SweepRow};
+use crate::report::figure_data::{self, FIGURE_DATA};
 use crate::report::io::write_atomic;
+use crate::report::repro::{self, REPLOT_RECORD};
 use crate::report::sweep as report_sweep;
 use crate::{Error, Result};
 
@@ -29,26 +40,39 @@ pub struct Replotted {
     pub removed: Vec<String>,
 }
 
-/// Redraws the figures of the sweep directory `dir` (see the module docs). A single run's
-/// directory is refused: its figures need numbers (spectra, probe kernels) that its files do
-/// not store.
+/// Redraws the figures of the sweep or run directory `dir` (see the module docs).
 pub fn replot(dir: &Path) -> Result<Replotted> {
     let plan = dir.join(PLAN_FILE);
     if !plan.is_file() {
         if dir.join("report.json").is_file() {
-            return Err(Error::OutputDir {
-                path: dir.to_path_buf(),
-                message: "a single run: --replot redraws a sweep's figures (from sweep.toml and sweep.json); a single run's figures need numbers its files do not store (the spectra and probe kernels), so they are redrawn only by running its config again (experiment --verify DIR re-runs it and compares)".into(),
-            });
+            return replot_run(dir);
         }
         return Err(Error::NotARun {
             path: dir.to_path_buf(),
-            message: format!("no {PLAN_FILE}: not a sweep directory"),
+            message: format!(
+                "no {PLAN_FILE} and no report.json: neither a sweep nor a run directory"
+            ),
         });
     }
     let (sweep, rows, fits) = load(dir)?;
     let before = figure_files(dir)?;
     let mut written = report_sweep::write_sweep_figures(dir, &sweep, &rows, &fits)?;
+    let removed = remove_undrawn(dir, before, &written)?;
+    written.push("sweep.md".into());
+    write_record(dir, &written, &removed, SWEEP_SOURCES)?;
+    written.push(REPLOT_RECORD.into());
+    Ok(Replotted { written, removed })
+}
+
+/// What a sweep's figures are redrawn from.
+const SWEEP_SOURCES: &str =
+    "sweep.toml, sweep.json, and each point's rows/<point>.json or metrics.csv (nothing re-run)";
+
+/// What a run's figures are redrawn from.
+const RUN_SOURCES: &str = "figure_data.ron, predictions.csv and the recorded config's input data, each checked against its recorded SHA-256 (nothing re-run)";
+
+/// Removes the figure files of `before` that the redrawing (`written`) did not write.
+fn remove_undrawn(dir: &Path, before: Vec<String>, written: &[String]) -> Result<Vec<String>> {
     let removed: Vec<String> = before
         .into_iter()
         .filter(|f| !written.contains(f))
@@ -57,10 +81,75 @@ pub fn replot(dir: &Path) -> Result<Replotted> {
         let p = dir.join(f);
         std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
     }
-    written.push("sweep.md".into());
-    write_record(dir, &written, &removed)?;
-    written.push("replot.json".into());
+    Ok(removed)
+}
+
+/// Redraws a single run's figures from its figure data (see the module docs).
+fn replot_run(dir: &Path) -> Result<Replotted> {
+    let (exp, record) = stored_run(dir)?;
+    let figures = crate::report::plot::run_charts::figures(&record);
+    let rendered = crate::report::render_plots(
+        dir,
+        &format!("{}: all figures", record.name),
+        figures,
+        &exp.outputs.formats,
+    )?;
+    let before = figure_files(dir)?;
+    let mut written = Vec::new();
+    for (name, bytes) in rendered {
+        write_atomic(&dir.join(&name), &bytes)?;
+        written.push(name);
+    }
+    let removed = remove_undrawn(dir, before, &written)?;
+    write_record(dir, &written, &removed, RUN_SOURCES)?;
+    written.push(REPLOT_RECORD.into());
     Ok(Replotted { written, removed })
+}
+
+/// A run directory's config and its record as the figures need it: the figure data, the
+/// outputs and the data, every file read checked against its recorded SHA-256.
+pub fn stored_run(dir: &Path) -> Result<(crate::config::Experiment, crate::record::RunRecord)> {
+    let report = repro::read_report(dir)?;
+    let refuse = |message: String| Error::OutputDir {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let data_file = dir.join(FIGURE_DATA);
+    if !data_file.is_file() {
+        return Err(refuse(format!(
+            "drawn by figure style {} and recorded before runs stored their figure data ({FIGURE_DATA}): its figures need numbers its other files do not hold (the spectra and probe kernels), so they are redrawn only by running its config again (experiment --verify DIR re-runs it and compares)",
+            repro::recorded_figure_style(&report)
+        )));
+    }
+    let recorded = repro::recorded_hashes(&report)?;
+    let read_checked = |name: &str| -> Result<Vec<u8>> {
+        let p = dir.join(name);
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        match recorded.get(name) {
+            Some(h) if *h == repro::sha256_hex(&bytes) => Ok(bytes),
+            _ => Err(refuse(format!(
+                "{name} differs from the SHA-256 recorded in report.json: the figures would not show the recorded numbers"
+            ))),
+        }
+    };
+    let stored = figure_data::decode(&data_file, &read_checked(FIGURE_DATA)?)?;
+    let (exp, mut notes) = crate::config::paths::load_recorded(dir)?;
+    let changes = super::verify::input_changes(&report, &exp, &mut notes);
+    if !changes.is_empty() {
+        return Err(refuse(changes.join("; ")));
+    }
+    let ds = crate::data::load(&exp.data, exp.seed)?;
+    let exp = exp.resolved_for(&ds)?;
+    let mut record = stored.record;
+    record.data = crate::run::kernel_view(&exp, &ds)?.into_owned();
+    record.outputs = stored.outputs;
+    if stored.outputs_in_predictions_csv {
+        let name = "predictions.csv";
+        let text = String::from_utf8(read_checked(name)?)
+            .map_err(|e| Error::io(dir.join(name), std::io::Error::other(e)))?;
+        figure_data::fill_outputs(&dir.join(name), &text, &record.data, &mut record.outputs)?;
+    }
+    Ok((exp, record))
 }
 
 /// The figures `--replot` draws for the sweep directory `dir`, as `(file stem, plot)`, without
@@ -80,7 +169,7 @@ fn load(dir: &Path) -> Result<(config_sweep::Sweep, Vec<SweepRow>, Vec<PowerLawF
     Ok((sweep, rows, fits))
 }
 
-/// The figure files (PNG and SVG) at the top of a sweep directory.
+/// The figure files (PNG and SVG) at the top of a sweep or run directory.
 fn figure_files(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -95,7 +184,7 @@ fn figure_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// `replot.json`: the build that redrew the figures, and the SHA-256 of each file it wrote.
-fn write_record(dir: &Path, written: &[String], removed: &[String]) -> Result<()> {
+fn write_record(dir: &Path, written: &[String], removed: &[String], from: &str) -> Result<()> {
     let env = crate::report::repro::Environment::detect();
     let mut files = serde_json::Map::new();
     for name in written {
@@ -113,12 +202,12 @@ fn write_record(dir: &Path, written: &[String], removed: &[String]) -> Result<()
             "build_git_dirty": env.build_git_dirty,
             "figure_style": crate::report::plot::FIGURE_STYLE,
         },
-        "from": "sweep.toml, sweep.json, and each point's rows/<point>.json or metrics.csv (nothing re-run)",
+        "from": from,
         "files_sha256": files,
         "removed": removed,
     });
     write_atomic(
-        &dir.join("replot.json"),
+        &dir.join(REPLOT_RECORD),
         (serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").as_bytes(),
     )
 }

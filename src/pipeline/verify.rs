@@ -161,9 +161,13 @@ impl FigureComparison {
         self.recorded_style == crate::report::plot::FIGURE_STYLE
     }
 
-    /// A figure file (PNG or SVG) that is left out when the styles differ.
+    /// A figure file (PNG or SVG), or the figure data (style 3 on), left out when the styles
+    /// differ.
     fn skips(self, name: &str) -> bool {
-        !self.comparable() && (name.ends_with(".png") || name.ends_with(".svg"))
+        !self.comparable()
+            && (name.ends_with(".png")
+                || name.ends_with(".svg")
+                || name == crate::report::figure_data::FIGURE_DATA)
     }
 
     /// The verdict on the figures when they are not compared.
@@ -197,6 +201,9 @@ fn compare_dirs(
     names.extend(verified_files(reproduced)?);
     let mut files = Vec::new();
     for name in &names {
+        if figures.skips(name) {
+            continue;
+        }
         if name == "config.toml" {
             files.push((name.clone(), same_config(dir, reproduced)));
             continue;
@@ -240,6 +247,7 @@ fn compare_dirs(
         if names.contains(name)
             || name == "report.json"
             || name == "report.md"
+            || name == repro::REPLOT_RECORD
             || figures.skips(name)
         {
             continue;
@@ -267,7 +275,7 @@ fn compare_dirs(
 
 /// The recorded input files (`report.json`'s `inputs`) against the files the recorded config
 /// reads now: one line per file that is missing or differs.
-fn input_changes(
+pub(super) fn input_changes(
     report: &serde_json::Value,
     exp: &config::Experiment,
     notes: &mut Vec<String>,

@@ -2,7 +2,7 @@
 //! statistics, calibration and the gaps between the ensemble and the infinite-width Gaussian
 //! process (`run/ensemble.rs` computes them).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Keyed, PerTrack, Track};
 use crate::dynamics::gp::GpKernel;
@@ -11,7 +11,7 @@ use crate::dynamics::gp::GpKernel;
 pub type PerGp<T> = Keyed<GpKernel, T>;
 
 /// Ensemble figures at one checkpoint, on the test points, against the NTK GP at that step.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EnsembleCheckpoint {
     /// RMSE between each track's ensemble mean and the NTK-GP mean.
     pub gp_mean_rmse: PerTrack<f64>,
@@ -24,7 +24,7 @@ pub struct EnsembleCheckpoint {
 }
 
 /// Per-entry statistics on one split (row-major `n × K`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EnsembleOutputs {
     /// Mean over members per track.
     pub mean: PerTrack<Vec<f64>>,
@@ -37,7 +37,7 @@ pub struct EnsembleOutputs {
 }
 
 /// What a predictive distribution is: an ensemble of one track, or a GP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Predictive {
     /// The members of a track (mean and sample variance).
@@ -57,7 +57,7 @@ impl Predictive {
 }
 
 /// Calibration of a predictive distribution on the test targets.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Calibration {
     /// Which distribution.
     pub source: Predictive,
@@ -70,7 +70,7 @@ pub struct Calibration {
 
 /// The final gaps between one track's ensemble and the NTK GP on the test points, with the
 /// values Monte-Carlo sampling alone would give if the members were exact GP draws.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct EnsembleGap {
     /// Which track.
     pub track: Track,
@@ -91,7 +91,7 @@ pub struct EnsembleGap {
 }
 
 /// Everything an ensemble run adds to its record.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EnsembleRecord {
     /// Number of members (member 0 is the run's own network).
     pub members: usize,
@@ -106,9 +106,10 @@ pub struct EnsembleRecord {
     /// Ensemble vs NTK GP per track.
     pub gaps: Vec<EnsembleGap>,
     /// Each member's final test predictions per track (row-major `n_test × K`), for plots.
-    #[serde(skip)]
     pub member_test: PerTrack<Vec<Vec<f64>>>,
-    /// Seconds spent training the members other than the run's own network.
+    /// Seconds spent training the members other than the run's own network (a wall time: not
+    /// part of the figure data).
+    #[serde(skip)]
     pub member_seconds: f64,
     /// Members trained at the same time.
     pub parallel: usize,

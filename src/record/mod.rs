@@ -25,13 +25,13 @@ pub struct Footprint {
 /// its outputs, and so what the memory estimate counts).
 pub const MAX_INPUT_COLUMNS: usize = 64;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dynamics::Loss;
 use crate::ntk::KernelForm;
 
 /// A trained or solved track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Track {
     /// The burn network.
@@ -69,7 +69,7 @@ impl Track {
 pub type Pair = (Track, Track);
 
 /// Values keyed by something (a track, a pair of tracks), in column order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Keyed<K, T>(pub Vec<(K, T)>);
 
 /// One value per track.
@@ -134,7 +134,7 @@ impl Track {
 /// measured on the output-averaged empirical NTK of the probe set (the first `probe_size`
 /// training points); `ntk_lambda_max_full` and `sharpness_ratio` on the full multi-output
 /// kernel of all training points (the kernel that sets the critical learning rate).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KernelCheckpoint {
     /// ‖Θ_t − Θ0‖_F / ‖Θ0‖_F.
     pub ntk_rel_drift: f64,
@@ -167,7 +167,7 @@ pub struct KernelCheckpoint {
 }
 
 /// Classification figures at a checkpoint.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClassCheckpoint {
     /// Train accuracy (argmax of outputs vs argmax of targets).
     pub train_accuracy: PerTrack<f64>,
@@ -199,7 +199,7 @@ pub struct ClassCheckpoint {
 /// Jacobian of the model's raw outputs, whatever `center_outputs` is). The linearized twin's
 /// values are NaN with an output-averaged kernel and K > 1 (it is then no parameter-space
 /// model).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct InputSensitivity {
     /// ‖∂f/∂x‖ of the network.
     pub network_norm: f64,
@@ -212,7 +212,7 @@ pub struct InputSensitivity {
 }
 
 /// Figures at one checkpoint.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     /// SGD steps taken.
     pub step: u64,
@@ -239,7 +239,7 @@ pub struct Checkpoint {
 }
 
 /// Final outputs of one track.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrackOutputs {
     /// Which track.
     pub track: Track,
@@ -254,7 +254,7 @@ pub struct TrackOutputs {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// All steps done.
@@ -264,7 +264,7 @@ pub enum RunStatus {
 }
 
 /// A kernel-regression track's closed-form figures.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KernelSolutionSummary {
     /// Which track.
     pub track: Track,
@@ -283,7 +283,7 @@ pub struct KernelSolutionSummary {
 }
 
 /// Where an iterative run measured the figures that need a whole kernel.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IterativeRun {
     /// Probe points of the drift and of the spectra.
     pub probe_points: usize,
@@ -298,9 +298,11 @@ pub struct IterativeRun {
 }
 
 /// What an iterative kernel track reports about its solves.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IterativeSolve {
-    /// Lanczos and CG iterations, error estimates, preconditioner rank, seconds.
+    /// Lanczos and CG iterations, error estimates, preconditioner rank, seconds (holds wall
+    /// times: not part of the figure data).
+    #[serde(skip)]
     pub report: crate::dynamics::iterative::IterativeReport,
     /// Estimated largest error of the train and held-out predictions at the final step.
     pub final_step_error: (f64, f64),
@@ -311,7 +313,7 @@ pub struct IterativeSolve {
 }
 
 /// Kernels kept for saving and plotting (row-major, with their shapes).
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct KernelMatrices {
     /// Θ∞ train × train.
     pub analytic_ntk: Option<(Vec<f64>, [usize; 2])>,
@@ -361,7 +363,7 @@ pub struct PredictionSteps {
 pub use crate::model::NamedArray;
 
 /// Wall time of a phase.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseTiming {
     /// Phase name.
     pub phase: String,
@@ -370,7 +372,7 @@ pub struct PhaseTiming {
 }
 
 /// Everything a run produced.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
     /// Experiment name.
     pub name: String,
@@ -386,7 +388,9 @@ pub struct RunRecord {
     pub n_train_all: usize,
     /// Seed.
     pub seed: u64,
-    /// Resolved config (TOML text).
+    /// Resolved config (TOML text; `config.toml`, not part of the figure data: it names the
+    /// directory it was written to).
+    #[serde(skip)]
     pub config_toml: String,
     /// Status.
     pub status: RunStatus,
@@ -408,7 +412,9 @@ pub struct RunRecord {
     /// classes (not serialised).
     #[serde(skip)]
     pub data: crate::data::Dataset,
-    /// Final outputs per track.
+    /// Final outputs per track (stored in `predictions.csv`, or beside the record in the figure
+    /// data when that file is not written; see [`crate::report::figure_data`]).
+    #[serde(skip)]
     pub outputs: Vec<TrackOutputs>,
     /// Kernel tracks' closed-form figures.
     pub kernel_solutions: Vec<KernelSolutionSummary>,
@@ -441,7 +447,8 @@ pub struct RunRecord {
     /// With `outputs.save_predictions = "checkpoints"`.
     #[serde(skip)]
     pub prediction_steps: Option<PredictionSteps>,
-    /// Phase timings.
+    /// Phase timings (wall times differ between any two runs: not part of the figure data).
+    #[serde(skip)]
     pub timings: Vec<PhaseTiming>,
     /// Which kernel form the linearized twin used.
     pub kernel_form: KernelForm,
@@ -480,7 +487,7 @@ pub const PAIRED_BLOCKS: usize = 50;
 /// remainder dropped from the interval, not from the mean) and the interval is Student's t on
 /// the block means (49 degrees of freedom); with fewer than 2 contexts per block, on the
 /// per-context differences.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PairedBits {
     /// Mean of bits(a) − bits(b) (negative: a is better).
     pub mean_difference: f64,
@@ -517,7 +524,7 @@ impl PairedBits {
 }
 
 /// Text generated from a prompt by one model.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TextSample {
     /// [`Track::Network`] or the twin ([`Track::Linearized`] / [`Track::LinearizedAvg`]).
     pub model: Track,
@@ -531,7 +538,7 @@ pub struct TextSample {
 
 /// A track at its early-stopping checkpoint: the one with the lowest validation cross-entropy
 /// at the read-out temperature fitted on the validation points (the earliest of ties).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct EarlyStop {
     /// Its step.
     pub step: u64,

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub(crate) mod figure_check;
+pub mod figure_data;
 pub(crate) mod io;
 pub(crate) mod npy;
 pub mod plot;
@@ -42,7 +43,13 @@ pub fn write_run(
         "measurements".into(),
         serde_json::json!(checks::measurements(record)),
     );
-    for (name, bytes) in tables::data_files(record, extra, exp.outputs.predictions.csv()) {
+    let with_predictions = exp.outputs.predictions.csv();
+    let mut files = tables::data_files(record, extra, with_predictions);
+    files.push((
+        figure_data::FIGURE_DATA.to_string(),
+        figure_data::encode(record, with_predictions),
+    ));
+    for (name, bytes) in files {
         io::write_atomic(&dir.join(&name), &bytes)?;
         hashes.push((name, repro::sha256_hex(&bytes)));
     }

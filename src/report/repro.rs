@@ -32,6 +32,7 @@ pub fn is_verified_file(name: &str) -> bool {
         || name == "predictions_steps.json"
         || name == "ensemble_members.npy"
         || name == "ensemble_members.json"
+        || name == crate::report::figure_data::FIGURE_DATA
         || name.starts_with("kernels/")
 }
 
@@ -515,10 +516,42 @@ pub fn report_md(
 pub fn read_report(dir: &Path) -> crate::Result<serde_json::Value> {
     let p = dir.join("report.json");
     let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
-    serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))
+    let mut report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
+    apply_replot(dir, &mut report)?;
+    Ok(report)
 }
 
-/// Recorded hashes of every file of a run (from its `report.json`).
+/// The record of `experiment --replot` in a run or sweep directory.
+pub const REPLOT_RECORD: &str = "replot.json";
+
+/// A run's report as it stands after `--replot` (when its directory holds [`REPLOT_RECORD`]):
+/// the redrawn figures' hashes replace the recorded ones, figures it removed leave the list,
+/// and the figure style is the one that redrew them.
+fn apply_replot(dir: &Path, report: &mut serde_json::Value) -> crate::Result<()> {
+    let p = dir.join(REPLOT_RECORD);
+    if !p.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
+    let replot: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::Error::io(&p, std::io::Error::other(e)))?;
+    if let Some(files) = report["files_sha256"].as_object_mut() {
+        for removed in replot["removed"].as_array().into_iter().flatten() {
+            files.remove(removed.as_str().unwrap_or_default());
+        }
+        for (name, hash) in replot["files_sha256"].as_object().into_iter().flatten() {
+            files.insert(name.clone(), hash.clone());
+        }
+    }
+    if let Some(style) = replot["redrawn_by"]["figure_style"].as_u64() {
+        report["environment"]["figure_style"] = serde_json::json!(style);
+    }
+    Ok(())
+}
+
+/// Recorded hashes of every file of a run (from its `report.json`, as [`read_report`] gives it:
+/// with a `--replot`'s figures).
 pub fn recorded_hashes(
     report: &serde_json::Value,
 ) -> crate::Result<std::collections::BTreeMap<String, String>> {
