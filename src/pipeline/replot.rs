@@ -22,7 +22,7 @@ use std::path::Path;
 use crate::config::sweep as config_sweep;
 use crate::metrics::Phase;
 use crate::record::sweep::{PointStatus, PowerLawFit, StoredRow, SweepRow};
-use crate::report::figure_data::{self, FIGURE_DATA};
+use crate::report::figure_data::{self, OutputValues, FIGURE_DATA};
 use crate::report::io::write_atomic;
 use crate::report::repro::{self, REPLOT_RECORD};
 use crate::report::sweep as report_sweep;
@@ -143,11 +143,20 @@ pub fn stored_run(dir: &Path) -> Result<(crate::config::Experiment, crate::recor
     let mut record = stored.record;
     record.data = crate::run::kernel_view(&exp, &ds)?.into_owned();
     record.outputs = stored.outputs;
-    if stored.outputs_in_predictions_csv {
-        let name = "predictions.csv";
-        let text = String::from_utf8(read_checked(name)?)
-            .map_err(|e| Error::io(dir.join(name), std::io::Error::other(e)))?;
-        figure_data::fill_outputs(&dir.join(name), &text, &record.data, &mut record.outputs)?;
+    match stored.output_values {
+        OutputValues::Stored => {}
+        OutputValues::PredictionsCsv => {
+            let name = "predictions.csv";
+            let text = String::from_utf8(read_checked(name)?)
+                .map_err(|e| Error::io(dir.join(name), std::io::Error::other(e)))?;
+            figure_data::fill_outputs(&dir.join(name), &text, &record.data, &mut record.outputs)?;
+        }
+        OutputValues::NotStored(n) => {
+            return Err(refuse(format!(
+                "its {n} final output values are stored nowhere (outputs.save_predictions = false, and more than the {} the figure data keeps): the predictions and confusion figures need them, so this run's figures are redrawn only by running its config again; with outputs.save_predictions = true a run keeps them in predictions.csv",
+                figure_data::MAX_STORED_OUTPUT_VALUES
+            )))
+        }
     }
     Ok((exp, record))
 }

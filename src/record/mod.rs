@@ -383,6 +383,9 @@ pub struct RunRecord {
     pub twin_space: crate::dynamics::TwinSpace,
     /// Where the kernel tracks started (the network's initial outputs or zero).
     pub kernel_start: crate::config::InitialOutputs,
+    /// `training.center_outputs`: every track reports f − f0, so all outputs are exactly zero
+    /// at step 0 (and an argmax there only breaks ties).
+    pub center_outputs: bool,
     /// Training points the network and its twin trained on; with `kernel.train_subset` more
     /// than [`RunRecord::n_train`], the points every kernel and train figure is measured on.
     pub n_train_all: usize,

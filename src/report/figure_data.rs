@@ -7,7 +7,9 @@
 //! Left out: wall times (they differ between any two runs, so the file stays deterministic),
 //! the data (read again from the recorded config, whose inputs are checked against their
 //! recorded SHA-256) and the final output values when `predictions.csv` holds them (read back
-//! from it; they are stored here only when that file is not written).
+//! from it). When that file is not written they are stored here, up to
+//! [`MAX_STORED_OUTPUT_VALUES`]; beyond, they are not stored and the run's output figures are
+//! redrawn only by running it again.
 
 use std::path::Path;
 
@@ -22,12 +24,29 @@ pub const FIGURE_DATA: &str = "figure_data.ron";
 /// Layout of the file; a build reads only its own layout.
 pub const FIGURE_DATA_LAYOUT: u32 = 1;
 
+/// Output values (tracks × points × K) stored in the figure data at most, when
+/// `predictions.csv` is not written: about 4 MB of text.
+pub const MAX_STORED_OUTPUT_VALUES: usize = 200_000;
+
+/// Where a run's final output values are kept for its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputValues {
+    /// In `predictions.csv`.
+    PredictionsCsv,
+    /// In the figure data itself.
+    Stored,
+    /// Nowhere: that many values, more than [`MAX_STORED_OUTPUT_VALUES`], without
+    /// `predictions.csv`.
+    NotStored(usize),
+}
+
 #[derive(Serialize)]
 struct Stored<'a> {
     layout: u32,
     record: &'a RunRecord,
     outputs: Vec<TrackOutputs>,
-    outputs_in_predictions_csv: bool,
+    output_values: OutputValues,
 }
 
 #[derive(Deserialize)]
@@ -35,17 +54,29 @@ struct Loaded {
     layout: u32,
     record: RunRecord,
     outputs: Vec<TrackOutputs>,
-    outputs_in_predictions_csv: bool,
+    output_values: OutputValues,
 }
 
 /// The file's bytes for the record `r`; `in_predictions_csv` when `predictions.csv` holds the
 /// output values (only each track's divergence step is stored then).
 pub fn encode(r: &RunRecord, in_predictions_csv: bool) -> Vec<u8> {
+    let n_values: usize = r
+        .outputs
+        .iter()
+        .map(|o| o.train.len() + o.val.len() + o.test.len())
+        .sum();
+    let output_values = if in_predictions_csv {
+        OutputValues::PredictionsCsv
+    } else if n_values <= MAX_STORED_OUTPUT_VALUES {
+        OutputValues::Stored
+    } else {
+        OutputValues::NotStored(n_values)
+    };
     let outputs = r
         .outputs
         .iter()
         .map(|o| {
-            if in_predictions_csv {
+            if output_values != OutputValues::Stored {
                 TrackOutputs {
                     track: o.track,
                     train: Vec::new(),
@@ -62,7 +93,7 @@ pub fn encode(r: &RunRecord, in_predictions_csv: bool) -> Vec<u8> {
         layout: FIGURE_DATA_LAYOUT,
         record: r,
         outputs,
-        outputs_in_predictions_csv: in_predictions_csv,
+        output_values,
     };
     let pretty = ron::ser::PrettyConfig::new()
         .struct_names(false)
@@ -78,10 +109,10 @@ pub fn encode(r: &RunRecord, in_predictions_csv: bool) -> Vec<u8> {
 pub struct FigureData {
     /// The record, its data, outputs and wall times empty.
     pub record: RunRecord,
-    /// Every track's outputs; their values are empty when `predictions.csv` holds them.
+    /// Every track's outputs; their values are empty unless stored here.
     pub outputs: Vec<TrackOutputs>,
-    /// Whether the output values are in `predictions.csv` (see [`fill_outputs`]).
-    pub outputs_in_predictions_csv: bool,
+    /// Where the output values are (see [`fill_outputs`] for `predictions.csv`).
+    pub output_values: OutputValues,
 }
 
 /// The figure data stored in `path`.
@@ -109,7 +140,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<FigureData> {
     Ok(FigureData {
         record: loaded.record,
         outputs: loaded.outputs,
-        outputs_in_predictions_csv: loaded.outputs_in_predictions_csv,
+        output_values: loaded.output_values,
     })
 }
 

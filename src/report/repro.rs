@@ -499,7 +499,13 @@ pub fn report_md(
         s += &format!("- {n}\n");
     }
     if !plots.is_empty() {
-        s += "\n## Plots\n\nThe figures below are files of this directory. A sweep point's figures are sometimes left out of a repository that keeps its sweep's tables (they are large); re-running the sweep writes them again.\n\n";
+        s += "\n## Plots\n\nThe figures below are files of this directory; `experiment --replot <this directory>` redraws them from `figure_data.ron` without re-running anything. A sweep point's figures are sometimes left out of a repository that keeps its sweep's tables (they are large); re-running the sweep, or `--replot` of the point, writes them again.\n\n";
+        if r.loss == crate::dynamics::Loss::CrossEntropy {
+            s += &format!(
+                "`loss.png` plots each track's softmax cross-entropy ({}), what the network and its twin minimise; the loss columns of the tables above are the half-MSE ½·mean (f − y)² of every track, comparable across tracks.\n\n",
+                if r.data.text.is_some() { "bits per character" } else { "nats" }
+            );
+        }
         for p in plots {
             s += &format!("![{p}]({p})\n");
         }

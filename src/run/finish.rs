@@ -123,6 +123,7 @@ impl Ended<'_> {
             }),
             name: exp.name.clone(),
             kernel_start: exp.kernel.initial_outputs,
+            center_outputs: exp.training.center_outputs,
             twin_space: self.tracks.twin.space(),
             n_train_all: self.tracks.train.n_train(),
             seed: exp.seed,

@@ -85,13 +85,26 @@ impl ColorScale {
         }
     }
 
-    /// Labelled values of the colour bar with their fractions from its bottom: both ends, 0 on
-    /// a diverging scale, the powers of ten between the ends on a log scale.
+    /// Labelled values of the colour bar with their fractions from its bottom: both ends, and
+    /// between them the multiples of a 1-2-5 step that give three to six intervals on a linear
+    /// scale (0 among them on a diverging one), the powers of ten on a log scale; none closer
+    /// than 6 % of the bar to an end.
     pub fn ticks(&self) -> Vec<(f64, f64)> {
         let (lo, hi) = self.range();
         let mut t = vec![(lo, 0.0), (hi, 1.0)];
         match self {
-            ColorScale::Diverging { .. } => t.push((0.0, 0.5)),
+            ColorScale::Diverging { .. } | ColorScale::Sequential { .. } if hi > lo => {
+                let step = nice_step(hi - lo);
+                let first = (lo / step).ceil() as i64;
+                let last = (hi / step).floor() as i64;
+                for i in first..=last {
+                    let v = i as f64 * step;
+                    let f = (v - lo) / (hi - lo);
+                    if f > 0.06 && f < 0.94 {
+                        t.push((v, f));
+                    }
+                }
+            }
             ColorScale::Log { .. } => {
                 let (a, b) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
                 for e in a..=b {
@@ -102,10 +115,28 @@ impl ColorScale {
                     }
                 }
             }
-            ColorScale::Sequential { .. } => {}
+            _ => {}
         }
         t
     }
+}
+
+/// The 1-2-5 step (1, 2 or 5 times a power of ten) that splits `span` into three to six
+/// intervals.
+fn nice_step(span: f64) -> f64 {
+    let raw = span / 4.0;
+    let decade = 10f64.powf(raw.log10().floor());
+    let m = raw / decade;
+    let unit = if m < 1.5 {
+        1.0
+    } else if m < 3.5 {
+        2.0
+    } else if m < 7.5 {
+        5.0
+    } else {
+        10.0
+    };
+    unit * decade
 }
 
 /// A matrix drawn as coloured cells.
@@ -209,7 +240,7 @@ pub fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, h: &HeatM
             }
         }
     }
-    let label_size = (cell * 0.6).clamp(9.0, 14.0);
+    let label_size = (cell * 0.7).clamp(9.0, 14.0);
     for (j, l) in labels(&h.col_labels, h.n_cols) {
         let cx = (px(j) + px(j + 1)) / 2;
         let st = text_style(label_size, BLACK, HPos::Center);
@@ -278,4 +309,43 @@ fn draw_colorbar<DB: DrawingBackend>(
     ))
     .map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every linear colour bar carries at least four labelled values (its ends and 1-2-5
+    /// multiples between them, placed where their value lies), a diverging one 0 among them.
+    #[test]
+    fn colour_bars_label_round_values_between_their_ends() {
+        for scale in [
+            ColorScale::Sequential { max: 0.96 },
+            ColorScale::Sequential { max: 1.0 },
+            ColorScale::Sequential { max: 3.7e-4 },
+            ColorScale::Diverging { max: 0.597 },
+            ColorScale::Diverging { max: 12.0 },
+        ] {
+            let ticks = scale.ticks();
+            assert!(ticks.len() >= 4, "{scale:?}: {ticks:?}");
+            let (lo, hi) = scale.range();
+            for &(v, f) in &ticks {
+                assert!(
+                    (lo + f * (hi - lo) - v).abs() <= 1e-12 * hi.abs(),
+                    "{v} at {f}"
+                );
+            }
+            let steps: Vec<f64> = ticks[2..].windows(2).map(|w| w[1].0 - w[0].0).collect();
+            let step = nice_step(hi - lo);
+            assert!(
+                steps.iter().all(|s| (s - step).abs() <= 1e-9 * step),
+                "{steps:?}"
+            );
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!([1.0, 2.0, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-9));
+            if matches!(scale, ColorScale::Diverging { .. }) {
+                assert!(ticks.iter().any(|&(v, _)| v == 0.0));
+            }
+        }
+    }
 }

@@ -151,7 +151,16 @@ impl Plot {
                 let rows = charts.len().div_ceil((*cols).max(1)) as u32;
                 (900 * (*cols).max(1) as u32, 50 + 600 * rows)
             }
-            Plot::Heat { maps, .. } => (560 * maps.len().max(1) as u32, 600),
+            Plot::Heat { maps, .. } => {
+                // Cells of at least 16 px, so that one label per class stays readable.
+                let n = maps
+                    .iter()
+                    .map(|m| m.n_rows.max(m.n_cols))
+                    .max()
+                    .unwrap_or(0);
+                let side = (16 * n as u32).max(376);
+                ((side + 184) * maps.len().max(1) as u32, side + 224)
+            }
         }
     }
 

@@ -620,27 +620,41 @@ fn kernels_plot(r: &RunRecord) -> Plot {
 
 /// Train, validation and test accuracy of every track against step.
 fn accuracy_chart(r: &RunRecord) -> LineChart {
+    // With centred outputs every track outputs exactly 0 at step 0: the argmax there is a
+    // tie-break, not a prediction, and is left out.
+    let of = |t: Track, split: Split| -> Vec<(f64, f64)> {
+        let mut points = Column::Accuracy(t, split).series(r);
+        if r.center_outputs {
+            points.retain(|&(step, _)| step > 0.0);
+        }
+        points
+    };
     let mut series = Vec::new();
     for &t in &r.tracks {
         series.push(Series::line(
             format!("{} train", t.name()),
-            Column::Accuracy(t, Split::Train).series(r),
+            of(t, Split::Train),
             track_color(t),
         ));
         if !r.data.y_test.is_empty() {
             series.push(
                 Series::line(
                     format!("{} test", t.name()),
-                    Column::Accuracy(t, Split::Test).series(r),
+                    of(t, Split::Test),
                     track_color(t),
                 )
                 .dashed(),
             );
         }
     }
+    let x_label = if r.center_outputs {
+        "SGD step (step 0 left out: centred outputs are all 0 there, so an argmax only breaks ties)"
+    } else {
+        STEP
+    };
     LineChart::new(
         format!("{}: classification accuracy", r.name),
-        STEP,
+        x_label,
         "accuracy (fraction of points whose argmax is the true class)",
     )
     .with_series(series)
@@ -683,7 +697,12 @@ fn confusion_plot(r: &RunRecord) -> Plot {
         .clone()
         .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect())
         .iter()
-        .map(|c| visible_label(c))
+        .map(|c| match (r.data.text.is_some(), c.as_str()) {
+            // Text data name the comma class "comma" (a CSV-safe name); a label shows the
+            // character.
+            (true, "comma") => ",".to_string(),
+            _ => visible_label(c),
+        })
         .collect();
     let maps = r
         .outputs
