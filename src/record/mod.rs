@@ -276,7 +276,9 @@ pub struct KernelSolutionSummary {
     pub lambda_max: f64,
     /// Test loss of the t = ∞ solution.
     pub test_loss_infinite_time: Option<f64>,
-    /// Test predictions at t = ∞, row-major.
+    /// Test predictions at t = ∞, row-major (not part of the figure data: no figure draws
+    /// them, and `summary.json` keeps their loss and accuracy).
+    #[serde(skip)]
     pub test_infinite_time: Vec<f64>,
     /// The iterative solves (None on the eigendecomposition path).
     pub solver: Option<IterativeSolve>,

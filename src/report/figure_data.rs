@@ -5,6 +5,8 @@
 //! solutions, the ensemble's members and the text samples) in RON, which writes every float
 //! as Rust's shortest round-trip text and keeps NaN, ±inf and `None` apart (JSON cannot).
 //! Left out: wall times (they differ between any two runs, so the file stays deterministic),
+//! the kernel tracks' t = ∞ test predictions (no figure draws them; `summary.json` keeps their
+//! loss and accuracy),
 //! the data (read again from the recorded config, whose inputs are checked against their
 //! recorded SHA-256) and the final output values when `predictions.csv` holds them (read back
 //! from it). When that file is not written they are stored here, up to
