@@ -185,7 +185,7 @@ fn heat_maps_have_a_colour_bar_and_labels_at_cell_centres() {
 
 #[test]
 fn every_figure_kind_is_well_formed_svg_with_its_font() {
-    let chart = LineChart::new("a", "x", "y")
+    let chart = LineChart::new("the two tracks' outputs & \"y\" < 1", "x", "y")
         .log_y()
         .with_series(vec![Series::line(
             "s",

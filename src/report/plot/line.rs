@@ -581,16 +581,17 @@ where
             .filter(|x| x.is_finite() && (!log_x || *x > 0.0))
             .collect();
         let (a, b) = range(xs.into_iter(), log_x);
+        // Dotted, as every other reading that is not a split (dashed is the test split's).
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(a, v), (b, v)],
-                4,
+                2,
                 4,
                 color.stroke_width(2),
             ))
             .map_err(drawing_error)?
             .label(&label)
-            .legend(move |(x, y)| dashed_key!(x, y, style));
+            .legend(move |(x, y)| dotted_key!(x, y, style));
     }
     Ok(())
 }
@@ -630,9 +631,13 @@ fn on_bottom_edge(spec: &LineChart, floor: f64, y0: f64, label: &str) -> LineCha
                 .computed(),
         );
     }
+    // The edge is labelled only when something sits on it; it is the axis' bottom, not the
+    // level itself, so its label quotes the level.
+    if !marks.is_empty() {
+        c.hlines.push((bottom, label.to_string()));
+    }
     c.series.extend(marks);
     c.floor = None;
-    c.hlines.push((bottom, label.to_string()));
     c
 }
 

@@ -29,8 +29,10 @@ use crate::{Error, Result};
 
 /// The revision of the figure code: raised whenever a figure is drawn differently, so that a
 /// record says which drawing its figures are (1: before `--replot` existed; 2: the conventions
-/// of docs/outputs.md; 3: runs store their figure data, SVGs embed only the glyphs they use).
-pub const FIGURE_STYLE: u32 = 3;
+/// of docs/outputs.md; 3: runs store their figure data, SVGs embed only the glyphs they use; 4:
+/// SVG fonts keep the characters the markup escapes, reference lines dotted, coinciding
+/// approximations share a scatter panel, index-labelled heat maps keep their size).
+pub const FIGURE_STYLE: u32 = 4;
 
 /// The font family of every text (registered from the embedded DejaVu Sans).
 pub const FONT: &str = "DejaVu Sans";
@@ -152,9 +154,11 @@ impl Plot {
                 (900 * (*cols).max(1) as u32, 50 + 600 * rows)
             }
             Plot::Heat { maps, .. } => {
-                // Cells of at least 16 px, so that one label per class stays readable.
+                // Cells of at least 16 px where every row and column carries its own label (a
+                // class), so that the labels stay readable; index-labelled maps keep the size.
                 let n = maps
                     .iter()
+                    .filter(|m| m.row_labels.is_some())
                     .map(|m| m.n_rows.max(m.n_cols))
                     .max()
                     .unwrap_or(0);
@@ -275,8 +279,13 @@ pub fn font_subset(text: &str) -> std::result::Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     let mut font =
         Font::new(data.table_provider(0).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let chars: std::collections::BTreeSet<char> =
-        text.chars().filter(|c| !c.is_control()).collect();
+    // The markup escapes ', ", &, < and > as entities: they are kept whether or not they
+    // appear literally.
+    let chars: std::collections::BTreeSet<char> = text
+        .chars()
+        .chain("'\"&<>".chars())
+        .filter(|c| !c.is_control())
+        .collect();
     let mut glyphs: Vec<u16> = chars
         .into_iter()
         .map(|c| {

@@ -427,12 +427,18 @@ fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
         return Plot::Line(predicted_vs_target_chart(r));
     };
     let net_out = if test { &net.test } else { &net.train };
-    let charts = r
-        .outputs
-        .iter()
-        .filter(|o| o.track != Track::Network)
-        .map(|o| {
-            let p = if test { &o.test } else { &o.train };
+    // Approximations whose outputs coincide share one panel, named "a ≡ b".
+    let mut groups: Vec<(Vec<&str>, &[f64], Track)> = Vec::new();
+    for o in r.outputs.iter().filter(|o| o.track != Track::Network) {
+        let p: &[f64] = if test { &o.test } else { &o.train };
+        match groups.iter_mut().find(|g| same_outputs(g.1, p)) {
+            Some(g) => g.0.push(o.track.name()),
+            None => groups.push((vec![o.track.name()], p, o.track)),
+        }
+    }
+    let charts = groups
+        .into_iter()
+        .map(|(names, p, track)| {
             let points: Vec<(f64, f64)> = net_out
                 .iter()
                 .zip(p)
@@ -440,13 +446,14 @@ fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
                 .map(|(&a, &b)| (a, b))
                 .collect();
             let diag = diagonal(&points);
+            let name = names.join(" ≡ ");
             LineChart::new(
-                format!("{} against the network", o.track.name()),
+                format!("{name} against the network"),
                 "network output (every class's output)",
-                format!("{} output", o.track.name()),
+                format!("{name} output"),
             )
             .with_series(vec![
-                Series::line(format!("{split} outputs"), points, track_color(o.track)).markers(),
+                Series::line(format!("{split} outputs"), points, track_color(track)).markers(),
                 diag,
             ])
         })
@@ -460,6 +467,16 @@ fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
         cols: charts.len().clamp(1, 2),
         charts,
     }
+}
+
+/// Whether two tracks' outputs are the same line: every difference within [`COINCIDE_RTOL`]
+/// of the largest magnitude of either.
+fn same_outputs(a: &[f64], b: &[f64]) -> bool {
+    let scale = a.iter().chain(b).fold(0.0f64, |m, v| m.max(v.abs()));
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= COINCIDE_RTOL * scale)
 }
 
 /// Eigenvalues of Θ0, Θ_final, Θ∞ with the critical eigenvalue 2(1+μ)·N·K/η.
