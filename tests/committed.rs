@@ -121,7 +121,6 @@ const SUPERSEDED: &[&str] = &[
     "ensemble_sine/20261205T204434Z-seed0",
     "diabetes/20261205T204448Z-seed0",
     "digits/20261205T204526Z-seed0",
-    "char_lm/20261205T204633Z-seed0",
 ];
 
 /// Recorded wall time above which a committed run is not re-run here: CI checks its integrity

@@ -533,6 +533,15 @@ fn replot_reproduces_the_run_figures(run_dir: &Path) {
     let hashes = ntk_dynamics::report::repro::recorded_hashes(&report).unwrap();
     let integrity = ntk_dynamics::report::verify::integrity(run_dir, &hashes).unwrap();
     assert!(integrity.ok(), "{integrity:?}");
+    // A stored file that no longer matches its recorded hash is named, and nothing is drawn.
+    let predictions = run_dir.join("predictions.csv");
+    if predictions.is_file() {
+        let text = std::fs::read_to_string(&predictions).unwrap();
+        std::fs::write(&predictions, text.replacen(",0.", ",1.", 1)).unwrap();
+        let e = ntk_dynamics::pipeline::replot::replot(run_dir).unwrap_err();
+        assert!(e.to_string().contains("predictions.csv differs"), "{e}");
+        assert_eq!(figure_bytes(run_dir), after);
+    }
 }
 
 fn repo(p: &str) -> String {
