@@ -240,7 +240,13 @@ pub fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, h: &HeatM
             }
         }
     }
-    let label_size = (cell * 0.7).clamp(9.0, 14.0);
+    // A label per cell scales with the cell; index labels (every few cells) keep a readable
+    // size whatever the cells'.
+    let label_size = if h.row_labels.is_some() {
+        (cell * 0.7).clamp(9.0, 14.0)
+    } else {
+        13.0
+    };
     for (j, l) in labels(&h.col_labels, h.n_cols) {
         let cx = (px(j) + px(j + 1)) / 2;
         let st = text_style(label_size, BLACK, HPos::Center);

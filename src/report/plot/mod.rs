@@ -31,8 +31,9 @@ use crate::{Error, Result};
 /// record says which drawing its figures are (1: before `--replot` existed; 2: the conventions
 /// of docs/outputs.md; 3: runs store their figure data, SVGs embed only the glyphs they use; 4:
 /// SVG fonts keep the characters the markup escapes, reference lines dotted, coinciding
-/// approximations share a scatter panel, index-labelled heat maps keep their size).
-pub const FIGURE_STYLE: u32 = 4;
+/// approximations share a scatter panel, index-labelled heat maps keep their size; 5:
+/// coinciding tracks share a confusion matrix, heat-map index labels 13 px).
+pub const FIGURE_STYLE: u32 = 5;
 
 /// The font family of every text (registered from the embedded DejaVu Sans).
 pub const FONT: &str = "DejaVu Sans";

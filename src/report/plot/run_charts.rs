@@ -721,11 +721,18 @@ fn confusion_plot(r: &RunRecord) -> Plot {
             _ => visible_label(c),
         })
         .collect();
-    let maps = r
-        .outputs
-        .iter()
-        .map(|o| {
-            let m = crate::metrics::confusion(if test { &o.test } else { &o.train }, targets, k);
+    // Tracks with the same confusion matrix share one, named "a ≡ b".
+    let mut groups: Vec<(Vec<&str>, Vec<Vec<usize>>)> = Vec::new();
+    for o in &r.outputs {
+        let m = crate::metrics::confusion(if test { &o.test } else { &o.train }, targets, k);
+        match groups.iter_mut().find(|g| g.1 == m) {
+            Some(g) => g.0.push(o.track.name()),
+            None => groups.push((vec![o.track.name()], m)),
+        }
+    }
+    let maps = groups
+        .into_iter()
+        .map(|(names, m)| {
             let row_total: Vec<usize> = m.iter().map(|row| row.iter().sum()).collect();
             let frac = |i: usize, j: usize| m[i][j] as f64 / row_total[i].max(1) as f64;
             let correct: usize = (0..k).map(|i| m[i][i]).sum();
@@ -734,7 +741,7 @@ fn confusion_plot(r: &RunRecord) -> Plot {
             HeatMap {
                 title: format!(
                     "{} ({:.1} % correct)",
-                    o.track.name(),
+                    names.join(" ≡ "),
                     100.0 * correct as f64 / total.max(1) as f64
                 ),
                 n_rows: k,
