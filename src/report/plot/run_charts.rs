@@ -428,17 +428,16 @@ fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
     };
     let net_out = if test { &net.test } else { &net.train };
     // Approximations whose outputs coincide share one panel, named "a ≡ b".
-    let mut groups: Vec<(Vec<&str>, &[f64], Track)> = Vec::new();
-    for o in r.outputs.iter().filter(|o| o.track != Track::Network) {
-        let p: &[f64] = if test { &o.test } else { &o.train };
-        match groups.iter_mut().find(|g| same_outputs(g.1, p)) {
-            Some(g) => g.0.push(o.track.name()),
-            None => groups.push((vec![o.track.name()], p, o.track)),
-        }
-    }
+    let groups = group_alike(
+        r.outputs
+            .iter()
+            .filter(|o| o.track != Track::Network)
+            .map(|o| (o.track, if test { &o.test[..] } else { &o.train[..] })),
+        |a, b| same_outputs(a, b),
+    );
     let charts = groups
         .into_iter()
-        .map(|(names, p, track)| {
+        .map(|(names, track, p)| {
             let points: Vec<(f64, f64)> = net_out
                 .iter()
                 .zip(p)
@@ -467,6 +466,22 @@ fn network_vs_approximations_plot(r: &RunRecord) -> Plot {
         cols: charts.len().clamp(1, 2),
         charts,
     }
+}
+
+/// Tracks grouped by what `alike` says is the same (in first-seen order): each group's track
+/// names (for a "a ≡ b" title), its first track and that track's value.
+fn group_alike<T>(
+    items: impl Iterator<Item = (Track, T)>,
+    alike: impl Fn(&T, &T) -> bool,
+) -> Vec<(Vec<&'static str>, Track, T)> {
+    let mut groups: Vec<(Vec<&'static str>, Track, T)> = Vec::new();
+    for (track, value) in items {
+        match groups.iter_mut().find(|g| alike(&g.2, &value)) {
+            Some(g) => g.0.push(track.name()),
+            None => groups.push((vec![track.name()], track, value)),
+        }
+    }
+    groups
 }
 
 /// Whether two tracks' outputs are the same line: every difference within [`COINCIDE_RTOL`]
@@ -722,17 +737,16 @@ fn confusion_plot(r: &RunRecord) -> Plot {
         })
         .collect();
     // Tracks with the same confusion matrix share one, named "a ≡ b".
-    let mut groups: Vec<(Vec<&str>, Vec<Vec<usize>>)> = Vec::new();
-    for o in &r.outputs {
-        let m = crate::metrics::confusion(if test { &o.test } else { &o.train }, targets, k);
-        match groups.iter_mut().find(|g| g.1 == m) {
-            Some(g) => g.0.push(o.track.name()),
-            None => groups.push((vec![o.track.name()], m)),
-        }
-    }
+    let groups = group_alike(
+        r.outputs.iter().map(|o| {
+            let outputs = if test { &o.test } else { &o.train };
+            (o.track, crate::metrics::confusion(outputs, targets, k))
+        }),
+        |a, b| a == b,
+    );
     let maps = groups
         .into_iter()
-        .map(|(names, m)| {
+        .map(|(names, _, m)| {
             let row_total: Vec<usize> = m.iter().map(|row| row.iter().sum()).collect();
             let frac = |i: usize, j: usize| m[i][j] as f64 / row_total[i].max(1) as f64;
             let correct: usize = (0..k).map(|i| m[i][i]).sum();
